@@ -1,0 +1,528 @@
+//! Accounts and Telegram users in the master database: the model and its SQL. Functions here
+//! are synchronous and take a connection; callers run them through `db::blocking`.
+
+use std::path::PathBuf;
+
+use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
+use serde::Serialize;
+
+use crate::db::{now, DbError};
+use crate::ids::{AccountId, PhoneNumber, TelegramId};
+
+/// Where an account stands. Stored as the snake_case name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountStatus {
+    /// A pairing code was requested and not yet confirmed.
+    Pairing,
+    /// Paired; logs in at startup.
+    Active,
+    /// Logged out from the phone; files kept until removed or purged.
+    LoggedOut,
+    /// Temporarily banned by WhatsApp.
+    Banned,
+    /// The session file holds no paired device.
+    Unpaired,
+    /// Removed by its owner or purged; files are in trash.
+    Removed,
+}
+
+impl AccountStatus {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pairing => "pairing",
+            Self::Active => "active",
+            Self::LoggedOut => "logged_out",
+            Self::Banned => "banned",
+            Self::Unpaired => "unpaired",
+            Self::Removed => "removed",
+        }
+    }
+
+    /// Parses the stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "pairing" => Self::Pairing,
+            "active" => Self::Active,
+            "logged_out" => Self::LoggedOut,
+            "banned" => Self::Banned,
+            "unpaired" => Self::Unpaired,
+            "removed" => Self::Removed,
+            _ => return None,
+        })
+    }
+}
+
+/// One row of `whatsapp_accounts`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Account {
+    pub id: AccountId,
+    pub telegram_id: TelegramId,
+    pub phone: PhoneNumber,
+    /// The device JID once paired.
+    pub jid: Option<String>,
+    pub db_path: PathBuf,
+    pub bot_data_db_path: PathBuf,
+    pub status: AccountStatus,
+    pub last_error: Option<String>,
+    /// Unix seconds when a temporary ban ends.
+    pub banned_until: Option<i64>,
+    pub status_changed_at: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// Why an account operation was refused. Each variant has its own message in the bot.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    #[error("the server has reached its limit of {max} accounts")]
+    ServerFull { max: usize },
+    #[error("this user has reached the limit of {max} accounts")]
+    UserFull { max: usize },
+    #[error("the number is linked to another Telegram user")]
+    OwnedByOther,
+    #[error("the number is already linked to this user as account {0}")]
+    AlreadyLinked(AccountId),
+    #[error("a pairing is already running for this user")]
+    PairingInProgress,
+    #[error("no such account")]
+    NotFound,
+    #[error("the account belongs to another user")]
+    NotOwner,
+    #[error("the account is in state {0:?} and cannot do that")]
+    WrongState(AccountStatus),
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl From<rusqlite::Error> for AccountError {
+    fn from(e: rusqlite::Error) -> Self {
+        AccountError::Db(DbError::Sqlite(e))
+    }
+}
+
+const COLS: &str = "id, telegram_id, phone_number, jid, db_path, bot_data_db_path, status, last_error, banned_until, status_changed_at, created_at, updated_at";
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<Account> {
+    let bad = |i: usize, what: &str| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, format!("bad {what}").into())
+    };
+    let id: i64 = r.get(0)?;
+    let tid: i64 = r.get(1)?;
+    let phone: String = r.get(2)?;
+    let status: String = r.get(6)?;
+    Ok(Account {
+        id: AccountId::new(id).map_err(|_| bad(0, "id"))?,
+        telegram_id: TelegramId::new(tid).map_err(|_| bad(1, "telegram_id"))?,
+        phone: PhoneNumber::from_digits(&phone).map_err(|_| bad(2, "phone_number"))?,
+        jid: r.get(3)?,
+        db_path: PathBuf::from(r.get::<_, String>(4)?),
+        bot_data_db_path: PathBuf::from(r.get::<_, String>(5)?),
+        status: AccountStatus::parse(&status).ok_or_else(|| bad(6, "status"))?,
+        last_error: r.get(7)?,
+        banned_until: r.get(8)?,
+        status_changed_at: r.get(9)?,
+        created_at: r.get(10)?,
+        updated_at: r.get(11)?,
+    })
+}
+
+/// The limits a new account must fit in.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_accounts: usize,
+    pub max_per_user: usize,
+}
+
+/// A new account's row, before it exists.
+#[derive(Debug, Clone)]
+pub struct NewAccount {
+    pub telegram_id: TelegramId,
+    pub phone: PhoneNumber,
+    pub jid: Option<String>,
+    pub db_path: PathBuf,
+    pub bot_data_db_path: PathBuf,
+    pub status: AccountStatus,
+}
+
+/// Inserts an account (reusing a `removed` row of the same number), enforcing ownership and
+/// limits in one immediate transaction so two requests cannot both squeeze under a limit.
+pub fn insert(conn: &mut Connection, new: &NewAccount, limits: Limits) -> Result<Account, AccountError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let existing = tx
+        .query_row(
+            &format!("SELECT {COLS} FROM whatsapp_accounts WHERE phone_number = ?1"),
+            [new.phone.digits()],
+            from_row,
+        )
+        .optional()?;
+    if let Some(a) = &existing {
+        if a.status != AccountStatus::Removed {
+            if a.telegram_id != new.telegram_id {
+                return Err(AccountError::OwnedByOther);
+            }
+            if a.status == AccountStatus::Pairing {
+                return Err(AccountError::PairingInProgress);
+            }
+            return Err(AccountError::AlreadyLinked(a.id));
+        }
+    }
+    if new.status == AccountStatus::Pairing {
+        let pairing: i64 = tx.query_row(
+            "SELECT COUNT(*) FROM whatsapp_accounts WHERE telegram_id = ?1 AND status = 'pairing'",
+            [new.telegram_id.get()],
+            |r| r.get(0),
+        )?;
+        if pairing > 0 {
+            return Err(AccountError::PairingInProgress);
+        }
+    }
+    let total: i64 = tx.query_row(
+        "SELECT COUNT(*) FROM whatsapp_accounts WHERE status != 'removed'",
+        [],
+        |r| r.get(0),
+    )?;
+    if total as usize >= limits.max_accounts {
+        return Err(AccountError::ServerFull {
+            max: limits.max_accounts,
+        });
+    }
+    let mine: i64 = tx.query_row(
+        "SELECT COUNT(*) FROM whatsapp_accounts WHERE telegram_id = ?1 AND status != 'removed'",
+        [new.telegram_id.get()],
+        |r| r.get(0),
+    )?;
+    if mine as usize >= limits.max_per_user {
+        return Err(AccountError::UserFull {
+            max: limits.max_per_user,
+        });
+    }
+    let t = now();
+    let db_path = new.db_path.to_string_lossy().into_owned();
+    let bd_path = new.bot_data_db_path.to_string_lossy().into_owned();
+    let id = match existing {
+        Some(a) => {
+            tx.execute(
+                "UPDATE whatsapp_accounts SET telegram_id=?2, jid=?3, db_path=?4, bot_data_db_path=?5, status=?6,
+                 last_error=NULL, banned_until=NULL, status_changed_at=?7, created_at=?7, updated_at=?7 WHERE id=?1",
+                params![
+                    a.id.get(),
+                    new.telegram_id.get(),
+                    new.jid,
+                    db_path,
+                    bd_path,
+                    new.status.as_str(),
+                    t
+                ],
+            )?;
+            a.id.get()
+        }
+        None => {
+            tx.execute(
+                "INSERT INTO whatsapp_accounts (telegram_id, phone_number, jid, db_path, bot_data_db_path, status,
+                 status_changed_at, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?7)",
+                params![
+                    new.telegram_id.get(),
+                    new.phone.digits(),
+                    new.jid,
+                    db_path,
+                    bd_path,
+                    new.status.as_str(),
+                    t
+                ],
+            )?;
+            tx.last_insert_rowid()
+        }
+    };
+    let acc = tx.query_row(
+        &format!("SELECT {COLS} FROM whatsapp_accounts WHERE id = ?1"),
+        [id],
+        from_row,
+    )?;
+    tx.commit()?;
+    Ok(acc)
+}
+
+/// One account by ID, whoever owns it.
+pub fn get(conn: &Connection, id: AccountId) -> Result<Option<Account>, AccountError> {
+    Ok(conn
+        .query_row(
+            &format!("SELECT {COLS} FROM whatsapp_accounts WHERE id = ?1"),
+            [id.get()],
+            from_row,
+        )
+        .optional()?)
+}
+
+/// One account by phone number.
+pub fn by_phone(conn: &Connection, phone: &PhoneNumber) -> Result<Option<Account>, AccountError> {
+    Ok(conn
+        .query_row(
+            &format!("SELECT {COLS} FROM whatsapp_accounts WHERE phone_number = ?1"),
+            [phone.digits()],
+            from_row,
+        )
+        .optional()?)
+}
+
+/// A user's accounts that are not removed, oldest first.
+pub fn of_user(conn: &Connection, tid: TelegramId) -> Result<Vec<Account>, AccountError> {
+    let mut st = conn.prepare_cached(&format!(
+        "SELECT {COLS} FROM whatsapp_accounts WHERE telegram_id = ?1 AND status != 'removed' ORDER BY id"
+    ))?;
+    let rows = st.query_map([tid.get()], from_row)?.collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// Every account row, removed ones included, by ID.
+pub fn all(conn: &Connection) -> Result<Vec<Account>, AccountError> {
+    let mut st = conn.prepare_cached(&format!("SELECT {COLS} FROM whatsapp_accounts ORDER BY id"))?;
+    let rows = st.query_map([], from_row)?.collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// Changes an account's status, recording why.
+pub fn set_status(
+    conn: &Connection,
+    id: AccountId,
+    status: AccountStatus,
+    last_error: Option<&str>,
+    banned_until: Option<i64>,
+) -> Result<(), AccountError> {
+    let t = now();
+    let n = conn.execute(
+        "UPDATE whatsapp_accounts SET status=?2, last_error=?3, banned_until=?4,
+         status_changed_at = CASE WHEN status = ?2 THEN status_changed_at ELSE ?5 END, updated_at=?5 WHERE id=?1",
+        params![id.get(), status.as_str(), last_error, banned_until, t],
+    )?;
+    if n == 0 {
+        return Err(AccountError::NotFound);
+    }
+    Ok(())
+}
+
+/// Records the paired device's JID.
+pub fn set_jid(conn: &Connection, id: AccountId, jid: &str) -> Result<(), AccountError> {
+    conn.execute(
+        "UPDATE whatsapp_accounts SET jid=?2, updated_at=?3 WHERE id=?1",
+        params![id.get(), jid, now()],
+    )?;
+    Ok(())
+}
+
+/// Deletes a row that never became an account (a pairing that failed or expired).
+pub fn delete_pairing(conn: &Connection, id: AccountId) -> Result<bool, AccountError> {
+    let n = conn.execute(
+        "DELETE FROM whatsapp_accounts WHERE id=?1 AND status='pairing'",
+        [id.get()],
+    )?;
+    Ok(n > 0)
+}
+
+/// A Telegram user as the bot knows them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TelegramUser {
+    pub telegram_id: TelegramId,
+    /// `id` or `en`.
+    pub language: String,
+    pub active_account_id: Option<AccountId>,
+    pub role: String,
+    /// The user blocked the bot (403): no more sends until they write again.
+    pub blocked: bool,
+}
+
+/// Records that a user was seen (creating them with `language` the first time, and clearing
+/// `blocked`, since they wrote to us) and returns them.
+pub fn touch_user(conn: &Connection, tid: TelegramId, language: &str) -> Result<TelegramUser, AccountError> {
+    let t = now();
+    conn.execute(
+        "INSERT INTO telegram_users (telegram_id, language, first_seen, last_seen) VALUES (?1, ?2, ?3, ?3)
+         ON CONFLICT(telegram_id) DO UPDATE SET last_seen = ?3, blocked = 0",
+        params![tid.get(), language, t],
+    )?;
+    user(conn, tid)?.ok_or(AccountError::NotFound)
+}
+
+/// A user's row, if they were ever seen.
+pub fn user(conn: &Connection, tid: TelegramId) -> Result<Option<TelegramUser>, AccountError> {
+    Ok(conn
+        .query_row(
+            "SELECT telegram_id, language, active_account_id, role, blocked FROM telegram_users WHERE telegram_id = ?1",
+            [tid.get()],
+            |r| {
+                Ok(TelegramUser {
+                    telegram_id: tid,
+                    language: r.get(1)?,
+                    active_account_id: r.get::<_, Option<i64>>(2)?.and_then(|v| AccountId::new(v).ok()),
+                    role: r.get(3)?,
+                    blocked: r.get::<_, i64>(4)? != 0,
+                })
+            },
+        )
+        .optional()?)
+}
+
+/// Makes `id` the user's active account; refused unless the user owns it and it is not removed.
+pub fn set_active(conn: &mut Connection, tid: TelegramId, id: AccountId) -> Result<(), AccountError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let acc = tx
+        .query_row(
+            &format!("SELECT {COLS} FROM whatsapp_accounts WHERE id = ?1"),
+            [id.get()],
+            from_row,
+        )
+        .optional()?
+        .ok_or(AccountError::NotFound)?;
+    if acc.telegram_id != tid {
+        return Err(AccountError::NotOwner);
+    }
+    if matches!(acc.status, AccountStatus::Removed | AccountStatus::Pairing) {
+        return Err(AccountError::WrongState(acc.status));
+    }
+    let t = now();
+    tx.execute(
+        "INSERT INTO telegram_users (telegram_id, active_account_id, first_seen, last_seen) VALUES (?1, ?2, ?3, ?3)
+         ON CONFLICT(telegram_id) DO UPDATE SET active_account_id = ?2",
+        params![tid.get(), id.get(), t],
+    )?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// Clears the active account of whoever has `id` active.
+pub fn clear_active(conn: &Connection, id: AccountId) -> Result<(), AccountError> {
+    conn.execute(
+        "UPDATE telegram_users SET active_account_id = NULL WHERE active_account_id = ?1",
+        [id.get()],
+    )?;
+    Ok(())
+}
+
+/// Sets the user's language (`id` or `en`).
+pub fn set_language(conn: &Connection, tid: TelegramId, lang: &str) -> Result<(), AccountError> {
+    let t = now();
+    conn.execute(
+        "INSERT INTO telegram_users (telegram_id, language, first_seen, last_seen) VALUES (?1, ?2, ?3, ?3)
+         ON CONFLICT(telegram_id) DO UPDATE SET language = ?2",
+        params![tid.get(), lang, t],
+    )?;
+    Ok(())
+}
+
+/// Marks the user as having blocked the bot (or not).
+pub fn set_blocked(conn: &Connection, tid: TelegramId, blocked: bool) -> Result<(), AccountError> {
+    conn.execute(
+        "UPDATE telegram_users SET blocked = ?2 WHERE telegram_id = ?1",
+        params![tid.get(), blocked as i64],
+    )?;
+    Ok(())
+}
+
+/// Appends to the audit log.
+pub fn audit(
+    conn: &Connection,
+    tid: Option<TelegramId>,
+    account: Option<AccountId>,
+    action: &str,
+    detail: &str,
+) -> Result<(), AccountError> {
+    conn.execute(
+        "INSERT INTO audit_log (at, telegram_id, account_id, action, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![
+            now(),
+            tid.map(TelegramId::get),
+            account.map(AccountId::get),
+            action,
+            detail
+        ],
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::{migrate, Schema};
+
+    fn db() -> Connection {
+        let mut c = Connection::open_in_memory().unwrap();
+        c.execute_batch("PRAGMA foreign_keys=ON").unwrap();
+        migrate(&mut c, Schema::Master).unwrap();
+        c
+    }
+
+    fn new(tid: i64, phone: &str, status: AccountStatus) -> NewAccount {
+        NewAccount {
+            telegram_id: TelegramId::new(tid).unwrap(),
+            phone: PhoneNumber::from_digits(phone).unwrap(),
+            jid: None,
+            db_path: format!("/d/{tid}/whatsmeow-{tid}-{phone}.db").into(),
+            bot_data_db_path: format!("/d/{tid}/bot_data-{tid}-{phone}.db").into(),
+            status,
+        }
+    }
+
+    const L: Limits = Limits {
+        max_accounts: 3,
+        max_per_user: 2,
+    };
+
+    #[test]
+    fn limits_and_ownership() {
+        let mut c = db();
+        let a = insert(&mut c, &new(1, "6281000000001", AccountStatus::Active), L).unwrap();
+        assert!(matches!(
+            insert(&mut c, &new(2, "6281000000001", AccountStatus::Active), L),
+            Err(AccountError::OwnedByOther)
+        ));
+        assert!(
+            matches!(insert(&mut c, &new(1, "6281000000001", AccountStatus::Active), L), Err(AccountError::AlreadyLinked(id)) if id == a.id)
+        );
+        insert(&mut c, &new(1, "6281000000002", AccountStatus::Active), L).unwrap();
+        assert!(matches!(
+            insert(&mut c, &new(1, "6281000000003", AccountStatus::Active), L),
+            Err(AccountError::UserFull { max: 2 })
+        ));
+        insert(&mut c, &new(2, "6281000000004", AccountStatus::Active), L).unwrap();
+        assert!(matches!(
+            insert(&mut c, &new(3, "6281000000005", AccountStatus::Active), L),
+            Err(AccountError::ServerFull { max: 3 })
+        ));
+        // A removed row frees its number and its slot, and can go to another user.
+        set_status(&c, a.id, AccountStatus::Removed, Some("removed by owner"), None).unwrap();
+        let again = insert(&mut c, &new(3, "6281000000001", AccountStatus::Active), L).unwrap();
+        assert_eq!(again.id, a.id);
+        assert_eq!(again.telegram_id.get(), 3);
+    }
+
+    #[test]
+    fn one_pairing_per_user() {
+        let mut c = db();
+        let big = Limits {
+            max_accounts: 10,
+            max_per_user: 10,
+        };
+        insert(&mut c, &new(1, "6281000000001", AccountStatus::Pairing), big).unwrap();
+        assert!(matches!(
+            insert(&mut c, &new(1, "6281000000002", AccountStatus::Pairing), big),
+            Err(AccountError::PairingInProgress)
+        ));
+        insert(&mut c, &new(2, "6281000000003", AccountStatus::Pairing), big).unwrap();
+    }
+
+    #[test]
+    fn active_account_only_if_owned() {
+        let mut c = db();
+        let a = insert(&mut c, &new(1, "6281000000001", AccountStatus::Active), L).unwrap();
+        let b = insert(&mut c, &new(2, "6281000000002", AccountStatus::Active), L).unwrap();
+        let u1 = TelegramId::new(1).unwrap();
+        touch_user(&c, u1, "id").unwrap();
+        set_active(&mut c, u1, a.id).unwrap();
+        assert!(matches!(set_active(&mut c, u1, b.id), Err(AccountError::NotOwner)));
+        assert_eq!(user(&c, u1).unwrap().unwrap().active_account_id, Some(a.id));
+        assert_eq!(of_user(&c, u1).unwrap().len(), 1);
+    }
+}

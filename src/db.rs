@@ -1,0 +1,372 @@
+//! SQLite plumbing: pools with the pragmas we rely on, numbered migrations, a bounded cache of
+//! per-file pools, and the one helper through which all rusqlite work leaves the async runtime.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::{Connection, OpenFlags};
+use scheduled_thread_pool::ScheduledThreadPool;
+
+/// A pool of connections to one SQLite file.
+pub type Pool = r2d2::Pool<SqliteConnectionManager>;
+
+/// Storage failures. `Corrupt` is the one a person can act on (the file is not a database).
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("connection pool: {0}")]
+    Pool(#[from] r2d2::Error),
+    #[error("{path}: not a usable SQLite database ({reason})")]
+    Corrupt { path: PathBuf, reason: String },
+    #[error("{path}: schema version {found} is newer than this program knows ({known})")]
+    TooNew { path: PathBuf, found: u32, known: u32 },
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("database task failed: {0}")]
+    Task(String),
+}
+
+/// Which migration set a file follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Schema {
+    /// The master `bot_data.db`.
+    Master,
+    /// An account's `bot_data-{tid}-{phone}.db`.
+    Account,
+}
+
+const MASTER_MIGRATIONS: &[&str] = &[include_str!("../migrations/master/001_init.sql")];
+const ACCOUNT_MIGRATIONS: &[&str] = &[include_str!("../migrations/account/001_init.sql")];
+
+impl Schema {
+    fn migrations(self) -> &'static [&'static str] {
+        match self {
+            Schema::Master => MASTER_MIGRATIONS,
+            Schema::Account => ACCOUNT_MIGRATIONS,
+        }
+    }
+
+    /// The `user_version` a fully migrated file has.
+    pub fn latest(self) -> u32 {
+        self.migrations().len() as u32
+    }
+}
+
+/// Applies the missing migrations of `schema` in one transaction and returns the version.
+pub fn migrate(conn: &mut Connection, schema: Schema) -> Result<u32, DbError> {
+    let found: u32 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let all = schema.migrations();
+    if found as usize > all.len() {
+        let path = conn.path().map(PathBuf::from).unwrap_or_default();
+        return Err(DbError::TooNew {
+            path,
+            found,
+            known: all.len() as u32,
+        });
+    }
+    if found as usize == all.len() {
+        return Ok(found);
+    }
+    let tx = conn.transaction()?;
+    for sql in &all[found as usize..] {
+        tx.execute_batch(sql)?;
+    }
+    tx.pragma_update(None, "user_version", all.len() as u32)?;
+    tx.commit()?;
+    Ok(all.len() as u32)
+}
+
+/// The pragmas every connection gets when it opens.
+fn init_connection(c: &mut Connection) -> rusqlite::Result<()> {
+    c.busy_timeout(Duration::from_secs(5))?;
+    c.execute_batch(
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-256;",
+    )
+}
+
+/// Creates the file with mode 0600 if it does not exist yet, so SQLite never makes it 0644.
+pub fn create_private_file(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Opens a pool on `path` and brings its schema up to date. Blocking: call through [`blocking`].
+pub fn open_pool(
+    path: &Path,
+    schema: Schema,
+    max_size: u32,
+    threads: Option<Arc<ScheduledThreadPool>>,
+) -> Result<Pool, DbError> {
+    create_private_file(path)?;
+    let manager = SqliteConnectionManager::file(path)
+        .with_flags(OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI)
+        .with_init(init_connection);
+    let mut builder = r2d2::Pool::builder()
+        .max_size(max_size)
+        .min_idle(Some(0))
+        .idle_timeout(Some(Duration::from_secs(120)))
+        .connection_timeout(Duration::from_secs(10));
+    if let Some(t) = threads {
+        builder = builder.thread_pool(t);
+    }
+    // Open and migrate once directly: r2d2 would retry a broken file until its timeout.
+    let mut conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| corrupt(path, e))?;
+    init_connection(&mut conn).map_err(|e| corrupt(path, e))?;
+    migrate(&mut conn, schema).map_err(|e| match e {
+        DbError::Sqlite(s) => corrupt(path, s),
+        other => other,
+    })?;
+    drop(conn);
+    Ok(builder.build_unchecked(manager))
+}
+
+fn corrupt(path: &Path, e: rusqlite::Error) -> DbError {
+    match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt) => DbError::Corrupt {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        },
+        _ => DbError::Sqlite(e),
+    }
+}
+
+/// Runs blocking database work on tokio's blocking pool; a panic inside is re-raised here.
+pub async fn blocking<F, R>(f: F) -> Result<R, DbError>
+where
+    F: FnOnce() -> Result<R, DbError> + Send + 'static,
+    R: Send + 'static,
+{
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => Err(DbError::Task(e.to_string())),
+    }
+}
+
+/// Runs `f` with a connection from `pool`, off the async runtime.
+pub async fn with_conn<F, R>(pool: &Pool, f: F) -> Result<R, DbError>
+where
+    F: FnOnce(&mut Connection) -> Result<R, DbError> + Send + 'static,
+    R: Send + 'static,
+{
+    let pool = pool.clone();
+    blocking(move || {
+        let mut conn = pool.get()?;
+        f(&mut conn)
+    })
+    .await
+}
+
+/// A bounded cache of per-file pools keyed by path: the least recently used pool is dropped
+/// (its connections close) once more than `capacity` are open, so thousands of accounts never
+/// mean thousands of open files.
+#[derive(Clone)]
+pub struct PoolCache {
+    inner: Arc<PoolCacheInner>,
+}
+
+struct PoolCacheInner {
+    /// Most pools kept open.
+    capacity: usize,
+    /// Pools and the tick of their last use.
+    map: Mutex<LruMap>,
+    /// One timer thread shared by every pool (r2d2 would start three per pool otherwise).
+    threads: Arc<ScheduledThreadPool>,
+}
+
+#[derive(Default)]
+struct LruMap {
+    tick: u64,
+    pools: HashMap<PathBuf, (Pool, u64)>,
+}
+
+impl PoolCache {
+    /// A cache that keeps at most `capacity` pools open.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            inner: Arc::new(PoolCacheInner {
+                capacity: capacity.max(1),
+                map: Mutex::new(LruMap::default()),
+                threads: Arc::new(
+                    ScheduledThreadPool::builder()
+                        .num_threads(1)
+                        .thread_name_pattern("sqlite-pool-{}")
+                        .build(),
+                ),
+            }),
+        }
+    }
+
+    /// The pool for `path`, opened (and migrated) on first use. Blocking.
+    pub fn get_blocking(&self, path: &Path, schema: Schema) -> Result<Pool, DbError> {
+        {
+            let mut m = self.inner.map.lock().unwrap_or_else(|e| e.into_inner());
+            m.tick += 1;
+            let tick = m.tick;
+            if let Some((pool, used)) = m.pools.get_mut(path) {
+                *used = tick;
+                return Ok(pool.clone());
+            }
+        }
+        // Opened outside the lock: another account's request must not wait on this file.
+        let pool = open_pool(path, schema, 2, Some(self.inner.threads.clone()))?;
+        let mut m = self.inner.map.lock().unwrap_or_else(|e| e.into_inner());
+        m.tick += 1;
+        let tick = m.tick;
+        let pool = m.pools.entry(path.to_path_buf()).or_insert((pool, tick)).0.clone();
+        while m.pools.len() > self.inner.capacity {
+            let oldest = m.pools.iter().min_by_key(|(_, (_, t))| *t).map(|(p, _)| p.clone());
+            match oldest {
+                Some(p) => {
+                    m.pools.remove(&p);
+                }
+                None => break,
+            }
+        }
+        Ok(pool)
+    }
+
+    /// Runs `f` on a connection to `path`, off the async runtime.
+    pub async fn with<F, R>(&self, path: PathBuf, schema: Schema, f: F) -> Result<R, DbError>
+    where
+        F: FnOnce(&mut Connection) -> Result<R, DbError> + Send + 'static,
+        R: Send + 'static,
+    {
+        let this = self.clone();
+        blocking(move || {
+            let pool = this.get_blocking(&path, schema)?;
+            let mut conn = pool.get()?;
+            f(&mut conn)
+        })
+        .await
+    }
+
+    /// Closes the pool of `path` (before its file is moved away).
+    pub fn evict(&self, path: &Path) {
+        let mut m = self.inner.map.lock().unwrap_or_else(|e| e.into_inner());
+        m.pools.remove(path);
+    }
+
+    /// How many pools are open now.
+    pub fn len(&self) -> usize {
+        self.inner.map.lock().unwrap_or_else(|e| e.into_inner()).pools.len()
+    }
+
+    /// True when no pool is open.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Current time as Unix seconds, the format of every timestamp column.
+pub fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// Runs `PRAGMA quick_check` on a file opened read-only; `Err` names why it is unusable.
+pub fn quick_check(path: &Path) -> Result<(), String> {
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+        .map_err(|e| e.to_string())?;
+    let res: String = conn
+        .query_row("PRAGMA quick_check", [], |r| r.get(0))
+        .map_err(|e| e.to_string())?;
+    if res == "ok" {
+        Ok(())
+    } else {
+        Err(res)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_apply_on_memory_and_are_idempotent() {
+        for schema in [Schema::Master, Schema::Account] {
+            let mut c = Connection::open_in_memory().unwrap();
+            c.execute_batch("PRAGMA foreign_keys=ON").unwrap();
+            assert_eq!(migrate(&mut c, schema).unwrap(), schema.latest());
+            assert_eq!(migrate(&mut c, schema).unwrap(), schema.latest());
+            let v: u32 = c.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+            assert_eq!(v, schema.latest());
+        }
+    }
+
+    #[test]
+    fn master_schema_has_the_contract_columns() {
+        let mut c = Connection::open_in_memory().unwrap();
+        migrate(&mut c, Schema::Master).unwrap();
+        let mut st = c
+            .prepare("SELECT name FROM pragma_table_info('whatsapp_accounts')")
+            .unwrap();
+        let cols: Vec<String> = st.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
+        for want in [
+            "id",
+            "telegram_id",
+            "phone_number",
+            "jid",
+            "db_path",
+            "bot_data_db_path",
+            "status",
+            "last_error",
+            "created_at",
+            "updated_at",
+        ] {
+            assert!(cols.iter().any(|c| c == want), "missing column {want}");
+        }
+        let bad = c.execute(
+            "INSERT INTO whatsapp_accounts (telegram_id, phone_number, db_path, bot_data_db_path, status, created_at, updated_at) VALUES (1,'628123456789','a','b','weird',0,0)",
+            [],
+        );
+        assert!(bad.is_err(), "status outside the set must be refused");
+    }
+
+    #[test]
+    fn newer_schema_is_refused() {
+        let mut c = Connection::open_in_memory().unwrap();
+        c.pragma_update(None, "user_version", 999).unwrap();
+        assert!(matches!(migrate(&mut c, Schema::Master), Err(DbError::TooNew { .. })));
+    }
+
+    #[test]
+    fn pool_cache_is_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = PoolCache::new(3);
+        for i in 0..10 {
+            let p = dir.path().join(format!("{i}.db"));
+            cache.get_blocking(&p, Schema::Account).unwrap();
+            assert!(cache.len() <= 3);
+        }
+        assert_eq!(cache.len(), 3);
+    }
+
+    #[test]
+    fn corrupt_file_is_reported_as_corrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("bad.db");
+        std::fs::write(&p, b"this is not a database at all, not even close....................................................................").unwrap();
+        match open_pool(&p, Schema::Account, 1, None) {
+            Err(DbError::Corrupt { .. }) => {}
+            other => panic!("expected Corrupt, got {:?}", other.err()),
+        }
+        assert!(quick_check(&p).is_err());
+    }
+}

@@ -1,0 +1,344 @@
+//! Identifiers that reject bad input at construction: a value of these types is always valid,
+//! so file and folder names built from them cannot escape the data directory.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// Why a phone number or ID was refused. The variants map to user-facing explanations.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseIdError {
+    #[error("empty input")]
+    Empty,
+    #[error("only digits, spaces, dashes, dots, parentheses and one leading + are allowed")]
+    InvalidCharacter,
+    #[error("too short: a phone number has at least 8 digits")]
+    TooShort,
+    #[error("too long: a phone number has at most 15 digits")]
+    TooLong,
+    #[error("a leading 00 must be followed by a country code")]
+    BadInternationalPrefix,
+    #[error("a country code cannot start with 0")]
+    BadCountryCode,
+    #[error("a Telegram user ID is a positive number (group chats are not users)")]
+    NotAUserId,
+    #[error("an account ID is a positive number")]
+    NotAnAccountId,
+}
+
+/// A Telegram user's ID. Positive only: negative IDs are group and channel chats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "i64", into = "i64")]
+pub struct TelegramId(i64);
+
+impl TelegramId {
+    /// Accepts a positive 64-bit value.
+    pub fn new(raw: i64) -> Result<Self, ParseIdError> {
+        if raw > 0 {
+            Ok(Self(raw))
+        } else {
+            Err(ParseIdError::NotAUserId)
+        }
+    }
+
+    /// The raw value, for Telegram API calls and SQL.
+    pub fn get(self) -> i64 {
+        self.0
+    }
+}
+
+impl TryFrom<i64> for TelegramId {
+    type Error = ParseIdError;
+    fn try_from(v: i64) -> Result<Self, Self::Error> {
+        Self::new(v)
+    }
+}
+
+impl From<TelegramId> for i64 {
+    fn from(v: TelegramId) -> i64 {
+        v.0
+    }
+}
+
+impl FromStr for TelegramId {
+    type Err = ParseIdError;
+    /// Canonical decimal only (no sign, no leading zero), so a folder name maps to one ID and back.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let raw = parse_canonical_positive(s).ok_or(ParseIdError::NotAUserId)?;
+        Self::new(raw)
+    }
+}
+
+impl fmt::Display for TelegramId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Row ID of an account in the master database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "i64", into = "i64")]
+pub struct AccountId(i64);
+
+impl AccountId {
+    /// Accepts a positive 64-bit value.
+    pub fn new(raw: i64) -> Result<Self, ParseIdError> {
+        if raw > 0 {
+            Ok(Self(raw))
+        } else {
+            Err(ParseIdError::NotAnAccountId)
+        }
+    }
+
+    /// The raw value, for SQL and callback encoding.
+    pub fn get(self) -> i64 {
+        self.0
+    }
+}
+
+impl TryFrom<i64> for AccountId {
+    type Error = ParseIdError;
+    fn try_from(v: i64) -> Result<Self, Self::Error> {
+        Self::new(v)
+    }
+}
+
+impl From<AccountId> for i64 {
+    fn from(v: AccountId) -> i64 {
+        v.0
+    }
+}
+
+impl FromStr for AccountId {
+    type Err = ParseIdError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let raw = parse_canonical_positive(s).ok_or(ParseIdError::NotAnAccountId)?;
+        Self::new(raw)
+    }
+}
+
+impl fmt::Display for AccountId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+fn parse_canonical_positive(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.is_empty() || b.len() > 19 || b[0] == b'0' || !b.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// A phone number in international form, stored as ASCII digits only (country code first,
+/// no `+`). 8 to 15 digits, first digit nonzero.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct PhoneNumber(String);
+
+impl PhoneNumber {
+    /// Parses what a person types: `+62 812-3456-7890`, `0812 3456 7890` (a leading 0 becomes
+    /// `default_cc`), `6281234567890`, `0062...`.
+    pub fn parse(input: &str, default_cc: &str) -> Result<Self, ParseIdError> {
+        let trimmed = input.trim();
+        if trimmed.is_empty() {
+            return Err(ParseIdError::Empty);
+        }
+        let (plus, rest) = match trimmed.strip_prefix('+') {
+            Some(r) => (true, r),
+            None => (false, trimmed),
+        };
+        let mut digits = String::with_capacity(rest.len());
+        for c in rest.chars() {
+            match c {
+                '0'..='9' => digits.push(c),
+                ' ' | '-' | '.' | '(' | ')' => {}
+                _ => return Err(ParseIdError::InvalidCharacter),
+            }
+        }
+        if digits.is_empty() {
+            return Err(ParseIdError::Empty);
+        }
+        let international = if plus {
+            digits
+        } else if let Some(r) = digits.strip_prefix("00") {
+            if r.is_empty() || r.starts_with('0') {
+                return Err(ParseIdError::BadInternationalPrefix);
+            }
+            r.to_string()
+        } else if let Some(r) = digits.strip_prefix('0') {
+            format!("{default_cc}{r}")
+        } else {
+            digits
+        };
+        Self::from_digits(&international)
+    }
+
+    /// Strict form used for file names and the database: digits only, country code first.
+    pub fn from_digits(digits: &str) -> Result<Self, ParseIdError> {
+        if digits.is_empty() {
+            return Err(ParseIdError::Empty);
+        }
+        if !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(ParseIdError::InvalidCharacter);
+        }
+        if digits.starts_with('0') {
+            return Err(ParseIdError::BadCountryCode);
+        }
+        if digits.len() < 8 {
+            return Err(ParseIdError::TooShort);
+        }
+        if digits.len() > 15 {
+            return Err(ParseIdError::TooLong);
+        }
+        Ok(Self(digits.to_string()))
+    }
+
+    /// Digits only, as used in file names and JIDs.
+    pub fn digits(&self) -> &str {
+        &self.0
+    }
+
+    /// The last four digits: the simulator keys its behaviour on them.
+    pub fn last4(&self) -> &str {
+        &self.0[self.0.len() - 4..]
+    }
+
+    /// `+62*******7890`: for logs and for lists shown to operators.
+    pub fn masked(&self) -> String {
+        let keep = 4;
+        let cc = 2.min(self.0.len() - keep);
+        let hidden = self.0.len() - keep - cc;
+        format!("+{}{}{}", &self.0[..cc], "*".repeat(hidden), self.last4())
+    }
+}
+
+impl TryFrom<String> for PhoneNumber {
+    type Error = ParseIdError;
+    fn try_from(v: String) -> Result<Self, Self::Error> {
+        Self::from_digits(&v)
+    }
+}
+
+impl From<PhoneNumber> for String {
+    fn from(v: PhoneNumber) -> String {
+        v.0
+    }
+}
+
+impl fmt::Display for PhoneNumber {
+    /// `+6281234567890`
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "+{}", self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> Result<String, ParseIdError> {
+        PhoneNumber::parse(s, "62").map(|p| p.digits().to_string())
+    }
+
+    #[test]
+    fn phone_table() {
+        use ParseIdError::*;
+        let ok = |s: &str| Ok(s.to_string());
+        let cases: &[(&str, Result<String, ParseIdError>)] = &[
+            ("+62 812-3456-7890", ok("6281234567890")),
+            ("0812 3456 7890", ok("6281234567890")),
+            ("6281234567890", ok("6281234567890")),
+            ("0812-3456-7890", ok("6281234567890")),
+            ("(0812) 3456.7890", ok("6281234567890")),
+            ("  +6281234567890  ", ok("6281234567890")),
+            ("006281234567890", ok("6281234567890")),
+            ("+1 (415) 555-2671", ok("14155552671")),
+            ("12345678", ok("12345678")),
+            ("123456789012345", ok("123456789012345")),
+            ("", Err(Empty)),
+            ("   ", Err(Empty)),
+            ("+", Err(Empty)),
+            ("abc", Err(InvalidCharacter)),
+            ("0812abc4567", Err(InvalidCharacter)),
+            ("123", Err(TooShort)),
+            ("1234567", Err(TooShort)),
+            ("1234567890123456", Err(TooLong)),
+            ("+62 812 3456 7890 1234", Err(TooLong)),
+            ("000812345678", Err(BadInternationalPrefix)),
+            ("00", Err(BadInternationalPrefix)),
+            ("+0812345678", Err(BadCountryCode)),
+            ("++6281234567890", Err(InvalidCharacter)),
+            ("62812345678+90", Err(InvalidCharacter)),
+            ("../6281234567890", Err(InvalidCharacter)),
+            ("%2e%2e/62812345678", Err(InvalidCharacter)),
+            ("62812\u{0}345678", Err(InvalidCharacter)),
+            ("٦٢٨١٢٣٤٥٦٧٨٩", Err(InvalidCharacter)),
+            ("６２８１２３４５６７８", Err(InvalidCharacter)),
+            ("62812345678\n", ok("62812345678")),
+            ("6281234567890/..", Err(InvalidCharacter)),
+            ("62_812_345_678", Err(InvalidCharacter)),
+            ("-6281234567890", ok("6281234567890")),
+        ];
+        for (input, want) in cases {
+            assert_eq!(&p(input), want, "input {input:?}");
+        }
+        assert!(cases.len() >= 30);
+    }
+
+    #[test]
+    fn phone_from_digits_is_strict() {
+        assert!(PhoneNumber::from_digits("6281234567890").is_ok());
+        assert!(PhoneNumber::from_digits("+6281234567890").is_err());
+        assert!(PhoneNumber::from_digits("081234567890").is_err());
+        assert!(PhoneNumber::from_digits("62 81234567890").is_err());
+    }
+
+    #[test]
+    fn phone_display_and_mask() {
+        let n = PhoneNumber::parse("081234567890", "62").unwrap();
+        assert_eq!(n.to_string(), "+6281234567890");
+        assert_eq!(n.masked(), "+62*******7890");
+        assert_eq!(n.last4(), "7890");
+    }
+
+    #[test]
+    fn telegram_id_table() {
+        let good = ["1", "42", "123456789", "9223372036854775807"];
+        for g in good {
+            assert!(g.parse::<TelegramId>().is_ok(), "{g}");
+        }
+        let bad = [
+            "",
+            "0",
+            "-100123",
+            "-1",
+            "+5",
+            "012",
+            "abc",
+            "12a",
+            "1 2",
+            "../1",
+            "%2e%2e",
+            "1\u{0}",
+            "٣",
+            "9223372036854775808",
+            "1.5",
+            " 7",
+        ];
+        for b in bad {
+            assert!(b.parse::<TelegramId>().is_err(), "{b:?}");
+        }
+        assert!(TelegramId::new(-1001234).is_err());
+        assert!(TelegramId::new(0).is_err());
+    }
+
+    #[test]
+    fn account_id_rejects_non_positive() {
+        assert!(AccountId::new(0).is_err());
+        assert!("7".parse::<AccountId>().is_ok());
+        assert!("-7".parse::<AccountId>().is_err());
+    }
+}

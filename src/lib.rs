@@ -1,0 +1,24 @@
+//! tgwa: one Telegram bot in front of many WhatsApp accounts.
+//!
+//! # Layout
+//! - [`config`]: the typed configuration from the environment.
+//! - [`ids`]: `TelegramId`, `PhoneNumber`, `AccountId`: parsed, never merely validated.
+//! - [`layout`]: where files live under `DB USER TELEGRAM/`.
+//! - [`db`]: SQLite pools, migrations, the bounded pool cache, the blocking helper.
+//! - [`account`]: the master database's accounts, users and audit log.
+//! - [`manager`]: `AccountManager`, the owner-checked registry of accounts.
+//! - [`supervisor`]: one task per live WhatsApp session.
+//! - [`scan`]: the operator scan and cleanup of the data directory.
+//! - [`wa`]: the WhatsApp seam, with the real adapter and the simulator.
+//! - [`cli`]: the operator command line.
+
+pub mod account;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod ids;
+pub mod layout;
+pub mod manager;
+pub mod scan;
+pub mod supervisor;
+pub mod wa;

@@ -1,0 +1,1 @@
+//! The operator scan of the data directory (filled in by the scan work).

@@ -1,0 +1,353 @@
+//! The seam between the bot and WhatsApp: one trait for a backend (which starts sessions) and
+//! one for a live session. The real adapter (`real`) and the simulator (`sim`) implement both.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use crate::ids::{PhoneNumber, TelegramId};
+
+pub mod real;
+pub mod sim;
+
+/// What the caller should do about a failed WhatsApp operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Advice {
+    /// Transient: the same call may work later.
+    Retry,
+    /// The session is gone: the owner has to pair the number again.
+    RePair,
+    /// The request itself is wrong or not allowed; retrying will not help.
+    GiveUp,
+}
+
+/// Failures of WhatsApp operations, each with its [`Advice`].
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum WaError {
+    #[error("not connected to WhatsApp")]
+    NotConnected,
+    #[error("rate limited by WhatsApp")]
+    RateLimited {
+        /// How long WhatsApp asked us to wait, when it said.
+        retry_after: Option<Duration>,
+    },
+    #[error("timed out waiting for WhatsApp")]
+    Timeout,
+    #[error("the device is not paired")]
+    NotPaired,
+    #[error("logged out: {0}")]
+    LoggedOut(String),
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("not allowed: {0}")]
+    Forbidden(String),
+    #[error("invalid request: {0}")]
+    Invalid(String),
+    #[error("session storage: {0}")]
+    Storage(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+impl WaError {
+    /// Whether to retry, re-pair, or give up.
+    pub fn advice(&self) -> Advice {
+        match self {
+            WaError::NotConnected | WaError::RateLimited { .. } | WaError::Timeout | WaError::Other(_) => Advice::Retry,
+            WaError::NotPaired | WaError::LoggedOut(_) => Advice::RePair,
+            WaError::NotFound(_) | WaError::Forbidden(_) | WaError::Invalid(_) | WaError::Storage(_) => Advice::GiveUp,
+        }
+    }
+}
+
+/// Something that happened to a session. The supervisor turns these into account status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WaEvent {
+    /// A QR string to show for QR login (WhatsApp rotates it every `ttl`).
+    Qr { code: String, ttl: Duration },
+    /// The phone confirmed the link; `jid` is the device's own JID.
+    PairSuccess { jid: String },
+    /// Pairing failed; `retry_after` is set when WhatsApp rate-limited us.
+    PairFailed {
+        reason: String,
+        retry_after: Option<Duration>,
+    },
+    /// Connected and logged in.
+    Connected,
+    /// The connection dropped; the backend reconnects by itself.
+    Disconnected { reason: String },
+    /// Logged out from the phone (or the server): the session is dead.
+    LoggedOut { reason: String },
+    /// Another client took over this session.
+    StreamReplaced,
+    /// A temporary ban; `until` is Unix seconds.
+    TemporaryBan { reason: String, until: i64 },
+    /// WhatsApp refused this client version.
+    ClientOutdated,
+}
+
+/// A pairing code as WhatsApp issued it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PairCode {
+    /// 8 characters, without the dash.
+    pub code: String,
+    /// How long it stays valid from now.
+    pub ttl: Duration,
+}
+
+impl PairCode {
+    /// `ABCD-EFGH`, as WhatsApp shows it.
+    pub fn display(&self) -> String {
+        if self.code.len() == 8 {
+            format!("{}-{}", &self.code[..4], &self.code[4..])
+        } else {
+            self.code.clone()
+        }
+    }
+}
+
+/// What a session file holds, without connecting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Probe {
+    /// A paired device with this JID.
+    Paired { jid: String },
+    /// A readable store with no paired device.
+    Unpaired,
+}
+
+/// A group's JID (`...@g.us`). Validated so it can go into callback data and file names safely.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct GroupId(String);
+
+impl GroupId {
+    /// Accepts `<digits>[-<digits>]@g.us`.
+    pub fn parse(s: &str) -> Option<Self> {
+        let user = s.strip_suffix("@g.us")?;
+        let ok = !user.is_empty()
+            && user.len() <= 40
+            && user.bytes().all(|b| b.is_ascii_digit() || b == b'-')
+            && !user.starts_with('-')
+            && !user.ends_with('-');
+        ok.then(|| Self(s.to_string()))
+    }
+
+    /// The full JID.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The part before `@g.us`, used in compact callback data.
+    pub fn user(&self) -> &str {
+        self.0.trim_end_matches("@g.us")
+    }
+}
+
+impl std::fmt::Display for GroupId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Where a text message goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChatTarget {
+    /// A person, by phone number.
+    Phone(PhoneNumber),
+    /// A group.
+    Group(GroupId),
+}
+
+/// A group in the account's list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupSummary {
+    pub id: GroupId,
+    pub name: String,
+    pub member_count: usize,
+    /// Whether this account is an admin there.
+    pub is_admin: bool,
+}
+
+/// A group member, by phone number (LIDs are resolved by the backend).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub phone: PhoneNumber,
+    pub is_admin: bool,
+    pub is_super_admin: bool,
+}
+
+/// A group's metadata with its members.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupInfo {
+    pub id: GroupId,
+    pub name: String,
+    pub description: Option<String>,
+    pub announce: bool,
+    pub locked: bool,
+    pub members: Vec<Member>,
+}
+
+/// The result of joining through an invite link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JoinOutcome {
+    /// Joined now.
+    Joined(GroupId),
+    /// The group's admins must approve the request first.
+    PendingApproval,
+}
+
+/// What to do to a set of group members.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MemberAction {
+    Add,
+    Remove,
+    Promote,
+    Demote,
+}
+
+/// One member's result of a [`MemberAction`]: `Err` carries WhatsApp's reason.
+pub type MemberResult = (PhoneNumber, Result<(), String>);
+
+/// The account's own profile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Profile {
+    pub jid: String,
+    pub phone: Option<PhoneNumber>,
+    pub push_name: String,
+}
+
+/// Everything a backend needs to start one account's session.
+#[derive(Debug, Clone)]
+pub struct SessionSpec {
+    /// The owner, for logs.
+    pub telegram_id: TelegramId,
+    /// The account's number (for a new pairing, the number being linked).
+    pub phone: PhoneNumber,
+    /// `DB USER TELEGRAM/{tid}/whatsmeow-{tid}-{phone}.db`; its folder exists.
+    pub session_file: PathBuf,
+}
+
+/// Receives a session's events; ends when the session has stopped for good.
+pub type EventRx = mpsc::UnboundedReceiver<WaEvent>;
+
+/// A WhatsApp implementation: starts sessions and inspects session files.
+#[async_trait]
+pub trait WaBackend: Send + Sync + 'static {
+    /// Opens the session stored in `spec.session_file` (creating an empty store if there is
+    /// none) and starts connecting in the background. A paired store logs in and emits
+    /// `Connected`; an unpaired one waits for [`WaSession::request_pair_code`] or emits `Qr`.
+    async fn start(&self, spec: SessionSpec) -> Result<(Arc<dyn WaSession>, EventRx), WaError>;
+
+    /// Reads a session file without connecting: paired or not. `Err(Storage)` when the file
+    /// is not a session store.
+    async fn probe(&self, session_file: &Path) -> Result<Probe, WaError>;
+}
+
+/// One live session. Dropping it does not disconnect: call [`WaSession::disconnect`].
+#[async_trait]
+pub trait WaSession: Send + Sync {
+    /// Asks WhatsApp for an 8-character pairing code for `phone`. Success arrives later as
+    /// `PairSuccess`; rate limiting is `Err(RateLimited)`.
+    async fn request_pair_code(&self, phone: &PhoneNumber) -> Result<PairCode, WaError>;
+    /// Withdraws an outstanding pairing code.
+    async fn cancel_pair_code(&self) -> Result<(), WaError>;
+    /// Unlinks this device from the phone. Files are left to the caller.
+    async fn logout(&self) -> Result<(), WaError>;
+    /// Disconnects and stops the session within `bound` (aborting if it must).
+    async fn disconnect(&self, bound: Duration);
+    /// The account's own profile.
+    async fn profile(&self) -> Result<Profile, WaError>;
+    /// Sends a text message; returns WhatsApp's message ID.
+    async fn send_text(&self, to: &ChatTarget, text: &str) -> Result<String, WaError>;
+    /// Groups the account is in.
+    async fn groups(&self) -> Result<Vec<GroupSummary>, WaError>;
+    /// One group's metadata and members.
+    async fn group_info(&self, id: &GroupId) -> Result<GroupInfo, WaError>;
+    /// Creates a group with optional initial members.
+    async fn create_group(&self, subject: &str, members: &[PhoneNumber]) -> Result<GroupInfo, WaError>;
+    /// The group's invite link; `reset` revokes the old one first.
+    async fn invite_link(&self, id: &GroupId, reset: bool) -> Result<String, WaError>;
+    /// Joins through `https://chat.whatsapp.com/<code>` or a bare code.
+    async fn join_group(&self, link_or_code: &str) -> Result<JoinOutcome, WaError>;
+    /// Leaves a group.
+    async fn leave_group(&self, id: &GroupId) -> Result<(), WaError>;
+    /// Renames a group.
+    async fn set_subject(&self, id: &GroupId, subject: &str) -> Result<(), WaError>;
+    /// Sets (or clears, with `None`) the description.
+    async fn set_description(&self, id: &GroupId, description: Option<&str>) -> Result<(), WaError>;
+    /// Only admins may send.
+    async fn set_announce(&self, id: &GroupId, on: bool) -> Result<(), WaError>;
+    /// Only admins may edit the group's info.
+    async fn set_locked(&self, id: &GroupId, on: bool) -> Result<(), WaError>;
+    /// Adds, removes, promotes or demotes members; one result per number.
+    async fn update_members(
+        &self,
+        id: &GroupId,
+        action: MemberAction,
+        members: &[PhoneNumber],
+    ) -> Result<Vec<MemberResult>, WaError>;
+    /// Which numbers have WhatsApp.
+    async fn is_on_whatsapp(&self, numbers: &[PhoneNumber]) -> Result<Vec<(PhoneNumber, bool)>, WaError>;
+}
+
+/// Extracts the invite code from `https://chat.whatsapp.com/<code>` or a bare code; `None` if
+/// it is neither.
+pub fn invite_code(input: &str) -> Option<&str> {
+    let s = input.trim();
+    let code = s
+        .strip_prefix("https://chat.whatsapp.com/")
+        .or_else(|| s.strip_prefix("http://chat.whatsapp.com/"))
+        .or_else(|| s.strip_prefix("chat.whatsapp.com/"))
+        .unwrap_or(s);
+    let code = code.split(['?', '#']).next().unwrap_or("").trim_end_matches('/');
+    let ok = (16..=32).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_alphanumeric());
+    ok.then_some(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn group_ids() {
+        assert!(GroupId::parse("120363012345678901@g.us").is_some());
+        assert!(GroupId::parse("6281234567890-1600000000@g.us").is_some());
+        for bad in [
+            "",
+            "@g.us",
+            "abc@g.us",
+            "123@s.whatsapp.net",
+            "../1@g.us",
+            "-1@g.us",
+            "1:2@g.us",
+        ] {
+            assert!(GroupId::parse(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn invite_codes() {
+        assert_eq!(
+            invite_code("https://chat.whatsapp.com/AbCdEfGhIjKlMnOpQrStUv"),
+            Some("AbCdEfGhIjKlMnOpQrStUv")
+        );
+        assert_eq!(invite_code(" AbCdEfGhIjKlMnOpQrStUv "), Some("AbCdEfGhIjKlMnOpQrStUv"));
+        assert_eq!(
+            invite_code("https://chat.whatsapp.com/AbCdEfGhIjKlMnOpQrStUv?x=1"),
+            Some("AbCdEfGhIjKlMnOpQrStUv")
+        );
+        assert_eq!(invite_code("https://example.com/AbCdEfGhIjKlMnOpQrStUv"), None);
+        assert_eq!(invite_code("short"), None);
+        assert_eq!(invite_code("https://chat.whatsapp.com/../../etc/passwd"), None);
+    }
+
+    #[test]
+    fn advice() {
+        assert_eq!(WaError::RateLimited { retry_after: None }.advice(), Advice::Retry);
+        assert_eq!(WaError::LoggedOut("x".into()).advice(), Advice::RePair);
+        assert_eq!(WaError::Forbidden("x".into()).advice(), Advice::GiveUp);
+    }
+}

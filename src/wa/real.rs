@@ -1,0 +1,1 @@
+//! The real WhatsApp adapter on whatsapp-rust 0.7.

@@ -1,0 +1,1 @@
+//! The in-process WhatsApp simulator (`TGWA_WA_BACKEND=sim`).
