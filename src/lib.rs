@@ -10,9 +10,11 @@
 //! - [`supervisor`]: one task per live WhatsApp session.
 //! - [`scan`]: the operator scan and cleanup of the data directory.
 //! - [`wa`]: the WhatsApp seam, with the real adapter and the simulator.
+//! - [`app`]: `tgwa run`, wiring everything together.
 //! - [`cli`]: the operator command line.
 
 pub mod account;
+pub mod app;
 pub mod cli;
 pub mod config;
 pub mod db;
