@@ -252,6 +252,9 @@ pub trait WaSession: Send + Sync {
     /// Asks WhatsApp for an 8-character pairing code for `phone`. Success arrives later as
     /// `PairSuccess`; rate limiting is `Err(RateLimited)`.
     async fn request_pair_code(&self, phone: &PhoneNumber) -> Result<PairCode, WaError>;
+    /// Switches an unpaired session to QR login: from now on it emits `Qr` events (the
+    /// first valid 60 s, then 20 s each) until the phone scans one (`PairSuccess`).
+    async fn start_qr(&self) -> Result<(), WaError>;
     /// Withdraws an outstanding pairing code.
     async fn cancel_pair_code(&self) -> Result<(), WaError>;
     /// Unlinks this device from the phone. Files are left to the caller.
@@ -291,6 +294,19 @@ pub trait WaSession: Send + Sync {
     ) -> Result<Vec<MemberResult>, WaError>;
     /// Which numbers have WhatsApp.
     async fn is_on_whatsapp(&self, numbers: &[PhoneNumber]) -> Result<Vec<(PhoneNumber, bool)>, WaError>;
+}
+
+/// The backend the configuration asks for: the real network, or the simulator (whose world
+/// lives in `{data_dir}/.sim/world.db`).
+pub async fn backend_for(config: &crate::config::Config) -> Result<Arc<dyn WaBackend>, WaError> {
+    match config.wa_backend {
+        crate::config::WaBackendKind::WhatsApp => Ok(Arc::new(real::RealBackend::new())),
+        crate::config::WaBackendKind::Sim => {
+            let layout = crate::layout::Layout::new(&config.data_dir);
+            let sim = sim::SimBackend::open(&layout, config.sim_pair_delay, config.sim_code_ttl).await?;
+            Ok(sim)
+        }
+    }
 }
 
 /// Extracts the invite code from `https://chat.whatsapp.com/<code>` or a bare code; `None` if
