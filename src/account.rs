@@ -90,6 +90,8 @@ pub enum AccountError {
     NotFound,
     #[error("the account belongs to another user")]
     NotOwner,
+    #[error("the account is not connected to WhatsApp right now")]
+    NotLive,
     #[error("the account is in state {0:?} and cannot do that")]
     WrongState(AccountStatus),
     #[error(transparent)]
@@ -167,7 +169,11 @@ pub fn insert(conn: &mut Connection, new: &NewAccount, limits: Limits) -> Result
             if a.status == AccountStatus::Pairing {
                 return Err(AccountError::PairingInProgress);
             }
-            return Err(AccountError::AlreadyLinked(a.id));
+            let repair = new.status == AccountStatus::Pairing
+                && matches!(a.status, AccountStatus::LoggedOut | AccountStatus::Unpaired);
+            if !repair {
+                return Err(AccountError::AlreadyLinked(a.id));
+            }
         }
     }
     if new.status == AccountStatus::Pairing {
@@ -179,6 +185,18 @@ pub fn insert(conn: &mut Connection, new: &NewAccount, limits: Limits) -> Result
         if pairing > 0 {
             return Err(AccountError::PairingInProgress);
         }
+    }
+    if let Some(a) = existing.as_ref().filter(|a| a.status != AccountStatus::Removed) {
+        // Pairing an own logged-out or unpaired number again: the row already counts against
+        // the limits and keeps its ID and history.
+        let t = now();
+        tx.execute(
+            "UPDATE whatsapp_accounts SET status='pairing', last_error=NULL, status_changed_at=?2, updated_at=?2 WHERE id=?1",
+            params![a.id.get(), t],
+        )?;
+        let acc = tx.query_row(&format!("SELECT {COLS} FROM whatsapp_accounts WHERE id = ?1"), [a.id.get()], from_row)?;
+        tx.commit()?;
+        return Ok(acc);
     }
     let total: i64 = tx.query_row(
         "SELECT COUNT(*) FROM whatsapp_accounts WHERE status != 'removed'",

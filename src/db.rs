@@ -103,6 +103,18 @@ pub fn create_private_file(path: &Path) -> std::io::Result<()> {
     }
 }
 
+/// Creates an empty SQLite database file (0600, WAL) if `path` does not exist, so a session
+/// store starts as a valid database that any SQLite reader accepts.
+pub fn create_empty_database(path: &Path) -> Result<(), DbError> {
+    if path.exists() {
+        return Ok(());
+    }
+    create_private_file(path)?;
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+    conn.pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(()))?;
+    Ok(())
+}
+
 /// Opens a pool on `path` and brings its schema up to date. Blocking: call through [`blocking`].
 pub fn open_pool(
     path: &Path,

@@ -207,7 +207,7 @@ impl AccountManager {
                 let acc = account::insert(c, &new, limits)?;
                 let files = (|| -> Result<(), AccountError> {
                     layout.ensure_user_dir(owner)?;
-                    db::create_private_file(&acc.db_path)?;
+                    db::create_empty_database(&acc.db_path)?;
                     pools.get_blocking(&acc.bot_data_db_path, Schema::Account)?;
                     Ok(())
                 })();
