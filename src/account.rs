@@ -194,7 +194,11 @@ pub fn insert(conn: &mut Connection, new: &NewAccount, limits: Limits) -> Result
             "UPDATE whatsapp_accounts SET status='pairing', last_error=NULL, status_changed_at=?2, updated_at=?2 WHERE id=?1",
             params![a.id.get(), t],
         )?;
-        let acc = tx.query_row(&format!("SELECT {COLS} FROM whatsapp_accounts WHERE id = ?1"), [a.id.get()], from_row)?;
+        let acc = tx.query_row(
+            &format!("SELECT {COLS} FROM whatsapp_accounts WHERE id = ?1"),
+            [a.id.get()],
+            from_row,
+        )?;
         tx.commit()?;
         return Ok(acc);
     }

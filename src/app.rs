@@ -1,10 +1,170 @@
-//! `tgwa run`: wires configuration, databases, sessions and the Telegram dispatcher.
+//! `tgwa run`: configuration, databases, the startup scan and restore, the Telegram
+//! dispatcher, and one shutdown signal (SIGINT or SIGTERM) fanned out to every task.
 
+use std::time::Duration;
+
+use anyhow::Context;
+use teloxide::adaptors::throttle::Limits;
+use teloxide::dispatching::Dispatcher;
+use teloxide::error_handlers::LoggingErrorHandler;
+use teloxide::prelude::*;
+use teloxide::RequestError;
+use tokio::sync::watch;
+use tracing::{error, info, warn};
+
+use crate::bot::{self, App};
 use crate::config::Config;
+use crate::manager::AccountManager;
 
 /// Runs the bot until SIGINT or SIGTERM; returns the exit code.
 pub fn run(config: Config) -> i32 {
-    let _ = config;
-    eprintln!("tgwa run: not wired yet");
-    1
+    init_tracing();
+    if config.bot_token.is_none() {
+        eprintln!(
+            "tgwa: TELEGRAM_BOT_TOKEN is not set.\n\
+             Create a bot with @BotFather in Telegram (/newbot), copy the token it gives you, and put it in\n\
+             .env as TELEGRAM_BOT_TOKEN=123456:ABC... (see .env.example) or export it in the environment."
+        );
+        return 2;
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("tgwa: cannot start the async runtime: {e}");
+            return 1;
+        }
+    };
+    rt.block_on(async move {
+        let (tx, rx) = watch::channel(false);
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            info!("shutdown requested");
+            let _ = tx.send(true);
+        });
+        match serve(config, rx).await {
+            Ok(()) => 0,
+            Err(e) => {
+                error!(error = %format!("{e:#}"), "tgwa stopped with an error");
+                eprintln!("tgwa: {e:#}");
+                1
+            }
+        }
+    })
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    match (term, int) {
+        (Ok(mut t), Ok(mut i)) => {
+            tokio::select! {
+                _ = t.recv() => {}
+                _ = i.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// Everything `run` does, with the shutdown signal as a parameter so tests can start and
+/// stop it. Returns when `shutdown` fires and every task has drained.
+pub async fn serve(config: Config, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+    let token = config.bot_token.clone().context("TELEGRAM_BOT_TOKEN is not set")?;
+    let backend = crate::wa::backend_for(&config)
+        .await
+        .context("starting the WhatsApp backend")?;
+    let manager = AccountManager::open(config.clone(), backend)
+        .await
+        .context("opening the master database")?;
+    startup_checks(&manager).await;
+    let app = App::new(manager.clone()).context("loading the callback secret")?;
+    let mut bot = Bot::new(token);
+    if let Some(url) = &config.telegram_api_url {
+        bot = bot.set_api_url(url.parse().context("TELEGRAM_API_URL is not a URL")?);
+    }
+    if config.telegram_throttle {
+        serve_with(bot.throttle(Limits::default()), app, shutdown).await
+    } else {
+        serve_with(bot, app, shutdown).await
+    }
+}
+
+/// The operator scan and the purge of long-logged-out accounts, before any login.
+async fn startup_checks(manager: &AccountManager) {
+    match manager.purge_expired().await {
+        Ok(0) => {}
+        Ok(n) => info!("moved the files of {n} long logged-out accounts to trash"),
+        Err(e) => warn!(error = %e, "purge of old accounts failed"),
+    }
+}
+
+/// Runs the dispatcher and the background tasks over any requester (`Throttle<Bot>` in
+/// production, a plain `Bot` in tests and benchmarks).
+pub async fn serve_with<R>(bot: R, app: App, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()>
+where
+    R: Requester<Err = RequestError> + Clone + Send + Sync + 'static,
+    <R as Requester>::GetUpdates: Send,
+{
+    let manager = app.manager().clone();
+    let config = manager.config().clone();
+    let notices = manager.take_notices().context("notices already taken")?;
+    bot::set_commands(&bot).await;
+    let notifier = tokio::spawn(bot::notify::run(bot.clone(), app.clone(), notices, shutdown.clone()));
+    let sweeper = manager.spawn_context_sweeper(shutdown.clone());
+    let restore = tokio::spawn({
+        let m = manager.clone();
+        async move {
+            if let Err(e) = m.restore_all(config.login_timeout, config.login_jitter).await {
+                error!(error = %e, "startup restore failed");
+            }
+        }
+    });
+
+    let mut dispatcher = Dispatcher::builder(bot, bot::schema::<R>())
+        .dependencies(dptree::deps![app.clone()])
+        .default_handler(|_| async {})
+        .error_handler(LoggingErrorHandler::with_custom_text("update handler failed"))
+        .build();
+    let token = dispatcher.shutdown_token();
+    let stopper = tokio::spawn(async move {
+        while !*shutdown.borrow_and_update() {
+            if shutdown.changed().await.is_err() {
+                break;
+            }
+        }
+        // The dispatcher refuses to stop before it has started; keep asking until it does.
+        loop {
+            match token.shutdown() {
+                Ok(done) => {
+                    done.await;
+                    break;
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    });
+    info!("bot is running");
+    dispatcher.dispatch().await;
+    let _ = stopper.await;
+    info!("dispatcher stopped; disconnecting sessions");
+    restore.abort();
+    manager.shutdown(config.shutdown_timeout).await;
+    let _ = tokio::time::timeout(Duration::from_secs(2), notifier).await;
+    sweeper.abort();
+    info!("tgwa stopped");
+    Ok(())
 }

@@ -54,6 +54,12 @@ pub struct Config {
     pub sim_code_ttl: Duration,
     /// How many accounts log in at once at startup.
     pub login_concurrency: usize,
+    /// Random delay, up to this, before each startup login (spreads hundreds of logins).
+    pub login_jitter: Duration,
+    /// How long startup waits for one account to connect before counting it as failed.
+    pub login_timeout: Duration,
+    /// Whether outgoing Telegram calls go through teloxide's `Throttle` (on in production).
+    pub telegram_throttle: bool,
     /// Days a logged-out or banned account keeps its files before they move to trash.
     pub purge_after_days: u64,
     /// Bound on disconnecting every session at shutdown.
@@ -172,6 +178,13 @@ impl Config {
             sim_pair_delay: Duration::from_millis(num("TGWA_SIM_PAIR_DELAY_MS", 2000, 0)?),
             sim_code_ttl: Duration::from_millis(num("TGWA_SIM_CODE_TTL_MS", 180_000, 1)?),
             login_concurrency: num("TGWA_LOGIN_CONCURRENCY", 8, 1)? as usize,
+            login_jitter: Duration::from_millis(num("TGWA_LOGIN_JITTER_MS", 500, 0)?),
+            login_timeout: Duration::from_secs(num("TGWA_LOGIN_TIMEOUT_SECS", 60, 1)?),
+            telegram_throttle: match get("TGWA_TELEGRAM_THROTTLE").unwrap_or("1") {
+                "1" | "true" | "yes" | "on" => true,
+                "0" | "false" | "no" | "off" => false,
+                other => return Err(err("TGWA_TELEGRAM_THROTTLE", format!("{other:?}: use 1 or 0"))),
+            },
             purge_after_days: num("TGWA_PURGE_AFTER_DAYS", 7, 0)?,
             shutdown_timeout: Duration::from_secs(num("TGWA_SHUTDOWN_TIMEOUT_SECS", 10, 1)?),
             pool_cache_size: num("TGWA_POOL_CACHE_SIZE", 256, 2)? as usize,
@@ -196,6 +209,8 @@ impl Config {
         vars.insert("TGWA_SIM_PAIR_DELAY_MS".into(), "50".into());
         vars.insert("TGWA_JOB_ITEM_DELAY_MS".into(), "0".into());
         vars.insert("TGWA_JOB_JITTER_MS".into(), "0".into());
+        vars.insert("TGWA_LOGIN_JITTER_MS".into(), "0".into());
+        vars.insert("TGWA_TELEGRAM_THROTTLE".into(), "0".into());
         Self::from_map(&vars).expect("test config is valid")
     }
 }

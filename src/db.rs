@@ -110,7 +110,10 @@ pub fn create_empty_database(path: &Path) -> Result<(), DbError> {
         return Ok(());
     }
     create_private_file(path)?;
-    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
     conn.pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(()))?;
     Ok(())
 }

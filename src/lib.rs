@@ -15,6 +15,7 @@
 
 pub mod account;
 pub mod app;
+pub mod bot;
 pub mod cli;
 pub mod config;
 pub mod db;

@@ -55,7 +55,12 @@ pub struct LiveStatus {
 
 impl LiveStatus {
     fn new(state: LiveState, last_error: Option<String>) -> Self {
-        Self { state, last_error, since: now(), retry_after: None }
+        Self {
+            state,
+            last_error,
+            since: now(),
+            retry_after: None,
+        }
     }
 }
 
@@ -63,21 +68,60 @@ impl LiveStatus {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Notice {
     /// A pairing finished: the account is registered, active and connected.
-    Paired { owner: TelegramId, account: AccountId, phone: PhoneNumber },
+    Paired {
+        owner: TelegramId,
+        account: AccountId,
+        phone: PhoneNumber,
+    },
     /// A pairing failed or expired; nothing was registered.
-    PairFailed { owner: TelegramId, phone: PhoneNumber, reason: String, retry_after: Option<Duration> },
+    PairFailed {
+        owner: TelegramId,
+        phone: PhoneNumber,
+        reason: String,
+        retry_after: Option<Duration>,
+    },
     /// A QR code to show for QR login.
-    Qr { owner: TelegramId, account: AccountId, code: String },
+    Qr {
+        owner: TelegramId,
+        account: AccountId,
+        code: String,
+    },
     /// Logged out from the phone; files are kept.
-    LoggedOut { owner: TelegramId, account: AccountId, phone: PhoneNumber, reason: String },
+    LoggedOut {
+        owner: TelegramId,
+        account: AccountId,
+        phone: PhoneNumber,
+        reason: String,
+    },
     /// Temporarily banned until `until` (Unix seconds).
-    Banned { owner: TelegramId, account: AccountId, phone: PhoneNumber, reason: String, until: i64 },
+    Banned {
+        owner: TelegramId,
+        account: AccountId,
+        phone: PhoneNumber,
+        reason: String,
+        until: i64,
+    },
     /// Another client took over the session.
-    StreamReplaced { owner: TelegramId, account: AccountId, phone: PhoneNumber },
+    StreamReplaced {
+        owner: TelegramId,
+        account: AccountId,
+        phone: PhoneNumber,
+    },
     /// Back online after an outage of `after`.
-    Reconnected { owner: TelegramId, account: AccountId, phone: PhoneNumber, after: Duration },
+    Reconnected {
+        owner: TelegramId,
+        account: AccountId,
+        phone: PhoneNumber,
+        after: Duration,
+    },
     /// Several connection attempts in a row failed.
-    ConnectFailures { owner: TelegramId, account: AccountId, phone: PhoneNumber, count: u32, reason: String },
+    ConnectFailures {
+        owner: TelegramId,
+        account: AccountId,
+        phone: PhoneNumber,
+        count: u32,
+        reason: String,
+    },
     /// Startup restore finished.
     Restored(RestoreSummary),
 }
@@ -144,7 +188,10 @@ enum Mode {
     /// Restoring a paired account.
     Restore,
     /// A new pairing; `repair` when the row existed before (logged out / unpaired).
-    Pair { repair_from: Option<AccountStatus>, deadline: Duration },
+    Pair {
+        repair_from: Option<AccountStatus>,
+        deadline: Duration,
+    },
 }
 
 /// Connect failures in a row before the owner is told.
@@ -153,7 +200,12 @@ const FAILURES_BEFORE_NOTICE: u32 = 5;
 impl AccountManager {
     /// Takes the notice receiver (once; the front-end owns it).
     pub fn take_notices(&self) -> Option<mpsc::UnboundedReceiver<Notice>> {
-        self.inner.live.notices_rx.lock().unwrap_or_else(|e| e.into_inner()).take()
+        self.inner
+            .live
+            .notices_rx
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
     }
 
     fn notify(&self, n: Notice) {
@@ -234,7 +286,12 @@ impl AccountManager {
         }
         let res = self.begin_pairing_inner(owner, phone, qr).await;
         if res.is_err() {
-            self.inner.live.pairing.lock().unwrap_or_else(|e| e.into_inner()).remove(&owner);
+            self.inner
+                .live
+                .pairing
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&owner);
         }
         res
     }
@@ -247,13 +304,17 @@ impl AccountManager {
     ) -> Result<(Account, Option<PairCode>), PairError> {
         let previous = self.by_phone(&phone).await?;
         let repair_from = previous
-            .filter(|a| a.telegram_id == owner && matches!(a.status, AccountStatus::LoggedOut | AccountStatus::Unpaired))
+            .filter(|a| {
+                a.telegram_id == owner && matches!(a.status, AccountStatus::LoggedOut | AccountStatus::Unpaired)
+            })
             .map(|a| a.status);
         if repair_from.is_some() {
             // A stale session file would log the old device back in: put it aside first.
             let layout = self.inner.layout.clone();
             let old = layout.session_file(owner, &phone);
-            crate::db::blocking(move || Ok(layout.move_to_trash(&[old])?)).await.map_err(AccountError::from)?;
+            crate::db::blocking(move || Ok(layout.move_to_trash(&[old])?))
+                .await
+                .map_err(AccountError::from)?;
         }
         let acc = self.add(owner, phone.clone(), AccountStatus::Pairing, None).await?;
         let deadline = match self.inner.config.wa_backend {
@@ -306,9 +367,17 @@ impl AccountManager {
     /// Takes back a pairing that did not finish: a new row is deleted and its files trashed;
     /// a re-pair goes back to its previous status.
     async fn abandon_pairing(&self, acc: &Account, repair_from: Option<AccountStatus>, reason: &str) {
-        self.inner.live.pairing.lock().unwrap_or_else(|e| e.into_inner()).remove(&acc.telegram_id);
+        self.inner
+            .live
+            .pairing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&acc.telegram_id);
         let res = match repair_from {
-            Some(prev) => self.set_status(acc.id, prev, Some(reason.to_string()), None).await.map(|_| Vec::new()),
+            Some(prev) => self
+                .set_status(acc.id, prev, Some(reason.to_string()), None)
+                .await
+                .map(|_| Vec::new()),
             None => self.retire(acc, reason).await,
         };
         if let Err(e) = res {
@@ -319,7 +388,11 @@ impl AccountManager {
     /// Starts a session for `acc` and its supervisor; returns the session.
     async fn launch(&self, acc: Account, mode: Mode) -> Result<Arc<dyn WaSession>, PairError> {
         let lock = self.lock_account(&acc.phone).await?;
-        let spec = SessionSpec { telegram_id: acc.telegram_id, phone: acc.phone.clone(), session_file: acc.db_path.clone() };
+        let spec = SessionSpec {
+            telegram_id: acc.telegram_id,
+            phone: acc.phone.clone(),
+            session_file: acc.db_path.clone(),
+        };
         let (session, events) = self.inner.backend.start(spec).await?;
         let initial = match mode {
             Mode::Restore => LiveState::Connecting,
@@ -336,11 +409,18 @@ impl AccountManager {
             failures: 0,
             down_since: None,
         };
-        let span = info_span!("account", account_id = %acc.id, telegram_id = %acc.telegram_id, phone = %acc.phone.masked());
+        let span =
+            info_span!("account", account_id = %acc.id, telegram_id = %acc.telegram_id, phone = %acc.phone.masked());
         let task = tokio::spawn(sup.run(events, stop_rx).instrument(span));
         let previous = self.inner.live.map.lock().unwrap_or_else(|e| e.into_inner()).insert(
             acc.id,
-            Live { session: session.clone(), status: status_rx, stop: stop_tx, task: Some(task), _lock: lock },
+            Live {
+                session: session.clone(),
+                status: status_rx,
+                stop: stop_tx,
+                task: Some(task),
+                _lock: lock,
+            },
         );
         if let Some(mut old) = previous {
             let _ = old.stop.send(true);
@@ -371,7 +451,13 @@ impl AccountManager {
 
     /// Disconnects and forgets the account's live session, if any.
     pub(crate) async fn stop_session(&self, id: AccountId) {
-        let live = self.inner.live.map.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+        let live = self
+            .inner
+            .live
+            .map
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
         if let Some(mut live) = live {
             let _ = live.stop.send(true);
             live.session.disconnect(self.inner.config.shutdown_timeout).await;
@@ -398,7 +484,8 @@ impl AccountManager {
         let layout = self.inner.layout.clone();
         let file = acc.db_path.clone();
         crate::db::blocking(move || Ok(layout.move_to_trash(&[file])?)).await?;
-        self.set_status(id, AccountStatus::LoggedOut, Some("logged out by owner".into()), None).await?;
+        self.set_status(id, AccountStatus::LoggedOut, Some("logged out by owner".into()), None)
+            .await?;
         self.audit(Some(owner), Some(id), "logout", String::new()).await?;
         Ok(())
     }
@@ -414,7 +501,8 @@ impl AccountManager {
             summary.stale_pairings += 1;
             warn!(account_id = %acc.id, phone = %acc.phone.masked(), "cleaning up a pairing interrupted by a restart");
             let prev = acc.jid.as_ref().map(|_| AccountStatus::LoggedOut);
-            self.abandon_pairing(acc, prev, "pairing interrupted by a restart").await;
+            self.abandon_pairing(acc, prev, "pairing interrupted by a restart")
+                .await;
         }
         let t = now();
         let due: Vec<Account> = rows
@@ -432,7 +520,9 @@ impl AccountManager {
             let permits = permits.clone();
             let done_tx = done_tx.clone();
             tokio::spawn(async move {
-                let Ok(_permit) = permits.acquire_owned().await else { return };
+                let Ok(_permit) = permits.acquire_owned().await else {
+                    return;
+                };
                 if !jitter.is_zero() {
                     let ms = rand::random::<u64>() % (jitter.as_millis() as u64 + 1);
                     tokio::time::sleep(Duration::from_millis(ms)).await;
@@ -468,14 +558,24 @@ impl AccountManager {
             Ok(Probe::Paired { .. }) => {}
             Ok(Probe::Unpaired) => {
                 let _ = self
-                    .set_status(acc.id, AccountStatus::Unpaired, Some("the session file holds no paired device".into()), None)
+                    .set_status(
+                        acc.id,
+                        AccountStatus::Unpaired,
+                        Some("the session file holds no paired device".into()),
+                        None,
+                    )
                     .await;
                 return LiveState::Unpaired;
             }
             Err(e) => {
                 warn!(account_id = %acc.id, error = %e, "session file is not usable");
                 let _ = self
-                    .set_status(acc.id, AccountStatus::Unpaired, Some(format!("session file unusable: {e}")), None)
+                    .set_status(
+                        acc.id,
+                        AccountStatus::Unpaired,
+                        Some(format!("session file unusable: {e}")),
+                        None,
+                    )
                     .await;
                 return LiveState::Unpaired;
             }
@@ -515,7 +615,8 @@ impl AccountManager {
         let rows = self.all_rows().await?;
         let mut n = 0;
         for acc in rows {
-            if matches!(acc.status, AccountStatus::LoggedOut | AccountStatus::Banned) && acc.status_changed_at <= cutoff {
+            if matches!(acc.status, AccountStatus::LoggedOut | AccountStatus::Banned) && acc.status_changed_at <= cutoff
+            {
                 self.retire(&acc, "purged after the grace period").await?;
                 n += 1;
             }
@@ -525,12 +626,26 @@ impl AccountManager {
 
     /// Disconnects every session, all within `bound` in total.
     pub async fn shutdown(&self, bound: Duration) {
-        let ids: Vec<AccountId> = self.inner.live.map.lock().unwrap_or_else(|e| e.into_inner()).keys().copied().collect();
+        let ids: Vec<AccountId> = self
+            .inner
+            .live
+            .map
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .copied()
+            .collect();
         let per = bound.saturating_sub(Duration::from_millis(200));
         let all = futures::future::join_all(ids.into_iter().map(|id| {
             let this = self.clone();
             async move {
-                let live = this.inner.live.map.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+                let live = this
+                    .inner
+                    .live
+                    .map
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&id);
                 if let Some(mut live) = live {
                     let _ = live.stop.send(true);
                     live.session.disconnect(per).await;
@@ -610,7 +725,11 @@ impl Supervisor {
         let (owner, id, phone) = (self.account.telegram_id, self.account.id, self.account.phone.clone());
         match ev {
             WaEvent::Qr { code, .. } => {
-                m.notify(Notice::Qr { owner, account: id, code });
+                m.notify(Notice::Qr {
+                    owner,
+                    account: id,
+                    code,
+                });
             }
             WaEvent::PairSuccess { jid } => {
                 let res = async {
@@ -626,7 +745,12 @@ impl Supervisor {
                     .await
                 }
                 .await;
-                m.inner.live.pairing.lock().unwrap_or_else(|e| e.into_inner()).remove(&owner);
+                m.inner
+                    .live
+                    .pairing
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&owner);
                 m.invalidate(owner);
                 match res {
                     Ok(()) => {
@@ -634,7 +758,11 @@ impl Supervisor {
                         self.mode = Mode::Restore;
                         self.account.status = AccountStatus::Active;
                         self.set(LiveState::Connecting, None);
-                        m.notify(Notice::Paired { owner, account: id, phone });
+                        m.notify(Notice::Paired {
+                            owner,
+                            account: id,
+                            phone,
+                        });
                     }
                     Err(e) => {
                         warn!(error = %e, "could not register a paired account");
@@ -655,7 +783,12 @@ impl Supervisor {
                     return true;
                 }
                 if let Some(since) = self.down_since.take() {
-                    m.notify(Notice::Reconnected { owner, account: id, phone, after: since.elapsed() });
+                    m.notify(Notice::Reconnected {
+                        owner,
+                        account: id,
+                        phone,
+                        after: since.elapsed(),
+                    });
                 }
                 self.failures = 0;
                 self.set(LiveState::Connected, None);
@@ -669,31 +802,61 @@ impl Supervisor {
                     self.down_since = Some(tokio::time::Instant::now());
                 }
                 if self.failures == FAILURES_BEFORE_NOTICE {
-                    m.notify(Notice::ConnectFailures { owner, account: id, phone, count: self.failures, reason: reason.clone() });
+                    m.notify(Notice::ConnectFailures {
+                        owner,
+                        account: id,
+                        phone,
+                        count: self.failures,
+                        reason: reason.clone(),
+                    });
                 }
                 self.set(LiveState::Disconnected, Some(reason));
             }
             WaEvent::LoggedOut { reason } => {
                 warn!(%reason, "logged out from the phone");
-                let _ = m.set_status(id, AccountStatus::LoggedOut, Some(reason.clone()), None).await;
+                let _ = m
+                    .set_status(id, AccountStatus::LoggedOut, Some(reason.clone()), None)
+                    .await;
                 let _ = m.audit(None, Some(id), "logged_out", reason.clone()).await;
                 self.set(LiveState::LoggedOut, Some(reason.clone()));
-                m.notify(Notice::LoggedOut { owner, account: id, phone, reason });
+                m.notify(Notice::LoggedOut {
+                    owner,
+                    account: id,
+                    phone,
+                    reason,
+                });
                 self.detach().await;
                 return false;
             }
             WaEvent::TemporaryBan { reason, until } => {
                 warn!(%reason, until, "temporary ban");
-                let _ = m.set_status(id, AccountStatus::Banned, Some(format!("temporary ban: {reason}")), Some(until)).await;
+                let _ = m
+                    .set_status(
+                        id,
+                        AccountStatus::Banned,
+                        Some(format!("temporary ban: {reason}")),
+                        Some(until),
+                    )
+                    .await;
                 self.set(LiveState::Banned, Some(reason.clone()));
-                m.notify(Notice::Banned { owner, account: id, phone, reason, until });
+                m.notify(Notice::Banned {
+                    owner,
+                    account: id,
+                    phone,
+                    reason,
+                    until,
+                });
                 self.detach().await;
                 return false;
             }
             WaEvent::StreamReplaced => {
                 warn!("stream replaced by another client");
                 self.set(LiveState::Stopped, Some("another client took over this session".into()));
-                m.notify(Notice::StreamReplaced { owner, account: id, phone });
+                m.notify(Notice::StreamReplaced {
+                    owner,
+                    account: id,
+                    phone,
+                });
                 self.detach().await;
                 return false;
             }
@@ -707,7 +870,12 @@ impl Supervisor {
         true
     }
 
-    async fn fail_pairing(&mut self, repair_from: Option<AccountStatus>, reason: String, retry_after: Option<Duration>) {
+    async fn fail_pairing(
+        &mut self,
+        repair_from: Option<AccountStatus>,
+        reason: String,
+        retry_after: Option<Duration>,
+    ) {
         let m = self.manager.clone();
         info!(%reason, "pairing failed");
         self.status.send_replace(LiveStatus {
@@ -719,13 +887,24 @@ impl Supervisor {
         let _ = self.session.cancel_pair_code().await;
         self.detach().await;
         m.abandon_pairing(&self.account, repair_from, &reason).await;
-        m.notify(Notice::PairFailed { owner: self.account.telegram_id, phone: self.account.phone.clone(), reason, retry_after });
+        m.notify(Notice::PairFailed {
+            owner: self.account.telegram_id,
+            phone: self.account.phone.clone(),
+            reason,
+            retry_after,
+        });
     }
 
     /// Disconnects the session and removes it from the live map (keeping the files).
     async fn detach(&self) {
         let m = &self.manager;
-        let live = m.inner.live.map.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.account.id);
+        let live = m
+            .inner
+            .live
+            .map
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.account.id);
         self.session.disconnect(m.inner.config.shutdown_timeout).await;
         // Dropping `live` releases the lock file; our own task handle is dropped, not aborted.
         if let Some(mut l) = live {

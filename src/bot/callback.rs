@@ -1,0 +1,446 @@
+//! Callback data: a compact typed encoding, signed for the user it was sent to.
+//!
+//! Format: `<payload>~<tag>`, where the payload is `verb[:arg[:arg]]` and the tag is the
+//! first 6 bytes of HMAC-SHA256(secret, presser's Telegram ID ‖ payload), base64url. A button
+//! only decodes when pressed by the user it was made for, so data copied from another user's
+//! chat, or made up, is refused before any account is looked at. Handlers still check
+//! ownership of every account ID in the payload.
+
+use std::path::Path;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
+
+use super::i18n::Lang;
+use crate::ids::{AccountId, PhoneNumber, TelegramId};
+use crate::wa::GroupId;
+
+/// Telegram's limit on callback data.
+pub const MAX_LEN: usize = 64;
+
+/// Every button the bot emits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cb {
+    /// The main menu.
+    Menu,
+    /// Help text.
+    Help,
+    /// The language picker.
+    LangMenu,
+    /// Set the language.
+    SetLang(Lang),
+    /// The account list.
+    Accounts,
+    /// One account's page.
+    Account(AccountId),
+    /// Make this the active account.
+    Switch(AccountId),
+    /// Ask to log out.
+    Logout(AccountId),
+    /// Confirmed log out.
+    LogoutYes(AccountId),
+    /// Ask to remove.
+    Remove(AccountId),
+    /// Confirmed removal.
+    RemoveYes(AccountId),
+    /// Cancel a running pairing.
+    PairCancel(AccountId),
+    /// Start a new pairing of this number (new code, retry, pair again).
+    PairNew(PhoneNumber),
+    /// The active account's groups, one page.
+    Groups(AccountId, u32),
+    /// One group's page.
+    Group(AccountId, GroupId),
+    /// Show the group's invite link.
+    GroupLink(AccountId, GroupId),
+    /// Revoke the group's invite link (asks first).
+    GroupRevoke(AccountId, GroupId),
+    /// Confirmed revoke.
+    GroupRevokeYes(AccountId, GroupId),
+    /// List the group's members.
+    GroupMembers(AccountId, GroupId),
+    /// Ask to leave the group.
+    GroupLeave(AccountId, GroupId),
+    /// Confirmed leave.
+    GroupLeaveYes(AccountId, GroupId),
+    /// Toggle announce-only.
+    GroupAnnounce(AccountId, GroupId, bool),
+    /// Toggle locked info.
+    GroupLock(AccountId, GroupId, bool),
+    /// Ask for text input for a group action (rename, description, members, send).
+    GroupInput(AccountId, GroupId, InputKind),
+    /// Export invite links of groups where the account is admin.
+    ExportLinks(AccountId),
+    /// Ask for text input for an account-wide action.
+    Input(AccountId, InputKind),
+    /// Start a job that waits in draft.
+    JobStart(AccountId, i64),
+    /// Pause a running job.
+    JobPause(AccountId, i64),
+    /// Resume a paused job.
+    JobResume(AccountId, i64),
+    /// Cancel a job.
+    JobCancel(AccountId, i64),
+    /// The messages menu.
+    Messages(AccountId),
+    /// No-op (page counters).
+    Noop,
+}
+
+/// Which free-text input a button asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum InputKind {
+    Rename,
+    Describe,
+    AddMembers,
+    RemoveMembers,
+    PromoteMembers,
+    DemoteMembers,
+    SendGroup,
+    SendNumber,
+    CreateGroups,
+    JoinGroups,
+    LeaveGroups,
+    Broadcast,
+    CheckNumbers,
+    SearchGroups,
+}
+
+impl InputKind {
+    const ALL: [(InputKind, &'static str); 14] = [
+        (InputKind::Rename, "rn"),
+        (InputKind::Describe, "ds"),
+        (InputKind::AddMembers, "ma"),
+        (InputKind::RemoveMembers, "mr"),
+        (InputKind::PromoteMembers, "mp"),
+        (InputKind::DemoteMembers, "md"),
+        (InputKind::SendGroup, "sg"),
+        (InputKind::SendNumber, "sn"),
+        (InputKind::CreateGroups, "cg"),
+        (InputKind::JoinGroups, "jg"),
+        (InputKind::LeaveGroups, "lg"),
+        (InputKind::Broadcast, "bc"),
+        (InputKind::CheckNumbers, "ck"),
+        (InputKind::SearchGroups, "sr"),
+    ];
+
+    fn code(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(k, _)| *k == self)
+            .map(|(_, c)| *c)
+            .unwrap_or("??")
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        Self::ALL.iter().find(|(_, c)| *c == s).map(|(k, _)| *k)
+    }
+}
+
+impl Cb {
+    fn payload(&self) -> String {
+        use Cb::*;
+        let g = |a: &AccountId, gid: &GroupId| format!("{a}:{}", gid.user());
+        match self {
+            Menu => "m".into(),
+            Help => "h".into(),
+            LangMenu => "l".into(),
+            SetLang(l) => format!("l:{}", l.code()),
+            Accounts => "a".into(),
+            Account(a) => format!("ad:{a}"),
+            Switch(a) => format!("as:{a}"),
+            Logout(a) => format!("lo:{a}"),
+            LogoutYes(a) => format!("lo!:{a}"),
+            Remove(a) => format!("rm:{a}"),
+            RemoveYes(a) => format!("rm!:{a}"),
+            PairCancel(a) => format!("pc:{a}"),
+            PairNew(p) => format!("pn:{}", p.digits()),
+            Groups(a, page) => format!("gl:{a}:{page}"),
+            Group(a, gid) => format!("g:{}", g(a, gid)),
+            GroupLink(a, gid) => format!("gk:{}", g(a, gid)),
+            GroupRevoke(a, gid) => format!("gr:{}", g(a, gid)),
+            GroupRevokeYes(a, gid) => format!("gr!:{}", g(a, gid)),
+            GroupMembers(a, gid) => format!("gm:{}", g(a, gid)),
+            GroupLeave(a, gid) => format!("gx:{}", g(a, gid)),
+            GroupLeaveYes(a, gid) => format!("gx!:{}", g(a, gid)),
+            GroupAnnounce(a, gid, on) => format!("ga:{}:{}", g(a, gid), *on as u8),
+            GroupLock(a, gid, on) => format!("gL:{}:{}", g(a, gid), *on as u8),
+            GroupInput(a, gid, k) => format!("gi:{}:{}", g(a, gid), k.code()),
+            ExportLinks(a) => format!("ex:{a}"),
+            Input(a, k) => format!("in:{a}:{}", k.code()),
+            JobStart(a, j) => format!("js:{a}:{j}"),
+            JobPause(a, j) => format!("jp:{a}:{j}"),
+            JobResume(a, j) => format!("jr:{a}:{j}"),
+            JobCancel(a, j) => format!("jc:{a}:{j}"),
+            Messages(a) => format!("ms:{a}"),
+            Noop => "_".into(),
+        }
+    }
+
+    fn parse_payload(s: &str) -> Option<Self> {
+        use Cb::*;
+        let parts: Vec<&str> = s.split(':').collect();
+        let acc = |i: usize| parts.get(i).and_then(|v| v.parse::<AccountId>().ok());
+        let gid = |i: usize| parts.get(i).and_then(|v| GroupId::parse(&format!("{v}@g.us")));
+        let flag = |i: usize| match parts.get(i) {
+            Some(&"1") => Some(true),
+            Some(&"0") => Some(false),
+            _ => None,
+        };
+        let job = |i: usize| parts.get(i).and_then(|v| v.parse::<i64>().ok()).filter(|j| *j > 0);
+        let n = parts.len();
+        let cb = match (parts[0], n) {
+            ("m", 1) => Menu,
+            ("h", 1) => Help,
+            ("l", 1) => LangMenu,
+            ("l", 2) => SetLang(match parts[1] {
+                "id" => Lang::Id,
+                "en" => Lang::En,
+                _ => return None,
+            }),
+            ("a", 1) => Accounts,
+            ("ad", 2) => Account(acc(1)?),
+            ("as", 2) => Switch(acc(1)?),
+            ("lo", 2) => Logout(acc(1)?),
+            ("lo!", 2) => LogoutYes(acc(1)?),
+            ("rm", 2) => Remove(acc(1)?),
+            ("rm!", 2) => RemoveYes(acc(1)?),
+            ("pc", 2) => PairCancel(acc(1)?),
+            ("pn", 2) => PairNew(PhoneNumber::from_digits(parts[1]).ok()?),
+            ("gl", 3) => Groups(acc(1)?, parts[2].parse().ok().filter(|p: &u32| *p < 100_000)?),
+            ("g", 3) => Group(acc(1)?, gid(2)?),
+            ("gk", 3) => GroupLink(acc(1)?, gid(2)?),
+            ("gr", 3) => GroupRevoke(acc(1)?, gid(2)?),
+            ("gr!", 3) => GroupRevokeYes(acc(1)?, gid(2)?),
+            ("gm", 3) => GroupMembers(acc(1)?, gid(2)?),
+            ("gx", 3) => GroupLeave(acc(1)?, gid(2)?),
+            ("gx!", 3) => GroupLeaveYes(acc(1)?, gid(2)?),
+            ("ga", 4) => GroupAnnounce(acc(1)?, gid(2)?, flag(3)?),
+            ("gL", 4) => GroupLock(acc(1)?, gid(2)?, flag(3)?),
+            ("gi", 4) => GroupInput(acc(1)?, gid(2)?, InputKind::parse(parts[3])?),
+            ("ex", 2) => ExportLinks(acc(1)?),
+            ("in", 3) => Input(acc(1)?, InputKind::parse(parts[2])?),
+            ("js", 3) => JobStart(acc(1)?, job(2)?),
+            ("jp", 3) => JobPause(acc(1)?, job(2)?),
+            ("jr", 3) => JobResume(acc(1)?, job(2)?),
+            ("jc", 3) => JobCancel(acc(1)?, job(2)?),
+            ("ms", 2) => Messages(acc(1)?),
+            ("_", 1) => Noop,
+            _ => return None,
+        };
+        // Canonical form only: anything that does not re-encode to itself was not made by us.
+        (cb.payload() == s).then_some(cb)
+    }
+
+    /// The account this button acts on, if any (checked for ownership by the handlers).
+    pub fn account(&self) -> Option<AccountId> {
+        use Cb::*;
+        match self {
+            Account(a)
+            | Switch(a)
+            | Logout(a)
+            | LogoutYes(a)
+            | Remove(a)
+            | RemoveYes(a)
+            | PairCancel(a)
+            | Groups(a, _)
+            | Group(a, _)
+            | GroupLink(a, _)
+            | GroupRevoke(a, _)
+            | GroupRevokeYes(a, _)
+            | GroupMembers(a, _)
+            | GroupLeave(a, _)
+            | GroupLeaveYes(a, _)
+            | GroupAnnounce(a, _, _)
+            | GroupLock(a, _, _)
+            | GroupInput(a, _, _)
+            | ExportLinks(a)
+            | Input(a, _)
+            | JobStart(a, _)
+            | JobPause(a, _)
+            | JobResume(a, _)
+            | JobCancel(a, _)
+            | Messages(a) => Some(*a),
+            Menu | Help | LangMenu | SetLang(_) | Accounts | PairNew(_) | Noop => None,
+        }
+    }
+}
+
+/// Why callback data was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CbError {
+    #[error("callback data is not in our format")]
+    Malformed,
+    #[error("callback data was not made for this user")]
+    Forged,
+}
+
+/// Signs and checks callback data with the server's secret.
+#[derive(Clone)]
+pub struct CallbackCodec {
+    key: [u8; 32],
+}
+
+const TAG_BYTES: usize = 6;
+
+impl CallbackCodec {
+    /// A codec with this key.
+    pub fn new(key: [u8; 32]) -> Self {
+        Self { key }
+    }
+
+    /// Loads the secret from `path` (32 bytes), creating it (0600) with random bytes if missing.
+    /// The secret survives restarts so old menus keep working.
+    pub fn load_or_create(path: &Path) -> std::io::Result<Self> {
+        match std::fs::read(path) {
+            Ok(bytes) if bytes.len() == 32 => {
+                let mut key = [0u8; 32];
+                key.copy_from_slice(&bytes);
+                Ok(Self::new(key))
+            }
+            Ok(_) | Err(_) => {
+                let key: [u8; 32] = rand::random();
+                if let Some(dir) = path.parent() {
+                    crate::layout::create_private_dir(dir)?;
+                }
+                let tmp = path.with_extension("tmp");
+                {
+                    use std::io::Write;
+                    use std::os::unix::fs::OpenOptionsExt;
+                    let mut f = std::fs::OpenOptions::new()
+                        .write(true)
+                        .create(true)
+                        .truncate(true)
+                        .mode(0o600)
+                        .open(&tmp)?;
+                    f.write_all(&key)?;
+                    f.sync_all()?;
+                }
+                std::fs::rename(&tmp, path)?;
+                Ok(Self::new(key))
+            }
+        }
+    }
+
+    fn tag(&self, tid: TelegramId, payload: &str) -> String {
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.key).unwrap_or_else(|_| unreachable!());
+        mac.update(&tid.get().to_le_bytes());
+        mac.update(payload.as_bytes());
+        let out = mac.finalize().into_bytes();
+        URL_SAFE_NO_PAD.encode(&out[..TAG_BYTES])
+    }
+
+    /// The data for a button shown to `tid`. At most 64 bytes by construction.
+    pub fn encode(&self, tid: TelegramId, cb: &Cb) -> String {
+        let payload = cb.payload();
+        let data = format!("{payload}~{}", self.tag(tid, &payload));
+        debug_assert!(data.len() <= MAX_LEN, "callback data too long: {data}");
+        data
+    }
+
+    /// Decodes data pressed by `tid`: malformed or not signed for `tid` is an error.
+    pub fn decode(&self, tid: TelegramId, data: &str) -> Result<Cb, CbError> {
+        if data.len() > MAX_LEN {
+            return Err(CbError::Malformed);
+        }
+        let (payload, tag) = data.rsplit_once('~').ok_or(CbError::Malformed)?;
+        let want = self.tag(tid, payload);
+        // Length is public; compare the bytes without an early exit.
+        if tag.len() != want.len() || tag.bytes().zip(want.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) != 0 {
+            return Err(CbError::Forged);
+        }
+        Cb::parse_payload(payload).ok_or(CbError::Malformed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn samples() -> Vec<Cb> {
+        let a = AccountId::new(123_456).unwrap();
+        let g = GroupId::parse("120363012345678901@g.us").unwrap();
+        let mut v = vec![
+            Cb::Menu,
+            Cb::Help,
+            Cb::LangMenu,
+            Cb::SetLang(Lang::En),
+            Cb::SetLang(Lang::Id),
+            Cb::Accounts,
+            Cb::Account(a),
+            Cb::Switch(a),
+            Cb::Logout(a),
+            Cb::LogoutYes(a),
+            Cb::Remove(a),
+            Cb::RemoveYes(a),
+            Cb::PairCancel(a),
+            Cb::PairNew(PhoneNumber::from_digits("628123456789012").unwrap()),
+            Cb::Groups(a, 12),
+            Cb::Group(a, g.clone()),
+            Cb::GroupLink(a, g.clone()),
+            Cb::GroupRevoke(a, g.clone()),
+            Cb::GroupRevokeYes(a, g.clone()),
+            Cb::GroupMembers(a, g.clone()),
+            Cb::GroupLeave(a, g.clone()),
+            Cb::GroupLeaveYes(a, g.clone()),
+            Cb::GroupAnnounce(a, g.clone(), true),
+            Cb::GroupLock(a, g.clone(), false),
+            Cb::ExportLinks(a),
+            Cb::JobStart(a, 99_999),
+            Cb::JobPause(a, 99_999),
+            Cb::JobResume(a, 99_999),
+            Cb::JobCancel(a, 99_999),
+            Cb::Messages(a),
+            Cb::Noop,
+        ];
+        for (k, _) in InputKind::ALL {
+            v.push(Cb::Input(a, k));
+            v.push(Cb::GroupInput(a, g.clone(), k));
+        }
+        v
+    }
+
+    #[test]
+    fn round_trip_and_fit_in_64_bytes() {
+        let c = CallbackCodec::new([7; 32]);
+        let me = TelegramId::new(9_000_000_000).unwrap();
+        for cb in samples() {
+            let data = c.encode(me, &cb);
+            assert!(data.len() <= MAX_LEN, "{data} is {} bytes", data.len());
+            assert_eq!(c.decode(me, &data), Ok(cb));
+        }
+    }
+
+    #[test]
+    fn other_users_and_forgeries_are_refused() {
+        let c = CallbackCodec::new([7; 32]);
+        let a = TelegramId::new(1).unwrap();
+        let b = TelegramId::new(2).unwrap();
+        for cb in samples() {
+            let data = c.encode(a, &cb);
+            assert_eq!(c.decode(b, &data), Err(CbError::Forged), "{data}");
+        }
+        let other_key = CallbackCodec::new([8; 32]);
+        assert_eq!(other_key.decode(a, &c.encode(a, &Cb::Menu)), Err(CbError::Forged));
+        for junk in ["", "~", "m", "m~", "as:1~AAAAAAAA", &"x".repeat(65), "as:-1", "as:01"] {
+            assert!(c.decode(a, junk).is_err(), "{junk:?}");
+        }
+        // A well-signed payload that is not canonical is still refused.
+        let tag = c.tag(a, "as:01");
+        assert_eq!(c.decode(a, &format!("as:01~{tag}")), Err(CbError::Malformed));
+    }
+
+    #[test]
+    fn secret_persists() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join(".secret");
+        let c1 = CallbackCodec::load_or_create(&p).unwrap();
+        let c2 = CallbackCodec::load_or_create(&p).unwrap();
+        let t = TelegramId::new(5).unwrap();
+        assert_eq!(c2.decode(t, &c1.encode(t, &Cb::Menu)), Ok(Cb::Menu));
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+}

@@ -1,0 +1,743 @@
+//! Handlers: commands, menus, pairing, accounts. Each endpoint logs its own failures and
+//! tells the user something, so no update ends in silence.
+
+use std::time::Duration;
+
+use teloxide::prelude::*;
+use teloxide::types::{InlineKeyboardButton, InlineKeyboardMarkup, MessageId};
+use teloxide::RequestError;
+use tracing::{error, info, warn};
+
+use super::callback::{Cb, CbError};
+use super::i18n::{esc, tr, tr_with, Key, Lang};
+use super::send::{answer, edit_or_send, send_html};
+use super::{App, Caller};
+use crate::account::{Account, AccountError, AccountStatus};
+use crate::ids::{ParseIdError, PhoneNumber};
+use crate::supervisor::{LiveState, LiveStatus, PairError};
+use crate::wa::WaError;
+
+type HandlerResult = anyhow::Result<()>;
+
+/// Anything a bot handler needs of the requester.
+pub trait Req: Requester<Err = RequestError> + Clone + Send + Sync + 'static {}
+impl<T: Requester<Err = RequestError> + Clone + Send + Sync + 'static> Req for T {}
+
+// ----- endpoints -----
+
+pub(crate) async fn not_private<R: Req>(bot: R, msg: Message, app: App) -> HandlerResult {
+    if msg.text().is_some_and(|t| t.starts_with('/')) {
+        let lang = msg
+            .from
+            .as_ref()
+            .and_then(|u| u.language_code.as_deref())
+            .map(Lang::from_code)
+            .unwrap_or(Lang::Id);
+        send_html(&bot, app.manager(), msg.chat.id, tr(lang, Key::PrivateOnly), None).await;
+    }
+    Ok(())
+}
+
+pub(crate) async fn on_unresolved_message<R: Req>(bot: R, msg: Message, app: App) -> HandlerResult {
+    if msg.from.is_some() {
+        send_html(&bot, app.manager(), msg.chat.id, tr(Lang::Id, Key::Sorry), None).await;
+    }
+    Ok(())
+}
+
+pub(crate) async fn on_unresolved_callback<R: Req>(bot: R, q: CallbackQuery) -> HandlerResult {
+    answer(&bot, &q.id, Some(tr(Lang::Id, Key::Sorry)), true).await;
+    Ok(())
+}
+
+pub(crate) async fn on_message<R: Req>(bot: R, msg: Message, app: App, caller: Caller) -> HandlerResult {
+    if let Err(e) = message(&bot, &msg, &app, &caller).await {
+        error!(telegram_id = %caller.tid, error = %format!("{e:#}"), "message handler failed");
+        send_html(&bot, app.manager(), caller.chat, tr(caller.lang, Key::Sorry), None).await;
+    }
+    Ok(())
+}
+
+pub(crate) async fn on_callback<R: Req>(bot: R, q: CallbackQuery, app: App, caller: Caller) -> HandlerResult {
+    let mid = q.message.as_ref().map(|m| m.id());
+    match callback(&bot, &q, &app, &caller, mid).await {
+        Ok(Some((text, alert))) => answer(&bot, &q.id, Some(&text), alert).await,
+        Ok(None) => answer(&bot, &q.id, None, false).await,
+        Err(e) => {
+            error!(telegram_id = %caller.tid, error = %format!("{e:#}"), "callback handler failed");
+            answer(&bot, &q.id, Some(tr(caller.lang, Key::Sorry)), true).await;
+        }
+    }
+    Ok(())
+}
+
+// ----- messages -----
+
+/// Commands a user without an account may use.
+const OPEN_COMMANDS: &[&str] = &["start", "menu", "pair", "qr", "help", "lang", "cancel"];
+
+async fn message<R: Req>(bot: &R, msg: &Message, app: &App, c: &Caller) -> anyhow::Result<()> {
+    let text = msg.text().or(msg.caption()).unwrap_or("").trim();
+    if let Some(rest) = text.strip_prefix('/') {
+        let (cmd, arg) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+        let cmd = cmd.split('@').next().unwrap_or("").to_ascii_lowercase();
+        let arg = arg.trim();
+        if !OPEN_COMMANDS.contains(&cmd.as_str()) && !c.has_account() {
+            return deny(bot, app, c).await;
+        }
+        return command(bot, app, c, &cmd, arg).await;
+    }
+    if !c.has_account() {
+        return deny(bot, app, c).await;
+    }
+    if let Some(p) = app.take_pending(c.tid) {
+        return crate::bot::flows::pending_input(bot, app, c, p, msg).await;
+    }
+    send_html(bot, app.manager(), c.chat, tr(c.lang, Key::UnknownCommand), None).await;
+    Ok(())
+}
+
+async fn deny<R: Req>(bot: &R, app: &App, c: &Caller) -> anyhow::Result<()> {
+    send_html(bot, app.manager(), c.chat, tr(c.lang, Key::AccessDenied), None).await;
+    Ok(())
+}
+
+async fn command<R: Req>(bot: &R, app: &App, c: &Caller, cmd: &str, arg: &str) -> anyhow::Result<()> {
+    let m = app.manager();
+    match cmd {
+        "start" => {
+            send_html(bot, m, c.chat, tr(c.lang, Key::Welcome), None).await;
+            show_menu(bot, app, c, None).await;
+        }
+        "menu" => show_menu(bot, app, c, None).await,
+        "help" => {
+            send_html(bot, m, c.chat, tr(c.lang, Key::Help), Some(back_to_menu(app, c))).await;
+        }
+        "lang" => {
+            let (t, kb) = language_menu(app, c);
+            send_html(bot, m, c.chat, &t, Some(kb)).await;
+        }
+        "cancel" => {
+            app.set_pending(c.tid, None);
+            send_html(bot, m, c.chat, tr(c.lang, Key::Cancelled), None).await;
+        }
+        "pair" => pair(bot, app, c, arg, false, None).await?,
+        "qr" => pair(bot, app, c, arg, true, None).await?,
+        "status" => match c.active() {
+            Some(a) => {
+                let (t, kb) = account_page(app, c, a);
+                send_html(bot, m, c.chat, &t, Some(kb)).await;
+            }
+            None => show_menu(bot, app, c, None).await,
+        },
+        "accounts" => {
+            let (t, kb) = accounts_menu(app, c);
+            send_html(bot, m, c.chat, &t, Some(kb)).await;
+        }
+        "groups" => match c.active() {
+            Some(a) => crate::bot::flows::groups_entry(bot, app, c, a.id, None).await?,
+            None => show_menu(bot, app, c, None).await,
+        },
+        _ => {
+            send_html(bot, m, c.chat, tr(c.lang, Key::UnknownCommand), None).await;
+        }
+    }
+    Ok(())
+}
+
+// ----- menus -----
+
+pub(crate) fn btn(app: &App, c: &Caller, label: &str, cb: Cb) -> InlineKeyboardButton {
+    InlineKeyboardButton::callback(label.to_string(), app.codec().encode(c.tid, &cb))
+}
+
+pub(crate) fn back_to_menu(app: &App, c: &Caller) -> InlineKeyboardMarkup {
+    InlineKeyboardMarkup::new(vec![vec![btn(app, c, tr(c.lang, Key::BtnMenu), Cb::Menu)]])
+}
+
+/// The label of an account's state: the live one when a session runs, else the stored one.
+pub(crate) fn state_label(lang: Lang, acc: &Account, live: Option<&LiveStatus>) -> &'static str {
+    let key = match live.map(|l| l.state) {
+        Some(LiveState::Connected) => Key::StateConnected,
+        Some(LiveState::Connecting) => Key::StateConnecting,
+        Some(LiveState::Disconnected) => Key::StateDisconnected,
+        Some(LiveState::Pairing) => Key::StatePairing,
+        Some(LiveState::LoggedOut) => Key::StateLoggedOut,
+        Some(LiveState::Banned) => Key::StateBanned,
+        Some(LiveState::Unpaired) => Key::StateUnpaired,
+        Some(LiveState::PairFailed | LiveState::Stopped) | None => match acc.status {
+            AccountStatus::Active => Key::StateStopped,
+            AccountStatus::Pairing => Key::StatePairing,
+            AccountStatus::LoggedOut => Key::StateLoggedOut,
+            AccountStatus::Banned => Key::StateBanned,
+            AccountStatus::Unpaired => Key::StateUnpaired,
+            AccountStatus::Removed => Key::StateStopped,
+        },
+    };
+    tr(lang, key)
+}
+
+fn main_menu(app: &App, c: &Caller) -> (String, InlineKeyboardMarkup) {
+    let l = c.lang;
+    let mut rows = vec![vec![btn(app, c, tr(l, Key::BtnAccounts), Cb::Accounts)]];
+    let text = match c.active() {
+        Some(a) => {
+            let live = app.manager().live_status_unchecked(a.id);
+            rows.push(vec![
+                btn(app, c, tr(l, Key::BtnGroups), Cb::Groups(a.id, 0)),
+                btn(app, c, tr(l, Key::BtnMessages), Cb::Messages(a.id)),
+            ]);
+            rows.push(vec![
+                btn(app, c, tr(l, Key::BtnSettings), Cb::Account(a.id)),
+                btn(app, c, tr(l, Key::BtnLanguage), Cb::LangMenu),
+            ]);
+            tr_with(
+                l,
+                Key::MenuTitle,
+                &[
+                    ("phone", &a.phone.to_string()),
+                    ("state", state_label(l, a, live.as_ref())),
+                ],
+            )
+        }
+        None => {
+            rows.push(vec![btn(app, c, tr(l, Key::BtnLanguage), Cb::LangMenu)]);
+            tr(l, Key::MenuNoActive).to_string()
+        }
+    };
+    rows.push(vec![btn(app, c, tr(l, Key::BtnHelp), Cb::Help)]);
+    (text, InlineKeyboardMarkup::new(rows))
+}
+
+/// Shows the main menu (or the login prompt), editing `edit` in place when given.
+pub(crate) async fn show_menu<R: Req>(bot: &R, app: &App, c: &Caller, edit: Option<MessageId>) {
+    if !c.has_account() {
+        let kb = InlineKeyboardMarkup::new(vec![vec![
+            btn(app, c, tr(c.lang, Key::BtnLanguage), Cb::LangMenu),
+            btn(app, c, tr(c.lang, Key::BtnHelp), Cb::Help),
+        ]]);
+        edit_or_send(bot, app.manager(), c.chat, edit, tr(c.lang, Key::LoginPrompt), Some(kb)).await;
+        return;
+    }
+    let (t, kb) = main_menu(app, c);
+    edit_or_send(bot, app.manager(), c.chat, edit, &t, Some(kb)).await;
+}
+
+fn language_menu(app: &App, c: &Caller) -> (String, InlineKeyboardMarkup) {
+    let kb = InlineKeyboardMarkup::new(vec![
+        vec![
+            btn(app, c, "🇮🇩 Bahasa Indonesia", Cb::SetLang(Lang::Id)),
+            btn(app, c, "🇬🇧 English", Cb::SetLang(Lang::En)),
+        ],
+        vec![btn(app, c, tr(c.lang, Key::BtnBack), Cb::Menu)],
+    ]);
+    (tr(c.lang, Key::LanguageTitle).to_string(), kb)
+}
+
+fn accounts_menu(app: &App, c: &Caller) -> (String, InlineKeyboardMarkup) {
+    let l = c.lang;
+    let m = app.manager();
+    let active = c.active().map(|a| a.id);
+    let mut text = tr_with(
+        l,
+        Key::AccountsTitle,
+        &[
+            ("count", &c.ctx.accounts.len().to_string()),
+            ("max", &m.config().max_accounts_per_user.to_string()),
+        ],
+    );
+    let mut rows = Vec::new();
+    for a in &c.ctx.accounts {
+        let live = m.live_status_unchecked(a.id);
+        let mark = if Some(a.id) == active { "✅" } else { "▫️" };
+        text.push('\n');
+        text.push_str(&tr_with(
+            l,
+            Key::AccountLine,
+            &[
+                ("mark", mark),
+                ("phone", &a.phone.to_string()),
+                ("state", state_label(l, a, live.as_ref())),
+            ],
+        ));
+        if a.status != AccountStatus::Pairing {
+            rows.push(vec![btn(app, c, &format!("{mark} {}", a.phone), Cb::Account(a.id))]);
+        }
+    }
+    rows.push(vec![btn(app, c, tr(l, Key::BtnMenu), Cb::Menu)]);
+    (text, InlineKeyboardMarkup::new(rows))
+}
+
+fn account_page(app: &App, c: &Caller, a: &Account) -> (String, InlineKeyboardMarkup) {
+    let l = c.lang;
+    let live = app.manager().live_status_unchecked(a.id);
+    let updated = chrono::DateTime::from_timestamp(a.updated_at, 0)
+        .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_default();
+    let error = live
+        .as_ref()
+        .and_then(|s| s.last_error.clone())
+        .or_else(|| a.last_error.clone())
+        .map(|e| format!("\n⚠️ {}", esc(&e)))
+        .unwrap_or_default();
+    let text = tr_with(
+        l,
+        Key::AccountDetail,
+        &[
+            ("phone", &a.phone.to_string()),
+            ("state", state_label(l, a, live.as_ref())),
+            ("updated", &updated),
+            ("error", &error),
+        ],
+    );
+    let mut rows = Vec::new();
+    if c.active().map(|x| x.id) != Some(a.id) {
+        rows.push(vec![btn(
+            app,
+            c,
+            &format!("✅ {}", tr(l, Key::BtnSwitch)),
+            Cb::Switch(a.id),
+        )]);
+    }
+    rows.push(vec![btn(app, c, tr(l, Key::BtnStatus), Cb::Account(a.id))]);
+    if matches!(a.status, AccountStatus::LoggedOut | AccountStatus::Unpaired) {
+        rows.push(vec![btn(
+            app,
+            c,
+            tr(l, Key::BtnPairAgain),
+            Cb::PairNew(a.phone.clone()),
+        )]);
+    }
+    let mut danger = Vec::new();
+    if a.status == AccountStatus::Active {
+        danger.push(btn(app, c, tr(l, Key::BtnLogout), Cb::Logout(a.id)));
+    }
+    danger.push(btn(app, c, tr(l, Key::BtnRemove), Cb::Remove(a.id)));
+    rows.push(danger);
+    rows.push(vec![btn(app, c, tr(l, Key::BtnBack), Cb::Accounts)]);
+    (text, InlineKeyboardMarkup::new(rows))
+}
+
+fn confirm(app: &App, c: &Caller, yes: Cb, no: Cb) -> InlineKeyboardMarkup {
+    InlineKeyboardMarkup::new(vec![vec![
+        btn(app, c, tr(c.lang, Key::BtnYes), yes),
+        btn(app, c, tr(c.lang, Key::BtnNo), no),
+    ]])
+}
+
+/// Re-reads the caller's context after a change, so the next screen shows it.
+async fn refreshed(app: &App, c: &Caller) -> anyhow::Result<Caller> {
+    app.manager().invalidate(c.tid);
+    let ctx = app.manager().context(c.tid, None).await?;
+    Ok(Caller {
+        lang: Lang::from_code(&ctx.user.language),
+        ctx,
+        ..c.clone()
+    })
+}
+
+// ----- callbacks -----
+
+/// Callbacks a user without an account may press.
+fn open_callback(cb: &Cb) -> bool {
+    matches!(
+        cb,
+        Cb::Menu | Cb::Help | Cb::LangMenu | Cb::SetLang(_) | Cb::PairCancel(_) | Cb::PairNew(_) | Cb::Noop
+    )
+}
+
+/// Handles a button; returns the text to answer the query with (and whether as an alert).
+async fn callback<R: Req>(
+    bot: &R,
+    q: &CallbackQuery,
+    app: &App,
+    c: &Caller,
+    mid: Option<MessageId>,
+) -> anyhow::Result<Option<(String, bool)>> {
+    let l = c.lang;
+    let m = app.manager();
+    let data = q.data.as_deref().unwrap_or("");
+    let cb = match app.codec().decode(c.tid, data) {
+        Ok(cb) => cb,
+        Err(e) => {
+            let detail = format!("{e}: {}", data.chars().take(64).collect::<String>());
+            warn!(telegram_id = %c.tid, %detail, "refused callback data");
+            m.audit(Some(c.tid), None, "refused_callback", detail).await?;
+            let key = if !c.has_account() {
+                Key::AccessDenied
+            } else if e == CbError::Forged {
+                Key::NotYourAccount
+            } else {
+                Key::StaleButton
+            };
+            return Ok(Some((plain(tr(l, key)), true)));
+        }
+    };
+    if !c.has_account() && !open_callback(&cb) {
+        return Ok(Some((plain(tr(l, Key::AccessDenied)), true)));
+    }
+    // Every account named in a button must be the caller's own, checked again now.
+    let acc = match cb.account() {
+        Some(id) => match m.account_of(c.tid, id).await {
+            Ok(a) => Some(a),
+            Err(AccountError::NotOwner) => {
+                warn!(telegram_id = %c.tid, account_id = %id, "callback for an account the caller does not own");
+                m.audit(Some(c.tid), Some(id), "refused_not_owner", format!("{cb:?}"))
+                    .await?;
+                return Ok(Some((tr(l, Key::NotYourAccount).to_string(), true)));
+            }
+            Err(AccountError::NotFound) => return Ok(Some((tr(l, Key::StaleButton).to_string(), true))),
+            Err(e) => return Err(e.into()),
+        },
+        None => None,
+    };
+    match (cb, acc) {
+        (Cb::Noop, _) => {}
+        (Cb::Menu, _) => show_menu(bot, app, c, mid).await,
+        (Cb::Help, _) => {
+            edit_or_send(bot, m, c.chat, mid, tr(l, Key::Help), Some(back_to_menu(app, c))).await;
+        }
+        (Cb::LangMenu, _) => {
+            let (t, kb) = language_menu(app, c);
+            edit_or_send(bot, m, c.chat, mid, &t, Some(kb)).await;
+        }
+        (Cb::SetLang(lang), _) => {
+            m.set_language(c.tid, lang.code()).await?;
+            let c2 = refreshed(app, c).await?;
+            edit_or_send(bot, m, c.chat, mid, tr(c2.lang, Key::LanguageSet), None).await;
+            show_menu(bot, app, &c2, None).await;
+        }
+        (Cb::Accounts, _) => {
+            let (t, kb) = accounts_menu(app, c);
+            edit_or_send(bot, m, c.chat, mid, &t, Some(kb)).await;
+        }
+        (Cb::Account(_), Some(a)) => {
+            let (t, kb) = account_page(app, c, &a);
+            edit_or_send(bot, m, c.chat, mid, &t, Some(kb)).await;
+        }
+        (Cb::Switch(_), Some(a)) => match m.set_active(c.tid, a.id).await {
+            Ok(()) => {
+                let c2 = refreshed(app, c).await?;
+                let (t, kb) = main_menu(app, &c2);
+                let t = format!(
+                    "{}\n\n{t}",
+                    tr_with(l, Key::Switched, &[("phone", &a.phone.to_string())])
+                );
+                edit_or_send(bot, m, c.chat, mid, &t, Some(kb)).await;
+            }
+            Err(AccountError::WrongState(_)) => return Ok(Some((plain(tr(l, Key::StaleButton)), true))),
+            Err(e) => return Err(e.into()),
+        },
+        (Cb::Logout(_), Some(a)) => {
+            let t = tr_with(l, Key::LogoutConfirm, &[("phone", &a.phone.to_string())]);
+            edit_or_send(
+                bot,
+                m,
+                c.chat,
+                mid,
+                &t,
+                Some(confirm(app, c, Cb::LogoutYes(a.id), Cb::Account(a.id))),
+            )
+            .await;
+        }
+        (Cb::LogoutYes(_), Some(a)) => {
+            m.logout(c.tid, a.id).await?;
+            let t = tr_with(l, Key::LoggedOutDone, &[("phone", &a.phone.to_string())]);
+            edit_or_send(bot, m, c.chat, mid, &t, Some(back_to_menu(app, c))).await;
+        }
+        (Cb::Remove(_), Some(a)) => {
+            let t = tr_with(l, Key::RemoveConfirm, &[("phone", &a.phone.to_string())]);
+            edit_or_send(
+                bot,
+                m,
+                c.chat,
+                mid,
+                &t,
+                Some(confirm(app, c, Cb::RemoveYes(a.id), Cb::Account(a.id))),
+            )
+            .await;
+        }
+        (Cb::RemoveYes(_), Some(a)) => {
+            m.remove(c.tid, a.id).await?;
+            let t = tr_with(l, Key::RemovedDone, &[("phone", &a.phone.to_string())]);
+            let c2 = refreshed(app, c).await?;
+            edit_or_send(bot, m, c.chat, mid, &t, Some(back_to_menu(app, &c2))).await;
+        }
+        (Cb::PairCancel(_), Some(a)) => {
+            if a.status != AccountStatus::Pairing {
+                return Ok(Some((plain(tr(l, Key::StaleButton)), true)));
+            }
+            let msg = app.set_pairing_msg(a.id, None);
+            m.cancel_pairing(c.tid, a.id).await?;
+            let t = tr_with(l, Key::PairCancelled, &[("phone", &a.phone.to_string())]);
+            let kb = InlineKeyboardMarkup::new(vec![vec![btn(
+                app,
+                c,
+                tr(l, Key::BtnNewCode),
+                Cb::PairNew(a.phone.clone()),
+            )]]);
+            edit_or_send(bot, m, c.chat, msg.map(|x| x.1).or(mid), &t, Some(kb)).await;
+        }
+        (Cb::PairNew(phone), _) => {
+            // A running pairing of the same number is replaced by a fresh one.
+            if let Some(old) = c
+                .ctx
+                .accounts
+                .iter()
+                .find(|a| a.phone == phone && a.status == AccountStatus::Pairing)
+            {
+                app.set_pairing_msg(old.id, None);
+                m.cancel_pairing(c.tid, old.id).await?;
+            }
+            let c2 = refreshed(app, c).await?;
+            pair(bot, app, &c2, phone.digits(), false, mid).await?;
+        }
+        (cb, Some(a)) => return crate::bot::flows::account_callback(bot, app, c, mid, cb, a).await,
+        (_, None) => return Ok(Some((plain(tr(l, Key::StaleButton)), true))),
+    }
+    Ok(None)
+}
+
+/// Alerts are plain text: strip the little HTML our strings carry.
+fn plain(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut in_tag = false;
+    for ch in s.chars() {
+        match ch {
+            '<' => in_tag = true,
+            '>' if in_tag => in_tag = false,
+            _ if !in_tag => out.push(ch),
+            _ => {}
+        }
+    }
+    out.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+}
+
+// ----- pairing -----
+
+fn parse_reason(lang: Lang, e: &ParseIdError) -> &'static str {
+    use ParseIdError::*;
+    match (lang, e) {
+        (Lang::Id, Empty) => "kosong",
+        (Lang::Id, InvalidCharacter) => "hanya angka, spasi, tanda hubung, dan + di depan yang boleh",
+        (Lang::Id, TooShort) => "terlalu pendek (minimal 8 digit)",
+        (Lang::Id, TooLong) => "terlalu panjang (maksimal 15 digit)",
+        (Lang::Id, BadInternationalPrefix) => "awalan 00 harus diikuti kode negara",
+        (Lang::Id, BadCountryCode) => "kode negara tidak boleh diawali 0",
+        (Lang::Id, _) => "bukan nomor telepon",
+        (Lang::En, Empty) => "empty",
+        (Lang::En, InvalidCharacter) => "only digits, spaces, dashes and a leading + are allowed",
+        (Lang::En, TooShort) => "too short (at least 8 digits)",
+        (Lang::En, TooLong) => "too long (at most 15 digits)",
+        (Lang::En, BadInternationalPrefix) => "a leading 00 must be followed by a country code",
+        (Lang::En, BadCountryCode) => "a country code cannot start with 0",
+        (Lang::En, _) => "not a phone number",
+    }
+}
+
+/// `/pair <number>` and `/qr <number>` (and the New code / Retry buttons, editing `edit`).
+pub(crate) async fn pair<R: Req>(
+    bot: &R,
+    app: &App,
+    c: &Caller,
+    arg: &str,
+    qr: bool,
+    edit: Option<MessageId>,
+) -> anyhow::Result<()> {
+    let l = c.lang;
+    let m = app.manager();
+    if arg.is_empty() {
+        let key = if qr { Key::QrUsage } else { Key::PairUsage };
+        send_html(bot, m, c.chat, tr(l, key), None).await;
+        return Ok(());
+    }
+    let phone = match PhoneNumber::parse(arg, &m.config().default_country_code) {
+        Ok(p) => p,
+        Err(e) => {
+            let shown: String = arg.chars().take(32).collect();
+            let t = tr_with(
+                l,
+                Key::PairInvalid,
+                &[("input", &esc(&shown)), ("reason", parse_reason(l, &e))],
+            );
+            send_html(bot, m, c.chat, &t, None).await;
+            return Ok(());
+        }
+    };
+    let started = if qr {
+        m.start_qr_pairing(c.tid, phone.clone()).await.map(|a| (a, None))
+    } else {
+        m.start_pairing(c.tid, phone.clone())
+            .await
+            .map(|(a, code)| (a, Some(code)))
+    };
+    let (acc, code) = match started {
+        Ok(v) => v,
+        Err(e) => {
+            let ph = phone.to_string();
+            let t = match &e {
+                PairError::Account(AccountError::UserFull { max }) => {
+                    tr_with(l, Key::PairUserFull, &[("max", &max.to_string())])
+                }
+                PairError::Account(AccountError::ServerFull { max }) => {
+                    tr_with(l, Key::PairServerFull, &[("max", &max.to_string())])
+                }
+                PairError::Account(AccountError::OwnedByOther) => tr(l, Key::PairOwnedByOther).to_string(),
+                PairError::Account(AccountError::AlreadyLinked(_)) => tr(l, Key::PairAlreadyLinked).to_string(),
+                PairError::Account(AccountError::PairingInProgress) => tr(l, Key::PairInProgress).to_string(),
+                PairError::Wa(WaError::RateLimited { retry_after }) => {
+                    let wait = retry_after.unwrap_or(Duration::from_secs(60));
+                    tr_with(l, Key::PairRateLimited, &[("wait", &super::i18n::duration(wait))])
+                }
+                PairError::Locked => tr(l, Key::PairLocked).to_string(),
+                other => {
+                    warn!(telegram_id = %c.tid, phone = %phone.masked(), error = %other, "pairing could not start");
+                    tr_with(l, Key::PairFailedGeneric, &[("reason", &esc(&other.to_string()))])
+                }
+            };
+            info!(telegram_id = %c.tid, phone = %phone.masked(), error = %e, "pairing refused");
+            let _ = ph;
+            send_html(bot, m, c.chat, &t, None).await;
+            return Ok(());
+        }
+    };
+    let cancel = InlineKeyboardMarkup::new(vec![vec![
+        btn(app, c, tr(l, Key::BtnCancel), Cb::PairCancel(acc.id)),
+        btn(app, c, tr(l, Key::BtnNewCode), Cb::PairNew(phone.clone())),
+    ]]);
+    let ttl = code.as_ref().map(|c| c.ttl).unwrap_or(Duration::from_secs(180));
+    let body = match &code {
+        Some(code) => tr_with(
+            l,
+            Key::PairCode,
+            &[("phone", &phone.to_string()), ("code", &code.display())],
+        ),
+        None => tr_with(l, Key::QrCaption, &[("phone", &phone.to_string())]),
+    };
+    let text = format!(
+        "{body}\n\n{}",
+        tr_with(l, Key::PairCountdown, &[("left", &super::i18n::duration(ttl))])
+    );
+    let Some(mid) = edit_or_send(bot, m, c.chat, edit, &text, Some(cancel.clone())).await else {
+        return Ok(());
+    };
+    app.set_pairing_msg(acc.id, Some((c.chat, mid)));
+    tokio::spawn(follow_pairing(
+        bot.clone(),
+        app.clone(),
+        c.clone(),
+        acc,
+        body,
+        ttl,
+        cancel,
+    ));
+    Ok(())
+}
+
+/// Keeps the pairing message current: a countdown, then success, expiry or failure.
+async fn follow_pairing<R: Req>(
+    bot: R,
+    app: App,
+    c: Caller,
+    acc: Account,
+    body: String,
+    ttl: Duration,
+    cancel: InlineKeyboardMarkup,
+) {
+    let l = c.lang;
+    let m = app.manager().clone();
+    let started = tokio::time::Instant::now();
+    let mut rx = match m.watch_status(c.tid, acc.id).await {
+        Ok(Some(rx)) => Some(rx),
+        _ => None,
+    };
+    let mut tick = tokio::time::interval(Duration::from_secs(15));
+    tick.tick().await;
+    let outcome = loop {
+        let state = rx.as_ref().map(|r| r.borrow().clone());
+        match state.as_ref().map(|s| s.state) {
+            Some(LiveState::Pairing) => {}
+            Some(LiveState::PairFailed) => break state,
+            Some(_) => break state,
+            None => break None,
+        }
+        tokio::select! {
+            ch = async { match rx.as_mut() { Some(r) => r.changed().await.is_ok(), None => false } } => {
+                if !ch { break None; }
+            }
+            _ = tick.tick() => {
+                if app.pairing_msg(acc.id).is_none() { return; }
+                let left = ttl.saturating_sub(started.elapsed());
+                let text = format!("{body}\n\n{}", tr_with(l, Key::PairCountdown, &[("left", &super::i18n::duration(left))]));
+                if let Some((chat, mid)) = app.pairing_msg(acc.id) {
+                    edit_or_send(&bot, &m, chat, Some(mid), &text, Some(cancel.clone())).await;
+                }
+            }
+        }
+    };
+    // Cancelled by the owner: the Cancel handler already said so.
+    let Some((chat, mid)) = app.set_pairing_msg(acc.id, None) else {
+        return;
+    };
+    if let Some((qchat, qmid)) = app.qr_msg(acc.id) {
+        app.set_qr_msg(acc.id, None);
+        let _ = bot.delete_message(qchat, qmid).await;
+    }
+    let now_row = m.get(acc.id).await.ok().flatten();
+    let phone = acc.phone.to_string();
+    let paired = now_row
+        .as_ref()
+        .is_some_and(|a| a.status == AccountStatus::Active && a.telegram_id == c.tid);
+    if paired {
+        edit_or_send(
+            &bot,
+            &m,
+            chat,
+            Some(mid),
+            &tr_with(l, Key::PairSuccess, &[("phone", &phone)]),
+            None,
+        )
+        .await;
+        if let Ok(c2) = refreshed(&app, &c).await {
+            show_menu(&bot, &app, &c2, None).await;
+        }
+        return;
+    }
+    let reason = outcome.as_ref().and_then(|s| s.last_error.clone()).unwrap_or_default();
+    let retry_after = outcome.as_ref().and_then(|s| s.retry_after);
+    let again = InlineKeyboardMarkup::new(vec![vec![btn(
+        &app,
+        &c,
+        tr(l, Key::BtnRetry),
+        Cb::PairNew(acc.phone.clone()),
+    )]]);
+    let text = if let Some(wait) = retry_after {
+        tr_with(l, Key::PairRateLimited, &[("wait", &super::i18n::duration(wait))])
+    } else if reason.contains("expired") || reason.is_empty() {
+        tr_with(l, Key::PairExpired, &[("phone", &phone)])
+    } else {
+        tr_with(l, Key::PairFailed, &[("phone", &phone), ("reason", &esc(&reason))])
+    };
+    edit_or_send(&bot, &m, chat, Some(mid), &text, Some(again)).await;
+}
+
+// ----- the account's work (groups, messages, jobs): see `groups` -----
+
+pub(crate) use super::groups::{account_callback, groups_entry, pending_input};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_strips_tags() {
+        assert_eq!(plain("⛔ <b>AKSES DITOLAK</b> &lt;x&gt;"), "⛔ AKSES DITOLAK <x>");
+    }
+
+    #[test]
+    fn every_key_needs_an_account_except_the_open_ones() {
+        assert!(open_callback(&Cb::Menu));
+        assert!(!open_callback(&Cb::Accounts));
+        assert!(!open_callback(&Cb::Switch(crate::ids::AccountId::new(1).unwrap())));
+    }
+}

@@ -1,0 +1,347 @@
+//! Every user-facing string, in Indonesian (the default) and English. One `match` per
+//! language, so the compiler refuses a key that lacks a translation. Placeholders are
+//! `{name}` and are filled by [`tr_with`]; values must already be HTML-escaped.
+
+/// A user's language.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Lang {
+    /// Bahasa Indonesia (default).
+    Id,
+    /// English.
+    En,
+}
+
+impl Lang {
+    /// The code stored in `telegram_users.language`.
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::Id => "id",
+            Lang::En => "en",
+        }
+    }
+
+    /// From a stored code or Telegram's `language_code`; anything not English is Indonesian.
+    pub fn from_code(code: &str) -> Self {
+        if code.starts_with("en") {
+            Lang::En
+        } else {
+            Lang::Id
+        }
+    }
+}
+
+/// The messages the bot says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Key {
+    Welcome,
+    LoginPrompt,
+    AccessDenied,
+    PrivateOnly,
+    Help,
+    MenuTitle,
+    MenuNoActive,
+    BtnAccounts,
+    BtnGroups,
+    BtnMessages,
+    BtnSettings,
+    BtnLanguage,
+    BtnHelp,
+    BtnBack,
+    BtnMenu,
+    BtnCancel,
+    BtnNewCode,
+    BtnRetry,
+    BtnPairAgain,
+    BtnYes,
+    BtnNo,
+    BtnSwitch,
+    BtnLogout,
+    BtnRemove,
+    BtnStatus,
+    PairUsage,
+    PairInvalid,
+    PairUserFull,
+    PairServerFull,
+    PairOwnedByOther,
+    PairAlreadyLinked,
+    PairInProgress,
+    PairRateLimited,
+    PairLocked,
+    PairFailedGeneric,
+    PairCode,
+    PairCountdown,
+    PairSuccess,
+    PairExpired,
+    PairFailed,
+    PairCancelled,
+    QrUsage,
+    QrCaption,
+    AccountsTitle,
+    AccountLine,
+    AccountDetail,
+    Switched,
+    LogoutConfirm,
+    LoggedOutDone,
+    RemoveConfirm,
+    RemovedDone,
+    LanguageTitle,
+    LanguageSet,
+    StaleButton,
+    NotYourAccount,
+    NotConnected,
+    Sorry,
+    UnknownCommand,
+    NoticeLoggedOut,
+    NoticeBanned,
+    NoticeReconnected,
+    NoticeStreamReplaced,
+    NoticeConnectFailures,
+    AdminRestoreSummary,
+    Cancelled,
+    StateConnected,
+    StateConnecting,
+    StateDisconnected,
+    StateLoggedOut,
+    StateBanned,
+    StateUnpaired,
+    StatePairing,
+    StateStopped,
+    ComingSoon,
+}
+
+/// The text of `key` in `lang`.
+pub fn tr(lang: Lang, key: Key) -> &'static str {
+    match lang {
+        Lang::Id => id(key),
+        Lang::En => en(key),
+    }
+}
+
+/// The text of `key` with `{name}` placeholders replaced.
+pub fn tr_with(lang: Lang, key: Key, args: &[(&str, &str)]) -> String {
+    let mut s = tr(lang, key).to_string();
+    for (k, v) in args {
+        s = s.replace(&format!("{{{k}}}"), v);
+    }
+    s
+}
+
+fn id(key: Key) -> &'static str {
+    use Key::*;
+    match key {
+        Welcome => "👋 <b>Selamat datang di tgwa!</b>\n\nBot ini menghubungkan akun WhatsApp Anda ke Telegram: kelola grup, tautan undangan, anggota, pesan, dan pekerjaan massal dari menu di sini. Setiap pengguna hanya melihat akunnya sendiri.",
+        LoginPrompt => "🔐 Anda belum punya akun WhatsApp yang terhubung.\n\nKirim <code>/pair 08123456789</code> (nomor WhatsApp Anda) untuk mendapatkan kode pairing 8 karakter, atau <code>/qr 08123456789</code> untuk login dengan QR.",
+        AccessDenied => "⛔ <b>AKSES DITOLAK</b>\n\nAnda belum memiliki akun WhatsApp yang terdaftar. Hubungkan akun dulu dengan <code>/pair 08123456789</code>.",
+        PrivateOnly => "Silakan gunakan bot ini di chat pribadi.",
+        Help => "<b>Bantuan</b>\n\n/start — sambutan dan menu\n/menu — menu utama\n/pair &lt;nomor&gt; — hubungkan nomor WhatsApp dengan kode pairing\n/qr &lt;nomor&gt; — hubungkan dengan kode QR\n/status — status akun aktif\n/accounts — daftar akun Anda dan ganti akun\n/groups — grup akun aktif\n/lang — ganti bahasa\n/cancel — batalkan input yang sedang berjalan\n/help — bantuan ini\n\nContoh nomor: <code>0812-3456-7890</code>, <code>+62 812 3456 7890</code>.",
+        MenuTitle => "📱 <b>Menu utama</b>\n\nAkun aktif: <b>{phone}</b>\nStatus: {state}",
+        MenuNoActive => "📱 <b>Menu utama</b>\n\nBelum ada akun aktif. Pilih akun di «Akun».",
+        BtnAccounts => "👤 Akun",
+        BtnGroups => "👥 Grup",
+        BtnMessages => "✉️ Pesan",
+        BtnSettings => "⚙️ Pengaturan akun",
+        BtnLanguage => "🌐 Bahasa",
+        BtnHelp => "❓ Bantuan",
+        BtnBack => "⬅️ Kembali",
+        BtnMenu => "🏠 Menu",
+        BtnCancel => "✖️ Batal",
+        BtnNewCode => "🔄 Kode baru",
+        BtnRetry => "🔁 Coba lagi",
+        BtnPairAgain => "🔗 Hubungkan lagi",
+        BtnYes => "✅ Ya",
+        BtnNo => "✖️ Tidak",
+        BtnSwitch => "Pakai",
+        BtnLogout => "🚪 Logout",
+        BtnRemove => "🗑 Hapus",
+        BtnStatus => "ℹ️ Status",
+        PairUsage => "Kirim nomor WhatsApp Anda setelah perintah, misalnya:\n<code>/pair 0812-3456-7890</code>\n<code>/pair +62 812 3456 7890</code>",
+        PairInvalid => "❌ Nomor <code>{input}</code> tidak valid: {reason}.\n\nContoh yang benar: <code>/pair 0812-3456-7890</code>",
+        PairUserFull => "❌ Anda sudah mencapai batas {max} akun. Hapus salah satu akun di menu «Akun» dulu.",
+        PairServerFull => "❌ Server sudah mencapai batas {max} akun. Hubungi admin.",
+        PairOwnedByOther => "❌ Nomor ini sudah terhubung ke pengguna Telegram lain. Satu nomor hanya bisa dimiliki satu pengguna.",
+        PairAlreadyLinked => "ℹ️ Nomor ini sudah terhubung ke akun Anda. Buka /accounts untuk memakainya.",
+        PairInProgress => "⏳ Pairing lain sedang berjalan untuk Anda. Selesaikan atau batalkan dulu.",
+        PairRateLimited => "⏳ WhatsApp membatasi permintaan kode untuk sementara. Coba lagi dalam {wait}.",
+        PairLocked => "❌ Akun ini sedang dijalankan oleh proses lain di server.",
+        PairFailedGeneric => "❌ Gagal meminta kode pairing: {reason}. Coba lagi sebentar lagi.",
+        PairCode => "🔑 Kode pairing untuk <b>{phone}</b>:\n\n<code>{code}</code>\n\n1. Buka WhatsApp di ponsel\n2. Ketuk ⋮ / Pengaturan → <b>Perangkat tertaut</b>\n3. Ketuk <b>Tautkan perangkat</b> → <b>Tautkan dengan nomor telepon</b>\n4. Masukkan kode di atas (ketuk kode untuk menyalin)",
+        PairCountdown => "⏱ Berlaku {left} lagi.",
+        PairSuccess => "✅ Terhubung sebagai <b>{phone}</b>. Akun ini sekarang akun aktif Anda.",
+        PairExpired => "⌛ Kode pairing untuk <b>{phone}</b> kedaluwarsa sebelum dimasukkan. Tidak ada yang didaftarkan. Minta kode baru dengan tombol di bawah.",
+        PairFailed => "❌ Pairing <b>{phone}</b> gagal: {reason}. Tidak ada yang didaftarkan.",
+        PairCancelled => "✖️ Pairing <b>{phone}</b> dibatalkan. Tidak ada yang didaftarkan.",
+        QrUsage => "Kirim nomor WhatsApp yang akan di-scan, misalnya:\n<code>/qr 0812-3456-7890</code>",
+        QrCaption => "📷 Scan QR ini di WhatsApp → Perangkat tertaut → Tautkan perangkat, untuk <b>{phone}</b>. QR diperbarui otomatis.",
+        AccountsTitle => "👤 <b>Akun Anda</b> ({count}/{max})",
+        AccountLine => "{mark} <b>{phone}</b> — {state}",
+        AccountDetail => "<b>{phone}</b>\nStatus: {state}\nTerakhir diperbarui: {updated}{error}",
+        Switched => "✅ Akun aktif sekarang <b>{phone}</b>.",
+        LogoutConfirm => "🚪 Logout <b>{phone}</b>? Perangkat akan dilepas dari WhatsApp dan sesi dipindahkan ke sampah. Data bot tetap ada sampai akun dihapus.",
+        LoggedOutDone => "🚪 <b>{phone}</b> sudah logout. Hubungkan lagi dengan /pair kapan saja.",
+        RemoveConfirm => "🗑 Hapus <b>{phone}</b> dari bot? Sesi dihentikan dan semua filenya dipindahkan ke folder sampah.",
+        RemovedDone => "🗑 <b>{phone}</b> dihapus. Filenya disimpan di folder sampah server.",
+        LanguageTitle => "🌐 Pilih bahasa:",
+        LanguageSet => "✅ Bahasa diganti ke Bahasa Indonesia.",
+        StaleButton => "Tombol ini sudah tidak berlaku. Buka /menu lagi.",
+        NotYourAccount => "⛔ Akun itu bukan milik Anda.",
+        NotConnected => "⚠️ Akun <b>{phone}</b> sedang tidak terhubung ke WhatsApp ({state}). Coba lagi nanti.",
+        Sorry => "😔 Maaf, terjadi kesalahan. Sudah dicatat; coba lagi sebentar lagi.",
+        UnknownCommand => "Perintah tidak dikenal. Lihat /help.",
+        NoticeLoggedOut => "⚠️ Akun <b>{phone}</b> logout dari ponsel ({reason}). File sesi tetap disimpan. Hubungkan lagi bila perlu.",
+        NoticeBanned => "🚫 Akun <b>{phone}</b> diblokir sementara oleh WhatsApp (alasan {reason}) sampai {until}.",
+        NoticeReconnected => "🟢 Akun <b>{phone}</b> terhubung lagi setelah terputus {after}.",
+        NoticeStreamReplaced => "⚠️ Akun <b>{phone}</b> dibuka oleh klien lain, jadi sesi di bot ini dihentikan.",
+        NoticeConnectFailures => "⚠️ Akun <b>{phone}</b> gagal tersambung {count} kali berturut-turut: {reason}. Bot terus mencoba.",
+        AdminRestoreSummary => "🛠 <b>Startup selesai</b>\nAkun dipulihkan: {connected}/{total}\nGagal: {failed}\nLogout: {logged_out}\nDiblokir: {banned}\nTidak terpasang: {unpaired}\nPairing terputus dibersihkan: {stale}",
+        Cancelled => "✖️ Dibatalkan.",
+        StateConnected => "🟢 terhubung",
+        StateConnecting => "🟡 menyambung…",
+        StateDisconnected => "🟠 terputus, mencoba lagi",
+        StateLoggedOut => "🔴 logout",
+        StateBanned => "🚫 diblokir sementara",
+        StateUnpaired => "⚪ belum terpasang",
+        StatePairing => "🔑 menunggu pairing",
+        StateStopped => "⚫ berhenti",
+        ComingSoon => "Fitur ini belum tersedia.",
+    }
+}
+
+fn en(key: Key) -> &'static str {
+    use Key::*;
+    match key {
+        Welcome => "👋 <b>Welcome to tgwa!</b>\n\nThis bot links your WhatsApp account to Telegram: manage groups, invite links, members, messages and bulk jobs from the menus here. Every user sees only their own accounts.",
+        LoginPrompt => "🔐 You have no linked WhatsApp account yet.\n\nSend <code>/pair 08123456789</code> (your WhatsApp number) to get an 8-character pairing code, or <code>/qr 08123456789</code> to log in with a QR code.",
+        AccessDenied => "⛔ <b>Access denied</b>\n\nYou have no registered WhatsApp account. Link one first with <code>/pair 08123456789</code>.",
+        PrivateOnly => "Please use me in a private chat.",
+        Help => "<b>Help</b>\n\n/start — welcome and menu\n/menu — main menu\n/pair &lt;number&gt; — link a WhatsApp number with a pairing code\n/qr &lt;number&gt; — link with a QR code\n/status — status of the active account\n/accounts — your accounts, switch between them\n/groups — groups of the active account\n/lang — change language\n/cancel — cancel the input in progress\n/help — this help\n\nNumber examples: <code>0812-3456-7890</code>, <code>+62 812 3456 7890</code>.",
+        MenuTitle => "📱 <b>Main menu</b>\n\nActive account: <b>{phone}</b>\nStatus: {state}",
+        MenuNoActive => "📱 <b>Main menu</b>\n\nNo active account. Pick one under «Accounts».",
+        BtnAccounts => "👤 Accounts",
+        BtnGroups => "👥 Groups",
+        BtnMessages => "✉️ Messages",
+        BtnSettings => "⚙️ Account settings",
+        BtnLanguage => "🌐 Language",
+        BtnHelp => "❓ Help",
+        BtnBack => "⬅️ Back",
+        BtnMenu => "🏠 Menu",
+        BtnCancel => "✖️ Cancel",
+        BtnNewCode => "🔄 New code",
+        BtnRetry => "🔁 Try again",
+        BtnPairAgain => "🔗 Link again",
+        BtnYes => "✅ Yes",
+        BtnNo => "✖️ No",
+        BtnSwitch => "Use",
+        BtnLogout => "🚪 Log out",
+        BtnRemove => "🗑 Remove",
+        BtnStatus => "ℹ️ Status",
+        PairUsage => "Send your WhatsApp number after the command, for example:\n<code>/pair 0812-3456-7890</code>\n<code>/pair +62 812 3456 7890</code>",
+        PairInvalid => "❌ <code>{input}</code> is not a valid number: {reason}.\n\nA correct example: <code>/pair 0812-3456-7890</code>",
+        PairUserFull => "❌ You have reached the limit of {max} accounts. Remove one under «Accounts» first.",
+        PairServerFull => "❌ This server has reached its limit of {max} accounts. Contact the admin.",
+        PairOwnedByOther => "❌ This number is already linked to another Telegram user. A number can belong to one user only.",
+        PairAlreadyLinked => "ℹ️ This number is already linked to your account. Open /accounts to use it.",
+        PairInProgress => "⏳ Another pairing of yours is running. Finish or cancel it first.",
+        PairRateLimited => "⏳ WhatsApp is limiting code requests for now. Try again in {wait}.",
+        PairLocked => "❌ This account is being run by another process on the server.",
+        PairFailedGeneric => "❌ Could not get a pairing code: {reason}. Try again in a moment.",
+        PairCode => "🔑 Pairing code for <b>{phone}</b>:\n\n<code>{code}</code>\n\n1. Open WhatsApp on your phone\n2. Tap ⋮ / Settings → <b>Linked devices</b>\n3. Tap <b>Link a device</b> → <b>Link with phone number instead</b>\n4. Enter the code above (tap it to copy)",
+        PairCountdown => "⏱ Valid for {left} more.",
+        PairSuccess => "✅ Connected as <b>{phone}</b>. It is now your active account.",
+        PairExpired => "⌛ The pairing code for <b>{phone}</b> expired before it was entered. Nothing was registered. Ask for a new code with the button below.",
+        PairFailed => "❌ Pairing <b>{phone}</b> failed: {reason}. Nothing was registered.",
+        PairCancelled => "✖️ Pairing <b>{phone}</b> cancelled. Nothing was registered.",
+        QrUsage => "Send the WhatsApp number that will scan, for example:\n<code>/qr 0812-3456-7890</code>",
+        QrCaption => "📷 Scan this QR in WhatsApp → Linked devices → Link a device, for <b>{phone}</b>. It refreshes by itself.",
+        AccountsTitle => "👤 <b>Your accounts</b> ({count}/{max})",
+        AccountLine => "{mark} <b>{phone}</b> — {state}",
+        AccountDetail => "<b>{phone}</b>\nStatus: {state}\nLast updated: {updated}{error}",
+        Switched => "✅ Your active account is now <b>{phone}</b>.",
+        LogoutConfirm => "🚪 Log out <b>{phone}</b>? The device is unlinked from WhatsApp and the session goes to trash. Bot data stays until the account is removed.",
+        LoggedOutDone => "🚪 <b>{phone}</b> is logged out. Link it again with /pair any time.",
+        RemoveConfirm => "🗑 Remove <b>{phone}</b> from the bot? The session stops and all its files move to the trash folder.",
+        RemovedDone => "🗑 <b>{phone}</b> removed. Its files are kept in the server's trash folder.",
+        LanguageTitle => "🌐 Choose a language:",
+        LanguageSet => "✅ Language set to English.",
+        StaleButton => "This button is no longer valid. Open /menu again.",
+        NotYourAccount => "⛔ That account is not yours.",
+        NotConnected => "⚠️ Account <b>{phone}</b> is not connected to WhatsApp right now ({state}). Try again later.",
+        Sorry => "😔 Sorry, something went wrong. It has been logged; please try again shortly.",
+        UnknownCommand => "Unknown command. See /help.",
+        NoticeLoggedOut => "⚠️ Account <b>{phone}</b> was logged out from the phone ({reason}). Its session files are kept. Link it again if needed.",
+        NoticeBanned => "🚫 Account <b>{phone}</b> is temporarily banned by WhatsApp (reason {reason}) until {until}.",
+        NoticeReconnected => "🟢 Account <b>{phone}</b> is connected again after being down for {after}.",
+        NoticeStreamReplaced => "⚠️ Account <b>{phone}</b> was opened by another client, so the bot's session stopped.",
+        NoticeConnectFailures => "⚠️ Account <b>{phone}</b> failed to connect {count} times in a row: {reason}. The bot keeps trying.",
+        AdminRestoreSummary => "🛠 <b>Startup finished</b>\nAccounts restored: {connected}/{total}\nFailed: {failed}\nLogged out: {logged_out}\nBanned: {banned}\nUnpaired: {unpaired}\nInterrupted pairings cleaned: {stale}",
+        Cancelled => "✖️ Cancelled.",
+        StateConnected => "🟢 connected",
+        StateConnecting => "🟡 connecting…",
+        StateDisconnected => "🟠 disconnected, retrying",
+        StateLoggedOut => "🔴 logged out",
+        StateBanned => "🚫 temporarily banned",
+        StateUnpaired => "⚪ not paired",
+        StatePairing => "🔑 waiting for pairing",
+        StateStopped => "⚫ stopped",
+        ComingSoon => "This feature is not available yet.",
+    }
+}
+
+/// Escapes text for Telegram's HTML parse mode.
+pub fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+/// `2m 05s`, `1h 00m`, `45s`.
+pub fn duration(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    if s >= 3600 {
+        format!("{}h {:02}m", s / 3600, (s % 3600) / 60)
+    } else if s >= 60 {
+        format!("{}m {:02}s", s / 60, s % 60)
+    } else {
+        format!("{s}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_match_between_languages() {
+        let keys = [
+            Key::MenuTitle,
+            Key::PairInvalid,
+            Key::PairCode,
+            Key::PairRateLimited,
+            Key::AccountDetail,
+            Key::NoticeBanned,
+            Key::AdminRestoreSummary,
+        ];
+        for k in keys {
+            let holes = |s: &str| {
+                let mut v: Vec<String> = s
+                    .split('{')
+                    .skip(1)
+                    .filter_map(|p| p.split_once('}').map(|x| x.0.to_string()))
+                    .collect();
+                v.sort();
+                v
+            };
+            assert_eq!(holes(tr(Lang::Id, k)), holes(tr(Lang::En, k)), "{k:?}");
+        }
+    }
+
+    #[test]
+    fn access_denied_says_so_in_both() {
+        assert!(tr(Lang::Id, Key::AccessDenied).contains("AKSES DITOLAK"));
+        assert!(tr(Lang::En, Key::AccessDenied).contains("Access denied"));
+    }
+
+    #[test]
+    fn escaping_and_durations() {
+        assert_eq!(esc("<b>&"), "&lt;b&gt;&amp;");
+        assert_eq!(duration(std::time::Duration::from_secs(125)), "2m 05s");
+        assert_eq!(duration(std::time::Duration::from_secs(3600)), "1h 00m");
+    }
+}

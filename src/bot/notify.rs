@@ -1,0 +1,219 @@
+//! Turns session notices into messages for the account's owner (in their language), and the
+//! startup summary into one message for each admin. Users who blocked the bot are skipped.
+
+use teloxide::prelude::*;
+use teloxide::types::{ChatId, InlineKeyboardButton, InlineKeyboardMarkup, InputFile, InputMedia, InputMediaPhoto};
+use tokio::sync::{mpsc, watch};
+use tracing::{info, warn};
+
+use super::callback::Cb;
+use super::flows::Req;
+use super::i18n::{duration, esc, tr, tr_with, Key, Lang};
+use super::send::send_html;
+use super::App;
+use crate::account;
+use crate::ids::TelegramId;
+use crate::supervisor::Notice;
+
+/// Consumes notices until the channel closes or `shutdown` fires.
+pub async fn run<R: Req>(
+    bot: R,
+    app: App,
+    mut rx: mpsc::UnboundedReceiver<Notice>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let n = tokio::select! {
+            n = rx.recv() => match n { Some(n) => n, None => break },
+            _ = shutdown.changed() => break,
+        };
+        deliver(&bot, &app, n).await;
+    }
+}
+
+/// The recipient's language, or `None` if they blocked the bot.
+async fn recipient(app: &App, tid: TelegramId) -> Option<Lang> {
+    let user = app
+        .manager()
+        .with_master(move |c| account::user(c, tid))
+        .await
+        .ok()
+        .flatten();
+    match user {
+        Some(u) if u.blocked => None,
+        Some(u) => Some(Lang::from_code(&u.language)),
+        None => Some(Lang::Id),
+    }
+}
+
+async fn deliver<R: Req>(bot: &R, app: &App, n: Notice) {
+    let m = app.manager();
+    match n {
+        Notice::Paired { .. } | Notice::PairFailed { .. } => {
+            // The pairing message's own countdown reports these.
+        }
+        Notice::Qr { owner, account, code } => {
+            let Some(lang) = recipient(app, owner).await else {
+                return;
+            };
+            let png = match render_qr(&code) {
+                Ok(p) => p,
+                Err(e) => {
+                    warn!(error = %e, "could not render a QR code");
+                    return;
+                }
+            };
+            let phone = m
+                .get(account)
+                .await
+                .ok()
+                .flatten()
+                .map(|a| a.phone.to_string())
+                .unwrap_or_default();
+            let caption = tr_with(lang, Key::QrCaption, &[("phone", &phone)]);
+            let chat = ChatId(owner.get());
+            if let Some((c, mid)) = app.qr_msg(account) {
+                let media = InputMedia::Photo(
+                    InputMediaPhoto::new(InputFile::memory(png.clone()).file_name("qr.png"))
+                        .caption(caption.clone())
+                        .parse_mode(teloxide::types::ParseMode::Html),
+                );
+                if bot.edit_message_media(c, mid, media).await.is_ok() {
+                    return;
+                }
+            }
+            match bot
+                .send_photo(chat, InputFile::memory(png).file_name("qr.png"))
+                .caption(caption)
+                .parse_mode(teloxide::types::ParseMode::Html)
+                .await
+            {
+                Ok(msg) => app.set_qr_msg(account, Some((chat, msg.id))),
+                Err(e) => warn!(error = %e, "could not send the QR code"),
+            }
+        }
+        Notice::LoggedOut {
+            owner, phone, reason, ..
+        } => {
+            let Some(lang) = recipient(app, owner).await else {
+                return;
+            };
+            let t = tr_with(
+                lang,
+                Key::NoticeLoggedOut,
+                &[("phone", &phone.to_string()), ("reason", &esc(&reason))],
+            );
+            let kb = InlineKeyboardMarkup::new(vec![vec![InlineKeyboardButton::callback(
+                tr(lang, Key::BtnPairAgain),
+                app.codec().encode(owner, &Cb::PairNew(phone)),
+            )]]);
+            send_html(bot, m, ChatId(owner.get()), &t, Some(kb)).await;
+        }
+        Notice::Banned {
+            owner,
+            phone,
+            reason,
+            until,
+            ..
+        } => {
+            let Some(lang) = recipient(app, owner).await else {
+                return;
+            };
+            let until = chrono::DateTime::from_timestamp(until, 0)
+                .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+                .unwrap_or_default();
+            let t = tr_with(
+                lang,
+                Key::NoticeBanned,
+                &[
+                    ("phone", &phone.to_string()),
+                    ("reason", &esc(&reason)),
+                    ("until", &until),
+                ],
+            );
+            send_html(bot, m, ChatId(owner.get()), &t, None).await;
+        }
+        Notice::StreamReplaced { owner, phone, .. } => {
+            let Some(lang) = recipient(app, owner).await else {
+                return;
+            };
+            let t = tr_with(lang, Key::NoticeStreamReplaced, &[("phone", &phone.to_string())]);
+            send_html(bot, m, ChatId(owner.get()), &t, None).await;
+        }
+        Notice::Reconnected {
+            owner, phone, after, ..
+        } => {
+            let Some(lang) = recipient(app, owner).await else {
+                return;
+            };
+            let t = tr_with(
+                lang,
+                Key::NoticeReconnected,
+                &[("phone", &phone.to_string()), ("after", &duration(after))],
+            );
+            send_html(bot, m, ChatId(owner.get()), &t, None).await;
+        }
+        Notice::ConnectFailures {
+            owner,
+            phone,
+            count,
+            reason,
+            ..
+        } => {
+            let Some(lang) = recipient(app, owner).await else {
+                return;
+            };
+            let t = tr_with(
+                lang,
+                Key::NoticeConnectFailures,
+                &[
+                    ("phone", &phone.to_string()),
+                    ("count", &count.to_string()),
+                    ("reason", &esc(&reason)),
+                ],
+            );
+            send_html(bot, m, ChatId(owner.get()), &t, None).await;
+        }
+        Notice::Restored(s) => {
+            info!(?s, "sending the startup summary to admins");
+            for admin in m.config().admin_ids.clone() {
+                let Some(lang) = recipient(app, admin).await else {
+                    continue;
+                };
+                let t = tr_with(
+                    lang,
+                    Key::AdminRestoreSummary,
+                    &[
+                        ("connected", &s.connected.to_string()),
+                        ("total", &s.total.to_string()),
+                        ("failed", &s.failed.to_string()),
+                        ("logged_out", &s.logged_out.to_string()),
+                        ("banned", &s.banned.to_string()),
+                        ("unpaired", &s.unpaired.to_string()),
+                        ("stale", &s.stale_pairings.to_string()),
+                    ],
+                );
+                send_html(bot, m, ChatId(admin.get()), &t, None).await;
+            }
+        }
+    }
+}
+
+/// Renders a QR string as a PNG.
+pub fn render_qr(code: &str) -> Result<Vec<u8>, String> {
+    let qr = qrcode::QrCode::new(code.as_bytes()).map_err(|e| e.to_string())?;
+    let img = qr.render::<image::Luma<u8>>().min_dimensions(300, 300).build();
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png)
+        .map_err(|e| e.to_string())?;
+    Ok(out.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn qr_renders_png() {
+        let png = super::render_qr("2@abc,def,ghi").unwrap();
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    }
+}
