@@ -8,7 +8,6 @@ use teloxide::adaptors::throttle::Limits;
 use teloxide::dispatching::Dispatcher;
 use teloxide::error_handlers::LoggingErrorHandler;
 use teloxide::prelude::*;
-use teloxide::RequestError;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
@@ -116,7 +115,7 @@ async fn startup_checks(manager: &AccountManager) {
 /// production, a plain `Bot` in tests and benchmarks).
 pub async fn serve_with<R>(bot: R, app: App, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()>
 where
-    R: Requester<Err = RequestError> + Clone + Send + Sync + 'static,
+    R: bot::flows::Req,
     <R as Requester>::GetUpdates: Send,
 {
     let manager = app.manager().clone();
@@ -125,11 +124,20 @@ where
     bot::set_commands(&bot).await;
     let notifier = tokio::spawn(bot::notify::run(bot.clone(), app.clone(), notices, shutdown.clone()));
     let sweeper = manager.spawn_context_sweeper(shutdown.clone());
+    let jobs = app.jobs().clone();
+    jobs.set_observer(bot::jobs_ui::observer(bot.clone(), app.clone()));
     let restore = tokio::spawn({
         let m = manager.clone();
+        let jobs = jobs.clone();
         async move {
             if let Err(e) = m.restore_all(config.login_timeout, config.login_jitter).await {
                 error!(error = %e, "startup restore failed");
+            }
+            // Jobs a restart interrupted carry on once their accounts are back.
+            match jobs.resume_all().await {
+                Ok(0) => {}
+                Ok(n) => info!("resumed the jobs of {n} accounts"),
+                Err(e) => warn!(error = %e, "could not resume jobs"),
             }
         }
     });
@@ -162,6 +170,7 @@ where
     let _ = stopper.await;
     info!("dispatcher stopped; disconnecting sessions");
     restore.abort();
+    jobs.shutdown(config.shutdown_timeout).await;
     manager.shutdown(config.shutdown_timeout).await;
     let _ = tokio::time::timeout(Duration::from_secs(2), notifier).await;
     sweeper.abort();

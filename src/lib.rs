@@ -20,6 +20,7 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod ids;
+pub mod jobs;
 pub mod layout;
 pub mod manager;
 pub mod scan;

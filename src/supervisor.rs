@@ -224,6 +224,13 @@ impl AccountManager {
         m.get(&id).map(|l| l.status.borrow().clone())
     }
 
+    /// The live session of account `id`, without an owner check (for the job engine, which
+    /// checked ownership when the job was created).
+    pub(crate) fn live_session(&self, id: AccountId) -> Option<Arc<dyn WaSession>> {
+        let m = self.inner.live.map.lock().unwrap_or_else(|e| e.into_inner());
+        m.get(&id).map(|l| l.session.clone())
+    }
+
     /// A receiver of the owner's account status changes (for the pairing countdown).
     pub async fn watch_status(
         &self,

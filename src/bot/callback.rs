@@ -85,8 +85,19 @@ pub enum Cb {
     JobCancel(AccountId, i64),
     /// The messages menu.
     Messages(AccountId),
+    /// Send the waiting broadcast text to these groups.
+    BroadcastTo(AccountId, BroadcastTarget),
     /// No-op (page counters).
     Noop,
+}
+
+/// Where a broadcast goes when the user picks a button rather than pasting numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BroadcastTarget {
+    /// Every group the account is in.
+    AllGroups,
+    /// Groups where the account is admin.
+    AdminGroups,
 }
 
 /// Which free-text input a button asks for.
@@ -175,6 +186,7 @@ impl Cb {
             JobResume(a, j) => format!("jr:{a}:{j}"),
             JobCancel(a, j) => format!("jc:{a}:{j}"),
             Messages(a) => format!("ms:{a}"),
+            BroadcastTo(a, t) => format!("bt:{a}:{}", matches!(t, BroadcastTarget::AdminGroups) as u8),
             Noop => "_".into(),
         }
     }
@@ -227,6 +239,14 @@ impl Cb {
             ("jr", 3) => JobResume(acc(1)?, job(2)?),
             ("jc", 3) => JobCancel(acc(1)?, job(2)?),
             ("ms", 2) => Messages(acc(1)?),
+            ("bt", 3) => BroadcastTo(
+                acc(1)?,
+                if flag(2)? {
+                    BroadcastTarget::AdminGroups
+                } else {
+                    BroadcastTarget::AllGroups
+                },
+            ),
             ("_", 1) => Noop,
             _ => return None,
         };
@@ -262,7 +282,8 @@ impl Cb {
             | JobPause(a, _)
             | JobResume(a, _)
             | JobCancel(a, _)
-            | Messages(a) => Some(*a),
+            | Messages(a)
+            | BroadcastTo(a, _) => Some(*a),
             Menu | Help | LangMenu | SetLang(_) | Accounts | PairNew(_) | Noop => None,
         }
     }
@@ -393,6 +414,8 @@ mod tests {
             Cb::JobResume(a, 99_999),
             Cb::JobCancel(a, 99_999),
             Cb::Messages(a),
+            Cb::BroadcastTo(a, BroadcastTarget::AllGroups),
+            Cb::BroadcastTo(a, BroadcastTarget::AdminGroups),
             Cb::Noop,
         ];
         for (k, _) in InputKind::ALL {

@@ -3,9 +3,10 @@
 
 use std::time::Duration;
 
+use teloxide::net::Download;
 use teloxide::prelude::*;
 use teloxide::types::{InlineKeyboardButton, InlineKeyboardMarkup, MessageId};
-use teloxide::RequestError;
+use teloxide::{DownloadError, RequestError};
 use tracing::{error, info, warn};
 
 use super::callback::{Cb, CbError};
@@ -20,8 +21,14 @@ use crate::wa::WaError;
 type HandlerResult = anyhow::Result<()>;
 
 /// Anything a bot handler needs of the requester.
-pub trait Req: Requester<Err = RequestError> + Clone + Send + Sync + 'static {}
-impl<T: Requester<Err = RequestError> + Clone + Send + Sync + 'static> Req for T {}
+pub trait Req:
+    Requester<Err = RequestError> + for<'d> Download<Err<'d> = DownloadError> + Clone + Send + Sync + 'static
+{
+}
+impl<T> Req for T where
+    T: Requester<Err = RequestError> + for<'d> Download<Err<'d> = DownloadError> + Clone + Send + Sync + 'static
+{
+}
 
 // ----- endpoints -----
 
@@ -91,7 +98,10 @@ async fn message<R: Req>(bot: &R, msg: &Message, app: &App, c: &Caller) -> anyho
         return deny(bot, app, c).await;
     }
     if let Some(p) = app.take_pending(c.tid) {
-        return crate::bot::flows::pending_input(bot, app, c, p, msg).await;
+        if p.kind == super::callback::InputKind::Broadcast && p.data.is_some() {
+            return super::groups::broadcast_numbers(bot, app, c, p, msg).await;
+        }
+        return super::groups::pending_input(bot, app, c, p, msg).await;
     }
     send_html(bot, app.manager(), c.chat, tr(c.lang, Key::UnknownCommand), None).await;
     Ok(())
@@ -370,11 +380,11 @@ async fn callback<R: Req>(
             } else {
                 Key::StaleButton
             };
-            return Ok(Some((plain(tr(l, key)), true)));
+            return Ok(Some((plain_text(tr(l, key)), true)));
         }
     };
     if !c.has_account() && !open_callback(&cb) {
-        return Ok(Some((plain(tr(l, Key::AccessDenied)), true)));
+        return Ok(Some((plain_text(tr(l, Key::AccessDenied)), true)));
     }
     // Every account named in a button must be the caller's own, checked again now.
     let acc = match cb.account() {
@@ -425,7 +435,7 @@ async fn callback<R: Req>(
                 );
                 edit_or_send(bot, m, c.chat, mid, &t, Some(kb)).await;
             }
-            Err(AccountError::WrongState(_)) => return Ok(Some((plain(tr(l, Key::StaleButton)), true))),
+            Err(AccountError::WrongState(_)) => return Ok(Some((plain_text(tr(l, Key::StaleButton)), true))),
             Err(e) => return Err(e.into()),
         },
         (Cb::Logout(_), Some(a)) => {
@@ -465,7 +475,7 @@ async fn callback<R: Req>(
         }
         (Cb::PairCancel(_), Some(a)) => {
             if a.status != AccountStatus::Pairing {
-                return Ok(Some((plain(tr(l, Key::StaleButton)), true)));
+                return Ok(Some((plain_text(tr(l, Key::StaleButton)), true)));
             }
             let msg = app.set_pairing_msg(a.id, None);
             m.cancel_pairing(c.tid, a.id).await?;
@@ -493,13 +503,13 @@ async fn callback<R: Req>(
             pair(bot, app, &c2, phone.digits(), false, mid).await?;
         }
         (cb, Some(a)) => return crate::bot::flows::account_callback(bot, app, c, mid, cb, a).await,
-        (_, None) => return Ok(Some((plain(tr(l, Key::StaleButton)), true))),
+        (_, None) => return Ok(Some((plain_text(tr(l, Key::StaleButton)), true))),
     }
     Ok(None)
 }
 
 /// Alerts are plain text: strip the little HTML our strings carry.
-fn plain(s: &str) -> String {
+pub(crate) fn plain_text(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut in_tag = false;
     for ch in s.chars() {
@@ -723,7 +733,7 @@ async fn follow_pairing<R: Req>(
 
 // ----- the account's work (groups, messages, jobs): see `groups` -----
 
-pub(crate) use super::groups::{account_callback, groups_entry, pending_input};
+pub(crate) use super::groups::{account_callback, groups_entry};
 
 #[cfg(test)]
 mod tests {
@@ -731,7 +741,7 @@ mod tests {
 
     #[test]
     fn plain_strips_tags() {
-        assert_eq!(plain("⛔ <b>AKSES DITOLAK</b> &lt;x&gt;"), "⛔ AKSES DITOLAK <x>");
+        assert_eq!(plain_text("⛔ <b>AKSES DITOLAK</b> &lt;x&gt;"), "⛔ AKSES DITOLAK <x>");
     }
 
     #[test]

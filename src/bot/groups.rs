@@ -1,34 +1,428 @@
-//! The account's work from Telegram: groups, invite links, members, messages and bulk jobs.
+//! The account's work from Telegram: groups (paginated, searchable), a group's page and its
+//! actions, invite links and their export, members, messages, and the inputs that become bulk
+//! jobs (see `jobs_ui`). Every entry point receives an account the guard has already checked
+//! belongs to the caller.
+
+use std::collections::BTreeSet;
 
 use teloxide::prelude::*;
-use teloxide::types::MessageId;
+use teloxide::types::{InlineKeyboardMarkup, MessageId};
 
-use super::callback::Cb;
-use super::flows::{back_to_menu, Req};
-use super::i18n::{tr, Key};
-use super::send::edit_or_send;
+use super::callback::{Cb, InputKind};
+use super::flows::{back_to_menu, btn, Req};
+use super::i18n::{esc, tr, tr_with, Key, Lang};
+use super::send::{edit_or_send, send_document, send_html, send_long};
 use super::{App, Caller, Pending};
-use crate::account::Account;
-use crate::ids::AccountId;
+use crate::account::{Account, AccountError};
+use crate::ids::{AccountId, PhoneNumber};
+use crate::wa::{invite_code, ChatTarget, GroupId, GroupSummary, MemberAction, WaError, WaSession};
 
-/// `/groups` and the Groups button.
+/// Groups per page of the list.
+const PAGE: usize = 8;
+
+/// The session of the caller's account, or a message saying why there is none.
+async fn session<R: Req>(bot: &R, app: &App, c: &Caller, acc: &Account) -> Option<std::sync::Arc<dyn WaSession>> {
+    match app.manager().session_of(c.tid, acc.id).await {
+        Ok(s) => Some(s),
+        Err(AccountError::NotLive | AccountError::WrongState(_)) => {
+            let live = app.manager().live_status_unchecked(acc.id);
+            let state = super::flows::state_label(c.lang, acc, live.as_ref());
+            let t = tr_with(
+                c.lang,
+                Key::NotConnected,
+                &[("phone", &acc.phone.to_string()), ("state", state)],
+            );
+            send_html(bot, app.manager(), c.chat, &t, Some(back_to_menu(app, c))).await;
+            None
+        }
+        Err(e) => {
+            tracing::warn!(account_id = %acc.id, error = %e, "no session");
+            send_html(bot, app.manager(), c.chat, tr(c.lang, Key::Sorry), None).await;
+            None
+        }
+    }
+}
+
+/// Explains a WhatsApp failure to the user.
+pub(crate) fn wa_error_text(lang: Lang, e: &WaError) -> String {
+    let (id, en) = match e {
+        WaError::NotConnected => ("akun sedang tidak terhubung", "the account is not connected"),
+        WaError::RateLimited { .. } => (
+            "WhatsApp membatasi permintaan, coba lagi nanti",
+            "WhatsApp is rate-limiting, try later",
+        ),
+        WaError::Timeout => ("WhatsApp tidak menjawab tepat waktu", "WhatsApp did not answer in time"),
+        WaError::NotPaired | WaError::LoggedOut(_) => (
+            "akun sudah logout, hubungkan lagi",
+            "the account is logged out, link it again",
+        ),
+        WaError::NotFound(_) => (
+            "tidak ditemukan (mungkin sudah keluar dari grup)",
+            "not found (perhaps no longer in the group)",
+        ),
+        WaError::Forbidden(_) => ("butuh hak admin grup", "needs group admin rights"),
+        WaError::Invalid(_) => ("permintaan tidak valid", "invalid request"),
+        WaError::Storage(_) | WaError::Other(_) => ("kesalahan WhatsApp", "WhatsApp error"),
+    };
+    let base = if lang == Lang::En { en } else { id };
+    format!("{base} ({})", esc(&e.to_string()))
+}
+
+fn t2(lang: Lang, id: &str, en: &str) -> String {
+    if lang == Lang::En {
+        en.to_string()
+    } else {
+        id.to_string()
+    }
+}
+
+/// `/groups` and the Groups button: page 0 of the list.
 pub(crate) async fn groups_entry<R: Req>(
     bot: &R,
     app: &App,
     c: &Caller,
-    _account: AccountId,
+    account: AccountId,
     edit: Option<MessageId>,
 ) -> anyhow::Result<()> {
+    let acc = app.manager().account_of(c.tid, account).await?;
+    groups_page(bot, app, c, &acc, 0, None, edit).await
+}
+
+async fn groups_page<R: Req>(
+    bot: &R,
+    app: &App,
+    c: &Caller,
+    acc: &Account,
+    page: u32,
+    search: Option<&str>,
+    edit: Option<MessageId>,
+) -> anyhow::Result<()> {
+    let l = c.lang;
+    let Some(s) = session(bot, app, c, acc).await else {
+        return Ok(());
+    };
+    let mut groups = match s.groups().await {
+        Ok(g) => g,
+        Err(e) => {
+            send_html(
+                bot,
+                app.manager(),
+                c.chat,
+                &wa_error_text(l, &e),
+                Some(back_to_menu(app, c)),
+            )
+            .await;
+            return Ok(());
+        }
+    };
+    cache_groups(app, acc, &groups).await;
+    if let Some(q) = search {
+        let q = q.to_lowercase();
+        groups.retain(|g| g.name.to_lowercase().contains(&q));
+    }
+    groups.sort_by(|a, b| a.name.to_lowercase().cmp(&b.name.to_lowercase()));
+    let pages = groups.len().div_ceil(PAGE).max(1) as u32;
+    let page = page.min(pages - 1);
+    let start = page as usize * PAGE;
+    let mut text = match search {
+        Some(q) => t2(
+            l,
+            "👥 <b>Grup</b> cocok dengan «{q}»: {n}",
+            "👥 <b>Groups</b> matching «{q}»: {n}",
+        )
+        .replace("{q}", &esc(q)),
+        None => t2(l, "👥 <b>Grup</b> {phone}: {n}", "👥 <b>Groups</b> of {phone}: {n}")
+            .replace("{phone}", &acc.phone.to_string()),
+    }
+    .replace("{n}", &groups.len().to_string());
+    text.push_str(&t2(l, "\n👑 = Anda admin", "\n👑 = you are admin"));
+    let mut rows = Vec::new();
+    for g in groups.iter().skip(start).take(PAGE) {
+        let label = format!("{}{} ({})", if g.is_admin { "👑 " } else { "" }, g.name, g.member_count);
+        rows.push(vec![btn(app, c, &label, Cb::Group(acc.id, g.id.clone()))]);
+    }
+    if pages > 1 && search.is_none() {
+        let mut nav = Vec::new();
+        if page > 0 {
+            nav.push(btn(app, c, "◀️", Cb::Groups(acc.id, page - 1)));
+        }
+        nav.push(btn(app, c, &format!("{}/{}", page + 1, pages), Cb::Noop));
+        if page + 1 < pages {
+            nav.push(btn(app, c, "▶️", Cb::Groups(acc.id, page + 1)));
+        }
+        rows.push(nav);
+    }
+    rows.push(vec![
+        btn(
+            app,
+            c,
+            &t2(l, "🔎 Cari", "🔎 Search"),
+            Cb::Input(acc.id, InputKind::SearchGroups),
+        ),
+        btn(
+            app,
+            c,
+            &t2(l, "📤 Ekspor tautan", "📤 Export links"),
+            Cb::ExportLinks(acc.id),
+        ),
+    ]);
+    rows.push(vec![
+        btn(
+            app,
+            c,
+            &t2(l, "➕ Buat grup", "➕ Create groups"),
+            Cb::Input(acc.id, InputKind::CreateGroups),
+        ),
+        btn(
+            app,
+            c,
+            &t2(l, "🔗 Gabung grup", "🔗 Join groups"),
+            Cb::Input(acc.id, InputKind::JoinGroups),
+        ),
+    ]);
+    rows.push(vec![
+        btn(
+            app,
+            c,
+            &t2(l, "🚪 Keluar dari grup", "🚪 Leave groups"),
+            Cb::Input(acc.id, InputKind::LeaveGroups),
+        ),
+        btn(app, c, tr(l, Key::BtnMenu), Cb::Menu),
+    ]);
     edit_or_send(
         bot,
         app.manager(),
         c.chat,
         edit,
-        tr(c.lang, Key::ComingSoon),
-        Some(back_to_menu(app, c)),
+        &text,
+        Some(InlineKeyboardMarkup::new(rows)),
     )
     .await;
     Ok(())
+}
+
+/// Keeps the account's `groups_cache` current (for exports and offline views).
+async fn cache_groups(app: &App, acc: &Account, groups: &[GroupSummary]) {
+    let rows: Vec<(String, String, i64, bool)> = groups
+        .iter()
+        .map(|g| {
+            (
+                g.id.as_str().to_string(),
+                g.name.clone(),
+                g.member_count as i64,
+                g.is_admin,
+            )
+        })
+        .collect();
+    let res = app
+        .manager()
+        .pools()
+        .with(acc.bot_data_db_path.clone(), crate::db::Schema::Account, move |conn| {
+            let tx = conn.transaction()?;
+            tx.execute("DELETE FROM groups_cache", [])?;
+            {
+                let mut st = tx.prepare(
+                    "INSERT INTO groups_cache (jid, name, member_count, is_admin, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?;
+                let t = crate::db::now();
+                for (jid, name, n, admin) in &rows {
+                    st.execute(rusqlite::params![jid, name, n, *admin as i64, t])?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await;
+    if let Err(e) = res {
+        tracing::warn!(account_id = %acc.id, error = %e, "could not cache groups");
+    }
+}
+
+async fn group_page<R: Req>(
+    bot: &R,
+    app: &App,
+    c: &Caller,
+    acc: &Account,
+    gid: &GroupId,
+    edit: Option<MessageId>,
+) -> anyhow::Result<()> {
+    let l = c.lang;
+    let Some(s) = session(bot, app, c, acc).await else {
+        return Ok(());
+    };
+    let info = match s.group_info(gid).await {
+        Ok(i) => i,
+        Err(e) => {
+            edit_or_send(
+                bot,
+                app.manager(),
+                c.chat,
+                edit,
+                &wa_error_text(l, &e),
+                Some(back_to_menu(app, c)),
+            )
+            .await;
+            return Ok(());
+        }
+    };
+    let own = acc.phone.clone();
+    let admin = info
+        .members
+        .iter()
+        .any(|m| m.phone == own && (m.is_admin || m.is_super_admin));
+    let yes_no = |b: bool| if b { "✅" } else { "▫️" };
+    let text = format!(
+        "👥 <b>{}</b>\n{}: {}\n{}: {}\n📣 {} {}\n🔒 {} {}\n{}",
+        esc(&info.name),
+        t2(l, "Anggota", "Members"),
+        info.members.len(),
+        t2(l, "Admin", "Admin"),
+        if admin {
+            t2(l, "ya", "yes")
+        } else {
+            t2(l, "tidak", "no")
+        },
+        yes_no(info.announce),
+        t2(l, "hanya admin yang bisa mengirim", "only admins can send"),
+        yes_no(info.locked),
+        t2(l, "hanya admin yang bisa mengubah info", "only admins can edit info"),
+        info.description.as_deref().map(esc).unwrap_or_default(),
+    );
+    let a = acc.id;
+    let g = gid.clone();
+    let mut rows = vec![vec![
+        btn(
+            app,
+            c,
+            &t2(l, "🔗 Tautan undangan", "🔗 Invite link"),
+            Cb::GroupLink(a, g.clone()),
+        ),
+        btn(
+            app,
+            c,
+            &t2(l, "♻️ Cabut tautan", "♻️ Revoke link"),
+            Cb::GroupRevoke(a, g.clone()),
+        ),
+    ]];
+    rows.push(vec![
+        btn(
+            app,
+            c,
+            &t2(l, "👤 Anggota", "👤 Members"),
+            Cb::GroupMembers(a, g.clone()),
+        ),
+        btn(
+            app,
+            c,
+            &t2(l, "✉️ Kirim pesan", "✉️ Send message"),
+            Cb::GroupInput(a, g.clone(), InputKind::SendGroup),
+        ),
+    ]);
+    rows.push(vec![
+        btn(
+            app,
+            c,
+            &t2(l, "➕ Tambah", "➕ Add"),
+            Cb::GroupInput(a, g.clone(), InputKind::AddMembers),
+        ),
+        btn(
+            app,
+            c,
+            &t2(l, "➖ Keluarkan", "➖ Remove"),
+            Cb::GroupInput(a, g.clone(), InputKind::RemoveMembers),
+        ),
+    ]);
+    rows.push(vec![
+        btn(
+            app,
+            c,
+            &t2(l, "⬆️ Jadikan admin", "⬆️ Promote"),
+            Cb::GroupInput(a, g.clone(), InputKind::PromoteMembers),
+        ),
+        btn(
+            app,
+            c,
+            &t2(l, "⬇️ Cabut admin", "⬇️ Demote"),
+            Cb::GroupInput(a, g.clone(), InputKind::DemoteMembers),
+        ),
+    ]);
+    rows.push(vec![
+        btn(
+            app,
+            c,
+            &t2(l, "✏️ Ganti nama", "✏️ Rename"),
+            Cb::GroupInput(a, g.clone(), InputKind::Rename),
+        ),
+        btn(
+            app,
+            c,
+            &t2(l, "📝 Deskripsi", "📝 Description"),
+            Cb::GroupInput(a, g.clone(), InputKind::Describe),
+        ),
+    ]);
+    rows.push(vec![
+        btn(
+            app,
+            c,
+            &format!("📣 {}", yes_no(!info.announce)),
+            Cb::GroupAnnounce(a, g.clone(), !info.announce),
+        ),
+        btn(
+            app,
+            c,
+            &format!("🔒 {}", yes_no(!info.locked)),
+            Cb::GroupLock(a, g.clone(), !info.locked),
+        ),
+    ]);
+    rows.push(vec![
+        btn(app, c, &t2(l, "🚪 Keluar", "🚪 Leave"), Cb::GroupLeave(a, g.clone())),
+        btn(app, c, tr(l, Key::BtnBack), Cb::Groups(a, 0)),
+    ]);
+    edit_or_send(
+        bot,
+        app.manager(),
+        c.chat,
+        edit,
+        &text,
+        Some(InlineKeyboardMarkup::new(rows)),
+    )
+    .await;
+    Ok(())
+}
+
+fn input_prompt(lang: Lang, kind: InputKind) -> String {
+    use InputKind::*;
+    match kind {
+        Rename => t2(lang, "✏️ Kirim nama grup yang baru.", "✏️ Send the group's new name."),
+        Describe => t2(lang, "📝 Kirim deskripsi baru (atau <code>-</code> untuk menghapus).", "📝 Send the new description (or <code>-</code> to clear it)."),
+        AddMembers | RemoveMembers | PromoteMembers | DemoteMembers => t2(
+            lang,
+            "👤 Kirim satu atau beberapa nomor (satu per baris, atau dipisah koma), atau unggah file .txt.",
+            "👤 Send one or more numbers (one per line, or comma-separated), or upload a .txt file.",
+        ),
+        SendGroup => t2(lang, "✉️ Kirim teks pesan untuk grup ini.", "✉️ Send the text to post in this group."),
+        SendNumber => t2(lang, "✉️ Kirim nomor tujuan di baris pertama dan teks pesan di baris berikutnya.", "✉️ Send the number on the first line and the message on the next lines."),
+        CreateGroups => t2(
+            lang,
+            "➕ Kirim pola nama, jumlah, dan (opsional) anggota awal, satu per baris:\n<code>Grup Arisan {n}\n5\n0812-3456-7890, 0813-1111-2222</code>",
+            "➕ Send a name pattern, a count and (optionally) initial members, one per line:\n<code>Grup Arisan {n}\n5\n0812-3456-7890, 0813-1111-2222</code>",
+        ),
+        JoinGroups => t2(lang, "🔗 Tempel tautan undangan (satu per baris) atau unggah file .txt.", "🔗 Paste invite links (one per line) or upload a .txt file."),
+        LeaveGroups => t2(lang, "🚪 Kirim kata dari nama grup yang akan ditinggalkan (<code>*</code> untuk semua grup).", "🚪 Send a word from the names of the groups to leave (<code>*</code> for all groups)."),
+        Broadcast => t2(lang, "📢 Kirim teks pesan siaran.", "📢 Send the broadcast text."),
+        CheckNumbers => t2(lang, "🔎 Tempel nomor (satu per baris) atau unggah file .txt untuk dicek di WhatsApp.", "🔎 Paste numbers (one per line) or upload a .txt file to check on WhatsApp."),
+        SearchGroups => t2(lang, "🔎 Kirim kata yang dicari di nama grup.", "🔎 Send a word to search group names for."),
+    }
+}
+
+async fn ask_input<R: Req>(bot: &R, app: &App, c: &Caller, p: Pending, edit: Option<MessageId>) {
+    let t = format!(
+        "{}\n\n{}",
+        input_prompt(c.lang, p.kind),
+        t2(c.lang, "/cancel untuk batal.", "/cancel to stop.")
+    );
+    app.set_pending(c.tid, Some(p));
+    edit_or_send(bot, app.manager(), c.chat, edit, &t, None).await;
 }
 
 /// Buttons that act on one of the caller's accounts (ownership already checked).
@@ -40,12 +434,366 @@ pub(crate) async fn account_callback<R: Req>(
     cb: Cb,
     acc: Account,
 ) -> anyhow::Result<Option<(String, bool)>> {
-    let _ = cb;
-    groups_entry(bot, app, c, acc.id, mid).await?;
+    let l = c.lang;
+    let m = app.manager();
+    match cb {
+        Cb::Groups(_, page) => groups_page(bot, app, c, &acc, page, None, mid).await?,
+        Cb::Group(_, g) => group_page(bot, app, c, &acc, &g, mid).await?,
+        Cb::GroupLink(_, ref g) | Cb::GroupRevokeYes(_, ref g) => {
+            let reset = matches!(cb, Cb::GroupRevokeYes(..));
+            let Some(s) = session(bot, app, c, &acc).await else {
+                return Ok(None);
+            };
+            let text = match s.invite_link(g, reset).await {
+                Ok(link) => {
+                    let head = if reset {
+                        t2(
+                            l,
+                            "♻️ Tautan lama dicabut. Tautan baru:",
+                            "♻️ Old link revoked. New link:",
+                        )
+                    } else {
+                        t2(l, "🔗 Tautan undangan:", "🔗 Invite link:")
+                    };
+                    format!("{head}\n<code>{}</code>", esc(&link))
+                }
+                Err(e) => wa_error_text(l, &e),
+            };
+            let kb = InlineKeyboardMarkup::new(vec![vec![btn(
+                app,
+                c,
+                tr(l, Key::BtnBack),
+                Cb::Group(acc.id, g.clone()),
+            )]]);
+            edit_or_send(bot, m, c.chat, mid, &text, Some(kb)).await;
+        }
+        Cb::GroupRevoke(_, g) => {
+            let t = t2(
+                l,
+                "♻️ Cabut tautan undangan grup ini? Tautan lama tidak akan berlaku lagi.",
+                "♻️ Revoke this group's invite link? The old link stops working.",
+            );
+            let kb = InlineKeyboardMarkup::new(vec![vec![
+                btn(app, c, tr(l, Key::BtnYes), Cb::GroupRevokeYes(acc.id, g.clone())),
+                btn(app, c, tr(l, Key::BtnNo), Cb::Group(acc.id, g)),
+            ]]);
+            edit_or_send(bot, m, c.chat, mid, &t, Some(kb)).await;
+        }
+        Cb::GroupMembers(_, g) => {
+            let Some(s) = session(bot, app, c, &acc).await else {
+                return Ok(None);
+            };
+            match s.group_info(&g).await {
+                Ok(info) => {
+                    let mut text = format!("👤 <b>{}</b> — {}\n", esc(&info.name), info.members.len());
+                    for mem in &info.members {
+                        let role = if mem.is_super_admin {
+                            " 👑👑"
+                        } else if mem.is_admin {
+                            " 👑"
+                        } else {
+                            ""
+                        };
+                        text.push_str(&format!("{}{role}\n", mem.phone));
+                    }
+                    send_long(bot, m, c.chat, &text, "members.txt", &esc(&info.name)).await;
+                }
+                Err(e) => {
+                    send_html(bot, m, c.chat, &wa_error_text(l, &e), None).await;
+                }
+            }
+        }
+        Cb::GroupLeave(_, g) => {
+            let t = t2(l, "🚪 Keluar dari grup ini?", "🚪 Leave this group?");
+            let kb = InlineKeyboardMarkup::new(vec![vec![
+                btn(app, c, tr(l, Key::BtnYes), Cb::GroupLeaveYes(acc.id, g.clone())),
+                btn(app, c, tr(l, Key::BtnNo), Cb::Group(acc.id, g)),
+            ]]);
+            edit_or_send(bot, m, c.chat, mid, &t, Some(kb)).await;
+        }
+        Cb::GroupLeaveYes(_, g) => {
+            let Some(s) = session(bot, app, c, &acc).await else {
+                return Ok(None);
+            };
+            let t = match s.leave_group(&g).await {
+                Ok(()) => t2(l, "🚪 Sudah keluar dari grup.", "🚪 Left the group."),
+                Err(e) => wa_error_text(l, &e),
+            };
+            let kb = InlineKeyboardMarkup::new(vec![vec![btn(app, c, tr(l, Key::BtnBack), Cb::Groups(acc.id, 0))]]);
+            edit_or_send(bot, m, c.chat, mid, &t, Some(kb)).await;
+        }
+        Cb::GroupAnnounce(_, ref g, on) | Cb::GroupLock(_, ref g, on) => {
+            let Some(s) = session(bot, app, c, &acc).await else {
+                return Ok(None);
+            };
+            let res = if matches!(cb, Cb::GroupAnnounce(..)) {
+                s.set_announce(g, on).await
+            } else {
+                s.set_locked(g, on).await
+            };
+            if let Err(e) = res {
+                return Ok(Some((super::flows::plain_text(&wa_error_text(l, &e)), true)));
+            }
+            group_page(bot, app, c, &acc, g, mid).await?;
+        }
+        Cb::GroupInput(_, g, kind) => {
+            ask_input(
+                bot,
+                app,
+                c,
+                Pending {
+                    account: acc.id,
+                    kind,
+                    group: Some(g),
+                    data: None,
+                },
+                mid,
+            )
+            .await;
+        }
+        Cb::Input(_, kind) => {
+            ask_input(
+                bot,
+                app,
+                c,
+                Pending {
+                    account: acc.id,
+                    kind,
+                    group: None,
+                    data: None,
+                },
+                mid,
+            )
+            .await;
+        }
+        Cb::ExportLinks(_) => export_links(bot, app, c, &acc, mid).await?,
+        Cb::Messages(_) => {
+            let t = t2(l, "✉️ <b>Pesan</b> dari {phone}", "✉️ <b>Messages</b> from {phone}")
+                .replace("{phone}", &acc.phone.to_string());
+            let kb = InlineKeyboardMarkup::new(vec![
+                vec![btn(
+                    app,
+                    c,
+                    &t2(l, "✉️ Kirim ke nomor", "✉️ Send to a number"),
+                    Cb::Input(acc.id, InputKind::SendNumber),
+                )],
+                vec![btn(
+                    app,
+                    c,
+                    &t2(l, "📢 Siaran", "📢 Broadcast"),
+                    Cb::Input(acc.id, InputKind::Broadcast),
+                )],
+                vec![btn(
+                    app,
+                    c,
+                    &t2(l, "🔎 Cek nomor WhatsApp", "🔎 Check numbers on WhatsApp"),
+                    Cb::Input(acc.id, InputKind::CheckNumbers),
+                )],
+                vec![btn(app, c, tr(l, Key::BtnMenu), Cb::Menu)],
+            ]);
+            edit_or_send(bot, m, c.chat, mid, &t, Some(kb)).await;
+        }
+        Cb::BroadcastTo(_, target) => {
+            let Some(p) = app
+                .take_pending(c.tid)
+                .filter(|p| p.kind == InputKind::Broadcast && p.account == acc.id)
+            else {
+                return Ok(Some((super::flows::plain_text(tr(l, Key::StaleButton)), true)));
+            };
+            let text = p.data.unwrap_or_default();
+            let Some(s) = session(bot, app, c, &acc).await else {
+                return Ok(None);
+            };
+            let groups = match s.groups().await {
+                Ok(g) => g,
+                Err(e) => {
+                    send_html(bot, m, c.chat, &wa_error_text(l, &e), None).await;
+                    return Ok(None);
+                }
+            };
+            let items: Vec<String> = groups
+                .into_iter()
+                .filter(|g| target == super::callback::BroadcastTarget::AllGroups || g.is_admin)
+                .map(|g| g.id.as_str().to_string())
+                .collect();
+            super::jobs_ui::propose(
+                bot,
+                app,
+                c,
+                &acc,
+                crate::jobs::JobKind::Broadcast { text },
+                items,
+                Vec::new(),
+                mid,
+            )
+            .await?;
+        }
+        cb @ (Cb::JobStart(..) | Cb::JobPause(..) | Cb::JobResume(..) | Cb::JobCancel(..)) => {
+            return super::jobs_ui::job_button(bot, app, c, &acc, cb, mid).await;
+        }
+        _ => return Ok(Some((super::flows::plain_text(tr(l, Key::StaleButton)), true))),
+    }
     Ok(None)
 }
 
-/// Free text sent after a button asked for it.
+/// Exports the invite links of every group where the account is admin, as .txt and .csv.
+async fn export_links<R: Req>(
+    bot: &R,
+    app: &App,
+    c: &Caller,
+    acc: &Account,
+    mid: Option<MessageId>,
+) -> anyhow::Result<()> {
+    let l = c.lang;
+    let m = app.manager();
+    let Some(s) = session(bot, app, c, acc).await else {
+        return Ok(());
+    };
+    let groups = match s.groups().await {
+        Ok(g) => g.into_iter().filter(|g| g.is_admin).collect::<Vec<_>>(),
+        Err(e) => {
+            send_html(bot, m, c.chat, &wa_error_text(l, &e), None).await;
+            return Ok(());
+        }
+    };
+    if groups.is_empty() {
+        edit_or_send(
+            bot,
+            m,
+            c.chat,
+            mid,
+            &t2(
+                l,
+                "Tidak ada grup tempat akun ini admin.",
+                "There are no groups where this account is admin.",
+            ),
+            Some(back_to_menu(app, c)),
+        )
+        .await;
+        return Ok(());
+    }
+    let total = groups.len();
+    let progress = edit_or_send(bot, m, c.chat, mid, &format!("📤 0/{total}"), None).await;
+    let mut txt = String::new();
+    let mut csv = String::from("name,link,members\n");
+    let mut failed = Vec::new();
+    let mut last_edit = std::time::Instant::now();
+    for (i, g) in groups.iter().enumerate() {
+        match s.invite_link(&g.id, false).await {
+            Ok(link) => {
+                txt.push_str(&link);
+                txt.push('\n');
+                csv.push_str(&format!("{},{},{}\n", csv_field(&g.name), link, g.member_count));
+            }
+            Err(e) => failed.push(format!("{}: {e}", g.name)),
+        }
+        if last_edit.elapsed() > std::time::Duration::from_secs(2) {
+            last_edit = std::time::Instant::now();
+            edit_or_send(bot, m, c.chat, progress, &format!("📤 {}/{total}", i + 1), None).await;
+        }
+    }
+    let mut summary = t2(
+        l,
+        "📤 {ok} tautan diekspor dari {total} grup admin.",
+        "📤 Exported {ok} links from {total} admin groups.",
+    )
+    .replace("{ok}", &(total - failed.len()).to_string())
+    .replace("{total}", &total.to_string());
+    for f in failed.iter().take(20) {
+        summary.push_str(&format!("\n❌ {}", esc(f)));
+    }
+    edit_or_send(bot, m, c.chat, progress, &summary, Some(back_to_menu(app, c))).await;
+    send_document(bot, m, c.chat, "invite_links.txt", txt.into_bytes(), "invite_links.txt").await;
+    send_document(bot, m, c.chat, "invite_links.csv", csv.into_bytes(), "invite_links.csv").await;
+    Ok(())
+}
+
+/// Quotes a CSV field when it needs it.
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// Reads the text of a message, or of an uploaded .txt file (size-capped, UTF-8 only).
+async fn input_text<R: Req>(bot: &R, app: &App, c: &Caller, msg: &Message) -> anyhow::Result<Result<String, String>> {
+    let l = c.lang;
+    if let Some(doc) = msg.document() {
+        let cap = app.manager().config().upload_max_bytes;
+        if u64::from(doc.file.size) > cap {
+            return Ok(Err(t2(
+                l,
+                "File terlalu besar (maks {cap} byte).",
+                "The file is too large (max {cap} bytes).",
+            )
+            .replace("{cap}", &cap.to_string())));
+        }
+        let file = bot.get_file(doc.file.id.clone()).await?;
+        let mut buf: Vec<u8> = Vec::new();
+        bot.download_file(&file.path, &mut buf)
+            .await
+            .map_err(|e| anyhow::anyhow!("download failed: {e}"))?;
+        if buf.len() as u64 > cap {
+            return Ok(Err(t2(l, "File terlalu besar.", "The file is too large.")));
+        }
+        if buf.is_empty() {
+            return Ok(Err(t2(l, "File kosong.", "The file is empty.")));
+        }
+        return match String::from_utf8(buf) {
+            Ok(s) if !s.contains('\0') => Ok(Ok(s)),
+            _ => Ok(Err(t2(
+                l,
+                "File bukan teks (.txt UTF-8).",
+                "The file is not text (UTF-8 .txt).",
+            ))),
+        };
+    }
+    match msg.text() {
+        Some(t) if !t.trim().is_empty() => Ok(Ok(t.to_string())),
+        _ => Ok(Err(t2(l, "Kirim teks atau file .txt.", "Send text or a .txt file."))),
+    }
+}
+
+/// Splits a list into numbers: one per line or comma/semicolon-separated. Returns the
+/// numbers (deduplicated, in order) and the pieces that are not numbers.
+pub(crate) fn parse_numbers(text: &str, default_cc: &str) -> (Vec<PhoneNumber>, Vec<String>) {
+    let mut seen = BTreeSet::new();
+    let mut ok = Vec::new();
+    let mut bad = Vec::new();
+    for piece in text.split(['\n', ',', ';']).map(str::trim).filter(|p| !p.is_empty()) {
+        match PhoneNumber::parse(piece, default_cc) {
+            Ok(p) => {
+                if seen.insert(p.clone()) {
+                    ok.push(p);
+                }
+            }
+            Err(_) => bad.push(piece.chars().take(40).collect()),
+        }
+    }
+    (ok, bad)
+}
+
+/// Splits a paste into invite codes (deduplicated) and the lines that are not links.
+pub(crate) fn parse_links(text: &str) -> (Vec<String>, Vec<String>) {
+    let mut seen = BTreeSet::new();
+    let mut ok = Vec::new();
+    let mut bad = Vec::new();
+    for piece in text.split_whitespace() {
+        match invite_code(piece) {
+            Some(code) => {
+                if seen.insert(code.to_string()) {
+                    ok.push(format!("https://chat.whatsapp.com/{code}"));
+                }
+            }
+            None => bad.push(piece.chars().take(60).collect()),
+        }
+    }
+    (ok, bad)
+}
+
+/// Free text (or a file) sent after a button asked for it.
 pub(crate) async fn pending_input<R: Req>(
     bot: &R,
     app: &App,
@@ -53,17 +801,289 @@ pub(crate) async fn pending_input<R: Req>(
     p: Pending,
     msg: &Message,
 ) -> anyhow::Result<()> {
-    let _ = (p, msg);
-    groups_entry(
-        bot,
-        app,
-        c,
-        c.active().map(|a| a.id).unwrap_or_else(|| unreachable_account()),
-        None,
-    )
-    .await
+    let l = c.lang;
+    let m = app.manager();
+    let acc = match m.account_of(c.tid, p.account).await {
+        Ok(a) => a,
+        Err(_) => {
+            send_html(bot, m, c.chat, tr(l, Key::StaleButton), None).await;
+            return Ok(());
+        }
+    };
+    let text = match input_text(bot, app, c, msg).await? {
+        Ok(t) => t,
+        Err(why) => {
+            // Keep waiting for a usable input.
+            app.set_pending(c.tid, Some(p));
+            send_html(bot, m, c.chat, &format!("❌ {why}"), None).await;
+            return Ok(());
+        }
+    };
+    let cc = m.config().default_country_code.clone();
+    let reply = |t: String| async move { send_html(bot, m, c.chat, &t, Some(back_to_menu(app, c))).await };
+    use InputKind::*;
+    match (p.kind, p.group.clone()) {
+        (SearchGroups, _) => groups_page(bot, app, c, &acc, 0, Some(text.trim()), None).await?,
+        (Rename, Some(g)) | (Describe, Some(g)) | (SendGroup, Some(g)) => {
+            let Some(s) = session(bot, app, c, &acc).await else {
+                return Ok(());
+            };
+            let t = text.trim();
+            let res = match p.kind {
+                Rename if t.chars().count() > 100 => Err(WaError::Invalid(t2(
+                    l,
+                    "nama maksimal 100 karakter",
+                    "a name has at most 100 characters",
+                ))),
+                Rename => s.set_subject(&g, t).await,
+                Describe => s.set_description(&g, if t == "-" { None } else { Some(t) }).await,
+                _ => s.send_text(&ChatTarget::Group(g.clone()), &text).await.map(|_| ()),
+            };
+            match res {
+                Ok(()) => reply(t2(l, "✅ Selesai.", "✅ Done.")).await,
+                Err(e) => reply(wa_error_text(l, &e)).await,
+            };
+        }
+        (AddMembers | RemoveMembers | PromoteMembers | DemoteMembers, Some(g)) => {
+            let (nums, bad) = parse_numbers(&text, &cc);
+            let action = match p.kind {
+                AddMembers => MemberAction::Add,
+                RemoveMembers => MemberAction::Remove,
+                PromoteMembers => MemberAction::Promote,
+                _ => MemberAction::Demote,
+            };
+            let items = nums.iter().map(|n| n.digits().to_string()).collect();
+            super::jobs_ui::propose(
+                bot,
+                app,
+                c,
+                &acc,
+                crate::jobs::JobKind::Members { group: g, action },
+                items,
+                bad,
+                None,
+            )
+            .await?;
+        }
+        (SendNumber, _) => {
+            let (first, rest) = text.trim().split_once('\n').unwrap_or((text.trim(), ""));
+            let phone = match PhoneNumber::parse(first, &cc) {
+                Ok(p) => p,
+                Err(_) => {
+                    reply(t2(
+                        l,
+                        "❌ Baris pertama harus nomor tujuan.",
+                        "❌ The first line must be the recipient's number.",
+                    ))
+                    .await;
+                    return Ok(());
+                }
+            };
+            if rest.trim().is_empty() {
+                reply(t2(l, "❌ Teks pesan kosong.", "❌ The message text is empty.")).await;
+                return Ok(());
+            }
+            let Some(s) = session(bot, app, c, &acc).await else {
+                return Ok(());
+            };
+            match s.send_text(&ChatTarget::Phone(phone.clone()), rest.trim()).await {
+                Ok(_) => {
+                    reply(t2(l, "✅ Terkirim ke {p}.", "✅ Sent to {p}.").replace("{p}", &phone.to_string())).await
+                }
+                Err(e) => reply(wa_error_text(l, &e)).await,
+            };
+        }
+        (CreateGroups, _) => {
+            let mut lines = text.lines().map(str::trim).filter(|x| !x.is_empty());
+            let pattern = lines.next().unwrap_or("").to_string();
+            let count: usize = match lines.next().map(|n| n.parse::<usize>()) {
+                None => 1,
+                Some(Ok(n)) if n >= 1 => n,
+                Some(_) => {
+                    reply(t2(
+                        l,
+                        "❌ Baris kedua harus jumlah grup (angka).",
+                        "❌ The second line must be the number of groups.",
+                    ))
+                    .await;
+                    return Ok(());
+                }
+            };
+            let cap = m.config().max_create_groups;
+            if count > cap {
+                reply(
+                    t2(
+                        l,
+                        "❌ Maksimal {cap} grup sekaligus.",
+                        "❌ At most {cap} groups at once.",
+                    )
+                    .replace("{cap}", &cap.to_string()),
+                )
+                .await;
+                return Ok(());
+            }
+            if pattern.is_empty() || pattern.chars().count() > 90 {
+                reply(t2(
+                    l,
+                    "❌ Nama grup harus 1–90 karakter.",
+                    "❌ A group name has 1 to 90 characters.",
+                ))
+                .await;
+                return Ok(());
+            }
+            let rest: Vec<&str> = lines.collect();
+            let (members, bad) = parse_numbers(&rest.join("\n"), &cc);
+            let names: Vec<String> = (1..=count)
+                .map(|n| {
+                    if pattern.contains("{n}") {
+                        pattern.replace("{n}", &n.to_string())
+                    } else if count == 1 {
+                        pattern.clone()
+                    } else {
+                        format!("{pattern} {n}")
+                    }
+                })
+                .collect();
+            super::jobs_ui::propose(
+                bot,
+                app,
+                c,
+                &acc,
+                crate::jobs::JobKind::CreateGroups { members },
+                names,
+                bad,
+                None,
+            )
+            .await?;
+        }
+        (JoinGroups, _) => {
+            let (links, bad) = parse_links(&text);
+            super::jobs_ui::propose(bot, app, c, &acc, crate::jobs::JobKind::JoinGroups, links, bad, None).await?;
+        }
+        (LeaveGroups, _) => {
+            let Some(s) = session(bot, app, c, &acc).await else {
+                return Ok(());
+            };
+            let q = text.trim().to_lowercase();
+            let groups = match s.groups().await {
+                Ok(g) => g,
+                Err(e) => {
+                    reply(wa_error_text(l, &e)).await;
+                    return Ok(());
+                }
+            };
+            let items: Vec<String> = groups
+                .into_iter()
+                .filter(|g| q == "*" || g.name.to_lowercase().contains(&q))
+                .map(|g| g.id.as_str().to_string())
+                .collect();
+            super::jobs_ui::propose(
+                bot,
+                app,
+                c,
+                &acc,
+                crate::jobs::JobKind::LeaveGroups,
+                items,
+                Vec::new(),
+                None,
+            )
+            .await?;
+        }
+        (Broadcast, _) => {
+            let t = text.trim().to_string();
+            if t.is_empty() {
+                reply(t2(l, "❌ Teks pesan kosong.", "❌ The message text is empty.")).await;
+                return Ok(());
+            }
+            app.set_pending(
+                c.tid,
+                Some(Pending {
+                    account: acc.id,
+                    kind: Broadcast,
+                    group: None,
+                    data: Some(t),
+                }),
+            );
+            let kb = InlineKeyboardMarkup::new(vec![
+                vec![btn(
+                    app,
+                    c,
+                    &t2(l, "👥 Semua grup saya", "👥 All my groups"),
+                    Cb::BroadcastTo(acc.id, super::callback::BroadcastTarget::AllGroups),
+                )],
+                vec![btn(
+                    app,
+                    c,
+                    &t2(l, "👑 Grup tempat saya admin", "👑 Groups where I am admin"),
+                    Cb::BroadcastTo(acc.id, super::callback::BroadcastTarget::AdminGroups),
+                )],
+            ]);
+            let prompt = t2(
+                l,
+                "📢 Kirim ke mana? Pilih tombol, atau tempel/unggah daftar nomor tujuan.",
+                "📢 Send it where? Pick a button, or paste/upload a list of numbers.",
+            );
+            send_html(bot, m, c.chat, &prompt, Some(kb)).await;
+        }
+        (CheckNumbers, _) => {
+            let (nums, bad) = parse_numbers(&text, &cc);
+            let items = nums.iter().map(|n| n.digits().to_string()).collect();
+            super::jobs_ui::propose(bot, app, c, &acc, crate::jobs::JobKind::CheckNumbers, items, bad, None).await?;
+        }
+        _ => {
+            send_html(bot, m, c.chat, tr(l, Key::StaleButton), None).await;
+        }
+    }
+    Ok(())
 }
 
-fn unreachable_account() -> AccountId {
-    AccountId::new(1).unwrap_or_else(|_| unreachable!())
+/// A broadcast text is waiting and the user pasted numbers instead of pressing a button.
+pub(crate) async fn broadcast_numbers<R: Req>(
+    bot: &R,
+    app: &App,
+    c: &Caller,
+    p: Pending,
+    msg: &Message,
+) -> anyhow::Result<()> {
+    let acc = app.manager().account_of(c.tid, p.account).await?;
+    let text = match input_text(bot, app, c, msg).await? {
+        Ok(t) => t,
+        Err(why) => {
+            app.set_pending(c.tid, Some(p));
+            send_html(bot, app.manager(), c.chat, &format!("❌ {why}"), None).await;
+            return Ok(());
+        }
+    };
+    let (nums, bad) = parse_numbers(&text, &app.manager().config().default_country_code);
+    let items = nums.iter().map(|n| n.digits().to_string()).collect();
+    let kind = crate::jobs::JobKind::Broadcast {
+        text: p.data.unwrap_or_default(),
+    };
+    super::jobs_ui::propose(bot, app, c, &acc, kind, items, bad, None).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_are_deduplicated_and_bad_ones_reported() {
+        let (ok, bad) = parse_numbers("0812-3456-7890\n+62 812 3456 7890, abc; 123\n\n6281111111111", "62");
+        assert_eq!(ok.len(), 2);
+        assert_eq!(bad, vec!["abc".to_string(), "123".to_string()]);
+    }
+
+    #[test]
+    fn links_are_deduplicated_and_bad_ones_reported() {
+        let text = "https://chat.whatsapp.com/AAAAAAAAAAAAAAAAAAAAAA\nhttps://chat.whatsapp.com/AAAAAAAAAAAAAAAAAAAAAA junk https://x.com/y";
+        let (ok, bad) = parse_links(text);
+        assert_eq!(ok.len(), 1);
+        assert_eq!(bad.len(), 2);
+    }
+
+    #[test]
+    fn csv_quotes() {
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("plain"), "plain");
+    }
 }

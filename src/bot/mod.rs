@@ -13,12 +13,14 @@ use tracing::warn;
 
 use crate::account::{Account, AccountStatus};
 use crate::ids::{AccountId, TelegramId};
+use crate::jobs::{JobOptions, Jobs};
 use crate::manager::{AccountManager, UserContext};
 
 pub mod callback;
 pub mod flows;
 pub mod groups;
 pub mod i18n;
+pub mod jobs_ui;
 pub mod notify;
 pub mod send;
 
@@ -34,6 +36,8 @@ pub struct Pending {
     pub kind: callback::InputKind,
     /// The group it concerns, for group actions.
     pub group: Option<crate::wa::GroupId>,
+    /// Text gathered by an earlier step (the broadcast message).
+    pub data: Option<String>,
 }
 
 /// State shared by all handlers. A cheap `Clone` handle.
@@ -53,12 +57,15 @@ struct AppInner {
     pairing_msgs: Mutex<HashMap<AccountId, (ChatId, MessageId)>>,
     /// The photo message showing the current QR, per account.
     qr_msgs: Mutex<HashMap<AccountId, (ChatId, MessageId)>>,
+    /// The bulk job engine.
+    jobs: Jobs,
 }
 
 impl App {
     /// State over `manager`; the callback secret lives in `{data_dir}/.secret`.
     pub fn new(manager: AccountManager) -> std::io::Result<Self> {
         let codec = CallbackCodec::load_or_create(&manager.layout().root().join(".secret"))?;
+        let jobs = Jobs::new(manager.clone(), JobOptions::from_config(manager.config()));
         Ok(Self {
             inner: Arc::new(AppInner {
                 manager,
@@ -66,6 +73,7 @@ impl App {
                 pending: Mutex::new(HashMap::new()),
                 pairing_msgs: Mutex::new(HashMap::new()),
                 qr_msgs: Mutex::new(HashMap::new()),
+                jobs,
             }),
         })
     }
@@ -73,6 +81,11 @@ impl App {
     /// The account manager.
     pub fn manager(&self) -> &AccountManager {
         &self.inner.manager
+    }
+
+    /// The bulk job engine.
+    pub fn jobs(&self) -> &Jobs {
+        &self.inner.jobs
     }
 
     /// The callback codec.
@@ -185,7 +198,7 @@ async fn resolve_callback(q: CallbackQuery, app: App) -> Option<Caller> {
 /// benchmarks a plain `Bot`.
 pub fn schema<R>() -> UpdateHandler<anyhow::Error>
 where
-    R: Requester<Err = RequestError> + Clone + Send + Sync + 'static,
+    R: flows::Req,
 {
     let messages = Update::filter_message()
         .branch(dptree::filter(|m: Message| !m.chat.is_private()).endpoint(flows::not_private::<R>))

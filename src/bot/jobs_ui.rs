@@ -1,0 +1,350 @@
+//! Bulk jobs in Telegram: a preview with a confirmation step, one progress message edited in
+//! place (bar, done/failed/total, rate, ETA, Pause/Resume/Cancel for the owner only), and a
+//! final report as a document.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use teloxide::types::{ChatId, InlineKeyboardMarkup, MessageId};
+
+use super::callback::Cb;
+use super::flows::{back_to_menu, btn, plain_text, Req};
+use super::i18n::{duration, esc, tr, Key, Lang};
+use super::send::{edit_or_send, send_document, send_html};
+use super::{App, Caller};
+use crate::account::Account;
+use crate::ids::{AccountId, TelegramId};
+use crate::jobs::{JobError, JobId, JobKind, JobObserver, JobProgress, JobState};
+
+fn t2(lang: Lang, id: &str, en: &str) -> String {
+    if lang == Lang::En {
+        en.to_string()
+    } else {
+        id.to_string()
+    }
+}
+
+fn kind_label(lang: Lang, kind: &JobKind) -> String {
+    match kind {
+        JobKind::CreateGroups { .. } => t2(lang, "Buat grup", "Create groups"),
+        JobKind::JoinGroups => t2(lang, "Gabung grup", "Join groups"),
+        JobKind::LeaveGroups => t2(lang, "Keluar dari grup", "Leave groups"),
+        JobKind::Members { action, .. } => match action {
+            crate::wa::MemberAction::Add => t2(lang, "Tambah anggota", "Add members"),
+            crate::wa::MemberAction::Remove => t2(lang, "Keluarkan anggota", "Remove members"),
+            crate::wa::MemberAction::Promote => t2(lang, "Jadikan admin", "Promote members"),
+            crate::wa::MemberAction::Demote => t2(lang, "Cabut admin", "Demote members"),
+        },
+        JobKind::Broadcast { .. } => t2(lang, "Siaran pesan", "Broadcast"),
+        JobKind::CheckNumbers => t2(lang, "Cek nomor", "Check numbers"),
+    }
+}
+
+fn job_error_text(lang: Lang, e: &JobError) -> String {
+    match e {
+        JobError::Empty => t2(
+            lang,
+            "❌ Tidak ada item yang valid; tidak ada pekerjaan yang dibuat.",
+            "❌ No valid items; no job was created.",
+        ),
+        JobError::TooMany { max, .. } => t2(
+            lang,
+            "❌ Terlalu banyak item (maksimal {max}); tidak ada pekerjaan yang dibuat.",
+            "❌ Too many items (at most {max}); no job was created.",
+        )
+        .replace("{max}", &max.to_string()),
+        other => format!("❌ {}", esc(&other.to_string())),
+    }
+}
+
+/// Shows a job's preview with Start / Cancel; nothing is sent to WhatsApp before Start.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn propose<R: Req>(
+    bot: &R,
+    app: &App,
+    c: &Caller,
+    acc: &Account,
+    kind: JobKind,
+    items: Vec<String>,
+    bad: Vec<String>,
+    edit: Option<MessageId>,
+) -> anyhow::Result<()> {
+    let l = c.lang;
+    let m = app.manager();
+    let mut notes = String::new();
+    if !bad.is_empty() {
+        notes.push_str(
+            &t2(
+                l,
+                "\n\n⚠️ {n} baris tidak valid dilewati:",
+                "\n\n⚠️ {n} invalid lines skipped:",
+            )
+            .replace("{n}", &bad.len().to_string()),
+        );
+        for b in bad.iter().take(10) {
+            notes.push_str(&format!("\n• <code>{}</code>", esc(b)));
+        }
+        if bad.len() > 10 {
+            notes.push_str("\n…");
+        }
+    }
+    let label = kind_label(l, &kind);
+    let jobs = app.jobs();
+    let id = match jobs.create(c.tid, acc.id, c.chat.0, kind, items.clone()).await {
+        Ok(id) => id,
+        Err(e) => {
+            let t = format!("{}{notes}", job_error_text(l, &e));
+            edit_or_send(bot, m, c.chat, edit, &t, Some(back_to_menu(app, c))).await;
+            return Ok(());
+        }
+    };
+    let mut text = format!(
+        "📋 <b>{}</b> — {}: {}\n",
+        esc(&label),
+        t2(l, "item", "items"),
+        items.len()
+    );
+    for it in items.iter().take(10) {
+        text.push_str(&format!(
+            "• <code>{}</code>\n",
+            esc(&it.chars().take(80).collect::<String>())
+        ));
+    }
+    if items.len() > 10 {
+        text.push_str("…\n");
+    }
+    text.push_str(&notes);
+    text.push_str(&t2(l, "\n\nMulai pekerjaan ini?", "\n\nStart this job?"));
+    let kb = InlineKeyboardMarkup::new(vec![vec![
+        btn(app, c, &t2(l, "▶️ Mulai", "▶️ Start"), Cb::JobStart(acc.id, id.get())),
+        btn(app, c, tr(l, Key::BtnCancel), Cb::JobCancel(acc.id, id.get())),
+    ]]);
+    edit_or_send(bot, m, c.chat, edit, &text, Some(kb)).await;
+    Ok(())
+}
+
+/// Start / Pause / Resume / Cancel, for the job's owner (the account check ran already and
+/// the job engine checks again that the job belongs to this account and owner).
+pub(crate) async fn job_button<R: Req>(
+    bot: &R,
+    app: &App,
+    c: &Caller,
+    acc: &Account,
+    cb: Cb,
+    mid: Option<MessageId>,
+) -> anyhow::Result<Option<(String, bool)>> {
+    let l = c.lang;
+    let jobs = app.jobs();
+    let res = match cb {
+        Cb::JobStart(_, j) => {
+            let id = JobId::new(j);
+            let r = jobs.start(c.tid, acc.id, id).await;
+            if r.is_ok() {
+                if let Some(mid) = mid {
+                    jobs.set_message(c.tid, acc.id, id, mid.0 as i64).await?;
+                }
+            }
+            r.map(|_| t2(l, "▶️ Dimulai", "▶️ Started"))
+        }
+        Cb::JobPause(_, j) => jobs
+            .pause(c.tid, acc.id, JobId::new(j))
+            .await
+            .map(|_| t2(l, "⏸ Dijeda", "⏸ Paused")),
+        Cb::JobResume(_, j) => jobs
+            .resume(c.tid, acc.id, JobId::new(j))
+            .await
+            .map(|_| t2(l, "▶️ Dilanjutkan", "▶️ Resumed")),
+        Cb::JobCancel(_, j) => jobs
+            .cancel(c.tid, acc.id, JobId::new(j))
+            .await
+            .map(|_| t2(l, "✖️ Dibatalkan", "✖️ Cancelled")),
+        _ => return Ok(None),
+    };
+    let job = match cb {
+        Cb::JobStart(_, j) | Cb::JobPause(_, j) | Cb::JobResume(_, j) | Cb::JobCancel(_, j) => JobId::new(j),
+        _ => return Ok(None),
+    };
+    match res {
+        Ok(ack) => {
+            if let Ok(p) = jobs.progress(c.tid, acc.id, job).await {
+                let (t, kb) = progress_view(app, c.tid, l, acc.id, job, &p);
+                edit_or_send(bot, app.manager(), c.chat, mid, &t, kb).await;
+            }
+            Ok(Some((ack, false)))
+        }
+        Err(e) => Ok(Some((plain_text(&job_error_text(l, &e)), true))),
+    }
+}
+
+fn bar(done: usize, total: usize) -> String {
+    let width = 20;
+    let filled = if total == 0 {
+        width
+    } else {
+        (done * width / total).min(width)
+    };
+    format!("{}{}", "▓".repeat(filled), "░".repeat(width - filled))
+}
+
+/// The progress message and its buttons.
+fn progress_view(
+    app: &App,
+    owner: TelegramId,
+    l: Lang,
+    account: AccountId,
+    job: JobId,
+    p: &JobProgress,
+) -> (String, Option<InlineKeyboardMarkup>) {
+    let finished = p.done + p.failed;
+    let state = match p.state {
+        JobState::Draft => t2(l, "menunggu konfirmasi", "waiting for confirmation"),
+        JobState::Running => t2(l, "berjalan", "running"),
+        JobState::Paused => t2(l, "dijeda", "paused"),
+        JobState::Cancelled => t2(l, "dibatalkan", "cancelled"),
+        JobState::Done => t2(l, "selesai", "finished"),
+    };
+    let mut text = format!(
+        "⚙️ <b>{} #{}</b> — {state}\n<code>{}</code> {}/{}\n✅ {}  ❌ {}",
+        t2(l, "Pekerjaan", "Job"),
+        job.get(),
+        bar(finished, p.total),
+        finished,
+        p.total,
+        p.done,
+        p.failed
+    );
+    if p.state == JobState::Running {
+        text.push_str(&format!("\n⏱ {:.1}/{}", p.rate_per_min, t2(l, "menit", "min")));
+        if let Some(eta) = p.eta {
+            text.push_str(&format!("  ETA {}", duration(eta)));
+        }
+    }
+    if let Some(r) = &p.pause_reason {
+        text.push_str(&format!("\n⏸ {}", esc(&pause_reason_text(l, r))));
+    }
+    let c =
+        |label: String, cb: Cb| teloxide::types::InlineKeyboardButton::callback(label, app.codec().encode(owner, &cb));
+    let kb = match p.state {
+        JobState::Running => Some(InlineKeyboardMarkup::new(vec![vec![
+            c(t2(l, "⏸ Jeda", "⏸ Pause"), Cb::JobPause(account, job.get())),
+            c(tr(l, Key::BtnCancel).to_string(), Cb::JobCancel(account, job.get())),
+        ]])),
+        JobState::Paused => Some(InlineKeyboardMarkup::new(vec![vec![
+            c(t2(l, "▶️ Lanjutkan", "▶️ Resume"), Cb::JobResume(account, job.get())),
+            c(tr(l, Key::BtnCancel).to_string(), Cb::JobCancel(account, job.get())),
+        ]])),
+        _ => None,
+    };
+    (text, kb)
+}
+
+fn pause_reason_text(l: Lang, r: &str) -> String {
+    match r {
+        "daily_cap" => t2(
+            l,
+            "batas harian tercapai; lanjutkan besok",
+            "daily cap reached; resume tomorrow",
+        ),
+        "account_offline" => t2(
+            l,
+            "akun logout atau diblokir; hubungkan lagi lalu lanjutkan",
+            "the account is logged out or banned; link it again, then resume",
+        ),
+        "paused by owner" | "owner" => t2(l, "dijeda oleh pemilik", "paused by the owner"),
+        other => other.to_string(),
+    }
+}
+
+/// Edits the progress message as the engine reports, and sends the final report.
+pub struct TelegramObserver<R> {
+    bot: R,
+    app: App,
+}
+
+impl<R> TelegramObserver<R> {
+    /// An observer sending through `bot`.
+    pub fn new(bot: R, app: App) -> Self {
+        Self { bot, app }
+    }
+}
+
+impl<R: Req> TelegramObserver<R> {
+    async fn lang(&self, owner: TelegramId) -> Lang {
+        let user = self
+            .app
+            .manager()
+            .with_master(move |c| crate::account::user(c, owner))
+            .await
+            .ok()
+            .flatten();
+        user.map(|u| Lang::from_code(&u.language)).unwrap_or(Lang::Id)
+    }
+
+    async fn refresh(&self, owner: TelegramId, account: AccountId, job: JobId, p: &JobProgress) {
+        let Some(mid) = p.message_id else { return };
+        let l = self.lang(owner).await;
+        let (t, kb) = progress_view(&self.app, owner, l, account, job, p);
+        edit_or_send(
+            &self.bot,
+            self.app.manager(),
+            ChatId(p.chat_id),
+            Some(MessageId(mid as i32)),
+            &t,
+            kb,
+        )
+        .await;
+    }
+}
+
+#[async_trait]
+impl<R: Req> JobObserver for TelegramObserver<R> {
+    async fn progress(&self, owner: TelegramId, account: AccountId, job: JobId, p: &JobProgress) {
+        self.refresh(owner, account, job, p).await;
+    }
+
+    async fn paused(&self, owner: TelegramId, account: AccountId, job: JobId, p: &JobProgress, reason: &str) {
+        self.refresh(owner, account, job, p).await;
+        let l = self.lang(owner).await;
+        let t = format!(
+            "⏸ {} #{}: {}",
+            t2(l, "Pekerjaan", "Job"),
+            job.get(),
+            esc(&pause_reason_text(l, reason))
+        );
+        send_html(&self.bot, self.app.manager(), ChatId(p.chat_id), &t, None).await;
+    }
+
+    async fn finished(&self, owner: TelegramId, account: AccountId, job: JobId, p: &JobProgress) {
+        self.refresh(owner, account, job, p).await;
+        let jobs = self.app.jobs();
+        let report = match jobs.report(owner, account, job).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(job = job.get(), error = %e, "could not build the job report");
+                return;
+            }
+        };
+        let l = self.lang(owner).await;
+        let caption = format!(
+            "📄 {} #{}: ✅ {} ❌ {}",
+            t2(l, "Laporan pekerjaan", "Job report"),
+            job.get(),
+            p.done,
+            p.failed
+        );
+        send_document(
+            &self.bot,
+            self.app.manager(),
+            ChatId(p.chat_id),
+            &format!("job-{}-report.txt", job.get()),
+            report.into_bytes(),
+            &caption,
+        )
+        .await;
+    }
+}
+
+/// Builds the observer as a trait object for the engine.
+pub fn observer<R: Req>(bot: R, app: App) -> Arc<dyn JobObserver> {
+    Arc::new(TelegramObserver::new(bot, app))
+}
