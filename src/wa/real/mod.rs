@@ -162,7 +162,7 @@ impl RealBackend {
             let path = path.clone();
             crate::db::blocking(move || {
                 crate::db::create_private_file(&path)?;
-                Ok(())
+                check_readable(&path)
             })
             .await
             .map_err(|e| WaError::Storage(format!("{}: {e}", spec.session_file.display())))?;
@@ -229,6 +229,16 @@ impl WaBackend for RealBackend {
     async fn probe(&self, session_file: &Path) -> Result<Probe, WaError> {
         probe::probe(session_file).await
     }
+}
+
+/// Fails fast on a file that is not SQLite: the store's pool would retry it for 30 s.
+fn check_readable(path: &Path) -> Result<(), crate::db::DbError> {
+    let conn = rusqlite::Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0))?;
+    Ok(())
 }
 
 /// Sets mode 0600 on the session file and its SQLite side files (SQLite gives `-wal` and
