@@ -83,6 +83,20 @@ async fn a_fresh_session_is_private_unpaired_and_stops_in_time() {
         }
     }
     assert_eq!(be.probe(&file).await.unwrap(), Probe::Unpaired);
+
+    // What pairing writes (the device's phone-number JID) is what the probe reads.
+    let c = rusqlite::Connection::open(&file).unwrap();
+    let n = c
+        .execute("UPDATE device SET pn = '6281234560001:7@s.whatsapp.net'", [])
+        .unwrap();
+    assert_eq!(n, 1, "whatsapp-rust keeps one device row");
+    drop(c);
+    assert_eq!(
+        be.probe(&file).await.unwrap(),
+        Probe::Paired {
+            jid: "6281234560001:7@s.whatsapp.net".into()
+        }
+    );
 }
 
 #[tokio::test]
@@ -137,7 +151,10 @@ async fn garbage_and_empty_files_are_storage_errors() {
     // Starting on a file that is not a database fails cleanly, too.
     let spec = spec(dir.path(), "6281234560003");
     std::fs::write(&spec.session_file, b"definitely not SQLite ".repeat(500)).unwrap();
-    match be.start(spec).await {
+    let t = Instant::now();
+    let started = be.start(spec).await;
+    assert!(t.elapsed() < Duration::from_secs(5), "took {:?}", t.elapsed());
+    match started {
         Err(WaError::Storage(_)) => {}
         Err(other) => panic!("expected Storage, got {other:?}"),
         Ok(_) => panic!("expected Storage, got a session"),
