@@ -1,0 +1,280 @@
+//! whatsapp-rust events as [`WaEvent`]s, and the sink that forwards them to the supervisor.
+//!
+//! [`map_event`] is a pure function so every variant can be tested with the library's payload
+//! builders. [`EventSink`] adds the state a mapping cannot know: whether the owner asked for
+//! QR login (QR codes are issued on every unpaired connection, but only shown on request),
+//! whether a pair-code request is in flight (its failure is returned to the caller, so the
+//! matching event must not fail the pairing a second time), and whether the stream has been
+//! closed (after a terminal event nothing more is sent).
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+use whatsapp_rust::types::events::{ConnectFailureReason, Event, EventHandler, EventInterest, EventKind, LoggedOut};
+
+use crate::wa::WaEvent;
+
+/// The event kinds the adapter listens to; the bus skips building everything else (messages,
+/// receipts, presence), which matters with thousands of sessions.
+pub const KINDS: &[EventKind] = &[
+    EventKind::Connected,
+    EventKind::Disconnected,
+    EventKind::PairSuccess,
+    EventKind::PairError,
+    EventKind::LoggedOut,
+    EventKind::PairingQrCode,
+    EventKind::PairingCode,
+    EventKind::PairingCodeRefresh,
+    EventKind::PairingCodeError,
+    EventKind::PairingQrCodesExhausted,
+    EventKind::QrScannedWithoutMultidevice,
+    EventKind::ClientOutdated,
+    EventKind::StreamReplaced,
+    EventKind::TemporaryBan,
+    EventKind::ConnectFailure,
+    EventKind::StreamError,
+];
+
+/// Maps one library event to what the supervisor needs, or `None` for events it does not
+/// act on. `now_unix` turns a ban's duration into a deadline.
+pub fn map_event(ev: &Event, now_unix: i64) -> Option<WaEvent> {
+    Some(match ev {
+        Event::Connected(_) => WaEvent::Connected,
+        Event::Disconnected(d) => WaEvent::Disconnected {
+            reason: d.reason.to_string(),
+        },
+        Event::PairSuccess(p) => WaEvent::PairSuccess { jid: p.id.to_string() },
+        Event::PairError(p) => WaEvent::PairFailed {
+            reason: format!("pairing failed: {}", p.error),
+            retry_after: None,
+        },
+        Event::PairingCodeError(e) => {
+            let throttled = e.rejection.is_some_and(|r| r.is_throttled());
+            WaEvent::PairFailed {
+                reason: if throttled {
+                    "WhatsApp is limiting pairing requests for this number".to_string()
+                } else {
+                    format!("pairing code request failed: {}", e.error)
+                },
+                retry_after: e.backoff,
+            }
+        }
+        Event::PairingCodeRefresh(_) => WaEvent::PairFailed {
+            reason: "WhatsApp withdrew the pairing code; request a new one".to_string(),
+            retry_after: None,
+        },
+        Event::PairingQrCodesExhausted(_) => WaEvent::PairFailed {
+            reason: "the QR codes expired without a scan".to_string(),
+            retry_after: None,
+        },
+        Event::QrScannedWithoutMultidevice(_) => WaEvent::PairFailed {
+            reason: "the phone's WhatsApp does not support linked devices; update it".to_string(),
+            retry_after: None,
+        },
+        Event::PairingQrCode(q) => WaEvent::Qr {
+            code: q.code.clone(),
+            ttl: q.timeout,
+        },
+        Event::LoggedOut(l) => WaEvent::LoggedOut {
+            reason: logout_reason(l),
+        },
+        Event::StreamReplaced(_) => WaEvent::StreamReplaced,
+        Event::TemporaryBan(b) => WaEvent::TemporaryBan {
+            reason: b.code.to_string(),
+            until: now_unix.saturating_add(b.expire.num_seconds().max(0)),
+        },
+        Event::ClientOutdated(_) => WaEvent::ClientOutdated,
+        Event::ConnectFailure(f) => WaEvent::Disconnected {
+            reason: match &f.message {
+                Some(m) => format!("connect failure {}: {m}", f.reason.code()),
+                None => format!("connect failure {} ({:?})", f.reason.code(), f.reason),
+            },
+        },
+        _ => return None,
+    })
+}
+
+/// After these the library stops its run loop: the stream ends with them.
+pub fn is_terminal(ev: &WaEvent) -> bool {
+    matches!(
+        ev,
+        WaEvent::LoggedOut { .. } | WaEvent::StreamReplaced | WaEvent::TemporaryBan { .. } | WaEvent::ClientOutdated
+    )
+}
+
+fn logout_reason(l: &LoggedOut) -> String {
+    let base = match l.reason {
+        ConnectFailureReason::LoggedOut => "the device was unlinked from the phone".to_string(),
+        ConnectFailureReason::AccountLocked => "WhatsApp locked the account".to_string(),
+        ConnectFailureReason::UnknownLogout => "WhatsApp logged the device out".to_string(),
+        other => format!("logged out ({other:?})"),
+    };
+    let code = l.reason.code();
+    match l
+        .logout_message
+        .as_ref()
+        .and_then(|m| m.header.clone().or(m.subtext.clone()))
+    {
+        Some(text) => format!("{base} ({code}): {text}"),
+        None => format!("{base} ({code})"),
+    }
+}
+
+/// Where a session's events go. Shared by the library's event bus (which calls
+/// [`EventHandler::handle_event`] inline) and the session.
+#[derive(Clone)]
+pub struct EventSink {
+    inner: Arc<SinkInner>,
+}
+
+struct SinkInner {
+    /// `None` once the stream is closed: after a terminal event, a disconnect, or the end of
+    /// the run loop.
+    tx: Mutex<Option<mpsc::UnboundedSender<WaEvent>>>,
+    /// The owner asked for QR login: forward QR codes and QR failures.
+    qr_mode: AtomicBool,
+    /// Pair-code requests in flight: their failures are returned, not sent.
+    requesting: AtomicUsize,
+    /// The last QR issued, re-sent when QR login starts mid-rotation.
+    last_qr: Mutex<Option<(String, Duration, Instant)>>,
+    /// Validity of the last pairing code issued, as the library advertised it.
+    last_code_ttl: Mutex<Option<Duration>>,
+}
+
+impl EventSink {
+    /// A sink and the receiver the supervisor reads.
+    pub fn new() -> (Self, mpsc::UnboundedReceiver<WaEvent>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let sink = Self {
+            inner: Arc::new(SinkInner {
+                tx: Mutex::new(Some(tx)),
+                qr_mode: AtomicBool::new(false),
+                requesting: AtomicUsize::new(0),
+                last_qr: Mutex::new(None),
+                last_code_ttl: Mutex::new(None),
+            }),
+        };
+        (sink, rx)
+    }
+
+    /// Sends one event; a terminal one closes the stream after it.
+    pub fn send(&self, ev: WaEvent) {
+        let terminal = is_terminal(&ev);
+        let mut tx = self.inner.tx.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(t) = tx.as_ref() {
+            if t.send(ev).is_err() {
+                *tx = None;
+            }
+        }
+        if terminal {
+            *tx = None;
+        }
+    }
+
+    /// Ends the stream: the supervisor's receiver sees `None`.
+    pub fn close(&self) {
+        self.inner.tx.lock().unwrap_or_else(|e| e.into_inner()).take();
+    }
+
+    /// Whether the stream is closed.
+    pub fn is_closed(&self) -> bool {
+        self.inner.tx.lock().unwrap_or_else(|e| e.into_inner()).is_none()
+    }
+
+    /// Turns QR forwarding on or off; turning it on re-sends the current QR if still valid.
+    pub fn set_qr_mode(&self, on: bool) {
+        self.inner.qr_mode.store(on, Ordering::SeqCst);
+        if !on {
+            return;
+        }
+        let current = self.inner.last_qr.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some((code, ttl, at)) = current {
+            let left = ttl.saturating_sub(at.elapsed());
+            if left > Duration::from_secs(3) {
+                self.send(WaEvent::Qr { code, ttl: left });
+            }
+        }
+    }
+
+    /// Marks a pair-code request as in flight until the guard drops.
+    pub fn requesting(&self) -> RequestGuard {
+        self.inner.requesting.fetch_add(1, Ordering::SeqCst);
+        RequestGuard { sink: self.clone() }
+    }
+
+    /// The validity the library gave the last pairing code, taken once.
+    pub fn take_code_ttl(&self) -> Option<Duration> {
+        self.inner
+            .last_code_ttl
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+    }
+
+    /// Applies the stateful rules to one library event.
+    pub fn handle(&self, ev: &Event) {
+        let qr_mode = self.inner.qr_mode.load(Ordering::SeqCst);
+        match ev {
+            Event::PairingQrCode(q) => {
+                *self.inner.last_qr.lock().unwrap_or_else(|e| e.into_inner()) =
+                    Some((q.code.clone(), q.timeout, Instant::now()));
+                if !qr_mode {
+                    return;
+                }
+            }
+            Event::PairingQrCodesExhausted(_) | Event::QrScannedWithoutMultidevice(_) if !qr_mode => {
+                debug!("QR event outside QR login ignored");
+                return;
+            }
+            Event::PairingCode(c) => {
+                *self.inner.last_code_ttl.lock().unwrap_or_else(|e| e.into_inner()) = Some(c.timeout);
+                return;
+            }
+            Event::PairingCodeError(e) if self.inner.requesting.load(Ordering::SeqCst) > 0 => {
+                debug!(error = %e.error, "pair-code failure returned to the caller");
+                return;
+            }
+            Event::StreamError(e) => {
+                info!(code = %e.code, "stream error from WhatsApp");
+                return;
+            }
+            _ => {}
+        }
+        match map_event(ev, crate::db::now()) {
+            Some(mapped) => {
+                if is_terminal(&mapped) {
+                    warn!(event = ?mapped, "session ended by WhatsApp");
+                }
+                self.send(mapped);
+            }
+            None => debug!("unmapped event ignored"),
+        }
+    }
+}
+
+/// Keeps a pair-code request counted as in flight.
+pub struct RequestGuard {
+    sink: EventSink,
+}
+
+impl Drop for RequestGuard {
+    fn drop(&mut self) {
+        self.sink.inner.requesting.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// The handler registered on the library's event bus.
+pub struct BusHandler(pub EventSink);
+
+impl EventHandler for BusHandler {
+    fn handle_event(&self, event: Arc<Event>) {
+        self.0.handle(&event);
+    }
+
+    fn interest(&self) -> EventInterest {
+        EventInterest::of(KINDS)
+    }
+}

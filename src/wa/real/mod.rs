@@ -1,0 +1,721 @@
+//! The real WhatsApp adapter on whatsapp-rust 0.7.
+//!
+//! # Layout
+//! - this module: [`RealBackend`] (starts sessions) and the session itself;
+//! - [`events`]: library events as [`WaEvent`]s, and the sink that forwards them;
+//! - [`errors`]: library errors as [`WaError`]s with the right advice;
+//! - [`probe`]: reads a session file without the library;
+//! - [`offline`]: a transport that never answers, for tests and the memory bench.
+//!
+//! One `Bot` is built per (re)start on the account's session file; a client is single-use,
+//! so reconnecting after [`WaSession::disconnect`] means starting a new session.
+
+pub mod errors;
+pub mod events;
+pub mod offline;
+pub mod probe;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use tokio::task::JoinHandle;
+use tracing::{debug, info, warn};
+use whatsapp_rust::bot::Bot;
+use whatsapp_rust::features::{
+    GroupCreateOptions, GroupDescription, GroupMetadata, GroupParticipant, GroupParticipantOptions, GroupSubject,
+    JoinGroupResult, PreviousDescription,
+};
+use whatsapp_rust::pair_code::PairCodeOptions;
+use whatsapp_rust::store::{SqliteStore, SqliteStoreConfig};
+use whatsapp_rust::transport::{Transport, TransportEvent, TransportFactory};
+use whatsapp_rust::{async_channel, Client, Jid};
+
+pub use offline::{silent_backend, silent_options, SilentTransportFactory};
+
+use self::events::{BusHandler, EventSink};
+use super::{
+    ChatTarget, EventRx, GroupId, GroupInfo, GroupSummary, JoinOutcome, Member, MemberAction, MemberResult, PairCode,
+    Probe, Profile, SessionSpec, WaBackend, WaError, WaSession,
+};
+use crate::ids::PhoneNumber;
+
+/// How long WhatsApp keeps a pairing code, when the library did not say.
+const PAIR_CODE_TTL: Duration = Duration::from_secs(180);
+
+/// Tuning for [`RealBackend`]. The defaults suit production.
+#[derive(Clone)]
+pub struct RealOptions {
+    /// Where connections come from; `None` is the library's WebSocket to WhatsApp.
+    pub transport: Option<Arc<dyn TransportFactory>>,
+    /// A fixed app version `(2, 3000, N)`; `None` fetches the current one over HTTP.
+    pub version: Option<(u32, u32, u32)>,
+    /// How long a pairing-code request waits for the socket before failing (retryably).
+    pub socket_wait: Duration,
+    /// Bound on a logout's round trip and teardown.
+    pub shutdown_bound: Duration,
+    /// Bound on one group, message or contact operation.
+    pub op_timeout: Duration,
+    /// SQLite page cache per session, in KiB: the main per-session memory knob.
+    pub cache_size_kib: u32,
+    /// Skip downloading chat history after pairing: the bot never reads it.
+    pub skip_history_sync: bool,
+}
+
+impl Default for RealOptions {
+    fn default() -> Self {
+        Self {
+            transport: None,
+            version: None,
+            socket_wait: Duration::from_secs(30),
+            shutdown_bound: Duration::from_secs(10),
+            op_timeout: Duration::from_secs(60),
+            cache_size_kib: 256,
+            skip_history_sync: true,
+        }
+    }
+}
+
+impl std::fmt::Debug for RealOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RealOptions")
+            .field("transport", &self.transport.as_ref().map(|_| "custom"))
+            .field("version", &self.version)
+            .field("socket_wait", &self.socket_wait)
+            .field("shutdown_bound", &self.shutdown_bound)
+            .field("op_timeout", &self.op_timeout)
+            .field("cache_size_kib", &self.cache_size_kib)
+            .field("skip_history_sync", &self.skip_history_sync)
+            .finish()
+    }
+}
+
+impl RealOptions {
+    /// Uses `factory` for connections instead of the WebSocket.
+    pub fn with_transport_factory(mut self, factory: Arc<dyn TransportFactory>) -> Self {
+        self.transport = Some(factory);
+        self
+    }
+
+    /// Announces this app version instead of fetching it.
+    pub fn with_version(mut self, version: (u32, u32, u32)) -> Self {
+        self.version = Some(version);
+        self
+    }
+
+    /// Sets how long a pairing-code request waits for the socket.
+    pub fn with_socket_wait(mut self, wait: Duration) -> Self {
+        self.socket_wait = wait;
+        self
+    }
+
+    /// Sets the bound on logout.
+    pub fn with_shutdown_bound(mut self, bound: Duration) -> Self {
+        self.shutdown_bound = bound;
+        self
+    }
+
+    /// Sets the SQLite page cache per session.
+    pub fn with_cache_size_kib(mut self, kib: u32) -> Self {
+        self.cache_size_kib = kib;
+        self
+    }
+}
+
+/// whatsapp-rust sessions, one `Bot` per start.
+#[derive(Debug, Clone, Default)]
+pub struct RealBackend {
+    opts: RealOptions,
+}
+
+impl RealBackend {
+    /// A backend for the real network with the default options.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A backend with explicit options (a custom transport, a fixed version, shorter waits).
+    pub fn with_options(opts: RealOptions) -> Self {
+        Self { opts }
+    }
+
+    /// The options in use.
+    pub fn options(&self) -> &RealOptions {
+        &self.opts
+    }
+
+    /// Starts a session; the concrete type, for callers that want more than the trait.
+    pub async fn start_session(&self, spec: SessionSpec) -> Result<(Arc<RealSession>, EventRx), WaError> {
+        let path = spec.session_file.clone();
+        let url = path
+            .to_str()
+            .ok_or_else(|| WaError::Invalid(format!("session path is not UTF-8: {}", path.display())))?
+            .to_string();
+        if url.contains(['?', '#']) {
+            // The store reads these as URI query and fragment markers.
+            return Err(WaError::Invalid(format!("session path holds '?' or '#': {url}")));
+        }
+        {
+            let path = path.clone();
+            crate::db::blocking(move || {
+                crate::db::create_private_file(&path)?;
+                check_readable(&path)
+            })
+            .await
+            .map_err(|e| WaError::Storage(format!("{}: {e}", spec.session_file.display())))?;
+        }
+        let config = SqliteStoreConfig {
+            cache_size_kib: self.opts.cache_size_kib,
+            ..SqliteStoreConfig::default()
+        };
+        let store = SqliteStore::with_config(&url, config)
+            .await
+            .map_err(|e| WaError::Storage(format!("{url}: {}", errors::classify(&e, "opening the session store"))))?;
+        make_private(&path).await;
+
+        let (sink, rx) = EventSink::new();
+        let mut builder = Bot::builder()
+            .with_backend(store)
+            .with_event_handler(BusHandler(sink.clone()));
+        if let Some(t) = &self.opts.transport {
+            builder = builder.with_transport_factory(SharedTransport(t.clone()));
+        }
+        if let Some(v) = self.opts.version {
+            builder = builder.with_version(v);
+        }
+        if self.opts.skip_history_sync {
+            builder = builder.skip_history_sync();
+        }
+        let bot = builder
+            .build()
+            .await
+            .map_err(|e| WaError::Storage(format!("{url}: starting the client: {e}")))?;
+        make_private(&path).await;
+        let client = bot.client();
+        let run_sink = sink.clone();
+        let task = tokio::spawn(async move {
+            bot.run().await;
+            // The run loop ends after logout, a ban, a takeover or a disconnect: nothing more
+            // will come, so the supervisor's stream ends too.
+            run_sink.close();
+        });
+        info!(
+            telegram_id = %spec.telegram_id,
+            phone = %spec.phone.masked(),
+            paired = client.pn().is_some(),
+            "whatsapp session started"
+        );
+        let session = RealSession {
+            client,
+            sink,
+            task: Mutex::new(Some(task)),
+            pair_lock: tokio::sync::Mutex::new(()),
+            opts: self.opts.clone(),
+        };
+        Ok((Arc::new(session), rx))
+    }
+}
+
+#[async_trait]
+impl WaBackend for RealBackend {
+    async fn start(&self, spec: SessionSpec) -> Result<(Arc<dyn WaSession>, EventRx), WaError> {
+        let (session, rx) = self.start_session(spec).await?;
+        Ok((session, rx))
+    }
+
+    async fn probe(&self, session_file: &Path) -> Result<Probe, WaError> {
+        probe::probe(session_file).await
+    }
+}
+
+/// Fails fast on a file that is not SQLite: the store's pool would retry it for 30 s.
+fn check_readable(path: &Path) -> Result<(), crate::db::DbError> {
+    let conn = rusqlite::Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0))?;
+    Ok(())
+}
+
+/// Sets mode 0600 on the session file and its SQLite side files (SQLite gives `-wal` and
+/// `-shm` the main file's mode, but a file made by an older run may be wider).
+async fn make_private(path: &Path) {
+    let path = path.to_path_buf();
+    let res = crate::db::blocking(move || {
+        use std::os::unix::fs::PermissionsExt;
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = path.clone().into_os_string();
+            p.push(suffix);
+            match std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    })
+    .await;
+    if let Err(e) = res {
+        warn!(error = %e, "could not make the session file private");
+    }
+}
+
+/// Lets one shared factory serve many builders (the builder takes its factory by value).
+struct SharedTransport(Arc<dyn TransportFactory>);
+
+#[whatsapp_rust::async_trait]
+impl TransportFactory for SharedTransport {
+    async fn create_transport(
+        &self,
+    ) -> Result<(Arc<dyn Transport>, async_channel::Receiver<TransportEvent>), whatsapp_rust::anyhow::Error> {
+        self.0.create_transport().await
+    }
+}
+
+/// One live whatsapp-rust client. Dropping it aborts the client if it still runs; call
+/// [`WaSession::disconnect`] for a clean stop.
+pub struct RealSession {
+    /// The client; its background tasks end with it.
+    client: Arc<Client>,
+    /// Where events go; closed on disconnect, logout and terminal events.
+    sink: EventSink,
+    /// The run loop; taken by the first disconnect.
+    task: Mutex<Option<JoinHandle<()>>>,
+    /// One pairing-code request at a time: a second one cancels the first, in order.
+    pair_lock: tokio::sync::Mutex<()>,
+    /// Bounds and waits.
+    opts: RealOptions,
+}
+
+impl Drop for RealSession {
+    fn drop(&mut self) {
+        let task = self.task.get_mut().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(t) = task {
+            if !t.is_finished() {
+                debug!("session dropped without disconnect; aborting its client");
+                t.abort();
+            }
+        }
+    }
+}
+
+impl RealSession {
+    /// The underlying client, for operations the trait does not cover.
+    pub fn client(&self) -> &Arc<Client> {
+        &self.client
+    }
+
+    /// Whether the client is logged in right now.
+    pub fn is_logged_in(&self) -> bool {
+        self.client.is_logged_in()
+    }
+
+    /// Operations need a paired, logged-in client; saying so early beats a 60 s timeout.
+    fn ready(&self) -> Result<(), WaError> {
+        if self.client.pn().is_none() {
+            return Err(WaError::NotPaired);
+        }
+        if !self.client.is_logged_in() {
+            return Err(WaError::NotConnected);
+        }
+        Ok(())
+    }
+
+    /// Runs one library call with the readiness check, the time bound and error mapping.
+    async fn call<T, E, F>(&self, what: &str, fut: F) -> Result<T, WaError>
+    where
+        F: Future<Output = Result<T, E>> + Send,
+        E: std::error::Error + 'static,
+    {
+        self.ready()?;
+        match tokio::time::timeout(self.opts.op_timeout, fut).await {
+            Err(_) => Err(WaError::Timeout),
+            Ok(Err(e)) => {
+                let mapped = errors::classify(&e, what);
+                debug!(error = %e, ?mapped, "{what} failed");
+                Err(mapped)
+            }
+            Ok(Ok(v)) => Ok(v),
+        }
+    }
+
+    /// A participant's phone number: the JID itself, the number the server attached, or
+    /// the stored LID mapping. `None` when none is known (logged by the caller).
+    async fn phone_of(&self, jid: &Jid, pn_hint: Option<&Jid>) -> Option<PhoneNumber> {
+        if let Some(pn) = pn_hint.filter(|j| j.is_pn()) {
+            return PhoneNumber::from_digits(pn.user_base()).ok();
+        }
+        if jid.is_pn() {
+            return PhoneNumber::from_digits(jid.user_base()).ok();
+        }
+        if jid.is_lid() {
+            match self.client.get_lid_pn_entry(jid).await {
+                Ok(Some(entry)) => return PhoneNumber::from_digits(&entry.phone_number).ok(),
+                Ok(None) => {}
+                Err(e) => debug!(error = %e, "LID lookup failed"),
+            }
+        }
+        None
+    }
+
+    /// Whether a participant is this account (by phone number or LID).
+    fn is_me(&self, p: &GroupParticipant) -> bool {
+        let pn = self.client.pn();
+        let lid = self.client.lid();
+        let same = |a: &Jid, b: &Option<Jid>| {
+            b.as_ref()
+                .is_some_and(|b| a.server == b.server && a.user_base() == b.user_base())
+        };
+        same(&p.jid, &pn)
+            || same(&p.jid, &lid)
+            || p.phone_number.as_ref().is_some_and(|j| same(j, &pn))
+            || p.lid.as_ref().is_some_and(|j| same(j, &lid))
+    }
+
+    async fn to_info(&self, meta: GroupMetadata) -> Result<GroupInfo, WaError> {
+        let id = group_id(&meta.id)?;
+        let mut members = Vec::with_capacity(meta.participants.len());
+        let mut unresolved = 0usize;
+        for p in &meta.participants {
+            match self.phone_of(&p.jid, p.phone_number.as_ref()).await {
+                Some(phone) => members.push(Member {
+                    phone,
+                    is_admin: p.is_admin(),
+                    is_super_admin: p.is_super_admin(),
+                }),
+                None => unresolved += 1,
+            }
+        }
+        if unresolved > 0 {
+            info!(group = %id, unresolved, "members without a known phone number left out");
+        }
+        Ok(GroupInfo {
+            id,
+            name: meta.subject,
+            description: meta.description.filter(|d| !d.is_empty()),
+            announce: meta.is_announcement,
+            locked: meta.is_locked,
+            members,
+        })
+    }
+}
+
+fn group_jid(id: &GroupId) -> Jid {
+    Jid::group(id.user())
+}
+
+fn group_id(jid: &Jid) -> Result<GroupId, WaError> {
+    let s = jid.to_string();
+    GroupId::parse(&s).ok_or_else(|| WaError::Other(format!("WhatsApp returned an unexpected group id: {s}")))
+}
+
+fn phone_jid(p: &PhoneNumber) -> Jid {
+    Jid::pn(p.digits())
+}
+
+#[async_trait]
+impl WaSession for RealSession {
+    async fn request_pair_code(&self, phone: &PhoneNumber) -> Result<PairCode, WaError> {
+        if self.client.pn().is_some() {
+            return Err(WaError::Invalid("this session is already paired".into()));
+        }
+        if self.sink.is_closed() {
+            return Err(WaError::NotConnected);
+        }
+        let _one = self.pair_lock.lock().await;
+        // A code still on the phone's screen would win the race against the new one.
+        self.client.cancel_pair_code().await;
+        self.sink.set_qr_mode(false);
+        let started = Instant::now();
+        self.client
+            .wait_for_socket(self.opts.socket_wait)
+            .await
+            .map_err(|e| errors::classify(&e, "connecting to WhatsApp"))?;
+        let guard = self.sink.requesting();
+        let res = self
+            .client
+            .pair_with_code(PairCodeOptions {
+                phone_number: phone.digits().to_string(),
+                ..PairCodeOptions::default()
+            })
+            .await;
+        drop(guard);
+        match res {
+            Ok(code) => {
+                let ttl = self
+                    .sink
+                    .take_code_ttl()
+                    .unwrap_or_else(|| PAIR_CODE_TTL.saturating_sub(started.elapsed()));
+                info!(phone = %phone.masked(), "pairing code issued");
+                Ok(PairCode {
+                    code: code.to_uppercase(),
+                    ttl,
+                })
+            }
+            Err(e) => {
+                let mapped = errors::from_pair_error(&e);
+                info!(phone = %phone.masked(), error = %e, ?mapped, "pairing code refused");
+                Err(mapped)
+            }
+        }
+    }
+
+    async fn start_qr(&self) -> Result<(), WaError> {
+        if self.client.pn().is_some() {
+            return Err(WaError::Invalid("this session is already paired".into()));
+        }
+        if self.sink.is_closed() {
+            return Err(WaError::NotConnected);
+        }
+        self.sink.set_qr_mode(true);
+        Ok(())
+    }
+
+    async fn cancel_pair_code(&self) -> Result<(), WaError> {
+        self.sink.set_qr_mode(false);
+        self.client.cancel_pair_code().await;
+        Ok(())
+    }
+
+    async fn logout(&self) -> Result<(), WaError> {
+        if self.client.pn().is_none() {
+            return Err(WaError::NotPaired);
+        }
+        let online = self.client.is_logged_in();
+        // The owner asked for this: the library's own LoggedOut event is not news.
+        self.sink.close();
+        let client = self.client.clone();
+        let done = tokio::time::timeout(self.opts.shutdown_bound, client.logout()).await;
+        let task = self.task.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(mut t) = task {
+            if done.is_err() || tokio::time::timeout(Duration::from_secs(2), &mut t).await.is_err() {
+                t.abort();
+            }
+        }
+        if done.is_err() {
+            warn!("logout did not finish in time; the client was stopped");
+            return Err(WaError::Timeout);
+        }
+        if !online {
+            // The unlink request needs a connection; the phone may still list this device.
+            return Err(WaError::NotConnected);
+        }
+        Ok(())
+    }
+
+    async fn disconnect(&self, bound: Duration) {
+        self.sink.close();
+        let task = self.task.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let Some(mut task) = task else { return };
+        let client = self.client.clone();
+        let graceful = tokio::time::timeout(bound, async {
+            client.disconnect().await;
+            let _ = (&mut task).await;
+        })
+        .await;
+        if graceful.is_err() {
+            warn!(?bound, "client did not stop in time; aborting it");
+            task.abort();
+        }
+    }
+
+    async fn profile(&self) -> Result<Profile, WaError> {
+        let pn = self.client.pn().ok_or(WaError::NotPaired)?;
+        Ok(Profile {
+            jid: pn.to_string(),
+            phone: PhoneNumber::from_digits(pn.user_base()).ok(),
+            push_name: self.client.push_name(),
+        })
+    }
+
+    async fn send_text(&self, to: &ChatTarget, text: &str) -> Result<String, WaError> {
+        if text.trim().is_empty() {
+            return Err(WaError::Invalid("empty message".into()));
+        }
+        let jid = match to {
+            ChatTarget::Phone(p) => phone_jid(p),
+            ChatTarget::Group(g) => group_jid(g),
+        };
+        let sent = self
+            .call("sending a message", self.client.send_text(jid, text.to_string()))
+            .await?;
+        Ok(sent.message_id)
+    }
+
+    async fn groups(&self) -> Result<Vec<GroupSummary>, WaError> {
+        let g = self.client.groups();
+        let all = self.call("listing groups", g.get_participating()).await?;
+        let mut out = Vec::with_capacity(all.len());
+        for (jid, meta) in all {
+            let Ok(id) = group_id(&jid) else {
+                debug!(%jid, "skipping a chat that is not a plain group");
+                continue;
+            };
+            out.push(GroupSummary {
+                id,
+                member_count: meta
+                    .size
+                    .map(|s| s as usize)
+                    .unwrap_or(meta.participants.len())
+                    .max(meta.participants.len()),
+                is_admin: meta.participants.iter().any(|p| p.is_admin() && self.is_me(p)),
+                name: meta.subject,
+            });
+        }
+        out.sort_by(|a, b| a.name.to_lowercase().cmp(&b.name.to_lowercase()).then(a.id.cmp(&b.id)));
+        Ok(out)
+    }
+
+    async fn group_info(&self, id: &GroupId) -> Result<GroupInfo, WaError> {
+        let g = self.client.groups();
+        let jid = group_jid(id);
+        let meta = self.call("reading the group", g.get_metadata(&jid)).await?;
+        self.to_info(meta).await
+    }
+
+    async fn create_group(&self, subject: &str, members: &[PhoneNumber]) -> Result<GroupInfo, WaError> {
+        let subject = subject.trim();
+        if subject.is_empty() {
+            return Err(WaError::Invalid("a group needs a name".into()));
+        }
+        GroupSubject::new(subject).map_err(|e| WaError::Invalid(e.to_string()))?;
+        let participants = members
+            .iter()
+            .map(|p| GroupParticipantOptions::from_phone(phone_jid(p)))
+            .collect();
+        let options = GroupCreateOptions::new(subject).with_participants(participants);
+        let g = self.client.groups();
+        let created = self.call("creating the group", g.create_group(options)).await?;
+        self.to_info(created.metadata).await
+    }
+
+    async fn invite_link(&self, id: &GroupId, reset: bool) -> Result<String, WaError> {
+        let g = self.client.groups();
+        self.call("reading the invite link", g.get_invite_link(group_jid(id), reset))
+            .await
+    }
+
+    async fn join_group(&self, link_or_code: &str) -> Result<JoinOutcome, WaError> {
+        let code = super::invite_code(link_or_code)
+            .ok_or_else(|| WaError::Invalid("not a WhatsApp invite link or code".into()))?;
+        let g = self.client.groups();
+        match self.call("joining the group", g.join_with_invite_code(code)).await? {
+            JoinGroupResult::Joined(jid) => Ok(JoinOutcome::Joined(group_id(&jid)?)),
+            JoinGroupResult::PendingApproval(_) => Ok(JoinOutcome::PendingApproval),
+        }
+    }
+
+    async fn leave_group(&self, id: &GroupId) -> Result<(), WaError> {
+        let g = self.client.groups();
+        self.call("leaving the group", g.leave(group_jid(id))).await
+    }
+
+    async fn set_subject(&self, id: &GroupId, subject: &str) -> Result<(), WaError> {
+        let subject = subject.trim();
+        if subject.is_empty() {
+            return Err(WaError::Invalid("a group needs a name".into()));
+        }
+        let subject = GroupSubject::new(subject).map_err(|e| WaError::Invalid(e.to_string()))?;
+        let g = self.client.groups();
+        self.call("renaming the group", g.set_subject(group_jid(id), subject))
+            .await
+    }
+
+    async fn set_description(&self, id: &GroupId, description: Option<&str>) -> Result<(), WaError> {
+        let description = match description.map(str::trim).filter(|d| !d.is_empty()) {
+            Some(d) => Some(GroupDescription::new(d).map_err(|e| WaError::Invalid(e.to_string()))?),
+            None => None,
+        };
+        let g = self.client.groups();
+        self.call(
+            "setting the description",
+            g.set_description(group_jid(id), description, PreviousDescription::Resolve),
+        )
+        .await
+    }
+
+    async fn set_announce(&self, id: &GroupId, on: bool) -> Result<(), WaError> {
+        let g = self.client.groups();
+        self.call("changing who may send", g.set_announce(group_jid(id), on))
+            .await
+    }
+
+    async fn set_locked(&self, id: &GroupId, on: bool) -> Result<(), WaError> {
+        let g = self.client.groups();
+        self.call("changing who may edit the group", g.set_locked(group_jid(id), on))
+            .await
+    }
+
+    async fn update_members(
+        &self,
+        id: &GroupId,
+        action: MemberAction,
+        members: &[PhoneNumber],
+    ) -> Result<Vec<MemberResult>, WaError> {
+        if members.is_empty() {
+            return Ok(Vec::new());
+        }
+        let jids: Vec<Jid> = members.iter().map(phone_jid).collect();
+        let g = self.client.groups();
+        let gj = group_jid(id);
+        let responses = match action {
+            MemberAction::Add => self.call("adding members", g.add_participants(gj, &jids)).await?,
+            MemberAction::Remove => self.call("removing members", g.remove_participants(gj, &jids)).await?,
+            MemberAction::Promote => {
+                self.call("promoting members", g.promote_participants(gj, &jids))
+                    .await?
+            }
+            MemberAction::Demote => self.call("demoting members", g.demote_participants(gj, &jids)).await?,
+        };
+        let mut by_phone: HashMap<String, Result<(), String>> = HashMap::new();
+        for r in &responses {
+            let outcome = match &r.error {
+                None => Ok(()),
+                Some(code) => Err(errors::describe_participant_error(code)),
+            };
+            match self.phone_of(&r.jid, r.phone_number.as_ref()).await {
+                Some(p) => {
+                    by_phone.insert(p.digits().to_string(), outcome);
+                }
+                None => debug!(jid = %r.jid, "participant result for an unknown number"),
+            }
+        }
+        Ok(members
+            .iter()
+            .map(|m| {
+                let outcome = by_phone
+                    .remove(m.digits())
+                    .unwrap_or_else(|| Err("WhatsApp did not report on this number".to_string()));
+                (m.clone(), outcome)
+            })
+            .collect())
+    }
+
+    async fn is_on_whatsapp(&self, numbers: &[PhoneNumber]) -> Result<Vec<(PhoneNumber, bool)>, WaError> {
+        if numbers.is_empty() {
+            return Ok(Vec::new());
+        }
+        let jids: Vec<Jid> = numbers.iter().map(phone_jid).collect();
+        let contacts = self.client.contacts();
+        let results = self.call("checking numbers", contacts.is_on_whatsapp(&jids)).await?;
+        let mut registered: HashMap<String, bool> = HashMap::new();
+        for r in &results {
+            let pn = if r.jid.is_pn() { Some(&r.jid) } else { r.pn_jid.as_ref() };
+            if let Some(pn) = pn {
+                let e = registered.entry(pn.user_base().to_string()).or_insert(false);
+                *e |= r.is_registered;
+            }
+        }
+        Ok(numbers
+            .iter()
+            .map(|n| (n.clone(), registered.get(n.digits()).copied().unwrap_or(false)))
+            .collect())
+    }
+}
+
+/// Re-exported for tests of the event mapping.
+pub use self::events::{is_terminal, map_event};

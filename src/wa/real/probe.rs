@@ -1,0 +1,179 @@
+//! Reads a whatsapp-rust session file without whatsapp-rust: paired or not, and whether it is
+//! a session store at all.
+//!
+//! The store (whatsapp-rust-sqlite-storage 0.7, diesel) keeps the device in table `device`
+//! (`id INTEGER PRIMARY KEY`, `pn TEXT NOT NULL`, `lid TEXT NOT NULL`, ...). A new store gets a
+//! row with `pn = ''` when the client is first built; pairing writes the phone-number JID
+//! (`62812...:N@s.whatsapp.net`) into `pn`. So: a row with a non-empty `pn` means paired.
+//!
+//! The file is opened read-only, and never made: a read-only open of a WAL database would
+//! leave `-wal` and `-shm` files behind, so when no `-wal` exists the file is opened
+//! `immutable` (nothing to merge, nothing created); when one exists its content is merged as
+//! usual.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
+
+use crate::db::DbError;
+use crate::wa::{Probe, WaError};
+
+/// The table and columns read; kept together so a schema change is one edit.
+const DEVICE_TABLE: &str = "device";
+
+/// Probes `path` off the async runtime.
+pub async fn probe(path: &Path) -> Result<Probe, WaError> {
+    let path = path.to_path_buf();
+    crate::db::blocking(move || Ok(probe_blocking(&path)))
+        .await
+        .map_err(|e: DbError| WaError::Storage(e.to_string()))?
+}
+
+/// Probes `path`; blocking.
+pub fn probe_blocking(path: &Path) -> Result<Probe, WaError> {
+    let storage = |why: String| WaError::Storage(format!("{}: {why}", path.display()));
+    let meta = std::fs::metadata(path).map_err(|e| storage(e.to_string()))?;
+    if !meta.is_file() {
+        return Err(storage("not a file".into()));
+    }
+    if meta.len() == 0 {
+        return Err(storage("empty file".into()));
+    }
+    let conn = open_read_only(path).map_err(|e| storage(e.to_string()))?;
+    let has_table: bool = conn
+        .query_row(
+            "SELECT EXISTS(SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1)",
+            [DEVICE_TABLE],
+            |r| r.get(0),
+        )
+        .map_err(|e| storage(e.to_string()))?;
+    if !has_table {
+        return Err(storage("not a WhatsApp session store (no device table)".into()));
+    }
+    let pn: Option<String> = conn
+        .query_row(
+            "SELECT pn FROM device WHERE pn IS NOT NULL AND pn <> '' ORDER BY id LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(|e| storage(e.to_string()))?;
+    Ok(match pn {
+        Some(jid) => Probe::Paired { jid },
+        None => Probe::Unpaired,
+    })
+}
+
+fn open_read_only(path: &Path) -> rusqlite::Result<Connection> {
+    let wal = side_file(path, "-wal");
+    let immutable = !wal.exists();
+    let abs = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut uri = format!("file:{}?mode=ro", uri_escape(&abs.to_string_lossy()));
+    if immutable {
+        uri.push_str("&immutable=1");
+    }
+    let conn = Connection::open_with_flags(
+        uri,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(std::time::Duration::from_secs(2))?;
+    Ok(conn)
+}
+
+fn side_file(path: &Path, suffix: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+/// Percent-encodes what a SQLite URI path cannot hold literally (spaces in
+/// `DB USER TELEGRAM`, `?`, `#`, `%`).
+fn uri_escape(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for b in path.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'/' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files_in(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    fn device_db(path: &Path, pn: &str) {
+        let c = Connection::open(path).unwrap();
+        c.execute_batch(
+            "PRAGMA journal_mode=WAL;
+             CREATE TABLE device (id INTEGER PRIMARY KEY AUTOINCREMENT, lid TEXT NOT NULL, pn TEXT NOT NULL);",
+        )
+        .unwrap();
+        c.execute("INSERT INTO device (lid, pn) VALUES ('', ?1)", [pn]).unwrap();
+    }
+
+    #[test]
+    fn paired_and_unpaired_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("DB USER TELEGRAM");
+        std::fs::create_dir(&sub).unwrap();
+        let p = sub.join("paired.db");
+        device_db(&p, "6281234567890:3@s.whatsapp.net");
+        assert_eq!(
+            probe_blocking(&p).unwrap(),
+            Probe::Paired {
+                jid: "6281234567890:3@s.whatsapp.net".into()
+            }
+        );
+        let u = sub.join("unpaired.db");
+        device_db(&u, "");
+        assert_eq!(probe_blocking(&u).unwrap(), Probe::Unpaired);
+    }
+
+    #[test]
+    fn probing_creates_no_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.db");
+        device_db(&p, "");
+        let before = files_in(dir.path());
+        assert!(!before.iter().any(|f| f.ends_with("-wal")), "{before:?}");
+        probe_blocking(&p).unwrap();
+        assert_eq!(files_in(dir.path()), before);
+        let missing = dir.path().join("missing.db");
+        assert!(matches!(probe_blocking(&missing), Err(WaError::Storage(_))));
+        assert!(!missing.exists());
+    }
+
+    #[test]
+    fn not_a_session_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let zero = dir.path().join("zero.db");
+        std::fs::write(&zero, b"").unwrap();
+        assert!(matches!(probe_blocking(&zero), Err(WaError::Storage(_))));
+        let garbage = dir.path().join("garbage.db");
+        std::fs::write(&garbage, vec![0x5au8; 8192]).unwrap();
+        assert!(matches!(probe_blocking(&garbage), Err(WaError::Storage(_))));
+        let other = dir.path().join("other.db");
+        Connection::open(&other)
+            .unwrap()
+            .execute_batch("CREATE TABLE t (x)")
+            .unwrap();
+        assert!(matches!(probe_blocking(&other), Err(WaError::Storage(_))));
+        assert!(matches!(probe_blocking(dir.path()), Err(WaError::Storage(_))));
+    }
+
+    #[test]
+    fn uri_escaping() {
+        assert_eq!(uri_escape("/a b/c?d#e%f"), "/a%20b/c%3Fd%23e%25f");
+    }
+}
