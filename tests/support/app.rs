@@ -1,0 +1,168 @@
+//! Runs the whole bot (`tgwa::app::serve`, the real dispatcher, the real account manager
+//! over the simulator) against the fake Bot API, in a temporary data directory that survives
+//! restarts of the bot.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tgwa::config::Config;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::fake_telegram::FakeTelegram;
+
+/// How long a test waits for any one reply.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// A running bot with its fake Telegram and data directory.
+pub struct TestBot {
+    pub tg: FakeTelegram,
+    pub dir: Arc<tempfile::TempDir>,
+    pub extra: Vec<(String, String)>,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+/// The environment the bot runs with: simulator, no throttling, no pacing, short delays.
+pub fn env_for(dir: &Path, api_url: &str, extra: &[(String, String)]) -> HashMap<String, String> {
+    let mut vars: HashMap<String, String> = [
+        ("TELEGRAM_BOT_TOKEN", "123456:TEST-TOKEN"),
+        ("TGWA_WA_BACKEND", "sim"),
+        ("TGWA_SIM_PAIR_DELAY_MS", "300"),
+        ("TGWA_SIM_CODE_TTL_MS", "4000"),
+        ("TGWA_TELEGRAM_THROTTLE", "0"),
+        ("TGWA_LOGIN_JITTER_MS", "0"),
+        ("TGWA_LOGIN_TIMEOUT_SECS", "10"),
+        ("TGWA_JOB_ITEM_DELAY_MS", "0"),
+        ("TGWA_JOB_JITTER_MS", "0"),
+        ("TGWA_SHUTDOWN_TIMEOUT_SECS", "5"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    vars.insert("TELEGRAM_API_URL".into(), api_url.to_string());
+    vars.insert("TGWA_DATA_DIR".into(), dir.join("DB USER TELEGRAM").display().to_string());
+    vars.insert("TGWA_MASTER_DB".into(), dir.join("bot_data.db").display().to_string());
+    for (k, v) in extra {
+        vars.insert(k.clone(), v.clone());
+    }
+    vars
+}
+
+impl TestBot {
+    /// A new bot in a new directory.
+    pub async fn start(extra: &[(&str, &str)]) -> Self {
+        let tg = FakeTelegram::start().await;
+        let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
+        let extra = extra.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Self::start_in(tg, dir, extra).await
+    }
+
+    async fn start_in(tg: FakeTelegram, dir: Arc<tempfile::TempDir>, extra: Vec<(String, String)>) -> Self {
+        let config = Config::from_map(&env_for(dir.path(), &tg.url(), &extra)).expect("config");
+        let (stop, rx) = watch::channel(false);
+        let task = tokio::spawn(tgwa::app::serve(config, rx));
+        Self { tg, dir, extra, stop, task }
+    }
+
+    /// Stops the bot the way SIGTERM does and waits for it.
+    pub async fn stop(self) -> (FakeTelegram, Arc<tempfile::TempDir>, Vec<(String, String)>) {
+        let _ = self.stop.send(true);
+        match tokio::time::timeout(Duration::from_secs(30), self.task).await {
+            Ok(Ok(Ok(()))) => {}
+            other => panic!("the bot did not stop cleanly: {other:?}"),
+        }
+        (self.tg, self.dir, self.extra)
+    }
+
+    /// Stops and starts the bot again on the same data and the same fake Telegram.
+    pub async fn restart(self) -> Self {
+        let (tg, dir, extra) = self.stop().await;
+        Self::start_in(tg, dir, extra).await
+    }
+
+    /// The data directory (`DB USER TELEGRAM`).
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("DB USER TELEGRAM")
+    }
+
+    /// The master database.
+    pub fn master_db(&self) -> PathBuf {
+        self.dir.path().join("bot_data.db")
+    }
+
+    /// The simulator's world.
+    pub fn world_db(&self) -> PathBuf {
+        self.data_dir().join(".sim").join("world.db")
+    }
+
+    /// A read-only connection to the master database.
+    pub fn master(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open_with_flags(self.master_db(), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .expect("open master")
+    }
+
+    /// `(id, telegram_id, status)` of the account with this phone, if any.
+    pub fn account_row(&self, phone: &str) -> Option<(i64, i64, String)> {
+        use rusqlite::OptionalExtension;
+        self.master()
+            .query_row(
+                "SELECT id, telegram_id, status FROM whatsapp_accounts WHERE phone_number = ?1",
+                [phone],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()
+            .expect("query")
+    }
+
+    /// How many account rows exist (any status but removed).
+    pub fn account_count(&self) -> i64 {
+        self.master()
+            .query_row("SELECT COUNT(*) FROM whatsapp_accounts WHERE status != 'removed'", [], |r| r.get(0))
+            .expect("count")
+    }
+
+    /// Pairs `phone` (digits with country code) for `user` through `/pair` and waits for the
+    /// success message. Returns the account ID.
+    pub async fn pair(&self, user: i64, phone: &str) -> i64 {
+        let mark = self.tg.mark();
+        self.tg.push_message(user, &format!("/pair {phone}"));
+        self.tg.wait_for_text_to_after(mark, user, "Terhubung sebagai", WAIT).await;
+        let (id, owner, status) = self.account_row(phone).expect("account row after pairing");
+        assert_eq!(owner, user);
+        assert_eq!(status, "active");
+        id
+    }
+
+    /// The callback data of the button whose label contains `label` in the latest message to
+    /// `chat` that has such a button.
+    pub fn button(&self, chat: i64, label: &str) -> String {
+        self.tg
+            .sent_to(chat)
+            .iter()
+            .rev()
+            .find_map(|m| m.button_data(label))
+            .unwrap_or_else(|| panic!("no button {label:?} in chat {chat}"))
+    }
+
+    /// The message that holds the button with data `data`.
+    pub fn message_with_button(&self, chat: i64, data: &str) -> i64 {
+        self.tg
+            .sent_to(chat)
+            .iter()
+            .rev()
+            .find(|m| m.buttons().iter().any(|(_, d)| d == data))
+            .map(|m| m.message_id)
+            .unwrap_or_else(|| panic!("no message with button {data:?} in chat {chat}"))
+    }
+
+    /// Presses the button labelled `label` as `user` and returns the callback's ID.
+    pub fn press(&self, user: i64, label: &str) -> String {
+        let data = self.button(user, label);
+        let mid = self.message_with_button(user, &data);
+        self.tg.push_callback(user, mid, &data)
+    }
+}
