@@ -31,7 +31,7 @@ impl JobObserver for Done {
 }
 
 fn numbers(prefix: &str, n: usize) -> Vec<String> {
-    (0..n).map(|i| format!("{prefix}{:07}", i + 1_000_000)).collect()
+    (0..n).map(|i| format!("{prefix}{:07}7", i)).collect()
 }
 
 fn main() {

@@ -50,7 +50,7 @@ async fn prepare(c: &Config, n: usize) {
             let m = m.clone();
             async move {
                 let owner = TelegramId::new(8_000_000 + i as i64).expect("tid");
-                let phone = PhoneNumber::from_digits(&format!("62813{:08}", i)).expect("phone");
+                let phone = PhoneNumber::from_digits(&format!("62813{:06}5", i)).expect("phone");
                 m.start_pairing(owner, phone).await.expect("pairing");
             }
         })
@@ -72,7 +72,7 @@ async fn real_client_kib(dir: &std::path::Path, n: usize) -> f64 {
         real::silent_options().with_socket_wait(Duration::from_secs(1)),
     ));
     let spec = |i: usize| {
-        let phone = PhoneNumber::from_digits(&format!("62814{:08}", i)).expect("phone");
+        let phone = PhoneNumber::from_digits(&format!("62814{:06}5", i)).expect("phone");
         SessionSpec {
             telegram_id: TelegramId::new(1).expect("tid"),
             session_file: dir.join(format!("whatsmeow-1-{}.db", phone.digits())),

@@ -136,7 +136,7 @@ async fn create_export_join_list_members_and_broadcast_across_two_accounts() {
 
 /// 200 numbers, a little pacing so a restart lands in the middle.
 fn numbers(n: usize) -> String {
-    (0..n).map(|i| format!("62857{:08}", 10_000 + i)).collect::<Vec<_>>().join("\n")
+    (0..n).map(|i| format!("62857{:07}7", i)).collect::<Vec<_>>().join("\n")
 }
 
 async fn broadcast_to_numbers(bot: &TestBot, user: i64, text: &str, list: &str) {

@@ -270,7 +270,7 @@ async fn five_hundred_accounts_restore_within_the_concurrency_bound() {
         for i in 0..N {
             let m = m.clone();
             tasks.push(tokio::spawn(async move {
-                m.start_pairing(tid(10_000 + i), phone(&format!("62813{:08}", i)))
+                m.start_pairing(tid(10_000 + i), phone(&format!("62813{:06}5", i)))
                     .await
                     .map(|(a, _)| a.id)
             }));

@@ -1,0 +1,563 @@
+//! The in-process WhatsApp simulator (`TGWA_WA_BACKEND=sim`), for tests and local trials.
+//!
+//! One [`SimBackend`] per process stands in for the WhatsApp network: every account's session
+//! goes through it, and they share one world (groups, members, invite codes, sent messages) in
+//! `{data_dir}/.sim/world.db`, so a group one account creates can be joined by another, and a
+//! restart keeps everything. Each account's session is written to the same
+//! `whatsmeow-{tid}-{phone}.db` path as the real adapter's, holding a `device` table like
+//! whatsapp-rust's store, so scan, validation and auto-login run the same code (the probe is
+//! the real adapter's).
+//!
+//! Behaviour is chosen by the number's last four digits (DESIGN section 6): `0429` is
+//! rate-limited, `0408` never confirms its code, `0401` is logged out from the phone and
+//! `0402` temporarily banned a while after their first connection; any other number pairs
+//! after the configured delay. Numbers ending in `00` are not on WhatsApp.
+
+mod world;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rand::Rng;
+use rusqlite::{Connection, OptionalExtension};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::{
+    ChatTarget, EventRx, GroupId, GroupInfo, GroupSummary, JoinOutcome, MemberAction, MemberResult, PairCode, Probe,
+    Profile, SessionSpec, WaBackend, WaError, WaEvent, WaSession,
+};
+use crate::db::now;
+use crate::ids::PhoneNumber;
+use crate::layout::Layout;
+
+pub use world::{read_sent_messages, DeviceState, SentMessage};
+use world::{Setting, World};
+
+/// Crockford's base32 alphabet, which WhatsApp's pairing codes use.
+const CODE_ALPHABET: &[u8] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+/// Simulator timing.
+#[derive(Debug, Clone)]
+pub struct SimOptions {
+    /// From code issued (or QR shown) to the phone confirming.
+    pub pair_delay: Duration,
+    /// How long a pairing code lives.
+    pub code_ttl: Duration,
+    /// From the first connection to the logout (`0401`) or ban (`0402`).
+    pub event_delay: Duration,
+}
+
+impl Default for SimOptions {
+    fn default() -> Self {
+        Self { pair_delay: Duration::from_secs(2), code_ttl: Duration::from_secs(180), event_delay: Duration::from_secs(3) }
+    }
+}
+
+/// The simulated WhatsApp network shared by every account in the process.
+pub struct SimBackend {
+    world: Arc<World>,
+    options: SimOptions,
+    ops: Arc<AtomicU64>,
+}
+
+/// How the simulated phone behind a number acts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Behaviour {
+    Normal,
+    RateLimited,
+    NeverConfirms,
+    LoggedOutLater,
+    BannedLater,
+}
+
+impl Behaviour {
+    fn of(p: &PhoneNumber) -> Self {
+        match p.last4() {
+            "0429" => Behaviour::RateLimited,
+            "0408" => Behaviour::NeverConfirms,
+            "0401" => Behaviour::LoggedOutLater,
+            "0402" => Behaviour::BannedLater,
+            _ => Behaviour::Normal,
+        }
+    }
+}
+
+/// A fresh pairing code.
+fn pair_code() -> String {
+    let mut rng = rand::thread_rng();
+    (0..8).map(|_| CODE_ALPHABET[rng.gen_range(0..CODE_ALPHABET.len())] as char).collect()
+}
+
+fn io(e: impl std::fmt::Display) -> WaError {
+    WaError::Storage(e.to_string())
+}
+
+/// Opens (creating) a session store with the same `device` table whatsapp-rust keeps; returns
+/// the paired phone JID, if any.
+fn open_store(path: &Path) -> Result<Option<String>, WaError> {
+    if !path.exists() {
+        crate::db::create_private_file(path).map_err(io)?;
+    }
+    let c = Connection::open(path).map_err(io)?;
+    c.busy_timeout(Duration::from_secs(5)).map_err(io)?;
+    c.execute_batch(
+        "CREATE TABLE IF NOT EXISTS device (
+             id  INTEGER PRIMARY KEY,
+             pn  TEXT NOT NULL DEFAULT '',
+             lid TEXT NOT NULL DEFAULT '',
+             push_name TEXT NOT NULL DEFAULT ''
+         );
+         INSERT OR IGNORE INTO device (id) VALUES (1);",
+    )
+    .map_err(|e| WaError::Storage(format!("{}: not a session store: {e}", path.display())))?;
+    let pn: Option<String> =
+        c.query_row("SELECT pn FROM device WHERE id = 1 AND pn <> ''", [], |r| r.get(0)).optional().map_err(io)?;
+    Ok(pn)
+}
+
+/// Writes (or with `None` clears) the paired device in the session store.
+fn write_device(path: &Path, pn: Option<&str>) -> Result<(), WaError> {
+    let c = Connection::open(path).map_err(io)?;
+    c.busy_timeout(Duration::from_secs(5)).map_err(io)?;
+    c.execute("UPDATE device SET pn = ?1 WHERE id = 1", [pn.unwrap_or("")]).map_err(io)?;
+    Ok(())
+}
+
+impl SimBackend {
+    /// Opens (or creates) the world in `{data_dir}/.sim/world.db`.
+    pub async fn open(layout: &Layout, pair_delay: Duration, code_ttl: Duration) -> Result<Arc<Self>, WaError> {
+        Self::open_with(layout, SimOptions { pair_delay, code_ttl, ..SimOptions::default() }).await
+    }
+
+    /// Like [`Self::open`] with every timing chosen.
+    pub async fn open_with(layout: &Layout, options: SimOptions) -> Result<Arc<Self>, WaError> {
+        let path = layout.sim_dir().join("world.db");
+        let world = crate::db::blocking(move || Ok(World::open(&path)))
+            .await
+            .map_err(io)??;
+        Ok(Arc::new(Self { world: Arc::new(world), options, ops: Arc::new(AtomicU64::new(0)) }))
+    }
+
+    /// The world file.
+    pub fn world_path(&self) -> PathBuf {
+        self.world.path().to_path_buf()
+    }
+
+    /// Every message the network carried, oldest first.
+    pub async fn sent_messages(&self) -> Result<Vec<SentMessage>, WaError> {
+        self.world.run(|c| world::messages(c)).await
+    }
+
+    /// A group's metadata, whoever asks.
+    pub async fn group(&self, id: &GroupId) -> Result<Option<GroupInfo>, WaError> {
+        let jid = id.as_str().to_string();
+        self.world.run(move |c| world::info(c, &jid)).await
+    }
+
+    /// A group's members (empty if there is no such group).
+    pub async fn group_members(&self, id: &GroupId) -> Result<Vec<super::Member>, WaError> {
+        Ok(self.group(id).await?.map(|g| g.members).unwrap_or_default())
+    }
+
+    /// What the network remembers about a number's device.
+    pub async fn device_state(&self, phone: &PhoneNumber) -> Result<DeviceState, WaError> {
+        let p = phone.digits().to_string();
+        self.world.run(move |c| world::device(c, &p)).await
+    }
+
+    /// Makes joining `id` by link wait for an admin's approval.
+    pub async fn set_join_approval(&self, id: &GroupId, on: bool) -> Result<(), WaError> {
+        let id = id.clone();
+        self.world.run(move |c| world::set_approval(c, &id, on)).await
+    }
+
+    /// How many group, message and contact operations were served.
+    pub fn op_count(&self) -> u64 {
+        self.ops.load(Ordering::Relaxed)
+    }
+}
+
+#[async_trait]
+impl WaBackend for SimBackend {
+    async fn start(&self, spec: SessionSpec) -> Result<(Arc<dyn WaSession>, EventRx), WaError> {
+        let path = spec.session_file.clone();
+        let pn = crate::db::blocking(move || Ok(open_store(&path))).await.map_err(io)??;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let session = Arc::new_cyclic(|me| SimSession {
+            me: me.clone(),
+            world: self.world.clone(),
+            options: self.options.clone(),
+            ops: self.ops.clone(),
+            phone: spec.phone.clone(),
+            file: spec.session_file.clone(),
+            state: Mutex::new(State { paired: pn.is_some(), ..State::default() }),
+            events: Mutex::new(Some(tx)),
+            tasks: Mutex::new(Vec::new()),
+        });
+        if pn.is_some() {
+            let s = session.clone();
+            session.spawn(async move { s.come_online().await });
+        }
+        Ok((session, rx))
+    }
+
+    async fn probe(&self, session_file: &Path) -> Result<Probe, WaError> {
+        super::real::probe::probe(session_file).await
+    }
+}
+
+#[derive(Default)]
+struct State {
+    paired: bool,
+    connected: bool,
+    stopped: bool,
+    /// Bumped by every code request, cancel and logout: a confirmation for an older
+    /// generation is ignored.
+    generation: u64,
+}
+
+/// One simulated account's session.
+struct SimSession {
+    /// Itself, for the tasks it spawns.
+    me: Weak<SimSession>,
+    world: Arc<World>,
+    options: SimOptions,
+    ops: Arc<AtomicU64>,
+    phone: PhoneNumber,
+    file: PathBuf,
+    state: Mutex<State>,
+    events: Mutex<Option<mpsc::UnboundedSender<WaEvent>>>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl SimSession {
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn emit(&self, ev: WaEvent) {
+        if let Some(tx) = self.events.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            let _ = tx.send(ev);
+        }
+    }
+
+    /// Ends the event stream (the run loop of a real client ends the same way).
+    fn close(&self) {
+        self.events.lock().unwrap_or_else(|e| e.into_inner()).take();
+    }
+
+    fn spawn(&self, fut: impl std::future::Future<Output = ()> + Send + 'static) {
+        let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
+        tasks.retain(|t| !t.is_finished());
+        tasks.push(tokio::spawn(fut));
+    }
+
+    fn self_arc(&self) -> Result<Arc<SimSession>, WaError> {
+        self.me.upgrade().ok_or(WaError::NotConnected)
+    }
+
+    fn digits(&self) -> String {
+        self.phone.digits().to_string()
+    }
+
+    fn jid(&self) -> String {
+        format!("{}:7@s.whatsapp.net", self.phone.digits())
+    }
+
+    /// A paired session connects; the `0401`/`0402` numbers get their fate on schedule.
+    async fn come_online(self: Arc<Self>) {
+        tokio::task::yield_now().await;
+        let me = self.digits();
+        let dev = match self.world.run(move |c| world::connected(c, &me)).await {
+            Ok(d) => d,
+            Err(e) => {
+                self.emit(WaEvent::Disconnected { reason: e.to_string() });
+                return;
+            }
+        };
+        if let Some(until) = dev.ban_until.filter(|u| *u > now()) {
+            self.emit(WaEvent::TemporaryBan { reason: "101".into(), until });
+            self.close();
+            return;
+        }
+        if self.state().stopped {
+            return;
+        }
+        self.state().connected = true;
+        self.emit(WaEvent::Connected);
+        let behaviour = Behaviour::of(&self.phone);
+        let pending = match behaviour {
+            Behaviour::LoggedOutLater => !dev.logged_out,
+            Behaviour::BannedLater => !dev.banned_once,
+            _ => false,
+        };
+        if !pending {
+            return;
+        }
+        let first = dev.first_connected.unwrap_or_else(now);
+        let elapsed = Duration::from_secs(now().saturating_sub(first).max(0) as u64);
+        tokio::time::sleep(self.options.event_delay.saturating_sub(elapsed)).await;
+        if self.state().stopped {
+            return;
+        }
+        let me = self.digits();
+        if behaviour == Behaviour::LoggedOutLater {
+            let file = self.file.clone();
+            let _ = self.world.run(move |c| world::mark_logged_out(c, &me)).await;
+            let _ = crate::db::blocking(move || Ok(write_device(&file, None))).await;
+            {
+                let mut st = self.state();
+                st.connected = false;
+                st.paired = false;
+            }
+            self.emit(WaEvent::LoggedOut { reason: "the device was removed from the phone".into() });
+        } else {
+            let until = now() + 3600;
+            let _ = self.world.run(move |c| world::mark_banned(c, &me, until)).await;
+            self.state().connected = false;
+            self.emit(WaEvent::TemporaryBan { reason: "101".into(), until });
+        }
+        self.close();
+    }
+
+    /// The phone confirms the link (code entered or QR scanned) for generation `gen`.
+    async fn confirm(self: Arc<Self>, gen: u64) {
+        {
+            let st = self.state();
+            if st.stopped || st.generation != gen {
+                return;
+            }
+        }
+        let file = self.file.clone();
+        let pn = self.jid();
+        if let Err(e) = crate::db::blocking(move || Ok(write_device(&file, Some(&pn)))).await.map_err(io).and_then(|r| r) {
+            self.emit(WaEvent::PairFailed { reason: e.to_string(), retry_after: None });
+            return;
+        }
+        let me = self.digits();
+        let _ = self.world.run(move |c| world::paired(c, &me)).await;
+        self.state().paired = true;
+        self.emit(WaEvent::PairSuccess { jid: self.jid() });
+        self.come_online().await;
+    }
+
+    fn new_generation(&self) -> Result<u64, WaError> {
+        let mut st = self.state();
+        if st.stopped {
+            return Err(WaError::NotConnected);
+        }
+        if st.paired {
+            return Err(WaError::Invalid("this session is already paired".into()));
+        }
+        st.generation += 1;
+        Ok(st.generation)
+    }
+
+    /// Counts an operation and checks the session can serve it.
+    fn ready(&self) -> Result<String, WaError> {
+        self.ops.fetch_add(1, Ordering::Relaxed);
+        let st = self.state();
+        if st.stopped || !st.connected {
+            return Err(WaError::NotConnected);
+        }
+        if !st.paired {
+            return Err(WaError::NotPaired);
+        }
+        Ok(self.digits())
+    }
+}
+
+impl Drop for SimSession {
+    fn drop(&mut self) {
+        for t in self.tasks.get_mut().unwrap_or_else(|e| e.into_inner()).drain(..) {
+            t.abort();
+        }
+    }
+}
+
+#[async_trait]
+impl WaSession for SimSession {
+    async fn request_pair_code(&self, phone: &PhoneNumber) -> Result<PairCode, WaError> {
+        if Behaviour::of(phone) == Behaviour::RateLimited {
+            return Err(WaError::RateLimited { retry_after: Some(Duration::from_secs(60)) });
+        }
+        let gen = self.new_generation()?;
+        let code = PairCode { code: pair_code(), ttl: self.options.code_ttl };
+        let me = self.self_arc()?;
+        let opts = self.options.clone();
+        let never = Behaviour::of(phone) == Behaviour::NeverConfirms;
+        self.spawn(async move {
+            if never {
+                tokio::time::sleep(opts.code_ttl).await;
+                let current = {
+                    let st = me.state();
+                    !st.stopped && st.generation == gen
+                };
+                if current {
+                    me.emit(WaEvent::PairFailed { reason: "pairing code expired".into(), retry_after: None });
+                }
+            } else {
+                tokio::time::sleep(opts.pair_delay).await;
+                me.confirm(gen).await;
+            }
+        });
+        Ok(code)
+    }
+
+    async fn start_qr(&self) -> Result<(), WaError> {
+        let gen = self.new_generation()?;
+        let me = self.self_arc()?;
+        let opts = self.options.clone();
+        let never = Behaviour::of(&self.phone) == Behaviour::NeverConfirms;
+        self.spawn(async move {
+            let current = |m: &SimSession| {
+                let st = m.state();
+                !st.stopped && st.generation == gen
+            };
+            let scan_at = tokio::time::Instant::now() + opts.pair_delay;
+            for round in 0..6 {
+                if !current(&me) {
+                    return;
+                }
+                let ttl = Duration::from_secs(if round == 0 { 60 } else { 20 });
+                me.emit(WaEvent::Qr { code: format!("2@{}", pair_code()), ttl });
+                let round_end = tokio::time::Instant::now() + ttl;
+                if !never && scan_at <= round_end {
+                    tokio::time::sleep_until(scan_at).await;
+                    me.confirm(gen).await;
+                    return;
+                }
+                tokio::time::sleep_until(round_end).await;
+            }
+            if current(&me) {
+                me.emit(WaEvent::PairFailed { reason: "QR code timed out".into(), retry_after: None });
+            }
+        });
+        Ok(())
+    }
+
+    async fn cancel_pair_code(&self) -> Result<(), WaError> {
+        self.state().generation += 1;
+        Ok(())
+    }
+
+    async fn logout(&self) -> Result<(), WaError> {
+        {
+            let mut st = self.state();
+            if !st.paired {
+                return Err(WaError::NotPaired);
+            }
+            st.generation += 1;
+            st.paired = false;
+            st.connected = false;
+        }
+        let file = self.file.clone();
+        crate::db::blocking(move || Ok(write_device(&file, None))).await.map_err(io)??;
+        let me = self.digits();
+        let _ = self.world.run(move |c| world::paired(c, &me)).await;
+        self.close();
+        Ok(())
+    }
+
+    async fn disconnect(&self, _bound: Duration) {
+        {
+            let mut st = self.state();
+            st.stopped = true;
+            st.connected = false;
+        }
+        for t in self.tasks.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
+            t.abort();
+        }
+        self.close();
+    }
+
+    async fn profile(&self) -> Result<Profile, WaError> {
+        self.ready()?;
+        Ok(Profile { jid: self.jid(), phone: Some(self.phone.clone()), push_name: format!("Sim {}", self.phone.last4()) })
+    }
+
+    async fn send_text(&self, to: &ChatTarget, text: &str) -> Result<String, WaError> {
+        let me = self.ready()?;
+        let (to, text) = (to.clone(), text.to_string());
+        self.world.run(move |c| world::send(c, &me, &to, &text)).await
+    }
+
+    async fn groups(&self) -> Result<Vec<GroupSummary>, WaError> {
+        let me = self.ready()?;
+        self.world.run(move |c| world::groups_of(c, &me)).await
+    }
+
+    async fn group_info(&self, id: &GroupId) -> Result<GroupInfo, WaError> {
+        let me = self.ready()?;
+        let id = id.clone();
+        self.world.run(move |c| world::group_info(c, &me, &id)).await
+    }
+
+    async fn create_group(&self, subject: &str, members: &[PhoneNumber]) -> Result<GroupInfo, WaError> {
+        let me = self.ready()?;
+        let (subject, members) = (subject.to_string(), members.to_vec());
+        self.world.run(move |c| world::create_group(c, &me, &subject, &members)).await
+    }
+
+    async fn invite_link(&self, id: &GroupId, reset: bool) -> Result<String, WaError> {
+        let me = self.ready()?;
+        let id = id.clone();
+        self.world.run(move |c| world::invite_link(c, &me, &id, reset)).await
+    }
+
+    async fn join_group(&self, link_or_code: &str) -> Result<JoinOutcome, WaError> {
+        let me = self.ready()?;
+        let link = link_or_code.to_string();
+        self.world.run(move |c| world::join(c, &me, &link)).await
+    }
+
+    async fn leave_group(&self, id: &GroupId) -> Result<(), WaError> {
+        let me = self.ready()?;
+        let id = id.clone();
+        self.world.run(move |c| world::leave(c, &me, &id)).await
+    }
+
+    async fn set_subject(&self, id: &GroupId, subject: &str) -> Result<(), WaError> {
+        let me = self.ready()?;
+        let (id, s) = (id.clone(), subject.to_string());
+        self.world.run(move |c| world::set(c, &me, &id, Setting::Subject(&s))).await
+    }
+
+    async fn set_description(&self, id: &GroupId, description: Option<&str>) -> Result<(), WaError> {
+        let me = self.ready()?;
+        let (id, d) = (id.clone(), description.map(str::to_string));
+        self.world.run(move |c| world::set(c, &me, &id, Setting::Description(d.as_deref()))).await
+    }
+
+    async fn set_announce(&self, id: &GroupId, on: bool) -> Result<(), WaError> {
+        let me = self.ready()?;
+        let id = id.clone();
+        self.world.run(move |c| world::set(c, &me, &id, Setting::Announce(on))).await
+    }
+
+    async fn set_locked(&self, id: &GroupId, on: bool) -> Result<(), WaError> {
+        let me = self.ready()?;
+        let id = id.clone();
+        self.world.run(move |c| world::set(c, &me, &id, Setting::Locked(on))).await
+    }
+
+    async fn update_members(
+        &self,
+        id: &GroupId,
+        action: MemberAction,
+        members: &[PhoneNumber],
+    ) -> Result<Vec<MemberResult>, WaError> {
+        let me = self.ready()?;
+        let (id, members) = (id.clone(), members.to_vec());
+        self.world.run(move |c| world::update_members(c, &me, &id, action, &members)).await
+    }
+
+    async fn is_on_whatsapp(&self, numbers: &[PhoneNumber]) -> Result<Vec<(PhoneNumber, bool)>, WaError> {
+        self.ready()?;
+        Ok(numbers.iter().map(|n| (n.clone(), world::on_whatsapp(n))).collect())
+    }
+}
