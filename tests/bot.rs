@@ -79,8 +79,12 @@ async fn pairing_registers_the_account_with_its_files_and_shows_it_in_the_menu()
     bot.tg.push_message(A, "/pair 0812-3456-0001");
     let code = bot.tg.wait_for_text_to_after(mark, A, "Kode pairing", WAIT).await;
     // The code is shown as XXXX-XXXX in monospace with instructions.
-    let shown = code.text.split_whitespace().find(|w| w.len() == 9 && w.as_bytes()[4] == b'-');
-    assert!(shown.is_some(), "no XXXX-XXXX code in {:?}", code.text);
+    let shown = code.text.split("<code>").nth(1).and_then(|t| t.split("</code>").next()).unwrap_or("");
+    assert!(
+        shown.len() == 9 && shown.as_bytes()[4] == b'-' && shown.chars().all(|c| c == '-' || c.is_ascii_alphanumeric()),
+        "no XXXX-XXXX code in {:?}",
+        code.text
+    );
     assert!(code.text.contains("Perangkat tertaut"));
     assert!(code.buttons().iter().any(|(l, _)| l.contains("Batal")));
     bot.tg.wait_for_text_to_after(mark, A, "Terhubung sebagai", WAIT).await;
@@ -164,7 +168,7 @@ async fn user_b_cannot_reach_user_a_by_any_callback() {
     bot.tg.wait_for_text_to_after(mark, A, "Laporan pekerjaan", WAIT).await;
     let mark = bot.tg.mark();
     bot.tg.push_message(A, "/groups");
-    let list = bot.tg.wait_for_text_to_after(mark, A, "Rahasia A", WAIT).await;
+    let list = bot.tg.wait_for_button_after(mark, A, "Rahasia A", WAIT).await;
     let group_button = list
         .buttons()
         .into_iter()
@@ -227,7 +231,7 @@ async fn user_b_cannot_reach_user_a_by_any_callback() {
     // A still works normally.
     let mark = bot.tg.mark();
     bot.tg.push_message(A, "/groups");
-    bot.tg.wait_for_text_to_after(mark, A, "Rahasia A", WAIT).await;
+    bot.tg.wait_for_button_after(mark, A, "Rahasia A", WAIT).await;
     bot.stop().await;
 }
 

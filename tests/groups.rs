@@ -42,6 +42,13 @@ async fn say(bot: &TestBot, user: i64, text: &str, want: &str) -> fake_telegram:
     bot.tg.wait_for_text_to_after(mark, user, want, WAIT).await
 }
 
+/// Sends `text` as `user` and waits for a reply with a button labelled like `label`.
+async fn say_for_button(bot: &TestBot, user: i64, text: &str, label: &str) -> fake_telegram::Sent {
+    let mark = bot.tg.mark();
+    bot.tg.push_message(user, text);
+    bot.tg.wait_for_button_after(mark, user, label, WAIT).await
+}
+
 /// Presses `label` as `user` and waits for a reply (new or edited) containing `want`.
 async fn tap(bot: &TestBot, user: i64, label: &str, want: &str) -> fake_telegram::Sent {
     let mark = bot.tg.mark();
@@ -112,7 +119,7 @@ async fn create_export_join_list_members_and_broadcast_across_two_accounts() {
     assert_eq!(body.lines().filter(|l| l.contains("joined")).count(), 5, "{body}");
 
     // A's member list of one group shows B's number.
-    let list = say(&bot, A, "/groups", "Grup Arisan 2").await;
+    let list = say_for_button(&bot, A, "/groups", "Grup Arisan 2").await;
     let g2 = list.buttons().into_iter().find(|(l, _)| l.contains("Grup Arisan 2")).unwrap().1;
     let mark = bot.tg.mark();
     bot.tg.push_callback(A, list.message_id, &g2);
@@ -280,7 +287,7 @@ async fn bad_input_gets_a_reply_and_creates_no_job() {
     tap(&bot, A, "Buat grup", "pola nama").await;
     say(&bot, A, "Grup Uji", "Mulai pekerjaan ini").await;
     start_job_and_wait(&bot, A).await;
-    let list = say(&bot, A, "/groups", "Grup Uji").await;
+    let list = say_for_button(&bot, A, "/groups", "Grup Uji").await;
     let g = list.buttons().into_iter().find(|(l, _)| l.contains("Grup Uji")).unwrap().1;
     let mark = bot.tg.mark();
     bot.tg.push_callback(A, list.message_id, &g);
@@ -299,7 +306,7 @@ async fn bad_input_gets_a_reply_and_creates_no_job() {
     say(&bot, B, &link, "Mulai pekerjaan ini").await;
     start_job_and_wait(&bot, B).await;
     let b_jobs = job_count(&bot, B, B_PHONE);
-    let list = say(&bot, B, "/groups", "Grup Uji").await;
+    let list = say_for_button(&bot, B, "/groups", "Grup Uji").await;
     let g = list.buttons().into_iter().find(|(l, _)| l.contains("Grup Uji")).unwrap().1;
     let mark = bot.tg.mark();
     bot.tg.push_callback(B, list.message_id, &g);

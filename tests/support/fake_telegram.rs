@@ -415,6 +415,10 @@ impl FakeTelegram {
     }
 
     fn text_match(st: &Inner, from: usize, chat: i64, needle: &str) -> Option<Sent> {
+        Self::message_match(st, from, chat, |m| m.text.contains(needle))
+    }
+
+    fn message_match(st: &Inner, from: usize, chat: i64, pred: impl Fn(&Sent) -> bool) -> Option<Sent> {
         const SENDS: [&str; 6] =
             ["sendmessage", "editmessagetext", "senddocument", "sendphoto", "editmessagecaption", "editmessagemedia"];
         st.calls[from.min(st.calls.len())..]
@@ -423,7 +427,7 @@ impl FakeTelegram {
             .find_map(|c| {
                 let mid = as_i64(&c.params["__message_id"])?;
                 let m = st.chats.get(&chat)?.iter().find(|m| m.message_id == mid)?;
-                m.text.contains(needle).then(|| m.clone())
+                pred(m).then(|| m.clone())
             })
     }
 
@@ -437,6 +441,15 @@ impl FakeTelegram {
     pub async fn wait_for_text_to_after(&self, mark: Mark, chat: i64, needle: &str, timeout: Duration) -> Sent {
         self.wait(timeout, &format!("{needle:?} in chat {chat}"), |st| Self::text_match(st, mark.0, chat, needle))
             .await
+    }
+
+    /// Waits for a bot message in `chat`, sent or edited after `mark`, with a button whose
+    /// label contains `label`.
+    pub async fn wait_for_button_after(&self, mark: Mark, chat: i64, label: &str, timeout: Duration) -> Sent {
+        self.wait(timeout, &format!("a button {label:?} in chat {chat}"), |st| {
+            Self::message_match(st, mark.0, chat, |m| m.button_data(label).is_some())
+        })
+        .await
     }
 
     /// Waits for a call of `method` after `mark`.
