@@ -693,6 +693,21 @@ impl Worker {
                 }
             }
         }
+        // Items this process marked as next but did not start go back to pending, so only a
+        // crash (not a stop, pause or shutdown) leaves an item in doubt.
+        let boot = self.jobs.inner.boot.clone();
+        let reset = self
+            .jobs
+            .db(&self.account, move |c| {
+                Ok(c.execute(
+                    "UPDATE job_items SET state = 'pending', result = NULL WHERE state = 'running' AND result = ?1",
+                    [boot],
+                )?)
+            })
+            .await;
+        if let Err(e) = reset {
+            warn!(account_id = %id, error = %e, "could not release the next item");
+        }
         self.jobs
             .inner
             .workers

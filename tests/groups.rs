@@ -270,14 +270,16 @@ async fn bad_input_gets_a_reply_and_creates_no_job() {
         ("blob.txt", vec![0u8, 159, 146, 150, 0, 1, 2], "bukan teks"),
         ("big.txt", vec![b'1'; 5000], "terlalu besar"),
     ] {
+        say(&bot, A, "/menu", "Menu utama").await;
+        tap(&bot, A, "Pesan", "Pesan</b>").await;
         tap(&bot, A, "Cek nomor", "Tempel nomor").await;
         let mark = bot.tg.mark();
         bot.tg.push_document(A, name, bytes, None);
         bot.tg.wait_for_text_to_after(mark, A, want, WAIT).await;
-        say(&bot, A, "/menu", "Menu utama").await;
-        tap(&bot, A, "Pesan", "Pesan</b>").await;
     }
     // A list over the item cap.
+    say(&bot, A, "/menu", "Menu utama").await;
+    tap(&bot, A, "Pesan", "Pesan</b>").await;
     tap(&bot, A, "Cek nomor", "Tempel nomor").await;
     say(&bot, A, &numbers(60), "Terlalu banyak item").await;
     assert_eq!(job_count(&bot, A, A_PHONE), 0, "no job from bad input");
