@@ -546,7 +546,8 @@ impl Jobs {
 
 /// Reads a job's counts; `None` when there is no such job. Returns the owner too.
 fn read_progress(c: &Connection, job: JobId) -> Result<Option<(i64, JobProgress)>, DbError> {
-    let row: Option<(String, Option<String>, i64, i64, Option<i64>)> = c
+    type Row = (String, Option<String>, i64, i64, Option<i64>);
+    let row: Option<Row> = c
         .query_row(
             "SELECT state, pause_reason, telegram_id, chat_id, message_id FROM jobs WHERE id = ?1",
             [job.0],

@@ -223,7 +223,7 @@ mod tests {
         let f = l.session_file(tid, &phone);
         std::fs::write(&f, b"x").unwrap();
         std::fs::write(format!("{}-wal", f.display()), b"y").unwrap();
-        let moved = l.move_to_trash(&[f.clone()]).unwrap();
+        let moved = l.move_to_trash(std::slice::from_ref(&f)).unwrap();
         assert_eq!(moved.len(), 2);
         assert!(!f.exists());
         assert!(moved

@@ -36,7 +36,9 @@ async fn a_user_without_an_account_gets_the_login_prompt_and_nothing_else() {
     for cmd in ["/start", "/menu"] {
         let mark = bot.tg.mark();
         bot.tg.push_message(u, cmd);
-        bot.tg.wait_for_text_to_after(mark, u, "belum punya akun WhatsApp", WAIT).await;
+        bot.tg
+            .wait_for_text_to_after(mark, u, "belum punya akun WhatsApp", WAIT)
+            .await;
     }
     for cmd in ["/status", "/groups", "/accounts", "/whatever"] {
         let mark = bot.tg.mark();
@@ -57,7 +59,10 @@ async fn a_user_without_an_account_gets_the_login_prompt_and_nothing_else() {
         let id = bot.tg.push_callback(u, 1, &data);
         let ans = bot.tg.wait_for_callback_answer(&id, WAIT).await;
         assert_eq!(ans["show_alert"], true, "{data}: {ans}");
-        assert!(ans["text"].as_str().unwrap_or("").contains("AKSES DITOLAK"), "{data}: {ans}");
+        assert!(
+            ans["text"].as_str().unwrap_or("").contains("AKSES DITOLAK"),
+            "{data}: {ans}"
+        );
     }
     // English speakers are refused in English.
     let en = 5_100_002;
@@ -67,7 +72,9 @@ async fn a_user_without_an_account_gets_the_login_prompt_and_nothing_else() {
     // Group chats get a short redirect.
     let mark = bot.tg.mark();
     bot.tg.push_group_message(-100_123, u, "/menu");
-    bot.tg.wait_for_text_to_after(mark, -100_123, "chat pribadi", WAIT).await;
+    bot.tg
+        .wait_for_text_to_after(mark, -100_123, "chat pribadi", WAIT)
+        .await;
     assert_eq!(bot.account_count(), 0);
     bot.stop().await;
 }
@@ -79,7 +86,12 @@ async fn pairing_registers_the_account_with_its_files_and_shows_it_in_the_menu()
     bot.tg.push_message(A, "/pair 0812-3456-0001");
     let code = bot.tg.wait_for_text_to_after(mark, A, "Kode pairing", WAIT).await;
     // The code is shown as XXXX-XXXX in monospace with instructions.
-    let shown = code.text.split("<code>").nth(1).and_then(|t| t.split("</code>").next()).unwrap_or("");
+    let shown = code
+        .text
+        .split("<code>")
+        .nth(1)
+        .and_then(|t| t.split("</code>").next())
+        .unwrap_or("");
     assert!(
         shown.len() == 9 && shown.as_bytes()[4] == b'-' && shown.chars().all(|c| c == '-' || c.is_ascii_alphanumeric()),
         "no XXXX-XXXX code in {:?}",
@@ -128,7 +140,9 @@ async fn bad_pair_requests_each_get_their_own_reply_and_register_nothing() {
     bot.pair(A, "6281234560011").await;
     let mark = bot.tg.mark();
     bot.tg.push_message(u, "/pair 6281234560011");
-    bot.tg.wait_for_text_to_after(mark, u, "pengguna Telegram lain", WAIT).await;
+    bot.tg
+        .wait_for_text_to_after(mark, u, "pengguna Telegram lain", WAIT)
+        .await;
     assert_eq!(bot.account_row("6281234560011").unwrap().1, A);
 
     // Five accounts is the per-user limit; the sixth is refused.
@@ -162,7 +176,9 @@ async fn user_b_cannot_reach_user_a_by_any_callback() {
     bot.tg.wait_for_method_after(mark, "answercallbackquery", WAIT).await;
     let mark = bot.tg.mark();
     bot.tg.push_message(A, "Rahasia A");
-    bot.tg.wait_for_text_to_after(mark, A, "Mulai pekerjaan ini", WAIT).await;
+    bot.tg
+        .wait_for_text_to_after(mark, A, "Mulai pekerjaan ini", WAIT)
+        .await;
     let mark = bot.tg.mark();
     bot.press(A, "Mulai");
     bot.tg.wait_for_text_to_after(mark, A, "Laporan pekerjaan", WAIT).await;
@@ -188,7 +204,11 @@ async fn user_b_cannot_reach_user_a_by_any_callback() {
         .collect();
     a_data.sort();
     a_data.dedup();
-    assert!(a_data.len() >= 10, "A's chat should hold many buttons, got {}", a_data.len());
+    assert!(
+        a_data.len() >= 10,
+        "A's chat should hold many buttons, got {}",
+        a_data.len()
+    );
 
     // 2. Every callback kind the bot emits, signed for B but naming A's account, group and job.
     let codec = CallbackCodec::load_or_create(&bot.data_dir().join(".secret")).unwrap();
@@ -204,7 +224,10 @@ async fn user_b_cannot_reach_user_a_by_any_callback() {
         let id = bot.tg.push_callback(B, 1, data);
         let ans = bot.tg.wait_for_callback_answer(&id, WAIT).await;
         let account_kind = a_data.contains(data)
-            || kinds.iter().zip(&b_data).any(|(cb, d)| d == data && cb.account().is_some());
+            || kinds
+                .iter()
+                .zip(&b_data)
+                .any(|(cb, d)| d == data && cb.account().is_some());
         if account_kind {
             assert_eq!(ans["show_alert"], true, "B's press of {data} was not refused: {ans}");
         }
@@ -282,15 +305,26 @@ async fn a_logged_out_account_is_told_to_its_owner_only() {
     let bot = TestBot::start(&[]).await;
     bot.pair(B, "6281234560302").await;
     bot.pair(A, "6281234560401").await;
-    bot.tg.wait_for_text_to(A, "logout dari ponsel", Duration::from_secs(30)).await;
-    let a_notice = texts(&bot, A).into_iter().filter(|t| t.contains("logout dari ponsel")).count();
+    bot.tg
+        .wait_for_text_to(A, "logout dari ponsel", Duration::from_secs(30))
+        .await;
+    let a_notice = texts(&bot, A)
+        .into_iter()
+        .filter(|t| t.contains("logout dari ponsel"))
+        .count();
     assert_eq!(a_notice, 1);
     for t in texts(&bot, B) {
-        assert!(!t.contains("logout dari ponsel") && !t.contains("0401"), "B got A's notice: {t}");
+        assert!(
+            !t.contains("logout dari ponsel") && !t.contains("0401"),
+            "B got A's notice: {t}"
+        );
     }
     // Marked, never deleted.
     assert_eq!(bot.account_row("6281234560401").unwrap().2, "logged_out");
-    assert!(bot.data_dir().join(format!("{A}/bot_data-{A}-6281234560401.db")).is_file());
+    assert!(bot
+        .data_dir()
+        .join(format!("{A}/bot_data-{A}-6281234560401.db"))
+        .is_file());
     bot.stop().await;
 }
 
@@ -301,22 +335,32 @@ async fn a_blocked_user_and_a_429_do_not_stop_replies_to_others() {
     let limited = 5_300_002;
     let other = 5_300_003;
     bot.tg.block_bot_for(blocked);
-    bot.tg.fail_next("sendMessage", Some(limited), 429, "Too Many Requests: retry after 1", Some(1));
+    bot.tg.fail_next(
+        "sendMessage",
+        Some(limited),
+        429,
+        "Too Many Requests: retry after 1",
+        Some(1),
+    );
     let mark = bot.tg.mark();
     bot.tg.push_message(blocked, "/start");
     bot.tg.push_message(limited, "/start");
     bot.tg.push_message(other, "/start");
     bot.tg.wait_for_text_to_after(mark, other, "Selamat datang", WAIT).await;
     // The 429 was honoured and the reply still arrived.
-    bot.tg.wait_for_text_to_after(mark, limited, "Selamat datang", WAIT).await;
+    bot.tg
+        .wait_for_text_to_after(mark, limited, "Selamat datang", WAIT)
+        .await;
     // The blocked user is marked and not written to again.
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let blocked_flag: i64 = bot
             .master()
-            .query_row("SELECT COUNT(*) FROM telegram_users WHERE telegram_id = ?1 AND blocked = 1", [blocked], |r| {
-                r.get(0)
-            })
+            .query_row(
+                "SELECT COUNT(*) FROM telegram_users WHERE telegram_id = ?1 AND blocked = 1",
+                [blocked],
+                |r| r.get(0),
+            )
             .unwrap_or(0);
         if blocked_flag == 1 {
             break;

@@ -60,7 +60,9 @@ async fn tap(bot: &TestBot, user: i64, label: &str, want: &str) -> fake_telegram
 async fn start_job_and_wait(bot: &TestBot, user: i64) -> fake_telegram::Sent {
     let mark = bot.tg.mark();
     bot.press(user, "Mulai");
-    bot.tg.wait_for_text_to_after(mark, user, "Laporan pekerjaan", Duration::from_secs(60)).await
+    bot.tg
+        .wait_for_text_to_after(mark, user, "Laporan pekerjaan", Duration::from_secs(60))
+        .await
 }
 
 /// Opens the groups menu through /menu.
@@ -91,7 +93,12 @@ async fn create_export_join_list_members_and_broadcast_across_two_accounts() {
     bot.press(A, "Ekspor tautan");
     bot.tg.wait_for_method_after(mark, "senddocument", WAIT).await;
     let csv = loop {
-        let docs: Vec<_> = bot.tg.sent_to(A).into_iter().filter(|m| m.file_name.is_some()).collect();
+        let docs: Vec<_> = bot
+            .tg
+            .sent_to(A)
+            .into_iter()
+            .filter(|m| m.file_name.is_some())
+            .collect();
         if let Some(c) = docs.iter().find(|m| m.file_name.as_deref().unwrap().ends_with(".csv")) {
             break c.clone();
         }
@@ -101,10 +108,21 @@ async fn create_export_join_list_members_and_broadcast_across_two_accounts() {
         .tg
         .sent_to(A)
         .into_iter()
-        .find(|m| m.file_name.as_deref().is_some_and(|n| n.ends_with(".txt") && n.contains("link")))
+        .find(|m| {
+            m.file_name
+                .as_deref()
+                .is_some_and(|n| n.ends_with(".txt") && n.contains("link"))
+        })
         .expect("links .txt");
     let links = String::from_utf8(txt.bytes.clone().unwrap()).unwrap();
-    assert_eq!(links.lines().filter(|l| l.starts_with("https://chat.whatsapp.com/")).count(), 5, "{links}");
+    assert_eq!(
+        links
+            .lines()
+            .filter(|l| l.starts_with("https://chat.whatsapp.com/"))
+            .count(),
+        5,
+        "{links}"
+    );
     let csv_body = String::from_utf8(csv.bytes.clone().unwrap()).unwrap();
     assert!(csv_body.contains("Grup Arisan 3"), "{csv_body}");
 
@@ -113,19 +131,30 @@ async fn create_export_join_list_members_and_broadcast_across_two_accounts() {
     tap(&bot, B, "Gabung grup", "Tempel tautan").await;
     let mark = bot.tg.mark();
     bot.tg.push_document(B, "links.txt", links.as_bytes().to_vec(), None);
-    bot.tg.wait_for_text_to_after(mark, B, "Mulai pekerjaan ini", WAIT).await;
+    bot.tg
+        .wait_for_text_to_after(mark, B, "Mulai pekerjaan ini", WAIT)
+        .await;
     let report = start_job_and_wait(&bot, B).await;
     let body = String::from_utf8(report.bytes.clone().unwrap()).unwrap();
     assert_eq!(body.lines().filter(|l| l.contains("joined")).count(), 5, "{body}");
 
     // A's member list of one group shows B's number.
     let list = say_for_button(&bot, A, "/groups", "Grup Arisan 2").await;
-    let g2 = list.buttons().into_iter().find(|(l, _)| l.contains("Grup Arisan 2")).unwrap().1;
+    let g2 = list
+        .buttons()
+        .into_iter()
+        .find(|(l, _)| l.contains("Grup Arisan 2"))
+        .unwrap()
+        .1;
     let mark = bot.tg.mark();
     bot.tg.push_callback(A, list.message_id, &g2);
     bot.tg.wait_for_text_to_after(mark, A, "Anggota", WAIT).await;
     let members = tap(&bot, A, "👤 Anggota", "1002").await;
-    assert!(members.text.contains("1001") && members.text.contains("1002"), "{}", members.text);
+    assert!(
+        members.text.contains("1001") && members.text.contains("1002"),
+        "{}",
+        members.text
+    );
 
     // B broadcasts one text to all its groups: exactly five messages are recorded.
     let before = sent_by(&bot, B_PHONE).len();
@@ -137,7 +166,9 @@ async fn create_export_join_list_members_and_broadcast_across_two_accounts() {
     start_job_and_wait(&bot, B).await;
     let sent = sent_by(&bot, B_PHONE);
     assert_eq!(sent.len() - before, 5, "{sent:?}");
-    assert!(sent.iter().all(|(to, text)| to.ends_with("@g.us") && text == "Halo semua dari B"));
+    assert!(sent
+        .iter()
+        .all(|(to, text)| to.ends_with("@g.us") && text == "Halo semua dari B"));
     bot.stop().await;
 }
 
@@ -152,8 +183,11 @@ async fn broadcast_to_numbers(bot: &TestBot, user: i64, text: &str, list: &str) 
     tap(bot, user, "Siaran", "teks pesan siaran").await;
     say(bot, user, text, "Kirim ke mana").await;
     let mark = bot.tg.mark();
-    bot.tg.push_document(user, "numbers.txt", list.as_bytes().to_vec(), None);
-    bot.tg.wait_for_text_to_after(mark, user, "Mulai pekerjaan ini", WAIT).await;
+    bot.tg
+        .push_document(user, "numbers.txt", list.as_bytes().to_vec(), None);
+    bot.tg
+        .wait_for_text_to_after(mark, user, "Mulai pekerjaan ini", WAIT)
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -172,8 +206,13 @@ async fn a_job_interrupted_by_a_restart_finishes_with_every_item_done_exactly_on
     }
     let bot = bot.restart().await;
     let at_restart = sent_by(&bot, A_PHONE).len();
-    assert!(at_restart < 200, "the restart came too late to test anything ({at_restart})");
-    bot.tg.wait_for_text_to(A, "Laporan pekerjaan", Duration::from_secs(90)).await;
+    assert!(
+        at_restart < 200,
+        "the restart came too late to test anything ({at_restart})"
+    );
+    bot.tg
+        .wait_for_text_to(A, "Laporan pekerjaan", Duration::from_secs(90))
+        .await;
     let sent = sent_by(&bot, A_PHONE);
     assert_eq!(sent.len(), 200, "every item exactly once");
     let mut to: Vec<&str> = sent.iter().map(|(t, _)| t.as_str()).collect();
@@ -205,7 +244,10 @@ async fn pause_resume_and_cancel_work_for_the_owner_only() {
     assert_eq!(bot.tg.wait_for_callback_answer(&id, WAIT).await["show_alert"], true);
     // A wait of several item delays: a paused job must not move.
     tokio::time::sleep(Duration::from_millis(600)).await;
-    assert!(sent_by(&bot, A_PHONE).len() <= paused_at + 1, "a paused job kept sending");
+    assert!(
+        sent_by(&bot, A_PHONE).len() <= paused_at + 1,
+        "a paused job kept sending"
+    );
 
     tap(&bot, A, "Lanjutkan", "berjalan").await;
     let deadline = tokio::time::Instant::now() + WAIT;
@@ -220,7 +262,10 @@ async fn pause_resume_and_cancel_work_for_the_owner_only() {
     let cancelled_at = sent_by(&bot, A_PHONE).len();
     tokio::time::sleep(Duration::from_millis(600)).await;
     let after = sent_by(&bot, A_PHONE).len();
-    assert!(after <= cancelled_at + 1 && after < 60, "a cancelled job kept sending ({after})");
+    assert!(
+        after <= cancelled_at + 1 && after < 60,
+        "a cancelled job kept sending ({after})"
+    );
     bot.stop().await;
 }
 
@@ -240,9 +285,15 @@ async fn a_logged_out_accounts_job_pauses_and_another_accounts_job_finishes() {
     start_job_and_wait(&bot, B).await;
     assert_eq!(sent_by(&bot, B_PHONE).len(), 20);
 
-    let notice = bot.tg.wait_for_text_to(A, "akun logout atau diblokir", Duration::from_secs(30)).await;
+    let notice = bot
+        .tg
+        .wait_for_text_to(A, "akun logout atau diblokir", Duration::from_secs(30))
+        .await;
     assert!(notice.text.contains("Pekerjaan"), "{}", notice.text);
-    assert!(sent_by(&bot, doomed).len() < 200, "the job should have stopped at the logout");
+    assert!(
+        sent_by(&bot, doomed).len() < 200,
+        "the job should have stopped at the logout"
+    );
     for t in bot.tg.sent_to(B).into_iter().map(|m| m.text) {
         assert!(!t.contains("logout atau diblokir"), "B was told about A's job: {t}");
     }
@@ -258,7 +309,13 @@ async fn bad_input_gets_a_reply_and_creates_no_job() {
     // Malformed links only.
     open_groups(&bot, A).await;
     tap(&bot, A, "Gabung grup", "Tempel tautan").await;
-    say(&bot, A, "https://example.com/x\nbukan tautan", "Tidak ada item yang valid").await;
+    say(
+        &bot,
+        A,
+        "https://example.com/x\nbukan tautan",
+        "Tidak ada item yang valid",
+    )
+    .await;
     // Bad numbers only.
     say(&bot, A, "/menu", "Menu utama").await;
     tap(&bot, A, "Pesan", "Pesan</b>").await;
@@ -290,7 +347,12 @@ async fn bad_input_gets_a_reply_and_creates_no_job() {
     say(&bot, A, "Grup Uji", "Mulai pekerjaan ini").await;
     start_job_and_wait(&bot, A).await;
     let list = say_for_button(&bot, A, "/groups", "Grup Uji").await;
-    let g = list.buttons().into_iter().find(|(l, _)| l.contains("Grup Uji")).unwrap().1;
+    let g = list
+        .buttons()
+        .into_iter()
+        .find(|(l, _)| l.contains("Grup Uji"))
+        .unwrap()
+        .1;
     let mark = bot.tg.mark();
     bot.tg.push_callback(A, list.message_id, &g);
     bot.tg.wait_for_text_to_after(mark, A, "Anggota", WAIT).await;
@@ -309,7 +371,12 @@ async fn bad_input_gets_a_reply_and_creates_no_job() {
     start_job_and_wait(&bot, B).await;
     let b_jobs = job_count(&bot, B, B_PHONE);
     let list = say_for_button(&bot, B, "/groups", "Grup Uji").await;
-    let g = list.buttons().into_iter().find(|(l, _)| l.contains("Grup Uji")).unwrap().1;
+    let g = list
+        .buttons()
+        .into_iter()
+        .find(|(l, _)| l.contains("Grup Uji"))
+        .unwrap()
+        .1;
     let mark = bot.tg.mark();
     bot.tg.push_callback(B, list.message_id, &g);
     bot.tg.wait_for_text_to_after(mark, B, "Anggota", WAIT).await;
@@ -327,7 +394,14 @@ async fn bad_input_gets_a_reply_and_creates_no_job() {
     bot.tg.push_callback(B, group_page, &group_page_link);
     let stale = bot.tg.wait_for_method_after(mark, "answercallbackquery", WAIT).await;
     let _ = stale;
-    let reply = bot.tg.try_wait_for_after(mark, |c| c.method == "editmessagetext" || c.method == "sendmessage", WAIT).await;
+    let reply = bot
+        .tg
+        .try_wait_for_after(
+            mark,
+            |c| c.method == "editmessagetext" || c.method == "sendmessage",
+            WAIT,
+        )
+        .await;
     assert!(reply.is_some(), "no reply about the left group");
     assert_eq!(job_count(&bot, B, B_PHONE), b_jobs, "no job from bad input");
     bot.stop().await;

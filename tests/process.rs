@@ -69,7 +69,8 @@ fn accounts_json(dir: &std::path::Path, tg: &FakeTelegram) -> serde_json::Value 
 fn status_of(accounts: &serde_json::Value, phone_last4: &str) -> Option<String> {
     accounts.as_array()?.iter().find_map(|a| {
         let text = a.to_string();
-        text.contains(phone_last4).then(|| a["status"].as_str().unwrap_or("").to_string())
+        text.contains(phone_last4)
+            .then(|| a["status"].as_str().unwrap_or("").to_string())
     })
 }
 
@@ -86,8 +87,13 @@ async fn sigkill_during_pairing_is_cleaned_up_and_restart_reconnects_everyone_el
     let mark = tg.mark();
     tg.push_message(B, "/pair 6281234560408");
     tg.wait_for_text_to_after(mark, B, "Kode pairing", WAIT).await;
-    let b_session = dir.path().join(format!("DB USER TELEGRAM/{B}/whatsmeow-{B}-6281234560408.db"));
-    assert!(b_session.exists(), "the pairing's files are written before the code is asked for");
+    let b_session = dir
+        .path()
+        .join(format!("DB USER TELEGRAM/{B}/whatsmeow-{B}-6281234560408.db"));
+    assert!(
+        b_session.exists(),
+        "the pairing's files are written before the code is asked for"
+    );
 
     signal(&child, libc::SIGKILL);
     wait_exit(&mut child, Duration::from_secs(10));
@@ -95,8 +101,14 @@ async fn sigkill_during_pairing_is_cleaned_up_and_restart_reconnects_everyone_el
     // Second run: the interrupted pairing is reported and cleaned; A is back without help.
     let mark = tg.mark();
     let mut child = spawn(dir.path(), &tg, &[]);
-    let summary = tg.wait_for_text_to_after(mark, ADMIN, "Startup selesai", Duration::from_secs(30)).await;
-    assert!(summary.text.contains("Pairing terputus dibersihkan: 1"), "{}", summary.text);
+    let summary = tg
+        .wait_for_text_to_after(mark, ADMIN, "Startup selesai", Duration::from_secs(30))
+        .await;
+    assert!(
+        summary.text.contains("Pairing terputus dibersihkan: 1"),
+        "{}",
+        summary.text
+    );
     assert!(summary.text.contains("1/1"), "{}", summary.text);
     assert!(!b_session.exists(), "the half-made pairing's files were moved away");
 
@@ -112,7 +124,11 @@ async fn sigkill_during_pairing_is_cleaned_up_and_restart_reconnects_everyone_el
 
     let accounts = accounts_json(dir.path(), &tg);
     assert_eq!(status_of(&accounts, "7001").as_deref(), Some("active"), "{accounts}");
-    assert_eq!(status_of(&accounts, "0408"), None, "no row left for the killed pairing: {accounts}");
+    assert_eq!(
+        status_of(&accounts, "0408"),
+        None,
+        "no row left for the killed pairing: {accounts}"
+    );
 }
 
 #[test]

@@ -120,7 +120,7 @@ async fn groups_page<R: Req>(
         let q = q.to_lowercase();
         groups.retain(|g| g.name.to_lowercase().contains(&q));
     }
-    groups.sort_by(|a, b| a.name.to_lowercase().cmp(&b.name.to_lowercase()));
+    groups.sort_by_key(|g| g.name.to_lowercase());
     let pages = groups.len().div_ceil(PAGE).max(1) as u32;
     let page = page.min(pages - 1);
     let start = page as usize * PAGE;

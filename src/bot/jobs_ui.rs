@@ -178,11 +178,7 @@ pub(crate) async fn job_button<R: Req>(
 
 fn bar(done: usize, total: usize) -> String {
     let width = 20;
-    let filled = if total == 0 {
-        width
-    } else {
-        (done * width / total).min(width)
-    };
+    let filled = (done * width).checked_div(total).unwrap_or(width).min(width);
     format!("{}{}", "▓".repeat(filled), "░".repeat(width - filled))
 }
 

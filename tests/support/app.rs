@@ -44,7 +44,10 @@ pub fn env_for(dir: &Path, api_url: &str, extra: &[(String, String)]) -> HashMap
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
     vars.insert("TELEGRAM_API_URL".into(), api_url.to_string());
-    vars.insert("TGWA_DATA_DIR".into(), dir.join("DB USER TELEGRAM").display().to_string());
+    vars.insert(
+        "TGWA_DATA_DIR".into(),
+        dir.join("DB USER TELEGRAM").display().to_string(),
+    );
     vars.insert("TGWA_MASTER_DB".into(), dir.join("bot_data.db").display().to_string());
     for (k, v) in extra {
         vars.insert(k.clone(), v.clone());
@@ -65,7 +68,13 @@ impl TestBot {
         let config = Config::from_map(&env_for(dir.path(), &tg.url(), &extra)).expect("config");
         let (stop, rx) = watch::channel(false);
         let task = tokio::spawn(tgwa::app::serve(config, rx));
-        Self { tg, dir, extra, stop, task }
+        Self {
+            tg,
+            dir,
+            extra,
+            stop,
+            task,
+        }
     }
 
     /// Stops the bot the way SIGTERM does and waits for it.
@@ -121,7 +130,11 @@ impl TestBot {
     /// How many account rows exist (any status but removed).
     pub fn account_count(&self) -> i64 {
         self.master()
-            .query_row("SELECT COUNT(*) FROM whatsapp_accounts WHERE status != 'removed'", [], |r| r.get(0))
+            .query_row(
+                "SELECT COUNT(*) FROM whatsapp_accounts WHERE status != 'removed'",
+                [],
+                |r| r.get(0),
+            )
             .expect("count")
     }
 
@@ -130,7 +143,9 @@ impl TestBot {
     pub async fn pair(&self, user: i64, phone: &str) -> i64 {
         let mark = self.tg.mark();
         self.tg.push_message(user, &format!("/pair {phone}"));
-        self.tg.wait_for_text_to_after(mark, user, "Terhubung sebagai", WAIT).await;
+        self.tg
+            .wait_for_text_to_after(mark, user, "Terhubung sebagai", WAIT)
+            .await;
         let (id, owner, status) = self.account_row(phone).expect("account row after pairing");
         assert_eq!(owner, user);
         assert_eq!(status, "active");

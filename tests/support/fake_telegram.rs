@@ -54,13 +54,21 @@ impl Sent {
         rows.iter()
             .filter_map(|r| r.as_array())
             .flatten()
-            .filter_map(|b| Some((b["text"].as_str()?.to_string(), b["callback_data"].as_str()?.to_string())))
+            .filter_map(|b| {
+                Some((
+                    b["text"].as_str()?.to_string(),
+                    b["callback_data"].as_str()?.to_string(),
+                ))
+            })
             .collect()
     }
 
     /// The data of the first button whose label contains `label`.
     pub fn button_data(&self, label: &str) -> Option<String> {
-        self.buttons().into_iter().find(|(l, _)| l.contains(label)).map(|(_, d)| d)
+        self.buttons()
+            .into_iter()
+            .find(|(l, _)| l.contains(label))
+            .map(|(_, d)| d)
     }
 }
 
@@ -149,7 +157,10 @@ fn fail(code: u16, description: &str, retry_after: Option<u32>) -> Response {
 }
 
 /// Parses a multipart/form-data body into text fields and file parts.
-fn parse_multipart(content_type: &str, body: &[u8]) -> (Value, Vec<(String, Option<String>, Vec<u8>)>) {
+/// A file part of a multipart body: field name, file name, bytes.
+type FilePart = (String, Option<String>, Vec<u8>);
+
+fn parse_multipart(content_type: &str, body: &[u8]) -> (Value, Vec<FilePart>) {
     let mut fields = serde_json::Map::new();
     let mut files = Vec::new();
     let Some(boundary) = content_type.split("boundary=").nth(1) else {
@@ -171,7 +182,9 @@ fn parse_multipart(content_type: &str, body: &[u8]) -> (Value, Vec<(String, Opti
         let part = &body[w[0] + b.len()..w[1]];
         let part = part.strip_prefix(b"\r\n").unwrap_or(part);
         let part = part.strip_suffix(b"\r\n").unwrap_or(part);
-        let Some(split) = part.windows(4).position(|x| x == b"\r\n\r\n") else { continue };
+        let Some(split) = part.windows(4).position(|x| x == b"\r\n\r\n") else {
+            continue;
+        };
         let head = String::from_utf8_lossy(&part[..split]).to_string();
         let data = part[split + 4..].to_vec();
         let attr = |key: &str| {
@@ -204,12 +217,17 @@ impl FakeTelegram {
     /// Starts a server on `127.0.0.1:0`.
     pub async fn start() -> Self {
         let shared = Arc::new(Shared {
-            inner: Mutex::new(Inner { next_update: 1, ..Inner::default() }),
+            inner: Mutex::new(Inner {
+                next_update: 1,
+                ..Inner::default()
+            }),
             changed: Notify::new(),
             token: "123456:TEST-TOKEN".into(),
         });
         let app = Router::new().route("/{*path}", any(handle)).with_state(shared.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind fake telegram");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind fake telegram");
         let addr = listener.local_addr().expect("addr");
         let (tx, rx) = oneshot::channel::<()>();
         tokio::spawn(async move {
@@ -219,7 +237,11 @@ impl FakeTelegram {
                 })
                 .await;
         });
-        Self { shared, url: format!("http://{addr}/"), stop: Arc::new(Mutex::new(Some(tx))) }
+        Self {
+            shared,
+            url: format!("http://{addr}/"),
+            stop: Arc::new(Mutex::new(Some(tx))),
+        }
     }
 
     /// The base URL, for `TELEGRAM_API_URL`.
@@ -267,7 +289,11 @@ impl FakeTelegram {
 
     fn command_entities(text: &str) -> Value {
         if text.starts_with('/') {
-            let len = text.split_whitespace().next().map(|c| c.encode_utf16().count()).unwrap_or(0);
+            let len = text
+                .split_whitespace()
+                .next()
+                .map(|c| c.encode_utf16().count())
+                .unwrap_or(0);
             json!([{"type": "bot_command", "offset": 0, "length": len}])
         } else {
             json!([])
@@ -306,7 +332,11 @@ impl FakeTelegram {
             let mut st = self.lock();
             st.next_callback += 1;
             let id = format!("cb{}", st.next_callback);
-            let current = st.chats.get(&from).and_then(|v| v.iter().find(|m| m.message_id == message_id)).cloned();
+            let current = st
+                .chats
+                .get(&from)
+                .and_then(|v| v.iter().find(|m| m.message_id == message_id))
+                .cloned();
             let mut message = json!({
                 "message_id": message_id, "date": now_unix(), "chat": chat(from), "from": bot_user(),
                 "text": current.as_ref().map(|m| m.text.clone()).unwrap_or_else(|| "…".into()),
@@ -342,7 +372,10 @@ impl FakeTelegram {
             message["caption"] = json!(c);
         }
         self.push_update(json!({"message": message}));
-        PushedDocument { message_id: mid, file_id }
+        PushedDocument {
+            message_id: mid,
+            file_id,
+        }
     }
 
     /// Every call so far.
@@ -392,9 +425,19 @@ impl FakeTelegram {
                     .iter()
                     .rev()
                     .take(15)
-                    .map(|c| format!("{} chat={:?} {}", c.method, c.chat_id, c.params.to_string().chars().take(300).collect::<String>()))
+                    .map(|c| {
+                        format!(
+                            "{} chat={:?} {}",
+                            c.method,
+                            c.chat_id,
+                            c.params.to_string().chars().take(300).collect::<String>()
+                        )
+                    })
                     .collect();
-                panic!("timed out after {timeout:?} waiting for {what}; recent calls (newest first):\n{}", recent.join("\n"));
+                panic!(
+                    "timed out after {timeout:?} waiting for {what}; recent calls (newest first):\n{}",
+                    recent.join("\n")
+                );
             }
         }
     }
@@ -419,8 +462,14 @@ impl FakeTelegram {
     }
 
     fn message_match(st: &Inner, from: usize, chat: i64, pred: impl Fn(&Sent) -> bool) -> Option<Sent> {
-        const SENDS: [&str; 6] =
-            ["sendmessage", "editmessagetext", "senddocument", "sendphoto", "editmessagecaption", "editmessagemedia"];
+        const SENDS: [&str; 6] = [
+            "sendmessage",
+            "editmessagetext",
+            "senddocument",
+            "sendphoto",
+            "editmessagecaption",
+            "editmessagemedia",
+        ];
         st.calls[from.min(st.calls.len())..]
             .iter()
             .filter(|c| c.chat_id == Some(chat) && SENDS.contains(&c.method.as_str()))
@@ -433,14 +482,18 @@ impl FakeTelegram {
 
     /// Waits for a bot message (sent or edited, at any time) in `chat` containing `needle`.
     pub async fn wait_for_text_to(&self, chat: i64, needle: &str, timeout: Duration) -> Sent {
-        self.wait(timeout, &format!("{needle:?} in chat {chat}"), |st| Self::text_match(st, 0, chat, needle))
-            .await
+        self.wait(timeout, &format!("{needle:?} in chat {chat}"), |st| {
+            Self::text_match(st, 0, chat, needle)
+        })
+        .await
     }
 
     /// Like [`Self::wait_for_text_to`], counting only calls after `mark`.
     pub async fn wait_for_text_to_after(&self, mark: Mark, chat: i64, needle: &str, timeout: Duration) -> Sent {
-        self.wait(timeout, &format!("{needle:?} in chat {chat}"), |st| Self::text_match(st, mark.0, chat, needle))
-            .await
+        self.wait(timeout, &format!("{needle:?} in chat {chat}"), |st| {
+            Self::text_match(st, mark.0, chat, needle)
+        })
+        .await
     }
 
     /// Waits for a bot message in `chat`, sent or edited after `mark`, with a button whose
@@ -455,13 +508,23 @@ impl FakeTelegram {
     /// Waits for a call of `method` after `mark`.
     pub async fn wait_for_method_after(&self, mark: Mark, method: &str, timeout: Duration) -> Call {
         let m = method.to_lowercase();
-        self.wait(timeout, &format!("a {m} call"), |st| st.calls[mark.0..].iter().find(|c| c.method == m).cloned())
-            .await
+        self.wait(timeout, &format!("a {m} call"), |st| {
+            st.calls[mark.0..].iter().find(|c| c.method == m).cloned()
+        })
+        .await
     }
 
     /// Waits for a call after `mark` that satisfies `pred`; `None` on timeout.
-    pub async fn try_wait_for_after(&self, mark: Mark, pred: impl Fn(&Call) -> bool, timeout: Duration) -> Option<Call> {
-        self.try_wait(timeout, &mut |st: &Inner| st.calls[mark.0..].iter().find(|c| pred(c)).cloned()).await
+    pub async fn try_wait_for_after(
+        &self,
+        mark: Mark,
+        pred: impl Fn(&Call) -> bool,
+        timeout: Duration,
+    ) -> Option<Call> {
+        self.try_wait(timeout, &mut |st: &Inner| {
+            st.calls[mark.0..].iter().find(|c| pred(c)).cloned()
+        })
+        .await
     }
 
     /// Waits until `n` calls of `method` were made after `mark`.
@@ -475,7 +538,10 @@ impl FakeTelegram {
 
     /// Waits for the bot's answer to callback query `id` (`text`, `show_alert`).
     pub async fn wait_for_callback_answer(&self, id: &str, timeout: Duration) -> Value {
-        self.wait(timeout, &format!("an answer to callback {id}"), |st| st.answers.get(id).cloned()).await
+        self.wait(timeout, &format!("an answer to callback {id}"), |st| {
+            st.answers.get(id).cloned()
+        })
+        .await
     }
 
     /// The next call of `method` (to `chat`, or any) fails once with this error.
@@ -507,7 +573,12 @@ impl FakeTelegram {
     }
 }
 
-async fn handle(State(shared): State<Arc<Shared>>, Path(path): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+async fn handle(
+    State(shared): State<Arc<Shared>>,
+    Path(path): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let mut parts = path.splitn(3, '/');
     let first = parts.next().unwrap_or("");
     if first == "file" {
@@ -523,7 +594,11 @@ async fn handle(State(shared): State<Arc<Shared>>, Path(path): Path<String>, hea
         return fail(404, "Not Found", None);
     }
     let method = parts.next().unwrap_or("").to_lowercase();
-    let content_type = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let content_type = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
     let (params, files) = if content_type.starts_with("multipart/form-data") {
         parse_multipart(&content_type, &body)
     } else if body.is_empty() {
@@ -534,7 +609,11 @@ async fn handle(State(shared): State<Arc<Shared>>, Path(path): Path<String>, hea
     if method == "getupdates" {
         return get_updates(&shared, &params).await;
     }
-    let fake = FakeTelegram { shared: shared.clone(), url: String::new(), stop: Arc::new(Mutex::new(None)) };
+    let fake = FakeTelegram {
+        shared: shared.clone(),
+        url: String::new(),
+        stop: Arc::new(Mutex::new(None)),
+    };
     let resp = respond(&fake, &method, params, files);
     shared.changed.notify_waiters();
     resp
@@ -543,7 +622,8 @@ async fn handle(State(shared): State<Arc<Shared>>, Path(path): Path<String>, hea
 async fn get_updates(shared: &Arc<Shared>, params: &Value) -> Response {
     let offset = as_i64(&params["offset"]).unwrap_or(0);
     let limit = as_i64(&params["limit"]).unwrap_or(100).clamp(1, 100) as usize;
-    let hold = Duration::from_secs(as_i64(&params["timeout"]).unwrap_or(0).clamp(0, 2) as u64).max(Duration::from_millis(200));
+    let hold =
+        Duration::from_secs(as_i64(&params["timeout"]).unwrap_or(0).clamp(0, 2) as u64).max(Duration::from_millis(200));
     let deadline = tokio::time::Instant::now() + hold;
     loop {
         let notified = shared.changed.notified();
@@ -564,11 +644,21 @@ async fn get_updates(shared: &Arc<Shared>, params: &Value) -> Response {
     }
 }
 
-fn respond(fake: &FakeTelegram, method: &str, mut params: Value, files: Vec<(String, Option<String>, Vec<u8>)>) -> Response {
+fn respond(
+    fake: &FakeTelegram,
+    method: &str,
+    mut params: Value,
+    files: Vec<(String, Option<String>, Vec<u8>)>,
+) -> Response {
     let chat_id = as_i64(&params["chat_id"]);
     let mut st = fake.lock();
     let record = |st: &mut Inner, params: &Value| {
-        st.calls.push(Call { method: method.to_string(), params: params.clone(), chat_id, at: Instant::now() });
+        st.calls.push(Call {
+            method: method.to_string(),
+            params: params.clone(),
+            chat_id,
+            at: Instant::now(),
+        });
     };
     // Injected faults.
     let sends = method.starts_with("send") || method.starts_with("edit");
@@ -578,7 +668,11 @@ fn respond(fake: &FakeTelegram, method: &str, mut params: Value, files: Vec<(Str
             return fail(403, "Forbidden: bot was blocked by the user", None);
         }
     }
-    if let Some(i) = st.faults.iter().position(|f| f.method == method && (f.chat.is_none() || f.chat == chat_id)) {
+    if let Some(i) = st
+        .faults
+        .iter()
+        .position(|f| f.method == method && (f.chat.is_none() || f.chat == chat_id))
+    {
         let f = st.faults.remove(i);
         record(&mut st, &params);
         return fail(f.code, &f.description, f.retry_after);
@@ -631,7 +725,11 @@ fn respond(fake: &FakeTelegram, method: &str, mut params: Value, files: Vec<(Str
                 record(&mut st, &params);
                 return fail(400, "Bad Request: chat_id is empty", None);
             };
-            let text = params["text"].as_str().or(params["caption"].as_str()).unwrap_or("").to_string();
+            let text = params["text"]
+                .as_str()
+                .or(params["caption"].as_str())
+                .unwrap_or("")
+                .to_string();
             if method == "sendmessage" && text.is_empty() {
                 record(&mut st, &params);
                 return fail(400, "Bad Request: message text is empty", None);
@@ -646,7 +744,9 @@ fn respond(fake: &FakeTelegram, method: &str, mut params: Value, files: Vec<(Str
                 message_id: mid,
                 text,
                 reply_markup: params.get("reply_markup").cloned().filter(|v| !v.is_null()),
-                file_name: file.as_ref().map(|(_, n, _)| n.clone().unwrap_or_else(|| "file".into())),
+                file_name: file
+                    .as_ref()
+                    .map(|(_, n, _)| n.clone().unwrap_or_else(|| "file".into())),
                 bytes: file.as_ref().map(|(_, _, b)| b.clone()),
             };
             let extra = match (method, &file) {
@@ -670,7 +770,11 @@ fn respond(fake: &FakeTelegram, method: &str, mut params: Value, files: Vec<(Str
                 return fail(400, "Bad Request: message to edit not found", None);
             };
             params["__message_id"] = json!(mid);
-            let Some(m) = st.chats.get_mut(&chat).and_then(|v| v.iter_mut().find(|m| m.message_id == mid)) else {
+            let Some(m) = st
+                .chats
+                .get_mut(&chat)
+                .and_then(|v| v.iter_mut().find(|m| m.message_id == mid))
+            else {
                 record(&mut st, &params);
                 return fail(400, "Bad Request: message to edit not found", None);
             };
@@ -702,14 +806,20 @@ fn respond(fake: &FakeTelegram, method: &str, mut params: Value, files: Vec<(Str
             record(&mut st, &params);
             let id = params["file_id"].as_str().unwrap_or("").to_string();
             match st.files.get(&id) {
-                Some(b) => ok(json!({"file_id": id, "file_unique_id": format!("u{id}"), "file_size": b.len(),
-                                     "file_path": format!("{id}.bin")})),
+                Some(b) => ok(
+                    json!({"file_id": id, "file_unique_id": format!("u{id}"), "file_size": b.len(),
+                                     "file_path": format!("{id}.bin")}),
+                ),
                 None => fail(400, "Bad Request: invalid file_id", None),
             }
         }
         _ => {
             record(&mut st, &params);
-            fail(400, &format!("Bad Request: method {method} is not supported by the fake"), None)
+            fail(
+                400,
+                &format!("Bad Request: method {method} is not supported by the fake"),
+                None,
+            )
         }
     }
 }

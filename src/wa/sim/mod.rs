@@ -53,7 +53,11 @@ pub struct SimOptions {
 
 impl Default for SimOptions {
     fn default() -> Self {
-        Self { pair_delay: Duration::from_secs(2), code_ttl: Duration::from_secs(180), event_delay: Duration::from_secs(3) }
+        Self {
+            pair_delay: Duration::from_secs(2),
+            code_ttl: Duration::from_secs(180),
+            event_delay: Duration::from_secs(3),
+        }
     }
 }
 
@@ -89,7 +93,9 @@ impl Behaviour {
 /// A fresh pairing code.
 fn pair_code() -> String {
     let mut rng = rand::thread_rng();
-    (0..8).map(|_| CODE_ALPHABET[rng.gen_range(0..CODE_ALPHABET.len())] as char).collect()
+    (0..8)
+        .map(|_| CODE_ALPHABET[rng.gen_range(0..CODE_ALPHABET.len())] as char)
+        .collect()
 }
 
 fn io(e: impl std::fmt::Display) -> WaError {
@@ -114,8 +120,10 @@ fn open_store(path: &Path) -> Result<Option<String>, WaError> {
          INSERT OR IGNORE INTO device (id) VALUES (1);",
     )
     .map_err(|e| WaError::Storage(format!("{}: not a session store: {e}", path.display())))?;
-    let pn: Option<String> =
-        c.query_row("SELECT pn FROM device WHERE id = 1 AND pn <> ''", [], |r| r.get(0)).optional().map_err(io)?;
+    let pn: Option<String> = c
+        .query_row("SELECT pn FROM device WHERE id = 1 AND pn <> ''", [], |r| r.get(0))
+        .optional()
+        .map_err(io)?;
     Ok(pn)
 }
 
@@ -123,14 +131,23 @@ fn open_store(path: &Path) -> Result<Option<String>, WaError> {
 fn write_device(path: &Path, pn: Option<&str>) -> Result<(), WaError> {
     let c = Connection::open(path).map_err(io)?;
     c.busy_timeout(Duration::from_secs(5)).map_err(io)?;
-    c.execute("UPDATE device SET pn = ?1 WHERE id = 1", [pn.unwrap_or("")]).map_err(io)?;
+    c.execute("UPDATE device SET pn = ?1 WHERE id = 1", [pn.unwrap_or("")])
+        .map_err(io)?;
     Ok(())
 }
 
 impl SimBackend {
     /// Opens (or creates) the world in `{data_dir}/.sim/world.db`.
     pub async fn open(layout: &Layout, pair_delay: Duration, code_ttl: Duration) -> Result<Arc<Self>, WaError> {
-        Self::open_with(layout, SimOptions { pair_delay, code_ttl, ..SimOptions::default() }).await
+        Self::open_with(
+            layout,
+            SimOptions {
+                pair_delay,
+                code_ttl,
+                ..SimOptions::default()
+            },
+        )
+        .await
     }
 
     /// Like [`Self::open`] with every timing chosen.
@@ -139,7 +156,11 @@ impl SimBackend {
         let world = crate::db::blocking(move || Ok(World::open(&path)))
             .await
             .map_err(io)??;
-        Ok(Arc::new(Self { world: Arc::new(world), options, ops: Arc::new(AtomicU64::new(0)) }))
+        Ok(Arc::new(Self {
+            world: Arc::new(world),
+            options,
+            ops: Arc::new(AtomicU64::new(0)),
+        }))
     }
 
     /// The world file.
@@ -194,7 +215,10 @@ impl WaBackend for SimBackend {
             ops: self.ops.clone(),
             phone: spec.phone.clone(),
             file: spec.session_file.clone(),
-            state: Mutex::new(State { paired: pn.is_some(), ..State::default() }),
+            state: Mutex::new(State {
+                paired: pn.is_some(),
+                ..State::default()
+            }),
             events: Mutex::new(Some(tx)),
             tasks: Mutex::new(Vec::new()),
         });
@@ -280,7 +304,10 @@ impl SimSession {
             }
         };
         if let Some(until) = dev.ban_until.filter(|u| *u > now()) {
-            self.emit(WaEvent::TemporaryBan { reason: "101".into(), until });
+            self.emit(WaEvent::TemporaryBan {
+                reason: "101".into(),
+                until,
+            });
             self.close();
             return;
         }
@@ -314,12 +341,17 @@ impl SimSession {
                 st.connected = false;
                 st.paired = false;
             }
-            self.emit(WaEvent::LoggedOut { reason: "the device was removed from the phone".into() });
+            self.emit(WaEvent::LoggedOut {
+                reason: "the device was removed from the phone".into(),
+            });
         } else {
             let until = now() + 3600;
             let _ = self.world.run(move |c| world::mark_banned(c, &me, until)).await;
             self.state().connected = false;
-            self.emit(WaEvent::TemporaryBan { reason: "101".into(), until });
+            self.emit(WaEvent::TemporaryBan {
+                reason: "101".into(),
+                until,
+            });
         }
         self.close();
     }
@@ -334,8 +366,15 @@ impl SimSession {
         }
         let file = self.file.clone();
         let pn = self.jid();
-        if let Err(e) = crate::db::blocking(move || Ok(write_device(&file, Some(&pn)))).await.map_err(io).and_then(|r| r) {
-            self.emit(WaEvent::PairFailed { reason: e.to_string(), retry_after: None });
+        if let Err(e) = crate::db::blocking(move || Ok(write_device(&file, Some(&pn))))
+            .await
+            .map_err(io)
+            .and_then(|r| r)
+        {
+            self.emit(WaEvent::PairFailed {
+                reason: e.to_string(),
+                retry_after: None,
+            });
             return;
         }
         let me = self.digits();
@@ -383,10 +422,15 @@ impl Drop for SimSession {
 impl WaSession for SimSession {
     async fn request_pair_code(&self, phone: &PhoneNumber) -> Result<PairCode, WaError> {
         if Behaviour::of(phone) == Behaviour::RateLimited {
-            return Err(WaError::RateLimited { retry_after: Some(Duration::from_secs(60)) });
+            return Err(WaError::RateLimited {
+                retry_after: Some(Duration::from_secs(60)),
+            });
         }
         let gen = self.new_generation()?;
-        let code = PairCode { code: pair_code(), ttl: self.options.code_ttl };
+        let code = PairCode {
+            code: pair_code(),
+            ttl: self.options.code_ttl,
+        };
         let me = self.self_arc()?;
         let opts = self.options.clone();
         let never = Behaviour::of(phone) == Behaviour::NeverConfirms;
@@ -398,7 +442,10 @@ impl WaSession for SimSession {
                     !st.stopped && st.generation == gen
                 };
                 if current {
-                    me.emit(WaEvent::PairFailed { reason: "pairing code expired".into(), retry_after: None });
+                    me.emit(WaEvent::PairFailed {
+                        reason: "pairing code expired".into(),
+                        retry_after: None,
+                    });
                 }
             } else {
                 tokio::time::sleep(opts.pair_delay).await;
@@ -424,7 +471,10 @@ impl WaSession for SimSession {
                     return;
                 }
                 let ttl = Duration::from_secs(if round == 0 { 60 } else { 20 });
-                me.emit(WaEvent::Qr { code: format!("2@{}", pair_code()), ttl });
+                me.emit(WaEvent::Qr {
+                    code: format!("2@{}", pair_code()),
+                    ttl,
+                });
                 let round_end = tokio::time::Instant::now() + ttl;
                 if !never && scan_at <= round_end {
                     tokio::time::sleep_until(scan_at).await;
@@ -434,7 +484,10 @@ impl WaSession for SimSession {
                 tokio::time::sleep_until(round_end).await;
             }
             if current(&me) {
-                me.emit(WaEvent::PairFailed { reason: "QR code timed out".into(), retry_after: None });
+                me.emit(WaEvent::PairFailed {
+                    reason: "QR code timed out".into(),
+                    retry_after: None,
+                });
             }
         });
         Ok(())
@@ -456,7 +509,9 @@ impl WaSession for SimSession {
             st.connected = false;
         }
         let file = self.file.clone();
-        crate::db::blocking(move || Ok(write_device(&file, None))).await.map_err(io)??;
+        crate::db::blocking(move || Ok(write_device(&file, None)))
+            .await
+            .map_err(io)??;
         let me = self.digits();
         let _ = self.world.run(move |c| world::paired(c, &me)).await;
         self.close();
@@ -477,7 +532,11 @@ impl WaSession for SimSession {
 
     async fn profile(&self) -> Result<Profile, WaError> {
         self.ready()?;
-        Ok(Profile { jid: self.jid(), phone: Some(self.phone.clone()), push_name: format!("Sim {}", self.phone.last4()) })
+        Ok(Profile {
+            jid: self.jid(),
+            phone: Some(self.phone.clone()),
+            push_name: format!("Sim {}", self.phone.last4()),
+        })
     }
 
     async fn send_text(&self, to: &ChatTarget, text: &str) -> Result<String, WaError> {
@@ -500,7 +559,9 @@ impl WaSession for SimSession {
     async fn create_group(&self, subject: &str, members: &[PhoneNumber]) -> Result<GroupInfo, WaError> {
         let me = self.ready()?;
         let (subject, members) = (subject.to_string(), members.to_vec());
-        self.world.run(move |c| world::create_group(c, &me, &subject, &members)).await
+        self.world
+            .run(move |c| world::create_group(c, &me, &subject, &members))
+            .await
     }
 
     async fn invite_link(&self, id: &GroupId, reset: bool) -> Result<String, WaError> {
@@ -524,25 +585,33 @@ impl WaSession for SimSession {
     async fn set_subject(&self, id: &GroupId, subject: &str) -> Result<(), WaError> {
         let me = self.ready()?;
         let (id, s) = (id.clone(), subject.to_string());
-        self.world.run(move |c| world::set(c, &me, &id, Setting::Subject(&s))).await
+        self.world
+            .run(move |c| world::set(c, &me, &id, Setting::Subject(&s)))
+            .await
     }
 
     async fn set_description(&self, id: &GroupId, description: Option<&str>) -> Result<(), WaError> {
         let me = self.ready()?;
         let (id, d) = (id.clone(), description.map(str::to_string));
-        self.world.run(move |c| world::set(c, &me, &id, Setting::Description(d.as_deref()))).await
+        self.world
+            .run(move |c| world::set(c, &me, &id, Setting::Description(d.as_deref())))
+            .await
     }
 
     async fn set_announce(&self, id: &GroupId, on: bool) -> Result<(), WaError> {
         let me = self.ready()?;
         let id = id.clone();
-        self.world.run(move |c| world::set(c, &me, &id, Setting::Announce(on))).await
+        self.world
+            .run(move |c| world::set(c, &me, &id, Setting::Announce(on)))
+            .await
     }
 
     async fn set_locked(&self, id: &GroupId, on: bool) -> Result<(), WaError> {
         let me = self.ready()?;
         let id = id.clone();
-        self.world.run(move |c| world::set(c, &me, &id, Setting::Locked(on))).await
+        self.world
+            .run(move |c| world::set(c, &me, &id, Setting::Locked(on)))
+            .await
     }
 
     async fn update_members(
@@ -553,7 +622,9 @@ impl WaSession for SimSession {
     ) -> Result<Vec<MemberResult>, WaError> {
         let me = self.ready()?;
         let (id, members) = (id.clone(), members.to_vec());
-        self.world.run(move |c| world::update_members(c, &me, &id, action, &members)).await
+        self.world
+            .run(move |c| world::update_members(c, &me, &id, action, &members))
+            .await
     }
 
     async fn is_on_whatsapp(&self, numbers: &[PhoneNumber]) -> Result<Vec<(PhoneNumber, bool)>, WaError> {

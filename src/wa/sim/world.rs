@@ -105,7 +105,10 @@ impl World {
             .map_err(sql)?;
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(sql)?;
         conn.execute_batch(SCHEMA).map_err(sql)?;
-        Ok(Self { path: path.to_path_buf(), conn: Mutex::new(conn) })
+        Ok(Self {
+            path: path.to_path_buf(),
+            conn: Mutex::new(conn),
+        })
     }
 
     /// The world file.
@@ -131,7 +134,11 @@ impl World {
 
 /// `https://chat.whatsapp.com/` codes: 22 letters and digits.
 fn new_invite() -> String {
-    rand::thread_rng().sample_iter(&Alphanumeric).take(22).map(char::from).collect()
+    rand::thread_rng()
+        .sample_iter(&Alphanumeric)
+        .take(22)
+        .map(char::from)
+        .collect()
 }
 
 /// A WhatsApp-like message ID.
@@ -150,9 +157,11 @@ fn link(code: &str) -> String {
 
 /// `(admin, superadmin)` of `me` in `jid`, or `NotFound` when not a member.
 fn role(c: &Connection, jid: &str, me: &str) -> Result<(bool, bool), WaError> {
-    c.query_row("SELECT admin, superadmin FROM members WHERE jid = ?1 AND phone = ?2", params![jid, me], |r| {
-        Ok((r.get::<_, bool>(0)?, r.get::<_, bool>(1)?))
-    })
+    c.query_row(
+        "SELECT admin, superadmin FROM members WHERE jid = ?1 AND phone = ?2",
+        params![jid, me],
+        |r| Ok((r.get::<_, bool>(0)?, r.get::<_, bool>(1)?)),
+    )
     .optional()
     .map_err(sql)?
     .ok_or_else(|| WaError::NotFound(format!("not a member of {jid}")))
@@ -167,36 +176,70 @@ fn require_admin(c: &Connection, jid: &str, me: &str) -> Result<(), WaError> {
 
 pub(crate) fn info(c: &Connection, jid: &str) -> Result<Option<GroupInfo>, WaError> {
     let row: Option<(String, Option<String>, bool, bool)> = c
-        .query_row("SELECT subject, description, announce, locked FROM groups WHERE jid = ?1", [jid], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-        })
+        .query_row(
+            "SELECT subject, description, announce, locked FROM groups WHERE jid = ?1",
+            [jid],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
         .optional()
         .map_err(sql)?;
-    let Some((name, description, announce, locked)) = row else { return Ok(None) };
+    let Some((name, description, announce, locked)) = row else {
+        return Ok(None);
+    };
     let mut st = c
-        .prepare("SELECT phone, admin, superadmin FROM members WHERE jid = ?1 ORDER BY superadmin DESC, admin DESC, phone")
+        .prepare(
+            "SELECT phone, admin, superadmin FROM members WHERE jid = ?1 ORDER BY superadmin DESC, admin DESC, phone",
+        )
         .map_err(sql)?;
     let members = st
-        .query_map([jid], |r| Ok((r.get::<_, String>(0)?, r.get::<_, bool>(1)?, r.get::<_, bool>(2)?)))
+        .query_map([jid], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, bool>(1)?, r.get::<_, bool>(2)?))
+        })
         .map_err(sql)?
         .filter_map(|r| r.ok())
         .filter_map(|(p, admin, sup)| {
-            PhoneNumber::from_digits(&p).ok().map(|phone| Member { phone, is_admin: admin || sup, is_super_admin: sup })
+            PhoneNumber::from_digits(&p).ok().map(|phone| Member {
+                phone,
+                is_admin: admin || sup,
+                is_super_admin: sup,
+            })
         })
         .collect();
     let id = GroupId::parse(jid).ok_or_else(|| WaError::Storage(format!("bad group id in world: {jid}")))?;
-    Ok(Some(GroupInfo { id, name, description, announce, locked, members }))
+    Ok(Some(GroupInfo {
+        id,
+        name,
+        description,
+        announce,
+        locked,
+        members,
+    }))
 }
 
-pub(crate) fn create_group(c: &mut Connection, me: &str, subject: &str, members: &[PhoneNumber]) -> Result<GroupInfo, WaError> {
+pub(crate) fn create_group(
+    c: &mut Connection,
+    me: &str,
+    subject: &str,
+    members: &[PhoneNumber],
+) -> Result<GroupInfo, WaError> {
     let subject = subject.trim();
     if subject.is_empty() || subject.chars().count() > 100 {
         return Err(WaError::Invalid("a group name must be 1 to 100 characters".into()));
     }
     let tx = c.transaction().map_err(sql)?;
-    let n: i64 = tx.query_row("SELECT COUNT(*) FROM groups", [], |r| r.get(0)).map_err(sql)?;
-    let jid = format!("120363{:012}@g.us", 100_000_000_000 + n + rand::thread_rng().gen_range(0..1000) * 1_000_000);
-    let jid = if tx.query_row("SELECT 1 FROM groups WHERE jid = ?1", [&jid], |_| Ok(())).optional().map_err(sql)?.is_some() {
+    let n: i64 = tx
+        .query_row("SELECT COUNT(*) FROM groups", [], |r| r.get(0))
+        .map_err(sql)?;
+    let jid = format!(
+        "120363{:012}@g.us",
+        100_000_000_000 + n + rand::thread_rng().gen_range(0..1000) * 1_000_000
+    );
+    let jid = if tx
+        .query_row("SELECT 1 FROM groups WHERE jid = ?1", [&jid], |_| Ok(()))
+        .optional()
+        .map_err(sql)?
+        .is_some()
+    {
         format!("120363{:012}@g.us", rand::thread_rng().gen_range(0..999_999_999_999u64))
     } else {
         jid
@@ -206,11 +249,17 @@ pub(crate) fn create_group(c: &mut Connection, me: &str, subject: &str, members:
         params![jid, subject, new_invite(), me, now()],
     )
     .map_err(sql)?;
-    tx.execute("INSERT INTO members (jid, phone, admin, superadmin) VALUES (?1, ?2, 1, 1)", params![jid, me])
-        .map_err(sql)?;
+    tx.execute(
+        "INSERT INTO members (jid, phone, admin, superadmin) VALUES (?1, ?2, 1, 1)",
+        params![jid, me],
+    )
+    .map_err(sql)?;
     for m in members.iter().filter(|m| on_whatsapp(m) && m.digits() != me) {
-        tx.execute("INSERT OR IGNORE INTO members (jid, phone) VALUES (?1, ?2)", params![jid, m.digits()])
-            .map_err(sql)?;
+        tx.execute(
+            "INSERT OR IGNORE INTO members (jid, phone) VALUES (?1, ?2)",
+            params![jid, m.digits()],
+        )
+        .map_err(sql)?;
     }
     tx.commit().map_err(sql)?;
     info(c, &jid)?.ok_or_else(|| WaError::Other("group vanished".into()))
@@ -224,12 +273,24 @@ pub(crate) fn groups_of(c: &Connection, me: &str) -> Result<Vec<GroupSummary>, W
         )
         .map_err(sql)?;
     let rows = st
-        .query_map([me], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, bool>(3)?)))
+        .query_map([me], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, bool>(3)?,
+            ))
+        })
         .map_err(sql)?;
     Ok(rows
         .filter_map(|r| r.ok())
         .filter_map(|(jid, name, n, admin)| {
-            GroupId::parse(&jid).map(|id| GroupSummary { id, name, member_count: n as usize, is_admin: admin })
+            GroupId::parse(&jid).map(|id| GroupSummary {
+                id,
+                name,
+                member_count: n as usize,
+                is_admin: admin,
+            })
         })
         .collect())
 }
@@ -243,18 +304,30 @@ pub(crate) fn invite_link(c: &Connection, me: &str, id: &GroupId, reset: bool) -
     require_admin(c, id.as_str(), me)?;
     if reset {
         let code = new_invite();
-        c.execute("UPDATE groups SET invite = ?2 WHERE jid = ?1", params![id.as_str(), code]).map_err(sql)?;
+        c.execute(
+            "UPDATE groups SET invite = ?2 WHERE jid = ?1",
+            params![id.as_str(), code],
+        )
+        .map_err(sql)?;
         return Ok(link(&code));
     }
-    let code: String = c.query_row("SELECT invite FROM groups WHERE jid = ?1", [id.as_str()], |r| r.get(0)).map_err(sql)?;
+    let code: String = c
+        .query_row("SELECT invite FROM groups WHERE jid = ?1", [id.as_str()], |r| r.get(0))
+        .map_err(sql)?;
     Ok(link(&code))
 }
 
 pub(crate) fn join(c: &Connection, me: &str, link_or_code: &str) -> Result<JoinOutcome, WaError> {
-    let code = crate::wa::invite_code(link_or_code)
-        .ok_or_else(|| WaError::Invalid(format!("not an invite link: {}", link_or_code.chars().take(80).collect::<String>())))?;
+    let code = crate::wa::invite_code(link_or_code).ok_or_else(|| {
+        WaError::Invalid(format!(
+            "not an invite link: {}",
+            link_or_code.chars().take(80).collect::<String>()
+        ))
+    })?;
     let row: Option<(String, bool)> = c
-        .query_row("SELECT jid, approval FROM groups WHERE invite = ?1", [code], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_row("SELECT jid, approval FROM groups WHERE invite = ?1", [code], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
         .optional()
         .map_err(sql)?;
     let Some((jid, approval)) = row else {
@@ -267,13 +340,18 @@ pub(crate) fn join(c: &Connection, me: &str, link_or_code: &str) -> Result<JoinO
     if approval {
         return Ok(JoinOutcome::PendingApproval);
     }
-    c.execute("INSERT INTO members (jid, phone) VALUES (?1, ?2)", params![jid, me]).map_err(sql)?;
+    c.execute("INSERT INTO members (jid, phone) VALUES (?1, ?2)", params![jid, me])
+        .map_err(sql)?;
     Ok(JoinOutcome::Joined(id))
 }
 
 pub(crate) fn leave(c: &Connection, me: &str, id: &GroupId) -> Result<(), WaError> {
     role(c, id.as_str(), me)?;
-    c.execute("DELETE FROM members WHERE jid = ?1 AND phone = ?2", params![id.as_str(), me]).map_err(sql)?;
+    c.execute(
+        "DELETE FROM members WHERE jid = ?1 AND phone = ?2",
+        params![id.as_str(), me],
+    )
+    .map_err(sql)?;
     Ok(())
 }
 
@@ -288,7 +366,9 @@ pub(crate) enum Setting<'a> {
 pub(crate) fn set(c: &Connection, me: &str, id: &GroupId, s: Setting<'_>) -> Result<(), WaError> {
     let (admin, sup) = role(c, id.as_str(), me)?;
     let is_admin = admin || sup;
-    let locked: bool = c.query_row("SELECT locked FROM groups WHERE jid = ?1", [id.as_str()], |r| r.get(0)).map_err(sql)?;
+    let locked: bool = c
+        .query_row("SELECT locked FROM groups WHERE jid = ?1", [id.as_str()], |r| r.get(0))
+        .map_err(sql)?;
     let needs_admin = match s {
         Setting::Subject(_) | Setting::Description(_) => locked,
         Setting::Announce(_) | Setting::Locked(_) => true,
@@ -334,13 +414,19 @@ pub(crate) fn update_members(
             (MemberAction::Add, _) if !on_whatsapp(p) => Err("not on WhatsApp".into()),
             (MemberAction::Add, Some(_)) => Err("already a member".into()),
             (MemberAction::Add, None) => c
-                .execute("INSERT INTO members (jid, phone) VALUES (?1, ?2)", params![jid, p.digits()])
+                .execute(
+                    "INSERT INTO members (jid, phone) VALUES (?1, ?2)",
+                    params![jid, p.digits()],
+                )
                 .map(|_| ())
                 .map_err(|e| e.to_string()),
             (_, None) => Err("not a member".into()),
             (MemberAction::Remove, Some((_, true))) => Err("the group's creator cannot be removed".into()),
             (MemberAction::Remove, Some(_)) => c
-                .execute("DELETE FROM members WHERE jid = ?1 AND phone = ?2", params![jid, p.digits()])
+                .execute(
+                    "DELETE FROM members WHERE jid = ?1 AND phone = ?2",
+                    params![jid, p.digits()],
+                )
                 .map(|_| ())
                 .map_err(|e| e.to_string()),
             (MemberAction::Promote, Some((true, _))) => Err("already an admin".into()),
@@ -372,8 +458,9 @@ pub(crate) fn send(c: &Connection, me: &str, to: &crate::wa::ChatTarget, text: &
         }
         crate::wa::ChatTarget::Group(g) => {
             let (admin, sup) = role(c, g.as_str(), me)?;
-            let announce: bool =
-                c.query_row("SELECT announce FROM groups WHERE jid = ?1", [g.as_str()], |r| r.get(0)).map_err(sql)?;
+            let announce: bool = c
+                .query_row("SELECT announce FROM groups WHERE jid = ?1", [g.as_str()], |r| r.get(0))
+                .map_err(sql)?;
             if announce && !(admin || sup) {
                 return Err(WaError::Forbidden("only admins may send to this group".into()));
             }
@@ -390,22 +477,21 @@ pub(crate) fn send(c: &Connection, me: &str, to: &crate::wa::ChatTarget, text: &
 }
 
 pub(crate) fn device(c: &Connection, phone: &str) -> Result<DeviceState, WaError> {
-    Ok(c
-        .query_row(
-            "SELECT first_connected, logged_out, banned_once, ban_until FROM devices WHERE phone = ?1",
-            [phone],
-            |r| {
-                Ok(DeviceState {
-                    first_connected: r.get(0)?,
-                    logged_out: r.get(1)?,
-                    banned_once: r.get(2)?,
-                    ban_until: r.get(3)?,
-                })
-            },
-        )
-        .optional()
-        .map_err(sql)?
-        .unwrap_or_default())
+    Ok(c.query_row(
+        "SELECT first_connected, logged_out, banned_once, ban_until FROM devices WHERE phone = ?1",
+        [phone],
+        |r| {
+            Ok(DeviceState {
+                first_connected: r.get(0)?,
+                logged_out: r.get(1)?,
+                banned_once: r.get(2)?,
+                ban_until: r.get(3)?,
+            })
+        },
+    )
+    .optional()
+    .map_err(sql)?
+    .unwrap_or_default())
 }
 
 /// Records a connection; returns the device state with `first_connected` set.
@@ -421,30 +507,49 @@ pub(crate) fn connected(c: &Connection, phone: &str) -> Result<DeviceState, WaEr
 
 /// A new pairing: the server forgets the old device's history.
 pub(crate) fn paired(c: &Connection, phone: &str) -> Result<(), WaError> {
-    c.execute("DELETE FROM devices WHERE phone = ?1", [phone]).map_err(sql)?;
-    Ok(())
-}
-
-pub(crate) fn mark_logged_out(c: &Connection, phone: &str) -> Result<(), WaError> {
-    c.execute("UPDATE devices SET logged_out = 1 WHERE phone = ?1", [phone]).map_err(sql)?;
-    Ok(())
-}
-
-pub(crate) fn mark_banned(c: &Connection, phone: &str, until: i64) -> Result<(), WaError> {
-    c.execute("UPDATE devices SET banned_once = 1, ban_until = ?2 WHERE phone = ?1", params![phone, until])
+    c.execute("DELETE FROM devices WHERE phone = ?1", [phone])
         .map_err(sql)?;
     Ok(())
 }
 
+pub(crate) fn mark_logged_out(c: &Connection, phone: &str) -> Result<(), WaError> {
+    c.execute("UPDATE devices SET logged_out = 1 WHERE phone = ?1", [phone])
+        .map_err(sql)?;
+    Ok(())
+}
+
+pub(crate) fn mark_banned(c: &Connection, phone: &str, until: i64) -> Result<(), WaError> {
+    c.execute(
+        "UPDATE devices SET banned_once = 1, ban_until = ?2 WHERE phone = ?1",
+        params![phone, until],
+    )
+    .map_err(sql)?;
+    Ok(())
+}
+
 pub(crate) fn set_approval(c: &Connection, id: &GroupId, on: bool) -> Result<(), WaError> {
-    c.execute("UPDATE groups SET approval = ?2 WHERE jid = ?1", params![id.as_str(), on]).map_err(sql)?;
+    c.execute(
+        "UPDATE groups SET approval = ?2 WHERE jid = ?1",
+        params![id.as_str(), on],
+    )
+    .map_err(sql)?;
     Ok(())
 }
 
 pub(crate) fn messages(c: &Connection) -> Result<Vec<SentMessage>, WaError> {
-    let mut st = c.prepare("SELECT id, from_pn, to_id, text, at FROM messages ORDER BY seq").map_err(sql)?;
+    let mut st = c
+        .prepare("SELECT id, from_pn, to_id, text, at FROM messages ORDER BY seq")
+        .map_err(sql)?;
     let rows = st
-        .query_map([], |r| Ok(SentMessage { id: r.get(0)?, from: r.get(1)?, to: r.get(2)?, text: r.get(3)?, at: r.get(4)? }))
+        .query_map([], |r| {
+            Ok(SentMessage {
+                id: r.get(0)?,
+                from: r.get(1)?,
+                to: r.get(2)?,
+                text: r.get(3)?,
+                at: r.get(4)?,
+            })
+        })
         .map_err(sql)?;
     Ok(rows.filter_map(|r| r.ok()).collect())
 }
@@ -452,8 +557,11 @@ pub(crate) fn messages(c: &Connection) -> Result<Vec<SentMessage>, WaError> {
 /// Reads the messages a world file recorded, without a running simulator (tests that run the
 /// binary, or read while it runs).
 pub fn read_sent_messages(world_db: &Path) -> Result<Vec<SentMessage>, WaError> {
-    let c = Connection::open_with_flags(world_db, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-        .map_err(sql)?;
+    let c = Connection::open_with_flags(
+        world_db,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(sql)?;
     c.busy_timeout(std::time::Duration::from_secs(5)).map_err(sql)?;
     messages(&c)
 }
