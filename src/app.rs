@@ -104,10 +104,29 @@ pub async fn serve(config: Config, shutdown: watch::Receiver<bool>) -> anyhow::R
 
 /// The operator scan and the purge of long-logged-out accounts, before any login.
 async fn startup_checks(manager: &AccountManager) {
+    startup_scan(manager).await;
     match manager.purge_expired().await {
         Ok(0) => {}
         Ok(n) => info!("moved the files of {n} long logged-out accounts to trash"),
         Err(e) => warn!(error = %e, "purge of old accounts failed"),
+    }
+}
+
+/// Registers account folders the master database lacks and logs what the scan found.
+async fn startup_scan(manager: &AccountManager) {
+    use crate::scan::{scan, Outcome, ScanOptions};
+    match scan(manager, ScanOptions { dry_run: false }).await {
+        Ok(report) => {
+            for e in report
+                .entries
+                .iter()
+                .filter(|e| matches!(e.outcome, Outcome::Invalid | Outcome::Orphaned))
+            {
+                warn!(path = %e.path, outcome = ?e.outcome, reason = e.reason.as_deref().unwrap_or(""), "scan");
+            }
+            info!(summary = ?report.summary, "startup scan finished");
+        }
+        Err(e) => warn!(error = %e, "startup scan failed"),
     }
 }
 

@@ -1,8 +1,16 @@
 //! The operator command line: `run`, `scan`, `accounts`, `cleanup`.
+//!
+//! Exit codes: 0 success, 1 runtime failure, 2 bad configuration or arguments. Only `run`
+//! needs `TELEGRAM_BOT_TOKEN`; the other commands work on the data directory and the master
+//! database alone, on a small current-thread runtime.
+
+use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+use crate::account::Account;
 use crate::config::Config;
+use crate::scan::{self, Outcome, ScanEntry, ScanOptions, ScanReport};
 
 /// tgwa: one Telegram bot in front of many WhatsApp accounts.
 #[derive(Debug, Parser)]
@@ -38,6 +46,12 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Write an empty master database at the current schema version (for bot_data.db.example).
+    #[command(hide = true)]
+    InitMaster {
+        /// Where to write it; must not exist.
+        path: PathBuf,
+    },
 }
 
 /// Parses arguments and runs; returns the process exit code (0 ok, 1 failure, 2 bad config).
@@ -50,6 +64,9 @@ pub fn main() -> i32 {
             return code;
         }
     };
+    if let Some(Command::InitMaster { path }) = &cli.command {
+        return report(init_master(path));
+    }
     let config = match Config::from_env() {
         Ok(c) => c,
         Err(e) => {
@@ -57,6 +74,212 @@ pub fn main() -> i32 {
             return 2;
         }
     };
-    let _ = (cli, config);
-    0
+    let command = cli.command.unwrap_or(Command::Run);
+    if let Command::Run = command {
+        return crate::app::run(config);
+    }
+    init_cli_tracing();
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("tgwa: cannot start the async runtime: {e}");
+            return 1;
+        }
+    };
+    let res = rt.block_on(async move {
+        match command {
+            Command::Scan { dry_run, json } => run_scan(&config, dry_run, json).await,
+            Command::Accounts { json } => run_accounts(&config, json).await,
+            Command::Cleanup { dry_run } => run_cleanup(&config, dry_run).await,
+            Command::Run | Command::InitMaster { .. } => Ok(()),
+        }
+    });
+    report(res)
+}
+
+fn report(res: anyhow::Result<()>) -> i32 {
+    match res {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("tgwa: {e:#}");
+            1
+        }
+    }
+}
+
+/// Warnings only, unless `RUST_LOG` says otherwise: the report is the output.
+fn init_cli_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+async fn run_scan(config: &Config, dry_run: bool, json: bool) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let report = if dry_run {
+        scan::scan_dry_run(config).await?
+    } else {
+        let backend = crate::wa::backend_for(config)
+            .await
+            .context("starting the WhatsApp backend")?;
+        let manager = crate::manager::AccountManager::open(config.clone(), backend)
+            .await
+            .context("opening the master database")?;
+        scan::scan(&manager, ScanOptions { dry_run: false }).await?
+    };
+    print_report(&report, json)
+}
+
+/// Prints a scan report: a table, or JSON lines (entries, then `{"summary": {...}}`).
+pub fn print_report(report: &ScanReport, json: bool) -> anyhow::Result<()> {
+    if json {
+        for e in &report.entries {
+            println!("{}", serde_json::to_string(e)?);
+        }
+        println!("{}", serde_json::json!({ "summary": report.summary }));
+        return Ok(());
+    }
+    if report.entries.is_empty() {
+        println!("nothing found in the data directory");
+    } else {
+        println!(
+            "{:<15} {:<9} {:<16} {:<16} PATH / REASON",
+            "OUTCOME", "KIND", "TELEGRAM ID", "PHONE"
+        );
+        for e in &report.entries {
+            println!("{}", table_row(e));
+        }
+    }
+    let s = &report.summary;
+    println!(
+        "{}{} folders, {} files: {} registered now, {} would register, {} already known, {} invalid, {} orphaned",
+        if s.dry_run { "dry run: " } else { "" },
+        s.folders,
+        s.files,
+        s.registered_now,
+        s.would_register,
+        s.already_known,
+        s.invalid,
+        s.orphaned
+    );
+    Ok(())
+}
+
+fn table_row(e: &ScanEntry) -> String {
+    let outcome = match e.outcome {
+        Outcome::RegisteredNow => "registered now",
+        Outcome::WouldRegister => "would register",
+        Outcome::AlreadyKnown => "already known",
+        Outcome::Invalid => "invalid",
+        Outcome::Orphaned => "orphaned",
+    };
+    let kind = serde_json::to_value(e.kind)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    let tid = e.telegram_id.map(|t| t.to_string()).unwrap_or_else(|| "-".into());
+    // File names come from disk: escape control characters so a name cannot forge lines.
+    let path = e.path.escape_debug().to_string();
+    let mut row = format!(
+        "{outcome:<15} {kind:<9} {tid:<16} {:<16} {path}",
+        e.phone.as_deref().unwrap_or("-")
+    );
+    if let Some(r) = &e.reason {
+        row.push_str(&format!(" ({})", r.escape_debug()));
+    }
+    row
+}
+
+/// One row of `tgwa accounts --json`.
+#[derive(serde::Serialize)]
+struct AccountRow {
+    id: i64,
+    telegram_id: i64,
+    phone: String,
+    status: &'static str,
+    last_error: Option<String>,
+    updated_at: i64,
+    updated: String,
+}
+
+impl From<&Account> for AccountRow {
+    fn from(a: &Account) -> Self {
+        Self {
+            id: a.id.get(),
+            telegram_id: a.telegram_id.get(),
+            phone: a.phone.masked(),
+            status: a.status.as_str(),
+            last_error: a.last_error.clone(),
+            updated_at: a.updated_at,
+            updated: chrono::DateTime::from_timestamp(a.updated_at, 0)
+                .map(|t| t.format("%Y-%m-%d %H:%M:%SZ").to_string())
+                .unwrap_or_default(),
+        }
+    }
+}
+
+async fn run_accounts(config: &Config, json: bool) -> anyhow::Result<()> {
+    let rows: Vec<AccountRow> = scan::read_master(&config.master_db)
+        .await?
+        .iter()
+        .map(AccountRow::from)
+        .collect();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    if rows.is_empty() {
+        println!("no accounts");
+        return Ok(());
+    }
+    println!(
+        "{:>6} {:>16} {:<16} {:<11} {:<20} LAST ERROR",
+        "ID", "OWNER", "PHONE", "STATUS", "UPDATED"
+    );
+    for r in &rows {
+        println!(
+            "{:>6} {:>16} {:<16} {:<11} {:<20} {}",
+            r.id,
+            r.telegram_id,
+            r.phone,
+            r.status,
+            r.updated,
+            r.last_error.as_deref().unwrap_or("-").escape_debug()
+        );
+    }
+    Ok(())
+}
+
+async fn run_cleanup(config: &Config, dry_run: bool) -> anyhow::Result<()> {
+    let layout = crate::layout::Layout::new(&config.data_dir);
+    let moved = scan::cleanup(&layout, &config.master_db, dry_run).await?;
+    let verb = if dry_run { "would move" } else { "moved" };
+    for (from, to) in &moved {
+        println!(
+            "{verb} {} -> {}",
+            from.display().to_string().escape_debug(),
+            to.display().to_string().escape_debug()
+        );
+    }
+    println!("{verb} {} files", moved.len());
+    Ok(())
+}
+
+/// Writes an empty master database at the current schema version, in rollback-journal mode so
+/// it is one self-contained file.
+fn init_master(path: &std::path::Path) -> anyhow::Result<()> {
+    use anyhow::Context;
+    anyhow::ensure!(!path.exists(), "{} already exists", path.display());
+    let mut conn = rusqlite::Connection::open(path).with_context(|| format!("creating {}", path.display()))?;
+    crate::db::migrate(&mut conn, crate::db::Schema::Master)?;
+    conn.execute_batch("VACUUM")?;
+    println!(
+        "wrote {} (schema version {})",
+        path.display(),
+        crate::db::Schema::Master.latest()
+    );
+    Ok(())
 }
