@@ -738,36 +738,40 @@ async fn run(
             })?;
 
     // Check files (and probe new sessions) a few at a time; results keep the walk order.
-    let jobs = cands.iter().map(|c| {
-        let session = entries[c.session].full_path.clone();
-        let bot_data = c.bot_data.map(|i| entries[i].full_path.clone());
-        let wanted = !matches!(c.known, Known::Other(_) | Known::Removed(_));
-        let is_new = matches!(c.known, Known::New);
-        let prober = &prober;
-        async move {
-            if !wanted {
-                return Ok(Checked {
-                    session: Ok(()),
-                    bot_data: Ok(()),
-                    probe: None,
-                });
+    // Collected first: a lazy iterator of borrowing closures would make this future `!Send`.
+    let jobs: Vec<_> = cands
+        .iter()
+        .map(|c| {
+            let session = entries[c.session].full_path.clone();
+            let bot_data = c.bot_data.map(|i| entries[i].full_path.clone());
+            let wanted = !matches!(c.known, Known::Other(_) | Known::Removed(_));
+            let is_new = matches!(c.known, Known::New);
+            let prober = &prober;
+            async move {
+                if !wanted {
+                    return Ok(Checked {
+                        session: Ok(()),
+                        bot_data: Ok(()),
+                        probe: None,
+                    });
+                }
+                let s = session.clone();
+                let (session_ok, bot_ok) = db::blocking(move || Ok(check_candidate(&s, bot_data.as_deref())))
+                    .await
+                    .unwrap_or_else(|e| (Err(e.to_string()), Ok(())));
+                let probe = if is_new && session_ok.is_ok() && bot_ok.is_ok() {
+                    Some(prober.probe(&session).await?)
+                } else {
+                    None
+                };
+                Ok::<_, ScanError>(Checked {
+                    session: session_ok,
+                    bot_data: bot_ok,
+                    probe,
+                })
             }
-            let s = session.clone();
-            let (session_ok, bot_ok) = db::blocking(move || Ok(check_candidate(&s, bot_data.as_deref())))
-                .await
-                .unwrap_or_else(|e| (Err(e.to_string()), Ok(())));
-            let probe = if is_new && session_ok.is_ok() && bot_ok.is_ok() {
-                Some(prober.probe(&session).await?)
-            } else {
-                None
-            };
-            Ok::<_, ScanError>(Checked {
-                session: session_ok,
-                bot_data: bot_ok,
-                probe,
-            })
-        }
-    });
+        })
+        .collect();
     let checked: Vec<Result<Checked, ScanError>> =
         futures::stream::iter(jobs).buffered(CHECK_CONCURRENCY).collect().await;
 
