@@ -99,8 +99,15 @@ async fn real_client_kib(dir: &std::path::Path, n: usize) -> f64 {
 }
 
 fn main() {
-    let n: usize = std::env::var("TGWA_BENCH_ACCOUNTS").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let n: usize = std::env::var("TGWA_BENCH_ACCOUNTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async move {
         let dir = tempfile::tempdir().unwrap();
         let c = config(dir.path(), n);
@@ -133,7 +140,10 @@ fn main() {
         let before = rss_kib();
         let t = Instant::now();
         let m = open(&c).await;
-        let summary = m.restore_all(Duration::from_secs(60), Duration::ZERO).await.expect("restore");
+        let summary = m
+            .restore_all(Duration::from_secs(60), Duration::ZERO)
+            .await
+            .expect("restore");
         let restore = t.elapsed();
         let per_account_kib = rss_kib().saturating_sub(before) as f64 / n as f64;
         assert_eq!(summary.connected, n, "{summary:?}");
