@@ -281,7 +281,6 @@ pub async fn read_master(path: &Path) -> Result<Vec<Account>, ScanError> {
 struct Candidate {
     tid: TelegramId,
     phone: PhoneNumber,
-    folder: usize,
     session: usize,
     bot_data: Option<usize>,
     known: Known,
@@ -594,7 +593,6 @@ fn walk_folder(root: &Path, dir: &Path, tid: TelegramId, by_phone: &HashMap<&str
         w.cands.push(Candidate {
             tid,
             phone,
-            folder,
             session: idx,
             bot_data: linked.get(&digits).copied(),
             known,
