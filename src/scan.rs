@@ -163,7 +163,7 @@ pub enum ScanError {
     Db(#[from] DbError),
     #[error("starting the WhatsApp backend: {0}")]
     Backend(#[from] WaError),
-    #[error("moving to trash: {0}")]
+    #[error("cleanup (reading the data directory or moving to trash): {0}")]
     Trash(std::io::Error),
 }
 
