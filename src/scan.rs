@@ -163,7 +163,7 @@ pub enum ScanError {
     Db(#[from] DbError),
     #[error("starting the WhatsApp backend: {0}")]
     Backend(#[from] WaError),
-    #[error("moving to trash: {0}")]
+    #[error("cleanup (reading the data directory or moving to trash): {0}")]
     Trash(std::io::Error),
 }
 
@@ -281,7 +281,6 @@ pub async fn read_master(path: &Path) -> Result<Vec<Account>, ScanError> {
 struct Candidate {
     tid: TelegramId,
     phone: PhoneNumber,
-    folder: usize,
     session: usize,
     bot_data: Option<usize>,
     known: Known,
@@ -302,6 +301,8 @@ enum Known {
 struct Walked {
     entries: Vec<ScanEntry>,
     cands: Vec<Candidate>,
+    /// Indices of the user folders' entries; each is followed by its own entries.
+    folders: Vec<usize>,
 }
 
 /// An error of the walk itself (the data directory cannot be read).
@@ -359,6 +360,7 @@ fn walk(layout: &Layout, master_db: &Path, known: &[Account]) -> Result<Walked, 
     let mut w = Walked {
         entries: Vec::new(),
         cands: Vec::new(),
+        folders: Vec::new(),
     };
     match std::fs::metadata(root) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(w),
@@ -454,6 +456,7 @@ fn is_same_dir(a: &Path, b: &Path) -> bool {
 
 fn walk_folder(root: &Path, dir: &Path, tid: TelegramId, by_phone: &HashMap<&str, &Account>, w: &mut Walked) {
     let folder = w.entries.len();
+    w.folders.push(folder);
     let mut fe = entry(root, dir.to_path_buf(), EntryKind::Folder, Outcome::AlreadyKnown, None);
     fe.telegram_id = Some(tid);
     w.entries.push(fe);
@@ -590,7 +593,6 @@ fn walk_folder(root: &Path, dir: &Path, tid: TelegramId, by_phone: &HashMap<&str
         w.cands.push(Candidate {
             tid,
             phone,
-            folder,
             session: idx,
             bot_data: linked.get(&digits).copied(),
             known,
@@ -726,16 +728,19 @@ async fn run(
     let dry_run = matches!(registrar, Registrar::DryRun);
     let known_c = known.clone();
     let walk_layout = layout.clone();
-    let Walked { mut entries, cands } =
-        db::blocking(move || walk(&walk_layout, &master_db, &known_c).map_err(|e| DbError::Io(e.into_io())))
-            .await
-            .map_err(|e| match e {
-                DbError::Io(source) => ScanError::DataDir {
-                    path: layout.root().to_path_buf(),
-                    source,
-                },
-                other => ScanError::Db(other),
-            })?;
+    let Walked {
+        mut entries,
+        cands,
+        folders,
+    } = db::blocking(move || walk(&walk_layout, &master_db, &known_c).map_err(|e| DbError::Io(e.into_io())))
+        .await
+        .map_err(|e| match e {
+            DbError::Io(source) => ScanError::DataDir {
+                path: layout.root().to_path_buf(),
+                source,
+            },
+            other => ScanError::Db(other),
+        })?;
 
     // Check files (and probe new sessions) a few at a time; results keep the walk order.
     // Collected first: a lazy iterator of borrowing closures would make this future `!Send`.
@@ -852,32 +857,23 @@ async fn run(
             entries[b].reason = Some(e.clone());
         }
     }
-    // A user folder reports the best of its accounts.
+    // A user folder reports the best of what it holds.
     let rank = |o: Outcome| match o {
         Outcome::RegisteredNow | Outcome::WouldRegister => 3,
         Outcome::AlreadyKnown => 2,
         _ => 0,
     };
-    let mut best: HashMap<usize, Outcome> = HashMap::new();
-    for c in &cands {
-        let o = entries[c.session].outcome;
-        let cur = best.entry(c.folder).or_insert(o);
-        if rank(o) > rank(*cur) {
-            *cur = o;
+    for (n, &f) in folders.iter().enumerate() {
+        if entries[f].outcome != Outcome::AlreadyKnown {
+            continue; // empty or unreadable: already decided
         }
-    }
-    for (i, e) in entries.iter_mut().enumerate() {
-        if e.kind != EntryKind::Folder || e.telegram_id.is_none() || e.outcome != Outcome::AlreadyKnown {
-            continue;
-        }
-        match best.get(&i) {
-            Some(o) if rank(*o) > 0 => e.outcome = *o,
-            Some(_) => {
-                e.outcome = Outcome::Invalid;
-                e.reason = Some("no usable account in this folder".into());
-            }
-            None => {
-                e.reason = Some("no session file in this folder".into());
+        let end = folders.get(n + 1).copied().unwrap_or(entries.len());
+        let best = entries[f + 1..end].iter().map(|e| e.outcome).max_by_key(|o| rank(*o));
+        match best {
+            Some(o) if rank(o) > 0 => entries[f].outcome = o,
+            _ => {
+                entries[f].outcome = Outcome::Invalid;
+                entries[f].reason = Some("no usable account in this folder".into());
             }
         }
     }

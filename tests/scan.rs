@@ -182,6 +182,7 @@ async fn bad_tree_registers_exactly_the_good_ones() {
     let (o, why) = outcome(&rep, "200/whatsmeow-200-6282222220003.db");
     assert!(o == Outcome::Invalid && why.contains("outside"), "{why}");
     assert_eq!(outcome(&rep, "200").0, Outcome::Invalid);
+    assert_eq!(outcome(&rep, "300").0, Outcome::Invalid);
     let (o, why) = outcome(&rep, "300/whatsmeow-300-6283333330001.db-wal");
     assert!(o == Outcome::Orphaned && why.contains("-wal"), "{why}");
     let (o, why) = outcome(&rep, "300/bot_data-300-6283333330002.db");
@@ -326,6 +327,7 @@ async fn fresh_directory_dry_run_is_empty_and_creates_nothing() {
 async fn cleanup_moves_orphans_to_trash_and_deletes_nothing() {
     let f = fixture();
     bad_tree(&f);
+    let outside_before = std::fs::read(&f.outside).unwrap();
     let m = manager(&f.config).await;
     scan::scan(&m, ScanOptions::default()).await.unwrap();
     drop(m);
@@ -385,7 +387,7 @@ async fn cleanup_moves_orphans_to_trash_and_deletes_nothing() {
     b.sort();
     assert_eq!(a, b, "the same file contents exist before and after");
     assert!(count(&parent) >= n_before);
-    assert_eq!(std::fs::read(&f.outside).unwrap().len() > 0, true);
+    assert_eq!(std::fs::read(&f.outside).unwrap(), outside_before);
 }
 
 #[test]
