@@ -579,6 +579,74 @@ fn read_progress(c: &Connection, job: JobId) -> Result<Option<(i64, JobProgress)
     )))
 }
 
+/// The result of the item a worker just ran.
+struct Done {
+    job: JobId,
+    owner: TelegramId,
+    seq: i64,
+    state: &'static str,
+    result: String,
+}
+
+/// The oldest running job's next item; marks a pending item running with `boot`.
+fn pick_next(c: &Connection, boot: &str) -> Result<Next, DbError> {
+    let job: Option<(i64, i64, String)> = c
+        .prepare_cached("SELECT id, telegram_id, params FROM jobs WHERE state = 'running' ORDER BY id LIMIT 1")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?;
+    let Some((job, owner, params)) = job else {
+        return Ok(Next::Idle);
+    };
+    let owner = TelegramId::new(owner).map_err(|e| DbError::Task(e.to_string()))?;
+    let kind: JobKind = match serde_json::from_str(&params) {
+        Ok(k) => k,
+        Err(e) => {
+            // Unreadable parameters: the job can never run; close it rather than loop.
+            c.execute(
+                "UPDATE jobs SET state = 'cancelled', pause_reason = ?2 WHERE id = ?1",
+                params![job, format!("unreadable job: {e}")],
+            )?;
+            return Ok(Next::Finish { job: JobId(job), owner });
+        }
+    };
+    // Two index lookups (job_id, state, seq): an item in flight first, else the next pending.
+    let item_in = |state: &str| -> Result<Option<(i64, String, Option<String>)>, DbError> {
+        Ok(c.prepare_cached(
+            "SELECT seq, input, result FROM job_items WHERE job_id = ?1 AND state = ?2 ORDER BY seq LIMIT 1",
+        )?
+        .query_row(params![job, state], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?)
+    };
+    let item = match item_in("running")? {
+        Some((seq, input, marker)) => Some(Item {
+            seq,
+            input,
+            interrupted: marker.as_deref() != Some(boot),
+        }),
+        None => match item_in("pending")? {
+            Some((seq, input, _)) => {
+                c.prepare_cached("UPDATE job_items SET state = 'running', result = ?3 WHERE job_id = ?1 AND seq = ?2")?
+                    .execute(params![job, seq, boot])?;
+                Some(Item {
+                    seq,
+                    input,
+                    interrupted: false,
+                })
+            }
+            None => None,
+        },
+    };
+    Ok(match item {
+        Some(item) => Next::Item {
+            job: JobId(job),
+            owner,
+            kind,
+            item,
+        },
+        None => Next::Finish { job: JobId(job), owner },
+    })
+}
+
 /// What came of one item.
 enum Outcome {
     Ok(String),
@@ -624,17 +692,36 @@ impl Worker {
         let id = self.account.id;
         let mut rate = Rate::default();
         let mut last_progress: HashMap<JobId, Instant> = HashMap::new();
+        let mut done: Option<Done> = None;
         loop {
-            if self.stopping() {
-                break;
-            }
-            let next = match self.next().await {
+            let recorded = done.as_ref().map(|d| (d.job, d.owner));
+            let mut woke = false;
+            let next = match self.advance(done.take()).await {
                 Ok(n) => n,
                 Err(e) => {
-                    warn!(account_id = %id, error = %e, "job worker cannot read its jobs; stopping");
+                    warn!(account_id = %id, error = %e, "job worker cannot record or read its jobs; stopping");
                     break;
                 }
             };
+            if let Some((job, owner)) = recorded {
+                if let Some((_, n)) = &mut self.today {
+                    *n += 1;
+                }
+                let due = last_progress
+                    .get(&job)
+                    .is_none_or(|t| t.elapsed() >= self.jobs.inner.options.progress_every);
+                if due {
+                    last_progress.insert(job, Instant::now());
+                    if let (Some(obs), Some(mut p)) = (self.jobs.observer(), self.read(job).await) {
+                        rate.fill(&mut p);
+                        obs.progress(owner, id, job, &p).await;
+                    }
+                }
+                woke = self.pace().await;
+            }
+            if self.stopping() {
+                break;
+            }
             match next {
                 Next::Idle => break,
                 Next::Finish { job, owner } => {
@@ -661,9 +748,12 @@ impl Worker {
                         }
                         continue;
                     }
+                    // Paused or cancelled while we paced: leave the item for later.
+                    if woke && !self.still_running(job).await {
+                        continue;
+                    }
                     let started = Instant::now();
-                    let outcome = self.run_item(&kind, &item).await;
-                    let (state, result) = match outcome {
+                    let (state, result) = match self.run_item(&kind, &item).await {
                         Outcome::Ok(r) => ("ok", r),
                         Outcome::Failed(r) => ("failed", r),
                         Outcome::Offline => {
@@ -672,25 +762,14 @@ impl Worker {
                         }
                         Outcome::Interrupted => continue,
                     };
-                    if let Err(e) = self.record(job, item.seq, state, result).await {
-                        warn!(account_id = %id, job = job.get(), error = %e, "could not record an item; stopping");
-                        break;
-                    }
                     rate.tick(started.elapsed());
-                    if let Some((_, n)) = &mut self.today {
-                        *n += 1;
-                    }
-                    let due = last_progress
-                        .get(&job)
-                        .is_none_or(|t| t.elapsed() >= self.jobs.inner.options.progress_every);
-                    if due {
-                        last_progress.insert(job, Instant::now());
-                        if let (Some(obs), Some(mut p)) = (self.jobs.observer(), self.read(job).await) {
-                            rate.fill(&mut p);
-                            obs.progress(owner, id, job, &p).await;
-                        }
-                    }
-                    self.pace().await;
+                    done = Some(Done {
+                        job,
+                        owner,
+                        seq: item.seq,
+                        state,
+                        result,
+                    });
                 }
             }
         }
@@ -732,88 +811,28 @@ impl Worker {
             .map(|(_, p)| p)
     }
 
-    /// The oldest running job's next item: one left `running` by a crash first, then pending.
+    /// The oldest running job's next item (one left `running` by a crash first, then the
+    /// lowest pending one, which is marked running before it is returned).
     async fn next(&self) -> Result<Next, JobError> {
-        let boot = self.jobs.inner.boot.clone();
-        self.jobs
-            .db(&self.account, move |c| {
-                let job: Option<(i64, i64, String)> = c
-                    .query_row(
-                        "SELECT id, telegram_id, params FROM jobs WHERE state = 'running' ORDER BY id LIMIT 1",
-                        [],
-                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                    )
-                    .optional()?;
-                let Some((job, owner, params)) = job else {
-                    return Ok(Next::Idle);
-                };
-                let owner = TelegramId::new(owner).map_err(|e| DbError::Task(e.to_string()))?;
-                let kind: JobKind = match serde_json::from_str(&params) {
-                    Ok(k) => k,
-                    Err(e) => {
-                        // Unreadable parameters: the job can never run; close it rather than loop.
-                        c.execute(
-                            "UPDATE jobs SET state = 'cancelled', pause_reason = ?2 WHERE id = ?1",
-                            params![job, format!("unreadable job: {e}")],
-                        )?;
-                        return Ok(Next::Finish { job: JobId(job), owner });
-                    }
-                };
-                let item: Option<(i64, String, String, Option<String>)> = c
-                    .query_row(
-                        "SELECT seq, input, state, result FROM job_items
-                         WHERE job_id = ?1 AND state IN ('running', 'pending')
-                         ORDER BY state = 'pending', seq LIMIT 1",
-                        [job],
-                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-                    )
-                    .optional()?;
-                Ok(match item {
-                    Some((seq, input, state, marker)) => {
-                        let interrupted = state == "running" && marker.as_deref() != Some(boot.as_str());
-                        if state == "pending" {
-                            c.execute(
-                                "UPDATE job_items SET state = 'running', result = ?3 WHERE job_id = ?1 AND seq = ?2",
-                                params![job, seq, boot],
-                            )?;
-                        }
-                        Next::Item {
-                            job: JobId(job),
-                            owner,
-                            kind,
-                            item: Item {
-                                seq,
-                                input,
-                                interrupted,
-                            },
-                        }
-                    }
-                    None => Next::Finish { job: JobId(job), owner },
-                })
-            })
-            .await
+        self.advance(None).await
     }
 
-    /// Records an item's result and marks the job's next pending item running, in one
-    /// transaction: after a crash at most that one item is in doubt.
-    async fn record(&self, job: JobId, seq: i64, state: &'static str, result: String) -> Result<(), JobError> {
+    /// Records the result of the item just run (if any) and picks the next one, in one
+    /// transaction and one trip to the blocking pool.
+    async fn advance(&self, done: Option<Done>) -> Result<Next, JobError> {
         let boot = self.jobs.inner.boot.clone();
         self.jobs
             .db(&self.account, move |c| {
                 let tx = c.transaction()?;
-                let t = now();
-                tx.execute(
-                    "UPDATE job_items SET state = ?3, result = ?4, updated_at = ?5 WHERE job_id = ?1 AND seq = ?2",
-                    params![job.0, seq, state, result, t],
-                )?;
-                tx.execute(
-                    "UPDATE job_items SET state = 'running', result = ?3, updated_at = ?2
-                     WHERE job_id = ?1 AND seq = (SELECT MIN(seq) FROM job_items WHERE job_id = ?1 AND state = 'pending')
-                       AND (SELECT state FROM jobs WHERE id = ?1) = 'running'",
-                    params![job.0, t, boot],
-                )?;
+                if let Some(d) = &done {
+                    tx.prepare_cached(
+                        "UPDATE job_items SET state = ?3, result = ?4, updated_at = ?5 WHERE job_id = ?1 AND seq = ?2",
+                    )?
+                    .execute(params![d.job.0, d.seq, d.state, d.result, now()])?;
+                }
+                let next = pick_next(&tx, &boot)?;
                 tx.commit()?;
-                Ok(())
+                Ok(next)
             })
             .await
     }
@@ -869,8 +888,23 @@ impl Worker {
         }
     }
 
-    /// Sleeps the pacing delay; a wake-up (pause, cancel) or shutdown cuts it short.
-    async fn pace(&mut self) {
+    /// Whether `job` is still running (not paused or cancelled meanwhile).
+    async fn still_running(&self, job: JobId) -> bool {
+        self.jobs
+            .db(&self.account, move |c| {
+                Ok(
+                    c.query_row("SELECT state = 'running' FROM jobs WHERE id = ?1", [job.0], |r| {
+                        r.get::<_, bool>(0)
+                    })?,
+                )
+            })
+            .await
+            .unwrap_or(false)
+    }
+
+    /// Sleeps the pacing delay; a wake-up (pause, cancel) or shutdown cuts it short. Returns
+    /// whether something woke it.
+    async fn pace(&mut self) -> bool {
         let o = &self.jobs.inner.options;
         let jitter = if o.jitter.is_zero() {
             Duration::ZERO
@@ -879,12 +913,13 @@ impl Worker {
         };
         let wait = o.item_delay + jitter;
         if wait.is_zero() {
-            return;
+            // No pacing: only pick up a wake-up that is already waiting.
+            return futures::FutureExt::now_or_never(self.notify.notified()).is_some();
         }
         tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = self.notify.notified() => {}
-            _ = self.shutdown.changed() => {}
+            _ = tokio::time::sleep(wait) => false,
+            _ = self.notify.notified() => true,
+            _ = self.shutdown.changed() => true,
         }
     }
 
