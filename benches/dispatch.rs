@@ -65,7 +65,9 @@ async fn run_guarded() -> f64 {
         let mut notices = m.take_notices().unwrap();
         for i in 0..USERS {
             let owner = TelegramId::new(FIRST_USER + i).unwrap();
-            m.start_pairing(owner, PhoneNumber::from_digits(&format!("62815{:06}3", i)).unwrap()).await.unwrap();
+            m.start_pairing(owner, PhoneNumber::from_digits(&format!("62815{:06}3", i)).unwrap())
+                .await
+                .unwrap();
         }
         let mut paired = 0;
         while paired < USERS {
@@ -86,7 +88,8 @@ async fn run_guarded() -> f64 {
     for i in 0..USERS {
         tg.push_message(FIRST_USER + i, "/menu");
     }
-    tg.wait_for_count_after(mark, "sendmessage", USERS as usize, Duration::from_secs(120)).await;
+    tg.wait_for_count_after(mark, "sendmessage", USERS as usize, Duration::from_secs(120))
+        .await;
     let menus: Vec<(i64, i64, String)> = (0..USERS)
         .map(|i| {
             let user = FIRST_USER + i;
@@ -99,8 +102,10 @@ async fn run_guarded() -> f64 {
     let mark = tg.mark();
     let t = Instant::now();
     push_load(&tg, &menus);
-    tg.wait_for_count_after(mark, "answercallbackquery", callbacks, Duration::from_secs(300)).await;
-    tg.wait_for_count_after(mark, "sendmessage", commands, Duration::from_secs(300)).await;
+    tg.wait_for_count_after(mark, "answercallbackquery", callbacks, Duration::from_secs(300))
+        .await;
+    tg.wait_for_count_after(mark, "sendmessage", commands, Duration::from_secs(300))
+        .await;
     let rate = (commands + callbacks) as f64 / t.elapsed().as_secs_f64();
     let _ = stop.send(true);
     let _ = server.await;
@@ -115,10 +120,12 @@ async fn run_bare() -> f64 {
             bot.send_message(msg.chat.id, "ok").await?;
             Ok::<(), teloxide::RequestError>(())
         }))
-        .branch(Update::filter_callback_query().endpoint(|bot: Bot, q: CallbackQuery| async move {
-            bot.answer_callback_query(q.id).await?;
-            Ok::<(), teloxide::RequestError>(())
-        }));
+        .branch(
+            Update::filter_callback_query().endpoint(|bot: Bot, q: CallbackQuery| async move {
+                bot.answer_callback_query(q.id).await?;
+                Ok::<(), teloxide::RequestError>(())
+            }),
+        );
     let mut dispatcher = Dispatcher::builder(tg.bot(), handler).build();
     let token = dispatcher.shutdown_token();
     let task = tokio::spawn(async move { dispatcher.dispatch().await });
@@ -127,8 +134,10 @@ async fn run_bare() -> f64 {
     let mark = tg.mark();
     let t = Instant::now();
     push_load(&tg, &menus);
-    tg.wait_for_count_after(mark, "answercallbackquery", callbacks, Duration::from_secs(300)).await;
-    tg.wait_for_count_after(mark, "sendmessage", commands, Duration::from_secs(300)).await;
+    tg.wait_for_count_after(mark, "answercallbackquery", callbacks, Duration::from_secs(300))
+        .await;
+    tg.wait_for_count_after(mark, "sendmessage", commands, Duration::from_secs(300))
+        .await;
     let rate = (commands + callbacks) as f64 / t.elapsed().as_secs_f64();
     loop {
         match token.shutdown() {
@@ -145,7 +154,11 @@ async fn run_bare() -> f64 {
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let bare = run_bare().await;
         let guarded = run_guarded().await;

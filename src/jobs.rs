@@ -931,7 +931,9 @@ impl Worker {
             let state = m.live_status_unchecked(self.account.id).map(|s| s.state);
             match state {
                 Some(LiveState::Connected) => return m.live_session(self.account.id),
-                Some(LiveState::Connecting | LiveState::Disconnected) if Instant::now() < deadline => {
+                Some(LiveState::Connecting | LiveState::Disconnected | LiveState::Pairing)
+                    if Instant::now() < deadline =>
+                {
                     tokio::select! {
                         _ = tokio::time::sleep(Duration::from_millis(250)) => {}
                         _ = self.shutdown.changed() => return None,

@@ -8,7 +8,9 @@ use std::time::Duration;
 use tgwa::ids::{PhoneNumber, TelegramId};
 use tgwa::layout::Layout;
 use tgwa::wa::sim::{SimBackend, SimOptions};
-use tgwa::wa::{ChatTarget, EventRx, JoinOutcome, MemberAction, Probe, SessionSpec, WaBackend, WaError, WaEvent, WaSession};
+use tgwa::wa::{
+    ChatTarget, EventRx, JoinOutcome, MemberAction, Probe, SessionSpec, WaBackend, WaError, WaEvent, WaSession,
+};
 
 fn options() -> SimOptions {
     SimOptions {
@@ -19,7 +21,9 @@ fn options() -> SimOptions {
 }
 
 async fn sim(dir: &Path) -> Arc<SimBackend> {
-    SimBackend::open_with(&Layout::new(dir.join("DB USER TELEGRAM")), options()).await.unwrap()
+    SimBackend::open_with(&Layout::new(dir.join("DB USER TELEGRAM")), options())
+        .await
+        .unwrap()
 }
 
 fn spec(dir: &Path, phone: &str) -> SessionSpec {
@@ -33,15 +37,24 @@ fn spec(dir: &Path, phone: &str) -> SessionSpec {
 }
 
 async fn next(rx: &mut EventRx) -> WaEvent {
-    tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.expect("an event in time").expect("stream open")
+    tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .expect("an event in time")
+        .expect("stream open")
 }
 
 /// Pairs `phone` with a code and waits until it is connected.
 async fn paired(b: &SimBackend, dir: &Path, phone: &str) -> (Arc<dyn WaSession>, EventRx) {
     let (s, mut rx) = b.start(spec(dir, phone)).await.unwrap();
-    let code = s.request_pair_code(&PhoneNumber::from_digits(phone).unwrap()).await.unwrap();
+    let code = s
+        .request_pair_code(&PhoneNumber::from_digits(phone).unwrap())
+        .await
+        .unwrap();
     assert_eq!(code.code.len(), 8);
-    assert!(code.code.bytes().all(|c| c.is_ascii_digit() || (c.is_ascii_uppercase() && !b"ILOU".contains(&c))));
+    assert!(code
+        .code
+        .bytes()
+        .all(|c| c.is_ascii_digit() || (c.is_ascii_uppercase() && !b"ILOU".contains(&c))));
     assert!(matches!(next(&mut rx).await, WaEvent::PairSuccess { .. }));
     assert_eq!(next(&mut rx).await, WaEvent::Connected);
     (s, rx)
@@ -78,7 +91,12 @@ async fn a_cancelled_code_never_pairs() {
     let (s, mut rx) = b.start(sp.clone()).await.unwrap();
     s.request_pair_code(&sp.phone).await.unwrap();
     s.cancel_pair_code().await.unwrap();
-    assert!(tokio::time::timeout(Duration::from_millis(300), rx.recv()).await.is_err(), "no event after cancel");
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), rx.recv())
+            .await
+            .is_err(),
+        "no event after cancel"
+    );
     assert_eq!(b.probe(&sp.session_file).await.unwrap(), Probe::Unpaired);
 }
 
@@ -98,7 +116,10 @@ async fn groups_are_shared_between_accounts_and_survive_a_restart() {
         bs.send_text(&ChatTarget::Group(g.id.clone()), "halo").await.unwrap();
         // Announce-only: B (not admin) may no longer post; A still may.
         a.set_announce(&g.id, true).await.unwrap();
-        assert!(matches!(bs.send_text(&ChatTarget::Group(g.id.clone()), "x").await, Err(WaError::Forbidden(_))));
+        assert!(matches!(
+            bs.send_text(&ChatTarget::Group(g.id.clone()), "x").await,
+            Err(WaError::Forbidden(_))
+        ));
         assert!(matches!(bs.set_locked(&g.id, true).await, Err(WaError::Forbidden(_))));
         // Revoking the link kills the old one.
         let new = a.invite_link(&g.id, true).await.unwrap();
@@ -120,7 +141,10 @@ async fn groups_are_shared_between_accounts_and_survive_a_restart() {
     assert_eq!(members, vec![a_phone, b_phone]);
     let sent = b.sent_messages().await.unwrap();
     assert_eq!(sent.len(), 1);
-    assert_eq!((sent[0].from.as_str(), sent[0].to.as_str(), sent[0].text.as_str()), (b_phone, gid.as_str(), "halo"));
+    assert_eq!(
+        (sent[0].from.as_str(), sent[0].to.as_str(), sent[0].text.as_str()),
+        (b_phone, gid.as_str(), "halo")
+    );
 }
 
 #[tokio::test]
@@ -135,7 +159,10 @@ async fn member_changes_report_a_result_per_number() {
     assert_eq!(res[1].1, Err("not on WhatsApp".to_string()));
     let again = a.update_members(&g.id, MemberAction::Add, &nums[..1]).await.unwrap();
     assert_eq!(again[0].1, Err("already a member".to_string()));
-    let promote = a.update_members(&g.id, MemberAction::Promote, &[nums[0].clone(), pn("6281234500099")]).await.unwrap();
+    let promote = a
+        .update_members(&g.id, MemberAction::Promote, &[nums[0].clone(), pn("6281234500099")])
+        .await
+        .unwrap();
     assert!(promote[0].1.is_ok());
     assert_eq!(promote[1].1, Err("not a member".to_string()));
     let on = a.is_on_whatsapp(&nums).await.unwrap();
@@ -153,5 +180,11 @@ async fn a_disconnected_session_refuses_work() {
     let (a, mut ra) = paired(&b, dir.path(), "6281234500041").await;
     a.disconnect(Duration::from_millis(100)).await;
     assert!(matches!(a.groups().await, Err(WaError::NotConnected)));
-    assert!(tokio::time::timeout(Duration::from_secs(1), ra.recv()).await.unwrap().is_none(), "stream ends");
+    assert!(
+        tokio::time::timeout(Duration::from_secs(1), ra.recv())
+            .await
+            .unwrap()
+            .is_none(),
+        "stream ends"
+    );
 }
