@@ -295,6 +295,40 @@ pub fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
+/// Opens a SQLite file read-only without leaving side files behind: a read-only open of a WAL
+/// database would create `-wal` and `-shm`, so when no `-wal` exists the file is opened
+/// `immutable` (nothing to merge); when one exists its content is read as usual.
+pub fn open_read_only(path: &Path) -> Result<Connection, DbError> {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    let immutable = !Path::new(&wal).exists();
+    let abs = std::fs::canonicalize(path)?;
+    let mut uri = format!("file:{}?mode=ro", uri_escape(&abs.to_string_lossy()));
+    if immutable {
+        uri.push_str("&immutable=1");
+    }
+    let conn = Connection::open_with_flags(
+        uri,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(Duration::from_secs(2))?;
+    Ok(conn)
+}
+
+/// Percent-encodes what a SQLite URI path cannot hold literally (spaces in
+/// `DB USER TELEGRAM`, `?`, `#`, `%`).
+fn uri_escape(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for b in path.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// Runs `PRAGMA quick_check` on a file opened read-only; `Err` names why it is unusable.
 pub fn quick_check(path: &Path) -> Result<(), String> {
     let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
@@ -312,6 +346,29 @@ pub fn quick_check(path: &Path) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn uri_escape_keeps_paths_literal() {
+        assert_eq!(uri_escape("/a b/c%3f?#.db"), "/a%20b/c%253f%3F%23.db");
+        assert_eq!(uri_escape("/a b/c?d#e%f"), "/a%20b/c%3Fd%23e%25f");
+    }
+
+    #[test]
+    fn read_only_open_leaves_no_side_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x y.db");
+        create_empty_database(&p).unwrap();
+        let c = open_read_only(&p).unwrap();
+        let _: i64 = c
+            .query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| r.get(0))
+            .unwrap();
+        drop(c);
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 1, "{names:?}");
+    }
 
     #[test]
     fn migrations_apply_on_memory_and_are_idempotent() {

@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use futures::StreamExt;
-use rusqlite::{Connection, OpenFlags};
+
 use serde::Serialize;
 
 use crate::account::{self, Account, AccountError, AccountStatus};
@@ -602,35 +602,7 @@ fn walk_folder(root: &Path, dir: &Path, tid: TelegramId, by_phone: &HashMap<&str
 
 // ----- file checks -----
 
-/// Opens a SQLite file read-only without leaving side files behind.
-pub fn open_read_only(path: &Path) -> Result<Connection, DbError> {
-    let mut wal = path.as_os_str().to_owned();
-    wal.push("-wal");
-    let immutable = !Path::new(&wal).exists();
-    let abs = std::fs::canonicalize(path)?;
-    let mut uri = format!("file:{}?mode=ro", uri_escape(&abs.to_string_lossy()));
-    if immutable {
-        uri.push_str("&immutable=1");
-    }
-    let conn = Connection::open_with_flags(
-        uri,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    conn.busy_timeout(std::time::Duration::from_secs(2))?;
-    Ok(conn)
-}
-
-fn uri_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
+pub use crate::db::open_read_only;
 
 /// Checks one SQLite file: a regular file, not empty (unless `empty_ok`), readable, with a
 /// SQLite header, passing `quick_check`. Returns the reason it is unusable.
@@ -933,11 +905,6 @@ fn add_error(e: AccountError) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn uri_escape_keeps_paths_literal() {
-        assert_eq!(uri_escape("/a b/c%3f?#.db"), "/a%20b/c%253f%3F%23.db");
-    }
 
     #[test]
     fn missing_data_dir_is_an_empty_walk() {

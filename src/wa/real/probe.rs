@@ -11,9 +11,9 @@
 //! `immutable` (nothing to merge, nothing created); when one exists its content is merged as
 //! usual.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use rusqlite::OptionalExtension;
 
 use crate::db::DbError;
 use crate::wa::{Probe, WaError};
@@ -39,7 +39,7 @@ pub fn probe_blocking(path: &Path) -> Result<Probe, WaError> {
     if meta.len() == 0 {
         return Err(storage("empty file".into()));
     }
-    let conn = open_read_only(path).map_err(|e| storage(e.to_string()))?;
+    let conn = crate::db::open_read_only(path).map_err(|e| storage(e.to_string()))?;
     let has_table: bool = conn
         .query_row(
             "SELECT EXISTS(SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1)",
@@ -64,44 +64,10 @@ pub fn probe_blocking(path: &Path) -> Result<Probe, WaError> {
     })
 }
 
-fn open_read_only(path: &Path) -> rusqlite::Result<Connection> {
-    let wal = side_file(path, "-wal");
-    let immutable = !wal.exists();
-    let abs = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    let mut uri = format!("file:{}?mode=ro", uri_escape(&abs.to_string_lossy()));
-    if immutable {
-        uri.push_str("&immutable=1");
-    }
-    let conn = Connection::open_with_flags(
-        uri,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    conn.busy_timeout(std::time::Duration::from_secs(2))?;
-    Ok(conn)
-}
-
-fn side_file(path: &Path, suffix: &str) -> PathBuf {
-    let mut s = path.as_os_str().to_owned();
-    s.push(suffix);
-    PathBuf::from(s)
-}
-
-/// Percent-encodes what a SQLite URI path cannot hold literally (spaces in
-/// `DB USER TELEGRAM`, `?`, `#`, `%`).
-fn uri_escape(path: &str) -> String {
-    let mut out = String::with_capacity(path.len());
-    for b in path.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'/' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rusqlite::Connection;
 
     fn files_in(dir: &Path) -> Vec<String> {
         let mut v: Vec<String> = std::fs::read_dir(dir)
@@ -170,10 +136,5 @@ mod tests {
             .unwrap();
         assert!(matches!(probe_blocking(&other), Err(WaError::Storage(_))));
         assert!(matches!(probe_blocking(dir.path()), Err(WaError::Storage(_))));
-    }
-
-    #[test]
-    fn uri_escaping() {
-        assert_eq!(uri_escape("/a b/c?d#e%f"), "/a%20b/c%3Fd%23e%25f");
     }
 }
