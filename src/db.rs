@@ -39,7 +39,10 @@ pub enum Schema {
     Account,
 }
 
-const MASTER_MIGRATIONS: &[&str] = &[include_str!("../migrations/master/001_init.sql")];
+const MASTER_MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/master/001_init.sql"),
+    include_str!("../migrations/master/002_status_index.sql"),
+];
 const ACCOUNT_MIGRATIONS: &[&str] = &[include_str!("../migrations/account/001_init.sql")];
 
 impl Schema {

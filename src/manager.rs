@@ -208,7 +208,11 @@ impl AccountManager {
                 let files = (|| -> Result<(), AccountError> {
                     layout.ensure_user_dir(owner)?;
                     db::create_empty_database(&acc.db_path)?;
-                    pools.get_blocking(&acc.bot_data_db_path, Schema::Account)?;
+                    // A bot data file the scan found is left as it is: the pool cache migrates
+                    // it on first use. A new one is created and migrated now.
+                    if !acc.bot_data_db_path.exists() {
+                        pools.get_blocking(&acc.bot_data_db_path, Schema::Account)?;
+                    }
                     Ok(())
                 })();
                 if let Err(e) = files {
