@@ -253,6 +253,10 @@ impl Jobs {
         R: Send + 'static,
     {
         let path: PathBuf = acc.bot_data_db_path.clone();
+        // A removed account's files are in the trash: never make a new, empty one in its place.
+        if !path.exists() {
+            return Err(JobError::NotFound);
+        }
         Ok(self.inner.manager.pools().with(path, Schema::Account, f).await?)
     }
 
