@@ -43,7 +43,10 @@ const MASTER_MIGRATIONS: &[&str] = &[
     include_str!("../migrations/master/001_init.sql"),
     include_str!("../migrations/master/002_status_index.sql"),
 ];
-const ACCOUNT_MIGRATIONS: &[&str] = &[include_str!("../migrations/account/001_init.sql")];
+const ACCOUNT_MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/account/001_init.sql"),
+    include_str!("../migrations/account/002_item_order.sql"),
+];
 
 impl Schema {
     fn migrations(self) -> &'static [&'static str] {

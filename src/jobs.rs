@@ -540,6 +540,7 @@ impl Jobs {
             notify,
             shutdown: self.inner.shutdown.subscribe(),
             today: None,
+            cursors: Arc::default(),
         };
         let task = tokio::spawn(worker.run());
         let mut tasks = self.inner.tasks.lock().unwrap_or_else(|e| e.into_inner());
@@ -593,7 +594,7 @@ struct Done {
 }
 
 /// The oldest running job's next item; marks a pending item running with `boot`.
-fn pick_next(c: &Connection, boot: &str) -> Result<Next, DbError> {
+fn pick_next(c: &Connection, boot: &str, cursors: &Mutex<HashMap<i64, i64>>) -> Result<Next, DbError> {
     let job: Option<(i64, i64, String)> = c
         .prepare_cached("SELECT id, telegram_id, params FROM jobs WHERE state = 'running' ORDER BY id LIMIT 1")?
         .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
@@ -613,32 +614,37 @@ fn pick_next(c: &Connection, boot: &str) -> Result<Next, DbError> {
             return Ok(Next::Finish { job: JobId(job), owner });
         }
     };
-    // Two index lookups (job_id, state, seq): an item in flight first, else the next pending.
-    let item_in = |state: &str| -> Result<Option<(i64, String, Option<String>)>, DbError> {
-        Ok(c.prepare_cached(
-            "SELECT seq, input, result FROM job_items WHERE job_id = ?1 AND state = ?2 ORDER BY seq LIMIT 1",
+    // Items run in `seq` order, so the first not finished is the one in flight (if a crash
+    // left one) or the next pending. The worker remembers where it got to, so this is one
+    // primary-key step, not a scan from the start.
+    let from = cursors
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&job)
+        .copied()
+        .unwrap_or(0);
+    let row: Option<(i64, String, String, Option<String>)> = c
+        .prepare_cached(
+            "SELECT seq, input, state, result FROM job_items
+             WHERE job_id = ?1 AND seq >= ?2 AND state IN ('running', 'pending') ORDER BY seq LIMIT 1",
         )?
-        .query_row(params![job, state], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .optional()?)
-    };
-    let item = match item_in("running")? {
-        Some((seq, input, marker)) => Some(Item {
-            seq,
-            input,
-            interrupted: marker.as_deref() != Some(boot),
-        }),
-        None => match item_in("pending")? {
-            Some((seq, input, _)) => {
+        .query_row(params![job, from], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .optional()?;
+    let item = match row {
+        Some((seq, input, state, marker)) => {
+            cursors.lock().unwrap_or_else(|e| e.into_inner()).insert(job, seq);
+            let interrupted = state == "running" && marker.as_deref() != Some(boot);
+            if state == "pending" {
                 c.prepare_cached("UPDATE job_items SET state = 'running', result = ?3 WHERE job_id = ?1 AND seq = ?2")?
                     .execute(params![job, seq, boot])?;
-                Some(Item {
-                    seq,
-                    input,
-                    interrupted: false,
-                })
             }
-            None => None,
-        },
+            Some(Item {
+                seq,
+                input,
+                interrupted,
+            })
+        }
+        None => None,
     };
     Ok(match item {
         Some(item) => Next::Item {
@@ -669,6 +675,8 @@ struct Worker {
     shutdown: watch::Receiver<bool>,
     /// Items finished today (UTC day start, count), read once and then counted here.
     today: Option<(i64, i64)>,
+    /// Per job, the `seq` below which every item is finished.
+    cursors: Arc<Mutex<HashMap<i64, i64>>>,
 }
 
 /// The next thing the worker should do.
@@ -825,6 +833,7 @@ impl Worker {
     /// transaction and one trip to the blocking pool.
     async fn advance(&self, done: Option<Done>) -> Result<Next, JobError> {
         let boot = self.jobs.inner.boot.clone();
+        let cursors = self.cursors.clone();
         self.jobs
             .db(&self.account, move |c| {
                 let tx = c.transaction()?;
@@ -834,7 +843,7 @@ impl Worker {
                     )?
                     .execute(params![d.job.0, d.seq, d.state, d.result, now()])?;
                 }
-                let next = pick_next(&tx, &boot)?;
+                let next = pick_next(&tx, &boot, &cursors)?;
                 tx.commit()?;
                 Ok(next)
             })
