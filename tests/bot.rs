@@ -373,3 +373,18 @@ async fn a_blocked_user_and_a_429_do_not_stop_replies_to_others() {
     bot.tg.wait_for_text_to_after(mark, other, "Bantuan", WAIT).await;
     bot.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qr_login_sends_a_png_and_links_the_account() {
+    let bot = TestBot::start(&[]).await;
+    let mark = bot.tg.mark();
+    bot.tg.push_message(A, "/qr 0812-3456-0031");
+    bot.tg.wait_for_method_after(mark, "sendphoto", WAIT).await;
+    let photo = bot.tg.sent_to(A).into_iter().find(|m| m.file_name.is_some()).expect("a photo");
+    let png = photo.bytes.expect("photo bytes");
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
+    assert!(photo.text.contains("+6281234560031"), "{}", photo.text);
+    bot.tg.wait_for_text_to_after(mark, A, "Terhubung sebagai", WAIT).await;
+    assert_eq!(bot.account_row("6281234560031").unwrap().2, "active");
+    bot.stop().await;
+}
