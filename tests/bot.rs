@@ -380,7 +380,12 @@ async fn qr_login_sends_a_png_and_links_the_account() {
     let mark = bot.tg.mark();
     bot.tg.push_message(A, "/qr 0812-3456-0031");
     bot.tg.wait_for_method_after(mark, "sendphoto", WAIT).await;
-    let photo = bot.tg.sent_to(A).into_iter().find(|m| m.file_name.is_some()).expect("a photo");
+    let photo = bot
+        .tg
+        .sent_to(A)
+        .into_iter()
+        .find(|m| m.file_name.is_some())
+        .expect("a photo");
     let png = photo.bytes.expect("photo bytes");
     assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
     assert!(photo.text.contains("+6281234560031"), "{}", photo.text);
