@@ -167,25 +167,33 @@ where
         .error_handler(LoggingErrorHandler::with_custom_text("update handler failed"))
         .build();
     let token = dispatcher.shutdown_token();
+    let dispatch = tokio::spawn(async move { dispatcher.dispatch().await });
+    let dispatch_abort = dispatch.abort_handle();
+    let bound = config.shutdown_timeout;
     let stopper = tokio::spawn(async move {
         while !*shutdown.borrow_and_update() {
             if shutdown.changed().await.is_err() {
                 break;
             }
         }
-        // The dispatcher refuses to stop before it has started; keep asking until it does.
-        loop {
+        // Handlers in flight get until the bound to finish; then the dispatcher is aborted, so
+        // a stuck request can never keep the process (and every session) from stopping.
+        let deadline = tokio::time::Instant::now() + bound;
+        let stopped = loop {
             match token.shutdown() {
-                Ok(done) => {
-                    done.await;
-                    break;
-                }
-                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                Ok(done) => break tokio::time::timeout_at(deadline, done).await.is_ok(),
+                // The dispatcher refuses to stop before it has started; keep asking a while.
+                Err(_) if tokio::time::Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(50)).await,
+                Err(_) => break false,
             }
+        };
+        if !stopped {
+            warn!("the dispatcher did not stop within {bound:?}; aborting it");
+            dispatch_abort.abort();
         }
     });
     info!("bot is running");
-    dispatcher.dispatch().await;
+    let _ = dispatch.await;
     let _ = stopper.await;
     info!("dispatcher stopped; disconnecting sessions");
     restore.abort();
