@@ -6,44 +6,11 @@
 //!
 //! `TGWA_BENCH_ACCOUNTS` overrides N (default 10000).
 
-use std::path::Path;
-use std::sync::Arc;
 use std::time::Instant;
 
-use async_trait::async_trait;
 use tgwa::config::Config;
 use tgwa::manager::AccountManager;
 use tgwa::scan::{self, ScanOptions};
-use tgwa::wa::{EventRx, Probe, SessionSpec, WaBackend, WaError, WaSession};
-
-/// Reads the `device` table the way the real adapter's probe does (read-only, one query),
-/// so the figure includes a realistic probe whatever the simulator in this tree does.
-struct DeviceTable;
-
-#[async_trait]
-impl WaBackend for DeviceTable {
-    async fn start(&self, _spec: SessionSpec) -> Result<(Arc<dyn WaSession>, EventRx), WaError> {
-        Err(WaError::Other("probe only".into()))
-    }
-    async fn probe(&self, f: &Path) -> Result<Probe, WaError> {
-        let f = f.to_path_buf();
-        tgwa::db::blocking(move || {
-            let c = scan::open_read_only(&f)?;
-            let jid: Option<String> = c
-                .query_row("SELECT jid FROM device WHERE id = 1 AND pn IS NOT NULL", [], |r| {
-                    r.get(0)
-                })
-                .ok();
-            Ok(jid)
-        })
-        .await
-        .map_err(|e| WaError::Storage(e.to_string()))
-        .map(|jid| match jid {
-            Some(jid) => Probe::Paired { jid },
-            None => Probe::Unpaired,
-        })
-    }
-}
 
 fn main() {
     let n: usize = std::env::var("TGWA_BENCH_ACCOUNTS")
@@ -106,9 +73,9 @@ fn main() {
         .build()
         .unwrap();
     let (scan_s, rescan_s) = rt.block_on(async {
-        let m = AccountManager::open(config.clone(), Arc::new(DeviceTable))
-            .await
-            .unwrap();
+        // The simulator's probe is the real adapter's: read-only, one query.
+        let backend = tgwa::wa::backend_for(&config).await.unwrap();
+        let m = AccountManager::open(config.clone(), backend).await.unwrap();
         let t = Instant::now();
         let rep = scan::scan(&m, ScanOptions::default()).await.unwrap();
         let scan_s = t.elapsed().as_secs_f64();

@@ -5,14 +5,11 @@
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use async_trait::async_trait;
 use tgwa::account::AccountStatus;
 use tgwa::config::Config;
 use tgwa::manager::AccountManager;
 use tgwa::scan::{self, Outcome, ScanOptions, ScanReport};
-use tgwa::wa::{EventRx, Probe, SessionSpec, WaBackend, WaError, WaSession};
 
 /// Writes a session file the way the simulator does: table `device(id, pn, jid)`, paired iff
 /// row 1 has a non-null `pn`.
@@ -32,8 +29,9 @@ fn session(path: &Path, paired: bool) {
         .to_string();
     if paired {
         c.execute(
-            "INSERT INTO device (id, pn, jid) VALUES (1, ?1, ?2)",
-            [digits.clone(), format!("{digits}:1@s.whatsapp.net")],
+            // whatsapp-rust keeps the device's phone-number JID in `pn`.
+            "INSERT INTO device (id, pn, jid) VALUES (1, ?1, ?1)",
+            [format!("{digits}:1@s.whatsapp.net")],
         )
         .unwrap();
     } else {
@@ -45,29 +43,6 @@ fn session(path: &Path, paired: bool) {
 fn bot_data(path: &Path) {
     let mut c = rusqlite::Connection::open(path).unwrap();
     tgwa::db::migrate(&mut c, tgwa::db::Schema::Account).unwrap();
-}
-
-/// Reads the simulator's `device` table: for tests that need `Paired` whatever the simulator
-/// build in this tree does.
-struct DeviceTable;
-
-#[async_trait]
-impl WaBackend for DeviceTable {
-    async fn start(&self, _spec: SessionSpec) -> Result<(Arc<dyn WaSession>, EventRx), WaError> {
-        Err(WaError::Other("probe only".into()))
-    }
-    async fn probe(&self, f: &Path) -> Result<Probe, WaError> {
-        let c = scan::open_read_only(f).map_err(|e| WaError::Storage(e.to_string()))?;
-        let row: Result<(Option<String>, Option<String>), _> =
-            c.query_row("SELECT pn, jid FROM device WHERE id = 1", [], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            });
-        match row {
-            Ok((Some(_), Some(jid))) => Ok(Probe::Paired { jid }),
-            Ok(_) | Err(rusqlite::Error::QueryReturnedNoRows) => Ok(Probe::Unpaired),
-            Err(e) => Err(WaError::Storage(e.to_string())),
-        }
-    }
 }
 
 struct Fixture {
@@ -233,9 +208,7 @@ async fn paired_sessions_register_active_with_jid_and_unpaired_as_unpaired() {
     let f = fixture();
     session(&f.root.join("7/whatsmeow-7-6287777770001.db"), true);
     session(&f.root.join("7/whatsmeow-7-6287777770002.db"), false);
-    let m = AccountManager::open(f.config.clone(), Arc::new(DeviceTable))
-        .await
-        .unwrap();
+    let m = manager(&f.config).await;
     let rep = scan::scan(&m, ScanOptions::default()).await.unwrap();
     assert_eq!(rep.summary.registered_now, 3);
     let rows = m.all_rows().await.unwrap();

@@ -10,7 +10,7 @@ use teloxide::types::{InlineKeyboardMarkup, MessageId};
 
 use super::callback::{Cb, InputKind};
 use super::flows::{back_to_menu, btn, Req};
-use super::i18n::{esc, tr, tr_with, Key, Lang};
+use super::i18n::{esc, t2, tr, tr_with, Key, Lang};
 use super::send::{edit_or_send, send_document, send_html, send_long};
 use super::{App, Caller, Pending};
 use crate::account::{Account, AccountError};
@@ -66,14 +66,6 @@ pub(crate) fn wa_error_text(lang: Lang, e: &WaError) -> String {
     };
     let base = if lang == Lang::En { en } else { id };
     format!("{base} ({})", esc(&e.to_string()))
-}
-
-fn t2(lang: Lang, id: &str, en: &str) -> String {
-    if lang == Lang::En {
-        en.to_string()
-    } else {
-        id.to_string()
-    }
 }
 
 /// `/groups` and the Groups button: page 0 of the list.
@@ -318,48 +310,22 @@ async fn group_page<R: Req>(
             Cb::GroupInput(a, g.clone(), InputKind::SendGroup),
         ),
     ]);
-    rows.push(vec![
-        btn(
-            app,
-            c,
-            &t2(l, "➕ Tambah", "➕ Add"),
-            Cb::GroupInput(a, g.clone(), InputKind::AddMembers),
-        ),
-        btn(
-            app,
-            c,
-            &t2(l, "➖ Keluarkan", "➖ Remove"),
-            Cb::GroupInput(a, g.clone(), InputKind::RemoveMembers),
-        ),
-    ]);
-    rows.push(vec![
-        btn(
-            app,
-            c,
-            &t2(l, "⬆️ Jadikan admin", "⬆️ Promote"),
-            Cb::GroupInput(a, g.clone(), InputKind::PromoteMembers),
-        ),
-        btn(
-            app,
-            c,
-            &t2(l, "⬇️ Cabut admin", "⬇️ Demote"),
-            Cb::GroupInput(a, g.clone(), InputKind::DemoteMembers),
-        ),
-    ]);
-    rows.push(vec![
-        btn(
-            app,
-            c,
-            &t2(l, "✏️ Ganti nama", "✏️ Rename"),
-            Cb::GroupInput(a, g.clone(), InputKind::Rename),
-        ),
-        btn(
-            app,
-            c,
-            &t2(l, "📝 Deskripsi", "📝 Description"),
-            Cb::GroupInput(a, g.clone(), InputKind::Describe),
-        ),
-    ]);
+    // Buttons that ask for text about this group, two to a row.
+    let inputs = [
+        ("➕ Tambah", "➕ Add", InputKind::AddMembers),
+        ("➖ Keluarkan", "➖ Remove", InputKind::RemoveMembers),
+        ("⬆️ Jadikan admin", "⬆️ Promote", InputKind::PromoteMembers),
+        ("⬇️ Cabut admin", "⬇️ Demote", InputKind::DemoteMembers),
+        ("✏️ Ganti nama", "✏️ Rename", InputKind::Rename),
+        ("📝 Deskripsi", "📝 Description", InputKind::Describe),
+    ];
+    for pair in inputs.chunks(2) {
+        rows.push(
+            pair.iter()
+                .map(|(id, en, kind)| btn(app, c, &t2(l, id, en), Cb::GroupInput(a, g.clone(), *kind)))
+                .collect(),
+        );
+    }
     rows.push(vec![
         btn(
             app,

@@ -109,6 +109,15 @@ pub enum Key {
     ComingSoon,
 }
 
+/// A one-off text in both languages, for messages too specific for the [`Key`] table
+/// (menu labels and replies of the groups and jobs screens).
+pub fn t2(lang: Lang, id: &str, en: &str) -> String {
+    match lang {
+        Lang::En => en.to_string(),
+        Lang::Id => id.to_string(),
+    }
+}
+
 /// The text of `key` in `lang`.
 pub fn tr(lang: Lang, key: Key) -> &'static str {
     match lang {

@@ -9,20 +9,12 @@ use teloxide::types::{ChatId, InlineKeyboardMarkup, MessageId};
 
 use super::callback::Cb;
 use super::flows::{back_to_menu, btn, plain_text, Req};
-use super::i18n::{duration, esc, tr, Key, Lang};
+use super::i18n::{duration, esc, t2, tr, Key, Lang};
 use super::send::{edit_or_send, send_document, send_html};
 use super::{App, Caller};
 use crate::account::Account;
 use crate::ids::{AccountId, TelegramId};
 use crate::jobs::{JobError, JobId, JobKind, JobObserver, JobProgress, JobState};
-
-fn t2(lang: Lang, id: &str, en: &str) -> String {
-    if lang == Lang::En {
-        en.to_string()
-    } else {
-        id.to_string()
-    }
-}
 
 fn kind_label(lang: Lang, kind: &JobKind) -> String {
     match kind {
