@@ -8,6 +8,8 @@
 
 #[path = "../tests/support/fake_telegram.rs"]
 mod fake_telegram;
+#[path = "support/mod.rs"]
+mod support;
 
 use std::time::{Duration, Instant};
 
@@ -19,7 +21,6 @@ use tgwa::bot::App;
 use tgwa::config::Config;
 use tgwa::ids::{PhoneNumber, TelegramId};
 use tgwa::manager::AccountManager;
-use tgwa::supervisor::Notice;
 use tokio::sync::watch;
 
 const USERS: i64 = 500;
@@ -43,6 +44,19 @@ fn push_load(tg: &FakeTelegram, menus: &[(i64, i64, String)]) {
     }
 }
 
+/// Pushes the load and waits until every update was answered; returns updates per second.
+async fn measure(tg: &FakeTelegram, menus: &[(i64, i64, String)]) -> f64 {
+    let (commands, callbacks) = expected();
+    let mark = tg.mark();
+    let t = Instant::now();
+    push_load(tg, menus);
+    tg.wait_for_count_after(mark, "answercallbackquery", callbacks, Duration::from_secs(300))
+        .await;
+    tg.wait_for_count_after(mark, "sendmessage", commands, Duration::from_secs(300))
+        .await;
+    (commands + callbacks) as f64 / t.elapsed().as_secs_f64()
+}
+
 /// Commands and callbacks in the load.
 fn expected() -> (usize, usize) {
     let per_user_callbacks = (0..PER_USER).filter(|r| r % 5 == 4).count() as i64;
@@ -62,19 +76,13 @@ async fn run_guarded() -> f64 {
     {
         // Link one account per user, then stop, so the bot starts as in production.
         let m = AccountManager::open(config.clone(), backend.clone()).await.unwrap();
-        let mut notices = m.take_notices().unwrap();
-        for i in 0..USERS {
-            let owner = TelegramId::new(FIRST_USER + i).unwrap();
-            m.start_pairing(owner, PhoneNumber::from_digits(&format!("62815{:06}3", i)).unwrap())
-                .await
-                .unwrap();
-        }
-        let mut paired = 0;
-        while paired < USERS {
-            if let Some(Notice::Paired { .. }) = notices.recv().await {
-                paired += 1;
-            }
-        }
+        let accounts = (0..USERS)
+            .map(|i| {
+                let owner = TelegramId::new(FIRST_USER + i).unwrap();
+                (owner, PhoneNumber::from_digits(&format!("62815{:06}3", i)).unwrap())
+            })
+            .collect();
+        support::pair_all(&m, accounts).await;
         m.shutdown(Duration::from_secs(10)).await;
     }
     let manager = AccountManager::open(config.clone(), backend).await.unwrap();
@@ -98,15 +106,7 @@ async fn run_guarded() -> f64 {
         })
         .collect();
 
-    let (commands, callbacks) = expected();
-    let mark = tg.mark();
-    let t = Instant::now();
-    push_load(&tg, &menus);
-    tg.wait_for_count_after(mark, "answercallbackquery", callbacks, Duration::from_secs(300))
-        .await;
-    tg.wait_for_count_after(mark, "sendmessage", commands, Duration::from_secs(300))
-        .await;
-    let rate = (commands + callbacks) as f64 / t.elapsed().as_secs_f64();
+    let rate = measure(&tg, &menus).await;
     let _ = stop.send(true);
     let _ = server.await;
     tg.shutdown();
@@ -130,15 +130,7 @@ async fn run_bare() -> f64 {
     let token = dispatcher.shutdown_token();
     let task = tokio::spawn(async move { dispatcher.dispatch().await });
     let menus: Vec<(i64, i64, String)> = (0..USERS).map(|i| (FIRST_USER + i, 1, "m".to_string())).collect();
-    let (commands, callbacks) = expected();
-    let mark = tg.mark();
-    let t = Instant::now();
-    push_load(&tg, &menus);
-    tg.wait_for_count_after(mark, "answercallbackquery", callbacks, Duration::from_secs(300))
-        .await;
-    tg.wait_for_count_after(mark, "sendmessage", commands, Duration::from_secs(300))
-        .await;
-    let rate = (commands + callbacks) as f64 / t.elapsed().as_secs_f64();
+    let rate = measure(&tg, &menus).await;
     loop {
         match token.shutdown() {
             Ok(f) => {

@@ -9,11 +9,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+
+#[path = "support/mod.rs"]
+mod support;
+
 use tgwa::config::Config;
 use tgwa::ids::{AccountId, PhoneNumber, TelegramId};
 use tgwa::jobs::{JobId, JobKind, JobObserver, JobOptions, JobProgress, Jobs};
 use tgwa::manager::AccountManager;
-use tgwa::supervisor::Notice;
 use tgwa::wa::ChatTarget;
 use tokio::sync::Notify;
 
@@ -51,17 +54,9 @@ fn main() {
         config.job_daily_cap = (n * 2) as u32;
         let backend = tgwa::wa::backend_for(&config).await.unwrap();
         let manager = AccountManager::open(config.clone(), backend).await.unwrap();
-        let mut notices = manager.take_notices().unwrap();
         let owner = TelegramId::new(7_000_001).unwrap();
         let phone = PhoneNumber::from_digits("6281234569001").unwrap();
-        manager.start_pairing(owner, phone).await.unwrap();
-        let account = loop {
-            match tokio::time::timeout(Duration::from_secs(30), notices.recv()).await {
-                Ok(Some(Notice::Paired { account, .. })) => break account,
-                Ok(Some(_)) => continue,
-                other => panic!("pairing failed: {other:?}"),
-            }
-        };
+        let account = support::pair_all(&manager, vec![(owner, phone)]).await[0];
         let session = manager.session_of(owner, account).await.unwrap();
 
         // Baseline: the same kind of call, straight to the simulator.

@@ -10,10 +10,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+
+#[path = "support/mod.rs"]
+mod support;
+
 use tgwa::config::Config;
 use tgwa::ids::{PhoneNumber, TelegramId};
 use tgwa::manager::AccountManager;
-use tgwa::supervisor::Notice;
 use tgwa::wa::real::{self, RealBackend};
 use tgwa::wa::{SessionSpec, WaBackend, WaSession};
 
@@ -44,25 +47,16 @@ async fn open(c: &Config) -> AccountManager {
 /// Pairs `n` accounts (one per Telegram user) so the next start has something to restore.
 async fn prepare(c: &Config, n: usize) {
     let m = open(c).await;
-    let mut notices = m.take_notices().expect("notices");
-    futures::stream::iter(0..n)
-        .for_each_concurrent(32, |i| {
-            let m = m.clone();
-            async move {
-                let owner = TelegramId::new(8_000_000 + i as i64).expect("tid");
-                let phone = PhoneNumber::from_digits(&format!("62813{:06}5", i)).expect("phone");
-                m.start_pairing(owner, phone).await.expect("pairing");
-            }
+    let accounts = (0..n)
+        .map(|i| {
+            let owner = TelegramId::new(8_000_000 + i as i64).expect("tid");
+            (
+                owner,
+                PhoneNumber::from_digits(&format!("62813{:06}5", i)).expect("phone"),
+            )
         })
-        .await;
-    let mut paired = 0;
-    while paired < n {
-        match tokio::time::timeout(Duration::from_secs(60), notices.recv()).await {
-            Ok(Some(Notice::Paired { .. })) => paired += 1,
-            Ok(Some(_)) => {}
-            other => panic!("pairing stalled at {paired}/{n}: {other:?}"),
-        }
-    }
+        .collect();
+    support::pair_all(&m, accounts).await;
     m.shutdown(Duration::from_secs(10)).await;
 }
 
