@@ -146,11 +146,7 @@ async fn run_bare() -> f64 {
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = support::runtime();
     rt.block_on(async {
         let bare = run_bare().await;
         let guarded = run_guarded().await;

@@ -38,15 +38,8 @@ fn numbers(prefix: &str, n: usize) -> Vec<String> {
 }
 
 fn main() {
-    let n: usize = std::env::var("TGWA_BENCH_ITEMS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10_000);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let n = support::env_or("TGWA_BENCH_ITEMS", 10_000);
+    let rt = support::runtime();
     rt.block_on(async move {
         let dir = tempfile::tempdir().unwrap();
         let mut config = Config::for_tests(dir.path());

@@ -93,15 +93,8 @@ async fn real_client_kib(dir: &std::path::Path, n: usize) -> f64 {
 }
 
 fn main() {
-    let n: usize = std::env::var("TGWA_BENCH_ACCOUNTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1000);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let n = support::env_or("TGWA_BENCH_ACCOUNTS", 1000);
+    let rt = support::runtime();
     rt.block_on(async move {
         let dir = tempfile::tempdir().unwrap();
         let c = config(dir.path(), n);

@@ -49,6 +49,15 @@ async fn say_for_button(bot: &TestBot, user: i64, text: &str, label: &str) -> fa
     bot.tg.wait_for_button_after(mark, user, label, WAIT).await
 }
 
+/// Opens the page of the group named `name` from `/groups`.
+async fn open_group(bot: &TestBot, user: i64, name: &str) {
+    let list = say_for_button(bot, user, "/groups", name).await;
+    let data = list.button_data(name).expect("group button");
+    let mark = bot.tg.mark();
+    bot.tg.push_callback(user, list.message_id, &data);
+    bot.tg.wait_for_text_to_after(mark, user, "Anggota", WAIT).await;
+}
+
 /// Presses `label` as `user` and waits for a reply (new or edited) containing `want`.
 async fn tap(bot: &TestBot, user: i64, label: &str, want: &str) -> fake_telegram::Sent {
     let mark = bot.tg.mark();
@@ -139,16 +148,7 @@ async fn create_export_join_list_members_and_broadcast_across_two_accounts() {
     assert_eq!(body.lines().filter(|l| l.contains("joined")).count(), 5, "{body}");
 
     // A's member list of one group shows B's number.
-    let list = say_for_button(&bot, A, "/groups", "Grup Arisan 2").await;
-    let g2 = list
-        .buttons()
-        .into_iter()
-        .find(|(l, _)| l.contains("Grup Arisan 2"))
-        .unwrap()
-        .1;
-    let mark = bot.tg.mark();
-    bot.tg.push_callback(A, list.message_id, &g2);
-    bot.tg.wait_for_text_to_after(mark, A, "Anggota", WAIT).await;
+    open_group(&bot, A, "Grup Arisan 2").await;
     let members = tap(&bot, A, "👤 Anggota", "1002").await;
     assert!(
         members.text.contains("1001") && members.text.contains("1002"),
@@ -346,16 +346,7 @@ async fn bad_input_gets_a_reply_and_creates_no_job() {
     tap(&bot, A, "Buat grup", "pola nama").await;
     say(&bot, A, "Grup Uji", "Mulai pekerjaan ini").await;
     start_job_and_wait(&bot, A).await;
-    let list = say_for_button(&bot, A, "/groups", "Grup Uji").await;
-    let g = list
-        .buttons()
-        .into_iter()
-        .find(|(l, _)| l.contains("Grup Uji"))
-        .unwrap()
-        .1;
-    let mark = bot.tg.mark();
-    bot.tg.push_callback(A, list.message_id, &g);
-    bot.tg.wait_for_text_to_after(mark, A, "Anggota", WAIT).await;
+    open_group(&bot, A, "Grup Uji").await;
     let link = tap(&bot, A, "Tautan undangan", "chat.whatsapp.com").await;
     let link = link
         .text
@@ -370,16 +361,7 @@ async fn bad_input_gets_a_reply_and_creates_no_job() {
     say(&bot, B, &link, "Mulai pekerjaan ini").await;
     start_job_and_wait(&bot, B).await;
     let b_jobs = job_count(&bot, B, B_PHONE);
-    let list = say_for_button(&bot, B, "/groups", "Grup Uji").await;
-    let g = list
-        .buttons()
-        .into_iter()
-        .find(|(l, _)| l.contains("Grup Uji"))
-        .unwrap()
-        .1;
-    let mark = bot.tg.mark();
-    bot.tg.push_callback(B, list.message_id, &g);
-    bot.tg.wait_for_text_to_after(mark, B, "Anggota", WAIT).await;
+    open_group(&bot, B, "Grup Uji").await;
     let mark = bot.tg.mark();
     let id = bot.press(B, "📣");
     let ans = bot.tg.wait_for_callback_answer(&id, WAIT).await;

@@ -1,4 +1,6 @@
-//! What several benchmarks share: linking simulated accounts through the real pairing path.
+//! What several benchmarks share: linking simulated accounts through the real pairing path,
+//! the runtime and their settings. Not every benchmark uses every piece.
+#![allow(dead_code)]
 
 use std::time::Duration;
 
@@ -26,4 +28,18 @@ pub async fn pair_all(m: &AccountManager, accounts: Vec<(TelegramId, PhoneNumber
         }
     }
     ids
+}
+
+/// A whole number from the environment, or `default`.
+pub fn env_or(var: &str, default: usize) -> usize {
+    std::env::var(var).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// The runtime every benchmark runs on: two workers, as on the target machine.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
 }
