@@ -71,6 +71,9 @@ pub struct Account {
     pub status_changed_at: i64,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Pairings of this row: a re-pair of an own logged-out number bumps it, so work queued
+    /// for an earlier pairing can tell it is stale.
+    pub generation: i64,
 }
 
 /// Why an account operation was refused. Each variant has its own message in the bot.
@@ -106,7 +109,7 @@ impl From<rusqlite::Error> for AccountError {
     }
 }
 
-const COLS: &str = "id, telegram_id, phone_number, jid, db_path, bot_data_db_path, status, last_error, banned_until, status_changed_at, created_at, updated_at";
+const COLS: &str = "id, telegram_id, phone_number, jid, db_path, bot_data_db_path, status, last_error, banned_until, status_changed_at, created_at, updated_at, generation";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Account> {
     let bad = |i: usize, what: &str| {
@@ -129,6 +132,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Account> {
         status_changed_at: r.get(9)?,
         created_at: r.get(10)?,
         updated_at: r.get(11)?,
+        generation: r.get(12)?,
     })
 }
 
@@ -150,30 +154,46 @@ pub struct NewAccount {
     pub status: AccountStatus,
 }
 
-/// Inserts an account (reusing a `removed` row of the same number), enforcing ownership and
-/// limits in one immediate transaction so two requests cannot both squeeze under a limit.
-pub fn insert(conn: &mut Connection, new: &NewAccount, limits: Limits) -> Result<Account, AccountError> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let existing = tx
+/// The row of `phone` that is not removed, if any (at most one exists: a unique index).
+fn live_by_phone(conn: &Connection, phone: &PhoneNumber) -> Result<Option<Account>, AccountError> {
+    Ok(conn
         .query_row(
-            &format!("SELECT {COLS} FROM whatsapp_accounts WHERE phone_number = ?1"),
-            [new.phone.digits()],
+            &format!("SELECT {COLS} FROM whatsapp_accounts WHERE phone_number = ?1 AND status != 'removed'"),
+            [phone.digits()],
             from_row,
         )
-        .optional()?;
+        .optional()?)
+}
+
+/// Accounts that count against the server's ceiling: paired ones. Pairing rows do not, so
+/// throwaway pairings cannot lock real users out; the ceiling is checked again when a pairing
+/// completes ([`complete_pairing`]).
+fn count_paired(conn: &Connection) -> Result<i64, AccountError> {
+    Ok(conn.query_row(
+        "SELECT COUNT(*) FROM whatsapp_accounts WHERE status NOT IN ('removed', 'pairing')",
+        [],
+        |r| r.get(0),
+    )?)
+}
+
+/// Inserts an account, enforcing ownership and limits in one immediate transaction so two
+/// requests cannot both squeeze under a limit. A removed row is history: the number gets a new
+/// row with a new ID, never the old one. Pairing an own logged-out or unpaired number again
+/// keeps that row (its ID and history) and bumps its generation.
+pub fn insert(conn: &mut Connection, new: &NewAccount, limits: Limits) -> Result<Account, AccountError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let existing = live_by_phone(&tx, &new.phone)?;
     if let Some(a) = &existing {
-        if a.status != AccountStatus::Removed {
-            if a.telegram_id != new.telegram_id {
-                return Err(AccountError::OwnedByOther);
-            }
-            if a.status == AccountStatus::Pairing {
-                return Err(AccountError::PairingInProgress);
-            }
-            let repair = new.status == AccountStatus::Pairing
-                && matches!(a.status, AccountStatus::LoggedOut | AccountStatus::Unpaired);
-            if !repair {
-                return Err(AccountError::AlreadyLinked(a.id));
-            }
+        if a.telegram_id != new.telegram_id {
+            return Err(AccountError::OwnedByOther);
+        }
+        if a.status == AccountStatus::Pairing {
+            return Err(AccountError::PairingInProgress);
+        }
+        let repair = new.status == AccountStatus::Pairing
+            && matches!(a.status, AccountStatus::LoggedOut | AccountStatus::Unpaired);
+        if !repair {
+            return Err(AccountError::AlreadyLinked(a.id));
         }
     }
     if new.status == AccountStatus::Pairing {
@@ -186,28 +206,19 @@ pub fn insert(conn: &mut Connection, new: &NewAccount, limits: Limits) -> Result
             return Err(AccountError::PairingInProgress);
         }
     }
-    if let Some(a) = existing.as_ref().filter(|a| a.status != AccountStatus::Removed) {
-        // Pairing an own logged-out or unpaired number again: the row already counts against
-        // the limits and keeps its ID and history.
-        let t = now();
+    let t = now();
+    if let Some(a) = existing {
+        // The row already counts against the limits.
         tx.execute(
-            "UPDATE whatsapp_accounts SET status='pairing', last_error=NULL, status_changed_at=?2, updated_at=?2 WHERE id=?1",
+            "UPDATE whatsapp_accounts SET status='pairing', last_error=NULL, status_changed_at=?2, updated_at=?2,
+             generation = generation + 1 WHERE id=?1",
             params![a.id.get(), t],
         )?;
-        let acc = tx.query_row(
-            &format!("SELECT {COLS} FROM whatsapp_accounts WHERE id = ?1"),
-            [a.id.get()],
-            from_row,
-        )?;
+        let acc = get(&tx, a.id)?.ok_or(AccountError::NotFound)?;
         tx.commit()?;
         return Ok(acc);
     }
-    let total: i64 = tx.query_row(
-        "SELECT COUNT(*) FROM whatsapp_accounts WHERE status != 'removed'",
-        [],
-        |r| r.get(0),
-    )?;
-    if total as usize >= limits.max_accounts {
+    if count_paired(&tx)? as usize >= limits.max_accounts {
         return Err(AccountError::ServerFull {
             max: limits.max_accounts,
         });
@@ -222,50 +233,62 @@ pub fn insert(conn: &mut Connection, new: &NewAccount, limits: Limits) -> Result
             max: limits.max_per_user,
         });
     }
-    let t = now();
-    let db_path = new.db_path.to_string_lossy().into_owned();
-    let bd_path = new.bot_data_db_path.to_string_lossy().into_owned();
-    let id = match existing {
-        Some(a) => {
-            tx.execute(
-                "UPDATE whatsapp_accounts SET telegram_id=?2, jid=?3, db_path=?4, bot_data_db_path=?5, status=?6,
-                 last_error=NULL, banned_until=NULL, status_changed_at=?7, created_at=?7, updated_at=?7 WHERE id=?1",
-                params![
-                    a.id.get(),
-                    new.telegram_id.get(),
-                    new.jid,
-                    db_path,
-                    bd_path,
-                    new.status.as_str(),
-                    t
-                ],
-            )?;
-            a.id.get()
-        }
-        None => {
-            tx.execute(
-                "INSERT INTO whatsapp_accounts (telegram_id, phone_number, jid, db_path, bot_data_db_path, status,
-                 status_changed_at, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?7)",
-                params![
-                    new.telegram_id.get(),
-                    new.phone.digits(),
-                    new.jid,
-                    db_path,
-                    bd_path,
-                    new.status.as_str(),
-                    t
-                ],
-            )?;
-            tx.last_insert_rowid()
-        }
-    };
-    let acc = tx.query_row(
-        &format!("SELECT {COLS} FROM whatsapp_accounts WHERE id = ?1"),
-        [id],
-        from_row,
+    tx.execute(
+        "INSERT INTO whatsapp_accounts (telegram_id, phone_number, jid, db_path, bot_data_db_path, status,
+         status_changed_at, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?7)",
+        params![
+            new.telegram_id.get(),
+            new.phone.digits(),
+            new.jid,
+            new.db_path.to_string_lossy(),
+            new.bot_data_db_path.to_string_lossy(),
+            new.status.as_str(),
+            t
+        ],
     )?;
+    let acc = get(
+        &tx,
+        AccountId::new(tx.last_insert_rowid()).map_err(|_| AccountError::NotFound)?,
+    )?
+    .ok_or(AccountError::NotFound)?;
     tx.commit()?;
     Ok(acc)
+}
+
+/// A pairing finished: records the device, makes the account active and the owner's active
+/// account, in one immediate transaction that checks the server's ceiling again (pairing rows
+/// do not count against it while they wait). `ServerFull` leaves the row as it was.
+pub fn complete_pairing(
+    conn: &mut Connection,
+    id: AccountId,
+    owner: TelegramId,
+    jid: &str,
+    limits: Limits,
+) -> Result<(), AccountError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let acc = get(&tx, id)?.ok_or(AccountError::NotFound)?;
+    if acc.telegram_id != owner {
+        return Err(AccountError::NotOwner);
+    }
+    if acc.status != AccountStatus::Pairing {
+        return Err(AccountError::WrongState(acc.status));
+    }
+    // A re-pair already counts (its row was paired before); a new row must fit.
+    if acc.jid.is_none() && count_paired(&tx)? as usize >= limits.max_accounts {
+        return Err(AccountError::ServerFull {
+            max: limits.max_accounts,
+        });
+    }
+    set_jid(&tx, id, jid)?;
+    set_status(&tx, id, AccountStatus::Active, None, None)?;
+    tx.execute(
+        "INSERT INTO telegram_users (telegram_id, active_account_id, first_seen, last_seen) VALUES (?1, ?2, ?3, ?3)
+         ON CONFLICT(telegram_id) DO UPDATE SET active_account_id = ?2",
+        params![owner.get(), id.get(), now()],
+    )?;
+    audit(&tx, Some(owner), Some(id), "paired", "")?;
+    tx.commit()?;
+    Ok(())
 }
 
 /// One account by ID, whoever owns it.
@@ -279,15 +302,9 @@ pub fn get(conn: &Connection, id: AccountId) -> Result<Option<Account>, AccountE
         .optional()?)
 }
 
-/// One account by phone number.
+/// The account of a phone number that is not removed, if any.
 pub fn by_phone(conn: &Connection, phone: &PhoneNumber) -> Result<Option<Account>, AccountError> {
-    Ok(conn
-        .query_row(
-            &format!("SELECT {COLS} FROM whatsapp_accounts WHERE phone_number = ?1"),
-            [phone.digits()],
-            from_row,
-        )
-        .optional()?)
+    live_by_phone(conn, phone)
 }
 
 /// A user's accounts that are not removed, oldest first.
@@ -513,11 +530,81 @@ mod tests {
             insert(&mut c, &new(3, "6281000000005", AccountStatus::Active), L),
             Err(AccountError::ServerFull { max: 3 })
         ));
-        // A removed row frees its number and its slot, and can go to another user.
+        // A removed row frees its number and its slot; the number goes to another user under
+        // a new ID, and the old row stays as history.
         set_status(&c, a.id, AccountStatus::Removed, Some("removed by owner"), None).unwrap();
         let again = insert(&mut c, &new(3, "6281000000001", AccountStatus::Active), L).unwrap();
-        assert_eq!(again.id, a.id);
+        assert_ne!(again.id, a.id);
         assert_eq!(again.telegram_id.get(), 3);
+        let old = get(&c, a.id).unwrap().unwrap();
+        assert_eq!((old.telegram_id.get(), old.status), (1, AccountStatus::Removed));
+        assert_eq!(by_phone(&c, &again.phone).unwrap().unwrap().id, again.id);
+    }
+
+    #[test]
+    fn ids_are_never_reused_even_after_a_deleted_pairing() {
+        let mut c = db();
+        let big = Limits {
+            max_accounts: 10,
+            max_per_user: 10,
+        };
+        let p = insert(&mut c, &new(1, "6281000000001", AccountStatus::Pairing), big).unwrap();
+        assert!(delete_pairing(&c, p.id).unwrap());
+        let q = insert(&mut c, &new(2, "6281000000001", AccountStatus::Pairing), big).unwrap();
+        assert!(q.id.get() > p.id.get());
+    }
+
+    #[test]
+    fn pairing_rows_do_not_hold_the_server_ceiling_hostage() {
+        let mut c = db();
+        let two = Limits {
+            max_accounts: 2,
+            max_per_user: 5,
+        };
+        // Three throwaway pairings by three users, then a real one: all may start.
+        let mut rows = Vec::new();
+        for (u, p) in [
+            (1, "6281000000001"),
+            (2, "6281000000002"),
+            (3, "6281000000003"),
+            (4, "6281000000004"),
+        ] {
+            rows.push(insert(&mut c, &new(u, p, AccountStatus::Pairing), two).unwrap());
+        }
+        // The ceiling is enforced when pairings complete.
+        for r in &rows[..2] {
+            complete_pairing(&mut c, r.id, r.telegram_id, "x@s.whatsapp.net", two).unwrap();
+        }
+        assert!(matches!(
+            complete_pairing(&mut c, rows[2].id, rows[2].telegram_id, "x@s.whatsapp.net", two),
+            Err(AccountError::ServerFull { max: 2 })
+        ));
+        assert_eq!(get(&c, rows[2].id).unwrap().unwrap().status, AccountStatus::Pairing);
+        // And only by the owner, only for a pairing row.
+        assert!(matches!(
+            complete_pairing(&mut c, rows[3].id, TelegramId::new(9).unwrap(), "x", two),
+            Err(AccountError::NotOwner)
+        ));
+        assert!(matches!(
+            complete_pairing(&mut c, rows[0].id, rows[0].telegram_id, "x", two),
+            Err(AccountError::WrongState(AccountStatus::Active))
+        ));
+    }
+
+    #[test]
+    fn a_repair_keeps_the_row_and_bumps_its_generation() {
+        let mut c = db();
+        let a = insert(&mut c, &new(1, "6281000000001", AccountStatus::Active), L).unwrap();
+        set_status(&c, a.id, AccountStatus::LoggedOut, None, None).unwrap();
+        let r = insert(&mut c, &new(1, "6281000000001", AccountStatus::Pairing), L).unwrap();
+        assert_eq!(r.id, a.id);
+        assert_eq!(r.generation, a.generation + 1);
+        // Another user cannot take it over while it is logged out.
+        set_status(&c, a.id, AccountStatus::LoggedOut, None, None).unwrap();
+        assert!(matches!(
+            insert(&mut c, &new(2, "6281000000001", AccountStatus::Pairing), L),
+            Err(AccountError::OwnedByOther)
+        ));
     }
 
     #[test]

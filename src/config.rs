@@ -78,6 +78,10 @@ pub struct Config {
     pub upload_max_bytes: u64,
     /// Largest N for "create groups from a pattern".
     pub max_create_groups: usize,
+    /// Pairing: minimum time between two code requests of one user, or for one number.
+    pub pair_cooldown: Duration,
+    /// Pairing: code requests per user, and per number, in any hour (0: no cap).
+    pub pair_max_per_hour: usize,
 }
 
 impl std::fmt::Debug for Config {
@@ -194,6 +198,8 @@ impl Config {
             job_max_items: num("TGWA_JOB_MAX_ITEMS", 1000, 1)? as usize,
             upload_max_bytes: num("TGWA_UPLOAD_MAX_BYTES", 1_048_576, 1)?,
             max_create_groups: num("TGWA_MAX_CREATE_GROUPS", 50, 1)? as usize,
+            pair_cooldown: Duration::from_secs(num("TGWA_PAIR_COOLDOWN_SECS", 30, 0)?),
+            pair_max_per_hour: num("TGWA_PAIR_MAX_PER_HOUR", 5, 0)? as usize,
         })
     }
 
@@ -211,6 +217,8 @@ impl Config {
         vars.insert("TGWA_JOB_JITTER_MS".into(), "0".into());
         vars.insert("TGWA_LOGIN_JITTER_MS".into(), "0".into());
         vars.insert("TGWA_TELEGRAM_THROTTLE".into(), "0".into());
+        vars.insert("TGWA_PAIR_COOLDOWN_SECS".into(), "0".into());
+        vars.insert("TGWA_PAIR_MAX_PER_HOUR".into(), "0".into());
         Self::from_map(&vars).expect("test config is valid")
     }
 }

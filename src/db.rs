@@ -42,10 +42,12 @@ pub enum Schema {
 const MASTER_MIGRATIONS: &[&str] = &[
     include_str!("../migrations/master/001_init.sql"),
     include_str!("../migrations/master/002_status_index.sql"),
+    include_str!("../migrations/master/003_account_history.sql"),
 ];
 const ACCOUNT_MIGRATIONS: &[&str] = &[
     include_str!("../migrations/account/001_init.sql"),
     include_str!("../migrations/account/002_item_order.sql"),
+    include_str!("../migrations/account/003_exactly_once.sql"),
 ];
 
 impl Schema {
@@ -77,13 +79,30 @@ pub fn migrate(conn: &mut Connection, schema: Schema) -> Result<u32, DbError> {
     if found as usize == all.len() {
         return Ok(found);
     }
-    let tx = conn.transaction()?;
-    for sql in &all[found as usize..] {
-        tx.execute_batch(sql)?;
+    // A migration that rebuilds a table (SQLite cannot drop a constraint) must not fire the
+    // foreign-key actions of the table it drops, and the pragma is a no-op inside a
+    // transaction: switch it off around the transaction and check the keys before committing.
+    let fk: bool = conn.pragma_query_value(None, "foreign_keys", |r| r.get(0))?;
+    if fk {
+        conn.pragma_update(None, "foreign_keys", false)?;
     }
-    tx.pragma_update(None, "user_version", all.len() as u32)?;
-    tx.commit()?;
-    Ok(all.len() as u32)
+    let applied = (|| {
+        let tx = conn.transaction()?;
+        for sql in &all[found as usize..] {
+            tx.execute_batch(sql)?;
+        }
+        let broken: i64 = tx.query_row("SELECT COUNT(*) FROM pragma_foreign_key_check", [], |r| r.get(0))?;
+        if broken > 0 {
+            return Err(DbError::Task(format!("migration left {broken} broken foreign keys")));
+        }
+        tx.pragma_update(None, "user_version", all.len() as u32)?;
+        tx.commit()?;
+        Ok(all.len() as u32)
+    })();
+    if fk {
+        conn.pragma_update(None, "foreign_keys", true)?;
+    }
+    applied
 }
 
 /// The pragmas every connection gets when it opens.
@@ -319,6 +338,31 @@ pub fn open_read_only(path: &Path) -> Result<Connection, DbError> {
     )?;
     conn.busy_timeout(Duration::from_secs(2))?;
     Ok(conn)
+}
+
+/// True when `path` is a readable SQLite file none of whose tables holds a row (a bot data
+/// file a pairing created and never used). Anything else, an unreadable file included, is
+/// `false`: such a file is kept.
+pub fn holds_no_rows(path: &Path) -> bool {
+    let check = || -> Result<bool, DbError> {
+        let conn = open_read_only(path)?;
+        let tables: Vec<String> = conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")?
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        for t in tables {
+            let any: bool = conn.query_row(
+                &format!("SELECT EXISTS (SELECT 1 FROM \"{}\")", t.replace('"', "\"\"")),
+                [],
+                |r| r.get(0),
+            )?;
+            if any {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    };
+    path.is_file() && check().unwrap_or(false)
 }
 
 /// Percent-encodes what a SQLite URI path cannot hold literally (spaces in

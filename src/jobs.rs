@@ -3,9 +3,19 @@
 //! A job and every item are written to the account's `bot_data` database before anything is
 //! sent, so a restart resumes exactly where it stopped. One worker task per account runs that
 //! account's running jobs one item at a time, paced by a minimum delay plus jitter and a daily
-//! cap, backing off when WhatsApp rate-limits. Each item's result and the "running" mark of
-//! the next one are written in one transaction, so at most one item is ever in doubt after a
-//! crash; a graceful shutdown waits for the item in flight, so none is.
+//! cap, backing off when WhatsApp rate-limits.
+//!
+//! Exactly once: an item is marked `running` (in flight) immediately before its WhatsApp call,
+//! after the pacing wait, and only while its job is still running; its result is recorded
+//! right after, retried while the database is busy. An executed item is never put back to
+//! `pending`. So after a crash at most one item is in doubt, and it is the one whose call may
+//! have gone out: a kind that must not run twice records it as `unknown` ("may have been
+//! done") instead of running it again, and never reports it `failed`.
+//!
+//! A job belongs to one account generation (the account's ID and pairing generation): when
+//! the account is removed, logged out or paired again, its jobs are cancelled and its worker
+//! stopped before anything else happens to the account (see [`Jobs::end_account`]), and a
+//! worker re-checks the owner and generation before every item.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -23,6 +33,7 @@ use crate::account::{Account, AccountError, AccountStatus};
 use crate::db::{now, DbError, Schema};
 use crate::ids::{AccountId, PhoneNumber, TelegramId};
 use crate::manager::AccountManager;
+use crate::manager::{AccountHook, Ending};
 use crate::supervisor::LiveState;
 use crate::wa::{Advice, ChatTarget, GroupId, JoinOutcome, MemberAction, WaError, WaSession};
 
@@ -198,21 +209,32 @@ struct Inner {
     manager: AccountManager,
     options: JobOptions,
     observer: RwLock<Option<Arc<dyn JobObserver>>>,
-    /// One worker per account with running jobs; its `Notify` wakes it (start, resume, cancel).
-    workers: Mutex<HashMap<AccountId, Arc<Notify>>>,
+    /// One worker per account with running jobs.
+    workers: Mutex<HashMap<AccountId, WorkerHandle>>,
     shutdown: watch::Sender<bool>,
-    /// Written on items marked running by this process, so an item left running by an
-    /// earlier process (a crash) can be told from one this process is about to run.
-    boot: String,
     /// Worker tasks, so shutdown can wait for the items in flight.
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Results of items that ran but could not be recorded (the database stayed busy), by
+    /// account, job and item: recorded by the next worker of the account, never run again.
+    unrecorded: Mutex<HashMap<(AccountId, i64, i64), (&'static str, String)>>,
+}
+
+/// A running worker: what wakes it, what stops it, and how to tell it has ended.
+struct WorkerHandle {
+    /// Wakes it (start, resume, cancel).
+    notify: Arc<Notify>,
+    /// Ends it after the item in flight (its account is ending).
+    stop: watch::Sender<bool>,
+    /// Closed when the worker's task ends, however it ends.
+    done: watch::Receiver<()>,
+    abort: tokio::task::AbortHandle,
 }
 
 /// One item to run.
 struct Item {
     seq: i64,
     input: String,
-    /// It was marked running by an earlier process that did not record its result.
+    /// It was in flight (its call may have gone out) and its result was never recorded.
     interrupted: bool,
 }
 
@@ -227,10 +249,82 @@ impl Jobs {
                 observer: RwLock::new(None),
                 workers: Mutex::new(HashMap::new()),
                 shutdown,
-                boot: format!("inflight:{:016x}", rand::random::<u64>()),
                 tasks: Mutex::new(Vec::new()),
+                unrecorded: Mutex::new(HashMap::new()),
             }),
         }
+    }
+
+    /// Registers the engine with the account manager, so an account that ends takes its jobs
+    /// and worker with it. The hook holds the engine weakly.
+    pub fn attach(&self) {
+        self.inner
+            .manager
+            .add_hook(Arc::new(EndHook(Arc::downgrade(&self.inner))));
+    }
+
+    /// An account is ending (removed, logged out, paired again): cancels every job of it that
+    /// has not finished, with the reason recorded, and stops its worker after the item in
+    /// flight (whose result is recorded). Returns when the worker has stopped.
+    pub async fn end_account(&self, acc: &Account, why: Ending) {
+        let reason = why.as_str();
+        let cancelled = self
+            .db(acc, move |c| {
+                let ids: Vec<(i64, i64)> = c
+                    .prepare("SELECT id, telegram_id FROM jobs WHERE state IN ('draft', 'running', 'paused')")?
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<Result<_, _>>()?;
+                c.execute(
+                    "UPDATE jobs SET state = 'cancelled', pause_reason = ?1, updated_at = ?2
+                     WHERE state IN ('draft', 'running', 'paused')",
+                    params![reason, now()],
+                )?;
+                Ok(ids)
+            })
+            .await;
+        let handle = self
+            .inner
+            .workers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&acc.id);
+        if let Some(mut h) = handle {
+            let _ = h.stop.send(true);
+            h.notify.notify_one();
+            // The item in flight finishes and is recorded; a call that hangs is cut off.
+            let bound = self.inner.manager.config().shutdown_timeout + Duration::from_secs(60);
+            if tokio::time::timeout(bound, h.done.changed()).await.is_err() {
+                warn!(account_id = %acc.id, "job worker did not stop in time; aborting it");
+                h.abort.abort();
+            }
+        }
+        match cancelled {
+            Ok(ids) if !ids.is_empty() => {
+                info!(account_id = %acc.id, jobs = ids.len(), reason, "jobs cancelled: the account is ending");
+                if let Some(obs) = self.observer() {
+                    for (job, tid) in ids {
+                        let (Ok(owner), Ok(Some((_, p)))) = (
+                            TelegramId::new(tid),
+                            self.db(acc, move |c| read_progress(c, JobId(job))).await,
+                        ) else {
+                            continue;
+                        };
+                        obs.finished(owner, acc.id, JobId(job), &p).await;
+                    }
+                }
+            }
+            Ok(_) => {}
+            Err(JobError::NotFound) => {}
+            Err(e) => warn!(account_id = %acc.id, error = %e, "could not cancel the jobs of an ending account"),
+        }
+    }
+
+    fn take_unrecorded(&self, account: AccountId, job: JobId, seq: i64) -> Option<(&'static str, String)> {
+        self.inner
+            .unrecorded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&(account, job.0, seq))
     }
 
     /// Sets who hears about progress.
@@ -282,14 +376,15 @@ impl Jobs {
         }
         let params = serde_json::to_string(&kind).map_err(|e| DbError::Task(e.to_string()))?;
         let name = kind.name();
+        let (account_id, generation) = (acc.id.get(), acc.generation);
         let id = self
             .db(&acc, move |c| {
                 let tx = c.transaction()?;
                 let t = now();
                 tx.execute(
-                    "INSERT INTO jobs (kind, state, params, telegram_id, chat_id, created_at, updated_at)
-                     VALUES (?1, 'draft', ?2, ?3, ?4, ?5, ?5)",
-                    params![name, params, owner.get(), chat_id, t],
+                    "INSERT INTO jobs (kind, state, params, telegram_id, chat_id, created_at, updated_at, account_id, generation)
+                     VALUES (?1, 'draft', ?2, ?3, ?4, ?5, ?5, ?6, ?7)",
+                    params![name, params, owner.get(), chat_id, t, account_id, generation],
                 )?;
                 let id = tx.last_insert_rowid();
                 {
@@ -336,16 +431,11 @@ impl Jobs {
                 if !from.contains(&state) {
                     return Ok(Err(JobError::WrongState(state)));
                 }
+                // An item in flight stays `running`: its worker records its result.
                 c.execute(
                     "UPDATE jobs SET state = ?2, pause_reason = ?3, updated_at = ?4 WHERE id = ?1",
                     params![job.0, to.as_str(), reason, now()],
                 )?;
-                if to == JobState::Cancelled {
-                    c.execute(
-                        "UPDATE job_items SET state = 'pending', result = NULL WHERE job_id = ?1 AND state = 'running'",
-                        [job.0],
-                    )?;
-                }
                 Ok(Ok(()))
             })
             .await?;
@@ -528,24 +618,49 @@ impl Jobs {
             return;
         }
         let mut workers = self.inner.workers.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = workers.get(&acc.id) {
-            n.notify_one();
+        if let Some(h) = workers.get(&acc.id) {
+            h.notify.notify_one();
             return;
         }
         let notify = Arc::new(Notify::new());
-        workers.insert(acc.id, notify.clone());
+        let (stop, stop_rx) = watch::channel(false);
+        let (done_tx, done) = watch::channel(());
         let worker = Worker {
             jobs: self.clone(),
             account: acc.clone(),
-            notify,
+            notify: notify.clone(),
             shutdown: self.inner.shutdown.subscribe(),
+            stop: stop_rx,
+            _done: done_tx,
             today: None,
             cursors: Arc::default(),
         };
         let task = tokio::spawn(worker.run());
+        workers.insert(
+            acc.id,
+            WorkerHandle {
+                notify,
+                stop,
+                done,
+                abort: task.abort_handle(),
+            },
+        );
         let mut tasks = self.inner.tasks.lock().unwrap_or_else(|e| e.into_inner());
         tasks.retain(|t| !t.is_finished());
         tasks.push(task);
+    }
+}
+
+/// The engine's [`AccountHook`]: held weakly by the account manager, so the engine and the
+/// manager do not keep each other alive.
+struct EndHook(std::sync::Weak<Inner>);
+
+#[async_trait]
+impl AccountHook for EndHook {
+    async fn account_ending(&self, acc: &Account, why: Ending) {
+        if let Some(inner) = self.0.upgrade() {
+            Jobs { inner }.end_account(acc, why).await;
+        }
     }
 }
 
@@ -585,6 +700,7 @@ fn read_progress(c: &Connection, job: JobId) -> Result<Option<(i64, JobProgress)
 }
 
 /// The result of the item a worker just ran.
+#[derive(Clone)]
 struct Done {
     job: JobId,
     owner: TelegramId,
@@ -593,13 +709,17 @@ struct Done {
     result: String,
 }
 
-/// The oldest running job's next item; marks a pending item running with `boot`.
-fn pick_next(c: &Connection, boot: &str, cursors: &Mutex<HashMap<i64, i64>>) -> Result<Next, DbError> {
-    let job: Option<(i64, i64, String)> = c
-        .prepare_cached("SELECT id, telegram_id, params FROM jobs WHERE state = 'running' ORDER BY id LIMIT 1")?
-        .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+/// The oldest running job's next item: the one left in flight (its call may have gone out)
+/// or the lowest pending one. Marks nothing: an item is marked in flight only immediately
+/// before its call ([`mark_in_flight`]).
+fn pick_next(c: &Connection, cursors: &Mutex<HashMap<i64, i64>>) -> Result<Next, DbError> {
+    let job: Option<(i64, i64, String, Option<i64>)> = c
+        .prepare_cached(
+            "SELECT id, telegram_id, params, generation FROM jobs WHERE state = 'running' ORDER BY id LIMIT 1",
+        )?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
         .optional()?;
-    let Some((job, owner, params)) = job else {
+    let Some((job, owner, params, generation)) = job else {
         return Ok(Next::Idle);
     };
     let owner = TelegramId::new(owner).map_err(|e| DbError::Task(e.to_string()))?;
@@ -623,47 +743,57 @@ fn pick_next(c: &Connection, boot: &str, cursors: &Mutex<HashMap<i64, i64>>) -> 
         .get(&job)
         .copied()
         .unwrap_or(0);
-    let row: Option<(i64, String, String, Option<String>)> = c
+    let row: Option<(i64, String, String)> = c
         .prepare_cached(
-            "SELECT seq, input, state, result FROM job_items
+            "SELECT seq, input, state FROM job_items
              WHERE job_id = ?1 AND seq >= ?2 AND state IN ('running', 'pending') ORDER BY seq LIMIT 1",
         )?
-        .query_row(params![job, from], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .query_row(params![job, from], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?;
-    let item = match row {
-        Some((seq, input, state, marker)) => {
+    Ok(match row {
+        Some((seq, input, state)) => {
             cursors.lock().unwrap_or_else(|e| e.into_inner()).insert(job, seq);
-            let interrupted = state == "running" && marker.as_deref() != Some(boot);
-            if state == "pending" {
-                c.prepare_cached("UPDATE job_items SET state = 'running', result = ?3 WHERE job_id = ?1 AND seq = ?2")?
-                    .execute(params![job, seq, boot])?;
+            Next::Item {
+                job: JobId(job),
+                owner,
+                generation,
+                kind,
+                item: Item {
+                    seq,
+                    input,
+                    interrupted: state == "running",
+                },
             }
-            Some(Item {
-                seq,
-                input,
-                interrupted,
-            })
         }
-        None => None,
-    };
-    Ok(match item {
-        Some(item) => Next::Item {
-            job: JobId(job),
-            owner,
-            kind,
-            item,
-        },
         None => Next::Finish { job: JobId(job), owner },
     })
+}
+
+/// Marks a pending item in flight, only while its job is still running; `false` when the job
+/// was paused or cancelled meanwhile (nothing is marked then).
+fn mark_in_flight(c: &Connection, job: JobId, seq: i64) -> Result<bool, DbError> {
+    let n = c
+        .prepare_cached(
+            "UPDATE job_items SET state = 'running', updated_at = ?3
+             WHERE job_id = ?1 AND seq = ?2 AND state = 'pending'
+               AND EXISTS (SELECT 1 FROM jobs WHERE id = ?1 AND state = 'running')",
+        )?
+        .execute(params![job.0, seq, now()])?;
+    Ok(n == 1)
 }
 
 /// What came of one item.
 enum Outcome {
     Ok(String),
+    /// Not done: WhatsApp refused it, or it never went out.
     Failed(String),
-    /// The account cannot work now (logged out, banned): pause the job.
+    /// The call went out and no answer came back: it may have been done.
+    Unknown(String),
+    /// The account cannot work now (logged out, banned): pause the job. Nothing was done.
     Offline,
-    /// Stop without recording (shutdown, pause or cancel while backing off).
+    /// The job's account changed owner or pairing: cancel the job. Nothing was done.
+    Stale,
+    /// Stop without recording (shutdown, pause or cancel). Nothing was done.
     Interrupted,
 }
 
@@ -673,6 +803,10 @@ struct Worker {
     account: Account,
     notify: Arc<Notify>,
     shutdown: watch::Receiver<bool>,
+    /// Set when the account is ending: stop after the item in flight.
+    stop: watch::Receiver<bool>,
+    /// Dropped when the worker ends, which tells [`Jobs::end_account`].
+    _done: watch::Sender<()>,
     /// Items finished today (UTC day start, count), read once and then counted here.
     today: Option<(i64, i64)>,
     /// Per job, the `seq` below which every item is finished.
@@ -684,6 +818,8 @@ enum Next {
     Item {
         job: JobId,
         owner: TelegramId,
+        /// The account generation the job was made for (`None` for jobs older than that).
+        generation: Option<i64>,
         kind: JobKind,
         item: Item,
     },
@@ -697,7 +833,7 @@ enum Next {
 
 impl Worker {
     fn stopping(&self) -> bool {
-        *self.shutdown.borrow()
+        *self.shutdown.borrow() || *self.stop.borrow()
     }
 
     async fn run(mut self) {
@@ -708,7 +844,7 @@ impl Worker {
         loop {
             let recorded = done.as_ref().map(|d| (d.job, d.owner));
             let mut woke = false;
-            let next = match self.advance(done.take()).await {
+            let next = match self.record_and_pick(done.take()).await {
                 Ok(n) => n,
                 Err(e) => {
                     warn!(account_id = %id, error = %e, "job worker cannot record or read its jobs; stopping");
@@ -752,7 +888,35 @@ impl Worker {
                         obs.finished(owner, id, job, &p).await;
                     }
                 }
-                Next::Item { job, owner, kind, item } => {
+                Next::Item {
+                    job,
+                    owner,
+                    generation,
+                    kind,
+                    item,
+                } => {
+                    if item.interrupted {
+                        // In flight and never recorded: this process knows its result if it ran
+                        // it; otherwise (a crash) it may have been done.
+                        let result = match self.jobs.take_unrecorded(id, job, item.seq) {
+                            Some((state, result)) => Some((state, result)),
+                            None if !kind.idempotent() => Some((
+                                "unknown",
+                                "interrupted during its WhatsApp call: it may have been done; not run again".into(),
+                            )),
+                            None => None,
+                        };
+                        if let Some((state, result)) = result {
+                            done = Some(Done {
+                                job,
+                                owner,
+                                seq: item.seq,
+                                state,
+                                result,
+                            });
+                            continue;
+                        }
+                    }
                     if let Some(reason) = self.must_pause().await {
                         self.auto_pause(job, owner, reason).await;
                         if reason == "account_offline" {
@@ -765,12 +929,17 @@ impl Worker {
                         continue;
                     }
                     let started = Instant::now();
-                    let (state, result) = match self.run_item(&kind, &item).await {
+                    let (state, result) = match self.run_item(job, owner, generation, &kind, &item).await {
                         Outcome::Ok(r) => ("ok", r),
                         Outcome::Failed(r) => ("failed", r),
+                        Outcome::Unknown(r) => ("unknown", r),
                         Outcome::Offline => {
                             self.auto_pause(job, owner, "account_offline").await;
                             break;
+                        }
+                        Outcome::Stale => {
+                            self.cancel_stale(job, owner).await;
+                            continue;
                         }
                         Outcome::Interrupted => continue,
                     };
@@ -785,32 +954,76 @@ impl Worker {
                 }
             }
         }
-        // Items this process marked as next but did not start go back to pending, so only a
-        // crash (not a stop, pause or shutdown) leaves an item in doubt.
-        let boot = self.jobs.inner.boot.clone();
-        let reset = self
+        if let Some(d) = done {
+            // Stopped right after an item: record it before going.
+            if let Err(e) = self.record_and_pick(Some(d)).await {
+                warn!(account_id = %id, error = %e, "could not record the last item");
+            }
+        }
+        {
+            let mut workers = self.jobs.inner.workers.lock().unwrap_or_else(|e| e.into_inner());
+            // Only our own entry: an ending account may already have a new worker.
+            if workers.get(&id).is_some_and(|h| Arc::ptr_eq(&h.notify, &self.notify)) {
+                workers.remove(&id);
+            }
+        }
+        // A job started between our last look and the removal above gets its own worker.
+        if !self.stopping() {
+            if let Ok(Next::Item { .. } | Next::Finish { .. }) = self.advance(None).await {
+                self.jobs.wake(&self.account);
+            }
+        }
+    }
+
+    /// Records the result of the item just run (if any) and picks the next one. Recording is
+    /// retried while the database is busy (another process may hold its write lock): an
+    /// executed item is never left to run again. If it still cannot be recorded, the result
+    /// is kept in memory for the account's next worker and the error returned.
+    async fn record_and_pick(&self, done: Option<Done>) -> Result<Next, JobError> {
+        let mut wait = Duration::from_millis(500);
+        let mut tries = 0;
+        loop {
+            match self.advance(done.clone()).await {
+                Ok(n) => return Ok(n),
+                Err(e) if done.is_some() && tries < 8 && !*self.shutdown.borrow() => {
+                    tries += 1;
+                    warn!(account_id = %self.account.id, error = %e, tries, "could not record an item's result; retrying");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(10));
+                }
+                Err(e) => {
+                    if let Some(d) = done {
+                        self.jobs
+                            .inner
+                            .unrecorded
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(
+                                (self.account.id, d.job.0, d.seq),
+                                (d.state, format!("{} (result not recorded at once)", d.result)),
+                            );
+                    }
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    /// The job no longer matches its account (another owner or pairing): cancel it.
+    async fn cancel_stale(&self, job: JobId, owner: TelegramId) {
+        let res = self
             .jobs
             .db(&self.account, move |c| {
                 Ok(c.execute(
-                    "UPDATE job_items SET state = 'pending', result = NULL WHERE state = 'running' AND result = ?1",
-                    [boot],
+                    "UPDATE jobs SET state = 'cancelled', pause_reason = 'account changed', updated_at = ?2
+                     WHERE id = ?1 AND state = 'running'",
+                    params![job.0, now()],
                 )?)
             })
             .await;
-        if let Err(e) = reset {
-            warn!(account_id = %id, error = %e, "could not release the next item");
-        }
-        self.jobs
-            .inner
-            .workers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&id);
-        // A job started between our last look and the removal above gets its own worker.
-        if !self.stopping() {
-            if let Ok(Next::Item { .. } | Next::Finish { .. }) = self.next().await {
-                self.jobs.wake(&self.account);
-            }
+        warn!(account_id = %self.account.id, job = job.get(), "job cancelled: its account changed hands or was paired again");
+        if let (Ok(1), Some(obs), Some(p)) = (res, self.jobs.observer(), self.read(job).await) {
+            obs.finished(owner, self.account.id, job, &p).await;
         }
     }
 
@@ -823,16 +1036,9 @@ impl Worker {
             .map(|(_, p)| p)
     }
 
-    /// The oldest running job's next item (one left `running` by a crash first, then the
-    /// lowest pending one, which is marked running before it is returned).
-    async fn next(&self) -> Result<Next, JobError> {
-        self.advance(None).await
-    }
-
     /// Records the result of the item just run (if any) and picks the next one, in one
     /// transaction and one trip to the blocking pool.
     async fn advance(&self, done: Option<Done>) -> Result<Next, JobError> {
-        let boot = self.jobs.inner.boot.clone();
         let cursors = self.cursors.clone();
         self.jobs
             .db(&self.account, move |c| {
@@ -843,7 +1049,7 @@ impl Worker {
                     )?
                     .execute(params![d.job.0, d.seq, d.state, d.result, now()])?;
                 }
-                let next = pick_next(&tx, &boot, &cursors)?;
+                let next = pick_next(&tx, &cursors)?;
                 tx.commit()?;
                 Ok(next)
             })
@@ -936,62 +1142,151 @@ impl Worker {
         }
     }
 
-    /// The account's live session, waiting a little while it reconnects.
-    async fn session(&mut self) -> Option<Arc<dyn WaSession>> {
+    /// The account's live session while it still belongs to the job's owner and pairing
+    /// generation, waiting a little while it reconnects. `Err(Stale)` when the account now runs
+    /// for someone else or another pairing; `Err(Offline)` or `Err(Interrupted)` otherwise.
+    async fn session(&mut self, owner: TelegramId, generation: Option<i64>) -> Result<Arc<dyn WaSession>, Outcome> {
         let m = self.jobs.inner.manager.clone();
+        let id = self.account.id;
+        let generation = generation.unwrap_or(self.account.generation);
+        if owner != self.account.telegram_id || generation != self.account.generation {
+            return Err(Outcome::Stale);
+        }
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            let state = m.live_status_unchecked(self.account.id).map(|s| s.state);
+            let state = m.live_status_unchecked(id).map(|s| s.state);
             match state {
-                Some(LiveState::Connected) => return m.live_session(self.account.id),
+                Some(LiveState::Connected) => {
+                    return match m.live_session_for(id, owner, generation) {
+                        Some(s) => Ok(s),
+                        // A session runs, but not for this job's owner and pairing.
+                        None => Err(Outcome::Stale),
+                    };
+                }
                 Some(LiveState::Connecting | LiveState::Disconnected | LiveState::Pairing)
                     if Instant::now() < deadline =>
                 {
                     tokio::select! {
                         _ = tokio::time::sleep(Duration::from_millis(250)) => {}
-                        _ = self.shutdown.changed() => return None,
+                        _ = self.shutdown.changed() => return Err(Outcome::Interrupted),
+                        _ = self.stop.changed() => return Err(Outcome::Interrupted),
                     }
                 }
-                _ => return None,
+                _ if self.stopping() => return Err(Outcome::Interrupted),
+                _ => return Err(Outcome::Offline),
             }
         }
     }
 
-    async fn run_item(&mut self, kind: &JobKind, item: &Item) -> Outcome {
-        if item.interrupted && !kind.idempotent() {
-            return Outcome::Failed("interrupted by a crash while running; not retried to avoid doing it twice".into());
+    /// Marks the item in flight (retrying while the database is busy); `false` when its job
+    /// is no longer running or the mark could not be written (then nothing runs).
+    async fn mark(&self, job: JobId, seq: i64) -> bool {
+        for attempt in 0..5u32 {
+            match self.jobs.db(&self.account, move |c| mark_in_flight(c, job, seq)).await {
+                Ok(marked) => return marked,
+                Err(e) => {
+                    warn!(account_id = %self.account.id, error = %e, attempt, "could not mark an item in flight");
+                    tokio::time::sleep(Duration::from_millis(500 << attempt)).await;
+                }
+            }
         }
+        false
+    }
+
+    /// Puts an item marked in flight back to pending: only after a call that certainly did
+    /// nothing (not connected, logged out, rate limited), so it is not an executed item.
+    async fn unmark(&self, job: JobId, seq: i64) {
+        let res = self
+            .jobs
+            .db(&self.account, move |c| {
+                Ok(c.execute(
+                    "UPDATE job_items SET state = 'pending' WHERE job_id = ?1 AND seq = ?2 AND state = 'running'",
+                    params![job.0, seq],
+                )?)
+            })
+            .await;
+        if let Err(e) = res {
+            warn!(account_id = %self.account.id, error = %e, "could not put an item back to pending");
+        }
+    }
+
+    /// Runs one item: checks the account, marks the item in flight immediately before the
+    /// call, and classifies what came back. A call that may have done something is never
+    /// repeated for a kind that must not run twice.
+    async fn run_item(
+        &mut self,
+        job: JobId,
+        owner: TelegramId,
+        generation: Option<i64>,
+        kind: &JobKind,
+        item: &Item,
+    ) -> Outcome {
         let mut backoff = Duration::from_secs(2);
+        let mut marked = item.interrupted;
         for _ in 0..6 {
-            let Some(session) = self.session().await else {
-                return if self.stopping() {
-                    Outcome::Interrupted
-                } else {
-                    Outcome::Offline
-                };
+            let session = match self.session(owner, generation).await {
+                Ok(s) => s,
+                Err(outcome) => {
+                    if marked {
+                        self.unmark(job, item.seq).await;
+                    }
+                    return outcome;
+                }
             };
-            match execute(session.as_ref(), kind, &item.input).await {
+            if !marked {
+                if !self.mark(job, item.seq).await {
+                    return Outcome::Interrupted;
+                }
+                marked = true;
+            }
+            let e = match execute(session.as_ref(), kind, &item.input).await {
                 Ok(r) => return Outcome::Ok(r),
                 Err(ItemError::Bad(r)) => return Outcome::Failed(r),
-                Err(ItemError::Wa(e)) => match (e.advice(), &e) {
-                    (Advice::RePair, _) => return Outcome::Offline,
-                    (Advice::GiveUp, _) => return Outcome::Failed(e.to_string()),
-                    (Advice::Retry, WaError::RateLimited { retry_after }) => {
-                        let wait = retry_after.unwrap_or(backoff).min(Duration::from_secs(900));
-                        warn!(account_id = %self.account.id, ?wait, "rate limited; backing off");
-                        tokio::select! {
-                            _ = tokio::time::sleep(wait) => {}
-                            _ = self.shutdown.changed() => return Outcome::Interrupted,
-                        }
-                        backoff = (backoff * 2).min(Duration::from_secs(300));
+                Err(ItemError::Wa(e)) => e,
+            };
+            // Errors that say the call did nothing may be retried or paused on; any other
+            // error of a kind that must not run twice leaves the item in doubt.
+            let did_nothing = matches!(
+                e,
+                WaError::NotConnected | WaError::RateLimited { .. } | WaError::NotPaired | WaError::LoggedOut(_)
+            ) || e.advice() == Advice::GiveUp;
+            if !did_nothing && !kind.idempotent() {
+                return Outcome::Unknown(format!("{e}: it may have been done; not run again"));
+            }
+            match (e.advice(), &e) {
+                (Advice::RePair, _) => {
+                    self.unmark(job, item.seq).await;
+                    return Outcome::Offline;
+                }
+                (Advice::GiveUp, _) => return Outcome::Failed(e.to_string()),
+                (Advice::Retry, WaError::RateLimited { retry_after }) => {
+                    let wait = retry_after.unwrap_or(backoff).min(Duration::from_secs(900));
+                    warn!(account_id = %self.account.id, ?wait, "rate limited; backing off");
+                    let stopped = tokio::select! {
+                        _ = tokio::time::sleep(wait) => false,
+                        _ = self.shutdown.changed() => true,
+                        _ = self.stop.changed() => true,
+                    };
+                    if stopped {
+                        self.unmark(job, item.seq).await;
+                        return Outcome::Interrupted;
                     }
-                    (Advice::Retry, _) => {
-                        tokio::select! {
-                            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-                            _ = self.shutdown.changed() => return Outcome::Interrupted,
+                    backoff = (backoff * 2).min(Duration::from_secs(300));
+                }
+                (Advice::Retry, _) => {
+                    let stopped = tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(500)) => false,
+                        _ = self.shutdown.changed() => true,
+                        _ = self.stop.changed() => true,
+                    };
+                    if stopped {
+                        if did_nothing {
+                            self.unmark(job, item.seq).await;
+                            return Outcome::Interrupted;
                         }
+                        return Outcome::Unknown(format!("{e}: stopped before a retry; it may have been done"));
                     }
-                },
+                }
             }
         }
         Outcome::Failed("gave up after repeated errors".into())

@@ -146,6 +146,18 @@ pub fn with_side_files(db: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// Deletes a database file and its side files; missing ones are fine. Only for files that
+/// hold nothing (see `manager::AccountManager::discard_pairing`): everything else goes to trash.
+pub fn remove_with_side_files(db: &Path) -> std::io::Result<()> {
+    for f in with_side_files(db) {
+        match std::fs::remove_file(&f) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// `mkdir -p` with mode 0700 for what it creates.
 pub fn create_private_dir(p: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;

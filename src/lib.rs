@@ -6,7 +6,8 @@
 //! - [`layout`]: where files live under `DB USER TELEGRAM/`.
 //! - [`db`]: SQLite pools, migrations, the bounded pool cache, the blocking helper.
 //! - [`account`]: the master database's accounts, users and audit log.
-//! - [`manager`]: `AccountManager`, the owner-checked registry of accounts.
+//! - [`manager`]: `AccountManager`, the owner-checked registry of accounts, and the hooks told when one ends.
+//! - [`live`]: the live sessions registry, the notice channel and the pairing cooldowns.
 //! - [`supervisor`]: one task per live WhatsApp session.
 //! - [`scan`]: the operator scan and cleanup of the data directory.
 //! - [`wa`]: the WhatsApp seam, with the real adapter and the simulator.
@@ -22,6 +23,7 @@ pub mod db;
 pub mod ids;
 pub mod jobs;
 pub mod layout;
+pub mod live;
 pub mod manager;
 pub mod scan;
 pub mod supervisor;

@@ -12,7 +12,42 @@ use crate::config::Config;
 use crate::db::{self, Pool, PoolCache, Schema};
 use crate::ids::{AccountId, PhoneNumber, TelegramId};
 use crate::layout::Layout;
-use crate::wa::WaBackend;
+use crate::live::LiveMap;
+use crate::wa::{Probe, WaBackend};
+
+/// Why an account's handles must end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// Removed by its owner, or purged after the grace period.
+    Removed,
+    /// Logged out by its owner from the bot.
+    LoggedOut,
+    /// Its owner started pairing it again (a new generation).
+    RePaired,
+    /// A pairing that never completed: cancelled, failed, expired or interrupted.
+    PairingAbandoned,
+}
+
+impl Ending {
+    /// A short name for logs and the reasons recorded on cancelled work.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Ending::Removed => "account removed",
+            Ending::LoggedOut => "account logged out",
+            Ending::RePaired => "account paired again",
+            Ending::PairingAbandoned => "pairing abandoned",
+        }
+    }
+}
+
+/// Something that keeps handles bound to an account (a worker, a message to edit, a prompt)
+/// and must drop them when the account ends. The manager calls every hook *before* it stops
+/// the session and moves files, so nothing acts for an account that is going away.
+#[async_trait::async_trait]
+pub trait AccountHook: Send + Sync {
+    /// Ends everything bound to `acc`; returns when that is done.
+    async fn account_ending(&self, acc: &Account, why: Ending);
+}
 
 /// What a request needs to know about its caller: resolved per update, never global.
 #[derive(Debug, Clone)]
@@ -43,8 +78,10 @@ pub(crate) struct Inner {
     pub(crate) backend: Arc<dyn WaBackend>,
     /// Cached user contexts and when each was last used (the seed's session cache).
     pub(crate) contexts: Mutex<HashMap<TelegramId, (UserContext, Instant)>>,
-    /// Live sessions (see `supervisor`).
-    pub(crate) live: crate::supervisor::LiveMap,
+    /// Live sessions (see `live` and `supervisor`).
+    pub(crate) live: LiveMap,
+    /// Told when an account ends (see [`AccountHook`]).
+    hooks: std::sync::RwLock<Vec<Arc<dyn AccountHook>>>,
 }
 
 impl AccountManager {
@@ -57,7 +94,8 @@ impl AccountManager {
         let pools = PoolCache::new(config.pool_cache_size);
         Ok(Self {
             inner: Arc::new(Inner {
-                live: crate::supervisor::LiveMap::default(),
+                live: LiveMap::default(),
+                hooks: std::sync::RwLock::new(Vec::new()),
                 config,
                 layout,
                 master,
@@ -93,7 +131,7 @@ impl AccountManager {
         &self.inner.backend
     }
 
-    fn limits(&self) -> Limits {
+    pub(crate) fn limits(&self) -> Limits {
         Limits {
             max_accounts: self.inner.config.max_accounts,
             max_per_user: self.inner.config.max_accounts_per_user,
@@ -239,34 +277,45 @@ impl AccountManager {
         Ok(())
     }
 
-    /// Removes the owner's account: stops its session, marks the row `removed`, and moves its
-    /// files into `.trash/<timestamp>/`. Never unlinks.
+    /// Removes the owner's account: ends its work, stops its session, marks the row `removed`
+    /// (history: the ID is never reused) and moves its files into `.trash/<timestamp>/`.
+    /// Never unlinks.
     pub async fn remove(&self, owner: TelegramId, id: AccountId) -> Result<Vec<PathBuf>, AccountError> {
         let acc = self.account_of(owner, id).await?;
         self.retire(&acc, "removed by owner").await
     }
 
-    /// Stops the session, marks the row removed (or deletes a pairing row) and trashes files.
+    /// Registers a hook told when an account ends.
+    pub fn add_hook(&self, hook: Arc<dyn AccountHook>) {
+        self.inner.hooks.write().unwrap_or_else(|e| e.into_inner()).push(hook);
+    }
+
+    /// Tells every hook that `acc` is ending and waits for them.
+    pub(crate) async fn end_account(&self, acc: &Account, why: Ending) {
+        let hooks: Vec<Arc<dyn AccountHook>> = self.inner.hooks.read().unwrap_or_else(|e| e.into_inner()).clone();
+        for h in hooks {
+            h.account_ending(acc, why).await;
+        }
+    }
+
+    /// Ends the account's work, stops its session, marks the row removed (or, for a pairing
+    /// that never completed, deletes it and its empty files) and trashes files.
     pub(crate) async fn retire(&self, acc: &Account, reason: &str) -> Result<Vec<PathBuf>, AccountError> {
-        self.stop_session(acc.id).await;
+        if acc.status == AccountStatus::Pairing && acc.jid.is_none() {
+            self.discard_pairing(acc, reason).await?;
+            return Ok(Vec::new());
+        }
+        self.end_account(acc, Ending::Removed).await;
+        self.inner.live.stop(acc.id, self.inner.config.shutdown_timeout).await;
         let files = vec![acc.db_path.clone(), acc.bot_data_db_path.clone()];
         self.inner.pools.evict(&acc.bot_data_db_path);
         let layout = self.inner.layout.clone();
-        let (id, owner, pairing, reason) = (
-            acc.id,
-            acc.telegram_id,
-            acc.status == AccountStatus::Pairing,
-            reason.to_string(),
-        );
+        let (id, owner, reason) = (acc.id, acc.telegram_id, reason.to_string());
         let moved = self
             .with_master(move |c| {
                 // Row first: a crash between the two leaves a removed row with files still in
                 // place (cleanup finds them), never a live row without files.
-                if pairing {
-                    account::delete_pairing(c, id)?;
-                } else {
-                    account::set_status(c, id, AccountStatus::Removed, Some(&reason), None)?;
-                }
+                account::set_status(c, id, AccountStatus::Removed, Some(&reason), None)?;
                 account::clear_active(c, id)?;
                 let moved = layout.move_to_trash(&files)?;
                 account::audit(c, Some(owner), Some(id), "remove", &reason)?;
@@ -275,6 +324,48 @@ impl AccountManager {
             .await?;
         self.invalidate(owner);
         Ok(moved)
+    }
+
+    /// Takes back a pairing that never completed: its handles end, its session stops, its row
+    /// is deleted, and the files it made are deleted when they hold nothing (a never-paired
+    /// session store, a bot data file with no rows): a failed pairing leaves nothing behind,
+    /// not even in trash. Files that hold something are left where they are.
+    pub(crate) async fn discard_pairing(&self, acc: &Account, reason: &str) -> Result<(), AccountError> {
+        self.end_account(acc, Ending::PairingAbandoned).await;
+        self.inner.live.stop(acc.id, self.inner.config.shutdown_timeout).await;
+        self.inner.pools.evict(&acc.bot_data_db_path);
+        let (id, owner, reason) = (acc.id, acc.telegram_id, reason.to_string());
+        self.with_master(move |c| {
+            account::delete_pairing(c, id)?;
+            account::clear_active(c, id)?;
+            account::audit(c, Some(owner), Some(id), "pairing_discarded", &reason)
+        })
+        .await?;
+        let session_empty = match self.inner.backend.probe(&acc.db_path).await {
+            Ok(Probe::Unpaired) => true,
+            Ok(Probe::Paired { .. }) => false,
+            // A zero-byte or empty file this pairing created before any store was written.
+            Err(_) => std::fs::metadata(&acc.db_path).is_ok_and(|m| m.len() == 0) || db::holds_no_rows(&acc.db_path),
+        };
+        let (session, data, dir) = (
+            acc.db_path.clone(),
+            acc.bot_data_db_path.clone(),
+            self.inner.layout.user_dir(owner),
+        );
+        db::blocking(move || {
+            if session_empty {
+                crate::layout::remove_with_side_files(&session)?;
+            }
+            if db::holds_no_rows(&data) {
+                crate::layout::remove_with_side_files(&data)?;
+            }
+            // The user's folder goes too if this pairing was all it held.
+            let _ = std::fs::remove_dir(&dir);
+            Ok(())
+        })
+        .await?;
+        self.invalidate(owner);
+        Ok(())
     }
 
     // ----- user contexts (the seed's session cache, without its global current account) -----

@@ -1,144 +1,23 @@
-//! Live sessions: one supervisor task per account owns its WhatsApp session, turns the
-//! session's events into account status (in memory and in the master database), and reports
-//! what needs a person as a [`Notice`]. Pairing, startup restore and shutdown all go through
-//! the same path: [`AccountManager::launch`].
+//! Session supervisors: one task per account owns its WhatsApp session, turns the session's
+//! events into account status (in memory and in the master database), and reports what needs
+//! a person as a [`Notice`]. Pairing, startup restore and shutdown all go through the same
+//! path: [`AccountManager::launch`]. The live registry itself is `live`; this module builds on
+//! the account registry (`manager`), never the other way round.
 
-use std::collections::{HashMap, HashSet};
 use std::fs::File;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Serialize;
 use tokio::sync::{mpsc, watch, Semaphore};
-use tokio::task::JoinHandle;
 use tracing::{info, info_span, warn, Instrument};
 
 use crate::account::{self, Account, AccountError, AccountStatus};
 use crate::db::now;
 use crate::ids::{AccountId, PhoneNumber, TelegramId};
-use crate::manager::AccountManager;
+use crate::live::Live;
+pub use crate::live::{LiveState, LiveStatus, Notice, PairLimits, RestoreSummary};
+use crate::manager::{AccountManager, Ending};
 use crate::wa::{EventRx, PairCode, Probe, SessionSpec, WaError, WaEvent, WaSession};
-
-/// What a live session is doing right now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LiveState {
-    /// Waiting for the owner to enter the pairing code or scan the QR.
-    Pairing,
-    /// Starting or reconnecting.
-    Connecting,
-    /// Logged in.
-    Connected,
-    /// Connection lost; the backend is retrying.
-    Disconnected,
-    /// Logged out from the phone.
-    LoggedOut,
-    /// Temporarily banned.
-    Banned,
-    /// The session file holds no paired device.
-    Unpaired,
-    /// Pairing failed or expired; the account was not registered.
-    PairFailed,
-    /// Stopped by us (removed, shut down, or taken over by another client).
-    Stopped,
-}
-
-/// A live status with its last error and since when (Unix seconds).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct LiveStatus {
-    pub state: LiveState,
-    pub last_error: Option<String>,
-    pub since: i64,
-    /// Set with `PairFailed` when WhatsApp rate-limited us.
-    pub retry_after: Option<Duration>,
-}
-
-impl LiveStatus {
-    fn new(state: LiveState, last_error: Option<String>) -> Self {
-        Self {
-            state,
-            last_error,
-            since: now(),
-            retry_after: None,
-        }
-    }
-}
-
-/// Something a person should hear about. The Telegram front-end consumes these.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Notice {
-    /// A pairing finished: the account is registered, active and connected.
-    Paired {
-        owner: TelegramId,
-        account: AccountId,
-        phone: PhoneNumber,
-    },
-    /// A pairing failed or expired; nothing was registered.
-    PairFailed {
-        owner: TelegramId,
-        phone: PhoneNumber,
-        reason: String,
-        retry_after: Option<Duration>,
-    },
-    /// A QR code to show for QR login.
-    Qr {
-        owner: TelegramId,
-        account: AccountId,
-        code: String,
-    },
-    /// Logged out from the phone; files are kept.
-    LoggedOut {
-        owner: TelegramId,
-        account: AccountId,
-        phone: PhoneNumber,
-        reason: String,
-    },
-    /// Temporarily banned until `until` (Unix seconds).
-    Banned {
-        owner: TelegramId,
-        account: AccountId,
-        phone: PhoneNumber,
-        reason: String,
-        until: i64,
-    },
-    /// Another client took over the session.
-    StreamReplaced {
-        owner: TelegramId,
-        account: AccountId,
-        phone: PhoneNumber,
-    },
-    /// Back online after an outage of `after`.
-    Reconnected {
-        owner: TelegramId,
-        account: AccountId,
-        phone: PhoneNumber,
-        after: Duration,
-    },
-    /// Several connection attempts in a row failed.
-    ConnectFailures {
-        owner: TelegramId,
-        account: AccountId,
-        phone: PhoneNumber,
-        count: u32,
-        reason: String,
-    },
-    /// Startup restore finished.
-    Restored(RestoreSummary),
-}
-
-/// The outcome of the startup restore.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct RestoreSummary {
-    /// Accounts that were `active` (or whose ban ended) at startup.
-    pub total: usize,
-    pub connected: usize,
-    pub failed: usize,
-    pub logged_out: usize,
-    pub banned: usize,
-    pub unpaired: usize,
-    /// Pairings interrupted by a crash, cleaned up.
-    pub stale_pairings: usize,
-}
 
 /// Why a pairing could not start.
 #[derive(Debug, thiserror::Error)]
@@ -149,37 +28,21 @@ pub enum PairError {
     Wa(#[from] WaError),
     #[error("the account is running in another process")]
     Locked,
+    /// Too many code requests from this user or for this number lately.
+    #[error("pairing codes were requested too often; wait {wait:?}")]
+    Cooldown { wait: Duration },
 }
 
-/// A live account: its session, status and supervisor.
-pub(crate) struct Live {
-    pub(crate) session: Arc<dyn WaSession>,
-    pub(crate) status: watch::Receiver<LiveStatus>,
-    /// Tells the supervisor to disconnect and end.
-    stop: watch::Sender<bool>,
-    task: Option<JoinHandle<()>>,
-    /// Held for the session's life: an advisory lock so two processes never run one account.
-    _lock: File,
-}
+/// Why a pairing failed after the phone linked: recorded as the reason, matched by the bot.
+pub const REASON_WRONG_NUMBER: &str = "wrong_number";
+/// The server reached its account ceiling while the pairing was waiting.
+pub const REASON_SERVER_FULL: &str = "server_full";
 
-/// Account ID to live session, the notice channel, and who is pairing.
-pub(crate) struct LiveMap {
-    pub(crate) map: Mutex<HashMap<AccountId, Live>>,
-    notices_tx: mpsc::UnboundedSender<Notice>,
-    notices_rx: Mutex<Option<mpsc::UnboundedReceiver<Notice>>>,
-    pairing: Mutex<HashSet<TelegramId>>,
-}
-
-impl Default for LiveMap {
-    fn default() -> Self {
-        let (tx, rx) = mpsc::unbounded_channel();
-        Self {
-            map: Mutex::new(HashMap::new()),
-            notices_tx: tx,
-            notices_rx: Mutex::new(Some(rx)),
-            pairing: Mutex::new(HashSet::new()),
-        }
-    }
+/// The digits of a device JID's user part (`62812...:3@s.whatsapp.net` gives `62812...`).
+pub fn jid_digits(jid: &str) -> &str {
+    let user = jid.split('@').next().unwrap_or("");
+    let user = user.split(':').next().unwrap_or("");
+    user.split('.').next().unwrap_or("")
 }
 
 /// How a session is being started.
@@ -187,7 +50,7 @@ impl Default for LiveMap {
 enum Mode {
     /// Restoring a paired account.
     Restore,
-    /// A new pairing; `repair` when the row existed before (logged out / unpaired).
+    /// A new pairing; `repair_from` when the row existed before (logged out / unpaired).
     Pair {
         repair_from: Option<AccountStatus>,
         deadline: Duration,
@@ -200,16 +63,11 @@ const FAILURES_BEFORE_NOTICE: u32 = 5;
 impl AccountManager {
     /// Takes the notice receiver (once; the front-end owns it).
     pub fn take_notices(&self) -> Option<mpsc::UnboundedReceiver<Notice>> {
-        self.inner
-            .live
-            .notices_rx
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
+        self.inner.live.take_notices()
     }
 
     fn notify(&self, n: Notice) {
-        let _ = self.inner.live.notices_tx.send(n);
+        self.inner.live.notify(n);
     }
 
     /// The live status of the owner's account (`None` when no session runs).
@@ -220,15 +78,18 @@ impl AccountManager {
 
     /// The live status by ID, for the operator views and the restore.
     pub fn live_status_unchecked(&self, id: AccountId) -> Option<LiveStatus> {
-        let m = self.inner.live.map.lock().unwrap_or_else(|e| e.into_inner());
-        m.get(&id).map(|l| l.status.borrow().clone())
+        self.inner.live.status(id)
     }
 
-    /// The live session of account `id`, without an owner check (for the job engine, which
-    /// checked ownership when the job was created).
-    pub(crate) fn live_session(&self, id: AccountId) -> Option<Arc<dyn WaSession>> {
-        let m = self.inner.live.map.lock().unwrap_or_else(|e| e.into_inner());
-        m.get(&id).map(|l| l.session.clone())
+    /// The live session of account `id` while it still runs for `owner` and pairing
+    /// `generation` (for the job engine, which re-checks before every item).
+    pub(crate) fn live_session_for(
+        &self,
+        id: AccountId,
+        owner: TelegramId,
+        generation: i64,
+    ) -> Option<Arc<dyn WaSession>> {
+        self.inner.live.session_for(id, owner, generation)
     }
 
     /// A receiver of the owner's account status changes (for the pairing countdown).
@@ -241,8 +102,7 @@ impl AccountManager {
         if acc.telegram_id != owner {
             return Err(AccountError::NotOwner);
         }
-        let m = self.inner.live.map.lock().unwrap_or_else(|e| e.into_inner());
-        Ok(m.get(&id).map(|l| l.status.clone()))
+        Ok(self.inner.live.watch(id))
     }
 
     /// The owner's live session, for WhatsApp operations. `NotLive` when it is not connected.
@@ -251,13 +111,23 @@ impl AccountManager {
         if acc.status != AccountStatus::Active {
             return Err(AccountError::WrongState(acc.status));
         }
-        let m = self.inner.live.map.lock().unwrap_or_else(|e| e.into_inner());
-        m.get(&id).map(|l| l.session.clone()).ok_or(AccountError::NotLive)
+        self.inner
+            .live
+            .session_for(id, owner, acc.generation)
+            .ok_or(AccountError::NotLive)
     }
 
     /// How many sessions are live.
     pub fn live_count(&self) -> usize {
-        self.inner.live.map.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.inner.live.count()
+    }
+
+    /// The pairing cooldowns in force.
+    fn pair_limits(&self) -> PairLimits {
+        PairLimits {
+            cooldown: self.inner.config.pair_cooldown,
+            per_hour: self.inner.config.pair_max_per_hour,
+        }
     }
 
     /// Starts pairing `phone` for `owner`: writes the `pairing` row and files first (so a
@@ -310,27 +180,32 @@ impl AccountManager {
         qr: bool,
     ) -> Result<(Account, Option<PairCode>), PairError> {
         let previous = self.by_phone(&phone).await?;
-        let repair_from = previous
-            .filter(|a| {
-                a.telegram_id == owner && matches!(a.status, AccountStatus::LoggedOut | AccountStatus::Unpaired)
-            })
-            .map(|a| a.status);
-        if repair_from.is_some() {
-            // A stale session file would log the old device back in: put it aside first.
+        let repair_of = previous.filter(|a| {
+            a.telegram_id == owner && matches!(a.status, AccountStatus::LoggedOut | AccountStatus::Unpaired)
+        });
+        let acc = self.add(owner, phone.clone(), AccountStatus::Pairing, None).await?;
+        let repair_from = repair_of.as_ref().map(|a| a.status);
+        // Only requests that passed every other check count against the cooldowns.
+        if let Err(wait) = self.inner.live.pair_request(owner, &phone, self.pair_limits()) {
+            self.abandon_pairing(&acc, repair_from, "pairing cooldown").await;
+            return Err(PairError::Cooldown { wait });
+        }
+        if let Some(old) = &repair_of {
+            // A new generation: whatever was bound to the old one ends, and its stale session
+            // file (which would log the old device back in) is put aside.
+            self.end_account(old, Ending::RePaired).await;
             let layout = self.inner.layout.clone();
-            let old = layout.session_file(owner, &phone);
-            crate::db::blocking(move || Ok(layout.move_to_trash(&[old])?))
+            let file = old.db_path.clone();
+            crate::db::blocking(move || Ok(layout.move_to_trash(&[file])?))
                 .await
                 .map_err(AccountError::from)?;
         }
-        let acc = self.add(owner, phone.clone(), AccountStatus::Pairing, None).await?;
         let deadline = match self.inner.config.wa_backend {
             crate::config::WaBackendKind::Sim => self.inner.config.sim_code_ttl + Duration::from_secs(5),
-            crate::config::WaBackendKind::WhatsApp => Duration::from_secs(185),
+            _ => Duration::from_secs(185),
         };
         let mode = Mode::Pair { repair_from, deadline };
-        let started = self.launch(acc.clone(), mode).await;
-        let session = match started {
+        let session = match self.launch(acc.clone(), mode).await {
             Ok(s) => s,
             Err(e) => {
                 self.abandon_pairing(&acc, repair_from, &e.to_string()).await;
@@ -345,7 +220,6 @@ impl AccountManager {
         match code {
             Ok(c) => Ok((acc, c)),
             Err(e) => {
-                self.stop_session(acc.id).await;
                 self.abandon_pairing(&acc, repair_from, &e.to_string()).await;
                 Err(e.into())
             }
@@ -358,21 +232,16 @@ impl AccountManager {
         if acc.status != AccountStatus::Pairing {
             return Err(AccountError::WrongState(acc.status));
         }
-        let session = {
-            let m = self.inner.live.map.lock().unwrap_or_else(|e| e.into_inner());
-            m.get(&id).map(|l| l.session.clone())
-        };
-        if let Some(s) = session {
+        if let Some(s) = self.inner.live.session(id) {
             let _ = s.cancel_pair_code().await;
         }
-        self.stop_session(id).await;
         let repair_from = acc.jid.as_ref().map(|_| AccountStatus::LoggedOut);
         self.abandon_pairing(&acc, repair_from, "cancelled by owner").await;
         Ok(())
     }
 
-    /// Takes back a pairing that did not finish: a new row is deleted and its files trashed;
-    /// a re-pair goes back to its previous status.
+    /// Takes back a pairing that did not finish: a new row is deleted with the files it made
+    /// (see [`AccountManager::discard_pairing`]); a re-pair goes back to its previous status.
     async fn abandon_pairing(&self, acc: &Account, repair_from: Option<AccountStatus>, reason: &str) {
         self.inner
             .live
@@ -381,11 +250,12 @@ impl AccountManager {
             .unwrap_or_else(|e| e.into_inner())
             .remove(&acc.telegram_id);
         let res = match repair_from {
-            Some(prev) => self
-                .set_status(acc.id, prev, Some(reason.to_string()), None)
-                .await
-                .map(|_| Vec::new()),
-            None => self.retire(acc, reason).await,
+            Some(prev) => {
+                self.end_account(acc, Ending::PairingAbandoned).await;
+                self.stop_session(acc.id).await;
+                self.set_status(acc.id, prev, Some(reason.to_string()), None).await
+            }
+            None => self.discard_pairing(acc, reason).await,
         };
         if let Err(e) = res {
             warn!(account_id = %acc.id, error = %e, "could not take back a failed pairing");
@@ -419,9 +289,10 @@ impl AccountManager {
         let span =
             info_span!("account", account_id = %acc.id, telegram_id = %acc.telegram_id, phone = %acc.phone.masked());
         let task = tokio::spawn(sup.run(events, stop_rx).instrument(span));
-        let previous = self.inner.live.map.lock().unwrap_or_else(|e| e.into_inner()).insert(
+        self.inner.live.insert(
             acc.id,
             Live {
+                account: acc,
                 session: session.clone(),
                 status: status_rx,
                 stop: stop_tx,
@@ -429,12 +300,6 @@ impl AccountManager {
                 _lock: lock,
             },
         );
-        if let Some(mut old) = previous {
-            let _ = old.stop.send(true);
-            if let Some(t) = old.task.take() {
-                t.abort();
-            }
-        }
         Ok(session)
     }
 
@@ -458,31 +323,16 @@ impl AccountManager {
 
     /// Disconnects and forgets the account's live session, if any.
     pub(crate) async fn stop_session(&self, id: AccountId) {
-        let live = self
-            .inner
-            .live
-            .map
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&id);
-        if let Some(mut live) = live {
-            let _ = live.stop.send(true);
-            live.session.disconnect(self.inner.config.shutdown_timeout).await;
-            if let Some(t) = live.task.take() {
-                let _ = tokio::time::timeout(Duration::from_secs(2), t).await;
-            }
-        }
+        self.inner.live.stop(id, self.inner.config.shutdown_timeout).await;
     }
 
-    /// Unlinks the owner's account from the phone, moves its session file to trash and marks
-    /// it `logged_out` (its bot data stays until it is removed).
+    /// Unlinks the owner's account from the phone: its work ends first, then the device is
+    /// logged out, the session file moves to trash and the row is marked `logged_out` (its bot
+    /// data stays until it is removed).
     pub async fn logout(&self, owner: TelegramId, id: AccountId) -> Result<(), AccountError> {
         let acc = self.account_of(owner, id).await?;
-        let session = {
-            let m = self.inner.live.map.lock().unwrap_or_else(|e| e.into_inner());
-            m.get(&id).map(|l| l.session.clone())
-        };
-        if let Some(s) = &session {
+        self.end_account(&acc, Ending::LoggedOut).await;
+        if let Some(s) = self.inner.live.session(id) {
             if let Err(e) = s.logout().await {
                 warn!(account_id = %id, error = %e, "logout from WhatsApp failed; unlinking locally");
             }
@@ -595,10 +445,7 @@ impl AccountManager {
             warn!(account_id = %id, error = %e, "could not start session");
             return LiveState::Stopped;
         }
-        let rx = {
-            let m = self.inner.live.map.lock().unwrap_or_else(|e| e.into_inner());
-            m.get(&id).map(|l| l.status.clone())
-        };
+        let rx = self.inner.live.watch(id);
         let Some(mut rx) = rx else { return LiveState::Stopped };
         let settled = tokio::time::timeout(login_timeout, async {
             loop {
@@ -633,36 +480,7 @@ impl AccountManager {
 
     /// Disconnects every session, all within `bound` in total.
     pub async fn shutdown(&self, bound: Duration) {
-        let ids: Vec<AccountId> = self
-            .inner
-            .live
-            .map
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .keys()
-            .copied()
-            .collect();
-        let per = bound.saturating_sub(Duration::from_millis(200));
-        let all = futures::future::join_all(ids.into_iter().map(|id| {
-            let this = self.clone();
-            async move {
-                let live = this
-                    .inner
-                    .live
-                    .map
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .remove(&id);
-                if let Some(mut live) = live {
-                    let _ = live.stop.send(true);
-                    live.session.disconnect(per).await;
-                    if let Some(t) = live.task.take() {
-                        t.abort();
-                    }
-                }
-            }
-        }));
-        if tokio::time::timeout(bound, all).await.is_err() {
+        if !self.inner.live.stop_all(bound).await {
             warn!("some sessions did not disconnect within {bound:?}");
         }
     }
@@ -739,31 +557,43 @@ impl Supervisor {
                 });
             }
             WaEvent::PairSuccess { jid } => {
-                let res = async {
-                    m.with_master({
-                        let jid = jid.clone();
-                        move |c| {
-                            account::set_jid(c, id, &jid)?;
-                            account::set_status(c, id, AccountStatus::Active, None, None)?;
-                            account::set_active(c, owner, id)?;
-                            account::audit(c, Some(owner), Some(id), "paired", "")
-                        }
-                    })
-                    .await
+                let Mode::Pair { repair_from, .. } = self.mode else {
+                    return true;
+                };
+                // The phone that linked must be the number the user asked for: otherwise anyone
+                // could register a victim's number here by scanning with their own phone.
+                if jid_digits(&jid) != phone.digits() {
+                    let linked = PhoneNumber::from_digits(jid_digits(&jid))
+                        .map(|p| p.masked())
+                        .unwrap_or_default();
+                    warn!(%linked, "a different phone linked; unlinking it");
+                    if let Err(e) = self.session.logout().await {
+                        warn!(error = %e, "could not unlink the wrong device");
+                    }
+                    self.fail_pairing(repair_from, REASON_WRONG_NUMBER.into(), None).await;
+                    return false;
                 }
-                .await;
-                m.inner
-                    .live
-                    .pairing
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .remove(&owner);
-                m.invalidate(owner);
+                let limits = m.limits();
+                let res = m
+                    .with_master({
+                        let jid = jid.clone();
+                        move |c| account::complete_pairing(c, id, owner, &jid, limits)
+                    })
+                    .await;
                 match res {
                     Ok(()) => {
                         info!("paired");
+                        m.inner
+                            .live
+                            .pairing
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .remove(&owner);
+                        m.inner.live.pair_completed(owner, &phone);
+                        m.invalidate(owner);
                         self.mode = Mode::Restore;
                         self.account.status = AccountStatus::Active;
+                        self.account.jid = Some(jid);
                         self.set(LiveState::Connecting, None);
                         m.notify(Notice::Paired {
                             owner,
@@ -772,8 +602,15 @@ impl Supervisor {
                         });
                     }
                     Err(e) => {
-                        warn!(error = %e, "could not register a paired account");
-                        self.set(LiveState::PairFailed, Some(e.to_string()));
+                        warn!(error = %e, "could not register a paired account; unlinking it");
+                        if let Err(e) = self.session.logout().await {
+                            warn!(error = %e, "could not unlink the device");
+                        }
+                        let reason = match e {
+                            AccountError::ServerFull { .. } => REASON_SERVER_FULL.to_string(),
+                            other => other.to_string(),
+                        };
+                        self.fail_pairing(repair_from, reason, None).await;
                         return false;
                     }
                 }
@@ -902,16 +739,11 @@ impl Supervisor {
         });
     }
 
-    /// Disconnects the session and removes it from the live map (keeping the files).
+    /// Disconnects the session and removes it from the live map (keeping the files). Only
+    /// this supervisor's own entry is removed, never a newer session of the same account.
     async fn detach(&self) {
         let m = &self.manager;
-        let live = m
-            .inner
-            .live
-            .map
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&self.account.id);
+        let live = m.inner.live.remove_if_same(self.account.id, &self.session);
         self.session.disconnect(m.inner.config.shutdown_timeout).await;
         // Dropping `live` releases the lock file; our own task handle is dropped, not aborted.
         if let Some(mut l) = live {

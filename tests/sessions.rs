@@ -29,6 +29,9 @@ fn config(dir: &Path, extra: &[(&str, &str)]) -> Config {
     vars.insert("TGWA_LOGIN_JITTER_MS".into(), "0".into());
     vars.insert("TGWA_MAX_ACCOUNTS".into(), "1000".into());
     vars.insert("TGWA_SHUTDOWN_TIMEOUT_SECS".into(), "5".into());
+    // The cooldowns have their own test below.
+    vars.insert("TGWA_PAIR_COOLDOWN_SECS".into(), "0".into());
+    vars.insert("TGWA_PAIR_MAX_PER_HOUR".into(), "0".into());
     for (k, v) in extra {
         vars.insert(k.to_string(), v.to_string());
     }
@@ -160,7 +163,9 @@ async fn expired_code_cleans_up_files_and_row() {
         !acc.db_path.exists() && !acc.bot_data_db_path.exists(),
         "files moved out of the user folder"
     );
-    assert!(m.layout().trash_root().exists(), "files went to trash, not unlinked");
+    // A pairing that never completed leaves nothing anywhere: not its folder, not in trash.
+    assert!(!m.layout().user_dir(owner).exists(), "the user folder it made is gone");
+    assert!(!m.layout().trash_root().exists(), "nothing went to trash");
     assert!(m.accounts_of(owner).await.unwrap().is_empty());
 }
 
@@ -399,4 +404,126 @@ async fn shutdown_is_bounded() {
     m.shutdown(Duration::from_secs(2)).await;
     assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
     assert_eq!(m.live_count(), 0);
+}
+
+#[tokio::test]
+async fn a_removed_number_gets_a_new_id_for_its_next_owner_and_history_stays() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = open(config(dir.path(), &[])).await;
+    let mut rx = m.take_notices().unwrap();
+    let (a, b) = (tid(7001), tid(7002));
+    let p = "6281270010001";
+    let old = pair_ok(&m, &mut rx, a, p).await;
+    m.remove(a, old).await.unwrap();
+    let new = pair_ok(&m, &mut rx, b, p).await;
+    assert_ne!(old, new, "a removed account's ID is never handed to the next owner");
+    let row = m.get(old).await.unwrap().expect("the removed row stays as history");
+    assert_eq!((row.telegram_id, row.status), (a, AccountStatus::Removed));
+    // Neither owner reaches the other's account, by either ID.
+    assert!(matches!(m.account_of(a, new).await, Err(AccountError::NotOwner)));
+    assert!(matches!(m.account_of(a, old).await, Err(AccountError::NotFound)));
+    assert!(matches!(m.account_of(b, old).await, Err(AccountError::NotOwner)));
+    assert!(matches!(m.session_of(a, new).await, Err(AccountError::NotOwner)));
+    assert_eq!(m.account_of(b, new).await.unwrap().id, new);
+    m.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn a_different_phone_linking_the_number_is_refused_and_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = open(config(dir.path(), &[])).await;
+    let mut rx = m.take_notices().unwrap();
+    let owner = tid(7003);
+    // `0409`: the phone that confirms is another number. By code and by QR.
+    for qr in [false, true] {
+        let p = phone("6281270030409");
+        let acc = if qr {
+            m.start_qr_pairing(owner, p.clone()).await.unwrap()
+        } else {
+            m.start_pairing(owner, p.clone()).await.unwrap().0
+        };
+        let n = wait_notice(&mut rx, 10, |n| matches!(n, Notice::PairFailed { .. })).await;
+        assert!(
+            matches!(&n, Notice::PairFailed { reason, .. } if reason == tgwa::supervisor::REASON_WRONG_NUMBER),
+            "{n:?}"
+        );
+        assert!(m.get(acc.id).await.unwrap().is_none(), "nothing registered");
+        assert!(m.by_phone(&p).await.unwrap().is_none());
+        assert!(!m.layout().user_dir(owner).exists(), "no files kept");
+        assert!(!m.layout().trash_root().exists(), "not even in trash");
+        assert_eq!(
+            m.live_count(),
+            0,
+            "the wrong device was unlinked and its session stopped"
+        );
+    }
+    m.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn pairing_code_requests_have_cooldowns_per_user_and_per_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = open(config(
+        dir.path(),
+        &[
+            ("TGWA_PAIR_COOLDOWN_SECS", "30"),
+            ("TGWA_PAIR_MAX_PER_HOUR", "5"),
+            ("TGWA_SIM_CODE_TTL_MS", "60000"),
+        ],
+    ))
+    .await;
+    let (a, b) = (tid(7004), tid(7005));
+    // `0408` never confirms, like a code sent to someone else's phone.
+    let victim = phone("6281270040408");
+    let (acc, _) = m.start_pairing(a, victim.clone()).await.unwrap();
+    m.cancel_pairing(a, acc.id).await.unwrap();
+    // "New code" for the same number, at once: refused, with the wait.
+    match m.start_pairing(a, victim.clone()).await {
+        Err(PairError::Cooldown { wait }) => assert!(wait > Duration::from_secs(20), "{wait:?}"),
+        other => panic!("expected a cooldown, got {other:?}"),
+    }
+    // The same user, another number; another user, the same number: both refused.
+    assert!(matches!(
+        m.start_pairing(a, phone("6281270041408")).await,
+        Err(PairError::Cooldown { .. })
+    ));
+    assert!(matches!(
+        m.start_pairing(b, victim.clone()).await,
+        Err(PairError::Cooldown { .. })
+    ));
+    // Refused requests leave no row and no files.
+    assert!(m.by_phone(&victim).await.unwrap().is_none());
+    assert!(!m.layout().user_dir(b).exists());
+    // Another user and another number are not held up.
+    let (other, _) = m.start_pairing(b, phone("6281270052408")).await.unwrap();
+    m.cancel_pairing(b, other.id).await.unwrap();
+    m.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn waiting_pairings_do_not_hold_the_server_ceiling_hostage() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = open(config(
+        dir.path(),
+        &[("TGWA_MAX_ACCOUNTS", "1"), ("TGWA_SIM_CODE_TTL_MS", "60000")],
+    ))
+    .await;
+    let mut rx = m.take_notices().unwrap();
+    // Three throwaway users start pairings that are never confirmed.
+    for (u, p) in [
+        (7101, "6281271010408"),
+        (7102, "6281271020408"),
+        (7103, "6281271030408"),
+    ] {
+        m.start_pairing(tid(u), phone(p)).await.unwrap();
+    }
+    // A real user still pairs.
+    let real = pair_ok(&m, &mut rx, tid(7104), "6281271040001").await;
+    assert_eq!(m.get(real).await.unwrap().unwrap().status, AccountStatus::Active);
+    // Now the server is full: a new pairing is refused at once.
+    assert!(matches!(
+        m.start_pairing(tid(7105), phone("6281271050001")).await,
+        Err(PairError::Account(AccountError::ServerFull { max: 1 }))
+    ));
+    m.shutdown(Duration::from_secs(5)).await;
 }

@@ -477,8 +477,13 @@ async fn callback<R: Req>(
             if a.status != AccountStatus::Pairing {
                 return Ok(Some((plain_text(tr(l, Key::StaleButton)), true)));
             }
-            let msg = app.set_pairing_msg(a.id, None);
+            let msg = app.set_pairing_msg(c.tid, a.id, None);
             m.cancel_pairing(c.tid, a.id).await?;
+            // The countdown ends without a word once its message is gone: the QR goes here.
+            if let Some((qchat, qmid)) = app.qr_msg(c.tid, a.id) {
+                app.set_qr_msg(c.tid, a.id, None);
+                let _ = bot.delete_message(qchat, qmid).await;
+            }
             let t = tr_with(l, Key::PairCancelled, &[("phone", &a.phone.to_string())]);
             let kb = InlineKeyboardMarkup::new(vec![vec![btn(
                 app,
@@ -496,8 +501,12 @@ async fn callback<R: Req>(
                 .iter()
                 .find(|a| a.phone == phone && a.status == AccountStatus::Pairing)
             {
-                app.set_pairing_msg(old.id, None);
+                app.set_pairing_msg(c.tid, old.id, None);
                 m.cancel_pairing(c.tid, old.id).await?;
+                if let Some((qchat, qmid)) = app.qr_msg(c.tid, old.id) {
+                    app.set_qr_msg(c.tid, old.id, None);
+                    let _ = bot.delete_message(qchat, qmid).await;
+                }
             }
             let c2 = refreshed(app, c).await?;
             pair(bot, app, &c2, phone.digits(), false, mid).await?;
@@ -631,7 +640,7 @@ pub(crate) async fn pair<R: Req>(
     let Some(mid) = edit_or_send(bot, m, c.chat, edit, &text, Some(cancel.clone())).await else {
         return Ok(());
     };
-    app.set_pairing_msg(acc.id, Some((c.chat, mid)));
+    app.set_pairing_msg(c.tid, acc.id, Some((c.chat, mid)));
     tokio::spawn(follow_pairing(
         bot.clone(),
         app.clone(),
@@ -676,21 +685,21 @@ async fn follow_pairing<R: Req>(
                 if !ch { break None; }
             }
             _ = tick.tick() => {
-                if app.pairing_msg(acc.id).is_none() { return; }
+                if app.pairing_msg(c.tid, acc.id).is_none() { return; }
                 let left = ttl.saturating_sub(started.elapsed());
                 let text = format!("{body}\n\n{}", tr_with(l, Key::PairCountdown, &[("left", &super::i18n::duration(left))]));
-                if let Some((chat, mid)) = app.pairing_msg(acc.id) {
+                if let Some((chat, mid)) = app.pairing_msg(c.tid, acc.id) {
                     edit_or_send(&bot, &m, chat, Some(mid), &text, Some(cancel.clone())).await;
                 }
             }
         }
     };
     // Cancelled by the owner: the Cancel handler already said so.
-    let Some((chat, mid)) = app.set_pairing_msg(acc.id, None) else {
+    let Some((chat, mid)) = app.set_pairing_msg(c.tid, acc.id, None) else {
         return;
     };
-    if let Some((qchat, qmid)) = app.qr_msg(acc.id) {
-        app.set_qr_msg(acc.id, None);
+    if let Some((qchat, qmid)) = app.qr_msg(c.tid, acc.id) {
+        app.set_qr_msg(c.tid, acc.id, None);
         let _ = bot.delete_message(qchat, qmid).await;
     }
     let now_row = m.get(acc.id).await.ok().flatten();

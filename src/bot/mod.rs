@@ -53,10 +53,11 @@ struct AppInner {
     codec: CallbackCodec,
     /// Free-text input each user is expected to send next.
     pending: Mutex<HashMap<TelegramId, Pending>>,
-    /// The message showing a running pairing, per account (edited by the countdown).
-    pairing_msgs: Mutex<HashMap<AccountId, (ChatId, MessageId)>>,
-    /// The photo message showing the current QR, per account.
-    qr_msgs: Mutex<HashMap<AccountId, (ChatId, MessageId)>>,
+    /// The message showing a running pairing, per owner and account (edited by the
+    /// countdown). Cleared when the pairing ends and when the account ends.
+    pairing_msgs: Mutex<HashMap<(TelegramId, AccountId), (ChatId, MessageId)>>,
+    /// The photo message showing the current QR, per owner and account. Cleared likewise.
+    qr_msgs: Mutex<HashMap<(TelegramId, AccountId), (ChatId, MessageId)>>,
     /// The bulk job engine.
     jobs: Jobs,
 }
@@ -66,7 +67,8 @@ impl App {
     pub fn new(manager: AccountManager) -> std::io::Result<Self> {
         let codec = CallbackCodec::load_or_create(&manager.layout().root().join(".secret"))?;
         let jobs = Jobs::new(manager.clone(), JobOptions::from_config(manager.config()));
-        Ok(Self {
+        jobs.attach();
+        let app = Self {
             inner: Arc::new(AppInner {
                 manager,
                 codec,
@@ -75,7 +77,25 @@ impl App {
                 qr_msgs: Mutex::new(HashMap::new()),
                 jobs,
             }),
-        })
+        };
+        app.inner
+            .manager
+            .add_hook(Arc::new(HandlesHook(Arc::downgrade(&app.inner))));
+        Ok(app)
+    }
+
+    /// Drops every handle bound to `account` of `owner`: its pending prompt, its pairing and
+    /// QR messages. Called when the account ends (removed, logged out, re-paired, pairing
+    /// abandoned), so nothing of it is ever used for whoever has the number next.
+    pub(crate) fn end_account_handles(&self, owner: TelegramId, account: AccountId) {
+        {
+            let mut p = self.inner.pending.lock().unwrap_or_else(|e| e.into_inner());
+            if p.get(&owner).is_some_and(|p| p.account == account) {
+                p.remove(&owner);
+            }
+        }
+        self.set_pairing_msg(owner, account, None);
+        self.set_qr_msg(owner, account, None);
     }
 
     /// The account manager.
@@ -109,38 +129,65 @@ impl App {
             .remove(&tid)
     }
 
-    pub(crate) fn pairing_msg(&self, id: AccountId) -> Option<(ChatId, MessageId)> {
+    /// The pairing message of `owner`'s account `id`, if one is being followed.
+    pub(crate) fn pairing_msg(&self, owner: TelegramId, id: AccountId) -> Option<(ChatId, MessageId)> {
         self.inner
             .pairing_msgs
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .get(&id)
+            .get(&(owner, id))
             .copied()
     }
 
-    pub(crate) fn set_pairing_msg(&self, id: AccountId, v: Option<(ChatId, MessageId)>) -> Option<(ChatId, MessageId)> {
+    /// Sets or clears (`None`) the pairing message; returns the previous one.
+    pub(crate) fn set_pairing_msg(
+        &self,
+        owner: TelegramId,
+        id: AccountId,
+        v: Option<(ChatId, MessageId)>,
+    ) -> Option<(ChatId, MessageId)> {
         let mut m = self.inner.pairing_msgs.lock().unwrap_or_else(|e| e.into_inner());
         match v {
-            Some(v) => m.insert(id, v),
-            None => m.remove(&id),
+            Some(v) => m.insert((owner, id), v),
+            None => m.remove(&(owner, id)),
         }
     }
 
-    pub(crate) fn qr_msg(&self, id: AccountId) -> Option<(ChatId, MessageId)> {
+    /// The QR message of `owner`'s account `id`, if one is shown.
+    pub(crate) fn qr_msg(&self, owner: TelegramId, id: AccountId) -> Option<(ChatId, MessageId)> {
         self.inner
             .qr_msgs
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .get(&id)
+            .get(&(owner, id))
             .copied()
     }
 
-    pub(crate) fn set_qr_msg(&self, id: AccountId, v: Option<(ChatId, MessageId)>) {
+    /// Sets or clears (`None`) the QR message.
+    pub(crate) fn set_qr_msg(&self, owner: TelegramId, id: AccountId, v: Option<(ChatId, MessageId)>) {
         let mut m = self.inner.qr_msgs.lock().unwrap_or_else(|e| e.into_inner());
         match v {
-            Some(v) => m.insert(id, v),
-            None => m.remove(&id),
+            Some(v) => m.insert((owner, id), v),
+            None => m.remove(&(owner, id)),
         };
+    }
+}
+
+/// The front-end's [`crate::manager::AccountHook`]: ends the handles of an account that
+/// ends. Holds the state weakly.
+struct HandlesHook(std::sync::Weak<AppInner>);
+
+#[async_trait::async_trait]
+impl crate::manager::AccountHook for HandlesHook {
+    async fn account_ending(&self, acc: &Account, why: crate::manager::Ending) {
+        // An abandoned pairing's messages belong to its countdown (`flows::follow_pairing`),
+        // which tells the owner why it ended and then clears them itself.
+        if why == crate::manager::Ending::PairingAbandoned {
+            return;
+        }
+        if let Some(inner) = self.0.upgrade() {
+            App { inner }.end_account_handles(acc.telegram_id, acc.id);
+        }
     }
 }
 

@@ -72,7 +72,7 @@ async fn deliver<R: Req>(bot: &R, app: &App, n: Notice) {
                 .unwrap_or_default();
             let caption = tr_with(lang, Key::QrCaption, &[("phone", &phone)]);
             let chat = ChatId(owner.get());
-            if let Some((c, mid)) = app.qr_msg(account) {
+            if let Some((c, mid)) = app.qr_msg(owner, account) {
                 let media = InputMedia::Photo(
                     InputMediaPhoto::new(InputFile::memory(png.clone()).file_name("qr.png"))
                         .caption(caption.clone())
@@ -88,7 +88,7 @@ async fn deliver<R: Req>(bot: &R, app: &App, n: Notice) {
                 .parse_mode(teloxide::types::ParseMode::Html)
                 .await
             {
-                Ok(msg) => app.set_qr_msg(account, Some((chat, msg.id))),
+                Ok(msg) => app.set_qr_msg(owner, account, Some((chat, msg.id))),
                 Err(e) => warn!(error = %e, "could not send the QR code"),
             }
         }

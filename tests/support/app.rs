@@ -39,6 +39,9 @@ pub fn env_for(dir: &Path, api_url: &str, extra: &[(String, String)]) -> HashMap
         ("TGWA_JOB_ITEM_DELAY_MS", "0"),
         ("TGWA_JOB_JITTER_MS", "0"),
         ("TGWA_SHUTDOWN_TIMEOUT_SECS", "5"),
+        // The pairing cooldowns have their own tests; elsewhere they would only slow pairing.
+        ("TGWA_PAIR_COOLDOWN_SECS", "0"),
+        ("TGWA_PAIR_MAX_PER_HOUR", "0"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -114,12 +117,12 @@ impl TestBot {
             .expect("open master")
     }
 
-    /// `(id, telegram_id, status)` of the account with this phone, if any.
+    /// `(id, telegram_id, status)` of the newest account row with this phone, if any.
     pub fn account_row(&self, phone: &str) -> Option<(i64, i64, String)> {
         use rusqlite::OptionalExtension;
         self.master()
             .query_row(
-                "SELECT id, telegram_id, status FROM whatsapp_accounts WHERE phone_number = ?1",
+                "SELECT id, telegram_id, status FROM whatsapp_accounts WHERE phone_number = ?1 ORDER BY id DESC LIMIT 1",
                 [phone],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )

@@ -10,8 +10,10 @@
 //!
 //! Behaviour is chosen by the number's last four digits (DESIGN section 6): `0429` is
 //! rate-limited, `0408` never confirms its code, `0401` is logged out from the phone and
-//! `0402` temporarily banned a while after their first connection; any other number pairs
-//! after the configured delay. Numbers ending in `00` are not on WhatsApp.
+//! `0402` temporarily banned a while after their first connection; `0409` is linked by another
+//! phone (the same number ending in `9999`: a squatter scanning the QR or entering the code);
+//! any other number pairs after the configured delay. Numbers ending in `00` are not on
+//! WhatsApp.
 
 mod world;
 
@@ -76,6 +78,8 @@ enum Behaviour {
     NeverConfirms,
     LoggedOutLater,
     BannedLater,
+    /// The phone that confirms the link is another number (someone squatting this one).
+    OtherPhoneLinks,
 }
 
 impl Behaviour {
@@ -85,6 +89,7 @@ impl Behaviour {
             "0408" => Behaviour::NeverConfirms,
             "0401" => Behaviour::LoggedOutLater,
             "0402" => Behaviour::BannedLater,
+            "0409" => Behaviour::OtherPhoneLinks,
             _ => Behaviour::Normal,
         }
     }
@@ -365,7 +370,14 @@ impl SimSession {
             }
         }
         let file = self.file.clone();
-        let pn = self.jid();
+        let pn = if Behaviour::of(&self.phone) == Behaviour::OtherPhoneLinks {
+            // The same number with its last four digits as 9999.
+            let d = self.digits();
+            format!("{}9999:7@s.whatsapp.net", &d[..d.len() - 4])
+        } else {
+            self.jid()
+        };
+        let linked = pn.clone();
         if let Err(e) = crate::db::blocking(move || Ok(write_device(&file, Some(&pn))))
             .await
             .map_err(io)
@@ -380,7 +392,7 @@ impl SimSession {
         let me = self.digits();
         let _ = self.world.run(move |c| world::paired(c, &me)).await;
         self.state().paired = true;
-        self.emit(WaEvent::PairSuccess { jid: self.jid() });
+        self.emit(WaEvent::PairSuccess { jid: linked });
         self.come_online().await;
     }
 
