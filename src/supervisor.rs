@@ -722,15 +722,16 @@ impl Supervisor {
     ) {
         let m = self.manager.clone();
         info!(%reason, "pairing failed");
+        let _ = self.session.cancel_pair_code().await;
+        self.detach().await;
+        m.abandon_pairing(&self.account, repair_from, &reason).await;
+        // Published only now: whoever hears "nothing was registered" finds nothing registered.
         self.status.send_replace(LiveStatus {
             state: LiveState::PairFailed,
             last_error: Some(reason.clone()),
             since: now(),
             retry_after,
         });
-        let _ = self.session.cancel_pair_code().await;
-        self.detach().await;
-        m.abandon_pairing(&self.account, repair_from, &reason).await;
         m.notify(Notice::PairFailed {
             owner: self.account.telegram_id,
             phone: self.account.phone.clone(),

@@ -141,7 +141,7 @@ async fn bad_pair_requests_each_get_their_own_reply_and_register_nothing() {
     let mark = bot.tg.mark();
     bot.tg.push_message(u, "/pair 6281234560011");
     bot.tg
-        .wait_for_text_to_after(mark, u, "pengguna Telegram lain", WAIT)
+        .wait_for_text_to_after(mark, u, "tidak dapat ditautkan di sini", WAIT)
         .await;
     assert_eq!(bot.account_row("6281234560011").unwrap().1, A);
 

@@ -609,6 +609,9 @@ pub(crate) async fn pair<R: Req>(
                     tr_with(l, Key::PairRateLimited, &[("wait", &super::i18n::duration(wait))])
                 }
                 PairError::Locked => tr(l, Key::PairLocked).to_string(),
+                PairError::Cooldown { wait } => {
+                    tr_with(l, Key::PairCooldown, &[("wait", &super::i18n::duration(*wait))])
+                }
                 other => {
                     warn!(telegram_id = %c.tid, phone = %phone.masked(), error = %other, "pairing could not start");
                     tr_with(l, Key::PairFailedGeneric, &[("reason", &esc(&other.to_string()))])
@@ -732,6 +735,10 @@ async fn follow_pairing<R: Req>(
     )]]);
     let text = if let Some(wait) = retry_after {
         tr_with(l, Key::PairRateLimited, &[("wait", &super::i18n::duration(wait))])
+    } else if reason == crate::supervisor::REASON_WRONG_NUMBER {
+        tr_with(l, Key::PairWrongNumber, &[("phone", &phone)])
+    } else if reason == crate::supervisor::REASON_SERVER_FULL {
+        tr_with(l, Key::PairServerFull, &[("max", &m.config().max_accounts.to_string())])
     } else if reason.contains("expired") || reason.is_empty() {
         tr_with(l, Key::PairExpired, &[("phone", &phone)])
     } else {

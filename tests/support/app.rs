@@ -183,4 +183,58 @@ impl TestBot {
         let mid = self.message_with_button(user, &data);
         self.tg.push_callback(user, mid, &data)
     }
+
+    /// Sends `text` as `user` and waits for a reply (new or edited) containing `want`.
+    pub async fn say(&self, user: i64, text: &str, want: &str) -> super::fake_telegram::Sent {
+        let mark = self.tg.mark();
+        self.tg.push_message(user, text);
+        self.tg.wait_for_text_to_after(mark, user, want, WAIT).await
+    }
+
+    /// Presses the button labelled `label` as `user` and waits for a reply containing `want`.
+    pub async fn tap(&self, user: i64, label: &str, want: &str) -> super::fake_telegram::Sent {
+        let mark = self.tg.mark();
+        self.press(user, label);
+        self.tg.wait_for_text_to_after(mark, user, want, WAIT).await
+    }
+
+    /// Sends a callback signed for `user` (a button the bot could have made) and waits for
+    /// its answer.
+    pub async fn callback(&self, user: i64, cb: &tgwa::bot::callback::Cb) -> serde_json::Value {
+        let codec =
+            tgwa::bot::callback::CallbackCodec::load_or_create(&self.data_dir().join(".secret")).expect("secret");
+        let data = codec.encode(tgwa::ids::TelegramId::new(user).expect("id"), cb);
+        let id = self.tg.push_callback(user, 1, &data);
+        self.tg.wait_for_callback_answer(&id, WAIT).await
+    }
+
+    /// Messages the simulator recorded as sent by `from` (digits): `(to, text)`.
+    pub fn sent_by(&self, from: &str) -> Vec<(String, String)> {
+        tgwa::wa::sim::read_sent_messages(&self.world_db())
+            .expect("read the simulator's record")
+            .into_iter()
+            .filter(|m| m.from == from)
+            .map(|m| (m.to, m.text))
+            .collect()
+    }
+
+    /// Starts a broadcast of `text` to the numbers in `list` (one a line) as `user`, up to its
+    /// preview with the Start button.
+    pub async fn broadcast_preview(&self, user: i64, text: &str, list: &str) {
+        self.say(user, "/menu", "Menu utama").await;
+        self.tap(user, "Pesan", "Pesan</b>").await;
+        self.tap(user, "Siaran", "teks pesan siaran").await;
+        self.say(user, text, "Kirim ke mana").await;
+        let mark = self.tg.mark();
+        self.tg
+            .push_document(user, "numbers.txt", list.as_bytes().to_vec(), None);
+        self.tg
+            .wait_for_text_to_after(mark, user, "Mulai pekerjaan ini", WAIT)
+            .await;
+    }
+}
+
+/// `n` distinct phone numbers, one a line (none ends in `00`, so all are on WhatsApp).
+pub fn numbers(n: usize) -> String {
+    (0..n).map(|i| format!("62857{:07}7", i)).collect::<Vec<_>>().join("\n")
 }
