@@ -421,6 +421,52 @@ mod tests {
     }
 
     #[test]
+    fn the_account_history_migration_keeps_rows_links_and_the_id_high_water_mark() {
+        let mut c = Connection::open_in_memory().unwrap();
+        c.execute_batch("PRAGMA foreign_keys=ON").unwrap();
+        for sql in &MASTER_MIGRATIONS[..2] {
+            c.execute_batch(sql).unwrap();
+        }
+        c.pragma_update(None, "user_version", 2).unwrap();
+        c.execute_batch(
+            "INSERT INTO whatsapp_accounts (id, telegram_id, phone_number, db_path, bot_data_db_path, status,
+                 status_changed_at, created_at, updated_at) VALUES (5, 1, '6281', 'a', 'b', 'active', 0, 0, 0);
+             INSERT INTO whatsapp_accounts (id, telegram_id, phone_number, db_path, bot_data_db_path, status,
+                 status_changed_at, created_at, updated_at) VALUES (9, 1, '6282', 'a', 'b', 'pairing', 0, 0, 0);
+             DELETE FROM whatsapp_accounts WHERE id = 9;
+             INSERT INTO telegram_users (telegram_id, active_account_id, first_seen, last_seen) VALUES (1, 5, 0, 0);",
+        )
+        .unwrap();
+        assert_eq!(migrate(&mut c, Schema::Master).unwrap(), Schema::Master.latest());
+        // The user's active account survived the rebuild (no ON DELETE SET NULL fired).
+        let active: Option<i64> = c
+            .query_row(
+                "SELECT active_account_id FROM telegram_users WHERE telegram_id = 1",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(active, Some(5));
+        let generation: i64 = c
+            .query_row("SELECT generation FROM whatsapp_accounts WHERE id = 5", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(generation, 1);
+        // ID 9 was issued once (then deleted): the next account gets 10, never 9.
+        c.execute(
+            "INSERT INTO whatsapp_accounts (telegram_id, phone_number, db_path, bot_data_db_path, status,
+                 status_changed_at, created_at, updated_at) VALUES (2, '6283', 'a', 'b', 'active', 0, 0, 0)",
+            [],
+        )
+        .unwrap();
+        assert_eq!(c.last_insert_rowid(), 10);
+        // Foreign keys are on again.
+        let fk: bool = c.pragma_query_value(None, "foreign_keys", |r| r.get(0)).unwrap();
+        assert!(fk);
+    }
+
+    #[test]
     fn migrations_apply_on_memory_and_are_idempotent() {
         for schema in [Schema::Master, Schema::Account] {
             let mut c = Connection::open_in_memory().unwrap();

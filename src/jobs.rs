@@ -216,8 +216,13 @@ struct Inner {
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// Results of items that ran but could not be recorded (the database stayed busy), by
     /// account, job and item: recorded by the next worker of the account, never run again.
-    unrecorded: Mutex<HashMap<(AccountId, i64, i64), (&'static str, String)>>,
+    unrecorded: Mutex<HashMap<ItemKey, Recorded>>,
 }
+
+/// An item of an account's job: (account, job, seq).
+type ItemKey = (AccountId, i64, i64);
+/// An item's state and result line, as they are recorded.
+type Recorded = (&'static str, String);
 
 /// A running worker: what wakes it, what stops it, and how to tell it has ended.
 struct WorkerHandle {
@@ -319,7 +324,7 @@ impl Jobs {
         }
     }
 
-    fn take_unrecorded(&self, account: AccountId, job: JobId, seq: i64) -> Option<(&'static str, String)> {
+    fn take_unrecorded(&self, account: AccountId, job: JobId, seq: i64) -> Option<Recorded> {
         self.inner
             .unrecorded
             .lock()
