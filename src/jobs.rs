@@ -129,6 +129,9 @@ pub struct JobProgress {
     pub state: JobState,
     pub done: usize,
     pub failed: usize,
+    /// Items interrupted during their WhatsApp call (a crash): they may have been done and
+    /// are never run again.
+    pub unknown: usize,
     pub total: usize,
     /// Why it is paused (`owner`, `daily_cap`, `account_offline`).
     pub pause_reason: Option<String>,
@@ -682,11 +685,12 @@ fn read_progress(c: &Connection, job: JobId) -> Result<Option<(i64, JobProgress)
     let Some((state, pause_reason, tid, chat_id, message_id)) = row else {
         return Ok(None);
     };
-    let (total, done, failed): (i64, i64, i64) = c.query_row(
-        "SELECT COUNT(*), COALESCE(SUM(state = 'ok'), 0), COALESCE(SUM(state = 'failed'), 0)
+    let (total, done, failed, unknown): (i64, i64, i64, i64) = c.query_row(
+        "SELECT COUNT(*), COALESCE(SUM(state = 'ok'), 0), COALESCE(SUM(state = 'failed'), 0),
+                COALESCE(SUM(state = 'unknown'), 0)
          FROM job_items WHERE job_id = ?1",
         [job.0],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
     )?;
     Ok(Some((
         tid,
@@ -694,6 +698,7 @@ fn read_progress(c: &Connection, job: JobId) -> Result<Option<(i64, JobProgress)
             state: JobState::parse(&state),
             done: done as usize,
             failed: failed as usize,
+            unknown: unknown as usize,
             total: total as usize,
             pause_reason,
             rate_per_min: 0.0,
@@ -1377,7 +1382,7 @@ impl Rate {
         let Some(first) = self.first else { return };
         let secs = first.elapsed().as_secs_f64().max(0.001);
         p.rate_per_min = self.count as f64 * 60.0 / secs;
-        let left = p.total.saturating_sub(p.done + p.failed) as f64;
+        let left = p.total.saturating_sub(p.done + p.failed + p.unknown) as f64;
         if p.rate_per_min > 0.0 {
             p.eta = Some(Duration::from_secs_f64(left * 60.0 / p.rate_per_min));
         }

@@ -183,7 +183,7 @@ fn progress_view(
     job: JobId,
     p: &JobProgress,
 ) -> (String, Option<InlineKeyboardMarkup>) {
-    let finished = p.done + p.failed;
+    let finished = p.done + p.failed + p.unknown;
     let state = match p.state {
         JobState::Draft => t2(l, "menunggu konfirmasi", "waiting for confirmation"),
         JobState::Running => t2(l, "berjalan", "running"),
@@ -201,6 +201,17 @@ fn progress_view(
         p.done,
         p.failed
     );
+    if p.unknown > 0 {
+        text.push_str(&format!(
+            "\n❔ {} {}",
+            p.unknown,
+            t2(
+                l,
+                "terputus saat dikirim: mungkin sudah terkirim, tidak diulang",
+                "interrupted while being sent: may have gone out, not repeated"
+            )
+        ));
+    }
     if p.state == JobState::Running {
         text.push_str(&format!("\n⏱ {:.1}/{}", p.rate_per_min, t2(l, "menit", "min")));
         if let Some(eta) = p.eta {
@@ -239,6 +250,14 @@ fn pause_reason_text(l: Lang, r: &str) -> String {
             "the account is logged out or banned; link it again, then resume",
         ),
         "paused by owner" | "owner" => t2(l, "dijeda oleh pemilik", "paused by the owner"),
+        "account removed" => t2(l, "akun dihapus", "the account was removed"),
+        "account logged out" => t2(l, "akun logout", "the account was logged out"),
+        "account paired again" => t2(l, "akun dipasangkan ulang", "the account was paired again"),
+        "account changed" => t2(
+            l,
+            "akun berganti pemilik atau dipasangkan ulang",
+            "the account changed owner or was paired again",
+        ),
         other => other.to_string(),
     }
 }
@@ -313,13 +332,16 @@ impl<R: Req> JobObserver for TelegramObserver<R> {
             }
         };
         let l = self.lang(owner).await;
-        let caption = format!(
+        let mut caption = format!(
             "📄 {} #{}: ✅ {} ❌ {}",
             t2(l, "Laporan pekerjaan", "Job report"),
             job.get(),
             p.done,
             p.failed
         );
+        if p.unknown > 0 {
+            caption.push_str(&format!(" ❔ {}", p.unknown));
+        }
         send_document(
             &self.bot,
             self.app.manager(),
