@@ -370,7 +370,7 @@ async fn callback<R: Req>(
     let cb = match app.codec().decode(c.tid, data) {
         Ok(cb) => cb,
         Err(e) => {
-            let detail = format!("{e}: {}", data.chars().take(64).collect::<String>());
+            let detail = crate::ids::mask_digits_in(&format!("{e}: {}", data.chars().take(64).collect::<String>()));
             warn!(telegram_id = %c.tid, %detail, "refused callback data");
             m.audit(Some(c.tid), None, "refused_callback", detail).await?;
             let key = if !c.has_account() {
