@@ -38,6 +38,18 @@ fn tgwa(dir: &Path, args: &[&str], vars: &[(String, String)]) -> Output {
         .expect("run tgwa")
 }
 
+/// [`tgwa`] off the runtime, so the fake Bot API on this runtime can answer meanwhile.
+async fn tgwa_async(dir: &Path, args: &[&str], vars: &[(String, String)]) -> Output {
+    let (dir, vars) = (dir.to_path_buf(), vars.to_vec());
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        tgwa(&dir, &args, &vars)
+    })
+    .await
+    .expect("tgwa thread")
+}
+
 /// A running `tgwa run` whose stderr is collected line by line.
 struct Running {
     child: Child,
@@ -164,11 +176,11 @@ async fn the_shipped_env_example_copied_to_env_is_applied_and_the_environment_wi
         .replace("TGWA_MAX_ACCOUNTS=50", "TGWA_MAX_ACCOUNTS=7");
     assert_ne!(dotenv, example);
     std::fs::write(dir.path().join(".env"), dotenv).unwrap();
-    let o = tgwa(dir.path(), &["check"], &[]);
+    let o = tgwa_async(dir.path(), &["check"], &[]).await;
     let out = String::from_utf8_lossy(&o.stdout);
     assert_eq!(o.status.code(), Some(0), "{out}{}", String::from_utf8_lossy(&o.stderr));
     assert!(out.contains("backend Sim, up to 7 accounts"), "{out}");
-    let o = tgwa(dir.path(), &["check"], &[("TGWA_MAX_ACCOUNTS".into(), "9".into())]);
+    let o = tgwa_async(dir.path(), &["check"], &[("TGWA_MAX_ACCOUNTS".into(), "9".into())]).await;
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains("up to 9 accounts"), "{out}");
 }
@@ -179,7 +191,7 @@ async fn the_shipped_env_example_copied_to_env_is_applied_and_the_environment_wi
 async fn check_prints_the_bot_username_when_the_token_works() {
     let tg = FakeTelegram::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let o = tgwa(dir.path(), &["check"], &env(dir.path(), &tg.url(), &[]));
+    let o = tgwa_async(dir.path(), &["check"], &env(dir.path(), &tg.url(), &[])).await;
     let out = String::from_utf8_lossy(&o.stdout);
     assert_eq!(o.status.code(), Some(0), "{out}{}", String::from_utf8_lossy(&o.stderr));
     assert!(out.contains("@tgwa_test_bot"), "{out}");
@@ -192,7 +204,7 @@ async fn check_exits_2_when_telegram_rejects_the_token() {
     let tg = FakeTelegram::start().await;
     tg.reject_token();
     let dir = tempfile::tempdir().unwrap();
-    let o = tgwa(dir.path(), &["check"], &env(dir.path(), &tg.url(), &[]));
+    let o = tgwa_async(dir.path(), &["check"], &env(dir.path(), &tg.url(), &[])).await;
     let out = String::from_utf8_lossy(&o.stdout);
     assert_eq!(o.status.code(), Some(2), "{out}");
     assert!(out.contains("token rejected"), "{out}");
@@ -217,7 +229,7 @@ async fn check_reports_a_corrupt_secret_and_open_modes() {
     std::fs::create_dir_all(&data).unwrap();
     std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::write(data.join(".secret"), b"short").unwrap();
-    let o = tgwa(dir.path(), &["check"], &env(dir.path(), &tg.url(), &[]));
+    let o = tgwa_async(dir.path(), &["check"], &env(dir.path(), &tg.url(), &[])).await;
     let out = String::from_utf8_lossy(&o.stdout);
     assert_eq!(o.status.code(), Some(1), "{out}");
     assert!(out.contains("FAIL callback secret"), "{out}");
