@@ -52,8 +52,9 @@ pub fn run(config: Config) -> i32 {
         match serve(config, rx).await {
             Ok(()) => 0,
             Err(e) => {
-                error!(error = %format!("{e:#}"), "tgwa stopped with an error");
-                eprintln!("tgwa: {e:#}");
+                let shown = crate::ids::mask_digits_in(&format!("{e:#}"));
+                error!(error = %shown, "tgwa stopped with an error");
+                eprintln!("tgwa: {shown}");
                 exit_code(&e)
             }
         }
@@ -139,7 +140,7 @@ async fn startup_checks(manager: &AccountManager) {
     match manager.purge_expired().await {
         Ok(0) => {}
         Ok(n) => info!("moved the files of {n} long logged-out accounts to trash"),
-        Err(e) => warn!(error = %e, "purge of old accounts failed"),
+        Err(e) => warn!(error = %crate::ids::mask_digits_in(&e.to_string()), "purge of old accounts failed"),
     }
 }
 
@@ -162,7 +163,7 @@ async fn startup_scan(manager: &AccountManager) {
             }
             info!(summary = ?report.summary, "startup scan finished");
         }
-        Err(e) => warn!(error = %e, "startup scan failed"),
+        Err(e) => warn!(error = %crate::ids::mask_digits_in(&e.to_string()), "startup scan failed"),
     }
 }
 
@@ -212,7 +213,7 @@ where
         let jobs = jobs.clone();
         async move {
             if let Err(e) = m.restore_all(config.login_timeout, config.login_jitter).await {
-                error!(error = %e, "startup restore failed");
+                error!(error = %crate::ids::mask_digits_in(&e.to_string()), "startup restore failed");
             }
             // Jobs a restart interrupted carry on once their accounts are back.
             match jobs.resume_all().await {

@@ -392,8 +392,13 @@ async fn callback<R: Req>(
             Ok(a) => Some(a),
             Err(AccountError::NotOwner) => {
                 warn!(telegram_id = %c.tid, account_id = %id, "callback for an account the caller does not own");
-                m.audit(Some(c.tid), Some(id), "refused_not_owner", format!("{cb:?}"))
-                    .await?;
+                m.audit(
+                    Some(c.tid),
+                    Some(id),
+                    "refused_not_owner",
+                    crate::ids::mask_digits_in(&format!("{cb:?}")),
+                )
+                .await?;
                 return Ok(Some((tr(l, Key::NotYourAccount).to_string(), true)));
             }
             Err(AccountError::NotFound) => return Ok(Some((tr(l, Key::StaleButton).to_string(), true))),
