@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use fake_telegram::FakeTelegram;
-use support::app::{env_for, WAIT};
+use support::app::{env_for, TestBot, WAIT};
 
 const USER: i64 = 7_800_001;
 
@@ -319,6 +319,28 @@ async fn a_corrupt_secret_stops_start_up_and_is_left_alone() {
     assert!(p.log_text().contains("callback secret"), "{}", p.log_text());
     assert_eq!(std::fs::read(data.join(".secret")).unwrap(), b"not 32 bytes");
     assert!(!tg.was_called("getUpdates"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pairing_never_writes_through_a_symlinked_user_folder() {
+    let bot = TestBot::start(&[]).await;
+    let elsewhere = bot.dir.path().join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    std::fs::create_dir_all(bot.data_dir()).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, bot.data_dir().join(USER.to_string())).unwrap();
+    let reply = {
+        let mark = bot.tg.mark();
+        bot.tg.push_message(USER, "/pair 6281234567001");
+        bot.tg.wait_for_text_to_after(mark, USER, "❌", WAIT).await
+    };
+    assert!(reply.text.contains("symbolic link"), "{}", reply.text);
+    assert_eq!(
+        std::fs::read_dir(&elsewhere).unwrap().count(),
+        0,
+        "nothing written through the link"
+    );
+    assert!(bot.account_row("6281234567001").is_none(), "no account registered");
+    bot.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
