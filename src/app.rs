@@ -1,6 +1,9 @@
 //! `tgwa run`: configuration, databases, the startup scan and restore, the Telegram
 //! dispatcher, and one shutdown signal (SIGINT or SIGTERM) fanned out to every task.
 
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -12,12 +15,18 @@ use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 use crate::bot::{self, App};
-use crate::config::Config;
+use crate::config::{Config, LogFormat};
 use crate::manager::AccountManager;
+use crate::telegram::TelegramError;
 
-/// Runs the bot until SIGINT or SIGTERM; returns the exit code.
+/// How often the master database's path is checked against the file opened at start-up.
+const MASTER_CHECK_EVERY: Duration = Duration::from_secs(2);
+
+/// Runs the bot until SIGINT or SIGTERM; returns the exit code: 0 after a requested
+/// shutdown, 2 when Telegram rejects the token, 1 for any other failure (the dispatcher
+/// ending on its own, the master database deleted or replaced, a start-up error).
 pub fn run(config: Config) -> i32 {
-    init_tracing();
+    init_tracing(&config, "info");
     if config.bot_token.is_none() {
         eprintln!(
             "tgwa: TELEGRAM_BOT_TOKEN is not set.\n\
@@ -43,22 +52,44 @@ pub fn run(config: Config) -> i32 {
         match serve(config, rx).await {
             Ok(()) => 0,
             Err(e) => {
-                error!(error = %format!("{e:#}"), "tgwa stopped with an error");
-                eprintln!("tgwa: {e:#}");
-                1
+                let shown = crate::ids::mask_digits_in(&format!("{e:#}"));
+                error!(error = %shown, "tgwa stopped with an error");
+                eprintln!("tgwa: {shown}");
+                exit_code(&e)
             }
         }
     })
 }
 
-/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
-pub fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+/// The exit code for an error that stopped `run`: a rejected token is bad configuration.
+fn exit_code(e: &anyhow::Error) -> i32 {
+    let rejected = e
+        .chain()
+        .any(|c| c.downcast_ref::<TelegramError>() == Some(&TelegramError::TokenRejected));
+    if rejected {
+        2
+    } else {
+        1
+    }
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (`default_filter` when unset or unusable), as
+/// `TGWA_LOG_FORMAT` says; colour codes only when stderr is a terminal, so files and
+/// journald get plain text.
+pub fn init_tracing(config: &Config, default_filter: &str) {
+    use std::io::IsTerminal;
+    let filter = config
+        .log_filter
+        .as_deref()
+        .and_then(|f| tracing_subscriber::EnvFilter::try_new(f).ok())
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(default_filter));
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match config.log_format {
+        LogFormat::Pretty => builder.with_ansi(std::io::stderr().is_terminal()).try_init(),
+        LogFormat::Json => builder.json().with_ansi(false).try_init(),
+    };
 }
 
 /// Resolves on SIGINT or SIGTERM.
@@ -89,8 +120,9 @@ pub async fn serve(config: Config, shutdown: watch::Receiver<bool>) -> anyhow::R
     let manager = AccountManager::open(config.clone(), backend)
         .await
         .context("opening the master database")?;
-    startup_checks(&manager).await;
+    // The secret first: a corrupt one stops start-up before anything is changed.
     let app = App::new(manager.clone()).context("loading the callback secret")?;
+    startup_checks(&manager).await;
     let mut bot = Bot::new(token);
     if let Some(url) = &config.telegram_api_url {
         bot = bot.set_api_url(url.parse().context("TELEGRAM_API_URL is not a URL")?);
@@ -108,7 +140,7 @@ async fn startup_checks(manager: &AccountManager) {
     match manager.purge_expired().await {
         Ok(0) => {}
         Ok(n) => info!("moved the files of {n} long logged-out accounts to trash"),
-        Err(e) => warn!(error = %e, "purge of old accounts failed"),
+        Err(e) => warn!(error = %crate::ids::mask_digits_in(&e.to_string()), "purge of old accounts failed"),
     }
 }
 
@@ -122,16 +154,26 @@ async fn startup_scan(manager: &AccountManager) {
                 .iter()
                 .filter(|e| matches!(e.outcome, Outcome::Invalid | Outcome::Orphaned))
             {
-                warn!(path = %e.path, outcome = ?e.outcome, reason = e.reason.as_deref().unwrap_or(""), "scan");
+                warn!(
+                    path = %crate::layout::mask_path(Path::new(&e.path)),
+                    outcome = ?e.outcome,
+                    reason = %crate::ids::mask_digits_in(e.reason.as_deref().unwrap_or("")),
+                    "scan"
+                );
             }
             info!(summary = ?report.summary, "startup scan finished");
         }
-        Err(e) => warn!(error = %e, "startup scan failed"),
+        Err(e) => warn!(error = %crate::ids::mask_digits_in(&e.to_string()), "startup scan failed"),
     }
 }
 
 /// Runs the dispatcher and the background tasks over any requester (`Throttle<Bot>` in
 /// production, a plain `Bot` in tests and benchmarks).
+///
+/// Nothing starts until Telegram answers `getMe` (retried with backoff; a rejected token is
+/// an error). Returns `Ok` after `shutdown`; an error, after the same bounded shutdown of
+/// every session, when the dispatcher ends on its own or the master database is deleted or
+/// replaced under the process: never a process without its bot or its database.
 pub async fn serve_with<R>(bot: R, app: App, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()>
 where
     R: bot::flows::Req,
@@ -139,7 +181,28 @@ where
 {
     let manager = app.manager().clone();
     let config = manager.config().clone();
+    match crate::telegram::wait_until_reachable(&bot, &mut shutdown).await {
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            info!("shutdown requested before Telegram answered");
+            manager.shutdown(config.shutdown_timeout).await;
+            return Ok(());
+        }
+        Err(e) => {
+            manager.shutdown(config.shutdown_timeout).await;
+            return Err(e.into());
+        }
+    }
     let notices = manager.take_notices().context("notices already taken")?;
+    // Why the process must stop on its own (the master database went away); `None` while fine.
+    let (fatal_tx, fatal_rx) = watch::channel::<Option<String>>(None);
+    let watcher = match FileIdentity::of(&config.master_db) {
+        Ok(id) => Some(tokio::spawn(watch_master(config.master_db.clone(), id, fatal_tx))),
+        Err(e) => {
+            warn!(error = %e, "cannot watch the master database file");
+            None
+        }
+    };
     bot::set_commands(&bot).await;
     let notifier = tokio::spawn(bot::notify::run(bot.clone(), app.clone(), notices, shutdown.clone()));
     let sweeper = manager.spawn_context_sweeper(shutdown.clone());
@@ -150,7 +213,7 @@ where
         let jobs = jobs.clone();
         async move {
             if let Err(e) = m.restore_all(config.login_timeout, config.login_jitter).await {
-                error!(error = %e, "startup restore failed");
+                error!(error = %crate::ids::mask_digits_in(&e.to_string()), "startup restore failed");
             }
             // Jobs a restart interrupted carry on once their accounts are back.
             match jobs.resume_all().await {
@@ -161,46 +224,153 @@ where
         }
     });
 
-    let mut dispatcher = Dispatcher::builder(bot, bot::schema::<R>())
+    let mut dispatcher = Dispatcher::builder(bot.clone(), bot::schema::<R>())
         .dependencies(dptree::deps![app.clone()])
         .default_handler(|_| async {})
         .error_handler(LoggingErrorHandler::with_custom_text("update handler failed"))
         .build();
     let token = dispatcher.shutdown_token();
-    let dispatch = tokio::spawn(async move { dispatcher.dispatch().await });
+    let listener = teloxide::update_listeners::polling_default(bot).await;
+    // `try_dispatch_with_listener` returns the error of its own `getMe` instead of panicking.
+    let dispatch = tokio::spawn(async move {
+        dispatcher
+            .try_dispatch_with_listener(
+                listener,
+                LoggingErrorHandler::with_custom_text("the Telegram update listener failed"),
+            )
+            .await
+    });
     let dispatch_abort = dispatch.abort_handle();
     let bound = config.shutdown_timeout;
-    let stopper = tokio::spawn(async move {
-        while !*shutdown.borrow_and_update() {
-            if shutdown.changed().await.is_err() {
-                break;
+    // Set before the dispatcher is asked to stop: a dispatcher that ends without it ended on
+    // its own.
+    let stopping = Arc::new(AtomicBool::new(false));
+    let stopper = tokio::spawn({
+        let stopping = stopping.clone();
+        let mut fatal_rx = fatal_rx.clone();
+        async move {
+            tokio::select! {
+                _ = requested(&mut shutdown) => {}
+                _ = fatal(&mut fatal_rx) => {}
             }
-        }
-        // Handlers in flight get until the bound to finish; then the dispatcher is aborted, so
-        // a stuck request can never keep the process (and every session) from stopping.
-        let deadline = tokio::time::Instant::now() + bound;
-        let stopped = loop {
-            match token.shutdown() {
-                Ok(done) => break tokio::time::timeout_at(deadline, done).await.is_ok(),
-                // The dispatcher refuses to stop before it has started; keep asking a while.
-                Err(_) if tokio::time::Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(50)).await,
-                Err(_) => break false,
+            stopping.store(true, Ordering::SeqCst);
+            // Handlers in flight get until the bound to finish; then the dispatcher is
+            // aborted, so a stuck request can never keep the process (and every session) from
+            // stopping.
+            let deadline = tokio::time::Instant::now() + bound;
+            let stopped = loop {
+                match token.shutdown() {
+                    Ok(done) => break tokio::time::timeout_at(deadline, done).await.is_ok(),
+                    // The dispatcher refuses to stop before it has started; keep asking a while.
+                    Err(_) if tokio::time::Instant::now() < deadline => {
+                        tokio::time::sleep(Duration::from_millis(50)).await
+                    }
+                    Err(_) => break false,
+                }
+            };
+            if !stopped {
+                warn!("the dispatcher did not stop within {bound:?}; aborting it");
+                dispatch_abort.abort();
             }
-        };
-        if !stopped {
-            warn!("the dispatcher did not stop within {bound:?}; aborting it");
-            dispatch_abort.abort();
         }
     });
     info!("bot is running");
-    let _ = dispatch.await;
-    let _ = stopper.await;
+    let ended = dispatch.await;
+    let own_end = if stopping.load(Ordering::SeqCst) {
+        let _ = stopper.await;
+        None
+    } else {
+        stopper.abort();
+        let why = match ended {
+            Ok(Ok(())) => "it returned".to_string(),
+            Ok(Err(e)) => format!("getMe failed: {e}"),
+            Err(e) if e.is_panic() => "it panicked".to_string(),
+            Err(e) => e.to_string(),
+        };
+        error!(reason = %why, "the Telegram dispatcher ended on its own; stopping every session");
+        Some(why)
+    };
     info!("dispatcher stopped; disconnecting sessions");
     restore.abort();
+    if let Some(w) = watcher {
+        w.abort();
+    }
     jobs.shutdown(config.shutdown_timeout).await;
     manager.shutdown(config.shutdown_timeout).await;
     let _ = tokio::time::timeout(Duration::from_secs(2), notifier).await;
     sweeper.abort();
+    let fatal_reason = fatal_rx.borrow().clone();
+    if let Some(why) = own_end {
+        anyhow::bail!("the Telegram dispatcher ended on its own ({why}); every session was disconnected");
+    }
+    if let Some(why) = fatal_reason {
+        anyhow::bail!("{why}; every session was disconnected");
+    }
     info!("tgwa stopped");
     Ok(())
+}
+
+/// Resolves once `shutdown` is (or becomes) true; never if its sender is gone.
+async fn requested(shutdown: &mut watch::Receiver<bool>) {
+    while !*shutdown.borrow_and_update() {
+        if shutdown.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// Resolves once a fatal reason is set; never if its sender is gone without one.
+async fn fatal(rx: &mut watch::Receiver<Option<String>>) {
+    while rx.borrow_and_update().is_none() {
+        if rx.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// Which file a path names: its device and inode. SQLite keeps writing into the file it
+/// opened, so a master database deleted or replaced under a running process would swallow
+/// every write (and a restart would find none of it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileIdentity {
+    dev: u64,
+    ino: u64,
+}
+
+impl FileIdentity {
+    fn of(path: &Path) -> std::io::Result<Self> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path)?;
+        Ok(Self {
+            dev: m.dev(),
+            ino: m.ino(),
+        })
+    }
+}
+
+/// Checks every few seconds that `path` still names the master database opened at start-up;
+/// when it is gone or another file took its place, sets the reason the process must stop.
+async fn watch_master(path: PathBuf, opened: FileIdentity, fatal: watch::Sender<Option<String>>) {
+    let shown = path.display().to_string();
+    loop {
+        tokio::time::sleep(MASTER_CHECK_EVERY).await;
+        let p = path.clone();
+        let now = tokio::task::spawn_blocking(move || FileIdentity::of(&p)).await;
+        let reason = match now {
+            Ok(Ok(id)) if id == opened => continue,
+            Ok(Ok(_)) => format!("the master database {shown} was replaced by another file while tgwa was running"),
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+                format!("the master database {shown} was deleted while tgwa was running")
+            }
+            // Anything else (a permission change, a busy disk) may pass: look again later.
+            Ok(Err(e)) => {
+                warn!(error = %e, "cannot check the master database file");
+                continue;
+            }
+            Err(_) => continue,
+        };
+        error!(%reason, "stopping: restore the master database from a backup, then start tgwa again");
+        let _ = fatal.send(Some(reason));
+        return;
+    }
 }

@@ -1,4 +1,4 @@
-//! The operator command line: `run`, `scan`, `accounts`, `cleanup`.
+//! The operator command line: `run`, `check`, `scan`, `accounts`, `cleanup`.
 //!
 //! Exit codes: 0 success, 1 runtime failure, 2 bad configuration or arguments. Only `run`
 //! needs `TELEGRAM_BOT_TOKEN`; the other commands work on the data directory and the master
@@ -25,6 +25,9 @@ pub struct Cli {
 pub enum Command {
     /// Run the bot (the default).
     Run,
+    /// Preflight: configuration, data directory, master database, secret, and the bot token
+    /// (Telegram getMe). Exit 0 ready, 1 Telegram unreachable or a failed check, 2 bad token.
+    Check,
     /// Register account folders the master database lacks; report invalid and orphaned files.
     Scan {
         /// Report only; change no file and no row.
@@ -78,7 +81,7 @@ pub fn main() -> i32 {
     if let Command::Run = command {
         return crate::app::run(config);
     }
-    init_cli_tracing();
+    crate::app::init_tracing(&config, "warn");
     let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -86,15 +89,19 @@ pub fn main() -> i32 {
             return 1;
         }
     };
-    let res = rt.block_on(async move {
+    let res: anyhow::Result<i32> = rt.block_on(async move {
         match command {
-            Command::Scan { dry_run, json } => run_scan(&config, dry_run, json).await,
-            Command::Accounts { json } => run_accounts(&config, json).await,
-            Command::Cleanup { dry_run } => run_cleanup(&config, dry_run).await,
-            Command::Run | Command::InitMaster { .. } => Ok(()),
+            Command::Scan { dry_run, json } => run_scan(&config, dry_run, json).await.map(|()| 0),
+            Command::Accounts { json } => run_accounts(&config, json).await.map(|()| 0),
+            Command::Cleanup { dry_run } => run_cleanup(&config, dry_run).await.map(|()| 0),
+            Command::Check => Ok(crate::preflight::run(&config).await),
+            Command::Run | Command::InitMaster { .. } => Ok(0),
         }
     });
-    report(res)
+    match res {
+        Ok(code) => code,
+        Err(e) => report(Err(e)),
+    }
 }
 
 fn report(res: anyhow::Result<()>) -> i32 {
@@ -105,16 +112,6 @@ fn report(res: anyhow::Result<()>) -> i32 {
             1
         }
     }
-}
-
-/// Warnings only, unless `RUST_LOG` says otherwise: the report is the output.
-fn init_cli_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
 }
 
 async fn run_scan(config: &Config, dry_run: bool, json: bool) -> anyhow::Result<()> {

@@ -16,6 +16,15 @@ pub struct ConfigError {
     pub reason: String,
 }
 
+/// How log lines are written to stderr (`TGWA_LOG_FORMAT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines (colours only when stderr is a terminal).
+    Pretty,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
 /// Which WhatsApp implementation sessions use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WaBackendKind {
@@ -82,10 +91,15 @@ pub struct Config {
     pub pair_cooldown: Duration,
     /// Pairing: code requests per user, and per number, in any hour (0: no cap).
     pub pair_max_per_hour: usize,
+    /// `RUST_LOG` as read from the environment or `.env` (`None`: each command's default).
+    pub log_filter: Option<String>,
+    /// `TGWA_LOG_FORMAT`: pretty or JSON log lines.
+    pub log_format: LogFormat,
 }
 
 impl std::fmt::Debug for Config {
-    // Hand-written so the token never reaches a log line.
+    // Hand-written so the token never reaches a log line; every other field is shown (the
+    // `.env.example` test compares these renderings to prove each key is applied).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Config")
             .field("bot_token", &self.bot_token.as_ref().map(|_| "<set>"))
@@ -95,16 +109,39 @@ impl std::fmt::Debug for Config {
             .field("admin_ids", &self.admin_ids)
             .field("max_accounts", &self.max_accounts)
             .field("max_accounts_per_user", &self.max_accounts_per_user)
+            .field("default_country_code", &self.default_country_code)
+            .field("session_timeout", &self.session_timeout)
             .field("wa_backend", &self.wa_backend)
-            .finish_non_exhaustive()
+            .field("sim_pair_delay", &self.sim_pair_delay)
+            .field("sim_code_ttl", &self.sim_code_ttl)
+            .field("login_concurrency", &self.login_concurrency)
+            .field("login_jitter", &self.login_jitter)
+            .field("login_timeout", &self.login_timeout)
+            .field("telegram_throttle", &self.telegram_throttle)
+            .field("purge_after_days", &self.purge_after_days)
+            .field("shutdown_timeout", &self.shutdown_timeout)
+            .field("pool_cache_size", &self.pool_cache_size)
+            .field("job_item_delay", &self.job_item_delay)
+            .field("job_jitter", &self.job_jitter)
+            .field("job_daily_cap", &self.job_daily_cap)
+            .field("job_max_items", &self.job_max_items)
+            .field("upload_max_bytes", &self.upload_max_bytes)
+            .field("max_create_groups", &self.max_create_groups)
+            .field("pair_cooldown", &self.pair_cooldown)
+            .field("pair_max_per_hour", &self.pair_max_per_hour)
+            .field("log_filter", &self.log_filter)
+            .field("log_format", &self.log_format)
+            .finish()
     }
 }
 
 impl Config {
-    /// Reads `.env` (if present) into the environment, then the environment.
+    /// Reads `.env` in the working directory (if present), then the environment, which wins
+    /// over `.env`. A `.env` that does not parse is an error naming its line: reading stops
+    /// at a bad line, so going on would silently drop every setting after it.
     pub fn from_env() -> Result<Self, ConfigError> {
-        let _ = dotenvy::dotenv();
-        let vars: HashMap<String, String> = std::env::vars().collect();
+        let mut vars = read_env_file(std::path::Path::new(".env"))?;
+        vars.extend(std::env::vars());
         Self::from_map(&vars)
     }
 
@@ -200,6 +237,12 @@ impl Config {
             max_create_groups: num("TGWA_MAX_CREATE_GROUPS", 50, 1)? as usize,
             pair_cooldown: Duration::from_secs(num("TGWA_PAIR_COOLDOWN_SECS", 30, 0)?),
             pair_max_per_hour: num("TGWA_PAIR_MAX_PER_HOUR", 5, 0)? as usize,
+            log_filter: get("RUST_LOG").map(str::to_string),
+            log_format: match get("TGWA_LOG_FORMAT").unwrap_or("pretty") {
+                "pretty" => LogFormat::Pretty,
+                "json" => LogFormat::Json,
+                other => return Err(err("TGWA_LOG_FORMAT", format!("{other:?}: use pretty or json"))),
+            },
         })
     }
 
@@ -221,6 +264,59 @@ impl Config {
         vars.insert("TGWA_PAIR_MAX_PER_HOUR".into(), "0".into());
         Self::from_map(&vars).expect("test config is valid")
     }
+}
+
+/// The variables of a `.env` file, in dotenvy's syntax (first occurrence of a key wins, as
+/// dotenvy's own loader does). A missing file is an empty map; a line that does not parse is
+/// an error that names the file and the line.
+pub fn read_env_file(path: &std::path::Path) -> Result<HashMap<String, String>, ConfigError> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(HashMap::new()),
+        Err(e) => return Err(err(".env", format!("cannot read {}: {e}", path.display()))),
+    };
+    let text = String::from_utf8_lossy(bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes)).into_owned();
+    let mut vars = HashMap::new();
+    for item in dotenvy::from_read_iter(text.as_bytes()) {
+        match item {
+            Ok((k, v)) => {
+                vars.entry(k).or_insert(v);
+            }
+            Err(dotenvy::Error::LineParse(..)) => {
+                // dotenvy names neither the line nor (for a bad value) the key: find the first
+                // line at which the file stops parsing. Only the key is shown, never the value
+                // (it may be the token).
+                let lines: Vec<&str> = text.lines().collect();
+                let bad = (1..=lines.len())
+                    .find(|&n| {
+                        let head = lines[..n].join("\n");
+                        dotenvy::from_read_iter(head.as_bytes()).any(|r| r.is_err())
+                    })
+                    .unwrap_or(lines.len());
+                let line = lines.get(bad.saturating_sub(1)).copied().unwrap_or("");
+                let key = line
+                    .split_once('=')
+                    .map(|(k, _)| k.trim().trim_start_matches("export ").trim())
+                    .unwrap_or("");
+                let value = line.split_once('=').map(|(_, v)| v.trim()).unwrap_or("");
+                let hint = if value.contains(' ') && !value.starts_with(['"', '\'']) {
+                    ": put a value with spaces in double quotes (KEY=\"a b\")"
+                } else {
+                    ""
+                };
+                return Err(err(
+                    ".env",
+                    format!(
+                        "{} line {bad} ({}) does not parse{hint}",
+                        path.display(),
+                        key.escape_debug()
+                    ),
+                ));
+            }
+            Err(e) => return Err(err(".env", format!("{}: {e}", path.display()))),
+        }
+    }
+    Ok(vars)
 }
 
 fn err(var: &'static str, reason: impl Into<String>) -> ConfigError {
@@ -278,5 +374,94 @@ mod tests {
     fn debug_never_prints_the_token() {
         let c = with(&[("TELEGRAM_BOT_TOKEN", "123:SECRET")]).unwrap();
         assert!(!format!("{c:?}").contains("SECRET"));
+    }
+
+    /// The keys a `.env` file sets, by reading its text line by line (not through dotenvy), so
+    /// a parser that stops early cannot hide a key from the test.
+    fn keys_in(text: &str) -> Vec<String> {
+        text.lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .filter_map(|l| l.split_once('=').map(|(k, _)| k.trim().to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn shipped_env_example_parses_and_every_key_is_applied() {
+        let path = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.env.example"));
+        let text = std::fs::read_to_string(path).unwrap();
+        let keys = keys_in(&text);
+        assert!(keys.len() >= 20, "{keys:?}");
+        let mut vars = read_env_file(path).unwrap_or_else(|e| panic!("{e}"));
+        for k in &keys {
+            assert!(vars.contains_key(k), "{k} in .env.example was not read");
+        }
+        // The operator fills the token in; the environment wins over the file.
+        vars.insert("TELEGRAM_BOT_TOKEN".into(), "123:abc".into());
+        let base = Config::from_map(&vars).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(base.data_dir, PathBuf::from("DB USER TELEGRAM"));
+        assert_eq!(base.wa_backend, WaBackendKind::WhatsApp);
+        assert_eq!(base.log_filter.as_deref(), Some("info"));
+        let base_dbg = format!("{base:?}");
+        // Each key, set to some other valid value, must change the configuration: a key the
+        // program ignores (or a typo in its name) fails here.
+        for k in &keys {
+            let changed = ["", "7", "3", "0", "1", "json", "sim", "debug", "other dir"]
+                .iter()
+                .filter(|alt| vars.get(k).map(String::as_str) != Some(**alt))
+                .any(|alt| {
+                    let mut m = vars.clone();
+                    m.insert(k.clone(), alt.to_string());
+                    Config::from_map(&m).is_ok_and(|c| format!("{c:?}") != base_dbg)
+                });
+            assert!(changed, "{k} in .env.example is not applied to Config");
+        }
+    }
+
+    #[test]
+    fn shipped_env_example_values_are_the_defaults() {
+        // Copying the example changes nothing but what the operator fills in.
+        let path = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.env.example"));
+        let mut vars = read_env_file(path).unwrap();
+        vars.remove("RUST_LOG");
+        let from_file = Config::from_map(&vars).unwrap();
+        assert_eq!(format!("{from_file:?}"), format!("{:?}", with(&[]).unwrap()));
+    }
+
+    #[test]
+    fn env_file_errors_name_the_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join(".env");
+        std::fs::write(
+            &p,
+            "# comment\nTGWA_MAX_ACCOUNTS=5\nTGWA_DATA_DIR=DB USER TELEGRAM\nTGWA_WA_BACKEND=sim\n",
+        )
+        .unwrap();
+        let e = read_env_file(&p).err().unwrap();
+        assert_eq!(e.var, ".env");
+        assert!(e.reason.contains("line 3"), "{e}");
+        assert!(e.reason.contains("double quotes"), "{e}");
+        std::fs::write(
+            &p,
+            "\u{feff}TGWA_DATA_DIR=\"DB USER TELEGRAM\"\nTGWA_WA_BACKEND=sim\nTGWA_WA_BACKEND=whatsapp\n",
+        )
+        .unwrap();
+        let m = read_env_file(&p).unwrap();
+        assert_eq!(m["TGWA_DATA_DIR"], "DB USER TELEGRAM");
+        assert_eq!(m["TGWA_WA_BACKEND"], "sim", "first occurrence wins, as in dotenvy");
+        assert!(read_env_file(&dir.path().join("missing")).unwrap().is_empty());
+    }
+
+    #[test]
+    fn log_format_is_checked() {
+        assert_eq!(with(&[]).unwrap().log_format, LogFormat::Pretty);
+        assert_eq!(
+            with(&[("TGWA_LOG_FORMAT", "json")]).unwrap().log_format,
+            LogFormat::Json
+        );
+        assert_eq!(
+            with(&[("TGWA_LOG_FORMAT", "xml")]).err().unwrap().var,
+            "TGWA_LOG_FORMAT"
+        );
     }
 }

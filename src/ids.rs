@@ -21,6 +21,8 @@ pub enum ParseIdError {
     BadInternationalPrefix,
     #[error("a country code cannot start with 0")]
     BadCountryCode,
+    #[error("more than one 0 after the country code")]
+    ZeroAfterCountryCode,
     #[error("a Telegram user ID is a positive number (group chats are not users)")]
     NotAUserId,
     #[error("an account ID is a positive number")]
@@ -124,6 +126,71 @@ impl fmt::Display for AccountId {
     }
 }
 
+/// How many leading digits of an international number are its country code (ITU E.164
+/// assignments: 1 and 7 are one digit; the two-digit codes are listed; every other is three).
+fn country_code_len(digits: &str) -> usize {
+    const TWO: [&str; 44] = [
+        "20", "27", "30", "31", "32", "33", "34", "36", "39", "40", "41", "43", "44", "45", "46", "47", "48", "49",
+        "51", "52", "53", "54", "55", "56", "57", "58", "60", "61", "62", "63", "64", "65", "66", "81", "82", "84",
+        "86", "90", "91", "92", "93", "94", "95", "98",
+    ];
+    if digits.starts_with('1') || digits.starts_with('7') {
+        1
+    } else if digits.get(..2).is_some_and(|p| TWO.contains(&p)) {
+        2
+    } else {
+        3
+    }
+}
+
+/// Countries whose numbers themselves start with 0 after the country code: there the 0 is not
+/// a trunk prefix and is kept.
+const ZERO_IS_PART_OF_NUMBER: [&str; 5] = ["39", "378", "379", "225", "242"];
+
+/// Removes one trunk `0` written after the country code (`62 0812...` → `62812...`).
+fn drop_trunk_zero(digits: &str) -> Result<String, ParseIdError> {
+    let cc_len = country_code_len(digits).min(digits.len());
+    let (cc, national) = digits.split_at(cc_len);
+    if ZERO_IS_PART_OF_NUMBER.contains(&cc) {
+        return Ok(digits.to_string());
+    }
+    match national.strip_prefix('0') {
+        Some(rest) if rest.starts_with('0') => Err(ParseIdError::ZeroAfterCountryCode),
+        Some(rest) => Ok(format!("{cc}{rest}")),
+        None => Ok(digits.to_string()),
+    }
+}
+
+/// Masks every run of 8 to 15 digits in free text (a log line, an audit detail, a file
+/// name) the way [`PhoneNumber::masked`] does, so a phone number cannot reach a log in full
+/// whatever surrounds it. Shorter runs (IDs, counts) and longer ones (group IDs) are kept.
+pub fn mask_digits_in(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut run = String::new();
+    let flush = |run: &mut String, out: &mut String| {
+        if (8..=15).contains(&run.len()) {
+            let keep = 4;
+            let cc = 2;
+            out.push_str(&run[..cc]);
+            out.push_str(&"*".repeat(run.len() - keep - cc));
+            out.push_str(&run[run.len() - keep..]);
+        } else {
+            out.push_str(run);
+        }
+        run.clear();
+    };
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            run.push(c);
+        } else {
+            flush(&mut run, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut run, &mut out);
+    out
+}
+
 fn parse_canonical_positive(s: &str) -> Option<i64> {
     let b = s.as_bytes();
     if b.is_empty() || b.len() > 19 || b[0] == b'0' || !b.iter().all(u8::is_ascii_digit) {
@@ -140,7 +207,10 @@ pub struct PhoneNumber(String);
 
 impl PhoneNumber {
     /// Parses what a person types: `+62 812-3456-7890`, `0812 3456 7890` (a leading 0 becomes
-    /// `default_cc`), `6281234567890`, `0062...`.
+    /// `default_cc`), `6281234567890`, `0062...`. A trunk `0` written after the country code
+    /// (`+62 0812...`, `62 0812...`) is dropped, as libphonenumber does for countries whose
+    /// national prefix is 0; in the few countries where a 0 belongs to the number itself
+    /// (Italy, San Marino, the Vatican, Côte d'Ivoire, Congo) it is kept.
     pub fn parse(input: &str, default_cc: &str) -> Result<Self, ParseIdError> {
         let trimmed = input.trim();
         if trimmed.is_empty() {
@@ -162,16 +232,16 @@ impl PhoneNumber {
             return Err(ParseIdError::Empty);
         }
         let international = if plus {
-            digits
+            drop_trunk_zero(&digits)?
         } else if let Some(r) = digits.strip_prefix("00") {
             if r.is_empty() || r.starts_with('0') {
                 return Err(ParseIdError::BadInternationalPrefix);
             }
-            r.to_string()
+            drop_trunk_zero(r)?
         } else if let Some(r) = digits.strip_prefix('0') {
             format!("{default_cc}{r}")
         } else {
-            digits
+            drop_trunk_zero(&digits)?
         };
         Self::from_digits(&international)
     }
@@ -281,11 +351,77 @@ mod tests {
             ("6281234567890/..", Err(InvalidCharacter)),
             ("62_812_345_678", Err(InvalidCharacter)),
             ("-6281234567890", ok("6281234567890")),
+            // The ways people in Indonesia write one number (issue 9: a trunk 0 after the
+            // country code once made 62081234567890, a number that does not exist).
+            ("+62 0812-3456-7890", ok("6281234567890")),
+            ("+62 (0812) 3456-7890", ok("6281234567890")),
+            ("+6208123456789", ok("628123456789")),
+            ("62 0812 3456 7890", ok("6281234567890")),
+            ("6208123456789", ok("628123456789")),
+            ("0062 0812 3456 7890", ok("6281234567890")),
+            ("+62 812 3456 7890", ok("6281234567890")),
+            ("+62-812-3456-7890", ok("6281234567890")),
+            ("+62.812.3456.7890", ok("6281234567890")),
+            ("62812-3456-7890", ok("6281234567890")),
+            ("62 812 3456 7890", ok("6281234567890")),
+            ("0812.3456.7890", ok("6281234567890")),
+            ("(0812) 34567890", ok("6281234567890")),
+            ("(021) 555-1234", ok("62215551234")),
+            ("+62 21 555 1234", ok("62215551234")),
+            ("+62 021 555 1234", ok("62215551234")),
+            ("0857 1234 5678", ok("6285712345678")),
+            ("+62 00812 3456 7890", Err(ZeroAfterCountryCode)),
+            ("0812", Err(TooShort)),
+            ("+62 0812", Err(TooShort)),
+            ("0812 3456 7890 1234", Err(TooLong)),
+            ("+62 0812 3456 7890 12345", Err(TooLong)),
+            ("0812-3456-789O", Err(InvalidCharacter)),
+            ("0812 3456 7890 ext 12", Err(InvalidCharacter)),
+            ("+62 812 3456 7890 (rumah)", Err(InvalidCharacter)),
+            ("wa.me/6281234567890", Err(InvalidCharacter)),
+            // Elsewhere: a trunk 0 is dropped where it is a prefix, kept where it is a digit.
+            ("+44 (0)20 7946 0018", ok("442079460018")),
+            ("+49 030 123456", ok("4930123456")),
+            ("+39 06 1234 5678", ok("390612345678")),
+            ("+225 07 0123 4567", ok("2250701234567")),
+            ("+60 012-345 6789", ok("60123456789")),
         ];
         for (input, want) in cases {
             assert_eq!(&p(input), want, "input {input:?}");
         }
         assert!(cases.len() >= 30);
+    }
+
+    #[test]
+    fn country_codes_are_split_right() {
+        for (d, n) in [
+            ("6281", 2),
+            ("14155", 1),
+            ("7912", 1),
+            ("8801", 3),
+            ("2250", 3),
+            ("4420", 2),
+            ("3906", 2),
+        ] {
+            assert_eq!(country_code_len(d), n, "{d}");
+        }
+    }
+
+    #[test]
+    fn digits_in_text_are_masked() {
+        assert_eq!(
+            mask_digits_in("42/whatsmeow-42-6281234567890.db"),
+            "42/whatsmeow-42-62*******7890.db"
+        );
+        assert_eq!(
+            mask_digits_in("callback data was not made for this user: pp:6281234567890~AbCd"),
+            "callback data was not made for this user: pp:62*******7890~AbCd"
+        );
+        // IDs and counts stay readable; a group ID (18 digits) is not a phone number.
+        assert_eq!(mask_digits_in("as:123456 page 3"), "as:123456 page 3");
+        assert_eq!(mask_digits_in("120363012345678901@g.us"), "120363012345678901@g.us");
+        assert_eq!(mask_digits_in("12345678"), "12**5678");
+        assert_eq!(mask_digits_in(""), "");
     }
 
     #[test]

@@ -95,12 +95,18 @@ impl Layout {
         self.trash_root().join(stamp)
     }
 
-    /// Creates the data directory (0700) if missing.
+    /// Creates the data directory (0700) if missing. The data directory itself may be a
+    /// symbolic link (an operator may keep it on another disk); everything inside may not.
     pub fn ensure_root(&self) -> std::io::Result<()> {
-        create_private_dir(&self.root)
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.root)
     }
 
-    /// Creates `{root}/{tid}` (0700) if missing.
+    /// Creates `{root}/{tid}` (0700) if missing. A user folder that is a symbolic link is
+    /// refused, as the scan refuses it: nothing is written through it.
     pub fn ensure_user_dir(&self, tid: TelegramId) -> std::io::Result<PathBuf> {
         self.ensure_root()?;
         let d = self.user_dir(tid);
@@ -109,11 +115,17 @@ impl Layout {
     }
 
     /// Moves `files` (those that exist, with their `-wal`/`-shm`/`-journal`) into one new
-    /// trash folder, keeping each file's folder name. Returns where each went.
+    /// trash folder, keeping each file's folder name. Returns where each went. Refuses (and
+    /// moves nothing more) when `.trash` or a file's folder is a symbolic link, so a removal
+    /// never writes through a link to somewhere outside the data directory.
     pub fn move_to_trash(&self, files: &[PathBuf]) -> std::io::Result<Vec<(PathBuf, PathBuf)>> {
+        refuse_symlink(&self.trash_root())?;
         let trash = self.new_trash_dir();
         let mut moved = Vec::new();
         for f in files {
+            if let Some(parent) = f.parent().filter(|p| *p != self.root && !p.as_os_str().is_empty()) {
+                refuse_symlink(parent)?;
+            }
             for candidate in with_side_files(f) {
                 if std::fs::symlink_metadata(&candidate).is_err() {
                     continue;
@@ -158,10 +170,57 @@ pub fn remove_with_side_files(db: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// `mkdir -p` with mode 0700 for what it creates.
+/// `mkdir -p` with mode 0700 for what it creates. Refuses a `p` that is a symbolic link
+/// (checked without following it, before and after creating), so a `.trash`, `.locks`,
+/// `.sim` or user folder replaced by a link is never written through.
 pub fn create_private_dir(p: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(p)
+    refuse_symlink(p)?;
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(p)?;
+    refuse_symlink(p)
+}
+
+/// An error if `p` is a symbolic link (not followed); fine if it is anything else or missing.
+pub fn refuse_symlink(p: &Path) -> std::io::Result<()> {
+    match std::fs::symlink_metadata(p) {
+        Ok(m) if m.file_type().is_symlink() => Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!("{} is a symbolic link; refusing to write through it", mask_path(p)),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// A path for a log line or an error message with every phone number in it masked: an
+/// account file's phone as [`PhoneNumber::masked`] does (its Telegram ID kept), and any
+/// other run of 8 to 15 digits by [`crate::ids::mask_digits_in`]. A folder named by digits
+/// alone is a Telegram ID folder and is kept as it is.
+pub fn mask_path(p: &Path) -> String {
+    let mut out = Vec::new();
+    for c in p.components() {
+        let s = c.as_os_str().to_string_lossy();
+        let shown = if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && s.parse::<TelegramId>().is_ok() {
+            s.into_owned()
+        } else if let Some(f) = parse_account_file(&s) {
+            format!(
+                "{}-{}-{}.db{}",
+                f.kind.prefix(),
+                f.telegram_id,
+                f.phone.masked().trim_start_matches('+'),
+                f.suffix
+            )
+        } else {
+            crate::ids::mask_digits_in(&s)
+        };
+        out.push(shown);
+    }
+    let joined = out.join("/");
+    // `components()` turns a leading `/` into its own component: keep it single.
+    if p.is_absolute() {
+        format!("/{}", joined.trim_start_matches('/'))
+    } else {
+        joined
+    }
 }
 
 /// Parses `whatsmeow-{tid}-{phone}.db[-wal|-shm|-journal]` or `bot_data-...`; `None` for any
@@ -241,5 +300,88 @@ mod tests {
         assert!(moved
             .iter()
             .all(|(_, to)| to.exists() && to.starts_with(l.trash_root())));
+    }
+
+    #[test]
+    fn paths_are_masked_for_logs() {
+        assert_eq!(
+            mask_path(Path::new(
+                "/srv/DB USER TELEGRAM/123456789/whatsmeow-123456789-6281234567890.db-wal"
+            )),
+            "/srv/DB USER TELEGRAM/123456789/whatsmeow-123456789-62*******7890.db-wal"
+        );
+        assert_eq!(
+            mask_path(Path::new("42/bot_data-42-6281234567890.db")),
+            "42/bot_data-42-62*******7890.db"
+        );
+        // A file that does not follow the pattern is masked too.
+        assert_eq!(
+            mask_path(Path::new("42/backup 6281234567890.txt")),
+            "42/backup 62*******7890.txt"
+        );
+        assert!(!mask_path(Path::new("42/whatsmeow-42-6281234567890.db.old")).contains("6281234567890"));
+    }
+
+    #[cfg(unix)]
+    fn symlinked_dir(dir: &Path, link: &Path) -> PathBuf {
+        let target = dir.join("elsewhere");
+        std::fs::create_dir_all(&target).unwrap();
+        std::os::unix::fs::symlink(&target, link).unwrap();
+        target
+    }
+
+    #[test]
+    fn a_symlinked_user_folder_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = Layout::new(dir.path().join("data"));
+        l.ensure_root().unwrap();
+        let tid = TelegramId::new(7).unwrap();
+        let target = symlinked_dir(dir.path(), &l.user_dir(tid));
+        let e = l.ensure_user_dir(tid).unwrap_err();
+        assert!(e.to_string().contains("symbolic link"), "{e}");
+        assert_eq!(std::fs::read_dir(&target).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn removal_does_not_write_through_symlinks() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = Layout::new(dir.path().join("data"));
+        let tid = TelegramId::new(7).unwrap();
+        let phone = PhoneNumber::from_digits("6281234567890").unwrap();
+        l.ensure_user_dir(tid).unwrap();
+        let f = l.session_file(tid, &phone);
+        std::fs::write(&f, b"x").unwrap();
+        // A .trash that is a link: nothing moves into its target.
+        let target = symlinked_dir(dir.path(), &l.trash_root());
+        assert!(l.move_to_trash(std::slice::from_ref(&f)).is_err());
+        assert!(f.exists());
+        assert_eq!(std::fs::read_dir(&target).unwrap().count(), 0);
+        std::fs::remove_file(l.trash_root()).unwrap();
+
+        // A user folder that is a link: its files (elsewhere) are not moved.
+        let other = TelegramId::new(8).unwrap();
+        let real = dir.path().join("real8");
+        std::fs::create_dir_all(&real).unwrap();
+        std::os::unix::fs::symlink(&real, l.user_dir(other)).unwrap();
+        let g = l.session_file(other, &phone);
+        std::fs::write(real.join(g.file_name().unwrap()), b"y").unwrap();
+        assert!(l.move_to_trash(std::slice::from_ref(&g)).is_err());
+        assert!(real.join(g.file_name().unwrap()).exists());
+
+        // Locks and the simulator's folder refuse links the same way.
+        let locks = l.lock_dir();
+        symlinked_dir(&dir.path().join("x"), &locks);
+        assert!(create_private_dir(&locks).is_err());
+    }
+
+    #[test]
+    fn a_symlinked_data_dir_is_allowed() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("disk");
+        std::fs::create_dir_all(&target).unwrap();
+        std::os::unix::fs::symlink(&target, dir.path().join("data")).unwrap();
+        let l = Layout::new(dir.path().join("data"));
+        l.ensure_user_dir(TelegramId::new(7).unwrap()).unwrap();
+        assert!(target.join("7").is_dir());
     }
 }

@@ -11,6 +11,9 @@
 //! - [`supervisor`]: one task per live WhatsApp session.
 //! - [`scan`]: the operator scan and cleanup of the data directory.
 //! - [`wa`]: the WhatsApp seam, with the real adapter and the simulator.
+//! - [`text`]: CSV cells safe for spreadsheets; uploaded text files in any common encoding.
+//! - [`telegram`]: reaching the Bot API before serving (`getMe` with backoff or a timeout).
+//! - [`preflight`]: `tgwa check`, the configuration, data directory and token checked at once.
 //! - [`app`]: `tgwa run`, wiring everything together.
 //! - [`cli`]: the operator command line.
 
@@ -25,6 +28,9 @@ pub mod jobs;
 pub mod layout;
 pub mod live;
 pub mod manager;
+pub mod preflight;
 pub mod scan;
 pub mod supervisor;
+pub mod telegram;
+pub mod text;
 pub mod wa;

@@ -425,7 +425,7 @@ impl AccountManager {
                 return LiveState::Unpaired;
             }
             Err(e) => {
-                warn!(account_id = %acc.id, error = %e, "session file is not usable");
+                warn!(account_id = %acc.id, error = %crate::ids::mask_digits_in(&e.to_string()), "session file is not usable");
                 let _ = self
                     .set_status(
                         acc.id,
@@ -442,7 +442,7 @@ impl AccountManager {
         }
         let id = acc.id;
         if let Err(e) = self.launch(acc, Mode::Restore).await {
-            warn!(account_id = %id, error = %e, "could not start session");
+            warn!(account_id = %id, error = %crate::ids::mask_digits_in(&e.to_string()), "could not start session");
             return LiveState::Stopped;
         }
         let rx = self.inner.live.watch(id);

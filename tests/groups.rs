@@ -388,3 +388,62 @@ async fn bad_input_gets_a_reply_and_creates_no_job() {
     assert_eq!(job_count(&bot, B, B_PHONE), b_jobs, "no job from bad input");
     bot.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exports_are_safe_for_spreadsheets_and_uploads_decode_any_bom() {
+    let bot = TestBot::start(&[]).await;
+    bot.pair(A, A_PHONE).await;
+
+    // A group whose name a spreadsheet would run as a formula.
+    open_groups(&bot, A).await;
+    tap(&bot, A, "Buat grup", "pola nama").await;
+    say(&bot, A, "=1+2 {n}\n1", "Mulai pekerjaan ini").await;
+    start_job_and_wait(&bot, A).await;
+    open_groups(&bot, A).await;
+    let mark = bot.tg.mark();
+    bot.press(A, "Ekspor tautan");
+    let csv = loop {
+        let found = bot
+            .tg
+            .sent_to(A)
+            .into_iter()
+            .find(|m| m.file_name.as_deref().is_some_and(|n| n.ends_with(".csv")));
+        if let Some(c) = found {
+            break c;
+        }
+        bot.tg.wait_for_method_after(mark, "senddocument", WAIT).await;
+    };
+    let bytes = csv.bytes.clone().expect("csv bytes");
+    assert!(bytes.starts_with(b"\xEF\xBB\xBF"), "a UTF-8 BOM first");
+    let body = String::from_utf8(bytes[3..].to_vec()).unwrap();
+    assert!(body.lines().any(|l| l.starts_with("'=1+2 1,")), "{body}");
+    assert!(!body.lines().any(|l| l.starts_with('=')), "{body}");
+
+    // The same three numbers uploaded as UTF-8 with a BOM, UTF-16 LE and UTF-16 BE: every line
+    // is a number, none is reported invalid.
+    let list = "081234567001\n081234567002\n081234567003\n";
+    let mut utf8 = b"\xEF\xBB\xBF".to_vec();
+    utf8.extend_from_slice(list.as_bytes());
+    let (mut le, mut be) = (vec![0xFF, 0xFE], vec![0xFE, 0xFF]);
+    for u in list.encode_utf16() {
+        le.extend_from_slice(&u.to_le_bytes());
+        be.extend_from_slice(&u.to_be_bytes());
+    }
+    for (name, bytes) in [("bom.txt", utf8), ("utf16le.txt", le), ("utf16be.txt", be)] {
+        say(&bot, A, "/menu", "Menu utama").await;
+        tap(&bot, A, "Pesan", "Pesan</b>").await;
+        tap(&bot, A, "Cek nomor", "Tempel nomor").await;
+        let mark = bot.tg.mark();
+        bot.tg.push_document(A, name, bytes, None);
+        let preview = bot
+            .tg
+            .wait_for_text_to_after(mark, A, "Mulai pekerjaan ini", WAIT)
+            .await;
+        assert!(preview.text.contains(": 3"), "{name}: {}", preview.text);
+        assert!(!preview.text.contains("tidak valid"), "{name}: {}", preview.text);
+        assert!(preview.text.contains("6281234567001"), "{name}: {}", preview.text);
+        let id = bot.press(A, "Batal");
+        bot.tg.wait_for_callback_answer(&id, WAIT).await;
+    }
+    bot.stop().await;
+}

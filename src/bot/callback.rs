@@ -359,6 +359,24 @@ pub enum CbError {
     Forged,
 }
 
+/// The callback secret could not be used; start-up stops (see `App::new`).
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    /// The file exists but is not a usable key.
+    #[error("the callback secret {0} is unusable: {1}; restore it from a backup, or delete it to make a new one (buttons already sent will stop working)")]
+    Unusable(String, String),
+    /// A new file could not be written.
+    #[error("cannot create the callback secret {0}: {1}")]
+    Create(String, #[source] std::io::Error),
+}
+
+impl From<SecretError> for std::io::Error {
+    // `App::new` reports start-up failures as I/O errors; the message says what to do.
+    fn from(e: SecretError) -> Self {
+        std::io::Error::other(e.to_string())
+    }
+}
+
 /// Signs and checks callback data with the server's secret.
 #[derive(Clone)]
 pub struct CallbackCodec {
@@ -373,37 +391,65 @@ impl CallbackCodec {
         Self { key }
     }
 
-    /// Loads the secret from `path` (32 bytes), creating it (0600) with random bytes if missing.
-    /// The secret survives restarts so old menus keep working.
-    pub fn load_or_create(path: &Path) -> std::io::Result<Self> {
-        match std::fs::read(path) {
-            Ok(bytes) if bytes.len() == 32 => {
-                let mut key = [0u8; 32];
-                key.copy_from_slice(&bytes);
+    /// Loads the secret from `path` (32 bytes), creating it (0600, exclusively) with random
+    /// bytes only when it does not exist. The secret survives restarts so old menus keep
+    /// working; one that is unreadable, a symbolic link, or not exactly 32 bytes is an error,
+    /// never silently replaced (a new key would invalidate every button already sent).
+    pub fn load_or_create(path: &Path) -> Result<Self, SecretError> {
+        let shown = || crate::layout::mask_path(path);
+        match std::fs::symlink_metadata(path) {
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(SecretError::Unusable(shown(), "it is a symbolic link".into()))
+            }
+            Ok(_) => return Self::load(path),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(SecretError::Unusable(shown(), e.to_string())),
+        }
+        let key: [u8; 32] = rand::random();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| SecretError::Create(shown(), e))?;
+        }
+        let created = {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            // create_new: if another process made the file meanwhile, its key is the one used.
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .and_then(|mut f| {
+                    f.write_all(&key)?;
+                    f.sync_all()
+                })
+        };
+        match created {
+            Ok(()) => {
+                tracing::info!(path = %shown(), "created a new callback secret");
                 Ok(Self::new(key))
             }
-            Ok(_) | Err(_) => {
-                let key: [u8; 32] = rand::random();
-                if let Some(dir) = path.parent() {
-                    crate::layout::create_private_dir(dir)?;
-                }
-                let tmp = path.with_extension("tmp");
-                {
-                    use std::io::Write;
-                    use std::os::unix::fs::OpenOptionsExt;
-                    let mut f = std::fs::OpenOptions::new()
-                        .write(true)
-                        .create(true)
-                        .truncate(true)
-                        .mode(0o600)
-                        .open(&tmp)?;
-                    f.write_all(&key)?;
-                    f.sync_all()?;
-                }
-                std::fs::rename(&tmp, path)?;
-                Ok(Self::new(key))
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Self::load(path),
+            Err(e) => {
+                // A half-written file would be refused at the next start: take it away now.
+                let _ = std::fs::remove_file(path);
+                Err(SecretError::Create(shown(), e))
             }
         }
+    }
+
+    fn load(path: &Path) -> Result<Self, SecretError> {
+        let shown = || crate::layout::mask_path(path);
+        let bytes = std::fs::read(path).map_err(|e| SecretError::Unusable(shown(), e.to_string()))?;
+        let key: [u8; 32] = bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| SecretError::Unusable(shown(), format!("it holds {} bytes, not 32", bytes.len())))?;
+        Ok(Self::new(key))
     }
 
     fn tag(&self, tid: TelegramId, payload: &str) -> String {
@@ -487,5 +533,26 @@ mod tests {
         assert_eq!(c2.decode(t, &c1.encode(t, &Cb::Menu)), Ok(Cb::Menu));
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+
+    #[test]
+    fn a_bad_secret_is_refused_not_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join(".secret");
+        for bad in [&b""[..], &[1u8; 31][..], &[1u8; 33][..]] {
+            std::fs::write(&p, bad).unwrap();
+            let e = CallbackCodec::load_or_create(&p).err().expect("refused");
+            assert!(matches!(e, SecretError::Unusable(..)), "{e}");
+            assert_eq!(std::fs::read(&p).unwrap(), bad, "the file is left as it was");
+        }
+        std::fs::remove_file(&p).unwrap();
+        let target = dir.path().join("elsewhere");
+        std::fs::write(&target, [3u8; 32]).unwrap();
+        std::os::unix::fs::symlink(&target, &p).unwrap();
+        assert!(CallbackCodec::load_or_create(&p).is_err());
+        std::fs::remove_file(&p).unwrap();
+        // Unreadable (a directory in its place).
+        std::fs::create_dir(&p).unwrap();
+        assert!(CallbackCodec::load_or_create(&p).is_err());
     }
 }

@@ -370,7 +370,7 @@ async fn callback<R: Req>(
     let cb = match app.codec().decode(c.tid, data) {
         Ok(cb) => cb,
         Err(e) => {
-            let detail = format!("{e}: {}", data.chars().take(64).collect::<String>());
+            let detail = crate::ids::mask_digits_in(&format!("{e}: {}", data.chars().take(64).collect::<String>()));
             warn!(telegram_id = %c.tid, %detail, "refused callback data");
             m.audit(Some(c.tid), None, "refused_callback", detail).await?;
             let key = if !c.has_account() {
@@ -392,8 +392,13 @@ async fn callback<R: Req>(
             Ok(a) => Some(a),
             Err(AccountError::NotOwner) => {
                 warn!(telegram_id = %c.tid, account_id = %id, "callback for an account the caller does not own");
-                m.audit(Some(c.tid), Some(id), "refused_not_owner", format!("{cb:?}"))
-                    .await?;
+                m.audit(
+                    Some(c.tid),
+                    Some(id),
+                    "refused_not_owner",
+                    crate::ids::mask_digits_in(&format!("{cb:?}")),
+                )
+                .await?;
                 return Ok(Some((tr(l, Key::NotYourAccount).to_string(), true)));
             }
             Err(AccountError::NotFound) => return Ok(Some((tr(l, Key::StaleButton).to_string(), true))),

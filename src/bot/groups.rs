@@ -641,7 +641,7 @@ async fn export_links<R: Req>(
     let total = groups.len();
     let progress = edit_or_send(bot, m, c.chat, mid, &format!("📤 0/{total}"), None).await;
     let mut txt = String::new();
-    let mut csv = String::from("name,link,members\n");
+    let mut rows = vec![["name".to_string(), "link".to_string(), "members".to_string()]];
     let mut failed = Vec::new();
     let mut last_edit = std::time::Instant::now();
     for (i, g) in groups.iter().enumerate() {
@@ -649,7 +649,7 @@ async fn export_links<R: Req>(
             Ok(link) => {
                 txt.push_str(&link);
                 txt.push('\n');
-                csv.push_str(&format!("{},{},{}\n", csv_field(&g.name), link, g.member_count));
+                rows.push([g.name.clone(), link, g.member_count.to_string()]);
             }
             Err(e) => failed.push(format!("{}: {e}", g.name)),
         }
@@ -670,20 +670,13 @@ async fn export_links<R: Req>(
     }
     edit_or_send(bot, m, c.chat, progress, &summary, Some(back_to_menu(app, c))).await;
     send_document(bot, m, c.chat, "invite_links.txt", txt.into_bytes(), "invite_links.txt").await;
+    let csv = crate::text::csv_document(rows);
     send_document(bot, m, c.chat, "invite_links.csv", csv.into_bytes(), "invite_links.csv").await;
     Ok(())
 }
 
-/// Quotes a CSV field when it needs it.
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
-
-/// Reads the text of a message, or of an uploaded .txt file (size-capped, UTF-8 only).
+/// Reads the text of a message, or of an uploaded .txt file (size-capped; UTF-8 with or
+/// without a BOM, or UTF-16 with one).
 async fn input_text<R: Req>(bot: &R, app: &App, c: &Caller, msg: &Message) -> anyhow::Result<Result<String, String>> {
     let l = c.lang;
     if let Some(doc) = msg.document() {
@@ -707,9 +700,9 @@ async fn input_text<R: Req>(bot: &R, app: &App, c: &Caller, msg: &Message) -> an
         if buf.is_empty() {
             return Ok(Err(t2(l, "File kosong.", "The file is empty.")));
         }
-        return match String::from_utf8(buf) {
-            Ok(s) if !s.contains('\0') => Ok(Ok(s)),
-            _ => Ok(Err(t2(
+        return match crate::text::decode_upload(&buf) {
+            Ok(s) => Ok(Ok(s)),
+            Err(_) => Ok(Err(t2(
                 l,
                 "File bukan teks (.txt UTF-8).",
                 "The file is not text (UTF-8 .txt).",
@@ -1045,11 +1038,5 @@ mod tests {
         let (ok, bad) = parse_links(text);
         assert_eq!(ok.len(), 1);
         assert_eq!(bad.len(), 2);
-    }
-
-    #[test]
-    fn csv_quotes() {
-        assert_eq!(csv_field("a,b"), "\"a,b\"");
-        assert_eq!(csv_field("plain"), "plain");
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! It answers the methods the bot uses, keeps each chat's bot messages in their current state
 //! (after edits), records every call, queues updates that tests push, and can inject faults
-//! (429 with `retry_after`, 403 "blocked by the user"). Include it with
+//! (429 with `retry_after`, 403 "blocked by the user", 401 and 5xx on getMe), and can start
+//! on a chosen port (to bring "Telegram" up where the bot was already knocking). Include it with
 //! `#[path = "support/fake_telegram.rs"] mod fake_telegram;`.
 #![allow(dead_code)]
 
@@ -104,6 +105,8 @@ struct Inner {
     blocked: HashSet<i64>,
     answers: HashMap<String, Value>,
     next_callback: u64,
+    /// getMe answers this many more times, then rejects the token (401); `None`: never.
+    get_me_ok_left: Option<usize>,
 }
 
 struct Shared {
@@ -216,6 +219,12 @@ fn as_i64(v: &Value) -> Option<i64> {
 impl FakeTelegram {
     /// Starts a server on `127.0.0.1:0`.
     pub async fn start() -> Self {
+        Self::start_on(0).await
+    }
+
+    /// Starts a server on `127.0.0.1:port` (a test that first points the bot at a closed port
+    /// brings Telegram "back" there).
+    pub async fn start_on(port: u16) -> Self {
         let shared = Arc::new(Shared {
             inner: Mutex::new(Inner {
                 next_update: 1,
@@ -225,7 +234,7 @@ impl FakeTelegram {
             token: "123456:TEST-TOKEN".into(),
         });
         let app = Router::new().route("/{*path}", any(handle)).with_state(shared.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
             .await
             .expect("bind fake telegram");
         let addr = listener.local_addr().expect("addr");
@@ -242,6 +251,14 @@ impl FakeTelegram {
             url: format!("http://{addr}/"),
             stop: Arc::new(Mutex::new(Some(tx))),
         }
+    }
+
+    /// A port on loopback where nothing listens (bound, then released).
+    pub fn closed_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port")
     }
 
     /// The base URL, for `TELEGRAM_API_URL`.
@@ -381,6 +398,12 @@ impl FakeTelegram {
     /// Every call so far.
     pub fn calls(&self) -> Vec<Call> {
         self.lock().calls.clone()
+    }
+
+    /// Whether a call of `method` (any case) was made at all.
+    pub fn was_called(&self, method: &str) -> bool {
+        let m = method.to_lowercase();
+        self.lock().calls.iter().any(|c| c.method == m)
     }
 
     /// Calls of one method (any case).
@@ -555,6 +578,24 @@ impl FakeTelegram {
         });
     }
 
+    /// Every getMe from now on fails with 401 "Unauthorized", as Telegram answers a revoked
+    /// or mistyped token.
+    pub fn reject_token(&self) {
+        self.reject_token_after(0);
+    }
+
+    /// getMe answers normally `ok_calls` more times, then rejects the token with 401.
+    pub fn reject_token_after(&self, ok_calls: usize) {
+        self.lock().get_me_ok_left = Some(ok_calls);
+    }
+
+    /// The next `n` calls of `method` fail with this error (e.g. `500` for getMe).
+    pub fn fail_next_n(&self, method: &str, n: usize, code: u16, description: &str) {
+        for _ in 0..n {
+            self.fail_next(method, None, code, description, None);
+        }
+    }
+
     /// Every send to `chat` fails with 403 "bot was blocked by the user".
     pub fn block_bot_for(&self, chat: i64) {
         self.lock().blocked.insert(chat);
@@ -565,6 +606,7 @@ impl FakeTelegram {
         let mut st = self.lock();
         st.faults.clear();
         st.blocked.clear();
+        st.get_me_ok_left = None;
     }
 
     /// Drops queued updates (as if another consumer took them).
@@ -697,6 +739,11 @@ fn respond(
     match method {
         "getme" => {
             record(&mut st, &params);
+            match st.get_me_ok_left {
+                Some(0) => return fail(401, "Unauthorized", None),
+                Some(n) => st.get_me_ok_left = Some(n - 1),
+                None => {}
+            }
             let mut me = bot_user();
             me["can_join_groups"] = json!(true);
             me["can_read_all_group_messages"] = json!(false);
