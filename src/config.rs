@@ -78,6 +78,13 @@ pub struct Config {
     pub upload_max_bytes: u64,
     /// Largest N for "create groups from a pattern".
     pub max_create_groups: usize,
+    /// How long a prompt waits for the user's text before it expires.
+    pub prompt_timeout: Duration,
+    /// First wait before retrying a Telegram call that failed for a passing reason (doubles
+    /// each try).
+    pub telegram_retry_base: Duration,
+    /// Bound on one Telegram HTTP request (teloxide's client timeout).
+    pub telegram_timeout: Duration,
 }
 
 impl std::fmt::Debug for Config {
@@ -194,6 +201,9 @@ impl Config {
             job_max_items: num("TGWA_JOB_MAX_ITEMS", 1000, 1)? as usize,
             upload_max_bytes: num("TGWA_UPLOAD_MAX_BYTES", 1_048_576, 1)?,
             max_create_groups: num("TGWA_MAX_CREATE_GROUPS", 50, 1)? as usize,
+            prompt_timeout: Duration::from_secs(num("TGWA_PROMPT_TIMEOUT_SECS", 600, 1)?),
+            telegram_retry_base: Duration::from_millis(num("TGWA_TELEGRAM_RETRY_BASE_MS", 500, 0)?),
+            telegram_timeout: Duration::from_millis(num("TGWA_TELEGRAM_TIMEOUT_MS", 17_000, 1000)?),
         })
     }
 
@@ -241,6 +251,9 @@ mod tests {
         assert_eq!(c.wa_backend, WaBackendKind::WhatsApp);
         assert_eq!(c.data_dir, PathBuf::from("DB USER TELEGRAM"));
         assert_eq!(c.master_db, PathBuf::from("bot_data.db"));
+        assert_eq!(c.prompt_timeout, Duration::from_secs(600));
+        assert_eq!(c.telegram_retry_base, Duration::from_millis(500));
+        assert_eq!(c.telegram_timeout, Duration::from_secs(17));
     }
 
     #[test]
