@@ -81,8 +81,7 @@ async fn open_group(bot: &TestBot) {
 async fn text_typed_after_other_buttons_is_not_posted_into_the_group() {
     let bot = with_group(&[]).await;
     // The prompt names what it will do and where.
-    let prompt = tap(&bot, A, "Kirim pesan", "Ketik teks pesan untuk grup").await;
-    assert!(prompt.text.contains(&format!("«{GROUP}»")), "{}", prompt.text);
+    let prompt = tap(&bot, A, "Kirim pesan", "teks pesan untuk grup").await;
     // Four other buttons (on the menu shown after pairing), no command.
     press(&bot, A, "Akun").await;
     press(&bot, A, "Menu").await;
@@ -96,20 +95,20 @@ async fn text_typed_after_other_buttons_is_not_posted_into_the_group() {
 
     // Only buttons: a prompt, then one other button, then the text.
     open_group(&bot).await;
-    tap(&bot, A, "Kirim pesan", "Ketik teks pesan untuk grup").await;
+    tap(&bot, A, "Kirim pesan", "teks pesan untuk grup").await;
     press(&bot, A, "Akun").await;
     say(&bot, A, "still nothing", "Perintah tidak dikenal").await;
     assert!(sent_by(&bot, A_PHONE).iter().all(|(_, t)| t != "still nothing"));
 
     // The prompt's own Cancel button ends it too.
     open_group(&bot).await;
-    tap(&bot, A, "Kirim pesan", "Ketik teks pesan untuk grup").await;
+    tap(&bot, A, "Kirim pesan", "teks pesan untuk grup").await;
     tap(&bot, A, "Batal", "Dibatalkan").await;
     say(&bot, A, "after cancel", "Perintah tidak dikenal").await;
 
     // And a text right after the prompt is posted.
     open_group(&bot).await;
-    tap(&bot, A, "Kirim pesan", "Ketik teks pesan untuk grup").await;
+    tap(&bot, A, "Kirim pesan", "teks pesan untuk grup").await;
     say(&bot, A, "Halo warga RT 1", "Selesai").await;
     let sent = sent_by(&bot, A_PHONE);
     assert_eq!(
@@ -118,30 +117,40 @@ async fn text_typed_after_other_buttons_is_not_posted_into_the_group() {
         "{sent:?}"
     );
     assert_eq!(sent.len(), 1, "{sent:?}");
+    // The prompt named what it would do and where.
+    assert!(
+        prompt.text.contains(&format!("Ketik teks pesan untuk grup «{GROUP}»")),
+        "{}",
+        prompt.text
+    );
     bot.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_command_between_rename_and_the_text_cancels_the_rename() {
     let bot = with_group(&[]).await;
-    let prompt = tap(&bot, A, "Ganti nama", "Ketik nama baru untuk grup").await;
+    let prompt = tap(&bot, A, "Ganti nama", "✏️").await;
+    say(&bot, A, "/status", "Status").await;
+    let mark = bot.tg.mark();
+    bot.tg.push_message(A, "Nama Dibajak");
+    let reply = bot.tg.wait_for_method_after(mark, "sendmessage", WAIT).await;
+    let names = group_names(&bot, A).await;
+    assert!(!names.iter().any(|n| n.contains("Nama Dibajak")), "renamed: {names:?}");
+    assert!(names.iter().any(|n| n.contains(GROUP)), "{names:?}");
+    let reply = reply.params["text"].as_str().unwrap_or("").to_string();
+    assert!(reply.contains("Perintah tidak dikenal"), "{reply}");
     assert!(
         prompt.text.contains(&format!("Ketik nama baru untuk grup «{GROUP}»")),
         "{}",
         prompt.text
     );
-    say(&bot, A, "/status", "Status").await;
-    say(&bot, A, "Nama Dibajak", "Perintah tidak dikenal").await;
-    let names = group_names(&bot, A).await;
-    assert!(names.iter().any(|n| n.contains(GROUP)), "{names:?}");
-    assert!(!names.iter().any(|n| n.contains("Nama Dibajak")), "{names:?}");
     bot.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn text_after_the_prompt_expired_does_nothing_and_says_so() {
     let bot = with_group(&[("TGWA_PROMPT_TIMEOUT_SECS", "1")]).await;
-    tap(&bot, A, "Kirim pesan", "Ketik teks pesan untuk grup").await;
+    tap(&bot, A, "Kirim pesan", "teks pesan untuk grup").await;
     // Let the prompt's second pass (the expiry is what is tested, not this wait).
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let reply = say(&bot, A, "hello, late", "sudah habis").await;
@@ -156,7 +165,7 @@ async fn text_after_the_prompt_expired_does_nothing_and_says_so() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_validation_error_asks_again_and_keeps_the_prompt() {
     let bot = with_group(&[]).await;
-    tap(&bot, A, "Ganti nama", "Ketik nama baru untuk grup").await;
+    tap(&bot, A, "Ganti nama", "✏️").await;
     let again = say(&bot, A, &"x".repeat(101), "maksimal 100 karakter").await;
     assert!(again.text.contains("Ketik nama baru untuk grup"), "{}", again.text);
     say(&bot, A, "Arisan RT 1 Baru", "Selesai").await;
