@@ -1186,6 +1186,47 @@ mod tests {
     }
 
     #[test]
+    fn prompts_name_their_action_and_target() {
+        use InputKind::*;
+        assert_eq!(
+            input_prompt(Lang::En, Rename, "Arisan RT 1"),
+            "✏️ Type the new name for group «Arisan RT 1»."
+        );
+        assert_eq!(
+            input_prompt(Lang::Id, Rename, "Arisan RT 1"),
+            "✏️ Ketik nama baru untuk grup «Arisan RT 1»."
+        );
+        // Group names come from WhatsApp: escaped for Telegram's HTML.
+        assert!(input_prompt(Lang::En, SendGroup, "<b>x</b>").contains("«&lt;b&gt;x&lt;/b&gt;»"));
+        let kinds = [
+            Rename,
+            Describe,
+            AddMembers,
+            RemoveMembers,
+            PromoteMembers,
+            DemoteMembers,
+            SendGroup,
+            SendNumber,
+            CreateGroups,
+            JoinGroups,
+            LeaveGroups,
+            Broadcast,
+            CheckNumbers,
+            SearchGroups,
+        ];
+        for kind in kinds {
+            let p = Pending::new(crate::ids::AccountId::new(1).unwrap(), kind, None, "T4RGET".into());
+            for lang in [Lang::Id, Lang::En] {
+                assert!(
+                    input_prompt(lang, kind, "T4RGET").contains("T4RGET"),
+                    "{kind:?} {lang:?}"
+                );
+                assert!(prompt_action(lang, &p).contains("T4RGET"), "{kind:?} {lang:?}");
+            }
+        }
+    }
+
+    #[test]
     fn csv_quotes() {
         assert_eq!(csv_field("a,b"), "\"a,b\"");
         assert_eq!(csv_field("plain"), "plain");

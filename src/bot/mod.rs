@@ -285,3 +285,25 @@ where
         warn!(error = %e, "setMyCommands (en) failed");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_prompt_expires_after_its_timeout() {
+        let mut p = Pending::new(
+            AccountId::new(1).unwrap(),
+            callback::InputKind::Rename,
+            None,
+            "g".into(),
+        );
+        assert!(!p.is_expired(Duration::from_secs(600)));
+        assert!(p.is_expired(Duration::ZERO));
+        // (An Instant in the past may not exist right after boot.)
+        if let Some(then) = Instant::now().checked_sub(Duration::from_secs(601)) {
+            p.created_at = then;
+            assert!(p.is_expired(Duration::from_secs(600)));
+        }
+    }
+}
