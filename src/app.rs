@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use teloxide::adaptors::throttle::Limits;
+use teloxide::adaptors::throttle::{Limits, Settings};
+use teloxide::adaptors::Throttle;
 use teloxide::dispatching::Dispatcher;
 use teloxide::error_handlers::LoggingErrorHandler;
 use teloxide::prelude::*;
@@ -123,15 +124,32 @@ pub async fn serve(config: Config, shutdown: watch::Receiver<bool>) -> anyhow::R
     // The secret first: a corrupt one stops start-up before anything is changed.
     let app = App::new(manager.clone()).context("loading the callback secret")?;
     startup_checks(&manager).await;
-    let mut bot = Bot::new(token);
+    let mut bot = telegram_bot(token, config.telegram_timeout)?;
     if let Some(url) = &config.telegram_api_url {
         bot = bot.set_api_url(url.parse().context("TELEGRAM_API_URL is not a URL")?);
     }
     if config.telegram_throttle {
-        serve_with(bot.throttle(Limits::default()), app, shutdown).await
+        // No retry inside Throttle: by default it retries a 429 forever while holding back
+        // every chat; `bot::send::retrying` is the one place that decides about retries.
+        let settings = Settings::default().limits(Limits::default()).no_retry();
+        serve_with(Throttle::spawn_with_settings(bot, settings), app, shutdown).await
     } else {
         serve_with(bot, app, shutdown).await
     }
+}
+
+/// The Bot API client, each request bounded by `timeout` (`TGWA_TELEGRAM_TIMEOUT_MS`).
+fn telegram_bot(token: String, timeout: Duration) -> anyhow::Result<Bot> {
+    // teloxide's own default (17 s) goes through `Bot::new`, which also honours
+    // `TELOXIDE_PROXY`; another bound needs a client of our own.
+    if timeout == Duration::from_secs(17) {
+        return Ok(Bot::new(token));
+    }
+    let client = teloxide::net::default_reqwest_settings()
+        .timeout(timeout)
+        .build()
+        .context("building the Telegram HTTP client")?;
+    Ok(Bot::with_client(token, client))
 }
 
 /// The operator scan and the purge of long-logged-out accounts, before any login.

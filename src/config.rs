@@ -95,6 +95,13 @@ pub struct Config {
     pub log_filter: Option<String>,
     /// `TGWA_LOG_FORMAT`: pretty or JSON log lines.
     pub log_format: LogFormat,
+    /// How long a prompt waits for the user's text before it expires.
+    pub prompt_timeout: Duration,
+    /// First wait before retrying a Telegram call that failed for a passing reason (doubles
+    /// each try).
+    pub telegram_retry_base: Duration,
+    /// Bound on one Telegram HTTP request (teloxide's client timeout).
+    pub telegram_timeout: Duration,
 }
 
 impl std::fmt::Debug for Config {
@@ -129,6 +136,9 @@ impl std::fmt::Debug for Config {
             .field("max_create_groups", &self.max_create_groups)
             .field("pair_cooldown", &self.pair_cooldown)
             .field("pair_max_per_hour", &self.pair_max_per_hour)
+            .field("prompt_timeout", &self.prompt_timeout)
+            .field("telegram_retry_base", &self.telegram_retry_base)
+            .field("telegram_timeout", &self.telegram_timeout)
             .field("log_filter", &self.log_filter)
             .field("log_format", &self.log_format)
             .finish()
@@ -243,6 +253,9 @@ impl Config {
                 "json" => LogFormat::Json,
                 other => return Err(err("TGWA_LOG_FORMAT", format!("{other:?}: use pretty or json"))),
             },
+            prompt_timeout: Duration::from_secs(num("TGWA_PROMPT_TIMEOUT_SECS", 600, 1)?),
+            telegram_retry_base: Duration::from_millis(num("TGWA_TELEGRAM_RETRY_BASE_MS", 500, 0)?),
+            telegram_timeout: Duration::from_millis(num("TGWA_TELEGRAM_TIMEOUT_MS", 17_000, 1000)?),
         })
     }
 
@@ -345,6 +358,9 @@ mod tests {
         assert_eq!(c.wa_backend, WaBackendKind::WhatsApp);
         assert_eq!(c.data_dir, PathBuf::from("DB USER TELEGRAM"));
         assert_eq!(c.master_db, PathBuf::from("bot_data.db"));
+        assert_eq!(c.prompt_timeout, Duration::from_secs(600));
+        assert_eq!(c.telegram_retry_base, Duration::from_millis(500));
+        assert_eq!(c.telegram_timeout, Duration::from_secs(17));
     }
 
     #[test]

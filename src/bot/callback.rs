@@ -87,6 +87,8 @@ pub enum Cb {
     Messages(AccountId),
     /// Send the waiting broadcast text to these groups.
     BroadcastTo(AccountId, BroadcastTarget),
+    /// Cancel the prompt waiting for the user's text (the button under the prompt).
+    InputCancel,
     /// No-op (page counters).
     Noop,
 }
@@ -187,6 +189,7 @@ impl Cb {
             JobCancel(a, j) => format!("jc:{a}:{j}"),
             Messages(a) => format!("ms:{a}"),
             BroadcastTo(a, t) => format!("bt:{a}:{}", matches!(t, BroadcastTarget::AdminGroups) as u8),
+            InputCancel => "ic".into(),
             Noop => "_".into(),
         }
     }
@@ -247,6 +250,7 @@ impl Cb {
                     BroadcastTarget::AllGroups
                 },
             ),
+            ("ic", 1) => InputCancel,
             ("_", 1) => Noop,
             _ => return None,
         };
@@ -284,7 +288,7 @@ impl Cb {
             | JobCancel(a, _)
             | Messages(a)
             | BroadcastTo(a, _) => Some(*a),
-            Menu | Help | LangMenu | SetLang(_) | Accounts | PairNew(_) | Noop => None,
+            Menu | Help | LangMenu | SetLang(_) | Accounts | PairNew(_) | InputCancel | Noop => None,
         }
     }
 }
@@ -326,6 +330,7 @@ impl Cb {
             Cb::Messages(a),
             Cb::BroadcastTo(a, BroadcastTarget::AllGroups),
             Cb::BroadcastTo(a, BroadcastTarget::AdminGroups),
+            Cb::InputCancel,
             Cb::Noop,
         ];
         for (k, _) in InputKind::ALL {
@@ -345,7 +350,7 @@ impl Cb {
             | Remove(_) | RemoveYes(_) | PairCancel(_) | PairNew(_) | Groups(..) | Group(..) | GroupLink(..)
             | GroupRevoke(..) | GroupRevokeYes(..) | GroupMembers(..) | GroupLeave(..) | GroupLeaveYes(..)
             | GroupAnnounce(..) | GroupLock(..) | GroupInput(..) | ExportLinks(_) | Input(..) | JobStart(..)
-            | JobPause(..) | JobResume(..) | JobCancel(..) | Messages(_) | BroadcastTo(..) | Noop => {}
+            | JobPause(..) | JobResume(..) | JobCancel(..) | Messages(_) | BroadcastTo(..) | InputCancel | Noop => {}
         }
     }
 }

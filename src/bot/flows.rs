@@ -89,8 +89,20 @@ async fn message<R: Req>(bot: &R, msg: &Message, app: &App, c: &Caller) -> anyho
         let (cmd, arg) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
         let cmd = cmd.split('@').next().unwrap_or("").to_ascii_lowercase();
         let arg = arg.trim();
+        // Any command ends a waiting prompt: text typed after it must not act on the old
+        // question (`/status` between "rename" and a text once renamed the group).
+        let had_prompt = app.clear_pending(c.tid);
         if !OPEN_COMMANDS.contains(&cmd.as_str()) && !c.has_account() {
             return deny(bot, app, c).await;
+        }
+        if cmd == "cancel" {
+            let key = if had_prompt {
+                Key::Cancelled
+            } else {
+                Key::NothingToCancel
+            };
+            send_html(bot, app.manager(), c.chat, tr(c.lang, key), None).await;
+            return Ok(());
         }
         return command(bot, app, c, &cmd, arg).await;
     }
@@ -98,6 +110,15 @@ async fn message<R: Req>(bot: &R, msg: &Message, app: &App, c: &Caller) -> anyho
         return deny(bot, app, c).await;
     }
     if let Some(p) = app.take_pending(c.tid) {
+        if p.is_expired(app.prompt_timeout()) {
+            let t = tr_with(
+                c.lang,
+                Key::PromptExpired,
+                &[("action", &super::groups::prompt_action(c.lang, &p))],
+            );
+            send_html(bot, app.manager(), c.chat, &t, Some(back_to_menu(app, c))).await;
+            return Ok(());
+        }
         if p.kind == super::callback::InputKind::Broadcast && p.data.is_some() {
             return super::groups::broadcast_numbers(bot, app, c, p, msg).await;
         }
@@ -126,10 +147,6 @@ async fn command<R: Req>(bot: &R, app: &App, c: &Caller, cmd: &str, arg: &str) -
         "lang" => {
             let (t, kb) = language_menu(app, c);
             send_html(bot, m, c.chat, &t, Some(kb)).await;
-        }
-        "cancel" => {
-            app.set_pending(c.tid, None);
-            send_html(bot, m, c.chat, tr(c.lang, Key::Cancelled), None).await;
         }
         "pair" => pair(bot, app, c, arg, false, None).await?,
         "qr" => pair(bot, app, c, arg, true, None).await?,
@@ -383,6 +400,11 @@ async fn callback<R: Req>(
             return Ok(Some((plain_text(tr(l, key)), true)));
         }
     };
+    // Any other button ends a waiting prompt; only the prompt's own buttons (its Cancel, and
+    // the targets offered for a broadcast text) act on it.
+    if !matches!(cb, Cb::InputCancel | Cb::BroadcastTo(..)) {
+        app.clear_pending(c.tid);
+    }
     if !c.has_account() && !open_callback(&cb) {
         return Ok(Some((plain_text(tr(l, Key::AccessDenied)), true)));
     }
@@ -408,6 +430,14 @@ async fn callback<R: Req>(
     };
     match (cb, acc) {
         (Cb::Noop, _) => {}
+        (Cb::InputCancel, _) => {
+            let key = if app.clear_pending(c.tid) {
+                Key::Cancelled
+            } else {
+                Key::NothingToCancel
+            };
+            edit_or_send(bot, m, c.chat, mid, tr(l, key), Some(back_to_menu(app, c))).await;
+        }
         (Cb::Menu, _) => show_menu(bot, app, c, mid).await,
         (Cb::Help, _) => {
             edit_or_send(bot, m, c.chat, mid, tr(l, Key::Help), Some(back_to_menu(app, c))).await;

@@ -356,39 +356,129 @@ async fn group_page<R: Req>(
     Ok(())
 }
 
-fn input_prompt(lang: Lang, kind: InputKind) -> String {
+/// What a prompt asks for, naming its action and target (`target` is already the group's
+/// name or the account's number).
+fn input_prompt(lang: Lang, kind: InputKind, target: &str) -> String {
     use InputKind::*;
-    match kind {
-        Rename => t2(lang, "✏️ Kirim nama grup yang baru.", "✏️ Send the group's new name."),
-        Describe => t2(lang, "📝 Kirim deskripsi baru (atau <code>-</code> untuk menghapus).", "📝 Send the new description (or <code>-</code> to clear it)."),
-        AddMembers | RemoveMembers | PromoteMembers | DemoteMembers => t2(
+    let t = esc(target);
+    let numbers_id = "kirim satu atau beberapa nomor (satu per baris, atau dipisah koma), atau unggah file .txt.";
+    let numbers_en = "send one or more numbers (one per line, or comma-separated), or upload a .txt file.";
+    let text = match kind {
+        Rename => t2(lang, "✏️ Ketik nama baru untuk grup «{t}».", "✏️ Type the new name for group «{t}»."),
+        Describe => t2(
             lang,
-            "👤 Kirim satu atau beberapa nomor (satu per baris, atau dipisah koma), atau unggah file .txt.",
-            "👤 Send one or more numbers (one per line, or comma-separated), or upload a .txt file.",
+            "📝 Ketik deskripsi baru untuk grup «{t}» (atau <code>-</code> untuk menghapus).",
+            "📝 Type the new description for group «{t}» (or <code>-</code> to clear it).",
         ),
-        SendGroup => t2(lang, "✉️ Kirim teks pesan untuk grup ini.", "✉️ Send the text to post in this group."),
-        SendNumber => t2(lang, "✉️ Kirim nomor tujuan di baris pertama dan teks pesan di baris berikutnya.", "✉️ Send the number on the first line and the message on the next lines."),
+        AddMembers => t2(lang, "👤 Tambah anggota ke grup «{t}»: ", "👤 Add members to group «{t}»: ") + &t2(lang, numbers_id, numbers_en),
+        RemoveMembers => t2(lang, "👤 Keluarkan anggota dari grup «{t}»: ", "👤 Remove members from group «{t}»: ") + &t2(lang, numbers_id, numbers_en),
+        PromoteMembers => t2(lang, "👤 Jadikan admin di grup «{t}»: ", "👤 Promote to admin in group «{t}»: ") + &t2(lang, numbers_id, numbers_en),
+        DemoteMembers => t2(lang, "👤 Cabut admin di grup «{t}»: ", "👤 Demote admins in group «{t}»: ") + &t2(lang, numbers_id, numbers_en),
+        SendGroup => t2(lang, "✉️ Ketik teks pesan untuk grup «{t}».", "✉️ Type the text to post in group «{t}»."),
+        SendNumber => t2(lang, "✉️ Kirim pesan dari {t}: nomor tujuan di baris pertama dan teks pesan di baris berikutnya.", "✉️ Send a message from {t}: the number on the first line and the message on the next lines."),
         CreateGroups => t2(
             lang,
-            "➕ Kirim pola nama, jumlah, dan (opsional) anggota awal, satu per baris:\n<code>Grup Arisan {n}\n5\n0812-3456-7890, 0813-1111-2222</code>",
-            "➕ Send a name pattern, a count and (optionally) initial members, one per line:\n<code>Grup Arisan {n}\n5\n0812-3456-7890, 0813-1111-2222</code>",
+            "➕ Buat grup dengan {t}: kirim pola nama, jumlah, dan (opsional) anggota awal, satu per baris:\n<code>Grup Arisan {n}\n5\n0812-3456-7890, 0813-1111-2222</code>",
+            "➕ Create groups with {t}: send a name pattern, a count and (optionally) initial members, one per line:\n<code>Grup Arisan {n}\n5\n0812-3456-7890, 0813-1111-2222</code>",
         ),
-        JoinGroups => t2(lang, "🔗 Tempel tautan undangan (satu per baris) atau unggah file .txt.", "🔗 Paste invite links (one per line) or upload a .txt file."),
-        LeaveGroups => t2(lang, "🚪 Kirim kata dari nama grup yang akan ditinggalkan (<code>*</code> untuk semua grup).", "🚪 Send a word from the names of the groups to leave (<code>*</code> for all groups)."),
-        Broadcast => t2(lang, "📢 Kirim teks pesan siaran.", "📢 Send the broadcast text."),
-        CheckNumbers => t2(lang, "🔎 Tempel nomor (satu per baris) atau unggah file .txt untuk dicek di WhatsApp.", "🔎 Paste numbers (one per line) or upload a .txt file to check on WhatsApp."),
-        SearchGroups => t2(lang, "🔎 Kirim kata yang dicari di nama grup.", "🔎 Send a word to search group names for."),
-    }
+        JoinGroups => t2(lang, "🔗 Gabung grup dengan {t}: Tempel tautan undangan (satu per baris) atau unggah file .txt.", "🔗 Join groups with {t}: paste invite links (one per line) or upload a .txt file."),
+        LeaveGroups => t2(lang, "🚪 Keluar dari grup dengan {t}: kirim kata dari nama grup yang akan ditinggalkan (<code>*</code> untuk semua grup).", "🚪 Leave groups with {t}: send a word from the names of the groups to leave (<code>*</code> for all groups)."),
+        Broadcast => t2(lang, "📢 Siaran dari {t}: kirim teks pesan siaran.", "📢 Broadcast from {t}: send the broadcast text."),
+        CheckNumbers => t2(lang, "🔎 Cek nomor dengan {t}: Tempel nomor (satu per baris) atau unggah file .txt untuk dicek di WhatsApp.", "🔎 Check numbers with {t}: paste numbers (one per line) or upload a .txt file to check on WhatsApp."),
+        SearchGroups => t2(lang, "🔎 Cari grup {t}: kirim kata yang dicari di nama grup.", "🔎 Search the groups of {t}: send a word to search group names for."),
+    };
+    text.replace("{t}", &t)
+}
+
+/// The second step of a broadcast: where the text goes.
+fn broadcast_where(lang: Lang) -> String {
+    t2(
+        lang,
+        "📢 Kirim ke mana? Pilih tombol, atau tempel/unggah daftar nomor tujuan.",
+        "📢 Send it where? Pick a button, or paste/upload a list of numbers.",
+    )
+}
+
+/// A prompt's action and target in a few words ("ganti nama grup «Arisan RT 1»"), for the
+/// message that says it expired.
+pub(crate) fn prompt_action(lang: Lang, p: &Pending) -> String {
+    use InputKind::*;
+    let (id, en) = match p.kind {
+        Rename => ("mengganti nama grup «{t}»", "rename group «{t}»"),
+        Describe => (
+            "mengganti deskripsi grup «{t}»",
+            "change the description of group «{t}»",
+        ),
+        AddMembers => ("menambah anggota ke grup «{t}»", "add members to group «{t}»"),
+        RemoveMembers => (
+            "mengeluarkan anggota dari grup «{t}»",
+            "remove members from group «{t}»",
+        ),
+        PromoteMembers => ("menjadikan admin di grup «{t}»", "promote admins in group «{t}»"),
+        DemoteMembers => ("mencabut admin di grup «{t}»", "demote admins in group «{t}»"),
+        SendGroup => ("mengirim pesan ke grup «{t}»", "post a message in group «{t}»"),
+        SendNumber => ("mengirim pesan dari {t}", "send a message from {t}"),
+        CreateGroups => ("membuat grup dengan {t}", "create groups with {t}"),
+        JoinGroups => ("bergabung ke grup dengan {t}", "join groups with {t}"),
+        LeaveGroups => ("keluar dari grup dengan {t}", "leave groups with {t}"),
+        Broadcast => ("siaran dari {t}", "broadcast from {t}"),
+        CheckNumbers => ("mengecek nomor dengan {t}", "check numbers with {t}"),
+        SearchGroups => ("mencari grup {t}", "search the groups of {t}"),
+    };
+    t2(lang, id, en).replace("{t}", &esc(&p.target))
+}
+
+/// The prompt's text with how to stop, and its Cancel button.
+fn prompt_message(app: &App, c: &Caller, p: &Pending) -> (String, InlineKeyboardMarkup) {
+    let ask = if p.kind == InputKind::Broadcast && p.data.is_some() {
+        broadcast_where(c.lang)
+    } else {
+        input_prompt(c.lang, p.kind, &p.target)
+    };
+    let t = format!("{ask}\n\n{}", tr(c.lang, Key::PromptCancelHint));
+    let kb = InlineKeyboardMarkup::new(vec![vec![btn(app, c, tr(c.lang, Key::BtnCancel), Cb::InputCancel)]]);
+    (t, kb)
 }
 
 async fn ask_input<R: Req>(bot: &R, app: &App, c: &Caller, p: Pending, edit: Option<MessageId>) {
-    let t = format!(
-        "{}\n\n{}",
-        input_prompt(c.lang, p.kind),
-        t2(c.lang, "/cancel untuk batal.", "/cancel to stop.")
-    );
-    app.set_pending(c.tid, Some(p));
-    edit_or_send(bot, app.manager(), c.chat, edit, &t, None).await;
+    let (t, kb) = prompt_message(app, c, &p);
+    app.set_pending(c.tid, p);
+    edit_or_send(bot, app.manager(), c.chat, edit, &t, Some(kb)).await;
+}
+
+/// The input could not be used: says why, asks again and keeps waiting (with a fresh timeout,
+/// since the user is plainly still at it).
+async fn reask<R: Req>(bot: &R, app: &App, c: &Caller, mut p: Pending, why: &str) {
+    p.created_at = std::time::Instant::now();
+    let (t, kb) = prompt_message(app, c, &p);
+    app.set_pending(c.tid, p);
+    send_html(bot, app.manager(), c.chat, &format!("❌ {why}\n\n{t}"), Some(kb)).await;
+}
+
+/// The name the user knows a group by: from the cached list, else from WhatsApp, else its ID.
+async fn group_name(app: &App, c: &Caller, acc: &Account, g: &GroupId) -> String {
+    let jid = g.as_str().to_string();
+    let cached = app
+        .manager()
+        .pools()
+        .with(acc.bot_data_db_path.clone(), crate::db::Schema::Account, move |conn| {
+            use rusqlite::OptionalExtension;
+            Ok(conn
+                .query_row("SELECT name FROM groups_cache WHERE jid = ?1", [jid], |r| {
+                    r.get::<_, String>(0)
+                })
+                .optional()?)
+        })
+        .await;
+    if let Ok(Some(name)) = cached {
+        return name;
+    }
+    if let Ok(s) = app.manager().session_of(c.tid, acc.id).await {
+        if let Ok(info) = s.group_info(g).await {
+            return info.name;
+        }
+    }
+    g.user().to_string()
 }
 
 /// Buttons that act on one of the caller's accounts (ownership already checked).
@@ -503,34 +593,12 @@ pub(crate) async fn account_callback<R: Req>(
             group_page(bot, app, c, &acc, g, mid).await?;
         }
         Cb::GroupInput(_, g, kind) => {
-            ask_input(
-                bot,
-                app,
-                c,
-                Pending {
-                    account: acc.id,
-                    kind,
-                    group: Some(g),
-                    data: None,
-                },
-                mid,
-            )
-            .await;
+            let name = group_name(app, c, &acc, &g).await;
+            ask_input(bot, app, c, Pending::new(acc.id, kind, Some(g), name), mid).await;
         }
         Cb::Input(_, kind) => {
-            ask_input(
-                bot,
-                app,
-                c,
-                Pending {
-                    account: acc.id,
-                    kind,
-                    group: None,
-                    data: None,
-                },
-                mid,
-            )
-            .await;
+            let p = Pending::new(acc.id, kind, None, acc.phone.to_string());
+            ask_input(bot, app, c, p, mid).await;
         }
         Cb::ExportLinks(_) => export_links(bot, app, c, &acc, mid).await?,
         Cb::Messages(_) => {
@@ -689,11 +757,26 @@ async fn input_text<R: Req>(bot: &R, app: &App, c: &Caller, msg: &Message) -> an
             )
             .replace("{cap}", &cap.to_string())));
         }
-        let file = bot.get_file(doc.file.id.clone()).await?;
+        // A failed download is the user's to retry, not a reason to drop what they were doing.
+        let failed = || {
+            t2(
+                l,
+                "File tidak bisa diambil dari Telegram; kirim lagi.",
+                "The file could not be fetched from Telegram; send it again.",
+            )
+        };
+        let file = match bot.get_file(doc.file.id.clone()).await {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!(telegram_id = %c.tid, error = %e, "getFile failed");
+                return Ok(Err(failed()));
+            }
+        };
         let mut buf: Vec<u8> = Vec::new();
-        bot.download_file(&file.path, &mut buf)
-            .await
-            .map_err(|e| anyhow::anyhow!("download failed: {e}"))?;
+        if let Err(e) = bot.download_file(&file.path, &mut buf).await {
+            tracing::warn!(telegram_id = %c.tid, error = %e, "file download failed");
+            return Ok(Err(failed()));
+        }
         if buf.len() as u64 > cap {
             return Ok(Err(t2(l, "File terlalu besar.", "The file is too large.")));
         }
@@ -772,10 +855,30 @@ pub(crate) async fn pending_input<R: Req>(
     let text = match input_text(bot, app, c, msg).await? {
         Ok(t) => t,
         Err(why) => {
-            // Keep waiting for a usable input.
-            app.set_pending(c.tid, Some(p));
-            send_html(bot, m, c.chat, &format!("❌ {why}"), None).await;
+            reask(bot, app, c, p, &why).await;
             return Ok(());
+        }
+    };
+    let max_items = m.config().job_max_items;
+    // A list with nothing usable in it, or too much, is asked for again.
+    let list_problem = |n: usize, bad: &[String]| -> Option<String> {
+        if n == 0 {
+            let mut why = t2(l, "Tidak ada item yang valid.", "No valid items.");
+            for b in bad.iter().take(5) {
+                why.push_str(&format!(" <code>{}</code>", esc(b)));
+            }
+            Some(why)
+        } else if n > max_items {
+            Some(
+                t2(
+                    l,
+                    "Terlalu banyak item (maksimal {max}).",
+                    "Too many items (at most {max}).",
+                )
+                .replace("{max}", &max_items.to_string()),
+            )
+        } else {
+            None
         }
     };
     let cc = m.config().default_country_code.clone();
@@ -788,12 +891,16 @@ pub(crate) async fn pending_input<R: Req>(
                 return Ok(());
             };
             let t = text.trim();
-            let res = match p.kind {
-                Rename if t.chars().count() > 100 => Err(WaError::Invalid(t2(
+            if p.kind == Rename && t.chars().count() > 100 {
+                let why = t2(
                     l,
-                    "nama maksimal 100 karakter",
-                    "a name has at most 100 characters",
-                ))),
+                    "Nama grup maksimal 100 karakter.",
+                    "A group name has at most 100 characters.",
+                );
+                reask(bot, app, c, p, &why).await;
+                return Ok(());
+            }
+            let res = match p.kind {
                 Rename => s.set_subject(&g, t).await,
                 Describe => s.set_description(&g, if t == "-" { None } else { Some(t) }).await,
                 _ => s.send_text(&ChatTarget::Group(g.clone()), &text).await.map(|_| ()),
@@ -805,6 +912,10 @@ pub(crate) async fn pending_input<R: Req>(
         }
         (AddMembers | RemoveMembers | PromoteMembers | DemoteMembers, Some(g)) => {
             let (nums, bad) = parse_numbers(&text, &cc);
+            if let Some(why) = list_problem(nums.len(), &bad) {
+                reask(bot, app, c, p, &why).await;
+                return Ok(());
+            }
             let action = match p.kind {
                 AddMembers => MemberAction::Add,
                 RemoveMembers => MemberAction::Remove,
@@ -829,17 +940,24 @@ pub(crate) async fn pending_input<R: Req>(
             let phone = match PhoneNumber::parse(first, &cc) {
                 Ok(p) => p,
                 Err(_) => {
-                    reply(t2(
+                    let why = t2(
                         l,
-                        "❌ Baris pertama harus nomor tujuan.",
-                        "❌ The first line must be the recipient's number.",
-                    ))
-                    .await;
+                        "Baris pertama harus nomor tujuan.",
+                        "The first line must be the recipient's number.",
+                    );
+                    reask(bot, app, c, p, &why).await;
                     return Ok(());
                 }
             };
             if rest.trim().is_empty() {
-                reply(t2(l, "❌ Teks pesan kosong.", "❌ The message text is empty.")).await;
+                reask(
+                    bot,
+                    app,
+                    c,
+                    p,
+                    &t2(l, "Teks pesan kosong.", "The message text is empty."),
+                )
+                .await;
                 return Ok(());
             }
             let Some(s) = session(bot, app, c, &acc).await else {
@@ -859,35 +977,29 @@ pub(crate) async fn pending_input<R: Req>(
                 None => 1,
                 Some(Ok(n)) if n >= 1 => n,
                 Some(_) => {
-                    reply(t2(
+                    let why = t2(
                         l,
-                        "❌ Baris kedua harus jumlah grup (angka).",
-                        "❌ The second line must be the number of groups.",
-                    ))
-                    .await;
+                        "Baris kedua harus jumlah grup (angka).",
+                        "The second line must be the number of groups.",
+                    );
+                    reask(bot, app, c, p, &why).await;
                     return Ok(());
                 }
             };
             let cap = m.config().max_create_groups;
             if count > cap {
-                reply(
-                    t2(
-                        l,
-                        "❌ Maksimal {cap} grup sekaligus.",
-                        "❌ At most {cap} groups at once.",
-                    )
-                    .replace("{cap}", &cap.to_string()),
-                )
-                .await;
+                let why = t2(l, "Maksimal {cap} grup sekaligus.", "At most {cap} groups at once.")
+                    .replace("{cap}", &cap.to_string());
+                reask(bot, app, c, p, &why).await;
                 return Ok(());
             }
             if pattern.is_empty() || pattern.chars().count() > 90 {
-                reply(t2(
+                let why = t2(
                     l,
-                    "❌ Nama grup harus 1–90 karakter.",
-                    "❌ A group name has 1 to 90 characters.",
-                ))
-                .await;
+                    "Nama grup harus 1–90 karakter.",
+                    "A group name has 1 to 90 characters.",
+                );
+                reask(bot, app, c, p, &why).await;
                 return Ok(());
             }
             let rest: Vec<&str> = lines.collect();
@@ -917,6 +1029,10 @@ pub(crate) async fn pending_input<R: Req>(
         }
         (JoinGroups, _) => {
             let (links, bad) = parse_links(&text);
+            if let Some(why) = list_problem(links.len(), &bad) {
+                reask(bot, app, c, p, &why).await;
+                return Ok(());
+            }
             super::jobs_ui::propose(bot, app, c, &acc, crate::jobs::JobKind::JoinGroups, links, bad, None).await?;
         }
         (LeaveGroups, _) => {
@@ -936,6 +1052,16 @@ pub(crate) async fn pending_input<R: Req>(
                 .filter(|g| q == "*" || g.name.to_lowercase().contains(&q))
                 .map(|g| g.id.as_str().to_string())
                 .collect();
+            if items.is_empty() {
+                let why = t2(
+                    l,
+                    "Tidak ada grup yang namanya memuat «{q}».",
+                    "No group's name contains «{q}».",
+                )
+                .replace("{q}", &esc(text.trim()));
+                reask(bot, app, c, p, &why).await;
+                return Ok(());
+            }
             super::jobs_ui::propose(
                 bot,
                 app,
@@ -951,17 +1077,24 @@ pub(crate) async fn pending_input<R: Req>(
         (Broadcast, _) => {
             let t = text.trim().to_string();
             if t.is_empty() {
-                reply(t2(l, "❌ Teks pesan kosong.", "❌ The message text is empty.")).await;
+                reask(
+                    bot,
+                    app,
+                    c,
+                    p,
+                    &t2(l, "Teks pesan kosong.", "The message text is empty."),
+                )
+                .await;
                 return Ok(());
             }
+            // The second step of the same prompt: where the text goes.
             app.set_pending(
                 c.tid,
-                Some(Pending {
-                    account: acc.id,
-                    kind: Broadcast,
-                    group: None,
+                Pending {
                     data: Some(t),
-                }),
+                    created_at: std::time::Instant::now(),
+                    ..p
+                },
             );
             let kb = InlineKeyboardMarkup::new(vec![
                 vec![btn(
@@ -977,15 +1110,16 @@ pub(crate) async fn pending_input<R: Req>(
                     Cb::BroadcastTo(acc.id, super::callback::BroadcastTarget::AdminGroups),
                 )],
             ]);
-            let prompt = t2(
-                l,
-                "📢 Kirim ke mana? Pilih tombol, atau tempel/unggah daftar nomor tujuan.",
-                "📢 Send it where? Pick a button, or paste/upload a list of numbers.",
-            );
+            let kb = kb.append_row(vec![btn(app, c, tr(l, Key::BtnCancel), Cb::InputCancel)]);
+            let prompt = format!("{}\n\n{}", broadcast_where(l), tr(l, Key::PromptCancelHint));
             send_html(bot, m, c.chat, &prompt, Some(kb)).await;
         }
         (CheckNumbers, _) => {
             let (nums, bad) = parse_numbers(&text, &cc);
+            if let Some(why) = list_problem(nums.len(), &bad) {
+                reask(bot, app, c, p, &why).await;
+                return Ok(());
+            }
             let items = nums.iter().map(|n| n.digits().to_string()).collect();
             super::jobs_ui::propose(bot, app, c, &acc, crate::jobs::JobKind::CheckNumbers, items, bad, None).await?;
         }
@@ -1008,12 +1142,16 @@ pub(crate) async fn broadcast_numbers<R: Req>(
     let text = match input_text(bot, app, c, msg).await? {
         Ok(t) => t,
         Err(why) => {
-            app.set_pending(c.tid, Some(p));
-            send_html(bot, app.manager(), c.chat, &format!("❌ {why}"), None).await;
+            reask(bot, app, c, p, &why).await;
             return Ok(());
         }
     };
     let (nums, bad) = parse_numbers(&text, &app.manager().config().default_country_code);
+    if nums.is_empty() {
+        let why = t2(c.lang, "Tidak ada nomor yang valid.", "No valid numbers.");
+        reask(bot, app, c, p, &why).await;
+        return Ok(());
+    }
     let items = nums.iter().map(|n| n.digits().to_string()).collect();
     let kind = crate::jobs::JobKind::Broadcast {
         text: p.data.unwrap_or_default(),
@@ -1038,5 +1176,46 @@ mod tests {
         let (ok, bad) = parse_links(text);
         assert_eq!(ok.len(), 1);
         assert_eq!(bad.len(), 2);
+    }
+
+    #[test]
+    fn prompts_name_their_action_and_target() {
+        use InputKind::*;
+        assert_eq!(
+            input_prompt(Lang::En, Rename, "Arisan RT 1"),
+            "✏️ Type the new name for group «Arisan RT 1»."
+        );
+        assert_eq!(
+            input_prompt(Lang::Id, Rename, "Arisan RT 1"),
+            "✏️ Ketik nama baru untuk grup «Arisan RT 1»."
+        );
+        // Group names come from WhatsApp: escaped for Telegram's HTML.
+        assert!(input_prompt(Lang::En, SendGroup, "<b>x</b>").contains("«&lt;b&gt;x&lt;/b&gt;»"));
+        let kinds = [
+            Rename,
+            Describe,
+            AddMembers,
+            RemoveMembers,
+            PromoteMembers,
+            DemoteMembers,
+            SendGroup,
+            SendNumber,
+            CreateGroups,
+            JoinGroups,
+            LeaveGroups,
+            Broadcast,
+            CheckNumbers,
+            SearchGroups,
+        ];
+        for kind in kinds {
+            let p = Pending::new(crate::ids::AccountId::new(1).unwrap(), kind, None, "T4RGET".into());
+            for lang in [Lang::Id, Lang::En] {
+                assert!(
+                    input_prompt(lang, kind, "T4RGET").contains("T4RGET"),
+                    "{kind:?} {lang:?}"
+                );
+                assert!(prompt_action(lang, &p).contains("T4RGET"), "{kind:?} {lang:?}");
+            }
+        }
     }
 }

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use teloxide::dispatching::UpdateHandler;
 use teloxide::prelude::*;
@@ -27,7 +28,9 @@ pub mod send;
 use callback::CallbackCodec;
 use i18n::Lang;
 
-/// Free text the bot is waiting for from a user (after a button asked for it).
+/// Free text the bot is waiting for from a user (after a button asked for it). It lives
+/// until the text arrives, the user sends any other command or presses any other button, or
+/// `TGWA_PROMPT_TIMEOUT_SECS` pass, so a stray text can never act on an old question.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pending {
     /// The account the input is for.
@@ -38,6 +41,35 @@ pub struct Pending {
     pub group: Option<crate::wa::GroupId>,
     /// Text gathered by an earlier step (the broadcast message).
     pub data: Option<String>,
+    /// What the prompt acts on, as the user knows it (the group's name, or the account's
+    /// number): named when it asks, re-asks and expires.
+    pub target: String,
+    /// When it was asked; it expires a configured time later.
+    pub created_at: Instant,
+}
+
+impl Pending {
+    /// A prompt asked now.
+    pub fn new(
+        account: AccountId,
+        kind: callback::InputKind,
+        group: Option<crate::wa::GroupId>,
+        target: String,
+    ) -> Self {
+        Self {
+            account,
+            kind,
+            group,
+            data: None,
+            target,
+            created_at: Instant::now(),
+        }
+    }
+
+    /// True once `timeout` has passed since it was asked.
+    pub fn is_expired(&self, timeout: Duration) -> bool {
+        self.created_at.elapsed() >= timeout
+    }
 }
 
 /// State shared by all handlers. A cheap `Clone` handle.
@@ -113,20 +145,28 @@ impl App {
         &self.inner.codec
     }
 
-    pub(crate) fn set_pending(&self, tid: TelegramId, p: Option<Pending>) {
-        let mut m = self.inner.pending.lock().unwrap_or_else(|e| e.into_inner());
-        match p {
-            Some(p) => m.insert(tid, p),
-            None => m.remove(&tid),
-        };
+    /// Waits for `tid`'s text for `p` (replacing any earlier prompt of theirs).
+    pub(crate) fn set_pending(&self, tid: TelegramId, p: Pending) {
+        self.pending_map().insert(tid, p);
     }
 
+    /// The prompt waiting for `tid`'s text, removed (expired or not: the caller says which).
     pub(crate) fn take_pending(&self, tid: TelegramId) -> Option<Pending> {
-        self.inner
-            .pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&tid)
+        self.pending_map().remove(&tid)
+    }
+
+    /// Ends `tid`'s prompt, if any; true when one was waiting.
+    pub(crate) fn clear_pending(&self, tid: TelegramId) -> bool {
+        self.pending_map().remove(&tid).is_some()
+    }
+
+    /// How long a prompt waits (`TGWA_PROMPT_TIMEOUT_SECS`).
+    pub(crate) fn prompt_timeout(&self) -> Duration {
+        self.inner.manager.config().prompt_timeout
+    }
+
+    fn pending_map(&self) -> std::sync::MutexGuard<'_, HashMap<TelegramId, Pending>> {
+        self.inner.pending.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The pairing message of `owner`'s account `id`, if one is being followed.
@@ -290,5 +330,27 @@ where
     }
     if let Err(e) = bot.set_my_commands(commands(Lang::En)).language_code("en").await {
         warn!(error = %e, "setMyCommands (en) failed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_prompt_expires_after_its_timeout() {
+        let mut p = Pending::new(
+            AccountId::new(1).unwrap(),
+            callback::InputKind::Rename,
+            None,
+            "g".into(),
+        );
+        assert!(!p.is_expired(Duration::from_secs(600)));
+        assert!(p.is_expired(Duration::ZERO));
+        // (An Instant in the past may not exist right after boot.)
+        if let Some(then) = Instant::now().checked_sub(Duration::from_secs(601)) {
+            p.created_at = then;
+            assert!(p.is_expired(Duration::from_secs(600)));
+        }
     }
 }

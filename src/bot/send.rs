@@ -1,6 +1,8 @@
-//! Sending to Telegram carefully: HTML parse mode, long texts split, 429 honoured, a user who
-//! blocked the bot (403) marked so nothing more is sent to them, and every failure logged
-//! with its context instead of stopping the handler.
+//! Sending to Telegram carefully: HTML parse mode, long texts split, one retry policy for
+//! every send and edit ([`retrying`]: transient failures with backoff, a 429 once, a lost
+//! answer repeated only when that cannot show a message twice), a user who blocked the bot
+//! (403) marked so nothing more is sent to them, and every failure logged with its context
+//! instead of stopping the handler.
 
 use std::future::IntoFuture;
 use std::time::Duration;
@@ -44,27 +46,101 @@ pub fn split_text(text: &str) -> Vec<String> {
     out
 }
 
-/// How many times one send is retried after a 429.
-const RETRIES_429: u32 = 2;
+/// The longest `retry_after` of a 429 that is waited out; a longer one gives up at once
+/// (waiting longer would hold the user's handler for nothing they would still want).
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
 
-/// Runs `op` and retries after Telegram's `retry_after` (bounded).
-async fn with_retry<T, F, Fut>(mut op: F) -> Result<T, RequestError>
+/// How many times a call is retried after a transient failure (so at most this + 1 tries).
+const TRANSIENT_RETRIES: u32 = 3;
+
+/// Whether a call may be repeated when its answer was lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Repeat {
+    /// Doing it twice is harmless (an edit: the second says "not modified").
+    Safe,
+    /// Doing it twice shows the user two messages (a send).
+    Unsafe,
+}
+
+/// What a failed call means for trying it again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failure {
+    /// Telegram (or the way to it) did not do it and may next time: 5xx, a refused or
+    /// broken connection, a garbled answer.
+    Transient,
+    /// 429: Telegram asks us to wait this long.
+    RateLimited(Duration),
+    /// The request went out and no answer came in time: it may have been done.
+    Lost,
+    /// It will fail the same way again (400, 403, ...).
+    Final,
+}
+
+/// Descriptions Telegram (and the proxies before it) give 5xx answers; teloxide keeps the
+/// description but not the status code.
+const SERVER_ERRORS: [&str; 4] = [
+    "Internal Server Error",
+    "Bad Gateway",
+    "Service Unavailable",
+    "Gateway Timeout",
+];
+
+fn classify(e: &RequestError) -> Failure {
+    match e {
+        RequestError::RetryAfter(secs) => Failure::RateLimited(secs.duration()),
+        RequestError::Network(err) if err.is_timeout() => Failure::Lost,
+        RequestError::Network(_) | RequestError::Io(_) | RequestError::InvalidJson { .. } => Failure::Transient,
+        RequestError::Api(ApiError::Unknown(d)) if SERVER_ERRORS.iter().any(|s| d.contains(s)) => Failure::Transient,
+        _ => Failure::Final,
+    }
+}
+
+/// The one place that decides whether a Telegram call is tried again: transient failures
+/// after a bounded exponential backoff (`TGWA_TELEGRAM_RETRY_BASE_MS`, doubling), a 429 once
+/// after its `retry_after` (up to [`MAX_RETRY_AFTER`]), a lost answer only when repeating is
+/// harmless. teloxide's `Throttle` is configured not to retry (see `app`), so nothing else
+/// waits on a 429.
+pub async fn retrying<T, F, Fut>(base: Duration, repeat: Repeat, what: &str, mut op: F) -> Result<T, RequestError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, RequestError>>,
 {
-    let mut tries = 0;
+    let mut transient = 0;
+    let mut waited_429 = false;
     loop {
-        match op().await {
-            Err(RequestError::RetryAfter(secs)) if tries < RETRIES_429 => {
-                tries += 1;
-                let wait = secs.duration().min(Duration::from_secs(60));
-                warn!(?wait, "telegram rate limit; waiting");
-                tokio::time::sleep(wait).await;
+        let e = match op().await {
+            Ok(v) => return Ok(v),
+            Err(e) => e,
+        };
+        let wait = match classify(&e) {
+            Failure::RateLimited(after) if !waited_429 && after <= MAX_RETRY_AFTER => {
+                waited_429 = true;
+                after
             }
-            other => return other,
-        }
+            Failure::Transient if transient < TRANSIENT_RETRIES => {
+                transient += 1;
+                base.saturating_mul(1 << (transient - 1))
+            }
+            Failure::Lost if repeat == Repeat::Safe && transient < TRANSIENT_RETRIES => {
+                transient += 1;
+                base.saturating_mul(1 << (transient - 1))
+            }
+            Failure::Lost => {
+                // A send whose answer was lost has most likely been shown: sending it again
+                // would show it twice, so it is given up and logged instead.
+                warn!(error = %e, "{what}: no answer in time; not repeated, it may have been delivered");
+                return Err(e);
+            }
+            _ => return Err(e),
+        };
+        warn!(error = %e, ?wait, "{what} failed; trying again");
+        tokio::time::sleep(wait).await;
     }
+}
+
+/// The backoff base from the configuration.
+fn base(manager: &AccountManager) -> Duration {
+    manager.config().telegram_retry_base
 }
 
 /// What a send attempt means for the user.
@@ -100,7 +176,7 @@ where
     let mut last = None;
     for (i, part) in parts.into_iter().enumerate() {
         let kb = if i + 1 == n { markup.clone() } else { None };
-        let res = with_retry(|| {
+        let res = retrying(base(manager), Repeat::Unsafe, "sendMessage", || {
             let mut req = bot.send_message(chat, part.clone()).parse_mode(ParseMode::Html);
             if let Some(k) = kb.clone() {
                 req = req.reply_markup(k);
@@ -119,7 +195,9 @@ where
     last
 }
 
-/// Edits a message in place; when that is impossible (too old, deleted), sends a new one.
+/// Edits a message in place; sends a new one only when Telegram says the message cannot be
+/// edited or is gone (or the text is too long for one message). "Not modified" is success;
+/// an edit whose answer was lost is repeated as an edit, never turned into a second message.
 pub async fn edit_or_send<R>(
     bot: &R,
     manager: &AccountManager,
@@ -133,7 +211,7 @@ where
 {
     if let Some(mid) = message {
         if text.chars().count() <= MAX_TEXT {
-            let res = with_retry(|| {
+            let res = retrying(base(manager), Repeat::Safe, "editMessageText", || {
                 let mut req = bot
                     .edit_message_text(chat, mid, text.to_string())
                     .parse_mode(ParseMode::Html);
@@ -145,11 +223,13 @@ where
             .await;
             match res {
                 Ok(_) | Err(RequestError::Api(ApiError::MessageNotModified)) => return Some(mid),
-                Err(e @ RequestError::Api(ApiError::BotBlocked)) => {
+                Err(RequestError::Api(
+                    ApiError::MessageToEditNotFound | ApiError::MessageCantBeEdited | ApiError::MessageIdInvalid,
+                )) => {}
+                Err(e) => {
                     note_failure(manager, chat, &e, "editMessageText");
                     return None;
                 }
-                Err(_) => {}
             }
         }
     }
@@ -168,7 +248,7 @@ pub async fn send_document<R>(
 where
     R: Requester<Err = RequestError>,
 {
-    let res = with_retry(|| {
+    let res = retrying(base(manager), Repeat::Unsafe, "sendDocument", || {
         bot.send_document(chat, InputFile::memory(bytes.clone()).file_name(file_name.to_string()))
             .caption(caption.to_string())
             .parse_mode(ParseMode::Html)
@@ -223,6 +303,78 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use teloxide::types::Seconds;
+
+    fn server_error() -> RequestError {
+        RequestError::Api(ApiError::Unknown("Internal Server Error".into()))
+    }
+
+    #[test]
+    fn failures_are_classified() {
+        assert_eq!(classify(&server_error()), Failure::Transient);
+        assert_eq!(
+            classify(&RequestError::RetryAfter(Seconds::from_seconds(3))),
+            Failure::RateLimited(Duration::from_secs(3))
+        );
+        assert_eq!(classify(&RequestError::Api(ApiError::BotBlocked)), Failure::Final);
+        assert_eq!(
+            classify(&RequestError::Api(ApiError::MessageNotModified)),
+            Failure::Final
+        );
+    }
+
+    /// Runs `retrying` over answers given in order; returns the result and the tries made.
+    async fn run(answers: Vec<Result<u32, RequestError>>, repeat: Repeat) -> (Result<u32, RequestError>, u32) {
+        let tries = AtomicU32::new(0);
+        let answers = std::sync::Mutex::new(answers.into_iter());
+        let res = retrying(Duration::from_millis(10), repeat, "test", || {
+            tries.fetch_add(1, Ordering::SeqCst);
+            let next = answers.lock().unwrap().next().unwrap_or(Ok(0));
+            async move { next }
+        })
+        .await;
+        (res, tries.load(Ordering::SeqCst))
+    }
+
+    #[tokio::test]
+    async fn transient_failures_are_retried_with_a_bound() {
+        let (res, tries) = run(vec![Err(server_error()), Ok(7)], Repeat::Unsafe).await;
+        assert_eq!(res.ok(), Some(7));
+        assert_eq!(tries, 2);
+        let always: Vec<_> = (0..10).map(|_| Err(server_error())).collect();
+        let started = tokio::time::Instant::now();
+        let (res, tries) = run(always, Repeat::Unsafe).await;
+        assert!(res.is_err());
+        assert_eq!(tries, TRANSIENT_RETRIES + 1);
+        // 10 + 20 + 40 ms of backoff.
+        assert!(started.elapsed() >= Duration::from_millis(70));
+    }
+
+    #[tokio::test]
+    async fn a_429_is_waited_out_once() {
+        let r429 = || Err(RequestError::RetryAfter(Seconds::from_seconds(1)));
+        let started = tokio::time::Instant::now();
+        let (res, tries) = run(vec![r429(), Ok(1)], Repeat::Unsafe).await;
+        assert_eq!(res.ok(), Some(1));
+        assert_eq!(tries, 2);
+        assert!(started.elapsed() >= Duration::from_secs(1));
+        let (res, tries) = run(vec![r429(), r429(), Ok(1)], Repeat::Unsafe).await;
+        assert!(matches!(res, Err(RequestError::RetryAfter(_))));
+        assert_eq!(tries, 2);
+        // Longer than the bound: given up at once.
+        let long = Err(RequestError::RetryAfter(Seconds::from_seconds(3600)));
+        let (res, tries) = run(vec![long, Ok(1)], Repeat::Unsafe).await;
+        assert!(res.is_err());
+        assert_eq!(tries, 1);
+    }
+
+    #[tokio::test]
+    async fn final_errors_are_not_retried() {
+        let (res, tries) = run(vec![Err(RequestError::Api(ApiError::BotBlocked)), Ok(1)], Repeat::Safe).await;
+        assert!(res.is_err());
+        assert_eq!(tries, 1);
+    }
 
     #[test]
     fn splitting() {

@@ -2,8 +2,11 @@
 //!
 //! It answers the methods the bot uses, keeps each chat's bot messages in their current state
 //! (after edits), records every call, queues updates that tests push, and can inject faults
-//! (429 with `retry_after`, 403 "blocked by the user", 401 and 5xx on getMe), and can start
-//! on a chosen port (to bring "Telegram" up where the bot was already knocking). Include it with
+//! (429 with `retry_after`, 403 "blocked by the user", 401 and 5xx on getMe, 5xx with
+//! Telegram's HTTP status, a connection closed before anything was done, an answer delayed
+//! past the client's timeout after the call took effect), and can start on a chosen port (to
+//! bring "Telegram" up where the bot was already knocking). It never answers 5xx unless a test
+//! injects it: teloxide sleeps 10 s on every 5xx. Include it with
 //! `#[path = "support/fake_telegram.rs"] mod fake_telegram;`.
 #![allow(dead_code)]
 
@@ -87,9 +90,20 @@ pub struct Mark(usize);
 struct Fault {
     method: String,
     chat: Option<i64>,
-    code: u16,
-    description: String,
-    retry_after: Option<u32>,
+    kind: FaultKind,
+}
+
+enum FaultKind {
+    /// An error answer (HTTP status `code` for 429 and 5xx, as Telegram sends them).
+    Fail {
+        code: u16,
+        description: String,
+        retry_after: Option<u32>,
+    },
+    /// The connection breaks before the call is done: nothing happens, no answer arrives.
+    Drop,
+    /// The call is done, and its answer held back this long.
+    Delay(Duration),
 }
 
 #[derive(Default)]
@@ -156,7 +170,24 @@ fn fail(code: u16, description: &str, retry_after: Option<u32>) -> Response {
     if let Some(r) = retry_after {
         body["parameters"] = json!({"retry_after": r});
     }
-    axum::Json(body).into_response()
+    // Telegram answers 429 and 5xx with that HTTP status; everything else the fake answers 200
+    // (teloxide reads only the body, except that it sleeps 10 s on a 5xx status).
+    let status = if code == 429 || code >= 500 {
+        axum::http::StatusCode::from_u16(code).unwrap_or(axum::http::StatusCode::OK)
+    } else {
+        axum::http::StatusCode::OK
+    };
+    (status, axum::Json(body)).into_response()
+}
+
+/// Headers go out, then the body breaks off: the client sees a broken connection.
+fn broken_response() -> Response {
+    let stream =
+        futures::stream::once(async { Err::<Bytes, std::io::Error>(std::io::Error::other("dropped by the test")) });
+    Response::builder()
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from_stream(stream))
+        .unwrap_or_else(|_| fail(400, "Bad Request: fake", None))
 }
 
 /// Parses a multipart/form-data body into text fields and file parts.
@@ -569,12 +600,22 @@ impl FakeTelegram {
 
     /// The next call of `method` (to `chat`, or any) fails once with this error.
     pub fn fail_next(&self, method: &str, chat: Option<i64>, code: u16, description: &str, retry_after: Option<u32>) {
+        self.push_fault(
+            method,
+            chat,
+            FaultKind::Fail {
+                code,
+                description: description.to_string(),
+                retry_after,
+            },
+        );
+    }
+
+    fn push_fault(&self, method: &str, chat: Option<i64>, kind: FaultKind) {
         self.lock().faults.push(Fault {
             method: method.to_lowercase(),
             chat,
-            code,
-            description: description.to_string(),
-            retry_after,
+            kind,
         });
     }
 
@@ -594,6 +635,29 @@ impl FakeTelegram {
         for _ in 0..n {
             self.fail_next(method, None, code, description, None);
         }
+    }
+
+    /// The next call of `method` (to `chat`, or any) fails once with a 500 Internal Server
+    /// Error, HTTP status included (so teloxide waits its 10 s first).
+    pub fn fail_next_500(&self, method: &str, chat: Option<i64>) {
+        self.fail_next(method, chat, 500, "Internal Server Error", None);
+    }
+
+    /// The next call of `method` (to `chat`, or any) is answered by a broken connection and
+    /// not carried out.
+    pub fn drop_next(&self, method: &str, chat: Option<i64>) {
+        self.push_fault(method, chat, FaultKind::Drop);
+    }
+
+    /// The next call of `method` (to `chat`, or any) is carried out, and its answer held back
+    /// for `delay` (longer than the client's timeout, the answer is lost to it).
+    pub fn delay_next(&self, method: &str, chat: Option<i64>, delay: Duration) {
+        self.push_fault(method, chat, FaultKind::Delay(delay));
+    }
+
+    /// Injected faults not yet used.
+    pub fn faults_left(&self) -> usize {
+        self.lock().faults.len()
     }
 
     /// Every send to `chat` fails with 403 "bot was blocked by the user".
@@ -658,7 +722,23 @@ async fn handle(
     };
     let resp = respond(&fake, &method, params, files);
     shared.changed.notify_waiters();
-    resp
+    match resp {
+        Answer::Now(r) => r,
+        Answer::Broken => broken_response(),
+        Answer::Late(r, delay) => {
+            tokio::time::sleep(delay).await;
+            r
+        }
+    }
+}
+
+/// How `respond` answers.
+enum Answer {
+    Now(Response),
+    /// The connection breaks instead of an answer.
+    Broken,
+    /// The answer, after a delay.
+    Late(Response, Duration),
 }
 
 async fn get_updates(shared: &Arc<Shared>, params: &Value) -> Response {
@@ -686,7 +766,40 @@ async fn get_updates(shared: &Arc<Shared>, params: &Value) -> Response {
     }
 }
 
-fn respond(
+fn respond(fake: &FakeTelegram, method: &str, params: Value, files: Vec<(String, Option<String>, Vec<u8>)>) -> Answer {
+    let chat_id = as_i64(&params["chat_id"]);
+    let mut delay = None;
+    {
+        let mut st = fake.lock();
+        // Connection faults first (a blocked user is a proper answer, so it comes after).
+        if let Some(i) = st.faults.iter().position(|f| {
+            f.method == method
+                && (f.chat.is_none() || f.chat == chat_id)
+                && matches!(f.kind, FaultKind::Drop | FaultKind::Delay(_))
+        }) {
+            match st.faults.remove(i).kind {
+                FaultKind::Drop => {
+                    st.calls.push(Call {
+                        method: method.to_string(),
+                        params: params.clone(),
+                        chat_id,
+                        at: Instant::now(),
+                    });
+                    return Answer::Broken;
+                }
+                FaultKind::Delay(d) => delay = Some(d),
+                FaultKind::Fail { .. } => {}
+            }
+        }
+    }
+    let resp = respond_now(fake, method, params, files);
+    match delay {
+        Some(d) => Answer::Late(resp, d),
+        None => Answer::Now(resp),
+    }
+}
+
+fn respond_now(
     fake: &FakeTelegram,
     method: &str,
     mut params: Value,
@@ -710,14 +823,18 @@ fn respond(
             return fail(403, "Forbidden: bot was blocked by the user", None);
         }
     }
-    if let Some(i) = st
-        .faults
-        .iter()
-        .position(|f| f.method == method && (f.chat.is_none() || f.chat == chat_id))
-    {
-        let f = st.faults.remove(i);
-        record(&mut st, &params);
-        return fail(f.code, &f.description, f.retry_after);
+    if let Some(i) = st.faults.iter().position(|f| {
+        f.method == method && (f.chat.is_none() || f.chat == chat_id) && matches!(f.kind, FaultKind::Fail { .. })
+    }) {
+        if let FaultKind::Fail {
+            code,
+            description,
+            retry_after,
+        } = st.faults.remove(i).kind
+        {
+            record(&mut st, &params);
+            return fail(code, &description, retry_after);
+        }
     }
     let message_json = |c: i64, m: &Sent, extra: Value| {
         let mut v = json!({"message_id": m.message_id, "date": now_unix(), "chat": chat(c), "from": bot_user()});

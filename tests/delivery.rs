@@ -1,0 +1,301 @@
+//! Telegram delivery when the Bot API misbehaves: 500s, broken connections, answers that
+//! arrive after the client gave up, and 429s for one chat. No reply may be lost, none shown
+//! twice, and one user's 429 must not hold back another user's reply.
+//!
+//! The bot runs with a 50 ms backoff base and a 3 s client timeout so the faults cost little
+//! time; a 500 still costs 10 s, because teloxide sleeps that long on every 5xx.
+
+#[path = "support/fake_telegram.rs"]
+pub mod fake_telegram;
+mod support {
+    pub use super::fake_telegram;
+    #[path = "app.rs"]
+    pub mod app;
+}
+
+use std::time::{Duration, Instant};
+
+use support::app::{TestBot, WAIT};
+
+/// Fast retries and a short client timeout, on top of the usual test settings.
+const FAST: [(&str, &str); 2] = [
+    ("TGWA_TELEGRAM_RETRY_BASE_MS", "50"),
+    ("TGWA_TELEGRAM_TIMEOUT_MS", "3000"),
+];
+
+/// Longer than the client timeout in [`FAST`].
+const LATE: Duration = Duration::from_millis(4500);
+
+async fn start(extra: &[(&str, &str)]) -> TestBot {
+    let mut vars: Vec<(&str, &str)> = FAST.to_vec();
+    vars.extend_from_slice(extra);
+    TestBot::start(&vars).await
+}
+
+/// How many of the bot's messages in `chat` contain `needle`.
+fn count(bot: &TestBot, chat: i64, needle: &str) -> usize {
+    bot.tg.sent_to(chat).iter().filter(|m| m.text.contains(needle)).count()
+}
+
+/// Sends `/start` and waits for its last reply (the login prompt, these users have no
+/// account): handlers of one chat run in order, so then every earlier handler of `chat` (and
+/// its retries) has finished.
+async fn settle(bot: &TestBot, chat: i64) {
+    let mark = bot.tg.mark();
+    bot.tg.push_message(chat, "/start");
+    bot.tg
+        .wait_for_text_to_after(mark, chat, "belum punya akun WhatsApp", WAIT)
+        .await;
+}
+
+/// `/menu` as `user`; returns the menu message (with its Help button).
+async fn menu(bot: &TestBot, user: i64) -> fake_telegram::Sent {
+    let mark = bot.tg.mark();
+    bot.tg.push_message(user, "/menu");
+    bot.tg.wait_for_button_after(mark, user, "Bantuan", WAIT).await
+}
+
+/// Presses Help on the menu message and waits until the press is answered.
+async fn press_help(bot: &TestBot, user: i64, menu: &fake_telegram::Sent) {
+    let data = menu.button_data("Bantuan").expect("help button");
+    let id = bot.tg.push_callback(user, menu.message_id, &data);
+    bot.tg.wait_for_callback_answer(&id, WAIT).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_500_on_send_message_is_retried_and_the_reply_arrives_once() {
+    // teloxide sleeps 10 s before it reads a 5xx answer: a client timeout shorter than that
+    // would turn every 500 into a lost answer.
+    let bot = start(&[("TGWA_TELEGRAM_TIMEOUT_MS", "15000")]).await;
+    let u = 7_100_001;
+    bot.tg.fail_next_500("sendMessage", Some(u));
+    let mark = bot.tg.mark();
+    bot.tg.push_message(u, "/help");
+    bot.tg.wait_for_text_to_after(mark, u, "Bantuan", WAIT).await;
+    assert_eq!(bot.tg.faults_left(), 0, "the 500 was never hit");
+    settle(&bot, u).await;
+    assert_eq!(count(&bot, u, "Bantuan"), 1);
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_connection_is_retried_and_the_reply_arrives_once() {
+    let bot = start(&[]).await;
+    let u = 7_100_002;
+    bot.tg.drop_next("sendMessage", Some(u));
+    let mark = bot.tg.mark();
+    bot.tg.push_message(u, "/help");
+    bot.tg.wait_for_text_to_after(mark, u, "Bantuan", WAIT).await;
+    assert_eq!(bot.tg.faults_left(), 0, "the broken connection was never hit");
+    settle(&bot, u).await;
+    assert_eq!(count(&bot, u, "Bantuan"), 1);
+    // Two calls: the one that broke and the one that went through.
+    assert_eq!(
+        bot.tg
+            .calls_after(mark)
+            .iter()
+            .filter(|c| c.method == "sendmessage" && c.params["text"].as_str().unwrap_or("").contains("Bantuan"))
+            .count(),
+        2
+    );
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_whose_answer_comes_too_late_is_not_sent_twice() {
+    let bot = start(&[]).await;
+    let u = 7_100_003;
+    bot.tg.delay_next("sendMessage", Some(u), LATE);
+    let mark = bot.tg.mark();
+    bot.tg.push_message(u, "/help");
+    bot.tg.wait_for_text_to_after(mark, u, "Bantuan", WAIT).await;
+    settle(&bot, u).await;
+    assert_eq!(count(&bot, u, "Bantuan"), 1);
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_whose_answer_is_lost_is_repeated_as_an_edit_not_sent_again() {
+    let bot = start(&[]).await;
+    let u = 7_100_004;
+    let m = menu(&bot, u).await;
+    bot.tg.delay_next("editMessageText", Some(u), LATE);
+    let mark = bot.tg.mark();
+    press_help(&bot, u, &m).await;
+    let calls = bot.tg.calls_after(mark);
+    assert!(
+        calls.iter().all(|c| c.method != "sendmessage"),
+        "a lost edit answer produced a new message: {:?}",
+        calls.iter().map(|c| &c.method).collect::<Vec<_>>()
+    );
+    // The menu message itself now shows the help.
+    let now = bot
+        .tg
+        .sent_to(u)
+        .into_iter()
+        .find(|s| s.message_id == m.message_id)
+        .unwrap();
+    assert!(now.text.contains("Bantuan"), "{}", now.text);
+    assert_eq!(count(&bot, u, "Bantuan"), 1);
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_falls_back_to_a_new_message_only_when_the_message_is_gone() {
+    let bot = start(&[]).await;
+    let u = 7_100_005;
+
+    // Gone: a new message.
+    let m = menu(&bot, u).await;
+    bot.tg.fail_next(
+        "editMessageText",
+        Some(u),
+        400,
+        "Bad Request: message to edit not found",
+        None,
+    );
+    let mark = bot.tg.mark();
+    press_help(&bot, u, &m).await;
+    assert_eq!(
+        bot.tg
+            .calls_after(mark)
+            .iter()
+            .filter(|c| c.method == "sendmessage")
+            .count(),
+        1
+    );
+    assert_eq!(count(&bot, u, "Bantuan"), 1);
+
+    // Cannot be edited any more: a new message.
+    let m = menu(&bot, u).await;
+    bot.tg.fail_next(
+        "editMessageText",
+        Some(u),
+        400,
+        "Bad Request: message can't be edited",
+        None,
+    );
+    let mark = bot.tg.mark();
+    press_help(&bot, u, &m).await;
+    assert_eq!(
+        bot.tg
+            .calls_after(mark)
+            .iter()
+            .filter(|c| c.method == "sendmessage")
+            .count(),
+        1
+    );
+
+    // Any other refusal would fail the same way as a new message: nothing is sent.
+    let m = menu(&bot, u).await;
+    bot.tg.fail_next(
+        "editMessageText",
+        Some(u),
+        400,
+        "Bad Request: can't parse entities: unsupported start tag",
+        None,
+    );
+    let mark = bot.tg.mark();
+    press_help(&bot, u, &m).await;
+    assert_eq!(
+        bot.tg
+            .calls_after(mark)
+            .iter()
+            .filter(|c| c.method == "sendmessage")
+            .count(),
+        0
+    );
+
+    // "Not modified" is success: pressing Help on the help screen again sends nothing.
+    press_help(&bot, u, &m).await;
+    let mark = bot.tg.mark();
+    press_help(&bot, u, &m).await;
+    let calls = bot.tg.calls_after(mark);
+    assert!(calls.iter().any(|c| c.method == "editmessagetext"));
+    assert_eq!(calls.iter().filter(|c| c.method == "sendmessage").count(), 0);
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_users_429_does_not_delay_another_users_reply() {
+    let bot = start(&[]).await;
+    let limited = 7_100_006;
+    let other = 7_100_007;
+    bot.tg.fail_next(
+        "sendMessage",
+        Some(limited),
+        429,
+        "Too Many Requests: retry after 3",
+        Some(3),
+    );
+    let mark = bot.tg.mark();
+    let t0 = Instant::now();
+    bot.tg.push_message(limited, "/help");
+    bot.tg.push_message(other, "/help");
+    bot.tg.wait_for_text_to_after(mark, other, "Bantuan", WAIT).await;
+    let other_took = t0.elapsed();
+    bot.tg.wait_for_text_to_after(mark, limited, "Bantuan", WAIT).await;
+    let limited_took = t0.elapsed();
+    assert!(
+        other_took < Duration::from_secs(2),
+        "the other user waited {other_took:?}"
+    );
+    assert!(
+        limited_took >= Duration::from_secs(3),
+        "retry_after not honoured: {limited_took:?}"
+    );
+    settle(&bot, limited).await;
+    assert_eq!(count(&bot, limited, "Bantuan"), 1);
+    assert_eq!(count(&bot, other, "Bantuan"), 1);
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_throttle_on_a_429_is_waited_out_once_not_retried_forever() {
+    let bot = start(&[("TGWA_TELEGRAM_THROTTLE", "1")]).await;
+    let limited = 7_100_008;
+    let other = 7_100_009;
+    // A single 429: waited out once, the reply arrives.
+    bot.tg.fail_next(
+        "sendMessage",
+        Some(limited),
+        429,
+        "Too Many Requests: retry after 1",
+        Some(1),
+    );
+    let mark = bot.tg.mark();
+    bot.tg.push_message(limited, "/help");
+    bot.tg.wait_for_text_to_after(mark, limited, "Bantuan", WAIT).await;
+    settle(&bot, limited).await;
+    assert_eq!(count(&bot, limited, "Bantuan"), 1);
+
+    // Telegram refuses twice: one wait, one more try, then the send is given up (teloxide's
+    // Throttle would retry until Telegram gives in, holding back every chat meanwhile).
+    for _ in 0..2 {
+        bot.tg.fail_next(
+            "sendMessage",
+            Some(limited),
+            429,
+            "Too Many Requests: retry after 1",
+            Some(1),
+        );
+    }
+    let mark = bot.tg.mark();
+    bot.tg.push_message(limited, "/lang");
+    bot.tg.push_message(other, "/help");
+    bot.tg.wait_for_text_to_after(mark, other, "Bantuan", WAIT).await;
+    settle(&bot, limited).await;
+    assert_eq!(bot.tg.faults_left(), 0);
+    let tries = bot
+        .tg
+        .calls_after(mark)
+        .iter()
+        .filter(|c| {
+            c.method == "sendmessage"
+                && c.chat_id == Some(limited)
+                && c.params["text"].as_str().unwrap_or("").contains("Pilih bahasa")
+        })
+        .count();
+    assert_eq!(tries, 2, "the 429 was retried more than once");
+    bot.stop().await;
+}
