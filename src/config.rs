@@ -64,6 +64,9 @@ pub struct Config {
     pub purge_after_days: u64,
     /// Bound on disconnecting every session at shutdown.
     pub shutdown_timeout: Duration,
+    /// `tgwa import` refuses Go-bot files changed more recently than this (the Go bot may
+    /// still be running).
+    pub import_min_age: Duration,
     /// How many per-file SQLite pools stay open at once.
     pub pool_cache_size: usize,
     /// Bulk job pacing: minimum delay between two items of one account.
@@ -187,6 +190,7 @@ impl Config {
             },
             purge_after_days: num("TGWA_PURGE_AFTER_DAYS", 7, 0)?,
             shutdown_timeout: Duration::from_secs(num("TGWA_SHUTDOWN_TIMEOUT_SECS", 10, 1)?),
+            import_min_age: Duration::from_secs(num("TGWA_IMPORT_MIN_AGE_SECS", 300, 0)?),
             pool_cache_size: num("TGWA_POOL_CACHE_SIZE", 256, 2)? as usize,
             job_item_delay: Duration::from_millis(num("TGWA_JOB_ITEM_DELAY_MS", 3000, 0)?),
             job_jitter: Duration::from_millis(num("TGWA_JOB_JITTER_MS", 2000, 0)?),

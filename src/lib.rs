@@ -9,6 +9,7 @@
 //! - [`manager`]: `AccountManager`, the owner-checked registry of accounts.
 //! - [`supervisor`]: one task per live WhatsApp session.
 //! - [`scan`]: the operator scan and cleanup of the data directory.
+//! - [`import`]: moving from the Go bot: its whatsmeow sessions and master database.
 //! - [`wa`]: the WhatsApp seam, with the real adapter and the simulator.
 //! - [`app`]: `tgwa run`, wiring everything together.
 //! - [`cli`]: the operator command line.
@@ -20,6 +21,7 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod ids;
+pub mod import;
 pub mod jobs;
 pub mod layout;
 pub mod manager;
