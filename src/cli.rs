@@ -145,21 +145,12 @@ async fn run_scan(config: &Config, dry_run: bool, json: bool) -> anyhow::Result<
 }
 
 async fn run_import(config: &Config, dry_run: bool, json: bool) -> anyhow::Result<()> {
-    use anyhow::Context;
-    let backend = if dry_run {
-        None
-    } else {
-        Some(
-            crate::wa::backend_for(config)
-                .await
-                .context("starting the WhatsApp backend")?,
-        )
-    };
+    // The backend is started only if an account is to be registered.
     let opts = crate::import::ImportOptions {
         dry_run,
         min_age: config.import_min_age,
     };
-    let report = crate::import::run(config, backend, opts).await?;
+    let report = crate::import::run(config, None, opts).await?;
     print_import(&report, json)
 }
 

@@ -438,3 +438,15 @@ async fn run_imports_at_startup() {
     let imported = std::fs::read_dir(t.root.join(".imported")).unwrap().count();
     assert_eq!(imported, 1);
 }
+
+#[test]
+fn nothing_to_import_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = ok(&tgwa(dir.path(), &["import"], &[]));
+    assert!(out.contains("nothing to import"), "{out}");
+    assert!(!dir.path().join("DB USER TELEGRAM").exists());
+    assert!(!dir.path().join("bot_data.db").exists());
+    let lines = json_lines(&ok(&tgwa(dir.path(), &["import", "--dry-run", "--json"], &[])));
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["summary"]["sessions_found"], 0);
+}

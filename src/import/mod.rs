@@ -143,8 +143,8 @@ pub enum ImportError {
     Db(#[from] DbError),
     #[error("opening tgwa's master database: {0}")]
     Account(#[from] AccountError),
-    #[error("a WhatsApp backend is needed to register accounts")]
-    NoBackend,
+    #[error("starting the WhatsApp backend: {0}")]
+    Backend(#[from] crate::wa::WaError),
 }
 
 /// A whatsmeow session found in its owner's folder.
@@ -425,8 +425,9 @@ fn entry(path: String, kind: ImportKind, outcome: ImportOutcome) -> ImportEntry 
     }
 }
 
-/// Runs the import. `backend` is needed unless `dry_run` (registration goes through the
-/// account manager, which holds one); a dry run creates no file, not even the master.
+/// Runs the import. Registration goes through the account manager, which holds a backend:
+/// `backend`, or one started from `config` only when there is something to register. A dry
+/// run, or a run with nothing to import, creates no file, not even the master database.
 pub async fn run(
     config: &Config,
     backend: Option<Arc<dyn WaBackend>>,
@@ -523,7 +524,10 @@ pub async fn run(
     let manager = if opts.dry_run || master_refused.is_some() || found.is_empty() {
         None
     } else {
-        let backend = backend.ok_or(ImportError::NoBackend)?;
+        let backend = match backend {
+            Some(b) => b,
+            None => crate::wa::backend_for(config).await?,
+        };
         Some(AccountManager::open(config.clone(), backend).await?)
     };
     let known = match &manager {
