@@ -283,8 +283,28 @@ enum Prepared {
     },
 }
 
+/// The `.imported/<ts>/` copy that is the very same file (same inode) as `session`: left
+/// by an import interrupted between keeping the original and swapping in the new store (its
+/// `-wal` may already sit there, so converting what is left would lose writes).
+fn interrupted_import(root: &Path, tid: TelegramId, session: &Path) -> Option<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let me = std::fs::metadata(session).ok()?;
+    let name = session.file_name()?;
+    std::fs::read_dir(root.join(IMPORTED_DIR))
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|e| e.path().join(tid.to_string()).join(name))
+        .find(|p| std::fs::metadata(p).is_ok_and(|m| m.dev() == me.dev() && m.ino() == me.ino()))
+}
+
 /// Steps 1 to 3 for one file, on a copy in `work`. Blocking.
-fn prepare(f: &Found, work: &Path, min_age: Duration, now: i64) -> Result<Prepared, std::io::Error> {
+fn prepare(f: &Found, root: &Path, work: &Path, min_age: Duration, now: i64) -> Result<Prepared, std::io::Error> {
+    if let Some(kept) = interrupted_import(root, f.tid, &f.session) {
+        return Ok(Prepared::Refused(format!(
+            "an earlier import stopped half-way: its original is {} (put its -wal/-shm back beside the session file, then import again)",
+            rel(root, &kept)
+        )));
+    }
     let snap = snapshot(&f.session)?;
     let a = age(&snap);
     if a < min_age {
@@ -578,9 +598,9 @@ pub async fn run(
             crate::db::blocking(move || Scratch::new(&base, &name).map_err(DbError::Io)).await?
         };
         let prepared = {
-            let (f2, w, min_age) = (f.clone(), work.0.clone(), opts.min_age);
+            let (f2, r, w, min_age) = (f.clone(), root.clone(), work.0.clone(), opts.min_age);
             let now = chrono::Utc::now().timestamp();
-            crate::db::blocking(move || prepare(&f2, &w, min_age, now).map_err(DbError::Io)).await
+            crate::db::blocking(move || prepare(&f2, &r, &w, min_age, now).map_err(DbError::Io)).await
         };
         let (converted, jid, snap) = match prepared {
             Ok(Prepared::NotWhatsmeow) => {

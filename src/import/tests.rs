@@ -255,3 +255,31 @@ fn whatsmeow_files_are_found_by_schema() {
     assert_eq!(found[0].phone.digits(), "6281234567890");
     assert_eq!(found[0].tid, tid);
 }
+
+/// A crash between keeping the original (a hard link) and the swap leaves the session path
+/// and a kept copy as one file; a later run must not convert what is left.
+#[test]
+fn an_interrupted_import_is_not_converted_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = Layout::new(dir.path());
+    let tid = TelegramId::new(111).unwrap();
+    let d = layout.ensure_user_dir(tid).unwrap();
+    let s = d.join("whatsmeow-111-6281234567890.db");
+    fixture::write_store(&s, &fixture::Spec::paired("6281234567890"));
+    let found = find(&layout).unwrap().remove(0);
+    let work = dir.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    assert!(matches!(
+        prepare(&found, dir.path(), &work, Duration::ZERO, 0).unwrap(),
+        Prepared::Ready { .. }
+    ));
+    let kept = dir.path().join(IMPORTED_DIR).join("20260101T000000.000Z").join("111");
+    std::fs::create_dir_all(&kept).unwrap();
+    std::fs::hard_link(&s, kept.join("whatsmeow-111-6281234567890.db")).unwrap();
+    let work2 = dir.path().join("work2");
+    std::fs::create_dir(&work2).unwrap();
+    match prepare(&found, dir.path(), &work2, Duration::ZERO, 0).unwrap() {
+        Prepared::Refused(why) => assert!(why.contains("stopped half-way"), "{why}"),
+        _ => panic!("converted again"),
+    }
+}
