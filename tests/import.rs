@@ -151,10 +151,12 @@ fn go_tree() -> Tree {
                 )
             })
             .collect();
-    let rows: Vec<(&str, &str, &str)> = rows
+    let mut rows: Vec<(&str, &str, &str)> = rows
         .iter()
         .map(|(a, b, c)| (a.as_str(), b.as_str(), c.as_str()))
         .collect();
+    // Listed by the Go bot, but its files are gone.
+    rows.push(("6282200000099", "gone.db", "gone-bot.db"));
     wm::write_go_master(&cwd.join("bot_data.db"), &rows);
     age_all(&cwd);
     // Written last, so it alone is "changed a moment ago".
@@ -211,7 +213,16 @@ fn import_registers_the_three_good_accounts_keeps_originals_and_is_idempotent() 
     let summary = &lines.last().unwrap()["summary"];
     assert_eq!(summary["imported"], 3, "{lines:#?}");
     assert_eq!(summary["refused"], 4, "{lines:#?}");
-    assert_eq!(summary["go_master_accounts"], 6);
+    assert_eq!(summary["go_master_accounts"], 7);
+    let master = entry(&lines, "bot_data.db");
+    assert_eq!(master["outcome"], "set_aside");
+    assert!(
+        master["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no session file in a user folder for 1 of them: +62*******0099"),
+        "{master}"
+    );
     let kept = t.root.join(summary["imported_dir"].as_str().unwrap());
     assert!(kept.starts_with(t.root.join(".imported")));
 

@@ -511,10 +511,29 @@ pub async fn run(
                 ImportOutcome::SetAside
             },
         );
-        e.reason = Some(format!(
+        // Accounts are imported from their session files (the owner is the folder); name the
+        // ones the Go bot listed whose session file is in no user folder.
+        let missing: Vec<String> = rows
+            .iter()
+            .filter(|r| !found.iter().any(|f| f.phone.digits() == r.phone_number))
+            .map(|r| {
+                PhoneNumber::from_digits(&r.phone_number)
+                    .map(|p| p.masked())
+                    .unwrap_or_else(|_| "?".into())
+            })
+            .collect();
+        let mut why = format!(
             "the Go bot's master database ({} accounts); tgwa makes its own and registers the imported sessions",
             rows.len()
-        ));
+        );
+        if !missing.is_empty() {
+            why.push_str(&format!(
+                "; no session file in a user folder for {} of them: {}",
+                missing.len(),
+                missing.join(", ")
+            ));
+        }
+        e.reason = Some(why);
         let a = age(&master_snap);
         if a < opts.min_age {
             let why = format!(
@@ -750,8 +769,15 @@ pub async fn at_startup(config: &Config, backend: Arc<dyn WaBackend>) {
         Ok(r) if r.entries.is_empty() => {}
         Ok(r) => {
             for e in &r.entries {
+                // Named by owner and masked number: file names hold the full number.
                 if e.outcome == ImportOutcome::Refused {
-                    warn!(path = %e.path, reason = e.reason.as_deref().unwrap_or(""), "import refused");
+                    warn!(
+                        telegram_id = ?e.telegram_id,
+                        phone = e.phone.as_deref().unwrap_or("-"),
+                        kind = ?e.kind,
+                        reason = e.reason.as_deref().unwrap_or(""),
+                        "import refused"
+                    );
                 }
             }
             info!(summary = ?r.summary, "import of the Go bot's files finished");
