@@ -118,6 +118,8 @@ pub async fn serve(config: Config, shutdown: watch::Receiver<bool>) -> anyhow::R
     let backend = crate::wa::backend_for(&config)
         .await
         .context("starting the WhatsApp backend")?;
+    // Before the master database is opened (it may still be the Go bot's) and before the scan.
+    crate::import::at_startup(&config, backend.clone()).await;
     let manager = AccountManager::open(config.clone(), backend)
         .await
         .context("opening the master database")?;

@@ -1,4 +1,4 @@
-//! The operator command line: `run`, `check`, `scan`, `accounts`, `cleanup`.
+//! The operator command line: `run`, `check`, `import`, `scan`, `accounts`, `cleanup`.
 //!
 //! Exit codes: 0 success, 1 runtime failure, 2 bad configuration or arguments. Only `run`
 //! needs `TELEGRAM_BOT_TOKEN`; the other commands work on the data directory and the master
@@ -28,6 +28,16 @@ pub enum Command {
     /// Preflight: configuration, data directory, master database, secret, and the bot token
     /// (Telegram getMe). Exit 0 ready, 1 Telegram unreachable or a failed check, 2 bad token.
     Check,
+    /// Import the Go bot's whatsmeow sessions and master database (originals kept under
+    /// `DB USER TELEGRAM/.imported/<timestamp>/`).
+    Import {
+        /// Convert and check in a scratch folder only; change no file and no row.
+        #[arg(long)]
+        dry_run: bool,
+        /// One JSON object per line, then a summary object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Register account folders the master database lacks; report invalid and orphaned files.
     Scan {
         /// Report only; change no file and no row.
@@ -91,6 +101,7 @@ pub fn main() -> i32 {
     };
     let res: anyhow::Result<i32> = rt.block_on(async move {
         match command {
+            Command::Import { dry_run, json } => run_import(&config, dry_run, json).await.map(|()| 0),
             Command::Scan { dry_run, json } => run_scan(&config, dry_run, json).await.map(|()| 0),
             Command::Accounts { json } => run_accounts(&config, json).await.map(|()| 0),
             Command::Cleanup { dry_run } => run_cleanup(&config, dry_run).await.map(|()| 0),
@@ -128,6 +139,74 @@ async fn run_scan(config: &Config, dry_run: bool, json: bool) -> anyhow::Result<
         scan::scan(&manager, ScanOptions { dry_run: false }).await?
     };
     print_report(&report, json)
+}
+
+async fn run_import(config: &Config, dry_run: bool, json: bool) -> anyhow::Result<()> {
+    // The backend is started only if an account is to be registered.
+    let opts = crate::import::ImportOptions {
+        dry_run,
+        min_age: config.import_min_age,
+    };
+    let report = crate::import::run(config, None, opts).await?;
+    print_import(&report, json)
+}
+
+/// Prints an import report: a table, or JSON lines (entries, then `{"summary": {...}}`).
+pub fn print_import(report: &crate::import::ImportReport, json: bool) -> anyhow::Result<()> {
+    if json {
+        for e in &report.entries {
+            println!("{}", serde_json::to_string(e)?);
+        }
+        println!("{}", serde_json::json!({ "summary": report.summary }));
+        return Ok(());
+    }
+    // The same snake_case words as the JSON output.
+    fn word<T: serde::Serialize>(v: &T) -> String {
+        serde_json::to_value(v)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default()
+    }
+    if report.entries.is_empty() {
+        println!("nothing to import: no whatsmeow session files and no Go bot master database");
+    } else {
+        println!(
+            "{:<16} {:<9} {:<16} {:<16} PATH / REASON",
+            "OUTCOME", "KIND", "TELEGRAM ID", "PHONE"
+        );
+        for e in &report.entries {
+            let tid = e.telegram_id.map(|t| t.to_string()).unwrap_or_else(|| "-".into());
+            let mut row = format!(
+                "{:<16} {:<9} {tid:<16} {:<16} {}",
+                word(&e.outcome),
+                word(&e.kind),
+                e.phone.as_deref().unwrap_or("-"),
+                e.path.escape_debug()
+            );
+            if let Some(r) = &e.reason {
+                row.push_str(&format!(" ({})", r.escape_debug()));
+            }
+            if let Some(k) = &e.kept_at {
+                row.push_str(&format!(" [original kept at {}]", k.escape_debug()));
+            }
+            println!("{row}");
+        }
+    }
+    let s = &report.summary;
+    println!(
+        "{}{} whatsmeow sessions: {} imported, {} would import, {} refused; {} Go bot databases {}",
+        if s.dry_run { "dry run: " } else { "" },
+        s.sessions_found,
+        s.imported,
+        s.would_import,
+        s.refused,
+        s.set_aside,
+        if s.dry_run { "would be set aside" } else { "set aside" },
+    );
+    if let Some(d) = &s.imported_dir {
+        println!("originals kept in {}", d.escape_debug());
+    }
+    Ok(())
 }
 
 /// Prints a scan report: a table, or JSON lines (entries, then `{"summary": {...}}`).

@@ -73,6 +73,9 @@ pub struct Config {
     pub purge_after_days: u64,
     /// Bound on disconnecting every session at shutdown.
     pub shutdown_timeout: Duration,
+    /// `tgwa import` refuses Go-bot files changed more recently than this (the Go bot may
+    /// still be running).
+    pub import_min_age: Duration,
     /// How many per-file SQLite pools stay open at once.
     pub pool_cache_size: usize,
     /// Bulk job pacing: minimum delay between two items of one account.
@@ -134,6 +137,7 @@ impl std::fmt::Debug for Config {
             .field("job_max_items", &self.job_max_items)
             .field("upload_max_bytes", &self.upload_max_bytes)
             .field("max_create_groups", &self.max_create_groups)
+            .field("import_min_age", &self.import_min_age)
             .field("pair_cooldown", &self.pair_cooldown)
             .field("pair_max_per_hour", &self.pair_max_per_hour)
             .field("prompt_timeout", &self.prompt_timeout)
@@ -238,6 +242,7 @@ impl Config {
             },
             purge_after_days: num("TGWA_PURGE_AFTER_DAYS", 7, 0)?,
             shutdown_timeout: Duration::from_secs(num("TGWA_SHUTDOWN_TIMEOUT_SECS", 10, 1)?),
+            import_min_age: Duration::from_secs(num("TGWA_IMPORT_MIN_AGE_SECS", 300, 0)?),
             pool_cache_size: num("TGWA_POOL_CACHE_SIZE", 256, 2)? as usize,
             job_item_delay: Duration::from_millis(num("TGWA_JOB_ITEM_DELAY_MS", 3000, 0)?),
             job_jitter: Duration::from_millis(num("TGWA_JOB_JITTER_MS", 2000, 0)?),

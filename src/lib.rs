@@ -10,6 +10,7 @@
 //! - [`live`]: the live sessions registry, the notice channel and the pairing cooldowns.
 //! - [`supervisor`]: one task per live WhatsApp session.
 //! - [`scan`]: the operator scan and cleanup of the data directory.
+//! - [`import`]: moving from the Go bot: its whatsmeow sessions and master database.
 //! - [`wa`]: the WhatsApp seam, with the real adapter and the simulator.
 //! - [`text`]: CSV cells safe for spreadsheets; uploaded text files in any common encoding.
 //! - [`telegram`]: reaching the Bot API before serving (`getMe` with backoff or a timeout).
@@ -24,6 +25,7 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod ids;
+pub mod import;
 pub mod jobs;
 pub mod layout;
 pub mod live;

@@ -159,6 +159,13 @@ impl RealBackend {
             return Err(WaError::Invalid(format!("session path holds '?' or '#': {url}")));
         }
         {
+            // Before anything opens it: the store would migrate a Go bot's file in place.
+            let path = path.clone();
+            crate::db::blocking(move || Ok(probe::refuse_whatsmeow(&path)))
+                .await
+                .map_err(|e| WaError::Storage(e.to_string()))??;
+        }
+        {
             let path = path.clone();
             crate::db::blocking(move || {
                 crate::db::create_private_file(&path)?;

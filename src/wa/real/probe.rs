@@ -21,6 +21,55 @@ use crate::wa::{Probe, WaError};
 /// The table and columns read; kept together so a schema change is one edit.
 const DEVICE_TABLE: &str = "device";
 
+/// Why a whatsmeow file is not used as it is; names the command that converts it.
+pub const WHATSMEOW_REASON: &str =
+    "a whatsmeow (Go bot) session store, not converted yet: run `tgwa import` (it keeps the original)";
+
+/// Whether an open database is a whatsmeow store (the Go bot's), told by its schema.
+fn is_whatsmeow(conn: &rusqlite::Connection) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT EXISTS(SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'whatsmeow_device')",
+        [],
+        |r| r.get(0),
+    )
+}
+
+/// Refuses a whatsmeow store: whatsapp-rust's store would migrate it in place. Blocking;
+/// reads the main file only, so it changes nothing.
+pub fn refuse_whatsmeow(path: &Path) -> Result<(), WaError> {
+    let storage = |why: String| WaError::Storage(format!("{}: {why}", path.display()));
+    if std::fs::metadata(path).map(|m| m.len()).unwrap_or(0) == 0 {
+        return Ok(());
+    }
+    let conn = open_immutable(path).map_err(|e| storage(e.to_string()))?;
+    // A file that cannot be read here is left to the store's own checks.
+    if is_whatsmeow(&conn).unwrap_or(false) {
+        return Err(storage(WHATSMEOW_REASON.into()));
+    }
+    Ok(())
+}
+
+/// Opens the main file alone (`immutable`): reads no `-wal`, creates no `-shm`, so looking
+/// at a file that is not ours changes nothing.
+pub fn open_immutable(path: &Path) -> rusqlite::Result<rusqlite::Connection> {
+    use rusqlite::OpenFlags;
+    let abs = std::fs::canonicalize(path).map_err(|e| rusqlite::Error::InvalidPath(e.to_string().into()))?;
+    let mut uri = String::from("file:");
+    for b in abs.to_string_lossy().bytes() {
+        // Percent-encode what a SQLite URI path cannot hold literally (spaces, '?', '#').
+        if b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'_' | b'.' | b'~') {
+            uri.push(b as char);
+        } else {
+            uri.push_str(&format!("%{b:02X}"));
+        }
+    }
+    uri.push_str("?mode=ro&immutable=1");
+    rusqlite::Connection::open_with_flags(
+        uri,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+}
+
 /// Probes `path` off the async runtime.
 pub async fn probe(path: &Path) -> Result<Probe, WaError> {
     let path = path.to_path_buf();
@@ -48,6 +97,9 @@ pub fn probe_blocking(path: &Path) -> Result<Probe, WaError> {
         )
         .map_err(|e| storage(e.to_string()))?;
     if !has_table {
+        if is_whatsmeow(&conn).map_err(|e| storage(e.to_string()))? {
+            return Err(storage(WHATSMEOW_REASON.into()));
+        }
         return Err(storage("not a WhatsApp session store (no device table)".into()));
     }
     let pn: Option<String> = conn
@@ -136,5 +188,26 @@ mod tests {
             .unwrap();
         assert!(matches!(probe_blocking(&other), Err(WaError::Storage(_))));
         assert!(matches!(probe_blocking(dir.path()), Err(WaError::Storage(_))));
+    }
+
+    #[test]
+    fn a_whatsmeow_store_is_named_and_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("whatsmeow.db");
+        Connection::open(&p)
+            .unwrap()
+            .execute_batch("CREATE TABLE whatsmeow_device (jid TEXT PRIMARY KEY)")
+            .unwrap();
+        let before = std::fs::read(&p).unwrap();
+        match probe_blocking(&p) {
+            Err(WaError::Storage(why)) => assert!(why.contains("tgwa import"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(refuse_whatsmeow(&p), Err(WaError::Storage(_))));
+        assert_eq!(std::fs::read(&p).unwrap(), before);
+        let ours = dir.path().join("ours.db");
+        device_db(&ours, "");
+        assert!(refuse_whatsmeow(&ours).is_ok());
+        assert!(refuse_whatsmeow(&dir.path().join("missing.db")).is_ok());
     }
 }
