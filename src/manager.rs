@@ -245,6 +245,9 @@ impl AccountManager {
                 let acc = account::insert(c, &new, limits)?;
                 let files = (|| -> Result<(), AccountError> {
                     layout.ensure_user_dir(owner)?;
+                    // An account file replaced by a link is never written through.
+                    crate::layout::refuse_symlink(&acc.db_path)?;
+                    crate::layout::refuse_symlink(&acc.bot_data_db_path)?;
                     db::create_empty_database(&acc.db_path)?;
                     // A bot data file the scan found is left as it is: the pool cache migrates
                     // it on first use. A new one is created and migrated now.

@@ -309,6 +309,7 @@ impl AccountManager {
         let path = dir.join(format!("{}.lock", phone.digits()));
         crate::db::blocking(move || {
             crate::layout::create_private_dir(&dir)?;
+            crate::layout::refuse_symlink(&path)?;
             crate::db::create_private_file(&path)?;
             let f = std::fs::OpenOptions::new().read(true).write(true).open(&path)?;
             use std::os::unix::io::AsRawFd;

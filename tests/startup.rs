@@ -346,6 +346,27 @@ async fn pairing_never_writes_through_a_symlinked_user_folder() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pairing_never_writes_through_a_symlinked_account_file() {
+    let bot = TestBot::start(&[]).await;
+    let outside = bot.dir.path().join("outside.db");
+    std::fs::write(&outside, b"").unwrap();
+    let folder = bot.data_dir().join(USER.to_string());
+    std::fs::create_dir_all(&folder).unwrap();
+    std::os::unix::fs::symlink(&outside, folder.join(format!("whatsmeow-{USER}-6281234567002.db"))).unwrap();
+    let mark = bot.tg.mark();
+    bot.tg.push_message(USER, "/pair 6281234567002");
+    let reply = bot.tg.wait_for_text_to_after(mark, USER, "❌", WAIT).await;
+    assert!(reply.text.contains("symbolic link"), "{}", reply.text);
+    assert_eq!(
+        std::fs::metadata(&outside).unwrap().len(),
+        0,
+        "nothing written through the link"
+    );
+    assert!(bot.account_row("6281234567002").is_none(), "no account registered");
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deleted_master_database_stops_the_process() {
     let tg = FakeTelegram::start().await;
     let dir = tempfile::tempdir().unwrap();

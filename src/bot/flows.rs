@@ -578,6 +578,7 @@ fn parse_reason(lang: Lang, e: &ParseIdError) -> &'static str {
         (Lang::Id, TooLong) => "terlalu panjang (maksimal 15 digit)",
         (Lang::Id, BadInternationalPrefix) => "awalan 00 harus diikuti kode negara",
         (Lang::Id, BadCountryCode) => "kode negara tidak boleh diawali 0",
+        (Lang::Id, ZeroAfterCountryCode) => "setelah kode negara tidak boleh ada dua angka 0",
         (Lang::Id, _) => "bukan nomor telepon",
         (Lang::En, Empty) => "empty",
         (Lang::En, InvalidCharacter) => "only digits, spaces, dashes and a leading + are allowed",
@@ -585,6 +586,7 @@ fn parse_reason(lang: Lang, e: &ParseIdError) -> &'static str {
         (Lang::En, TooLong) => "too long (at most 15 digits)",
         (Lang::En, BadInternationalPrefix) => "a leading 00 must be followed by a country code",
         (Lang::En, BadCountryCode) => "a country code cannot start with 0",
+        (Lang::En, ZeroAfterCountryCode) => "two zeros cannot follow the country code",
         (Lang::En, _) => "not a phone number",
     }
 }
