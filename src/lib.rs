@@ -12,9 +12,11 @@
 //! - [`wa`]: the WhatsApp seam, with the real adapter and the simulator.
 //! - [`app`]: `tgwa run`, wiring everything together.
 //! - [`cli`]: the operator command line.
+//! - [`backup`]: `tgwa backup` and `tgwa restore`: consistent copies of every database.
 
 pub mod account;
 pub mod app;
+pub mod backup;
 pub mod bot;
 pub mod cli;
 pub mod config;

@@ -446,10 +446,12 @@ impl AccountManager {
             crate::layout::create_private_dir(&dir)?;
             crate::db::create_private_file(&path)?;
             let f = std::fs::OpenOptions::new().read(true).write(true).open(&path)?;
-            use std::os::unix::io::AsRawFd;
-            // SAFETY: flock on a file descriptor we own; no memory is shared.
-            let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-            Ok((rc == 0).then_some(f))
+            // `try_lock` is `flock(LOCK_EX | LOCK_NB)` on Unix: the same lock as before.
+            match f.try_lock() {
+                Ok(()) => Ok(Some(f)),
+                Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+                Err(std::fs::TryLockError::Error(e)) => Err(e.into()),
+            }
         })
         .await
         .map_err(AccountError::from)?
