@@ -464,6 +464,43 @@ pub fn audit(
     Ok(())
 }
 
+/// One audit log row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditEntry {
+    /// Unix seconds.
+    pub at: i64,
+    /// Who acted (none for the system).
+    pub telegram_id: Option<i64>,
+    /// What happened.
+    pub action: String,
+    /// Free text.
+    pub detail: String,
+}
+
+/// The newest `limit` audit rows about account `id`, newest first.
+pub fn audit_of(conn: &Connection, id: AccountId, limit: u32) -> Result<Vec<AuditEntry>, AccountError> {
+    let mut st = conn.prepare_cached(
+        "SELECT at, telegram_id, action, COALESCE(detail, '') FROM audit_log WHERE account_id = ?1
+         ORDER BY at DESC, id DESC LIMIT ?2",
+    )?;
+    let rows = st
+        .query_map(params![id.get(), limit], |r| {
+            Ok(AuditEntry {
+                at: r.get(0)?,
+                telegram_id: r.get(1)?,
+                action: r.get(2)?,
+                detail: r.get(3)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// How many Telegram users the bot has seen.
+pub fn count_users(conn: &Connection) -> Result<i64, AccountError> {
+    Ok(conn.query_row("SELECT COUNT(*) FROM telegram_users", [], |r| r.get(0))?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

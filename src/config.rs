@@ -78,6 +78,10 @@ pub struct Config {
     pub upload_max_bytes: u64,
     /// Largest N for "create groups from a pattern".
     pub max_create_groups: usize,
+    /// Where `/health` and `/metrics` listen; `None` when `TGWA_HTTP_ADDR` is set empty.
+    pub http_addr: Option<std::net::SocketAddr>,
+    /// `/health` fails once the last successful `getUpdates` is older than this.
+    pub health_max_age: Duration,
 }
 
 impl std::fmt::Debug for Config {
@@ -164,7 +168,18 @@ impl Config {
                 },
             }
         };
+        // Set but empty turns the listener off; unset means the default.
+        let http_addr = match vars.get("TGWA_HTTP_ADDR").map(|v| v.trim()) {
+            Some("") => None,
+            Some(v) => Some(
+                v.parse()
+                    .map_err(|_| err("TGWA_HTTP_ADDR", format!("{v:?} is not an address like 127.0.0.1:9464")))?,
+            ),
+            None => Some(std::net::SocketAddr::from(([127, 0, 0, 1], 9464))),
+        };
         Ok(Self {
+            http_addr,
+            health_max_age: Duration::from_secs(num("TGWA_HEALTH_MAX_AGE_SECS", 60, 1)?),
             bot_token,
             telegram_api_url,
             data_dir,
@@ -211,6 +226,7 @@ impl Config {
         vars.insert("TGWA_JOB_JITTER_MS".into(), "0".into());
         vars.insert("TGWA_LOGIN_JITTER_MS".into(), "0".into());
         vars.insert("TGWA_TELEGRAM_THROTTLE".into(), "0".into());
+        vars.insert("TGWA_HTTP_ADDR".into(), String::new());
         Self::from_map(&vars).expect("test config is valid")
     }
 }
@@ -241,6 +257,8 @@ mod tests {
         assert_eq!(c.wa_backend, WaBackendKind::WhatsApp);
         assert_eq!(c.data_dir, PathBuf::from("DB USER TELEGRAM"));
         assert_eq!(c.master_db, PathBuf::from("bot_data.db"));
+        assert_eq!(c.http_addr, Some(std::net::SocketAddr::from(([127, 0, 0, 1], 9464))));
+        assert_eq!(with(&[("TGWA_HTTP_ADDR", "")]).unwrap().http_addr, None);
     }
 
     #[test]
@@ -253,6 +271,8 @@ mod tests {
             ("TGWA_WA_BACKEND", "waha"),
             ("TGWA_SIM_PAIR_DELAY_MS", "-1"),
             ("TELEGRAM_API_URL", "ftp://x"),
+            ("TGWA_HTTP_ADDR", "localhost"),
+            ("TGWA_HEALTH_MAX_AGE_SECS", "0"),
         ] {
             let e = with(&[(k, v)]).err().unwrap_or_else(|| panic!("{k}={v} accepted"));
             assert_eq!(e.var, k);

@@ -12,6 +12,8 @@
 //! - [`wa`]: the WhatsApp seam, with the real adapter and the simulator.
 //! - [`app`]: `tgwa run`, wiring everything together.
 //! - [`cli`]: the operator command line.
+//! - [`http`]: the `/health` and `/metrics` listener.
+//! - [`metrics`]: metric names and recording helpers.
 //! - [`backup`]: `tgwa backup` and `tgwa restore`: consistent copies of every database.
 
 pub mod account;
@@ -21,10 +23,12 @@ pub mod bot;
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod http;
 pub mod ids;
 pub mod jobs;
 pub mod layout;
 pub mod manager;
+pub mod metrics;
 pub mod scan;
 pub mod supervisor;
 pub mod wa;

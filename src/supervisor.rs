@@ -285,6 +285,7 @@ impl AccountManager {
         phone: PhoneNumber,
         qr: bool,
     ) -> Result<(Account, Option<PairCode>), PairError> {
+        crate::metrics::pair_request();
         {
             let mut p = self.inner.live.pairing.lock().unwrap_or_else(|e| e.into_inner());
             if !p.insert(owner) {
@@ -764,6 +765,7 @@ impl Supervisor {
                 match res {
                     Ok(()) => {
                         info!("paired");
+                        crate::metrics::pair_outcome("paired");
                         self.mode = Mode::Restore;
                         self.account.status = AccountStatus::Active;
                         self.set(LiveState::Connecting, None);
@@ -792,6 +794,7 @@ impl Supervisor {
                     return true;
                 }
                 if let Some(since) = self.down_since.take() {
+                    crate::metrics::reconnect();
                     m.notify(Notice::Reconnected {
                         owner,
                         account: id,
@@ -887,6 +890,11 @@ impl Supervisor {
     ) {
         let m = self.manager.clone();
         info!(%reason, "pairing failed");
+        crate::metrics::pair_outcome(match (retry_after, reason.as_str()) {
+            (Some(_), _) => "rate_limited",
+            (None, "code expired") => "expired",
+            _ => "failed",
+        });
         self.status.send_replace(LiveStatus {
             state: LiveState::PairFailed,
             last_error: Some(reason.clone()),

@@ -253,3 +253,163 @@ fn a_backup_names_a_file_it_could_not_copy_and_fails() {
         text(&o)
     );
 }
+
+/// A port nothing listens on right now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `GET path` over plain HTTP/1.0: `(status, body)`, or `None` when nothing answers.
+async fn get(port: u16, path: &str) -> Option<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let io = async {
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+        s.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
+            .await
+            .ok()?;
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).await.ok()?;
+        let text = String::from_utf8_lossy(&buf).into_owned();
+        let status = text.split_whitespace().nth(1)?.parse().ok()?;
+        let body = text
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
+        Some((status, body))
+    };
+    tokio::time::timeout(Duration::from_secs(10), io).await.ok().flatten()
+}
+
+/// Polls `/health` until it answers `want`; returns the body and how long it took.
+async fn health_becomes(port: u16, want: u16, within: Duration) -> (String, Duration) {
+    let start = tokio::time::Instant::now();
+    loop {
+        if let Some((code, body)) = get(port, "/health").await {
+            if code == want {
+                return (body, start.elapsed());
+            }
+        }
+        assert!(
+            start.elapsed() < within,
+            "/health did not become {want} within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_fails_within_seconds_when_telegram_stops_answering_and_recovers() {
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let bot = TestBot::start(&[("TGWA_HTTP_ADDR", &addr), ("TGWA_HEALTH_MAX_AGE_SECS", "3")]).await;
+    let (body, _) = health_becomes(port, 200, WAIT).await;
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["status"], "ok", "{body}");
+
+    bot.tg.pause();
+    let (body, took) = health_becomes(port, 503, Duration::from_secs(15)).await;
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["status"], "unhealthy", "{body}");
+    assert!(v["reason"].as_str().unwrap().contains("getUpdates"), "{body}");
+    // The fake holds a poll at most 2 s, the limit is 3 s: well under 10 s in all.
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+
+    bot.tg.resume();
+    let (_, took) = health_becomes(port, 200, Duration::from_secs(15)).await;
+    assert!(took < Duration::from_secs(10), "recovery took {took:?}");
+    // The bot still answers after the outage.
+    say(&bot, A, "/start", "").await;
+    bot.stop().await;
+}
+
+/// `name{labels} value` lines of Prometheus text; panics on a line that is neither that nor a
+/// comment.
+fn parse_prometheus(text: &str) -> Vec<(String, String, f64)> {
+    let mut out = Vec::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        if line.starts_with('#') {
+            assert!(
+                line.starts_with("# HELP ") || line.starts_with("# TYPE "),
+                "bad comment line {line:?}"
+            );
+            continue;
+        }
+        let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("bad line {line:?}"));
+        let value: f64 = value.parse().unwrap_or_else(|_| panic!("bad value in {line:?}"));
+        let (name, labels) = match series.split_once('{') {
+            Some((n, l)) => {
+                assert!(l.ends_with('}'), "bad labels in {line:?}");
+                (n.to_string(), l.trim_end_matches('}').to_string())
+            }
+            None => (series.to_string(), String::new()),
+        };
+        assert!(
+            !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
+            "bad metric name in {line:?}"
+        );
+        out.push((name, labels, value));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_parse_and_account_gauges_match_the_cli() {
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let bot = TestBot::start(&[("TGWA_HTTP_ADDR", &addr)]).await;
+    let doomed = "6281234560401";
+    bot.pair(A, "6281234563001").await;
+    bot.pair(B, "6281234563002").await;
+    bot.pair(C, doomed).await;
+    // The 0401 number is logged out from the phone 3 s after it connects.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while bot.account_row(doomed).map(|r| r.2) != Some("logged_out".into()) {
+        assert!(tokio::time::Instant::now() < deadline, "no logout");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let (code, body) = get(port, "/metrics").await.expect("metrics answer");
+    assert_eq!(code, 200);
+    let series = parse_prometheus(&body);
+    let value = |name: &str, labels: &str| {
+        series
+            .iter()
+            .find(|(n, l, _)| n == name && l == labels)
+            .map(|(_, _, v)| *v)
+            .unwrap_or_else(|| panic!("no {name}{{{labels}}} in\n{body}"))
+    };
+
+    let work = tempfile::tempdir().unwrap();
+    let o = tgwa(
+        work.path(),
+        &["accounts", "--json"],
+        &dirs_env(&bot.data_dir(), &bot.master_db()),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let rows: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    for status in ["pairing", "active", "logged_out", "banned", "unpaired", "removed"] {
+        let cli = rows
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["status"] == status)
+            .count();
+        assert_eq!(
+            value("tgwa_accounts", &format!("status=\"{status}\"")),
+            cli as f64,
+            "status {status}"
+        );
+    }
+    assert_eq!(value("tgwa_accounts", "status=\"active\""), 2.0);
+    assert_eq!(value("tgwa_sessions_connected", ""), 2.0);
+    // Counters are per process (other tests here add to them): at least what this test did.
+    assert!(value("tgwa_pair_code_requests_total", "") >= 3.0);
+    assert!(value("tgwa_pair_outcomes_total", "outcome=\"paired\"") >= 3.0);
+    assert!(value("tgwa_update_seconds_count", "") >= 3.0);
+    assert!(series.iter().any(|(n, _, _)| n == "tgwa_update_seconds_bucket"));
+    bot.stop().await;
+}

@@ -89,6 +89,29 @@ pub enum Cb {
     BroadcastTo(AccountId, BroadcastTarget),
     /// No-op (page counters).
     Noop,
+    /// An operator screen or action (`bot::admin`); refused unless the presser is in
+    /// `TGWA_ADMIN_IDS`, checked on every press.
+    Admin(AdminCb),
+}
+
+/// The operator's buttons. They name accounts of any owner, so they never pass the owner
+/// check of [`Cb::account`]; `bot::admin` checks the presser is an operator instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminCb {
+    /// The overview.
+    Overview,
+    /// Every account, one page.
+    Accounts(u32),
+    /// One account with its recent audit history.
+    Account(AccountId),
+    /// Ask to disconnect the account's session.
+    Disconnect(AccountId),
+    /// Confirmed disconnect.
+    DisconnectYes(AccountId),
+    /// Ask to force-logout the account.
+    Logout(AccountId),
+    /// Confirmed force-logout.
+    LogoutYes(AccountId),
 }
 
 /// Where a broadcast goes when the user picks a button rather than pasting numbers.
@@ -188,6 +211,15 @@ impl Cb {
             Messages(a) => format!("ms:{a}"),
             BroadcastTo(a, t) => format!("bt:{a}:{}", matches!(t, BroadcastTarget::AdminGroups) as u8),
             Noop => "_".into(),
+            Admin(a) => match a {
+                AdminCb::Overview => "A".into(),
+                AdminCb::Accounts(page) => format!("Al:{page}"),
+                AdminCb::Account(id) => format!("Ad:{id}"),
+                AdminCb::Disconnect(id) => format!("Ax:{id}"),
+                AdminCb::DisconnectYes(id) => format!("Ax!:{id}"),
+                AdminCb::Logout(id) => format!("Ao:{id}"),
+                AdminCb::LogoutYes(id) => format!("Ao!:{id}"),
+            },
         }
     }
 
@@ -248,6 +280,13 @@ impl Cb {
                 },
             ),
             ("_", 1) => Noop,
+            ("A", 1) => Admin(AdminCb::Overview),
+            ("Al", 2) => Admin(AdminCb::Accounts(parts[1].parse().ok().filter(|p: &u32| *p < 100_000)?)),
+            ("Ad", 2) => Admin(AdminCb::Account(acc(1)?)),
+            ("Ax", 2) => Admin(AdminCb::Disconnect(acc(1)?)),
+            ("Ax!", 2) => Admin(AdminCb::DisconnectYes(acc(1)?)),
+            ("Ao", 2) => Admin(AdminCb::Logout(acc(1)?)),
+            ("Ao!", 2) => Admin(AdminCb::LogoutYes(acc(1)?)),
             _ => return None,
         };
         // Canonical form only: anything that does not re-encode to itself was not made by us.
@@ -284,7 +323,7 @@ impl Cb {
             | JobCancel(a, _)
             | Messages(a)
             | BroadcastTo(a, _) => Some(*a),
-            Menu | Help | LangMenu | SetLang(_) | Accounts | PairNew(_) | Noop => None,
+            Menu | Help | LangMenu | SetLang(_) | Accounts | PairNew(_) | Noop | Admin(_) => None,
         }
     }
 }
@@ -327,6 +366,13 @@ impl Cb {
             Cb::BroadcastTo(a, BroadcastTarget::AllGroups),
             Cb::BroadcastTo(a, BroadcastTarget::AdminGroups),
             Cb::Noop,
+            Cb::Admin(AdminCb::Overview),
+            Cb::Admin(AdminCb::Accounts(1)),
+            Cb::Admin(AdminCb::Account(a)),
+            Cb::Admin(AdminCb::Disconnect(a)),
+            Cb::Admin(AdminCb::DisconnectYes(a)),
+            Cb::Admin(AdminCb::Logout(a)),
+            Cb::Admin(AdminCb::LogoutYes(a)),
         ];
         for (k, _) in InputKind::ALL {
             v.push(Cb::Input(a, k));
@@ -345,7 +391,7 @@ impl Cb {
             | Remove(_) | RemoveYes(_) | PairCancel(_) | PairNew(_) | Groups(..) | Group(..) | GroupLink(..)
             | GroupRevoke(..) | GroupRevokeYes(..) | GroupMembers(..) | GroupLeave(..) | GroupLeaveYes(..)
             | GroupAnnounce(..) | GroupLock(..) | GroupInput(..) | ExportLinks(_) | Input(..) | JobStart(..)
-            | JobPause(..) | JobResume(..) | JobCancel(..) | Messages(_) | BroadcastTo(..) | Noop => {}
+            | JobPause(..) | JobResume(..) | JobCancel(..) | Messages(_) | BroadcastTo(..) | Noop | Admin(_) => {}
         }
     }
 }

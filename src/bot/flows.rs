@@ -89,6 +89,9 @@ async fn message<R: Req>(bot: &R, msg: &Message, app: &App, c: &Caller) -> anyho
         let (cmd, arg) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
         let cmd = cmd.split('@').next().unwrap_or("").to_ascii_lowercase();
         let arg = arg.trim();
+        if cmd == "admin" {
+            return super::admin::command(bot, app, c, arg).await;
+        }
         if !OPEN_COMMANDS.contains(&cmd.as_str()) && !c.has_account() {
             return deny(bot, app, c).await;
         }
@@ -383,6 +386,9 @@ async fn callback<R: Req>(
             return Ok(Some((plain_text(tr(l, key)), true)));
         }
     };
+    if let Cb::Admin(a) = cb {
+        return super::admin::callback(bot, app, c, a, mid).await;
+    }
     if !c.has_account() && !open_callback(&cb) {
         return Ok(Some((plain_text(tr(l, Key::AccessDenied)), true)));
     }
@@ -402,7 +408,7 @@ async fn callback<R: Req>(
         None => None,
     };
     match (cb, acc) {
-        (Cb::Noop, _) => {}
+        (Cb::Noop | Cb::Admin(_), _) => {}
         (Cb::Menu, _) => show_menu(bot, app, c, mid).await,
         (Cb::Help, _) => {
             edit_or_send(bot, m, c.chat, mid, tr(l, Key::Help), Some(back_to_menu(app, c))).await;

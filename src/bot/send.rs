@@ -69,6 +69,7 @@ where
 
 /// What a send attempt means for the user.
 fn note_failure(manager: &AccountManager, chat: ChatId, e: &RequestError, what: &str) {
+    crate::metrics::telegram_error(e);
     match e {
         RequestError::Api(ApiError::BotBlocked | ApiError::UserDeactivated | ApiError::CantInitiateConversation) => {
             warn!(chat_id = chat.0, "user blocked the bot; marking inactive");

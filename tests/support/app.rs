@@ -39,6 +39,8 @@ pub fn env_for(dir: &Path, api_url: &str, extra: &[(String, String)]) -> HashMap
         ("TGWA_JOB_ITEM_DELAY_MS", "0"),
         ("TGWA_JOB_JITTER_MS", "0"),
         ("TGWA_SHUTDOWN_TIMEOUT_SECS", "5"),
+        // Off: many bots run in one test process; tests/ops.rs turns it on with a free port.
+        ("TGWA_HTTP_ADDR", ""),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))

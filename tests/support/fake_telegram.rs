@@ -111,6 +111,10 @@ struct Shared {
     /// Fired on every recorded call and every pushed update.
     changed: Notify,
     token: String,
+    /// While set, every request is held unanswered (Telegram unreachable); see `pause`.
+    paused: std::sync::atomic::AtomicBool,
+    /// Fired when `resume` clears `paused`.
+    resumed: Notify,
 }
 
 /// A running fake server; a cheap `Clone` handle.
@@ -223,6 +227,8 @@ impl FakeTelegram {
             }),
             changed: Notify::new(),
             token: "123456:TEST-TOKEN".into(),
+            paused: std::sync::atomic::AtomicBool::new(false),
+            resumed: Notify::new(),
         });
         let app = Router::new().route("/{*path}", any(handle)).with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -567,6 +573,18 @@ impl FakeTelegram {
         st.blocked.clear();
     }
 
+    /// Stops answering: every request (in flight or new) is held until `resume`, as when
+    /// Telegram is unreachable.
+    pub fn pause(&self) {
+        self.shared.paused.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Answers again; held requests go on.
+    pub fn resume(&self) {
+        self.shared.paused.store(false, std::sync::atomic::Ordering::SeqCst);
+        self.shared.resumed.notify_waiters();
+    }
+
     /// Drops queued updates (as if another consumer took them).
     pub fn clear_updates(&self) {
         self.lock().updates.clear();
@@ -579,6 +597,7 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    wait_while_paused(&shared).await;
     let mut parts = path.splitn(3, '/');
     let first = parts.next().unwrap_or("");
     if first == "file" {
@@ -617,6 +636,18 @@ async fn handle(
     let resp = respond(&fake, &method, params, files);
     shared.changed.notify_waiters();
     resp
+}
+
+async fn wait_while_paused(shared: &Shared) {
+    loop {
+        let resumed = shared.resumed.notified();
+        tokio::pin!(resumed);
+        resumed.as_mut().enable();
+        if !shared.paused.load(std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
+        resumed.await;
+    }
 }
 
 async fn get_updates(shared: &Arc<Shared>, params: &Value) -> Response {
