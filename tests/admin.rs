@@ -201,3 +201,66 @@ async fn a_non_operator_is_refused_admin_and_every_admin_button_and_sees_nothing
     );
     bot.stop().await;
 }
+
+/// Messages the simulator recorded as sent by `from`.
+fn sent_by(bot: &TestBot, from: &str) -> usize {
+    tgwa::wa::sim::read_sent_messages(&bot.world_db())
+        .expect("read the simulator's record")
+        .into_iter()
+        .filter(|m| m.from == from)
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_pauses_every_running_job_of_an_account_and_the_owner_is_told() {
+    let admin = ADMIN.to_string();
+    let bot = TestBot::start(&[("TGWA_ADMIN_IDS", &admin), ("TGWA_JOB_ITEM_DELAY_MS", "100")]).await;
+    bot.pair(A, A_PHONE).await;
+    let list = (0..100)
+        .map(|i| format!("62859{:07}7", i))
+        .collect::<Vec<_>>()
+        .join("\n");
+    say(&bot, A, "/menu", "Menu utama").await;
+    tap(&bot, A, "Pesan", "Pesan</b>").await;
+    tap(&bot, A, "Siaran", "teks pesan siaran").await;
+    say(&bot, A, "Promo", "Kirim ke mana").await;
+    let mark = bot.tg.mark();
+    bot.tg.push_document(A, "numbers.txt", list.into_bytes(), None);
+    bot.tg
+        .wait_for_text_to_after(mark, A, "Mulai pekerjaan ini", WAIT)
+        .await;
+    tap(&bot, A, "Mulai", "berjalan").await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while sent_by(&bot, A_PHONE) < 3 {
+        assert!(tokio::time::Instant::now() < deadline, "the job did not start");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    say(&bot, ADMIN, &format!("/admin {A}"), "cocok dengan").await;
+    tap(&bot, ADMIN, "4001", "Riwayat").await;
+    tap(
+        &bot,
+        ADMIN,
+        "Jeda semua pekerjaan",
+        "Jeda semua pekerjaan yang berjalan",
+    )
+    .await;
+    let mark = bot.tg.mark();
+    let id = bot.press(ADMIN, "Ya");
+    let ans = bot.tg.wait_for_callback_answer(&id, WAIT).await;
+    assert!(
+        ans["text"].as_str().unwrap_or("").contains("1 pekerjaan dijeda"),
+        "{ans}"
+    );
+    bot.tg.wait_for_text_to_after(mark, A, "Operator menjeda", WAIT).await;
+    // A paused job sends at most the item already under way.
+    let paused_at = sent_by(&bot, A_PHONE);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let after = sent_by(&bot, A_PHONE);
+    assert!(
+        after <= paused_at + 1 && after < 100,
+        "the job kept sending ({paused_at} -> {after})"
+    );
+    assert_eq!(audit_count(&bot, ADMIN, "admin_pause_jobs"), 1);
+    bot.stop().await;
+}

@@ -6,7 +6,7 @@
 //! account, ten per page, or those matching `/admin <number or owner ID>`; one account's page
 //! with its owner, masked number, live status, last error, last change and recent audit
 //! history. Actions, each after a confirmation and each audited: disconnect the account's
-//! session, or force-logout it; its owner is told either way.
+//! session, force-logout it, or pause all its running jobs; its owner is told.
 
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -86,7 +86,9 @@ pub(crate) async fn callback<R: Req>(
         | AdminCb::Disconnect(id)
         | AdminCb::DisconnectYes(id)
         | AdminCb::Logout(id)
-        | AdminCb::LogoutYes(id) => match m.get(id).await? {
+        | AdminCb::LogoutYes(id)
+        | AdminCb::PauseJobs(id)
+        | AdminCb::PauseJobsYes(id) => match m.get(id).await? {
             Some(a) => Some(a),
             None => return Ok(Some((tr(l, Key::StaleButton).to_string(), true))),
         },
@@ -128,6 +130,50 @@ pub(crate) async fn callback<R: Req>(
             ),
             confirm(app, c, Cb::Admin(AdminCb::LogoutYes(id)), Cb::Admin(AdminCb::Account(id))),
         ),
+        (AdminCb::PauseJobs(id), Some(a)) => (
+            t2(
+                l,
+                &format!(
+                    "⏸ Jeda semua pekerjaan yang berjalan di {} (pemilik {})? Pemilik dapat melanjutkannya. Pemilik akan diberi tahu.",
+                    a.phone.masked(),
+                    a.telegram_id
+                ),
+                &format!(
+                    "⏸ Pause every running job of {} (owner {})? The owner can resume them. The owner will be told.",
+                    a.phone.masked(),
+                    a.telegram_id
+                ),
+            ),
+            confirm(app, c, Cb::Admin(AdminCb::PauseJobsYes(id)), Cb::Admin(AdminCb::Account(id))),
+        ),
+        (AdminCb::PauseJobsYes(id), Some(a)) => {
+            let owner = a.telegram_id;
+            let mut paused = 0usize;
+            for (job, _, p) in app.jobs().list(owner, id).await? {
+                if p.state == crate::jobs::JobState::Running && app.jobs().pause(owner, id, job).await.is_ok() {
+                    paused += 1;
+                }
+            }
+            m.audit(Some(c.tid), Some(id), "admin_pause_jobs", format!("owner {owner}, {paused} paused"))
+                .await?;
+            info!(account_id = %id, admin = %c.tid, paused, "operator paused an account's jobs");
+            if paused > 0 {
+                tell_owner(
+                    bot,
+                    app,
+                    &a,
+                    "⏸ Operator menjeda pekerjaan massal akun {phone}. Lanjutkan dari halaman pekerjaan bila perlu.",
+                    "⏸ The operator paused the bulk jobs of your account {phone}. Resume them from the job's page if you need to.",
+                )
+                .await;
+            }
+            let (text, kb) = account_page(app, c, &a).await?;
+            edit_or_send(bot, m, c.chat, mid, &text, Some(kb)).await;
+            return Ok(Some((
+                t2(l, &format!("{paused} pekerjaan dijeda"), &format!("{paused} jobs paused")),
+                false,
+            )));
+        }
         (AdminCb::DisconnectYes(id), Some(a)) => {
             m.stop_session(id).await;
             m.audit(Some(c.tid), Some(id), "admin_disconnect", format!("owner {}", a.telegram_id))
@@ -405,6 +451,12 @@ async fn account_page(app: &App, c: &Caller, a: &Account) -> anyhow::Result<(Str
         ));
     }
     if a.status == AccountStatus::Active {
+        rows.push(back(
+            app,
+            c,
+            &t2(l, "⏸ Jeda semua pekerjaan", "⏸ Pause all jobs"),
+            AdminCb::PauseJobs(a.id),
+        ));
         rows.push(back(
             app,
             c,

@@ -112,6 +112,10 @@ pub enum AdminCb {
     Logout(AccountId),
     /// Confirmed force-logout.
     LogoutYes(AccountId),
+    /// Ask to pause every running job of the account.
+    PauseJobs(AccountId),
+    /// Confirmed pause.
+    PauseJobsYes(AccountId),
 }
 
 /// Where a broadcast goes when the user picks a button rather than pasting numbers.
@@ -219,6 +223,8 @@ impl Cb {
                 AdminCb::DisconnectYes(id) => format!("Ax!:{id}"),
                 AdminCb::Logout(id) => format!("Ao:{id}"),
                 AdminCb::LogoutYes(id) => format!("Ao!:{id}"),
+                AdminCb::PauseJobs(id) => format!("Ap:{id}"),
+                AdminCb::PauseJobsYes(id) => format!("Ap!:{id}"),
             },
         }
     }
@@ -287,6 +293,8 @@ impl Cb {
             ("Ax!", 2) => Admin(AdminCb::DisconnectYes(acc(1)?)),
             ("Ao", 2) => Admin(AdminCb::Logout(acc(1)?)),
             ("Ao!", 2) => Admin(AdminCb::LogoutYes(acc(1)?)),
+            ("Ap", 2) => Admin(AdminCb::PauseJobs(acc(1)?)),
+            ("Ap!", 2) => Admin(AdminCb::PauseJobsYes(acc(1)?)),
             _ => return None,
         };
         // Canonical form only: anything that does not re-encode to itself was not made by us.
@@ -373,6 +381,8 @@ impl Cb {
             Cb::Admin(AdminCb::DisconnectYes(a)),
             Cb::Admin(AdminCb::Logout(a)),
             Cb::Admin(AdminCb::LogoutYes(a)),
+            Cb::Admin(AdminCb::PauseJobs(a)),
+            Cb::Admin(AdminCb::PauseJobsYes(a)),
         ];
         for (k, _) in InputKind::ALL {
             v.push(Cb::Input(a, k));
