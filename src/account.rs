@@ -354,6 +354,8 @@ pub struct TelegramUser {
     pub role: String,
     /// The user blocked the bot (403): no more sends until they write again.
     pub blocked: bool,
+    /// An operator suspended the user: refused like a user with no account.
+    pub suspended: bool,
 }
 
 /// Records that a user was seen (creating them with `language` the first time, and clearing
@@ -372,7 +374,7 @@ pub fn touch_user(conn: &Connection, tid: TelegramId, language: &str) -> Result<
 pub fn user(conn: &Connection, tid: TelegramId) -> Result<Option<TelegramUser>, AccountError> {
     Ok(conn
         .query_row(
-            "SELECT telegram_id, language, active_account_id, role, blocked FROM telegram_users WHERE telegram_id = ?1",
+            "SELECT telegram_id, language, active_account_id, role, blocked, suspended FROM telegram_users WHERE telegram_id = ?1",
             [tid.get()],
             |r| {
                 Ok(TelegramUser {
@@ -381,6 +383,7 @@ pub fn user(conn: &Connection, tid: TelegramId) -> Result<Option<TelegramUser>, 
                     active_account_id: r.get::<_, Option<i64>>(2)?.and_then(|v| AccountId::new(v).ok()),
                     role: r.get(3)?,
                     blocked: r.get::<_, i64>(4)? != 0,
+                    suspended: r.get::<_, i64>(5)? != 0,
                 })
             },
         )
@@ -441,6 +444,18 @@ pub fn set_blocked(conn: &Connection, tid: TelegramId, blocked: bool) -> Result<
         params![tid.get(), blocked as i64],
     )?;
     Ok(())
+}
+
+/// Suspends or restores a user (creating their row if they were never seen); false when
+/// nothing changed.
+pub fn set_suspended(conn: &Connection, tid: TelegramId, suspended: bool) -> Result<bool, AccountError> {
+    let t = now();
+    let n = conn.execute(
+        "INSERT INTO telegram_users (telegram_id, suspended, first_seen, last_seen) VALUES (?1, ?2, ?3, ?3)
+         ON CONFLICT(telegram_id) DO UPDATE SET suspended = ?2 WHERE suspended != ?2",
+        params![tid.get(), suspended as i64, t],
+    )?;
+    Ok(n > 0)
 }
 
 /// Appends to the audit log.

@@ -42,6 +42,7 @@ pub enum Schema {
 const MASTER_MIGRATIONS: &[&str] = &[
     include_str!("../migrations/master/001_init.sql"),
     include_str!("../migrations/master/002_status_index.sql"),
+    include_str!("../migrations/master/003_suspended.sql"),
 ];
 const ACCOUNT_MIGRATIONS: &[&str] = &[
     include_str!("../migrations/account/001_init.sql"),

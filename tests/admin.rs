@@ -264,3 +264,50 @@ async fn the_operator_pauses_every_running_job_of_an_account_and_the_owner_is_to
     assert_eq!(audit_count(&bot, ADMIN, "admin_pause_jobs"), 1);
     bot.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suspended_user_is_refused_everywhere_while_their_account_stays_up_until_restored() {
+    let admin = ADMIN.to_string();
+    let bot = TestBot::start(&[("TGWA_ADMIN_IDS", &admin)]).await;
+    bot.pair(B, B_PHONE).await;
+    // A menu of B's from before the suspension, to replay afterwards.
+    say(&bot, B, "/menu", "Menu utama").await;
+    let old_button = bot.button(B, "Akun");
+    let old_message = bot.message_with_button(B, &old_button);
+
+    say(&bot, ADMIN, &format!("/admin {B}"), "cocok dengan").await;
+    tap(&bot, ADMIN, "4002", "Riwayat").await;
+    tap(&bot, ADMIN, "Tangguhkan pemilik", "Tangguhkan pengguna").await;
+    tap(&bot, ADMIN, "Ya", "Pemilik sedang ditangguhkan").await;
+    assert_eq!(audit_count(&bot, ADMIN, "admin_suspend"), 1);
+
+    for cmd in [
+        "/menu",
+        "/status",
+        "/groups",
+        "/accounts",
+        "/pair 081234560999",
+        "/start",
+        "halo",
+    ] {
+        let r = say(&bot, B, cmd, "AKSES DITOLAK").await;
+        assert!(!r.text.contains("4002"), "{cmd}: {}", r.text);
+    }
+    let id = bot.tg.push_callback(B, old_message, &old_button);
+    let ans = bot.tg.wait_for_callback_answer(&id, WAIT).await;
+    assert_eq!(ans["show_alert"], true, "{ans}");
+    assert!(ans["text"].as_str().unwrap_or("").contains("AKSES DITOLAK"), "{ans}");
+    // The account itself is untouched: still active and connected.
+    assert_eq!(bot.account_row(B_PHONE).unwrap().2, "active");
+    let o = say(&bot, ADMIN, "/admin", "Admin").await;
+    assert!(o.text.contains("Terhubung sekarang: 1"), "{}", o.text);
+
+    say(&bot, ADMIN, &format!("/admin {B}"), "cocok dengan").await;
+    tap(&bot, ADMIN, "4002", "Riwayat").await;
+    tap(&bot, ADMIN, "Pulihkan pemilik", "Pulihkan pengguna").await;
+    let page = tap(&bot, ADMIN, "Ya", "Riwayat").await;
+    assert!(!page.text.contains("ditangguhkan"), "{}", page.text);
+    say(&bot, B, "/menu", "Menu utama").await;
+    assert_eq!(audit_count(&bot, ADMIN, "admin_restore"), 1);
+    bot.stop().await;
+}

@@ -6,7 +6,8 @@
 //! account, ten per page, or those matching `/admin <number or owner ID>`; one account's page
 //! with its owner, masked number, live status, last error, last change and recent audit
 //! history. Actions, each after a confirmation and each audited: disconnect the account's
-//! session, force-logout it, or pause all its running jobs; its owner is told.
+//! session, force-logout it, or pause all its running jobs (its owner is told), and suspend or
+//! restore its owner (refused like a user with no account; their sessions stay up).
 
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -88,7 +89,11 @@ pub(crate) async fn callback<R: Req>(
         | AdminCb::Logout(id)
         | AdminCb::LogoutYes(id)
         | AdminCb::PauseJobs(id)
-        | AdminCb::PauseJobsYes(id) => match m.get(id).await? {
+        | AdminCb::PauseJobsYes(id)
+        | AdminCb::Suspend(_, id)
+        | AdminCb::SuspendYes(_, id)
+        | AdminCb::Unsuspend(_, id)
+        | AdminCb::UnsuspendYes(_, id) => match m.get(id).await? {
             Some(a) => Some(a),
             None => return Ok(Some((tr(l, Key::StaleButton).to_string(), true))),
         },
@@ -130,6 +135,37 @@ pub(crate) async fn callback<R: Req>(
             ),
             confirm(app, c, Cb::Admin(AdminCb::LogoutYes(id)), Cb::Admin(AdminCb::Account(id))),
         ),
+        // The user is named in the button, but only the owner of the account it came from can
+        // be meant: anything else is a stale or made-up button.
+        (
+            AdminCb::Suspend(t, _) | AdminCb::SuspendYes(t, _) | AdminCb::Unsuspend(t, _) | AdminCb::UnsuspendYes(t, _),
+            Some(a),
+        ) if t != a.telegram_id => return Ok(Some((tr(l, Key::StaleButton).to_string(), true))),
+        (AdminCb::Suspend(t, id), Some(_)) => (
+            t2(
+                l,
+                &format!("⛔ Tangguhkan pengguna {t}? Semua perintah dan tombolnya ditolak; sesi WhatsApp-nya tetap berjalan."),
+                &format!("⛔ Suspend user {t}? Every command and button of theirs is refused; their WhatsApp sessions keep running."),
+            ),
+            confirm(app, c, Cb::Admin(AdminCb::SuspendYes(t, id)), Cb::Admin(AdminCb::Account(id))),
+        ),
+        (AdminCb::Unsuspend(t, id), Some(_)) => (
+            t2(
+                l,
+                &format!("✅ Pulihkan pengguna {t}?"),
+                &format!("✅ Restore user {t}?"),
+            ),
+            confirm(app, c, Cb::Admin(AdminCb::UnsuspendYes(t, id)), Cb::Admin(AdminCb::Account(id))),
+        ),
+        (AdminCb::SuspendYes(t, id) | AdminCb::UnsuspendYes(t, id), Some(a)) => {
+            let suspend = matches!(cb, AdminCb::SuspendYes(..));
+            m.with_master(move |conn| account::set_suspended(conn, t, suspend)).await?;
+            m.invalidate(t);
+            let action = if suspend { "admin_suspend" } else { "admin_restore" };
+            m.audit(Some(c.tid), Some(id), action, format!("user {t}")).await?;
+            info!(telegram_id = %t, admin = %c.tid, suspend, "operator changed a user's suspension");
+            account_page(app, c, &a).await?
+        }
         (AdminCb::PauseJobs(id), Some(a)) => (
             t2(
                 l,
@@ -400,7 +436,13 @@ async fn account_page(app: &App, c: &Caller, a: &Account) -> anyhow::Result<(Str
     let l = c.lang;
     let m = app.manager();
     let id: AccountId = a.id;
-    let history = m.with_master(move |conn| account::audit_of(conn, id, HISTORY)).await?;
+    let owner = a.telegram_id;
+    let (history, suspended) = m
+        .with_master(move |conn| {
+            let suspended = account::user(conn, owner)?.is_some_and(|u| u.suspended);
+            Ok((account::audit_of(conn, id, HISTORY)?, suspended))
+        })
+        .await?;
     let live = m.live_status_unchecked(a.id);
     let error = live
         .as_ref()
@@ -462,6 +504,26 @@ async fn account_page(app: &App, c: &Caller, a: &Account) -> anyhow::Result<(Str
             c,
             &t2(l, "🚪 Paksa logout", "🚪 Force logout"),
             AdminCb::Logout(a.id),
+        ));
+    }
+    if suspended {
+        text.push_str(&t2(
+            l,
+            "\n\n⛔ Pemilik sedang ditangguhkan.",
+            "\n\n⛔ The owner is suspended.",
+        ));
+        rows.push(back(
+            app,
+            c,
+            &t2(l, "✅ Pulihkan pemilik", "✅ Restore owner"),
+            AdminCb::Unsuspend(owner, a.id),
+        ));
+    } else {
+        rows.push(back(
+            app,
+            c,
+            &t2(l, "⛔ Tangguhkan pemilik", "⛔ Suspend owner"),
+            AdminCb::Suspend(owner, a.id),
         ));
     }
     rows.push(back(

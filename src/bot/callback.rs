@@ -116,6 +116,14 @@ pub enum AdminCb {
     PauseJobs(AccountId),
     /// Confirmed pause.
     PauseJobsYes(AccountId),
+    /// Ask to suspend a Telegram user (shown from one of their accounts).
+    Suspend(TelegramId, AccountId),
+    /// Confirmed suspend.
+    SuspendYes(TelegramId, AccountId),
+    /// Ask to lift a suspension.
+    Unsuspend(TelegramId, AccountId),
+    /// Confirmed lift.
+    UnsuspendYes(TelegramId, AccountId),
 }
 
 /// Where a broadcast goes when the user picks a button rather than pasting numbers.
@@ -225,6 +233,10 @@ impl Cb {
                 AdminCb::LogoutYes(id) => format!("Ao!:{id}"),
                 AdminCb::PauseJobs(id) => format!("Ap:{id}"),
                 AdminCb::PauseJobsYes(id) => format!("Ap!:{id}"),
+                AdminCb::Suspend(t, id) => format!("As:{t}:{id}"),
+                AdminCb::SuspendYes(t, id) => format!("As!:{t}:{id}"),
+                AdminCb::Unsuspend(t, id) => format!("Au:{t}:{id}"),
+                AdminCb::UnsuspendYes(t, id) => format!("Au!:{t}:{id}"),
             },
         }
     }
@@ -295,6 +307,10 @@ impl Cb {
             ("Ao!", 2) => Admin(AdminCb::LogoutYes(acc(1)?)),
             ("Ap", 2) => Admin(AdminCb::PauseJobs(acc(1)?)),
             ("Ap!", 2) => Admin(AdminCb::PauseJobsYes(acc(1)?)),
+            ("As", 3) => Admin(AdminCb::Suspend(parts[1].parse().ok()?, acc(2)?)),
+            ("As!", 3) => Admin(AdminCb::SuspendYes(parts[1].parse().ok()?, acc(2)?)),
+            ("Au", 3) => Admin(AdminCb::Unsuspend(parts[1].parse().ok()?, acc(2)?)),
+            ("Au!", 3) => Admin(AdminCb::UnsuspendYes(parts[1].parse().ok()?, acc(2)?)),
             _ => return None,
         };
         // Canonical form only: anything that does not re-encode to itself was not made by us.
@@ -383,6 +399,10 @@ impl Cb {
             Cb::Admin(AdminCb::LogoutYes(a)),
             Cb::Admin(AdminCb::PauseJobs(a)),
             Cb::Admin(AdminCb::PauseJobsYes(a)),
+            Cb::Admin(AdminCb::Suspend(phone_owner(), a)),
+            Cb::Admin(AdminCb::SuspendYes(phone_owner(), a)),
+            Cb::Admin(AdminCb::Unsuspend(phone_owner(), a)),
+            Cb::Admin(AdminCb::UnsuspendYes(phone_owner(), a)),
         ];
         for (k, _) in InputKind::ALL {
             v.push(Cb::Input(a, k));
@@ -404,6 +424,11 @@ impl Cb {
             | JobPause(..) | JobResume(..) | JobCancel(..) | Messages(_) | BroadcastTo(..) | Noop | Admin(_) => {}
         }
     }
+}
+
+/// A fixed Telegram ID for the sample buttons of [`Cb::every_kind`].
+fn phone_owner() -> TelegramId {
+    TelegramId::new(1_000_001).unwrap_or_else(|_| unreachable!("1000001 is a valid Telegram ID"))
 }
 
 /// Why callback data was refused.

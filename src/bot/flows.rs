@@ -92,12 +92,15 @@ async fn message<R: Req>(bot: &R, msg: &Message, app: &App, c: &Caller) -> anyho
         if cmd == "admin" {
             return super::admin::command(bot, app, c, arg).await;
         }
+        if c.ctx.user.suspended {
+            return deny(bot, app, c).await;
+        }
         if !OPEN_COMMANDS.contains(&cmd.as_str()) && !c.has_account() {
             return deny(bot, app, c).await;
         }
         return command(bot, app, c, &cmd, arg).await;
     }
-    if !c.has_account() {
+    if !c.has_account() || c.ctx.user.suspended {
         return deny(bot, app, c).await;
     }
     if let Some(p) = app.take_pending(c.tid) {
@@ -388,6 +391,11 @@ async fn callback<R: Req>(
     };
     if let Cb::Admin(a) = cb {
         return super::admin::callback(bot, app, c, a, mid).await;
+    }
+    if c.ctx.user.suspended {
+        m.audit(Some(c.tid), None, "refused_suspended", format!("{cb:?}"))
+            .await?;
+        return Ok(Some((plain_text(tr(l, Key::AccessDenied)), true)));
     }
     if !c.has_account() && !open_callback(&cb) {
         return Ok(Some((plain_text(tr(l, Key::AccessDenied)), true)));
