@@ -371,6 +371,8 @@ pub struct TelegramUser {
     pub role: String,
     /// The user blocked the bot (403): no more sends until they write again.
     pub blocked: bool,
+    /// An operator suspended the user: refused like a user with no account.
+    pub suspended: bool,
 }
 
 /// Records that a user was seen (creating them with `language` the first time, and clearing
@@ -389,7 +391,7 @@ pub fn touch_user(conn: &Connection, tid: TelegramId, language: &str) -> Result<
 pub fn user(conn: &Connection, tid: TelegramId) -> Result<Option<TelegramUser>, AccountError> {
     Ok(conn
         .query_row(
-            "SELECT telegram_id, language, active_account_id, role, blocked FROM telegram_users WHERE telegram_id = ?1",
+            "SELECT telegram_id, language, active_account_id, role, blocked, suspended FROM telegram_users WHERE telegram_id = ?1",
             [tid.get()],
             |r| {
                 Ok(TelegramUser {
@@ -398,6 +400,7 @@ pub fn user(conn: &Connection, tid: TelegramId) -> Result<Option<TelegramUser>, 
                     active_account_id: r.get::<_, Option<i64>>(2)?.and_then(|v| AccountId::new(v).ok()),
                     role: r.get(3)?,
                     blocked: r.get::<_, i64>(4)? != 0,
+                    suspended: r.get::<_, i64>(5)? != 0,
                 })
             },
         )
@@ -460,6 +463,18 @@ pub fn set_blocked(conn: &Connection, tid: TelegramId, blocked: bool) -> Result<
     Ok(())
 }
 
+/// Suspends or restores a user (creating their row if they were never seen); false when
+/// nothing changed.
+pub fn set_suspended(conn: &Connection, tid: TelegramId, suspended: bool) -> Result<bool, AccountError> {
+    let t = now();
+    let n = conn.execute(
+        "INSERT INTO telegram_users (telegram_id, suspended, first_seen, last_seen) VALUES (?1, ?2, ?3, ?3)
+         ON CONFLICT(telegram_id) DO UPDATE SET suspended = ?2 WHERE suspended != ?2",
+        params![tid.get(), suspended as i64, t],
+    )?;
+    Ok(n > 0)
+}
+
 /// Appends to the audit log.
 pub fn audit(
     conn: &Connection,
@@ -479,6 +494,43 @@ pub fn audit(
         ],
     )?;
     Ok(())
+}
+
+/// One audit log row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditEntry {
+    /// Unix seconds.
+    pub at: i64,
+    /// Who acted (none for the system).
+    pub telegram_id: Option<i64>,
+    /// What happened.
+    pub action: String,
+    /// Free text.
+    pub detail: String,
+}
+
+/// The newest `limit` audit rows about account `id`, newest first.
+pub fn audit_of(conn: &Connection, id: AccountId, limit: u32) -> Result<Vec<AuditEntry>, AccountError> {
+    let mut st = conn.prepare_cached(
+        "SELECT at, telegram_id, action, COALESCE(detail, '') FROM audit_log WHERE account_id = ?1
+         ORDER BY at DESC, id DESC LIMIT ?2",
+    )?;
+    let rows = st
+        .query_map(params![id.get(), limit], |r| {
+            Ok(AuditEntry {
+                at: r.get(0)?,
+                telegram_id: r.get(1)?,
+                action: r.get(2)?,
+                detail: r.get(3)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// How many Telegram users the bot has seen.
+pub fn count_users(conn: &Connection) -> Result<i64, AccountError> {
+    Ok(conn.query_row("SELECT COUNT(*) FROM telegram_users", [], |r| r.get(0))?)
 }
 
 #[cfg(test)]

@@ -244,13 +244,16 @@ where
         }
     });
 
-    let mut dispatcher = Dispatcher::builder(bot.clone(), bot::schema::<R>())
+    bot::admin::mark_started();
+    let heartbeat = crate::http::Heartbeat::new();
+    let http = spawn_http(&manager, &heartbeat, shutdown.clone()).await;
+    let listener = bot::polling::listener(bot.clone(), heartbeat).await;
+    let mut dispatcher = Dispatcher::builder(bot, bot::polling::timed(bot::schema::<R>()))
         .dependencies(dptree::deps![app.clone()])
         .default_handler(|_| async {})
         .error_handler(LoggingErrorHandler::with_custom_text("update handler failed"))
         .build();
     let token = dispatcher.shutdown_token();
-    let listener = teloxide::update_listeners::polling_default(bot).await;
     // `try_dispatch_with_listener` returns the error of its own `getMe` instead of panicking.
     let dispatch = tokio::spawn(async move {
         dispatcher
@@ -319,6 +322,9 @@ where
     manager.shutdown(config.shutdown_timeout).await;
     let _ = tokio::time::timeout(Duration::from_secs(2), notifier).await;
     sweeper.abort();
+    if let Some(h) = http {
+        let _ = tokio::time::timeout(Duration::from_secs(2), h).await;
+    }
     let fatal_reason = fatal_rx.borrow().clone();
     if let Some(why) = own_end {
         anyhow::bail!("the Telegram dispatcher ended on its own ({why}); every session was disconnected");
@@ -392,5 +398,35 @@ async fn watch_master(path: PathBuf, opened: FileIdentity, fatal: watch::Sender<
         error!(%reason, "stopping: restore the master database from a backup, then start tgwa again");
         let _ = fatal.send(Some(reason));
         return;
+    }
+}
+
+/// Starts `/health` and `/metrics` on `TGWA_HTTP_ADDR` (unless it is set empty). A port that
+/// cannot be bound is logged and the bot runs without it: the bot matters more than its probe.
+async fn spawn_http(
+    manager: &AccountManager,
+    heartbeat: &crate::http::Heartbeat,
+    shutdown: watch::Receiver<bool>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let config = manager.config();
+    let addr = config.http_addr?;
+    crate::metrics::install();
+    match crate::http::spawn(
+        addr,
+        manager.clone(),
+        heartbeat.clone(),
+        config.health_max_age,
+        shutdown,
+    )
+    .await
+    {
+        Ok((bound, task)) => {
+            info!(%bound, "health and metrics listening");
+            Some(task)
+        }
+        Err(e) => {
+            warn!(%addr, error = %e, "cannot listen for /health and /metrics");
+            None
+        }
     }
 }

@@ -1,4 +1,5 @@
-//! The operator command line: `run`, `check`, `import`, `scan`, `accounts`, `cleanup`.
+//! The operator command line: `run`, `check`, `import`, `scan`, `accounts`, `cleanup`, `backup`,
+//! `restore`.
 //!
 //! Exit codes: 0 success, 1 runtime failure, 2 bad configuration or arguments. Only `run`
 //! needs `TELEGRAM_BOT_TOKEN`; the other commands work on the data directory and the master
@@ -59,6 +60,18 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Copy the master database and every account's files, consistently, while the bot runs.
+    Backup {
+        /// The backup folder (must not exist or be empty); default `backups/<UTC timestamp>`.
+        #[arg(long)]
+        to: Option<PathBuf>,
+    },
+    /// Rebuild an empty data directory and master database from a backup folder.
+    Restore {
+        /// The backup folder (with its manifest.json).
+        #[arg(long)]
+        from: PathBuf,
+    },
     /// Write an empty master database at the current schema version (for bot_data.db.example).
     #[command(hide = true)]
     InitMaster {
@@ -105,6 +118,8 @@ pub fn main() -> i32 {
             Command::Scan { dry_run, json } => run_scan(&config, dry_run, json).await.map(|()| 0),
             Command::Accounts { json } => run_accounts(&config, json).await.map(|()| 0),
             Command::Cleanup { dry_run } => run_cleanup(&config, dry_run).await.map(|()| 0),
+            Command::Backup { to } => run_backup(&config, to).await.map(|()| 0),
+            Command::Restore { from } => run_restore(&config, from).await.map(|()| 0),
             Command::Check => Ok(crate::preflight::run(&config).await),
             Command::Run | Command::InitMaster { .. } => Ok(0),
         }
@@ -341,6 +356,50 @@ async fn run_cleanup(config: &Config, dry_run: bool) -> anyhow::Result<()> {
         );
     }
     println!("{verb} {} files", moved.len());
+    Ok(())
+}
+
+async fn run_backup(config: &Config, to: Option<PathBuf>) -> anyhow::Result<()> {
+    let to = to.unwrap_or_else(crate::backup::default_dir);
+    let (master, data) = (config.master_db.clone(), config.data_dir.clone());
+    let target = to.clone();
+    let report = crate::db::blocking(move || Ok(crate::backup::backup(&master, &data, &target))).await??;
+    let m = &report.manifest;
+    let bytes: u64 = m.files.iter().map(|f| f.bytes).sum();
+    for f in &m.failed {
+        eprintln!(
+            "tgwa: could not copy {}: {}",
+            f.source.escape_debug(),
+            f.reason.escape_debug()
+        );
+    }
+    println!(
+        "backup in {}: {} files, {} bytes, {} failed, {:.2} s",
+        report.dir.display().to_string().escape_debug(),
+        m.files.len(),
+        bytes,
+        m.failed.len(),
+        report.elapsed.as_secs_f64()
+    );
+    anyhow::ensure!(
+        report.complete(),
+        "{} files could not be copied; the backup in {} is incomplete",
+        m.failed.len(),
+        report.dir.display()
+    );
+    Ok(())
+}
+
+async fn run_restore(config: &Config, from: PathBuf) -> anyhow::Result<()> {
+    let (master, data) = (config.master_db.clone(), config.data_dir.clone());
+    let report = crate::db::blocking(move || Ok(crate::backup::restore(&from, &master, &data))).await??;
+    println!(
+        "restored {} files ({} accounts) into {} and {}",
+        report.files,
+        report.accounts,
+        config.data_dir.display().to_string().escape_debug(),
+        config.master_db.display().to_string().escape_debug()
+    );
     Ok(())
 }
 

@@ -105,6 +105,10 @@ pub struct Config {
     pub telegram_retry_base: Duration,
     /// Bound on one Telegram HTTP request (teloxide's client timeout).
     pub telegram_timeout: Duration,
+    /// Where `/health` and `/metrics` listen; `None` when `TGWA_HTTP_ADDR` is set empty.
+    pub http_addr: Option<std::net::SocketAddr>,
+    /// `/health` fails once the last successful `getUpdates` is older than this.
+    pub health_max_age: Duration,
 }
 
 impl std::fmt::Debug for Config {
@@ -143,6 +147,8 @@ impl std::fmt::Debug for Config {
             .field("prompt_timeout", &self.prompt_timeout)
             .field("telegram_retry_base", &self.telegram_retry_base)
             .field("telegram_timeout", &self.telegram_timeout)
+            .field("http_addr", &self.http_addr)
+            .field("health_max_age", &self.health_max_age)
             .field("log_filter", &self.log_filter)
             .field("log_format", &self.log_format)
             .finish()
@@ -219,7 +225,18 @@ impl Config {
                 },
             }
         };
+        // Set but empty turns the listener off; unset means the default.
+        let http_addr = match vars.get("TGWA_HTTP_ADDR").map(|v| v.trim()) {
+            Some("") => None,
+            Some(v) => Some(
+                v.parse()
+                    .map_err(|_| err("TGWA_HTTP_ADDR", format!("{v:?} is not an address like 127.0.0.1:9464")))?,
+            ),
+            None => Some(std::net::SocketAddr::from(([127, 0, 0, 1], 9464))),
+        };
         Ok(Self {
+            http_addr,
+            health_max_age: Duration::from_secs(num("TGWA_HEALTH_MAX_AGE_SECS", 60, 1)?),
             bot_token,
             telegram_api_url,
             data_dir,
@@ -280,6 +297,7 @@ impl Config {
         vars.insert("TGWA_TELEGRAM_THROTTLE".into(), "0".into());
         vars.insert("TGWA_PAIR_COOLDOWN_SECS".into(), "0".into());
         vars.insert("TGWA_PAIR_MAX_PER_HOUR".into(), "0".into());
+        vars.insert("TGWA_HTTP_ADDR".into(), String::new());
         Self::from_map(&vars).expect("test config is valid")
     }
 }
@@ -366,6 +384,8 @@ mod tests {
         assert_eq!(c.prompt_timeout, Duration::from_secs(600));
         assert_eq!(c.telegram_retry_base, Duration::from_millis(500));
         assert_eq!(c.telegram_timeout, Duration::from_secs(17));
+        assert_eq!(c.http_addr, Some(std::net::SocketAddr::from(([127, 0, 0, 1], 9464))));
+        assert_eq!(with(&[("TGWA_HTTP_ADDR", "")]).unwrap().http_addr, None);
     }
 
     #[test]
@@ -378,6 +398,8 @@ mod tests {
             ("TGWA_WA_BACKEND", "waha"),
             ("TGWA_SIM_PAIR_DELAY_MS", "-1"),
             ("TELEGRAM_API_URL", "ftp://x"),
+            ("TGWA_HTTP_ADDR", "localhost"),
+            ("TGWA_HEALTH_MAX_AGE_SECS", "0"),
         ] {
             let e = with(&[(k, v)]).err().unwrap_or_else(|| panic!("{k}={v} accepted"));
             assert_eq!(e.var, k);

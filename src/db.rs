@@ -43,6 +43,7 @@ const MASTER_MIGRATIONS: &[&str] = &[
     include_str!("../migrations/master/001_init.sql"),
     include_str!("../migrations/master/002_status_index.sql"),
     include_str!("../migrations/master/003_account_history.sql"),
+    include_str!("../migrations/master/004_suspended.sql"),
 ];
 const ACCOUNT_MIGRATIONS: &[&str] = &[
     include_str!("../migrations/account/001_init.sql"),

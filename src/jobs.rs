@@ -488,6 +488,7 @@ impl Jobs {
         let acc = self
             .set_state(owner, account, job, from, JobState::Cancelled, None)
             .await?;
+        crate::metrics::job_outcome("cancelled");
         self.wake(&acc);
         Ok(())
     }
@@ -894,6 +895,7 @@ impl Worker {
                         })
                         .await;
                     info!(account_id = %id, job = job.get(), "job finished");
+                    crate::metrics::job_outcome("done");
                     if let (Some(obs), Some(p)) = (self.jobs.observer(), self.read(job).await) {
                         obs.finished(owner, id, job, &p).await;
                     }
@@ -954,6 +956,7 @@ impl Worker {
                         Outcome::Interrupted => continue,
                     };
                     rate.tick(started.elapsed());
+                    crate::metrics::job_item(state);
                     done = Some(Done {
                         job,
                         owner,
@@ -1102,6 +1105,7 @@ impl Worker {
     }
 
     async fn auto_pause(&self, job: JobId, owner: TelegramId, reason: &'static str) {
+        crate::metrics::job_outcome("auto_paused");
         let res = self
             .jobs
             .db(&self.account, move |c| {

@@ -17,13 +17,18 @@
 //! - [`preflight`]: `tgwa check`, the configuration, data directory and token checked at once.
 //! - [`app`]: `tgwa run`, wiring everything together.
 //! - [`cli`]: the operator command line.
+//! - [`http`]: the `/health` and `/metrics` listener.
+//! - [`metrics`]: metric names and recording helpers.
+//! - [`backup`]: `tgwa backup` and `tgwa restore`: consistent copies of every database.
 
 pub mod account;
 pub mod app;
+pub mod backup;
 pub mod bot;
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod http;
 pub mod ids;
 pub mod import;
 pub mod jobs;
@@ -31,6 +36,7 @@ pub mod layout;
 pub mod live;
 pub mod manager;
 pub mod preflight;
+pub mod metrics;
 pub mod scan;
 pub mod supervisor;
 pub mod telegram;

@@ -155,6 +155,7 @@ impl AccountManager {
         phone: PhoneNumber,
         qr: bool,
     ) -> Result<(Account, Option<PairCode>), PairError> {
+        crate::metrics::pair_request();
         {
             let mut p = self.inner.live.pairing.lock().unwrap_or_else(|e| e.into_inner());
             if !p.insert(owner) {
@@ -312,10 +313,12 @@ impl AccountManager {
             crate::layout::refuse_symlink(&path)?;
             crate::db::create_private_file(&path)?;
             let f = std::fs::OpenOptions::new().read(true).write(true).open(&path)?;
-            use std::os::unix::io::AsRawFd;
-            // SAFETY: flock on a file descriptor we own; no memory is shared.
-            let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-            Ok((rc == 0).then_some(f))
+            // `try_lock` is `flock(LOCK_EX | LOCK_NB)` on Unix: the same lock as before.
+            match f.try_lock() {
+                Ok(()) => Ok(Some(f)),
+                Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+                Err(std::fs::TryLockError::Error(e)) => Err(e.into()),
+            }
         })
         .await
         .map_err(AccountError::from)?
@@ -592,6 +595,7 @@ impl Supervisor {
                             .remove(&owner);
                         m.inner.live.pair_completed(owner, &phone);
                         m.invalidate(owner);
+                        crate::metrics::pair_outcome("paired");
                         self.mode = Mode::Restore;
                         self.account.status = AccountStatus::Active;
                         self.account.jid = Some(jid);
@@ -628,6 +632,7 @@ impl Supervisor {
                     return true;
                 }
                 if let Some(since) = self.down_since.take() {
+                    crate::metrics::reconnect();
                     m.notify(Notice::Reconnected {
                         owner,
                         account: id,
@@ -723,6 +728,11 @@ impl Supervisor {
     ) {
         let m = self.manager.clone();
         info!(%reason, "pairing failed");
+        crate::metrics::pair_outcome(match (retry_after, reason.as_str()) {
+            (Some(_), _) => "rate_limited",
+            (None, "code expired") => "expired",
+            _ => "failed",
+        });
         let _ = self.session.cancel_pair_code().await;
         self.detach().await;
         m.abandon_pairing(&self.account, repair_from, &reason).await;

@@ -91,6 +91,41 @@ pub enum Cb {
     InputCancel,
     /// No-op (page counters).
     Noop,
+    /// An operator screen or action (`bot::admin`); refused unless the presser is in
+    /// `TGWA_ADMIN_IDS`, checked on every press.
+    Admin(AdminCb),
+}
+
+/// The operator's buttons. They name accounts of any owner, so they never pass the owner
+/// check of [`Cb::account`]; `bot::admin` checks the presser is an operator instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminCb {
+    /// The overview.
+    Overview,
+    /// Every account, one page.
+    Accounts(u32),
+    /// One account with its recent audit history.
+    Account(AccountId),
+    /// Ask to disconnect the account's session.
+    Disconnect(AccountId),
+    /// Confirmed disconnect.
+    DisconnectYes(AccountId),
+    /// Ask to force-logout the account.
+    Logout(AccountId),
+    /// Confirmed force-logout.
+    LogoutYes(AccountId),
+    /// Ask to pause every running job of the account.
+    PauseJobs(AccountId),
+    /// Confirmed pause.
+    PauseJobsYes(AccountId),
+    /// Ask to suspend a Telegram user (shown from one of their accounts).
+    Suspend(TelegramId, AccountId),
+    /// Confirmed suspend.
+    SuspendYes(TelegramId, AccountId),
+    /// Ask to lift a suspension.
+    Unsuspend(TelegramId, AccountId),
+    /// Confirmed lift.
+    UnsuspendYes(TelegramId, AccountId),
 }
 
 /// Where a broadcast goes when the user picks a button rather than pasting numbers.
@@ -191,6 +226,21 @@ impl Cb {
             BroadcastTo(a, t) => format!("bt:{a}:{}", matches!(t, BroadcastTarget::AdminGroups) as u8),
             InputCancel => "ic".into(),
             Noop => "_".into(),
+            Admin(a) => match a {
+                AdminCb::Overview => "A".into(),
+                AdminCb::Accounts(page) => format!("Al:{page}"),
+                AdminCb::Account(id) => format!("Ad:{id}"),
+                AdminCb::Disconnect(id) => format!("Ax:{id}"),
+                AdminCb::DisconnectYes(id) => format!("Ax!:{id}"),
+                AdminCb::Logout(id) => format!("Ao:{id}"),
+                AdminCb::LogoutYes(id) => format!("Ao!:{id}"),
+                AdminCb::PauseJobs(id) => format!("Ap:{id}"),
+                AdminCb::PauseJobsYes(id) => format!("Ap!:{id}"),
+                AdminCb::Suspend(t, id) => format!("As:{t}:{id}"),
+                AdminCb::SuspendYes(t, id) => format!("As!:{t}:{id}"),
+                AdminCb::Unsuspend(t, id) => format!("Au:{t}:{id}"),
+                AdminCb::UnsuspendYes(t, id) => format!("Au!:{t}:{id}"),
+            },
         }
     }
 
@@ -252,6 +302,19 @@ impl Cb {
             ),
             ("ic", 1) => InputCancel,
             ("_", 1) => Noop,
+            ("A", 1) => Admin(AdminCb::Overview),
+            ("Al", 2) => Admin(AdminCb::Accounts(parts[1].parse().ok().filter(|p: &u32| *p < 100_000)?)),
+            ("Ad", 2) => Admin(AdminCb::Account(acc(1)?)),
+            ("Ax", 2) => Admin(AdminCb::Disconnect(acc(1)?)),
+            ("Ax!", 2) => Admin(AdminCb::DisconnectYes(acc(1)?)),
+            ("Ao", 2) => Admin(AdminCb::Logout(acc(1)?)),
+            ("Ao!", 2) => Admin(AdminCb::LogoutYes(acc(1)?)),
+            ("Ap", 2) => Admin(AdminCb::PauseJobs(acc(1)?)),
+            ("Ap!", 2) => Admin(AdminCb::PauseJobsYes(acc(1)?)),
+            ("As", 3) => Admin(AdminCb::Suspend(parts[1].parse().ok()?, acc(2)?)),
+            ("As!", 3) => Admin(AdminCb::SuspendYes(parts[1].parse().ok()?, acc(2)?)),
+            ("Au", 3) => Admin(AdminCb::Unsuspend(parts[1].parse().ok()?, acc(2)?)),
+            ("Au!", 3) => Admin(AdminCb::UnsuspendYes(parts[1].parse().ok()?, acc(2)?)),
             _ => return None,
         };
         // Canonical form only: anything that does not re-encode to itself was not made by us.
@@ -288,7 +351,7 @@ impl Cb {
             | JobCancel(a, _)
             | Messages(a)
             | BroadcastTo(a, _) => Some(*a),
-            Menu | Help | LangMenu | SetLang(_) | Accounts | PairNew(_) | InputCancel | Noop => None,
+            Menu | Help | LangMenu | SetLang(_) | Accounts | PairNew(_) | InputCancel | Noop | Admin(_) => None,
         }
     }
 }
@@ -332,6 +395,19 @@ impl Cb {
             Cb::BroadcastTo(a, BroadcastTarget::AdminGroups),
             Cb::InputCancel,
             Cb::Noop,
+            Cb::Admin(AdminCb::Overview),
+            Cb::Admin(AdminCb::Accounts(1)),
+            Cb::Admin(AdminCb::Account(a)),
+            Cb::Admin(AdminCb::Disconnect(a)),
+            Cb::Admin(AdminCb::DisconnectYes(a)),
+            Cb::Admin(AdminCb::Logout(a)),
+            Cb::Admin(AdminCb::LogoutYes(a)),
+            Cb::Admin(AdminCb::PauseJobs(a)),
+            Cb::Admin(AdminCb::PauseJobsYes(a)),
+            Cb::Admin(AdminCb::Suspend(phone_owner(), a)),
+            Cb::Admin(AdminCb::SuspendYes(phone_owner(), a)),
+            Cb::Admin(AdminCb::Unsuspend(phone_owner(), a)),
+            Cb::Admin(AdminCb::UnsuspendYes(phone_owner(), a)),
         ];
         for (k, _) in InputKind::ALL {
             v.push(Cb::Input(a, k));
@@ -350,9 +426,14 @@ impl Cb {
             | Remove(_) | RemoveYes(_) | PairCancel(_) | PairNew(_) | Groups(..) | Group(..) | GroupLink(..)
             | GroupRevoke(..) | GroupRevokeYes(..) | GroupMembers(..) | GroupLeave(..) | GroupLeaveYes(..)
             | GroupAnnounce(..) | GroupLock(..) | GroupInput(..) | ExportLinks(_) | Input(..) | JobStart(..)
-            | JobPause(..) | JobResume(..) | JobCancel(..) | Messages(_) | BroadcastTo(..) | InputCancel | Noop => {}
+            | JobPause(..) | JobResume(..) | JobCancel(..) | Messages(_) | BroadcastTo(..) | InputCancel | Noop | Admin(_) => {}
         }
     }
+}
+
+/// A fixed Telegram ID for the sample buttons of [`Cb::every_kind`].
+fn phone_owner() -> TelegramId {
+    TelegramId::new(1_000_001).unwrap_or_else(|_| unreachable!("1000001 is a valid Telegram ID"))
 }
 
 /// Why callback data was refused.

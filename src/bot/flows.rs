@@ -92,6 +92,12 @@ async fn message<R: Req>(bot: &R, msg: &Message, app: &App, c: &Caller) -> anyho
         // Any command ends a waiting prompt: text typed after it must not act on the old
         // question (`/status` between "rename" and a text once renamed the group).
         let had_prompt = app.clear_pending(c.tid);
+        if cmd == "admin" {
+            return super::admin::command(bot, app, c, arg).await;
+        }
+        if c.ctx.user.suspended {
+            return deny(bot, app, c).await;
+        }
         if !OPEN_COMMANDS.contains(&cmd.as_str()) && !c.has_account() {
             return deny(bot, app, c).await;
         }
@@ -106,7 +112,7 @@ async fn message<R: Req>(bot: &R, msg: &Message, app: &App, c: &Caller) -> anyho
         }
         return command(bot, app, c, &cmd, arg).await;
     }
-    if !c.has_account() {
+    if !c.has_account() || c.ctx.user.suspended {
         return deny(bot, app, c).await;
     }
     if let Some(p) = app.take_pending(c.tid) {
@@ -405,6 +411,14 @@ async fn callback<R: Req>(
     if !matches!(cb, Cb::InputCancel | Cb::BroadcastTo(..)) {
         app.clear_pending(c.tid);
     }
+    if let Cb::Admin(a) = cb {
+        return super::admin::callback(bot, app, c, a, mid).await;
+    }
+    if c.ctx.user.suspended {
+        m.audit(Some(c.tid), None, "refused_suspended", format!("{cb:?}"))
+            .await?;
+        return Ok(Some((plain_text(tr(l, Key::AccessDenied)), true)));
+    }
     if !c.has_account() && !open_callback(&cb) {
         return Ok(Some((plain_text(tr(l, Key::AccessDenied)), true)));
     }
@@ -429,7 +443,7 @@ async fn callback<R: Req>(
         None => None,
     };
     match (cb, acc) {
-        (Cb::Noop, _) => {}
+        (Cb::Noop | Cb::Admin(_), _) => {}
         (Cb::InputCancel, _) => {
             let key = if app.clear_pending(c.tid) {
                 Key::Cancelled

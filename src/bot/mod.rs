@@ -17,12 +17,14 @@ use crate::ids::{AccountId, TelegramId};
 use crate::jobs::{JobOptions, Jobs};
 use crate::manager::{AccountManager, UserContext};
 
+pub mod admin;
 pub mod callback;
 pub mod flows;
 pub mod groups;
 pub mod i18n;
 pub mod jobs_ui;
 pub mod notify;
+pub mod polling;
 pub mod send;
 
 use callback::CallbackCodec;

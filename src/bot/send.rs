@@ -145,6 +145,7 @@ fn base(manager: &AccountManager) -> Duration {
 
 /// What a send attempt means for the user.
 fn note_failure(manager: &AccountManager, chat: ChatId, e: &RequestError, what: &str) {
+    crate::metrics::telegram_error(e);
     match e {
         RequestError::Api(ApiError::BotBlocked | ApiError::UserDeactivated | ApiError::CantInitiateConversation) => {
             warn!(chat_id = chat.0, "user blocked the bot; marking inactive");

@@ -42,6 +42,8 @@ pub fn env_for(dir: &Path, api_url: &str, extra: &[(String, String)]) -> HashMap
         // The pairing cooldowns have their own tests; elsewhere they would only slow pairing.
         ("TGWA_PAIR_COOLDOWN_SECS", "0"),
         ("TGWA_PAIR_MAX_PER_HOUR", "0"),
+        // Off: many bots run in one test process; tests/ops.rs turns it on with a free port.
+        ("TGWA_HTTP_ADDR", ""),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))

@@ -128,6 +128,10 @@ struct Shared {
     /// Fired on every recorded call and every pushed update.
     changed: Notify,
     token: String,
+    /// While set, every request is held unanswered (Telegram unreachable); see `pause`.
+    paused: std::sync::atomic::AtomicBool,
+    /// Fired when `resume` clears `paused`.
+    resumed: Notify,
 }
 
 /// A running fake server; a cheap `Clone` handle.
@@ -263,6 +267,8 @@ impl FakeTelegram {
             }),
             changed: Notify::new(),
             token: "123456:TEST-TOKEN".into(),
+            paused: std::sync::atomic::AtomicBool::new(false),
+            resumed: Notify::new(),
         });
         let app = Router::new().route("/{*path}", any(handle)).with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
@@ -673,6 +679,18 @@ impl FakeTelegram {
         st.get_me_ok_left = None;
     }
 
+    /// Stops answering: every request (in flight or new) is held until `resume`, as when
+    /// Telegram is unreachable.
+    pub fn pause(&self) {
+        self.shared.paused.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Answers again; held requests go on.
+    pub fn resume(&self) {
+        self.shared.paused.store(false, std::sync::atomic::Ordering::SeqCst);
+        self.shared.resumed.notify_waiters();
+    }
+
     /// Drops queued updates (as if another consumer took them).
     pub fn clear_updates(&self) {
         self.lock().updates.clear();
@@ -685,6 +703,7 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    wait_while_paused(&shared).await;
     let mut parts = path.splitn(3, '/');
     let first = parts.next().unwrap_or("");
     if first == "file" {
@@ -739,6 +758,18 @@ enum Answer {
     Broken,
     /// The answer, after a delay.
     Late(Response, Duration),
+}
+
+async fn wait_while_paused(shared: &Shared) {
+    loop {
+        let resumed = shared.resumed.notified();
+        tokio::pin!(resumed);
+        resumed.as_mut().enable();
+        if !shared.paused.load(std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
+        resumed.await;
+    }
 }
 
 async fn get_updates(shared: &Arc<Shared>, params: &Value) -> Response {

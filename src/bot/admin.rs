@@ -1,0 +1,569 @@
+//! `/admin`: the operator's view, for the Telegram IDs in `TGWA_ADMIN_IDS` only. Anyone else
+//! gets the same "AKSES DITOLAK" as a user without an account (the command is not in the
+//! command list, and its buttons are refused on every press), and the attempt is audited.
+//!
+//! Screens: an overview (accounts by status, connected now, users, uptime, memory); every
+//! account, ten per page, or those matching `/admin <number or owner ID>`; one account's page
+//! with its owner, masked number, live status, last error, last change and recent audit
+//! history. Actions, each after a confirmation and each audited: disconnect the account's
+//! session, force-logout it, or pause all its running jobs (its owner is told), and suspend or
+//! restore its owner (refused like a user with no account; their sessions stay up).
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use teloxide::prelude::*;
+use teloxide::types::{InlineKeyboardMarkup, MessageId};
+use tracing::{info, warn};
+
+use super::callback::{AdminCb, Cb};
+use super::flows::{btn, plain_text, state_label, Req};
+use super::i18n::{esc, t2, tr, Key, Lang};
+use super::send::{edit_or_send, send_html};
+use super::{App, Caller};
+use crate::account::{self, Account, AccountStatus};
+use crate::ids::{AccountId, TelegramId};
+use crate::supervisor::LiveState;
+
+/// Accounts per page of the list.
+const PAGE: usize = 10;
+/// Audit rows on an account's page.
+const HISTORY: u32 = 10;
+
+static STARTED: OnceLock<Instant> = OnceLock::new();
+
+/// Records the process start for the overview's uptime (first call wins).
+pub fn mark_started() {
+    STARTED.get_or_init(Instant::now);
+}
+
+/// True when `tid` is an operator.
+pub fn is_admin(app: &App, tid: TelegramId) -> bool {
+    app.manager().config().admin_ids.contains(&tid)
+}
+
+/// `/admin [search]`.
+pub(crate) async fn command<R: Req>(bot: &R, app: &App, c: &Caller, arg: &str) -> anyhow::Result<()> {
+    let m = app.manager();
+    if !is_admin(app, c.tid) {
+        warn!(telegram_id = %c.tid, "/admin from a non-operator");
+        m.audit(Some(c.tid), None, "refused_admin", "/admin".into()).await?;
+        send_html(bot, m, c.chat, tr(c.lang, Key::AccessDenied), None).await;
+        return Ok(());
+    }
+    m.audit(
+        Some(c.tid),
+        None,
+        "admin_view",
+        format!("/admin {arg}").trim().to_string(),
+    )
+    .await?;
+    let (text, kb) = if arg.is_empty() {
+        overview(app, c).await?
+    } else {
+        accounts_page(app, c, 0, Some(arg)).await?
+    };
+    send_html(bot, m, c.chat, &text, Some(kb)).await;
+    Ok(())
+}
+
+/// An operator button; returns the callback answer like `flows::callback`.
+pub(crate) async fn callback<R: Req>(
+    bot: &R,
+    app: &App,
+    c: &Caller,
+    cb: AdminCb,
+    mid: Option<MessageId>,
+) -> anyhow::Result<Option<(String, bool)>> {
+    let m = app.manager();
+    if !is_admin(app, c.tid) {
+        warn!(telegram_id = %c.tid, ?cb, "operator button pressed by a non-operator");
+        m.audit(Some(c.tid), None, "refused_admin", format!("{cb:?}")).await?;
+        return Ok(Some((plain_text(tr(c.lang, Key::AccessDenied)), true)));
+    }
+    let l = c.lang;
+    let target = match cb {
+        AdminCb::Account(id)
+        | AdminCb::Disconnect(id)
+        | AdminCb::DisconnectYes(id)
+        | AdminCb::Logout(id)
+        | AdminCb::LogoutYes(id)
+        | AdminCb::PauseJobs(id)
+        | AdminCb::PauseJobsYes(id)
+        | AdminCb::Suspend(_, id)
+        | AdminCb::SuspendYes(_, id)
+        | AdminCb::Unsuspend(_, id)
+        | AdminCb::UnsuspendYes(_, id) => match m.get(id).await? {
+            Some(a) => Some(a),
+            None => return Ok(Some((tr(l, Key::StaleButton).to_string(), true))),
+        },
+        AdminCb::Overview | AdminCb::Accounts(_) => None,
+    };
+    let (text, kb) = match (cb, target) {
+        (AdminCb::Overview, _) => overview(app, c).await?,
+        (AdminCb::Accounts(page), _) => accounts_page(app, c, page as usize, None).await?,
+        (AdminCb::Account(_), Some(a)) => account_page(app, c, &a).await?,
+        (AdminCb::Disconnect(id), Some(a)) => (
+            t2(
+                l,
+                &format!(
+                    "🔌 Putuskan sesi WhatsApp {} (pemilik {})? Pemilik akan diberi tahu. Akun tersambung lagi saat bot dimulai ulang.",
+                    a.phone.masked(),
+                    a.telegram_id
+                ),
+                &format!(
+                    "🔌 Disconnect the WhatsApp session of {} (owner {})? The owner will be told. The account connects again when the bot restarts.",
+                    a.phone.masked(),
+                    a.telegram_id
+                ),
+            ),
+            confirm(app, c, Cb::Admin(AdminCb::DisconnectYes(id)), Cb::Admin(AdminCb::Account(id))),
+        ),
+        (AdminCb::Logout(id), Some(a)) => (
+            t2(
+                l,
+                &format!(
+                    "🚪 Paksa logout {} (pemilik {})? Perangkat ditautkan dihapus dari WhatsApp; pemilik harus memasangkan ulang. Pemilik akan diberi tahu.",
+                    a.phone.masked(),
+                    a.telegram_id
+                ),
+                &format!(
+                    "🚪 Force-logout {} (owner {})? The linked device is removed from WhatsApp; the owner must pair again. The owner will be told.",
+                    a.phone.masked(),
+                    a.telegram_id
+                ),
+            ),
+            confirm(app, c, Cb::Admin(AdminCb::LogoutYes(id)), Cb::Admin(AdminCb::Account(id))),
+        ),
+        // The user is named in the button, but only the owner of the account it came from can
+        // be meant: anything else is a stale or made-up button.
+        (
+            AdminCb::Suspend(t, _) | AdminCb::SuspendYes(t, _) | AdminCb::Unsuspend(t, _) | AdminCb::UnsuspendYes(t, _),
+            Some(a),
+        ) if t != a.telegram_id => return Ok(Some((tr(l, Key::StaleButton).to_string(), true))),
+        (AdminCb::Suspend(t, id), Some(_)) => (
+            t2(
+                l,
+                &format!("⛔ Tangguhkan pengguna {t}? Semua perintah dan tombolnya ditolak; sesi WhatsApp-nya tetap berjalan."),
+                &format!("⛔ Suspend user {t}? Every command and button of theirs is refused; their WhatsApp sessions keep running."),
+            ),
+            confirm(app, c, Cb::Admin(AdminCb::SuspendYes(t, id)), Cb::Admin(AdminCb::Account(id))),
+        ),
+        (AdminCb::Unsuspend(t, id), Some(_)) => (
+            t2(
+                l,
+                &format!("✅ Pulihkan pengguna {t}?"),
+                &format!("✅ Restore user {t}?"),
+            ),
+            confirm(app, c, Cb::Admin(AdminCb::UnsuspendYes(t, id)), Cb::Admin(AdminCb::Account(id))),
+        ),
+        (AdminCb::SuspendYes(t, id) | AdminCb::UnsuspendYes(t, id), Some(a)) => {
+            let suspend = matches!(cb, AdminCb::SuspendYes(..));
+            m.with_master(move |conn| account::set_suspended(conn, t, suspend)).await?;
+            m.invalidate(t);
+            let action = if suspend { "admin_suspend" } else { "admin_restore" };
+            m.audit(Some(c.tid), Some(id), action, format!("user {t}")).await?;
+            info!(telegram_id = %t, admin = %c.tid, suspend, "operator changed a user's suspension");
+            account_page(app, c, &a).await?
+        }
+        (AdminCb::PauseJobs(id), Some(a)) => (
+            t2(
+                l,
+                &format!(
+                    "⏸ Jeda semua pekerjaan yang berjalan di {} (pemilik {})? Pemilik dapat melanjutkannya. Pemilik akan diberi tahu.",
+                    a.phone.masked(),
+                    a.telegram_id
+                ),
+                &format!(
+                    "⏸ Pause every running job of {} (owner {})? The owner can resume them. The owner will be told.",
+                    a.phone.masked(),
+                    a.telegram_id
+                ),
+            ),
+            confirm(app, c, Cb::Admin(AdminCb::PauseJobsYes(id)), Cb::Admin(AdminCb::Account(id))),
+        ),
+        (AdminCb::PauseJobsYes(id), Some(a)) => {
+            let owner = a.telegram_id;
+            let mut paused = 0usize;
+            for (job, _, p) in app.jobs().list(owner, id).await? {
+                if p.state == crate::jobs::JobState::Running && app.jobs().pause(owner, id, job).await.is_ok() {
+                    paused += 1;
+                }
+            }
+            m.audit(Some(c.tid), Some(id), "admin_pause_jobs", format!("owner {owner}, {paused} paused"))
+                .await?;
+            info!(account_id = %id, admin = %c.tid, paused, "operator paused an account's jobs");
+            if paused > 0 {
+                tell_owner(
+                    bot,
+                    app,
+                    &a,
+                    "⏸ Operator menjeda pekerjaan massal akun {phone}. Lanjutkan dari halaman pekerjaan bila perlu.",
+                    "⏸ The operator paused the bulk jobs of your account {phone}. Resume them from the job's page if you need to.",
+                )
+                .await;
+            }
+            let (text, kb) = account_page(app, c, &a).await?;
+            edit_or_send(bot, m, c.chat, mid, &text, Some(kb)).await;
+            return Ok(Some((
+                t2(l, &format!("{paused} pekerjaan dijeda"), &format!("{paused} jobs paused")),
+                false,
+            )));
+        }
+        (AdminCb::DisconnectYes(id), Some(a)) => {
+            m.stop_session(id).await;
+            m.audit(Some(c.tid), Some(id), "admin_disconnect", format!("owner {}", a.telegram_id))
+                .await?;
+            info!(account_id = %id, admin = %c.tid, "operator disconnected an account");
+            tell_owner(
+                bot,
+                app,
+                &a,
+                "ℹ️ Operator memutus sesi WhatsApp akun {phone}. Akun tetap terdaftar dan tersambung lagi saat bot dimulai ulang.",
+                "ℹ️ The operator disconnected the WhatsApp session of your account {phone}. It stays registered and connects again when the bot restarts.",
+            )
+            .await;
+            let a = m.get(id).await?.unwrap_or(a);
+            account_page(app, c, &a).await?
+        }
+        (AdminCb::LogoutYes(id), Some(a)) => {
+            if a.status != AccountStatus::Active {
+                return Ok(Some((tr(l, Key::StaleButton).to_string(), true)));
+            }
+            m.logout(a.telegram_id, id).await?;
+            m.audit(Some(c.tid), Some(id), "admin_logout", format!("owner {}", a.telegram_id))
+                .await?;
+            info!(account_id = %id, admin = %c.tid, "operator logged an account out");
+            tell_owner(
+                bot,
+                app,
+                &a,
+                "⚠️ Operator mengeluarkan (logout) akun WhatsApp {phone}. Hubungkan lagi dengan /pair bila perlu.",
+                "⚠️ The operator logged out your WhatsApp account {phone}. Link it again with /pair if you need it.",
+            )
+            .await;
+            let a = m.get(id).await?.unwrap_or(a);
+            account_page(app, c, &a).await?
+        }
+        (_, None) => return Ok(Some((tr(l, Key::StaleButton).to_string(), true))),
+    };
+    edit_or_send(bot, m, c.chat, mid, &text, Some(kb)).await;
+    Ok(None)
+}
+
+fn confirm(app: &App, c: &Caller, yes: Cb, no: Cb) -> InlineKeyboardMarkup {
+    InlineKeyboardMarkup::new(vec![vec![
+        btn(app, c, tr(c.lang, Key::BtnYes), yes),
+        btn(app, c, tr(c.lang, Key::BtnNo), no),
+    ]])
+}
+
+/// Sends the owner of `a` a notice in their language (`{phone}` is their full number: it is
+/// their own).
+async fn tell_owner<R: Req>(bot: &R, app: &App, a: &Account, id_text: &str, en_text: &str) {
+    let m = app.manager();
+    let owner = a.telegram_id;
+    let lang = match m.with_master(move |c| account::user(c, owner)).await {
+        Ok(Some(u)) => Lang::from_code(&u.language),
+        _ => Lang::Id,
+    };
+    let text = t2(lang, id_text, en_text).replace("{phone}", &esc(&a.phone.to_string()));
+    send_html(bot, m, ChatId(owner.get()), &text, None).await;
+    m.invalidate(owner);
+}
+
+fn back(app: &App, c: &Caller, label: &str, to: AdminCb) -> Vec<teloxide::types::InlineKeyboardButton> {
+    vec![btn(app, c, label, Cb::Admin(to))]
+}
+
+async fn overview(app: &App, c: &Caller) -> anyhow::Result<(String, InlineKeyboardMarkup)> {
+    let l = c.lang;
+    let m = app.manager();
+    let (rows, users) = m
+        .with_master(|conn| Ok((account::all(conn)?, account::count_users(conn)?)))
+        .await?;
+    let mut by_status: Vec<(AccountStatus, usize)> = Vec::new();
+    for a in &rows {
+        match by_status.iter_mut().find(|(s, _)| *s == a.status) {
+            Some((_, n)) => *n += 1,
+            None => by_status.push((a.status, 1)),
+        }
+    }
+    let connected = rows
+        .iter()
+        .filter(|a| {
+            m.live_status_unchecked(a.id)
+                .is_some_and(|s| s.state == LiveState::Connected)
+        })
+        .count();
+    let statuses = if by_status.is_empty() {
+        "-".to_string()
+    } else {
+        by_status
+            .iter()
+            .map(|(s, n)| format!("{} {n}", s.as_str()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let uptime = STARTED.get().map(|t| t.elapsed().as_secs()).unwrap_or(0);
+    let uptime = format!("{}h {}m", uptime / 3600, uptime / 60 % 60);
+    let memory = rss_mib().map_or("-".to_string(), |m| format!("{m:.1} MiB"));
+    let text = t2(
+        l,
+        &format!(
+            "🛠 <b>Admin</b>\n\nAkun: {total} ({statuses})\nTerhubung sekarang: {connected}\nPengguna: {users}\nBerjalan: {uptime}\nMemori: {memory}\n\nCari: <code>/admin 0812…</code> atau <code>/admin ID-Telegram</code>",
+            total = rows.len()
+        ),
+        &format!(
+            "🛠 <b>Admin</b>\n\nAccounts: {total} ({statuses})\nConnected now: {connected}\nUsers: {users}\nUp: {uptime}\nMemory: {memory}\n\nSearch: <code>/admin 0812…</code> or <code>/admin Telegram-ID</code>",
+            total = rows.len()
+        ),
+    );
+    let kb = InlineKeyboardMarkup::new(vec![
+        back(app, c, &t2(l, "📋 Semua akun", "📋 All accounts"), AdminCb::Accounts(0)),
+        back(app, c, &t2(l, "🔄 Muat ulang", "🔄 Refresh"), AdminCb::Overview),
+    ]);
+    Ok((text, kb))
+}
+
+/// Resident memory of this process, from `/proc/self/status` (Linux).
+fn rss_mib() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kib: f64 = s
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    Some(kib / 1024.0)
+}
+
+/// True when `a` matches a search: digits in its number, or its owner's ID.
+fn matches(a: &Account, query: &str) -> bool {
+    let digits: String = query.chars().filter(char::is_ascii_digit).collect();
+    if digits.is_empty() {
+        return false;
+    }
+    // A leading 0 is the local form of the default country code (0812… is 62812…).
+    let local = digits.strip_prefix('0').unwrap_or(&digits);
+    a.telegram_id.get().to_string() == digits || a.phone.digits().contains(local)
+}
+
+async fn accounts_page(
+    app: &App,
+    c: &Caller,
+    page: usize,
+    query: Option<&str>,
+) -> anyhow::Result<(String, InlineKeyboardMarkup)> {
+    let l = c.lang;
+    let m = app.manager();
+    let mut all = m.all_rows().await?;
+    all.retain(|a| a.status != AccountStatus::Removed);
+    if let Some(q) = query {
+        all.retain(|a| matches(a, q));
+    }
+    let pages = all.len().div_ceil(PAGE).max(1);
+    let page = page.min(pages - 1);
+    let mut text = match query {
+        Some(q) => t2(
+            l,
+            &format!("🔎 <b>Akun cocok dengan</b> <code>{}</code>: {}", esc(q), all.len()),
+            &format!("🔎 <b>Accounts matching</b> <code>{}</code>: {}", esc(q), all.len()),
+        ),
+        None => t2(
+            l,
+            &format!("📋 <b>Semua akun</b>: {} (halaman {}/{pages})", all.len(), page + 1),
+            &format!("📋 <b>All accounts</b>: {} (page {}/{pages})", all.len(), page + 1),
+        ),
+    };
+    let mut rows = Vec::new();
+    for a in all.iter().skip(page * PAGE).take(PAGE) {
+        let live = m.live_status_unchecked(a.id);
+        let error = live
+            .as_ref()
+            .and_then(|s| s.last_error.clone())
+            .or_else(|| a.last_error.clone())
+            .map(|e| format!(" ⚠️ {}", esc(&e.chars().take(60).collect::<String>())))
+            .unwrap_or_default();
+        text.push_str(&format!(
+            "\n#{} · {} · {} · {} · {}{error}",
+            a.id,
+            a.telegram_id,
+            a.phone.masked(),
+            state_label(l, a, live.as_ref()),
+            date(a.status_changed_at.max(a.updated_at)),
+        ));
+        rows.push(back(
+            app,
+            c,
+            &format!("#{} {}", a.id, a.phone.masked()),
+            AdminCb::Account(a.id),
+        ));
+    }
+    if all.is_empty() {
+        text.push_str(&t2(l, "\n(tidak ada)", "\n(none)"));
+    }
+    if query.is_none() {
+        let mut nav = Vec::new();
+        if page > 0 {
+            nav.push(btn(app, c, "◀️", Cb::Admin(AdminCb::Accounts(page as u32 - 1))));
+        }
+        if page + 1 < pages {
+            nav.push(btn(app, c, "▶️", Cb::Admin(AdminCb::Accounts(page as u32 + 1))));
+        }
+        if !nav.is_empty() {
+            rows.push(nav);
+        }
+    } else if all.len() > PAGE {
+        text.push_str(&t2(
+            l,
+            &format!("\n… {} lagi; persempit pencarian.", all.len() - PAGE),
+            &format!("\n… {} more; narrow the search.", all.len() - PAGE),
+        ));
+    }
+    rows.push(back(app, c, &t2(l, "⬅️ Ringkasan", "⬅️ Overview"), AdminCb::Overview));
+    Ok((text, InlineKeyboardMarkup::new(rows)))
+}
+
+fn date(t: i64) -> String {
+    chrono::DateTime::from_timestamp(t, 0)
+        .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_default()
+}
+
+async fn account_page(app: &App, c: &Caller, a: &Account) -> anyhow::Result<(String, InlineKeyboardMarkup)> {
+    let l = c.lang;
+    let m = app.manager();
+    let id: AccountId = a.id;
+    let owner = a.telegram_id;
+    let (history, suspended) = m
+        .with_master(move |conn| {
+            let suspended = account::user(conn, owner)?.is_some_and(|u| u.suspended);
+            Ok((account::audit_of(conn, id, HISTORY)?, suspended))
+        })
+        .await?;
+    let live = m.live_status_unchecked(a.id);
+    let error = live
+        .as_ref()
+        .and_then(|s| s.last_error.clone())
+        .or_else(|| a.last_error.clone())
+        .map(|e| esc(&e))
+        .unwrap_or_else(|| "-".into());
+    let mut text = t2(
+        l,
+        &format!(
+            "📱 <b>Akun #{}</b>\nPemilik: <code>{}</code>\nNomor: {}\nStatus: {} ({})\nGalat terakhir: {error}\nBerubah: {}\n\n<b>Riwayat</b>",
+            a.id,
+            a.telegram_id,
+            a.phone.masked(),
+            state_label(l, a, live.as_ref()),
+            a.status.as_str(),
+            date(a.status_changed_at.max(a.updated_at)),
+        ),
+        &format!(
+            "📱 <b>Account #{}</b>\nOwner: <code>{}</code>\nNumber: {}\nStatus: {} ({})\nLast error: {error}\nChanged: {}\n\n<b>History</b>",
+            a.id,
+            a.telegram_id,
+            a.phone.masked(),
+            state_label(l, a, live.as_ref()),
+            a.status.as_str(),
+            date(a.status_changed_at.max(a.updated_at)),
+        ),
+    );
+    for h in &history {
+        let who = h.telegram_id.map_or("-".to_string(), |t| t.to_string());
+        let detail = if h.detail.is_empty() {
+            String::new()
+        } else {
+            format!(" · {}", esc(&h.detail.chars().take(60).collect::<String>()))
+        };
+        text.push_str(&format!("\n{} · {} · {}{detail}", date(h.at), esc(&h.action), who));
+    }
+    if history.is_empty() {
+        text.push_str("\n-");
+    }
+    let mut rows = Vec::new();
+    if live.is_some() {
+        rows.push(back(
+            app,
+            c,
+            &t2(l, "🔌 Putuskan sesi", "🔌 Disconnect"),
+            AdminCb::Disconnect(a.id),
+        ));
+    }
+    if a.status == AccountStatus::Active {
+        rows.push(back(
+            app,
+            c,
+            &t2(l, "⏸ Jeda semua pekerjaan", "⏸ Pause all jobs"),
+            AdminCb::PauseJobs(a.id),
+        ));
+        rows.push(back(
+            app,
+            c,
+            &t2(l, "🚪 Paksa logout", "🚪 Force logout"),
+            AdminCb::Logout(a.id),
+        ));
+    }
+    if suspended {
+        text.push_str(&t2(
+            l,
+            "\n\n⛔ Pemilik sedang ditangguhkan.",
+            "\n\n⛔ The owner is suspended.",
+        ));
+        rows.push(back(
+            app,
+            c,
+            &t2(l, "✅ Pulihkan pemilik", "✅ Restore owner"),
+            AdminCb::Unsuspend(owner, a.id),
+        ));
+    } else {
+        rows.push(back(
+            app,
+            c,
+            &t2(l, "⛔ Tangguhkan pemilik", "⛔ Suspend owner"),
+            AdminCb::Suspend(owner, a.id),
+        ));
+    }
+    rows.push(back(
+        app,
+        c,
+        &t2(l, "⬅️ Semua akun", "⬅️ All accounts"),
+        AdminCb::Accounts(0),
+    ));
+    Ok((text, InlineKeyboardMarkup::new(rows)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::PhoneNumber;
+
+    fn acc(tid: i64, phone: &str) -> Account {
+        Account {
+            id: AccountId::new(1).unwrap(),
+            telegram_id: TelegramId::new(tid).unwrap(),
+            phone: PhoneNumber::from_digits(phone).unwrap(),
+            jid: None,
+            db_path: "x".into(),
+            bot_data_db_path: "y".into(),
+            status: AccountStatus::Active,
+            last_error: None,
+            banned_until: None,
+            status_changed_at: 0,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    #[test]
+    fn search_by_number_local_form_or_owner() {
+        let a = acc(4242, "6281234567890");
+        assert!(matches(&a, "0812-3456"));
+        assert!(matches(&a, "7890"));
+        assert!(matches(&a, "4242"));
+        assert!(!matches(&a, "999"));
+        assert!(!matches(&a, "abc"));
+    }
+}

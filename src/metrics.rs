@@ -1,0 +1,166 @@
+//! Metric names and the one-line helpers the rest of the code calls to record them, through
+//! the `metrics` facade. The Prometheus recorder is installed once per process by
+//! [`install`]; until then (the CLI, unit tests) every helper is a no-op.
+//!
+//! | metric | type | labels |
+//! | --- | --- | --- |
+//! | `tgwa_accounts` | gauge, set at each scrape from the master database | `status` |
+//! | `tgwa_sessions_connected` | gauge, set at each scrape from the live sessions | |
+//! | `tgwa_reconnects_total` | counter | |
+//! | `tgwa_pair_code_requests_total` | counter | |
+//! | `tgwa_pair_outcomes_total` | counter | `outcome`: paired, expired, rate_limited, failed |
+//! | `tgwa_jobs_total` | counter | `outcome`: done, cancelled, auto_paused |
+//! | `tgwa_job_items_total` | counter | `outcome`: ok, failed |
+//! | `tgwa_telegram_errors_total` | counter | `kind`: blocked, retry_after, network, api, other |
+//! | `tgwa_update_seconds` | histogram | |
+//! | `tgwa_telegram_last_poll_age_seconds` | gauge, set at each scrape | |
+//!
+//! With whatsapp-rust's `metrics` feature on, its own `wa_*` counters (messages received and
+//! sent, reconnects, connect outcomes, IQ results) appear in the same output.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use teloxide::{ApiError, RequestError};
+
+/// The account statuses the `tgwa_accounts` gauge always reports (zero included), so a
+/// status that empties shows 0 instead of vanishing.
+pub const ACCOUNT_STATUSES: &[&str] = &["pairing", "active", "logged_out", "banned", "unpaired", "removed"];
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// Installs the Prometheus recorder (once per process; later calls return the same handle).
+/// `None` when another recorder was installed first.
+pub fn install() -> Option<PrometheusHandle> {
+    HANDLE
+        .get_or_init(|| {
+            let handle = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    metrics_exporter_prometheus::Matcher::Full("tgwa_update_seconds".into()),
+                    &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0],
+                )
+                .and_then(|b| b.install_recorder())
+                .map_err(|e| tracing::warn!(error = %e, "metrics recorder not installed"))
+                .ok()?;
+            describe();
+            Some(handle)
+        })
+        .clone()
+}
+
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_gauge!("tgwa_accounts", "Accounts in the master database by status");
+    describe_gauge!("tgwa_sessions_connected", "WhatsApp sessions connected now");
+    describe_counter!("tgwa_reconnects_total", "WhatsApp sessions back online after an outage");
+    describe_counter!("tgwa_pair_code_requests_total", "Pairings started (code or QR)");
+    describe_counter!("tgwa_pair_outcomes_total", "Pairings finished, by outcome");
+    describe_counter!(
+        "tgwa_jobs_total",
+        "Bulk jobs that ended or were paused by the engine, by outcome"
+    );
+    describe_counter!("tgwa_job_items_total", "Bulk job items run, by outcome");
+    describe_counter!("tgwa_telegram_errors_total", "Failed Telegram Bot API calls, by kind");
+    describe_histogram!(
+        "tgwa_update_seconds",
+        Unit::Seconds,
+        "Time to handle one Telegram update"
+    );
+    describe_gauge!(
+        "tgwa_telegram_last_poll_age_seconds",
+        Unit::Seconds,
+        "Seconds since getUpdates last succeeded"
+    );
+}
+
+/// Sets `tgwa_accounts{status}` from `(status, count)` pairs; statuses not given are 0.
+pub fn set_accounts(counts: &[(String, u64)]) {
+    for s in ACCOUNT_STATUSES {
+        let n = counts.iter().find(|(k, _)| k == s).map_or(0, |(_, n)| *n);
+        metrics::gauge!("tgwa_accounts", "status" => *s).set(n as f64);
+    }
+}
+
+/// Sets `tgwa_sessions_connected`.
+pub fn set_connected(n: usize) {
+    metrics::gauge!("tgwa_sessions_connected").set(n as f64);
+}
+
+/// Sets `tgwa_telegram_last_poll_age_seconds`.
+pub fn set_poll_age(age: Duration) {
+    metrics::gauge!("tgwa_telegram_last_poll_age_seconds").set(age.as_secs_f64());
+}
+
+/// A session came back online after an outage.
+pub fn reconnect() {
+    metrics::counter!("tgwa_reconnects_total").increment(1);
+}
+
+/// A pairing (code or QR) was started.
+pub fn pair_request() {
+    metrics::counter!("tgwa_pair_code_requests_total").increment(1);
+}
+
+/// A pairing finished: `paired`, `expired`, `rate_limited` or `failed`.
+pub fn pair_outcome(outcome: &'static str) {
+    metrics::counter!("tgwa_pair_outcomes_total", "outcome" => outcome).increment(1);
+}
+
+/// A bulk job ended or was paused by the engine: `done`, `cancelled` or `auto_paused`.
+pub fn job_outcome(outcome: &'static str) {
+    metrics::counter!("tgwa_jobs_total", "outcome" => outcome).increment(1);
+}
+
+/// A bulk job item ran: `ok` or `failed`.
+pub fn job_item(outcome: &'static str) {
+    metrics::counter!("tgwa_job_items_total", "outcome" => outcome).increment(1);
+}
+
+/// A Telegram Bot API call failed.
+pub fn telegram_error(e: &RequestError) {
+    metrics::counter!("tgwa_telegram_errors_total", "kind" => telegram_error_kind(e)).increment(1);
+}
+
+/// The label a Telegram error is counted under.
+pub fn telegram_error_kind(e: &RequestError) -> &'static str {
+    match e {
+        RequestError::Api(ApiError::BotBlocked | ApiError::UserDeactivated | ApiError::CantInitiateConversation) => {
+            "blocked"
+        }
+        RequestError::Api(_) => "api",
+        RequestError::RetryAfter(_) => "retry_after",
+        RequestError::Network(_) | RequestError::Io(_) => "network",
+        _ => "other",
+    }
+}
+
+/// One update was handled in `took`.
+pub fn update_handled(took: Duration) {
+    metrics::histogram!("tgwa_update_seconds").record(took.as_secs_f64());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_kinds() {
+        assert_eq!(telegram_error_kind(&RequestError::Api(ApiError::BotBlocked)), "blocked");
+        assert_eq!(
+            telegram_error_kind(&RequestError::Api(ApiError::MessageNotModified)),
+            "api"
+        );
+        assert_eq!(
+            telegram_error_kind(&RequestError::RetryAfter(teloxide::types::Seconds::from_seconds(3))),
+            "retry_after"
+        );
+    }
+
+    #[test]
+    fn helpers_without_a_recorder_do_nothing() {
+        set_accounts(&[("active".into(), 2)]);
+        job_item("ok");
+        update_handled(Duration::from_millis(3));
+    }
+}

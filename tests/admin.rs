@@ -1,0 +1,313 @@
+//! `/admin`, tried from Telegram as an operator and as everyone else would.
+
+#[path = "support/fake_telegram.rs"]
+pub mod fake_telegram;
+mod support {
+    pub use super::fake_telegram;
+    #[path = "app.rs"]
+    pub mod app;
+}
+
+use std::time::Duration;
+
+use support::app::{TestBot, WAIT};
+use tgwa::bot::callback::{CallbackCodec, Cb};
+use tgwa::ids::{AccountId, PhoneNumber, TelegramId};
+use tgwa::wa::GroupId;
+
+const ADMIN: i64 = 8_000_009;
+const A: i64 = 8_000_001;
+const B: i64 = 8_000_002;
+const C: i64 = 8_000_003;
+const A_PHONE: &str = "6281234564001";
+const B_PHONE: &str = "6281234564002";
+/// Logged out from the phone 3 s after it connects (simulator).
+const C_PHONE: &str = "6281234560401";
+
+async fn say(bot: &TestBot, user: i64, text: &str, want: &str) -> fake_telegram::Sent {
+    let mark = bot.tg.mark();
+    bot.tg.push_message(user, text);
+    bot.tg.wait_for_text_to_after(mark, user, want, WAIT).await
+}
+
+async fn tap(bot: &TestBot, user: i64, label: &str, want: &str) -> fake_telegram::Sent {
+    let mark = bot.tg.mark();
+    bot.press(user, label);
+    bot.tg.wait_for_text_to_after(mark, user, want, WAIT).await
+}
+
+async fn wait_status(bot: &TestBot, phone: &str, want: &str) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while bot.account_row(phone).map(|r| r.2).as_deref() != Some(want) {
+        assert!(tokio::time::Instant::now() < deadline, "{phone} never became {want}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn audit_count(bot: &TestBot, who: i64, action: &str) -> i64 {
+    bot.master()
+        .query_row(
+            "SELECT COUNT(*) FROM audit_log WHERE telegram_id = ?1 AND action = ?2",
+            rusqlite::params![who, action],
+            |r| r.get(0),
+        )
+        .unwrap()
+}
+
+async fn three_users() -> TestBot {
+    let admin = ADMIN.to_string();
+    let bot = TestBot::start(&[("TGWA_ADMIN_IDS", &admin)]).await;
+    bot.pair(A, A_PHONE).await;
+    bot.pair(B, B_PHONE).await;
+    bot.pair(C, C_PHONE).await;
+    wait_status(&bot, C_PHONE, "logged_out").await;
+    bot
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_sees_every_account_disconnects_one_and_logs_one_out_and_owners_are_told() {
+    let bot = three_users().await;
+
+    // The overview counts every account by status, without the operator owning any.
+    let o = say(&bot, ADMIN, "/admin", "Admin").await;
+    assert!(o.text.contains("Akun: 3"), "{}", o.text);
+    assert!(
+        o.text.contains("active 2") && o.text.contains("logged_out 1"),
+        "{}",
+        o.text
+    );
+    assert!(o.text.contains("Terhubung sekarang: 2"), "{}", o.text);
+    assert!(o.text.contains("Pengguna: 4"), "{}", o.text);
+
+    // Every account, with owner, masked number and its state.
+    let list = tap(&bot, ADMIN, "Semua akun", "Semua akun</b>: 3").await;
+    for (owner, tail) in [(A, "4001"), (B, "4002"), (C, "0401")] {
+        let line = list
+            .text
+            .lines()
+            .find(|l| l.contains(&owner.to_string()))
+            .unwrap_or_else(|| panic!("no line for {owner}: {}", list.text));
+        assert!(line.contains(&format!("*******{tail}")), "{line}");
+        assert!(!line.contains(&format!("812345{tail}")), "unmasked number: {line}");
+        if owner == C {
+            assert!(line.to_lowercase().contains("logout"), "{line}");
+        } else {
+            assert!(line.contains("terhubung"), "{line}");
+        }
+    }
+
+    // Search by owner, then B's page with its history; disconnect after a confirmation.
+    let found = say(&bot, ADMIN, &format!("/admin {B}"), "cocok dengan").await;
+    assert!(
+        found.text.contains("4002") && !found.text.contains("4001"),
+        "{}",
+        found.text
+    );
+    let page = tap(&bot, ADMIN, "4002", "Riwayat").await;
+    assert!(page.text.contains("paired"), "history shows the pairing: {}", page.text);
+    tap(&bot, ADMIN, "Putuskan sesi", "Putuskan sesi WhatsApp").await;
+    let b_before = bot.tg.sent_to(B).len();
+    let mark = bot.tg.mark();
+    bot.press(ADMIN, "Ya");
+    let told = bot.tg.wait_for_text_to_after(mark, B, "Operator memutus", WAIT).await;
+    assert!(
+        told.text.contains("6281234564002") || told.text.contains("4002"),
+        "{}",
+        told.text
+    );
+    bot.tg.wait_for_text_to_after(mark, ADMIN, "Riwayat", WAIT).await;
+    assert_eq!(bot.tg.sent_to(B).len(), b_before + 1, "B got exactly one notice");
+    assert_eq!(
+        bot.account_row(B_PHONE).unwrap().2,
+        "active",
+        "a disconnect keeps the account"
+    );
+    assert_eq!(audit_count(&bot, ADMIN, "admin_disconnect"), 1);
+    // B's own view shows it is not connected now.
+    let status = say(&bot, B, "/status", "").await;
+    assert!(!status.text.contains("🟢"), "{}", status.text);
+
+    // Force-logout A: A is told, the account is logged out.
+    say(&bot, ADMIN, &format!("/admin {A}"), "cocok dengan").await;
+    tap(&bot, ADMIN, "4001", "Riwayat").await;
+    tap(&bot, ADMIN, "Paksa logout", "Paksa logout").await;
+    let mark = bot.tg.mark();
+    bot.press(ADMIN, "Ya");
+    bot.tg
+        .wait_for_text_to_after(mark, A, "Operator mengeluarkan", WAIT)
+        .await;
+    wait_status(&bot, A_PHONE, "logged_out").await;
+    assert_eq!(audit_count(&bot, ADMIN, "admin_logout"), 1);
+    assert!(audit_count(&bot, ADMIN, "admin_view") >= 3);
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_non_operator_is_refused_admin_and_every_admin_button_and_sees_nothing() {
+    let bot = three_users().await;
+    // The operator opens a page so real admin buttons exist to replay.
+    say(&bot, ADMIN, "/admin", "Admin").await;
+    tap(&bot, ADMIN, "Semua akun", "Semua akun</b>").await;
+    tap(&bot, ADMIN, "4002", "Riwayat").await;
+    let admin_data: Vec<String> = bot
+        .tg
+        .sent_to(ADMIN)
+        .iter()
+        .flat_map(|m| m.buttons().into_iter().map(|(_, d)| d))
+        .collect();
+    assert!(admin_data.len() >= 3, "{admin_data:?}");
+
+    // /admin from a user with an account and from one without.
+    for user in [A, 8_000_777] {
+        let r = say(&bot, user, "/admin", "AKSES DITOLAK").await;
+        assert!(!r.text.contains("Admin</b>"), "{}", r.text);
+    }
+
+    // Every admin button kind, signed for A (so only the operator check can refuse it), and
+    // the operator's own buttons replayed by A.
+    let codec = CallbackCodec::load_or_create(&bot.data_dir().join(".secret")).unwrap();
+    let b_id = AccountId::new(bot.account_row(B_PHONE).unwrap().0).unwrap();
+    let g = GroupId::parse("120363012345678901@g.us").unwrap();
+    let phone = PhoneNumber::from_digits(B_PHONE).unwrap();
+    let kinds: Vec<Cb> = Cb::every_kind(b_id, &g, 1, &phone)
+        .into_iter()
+        .filter(|cb| matches!(cb, Cb::Admin(_)))
+        .collect();
+    assert!(kinds.len() >= 7);
+    let a_tid = TelegramId::new(A).unwrap();
+    let mine: Vec<String> = kinds.iter().map(|cb| codec.encode(a_tid, cb)).collect();
+    let a_before = bot.tg.sent_to(A).len();
+    let b_before = bot.tg.sent_to(B).len();
+    for data in mine.iter().chain(admin_data.iter()) {
+        let id = bot.tg.push_callback(A, 1, data);
+        let ans = bot.tg.wait_for_callback_answer(&id, WAIT).await;
+        assert_eq!(ans["show_alert"], true, "{data} was not refused: {ans}");
+        let text = ans["text"].as_str().unwrap_or("");
+        assert!(
+            text.contains("AKSES DITOLAK") || text.contains("bukan milik") || text.contains("tidak berlaku"),
+            "{data}: {text}"
+        );
+    }
+    assert_eq!(bot.tg.sent_to(A).len(), a_before, "A saw an admin screen");
+    assert_eq!(
+        bot.tg.sent_to(B).len(),
+        b_before,
+        "B was told about an action that never happened"
+    );
+    assert_eq!(bot.account_row(B_PHONE).unwrap().2, "active");
+    assert!(
+        audit_count(&bot, A, "refused_admin") > kinds.len() as i64,
+        "refusals are audited"
+    );
+    bot.stop().await;
+}
+
+/// Messages the simulator recorded as sent by `from`.
+fn sent_by(bot: &TestBot, from: &str) -> usize {
+    tgwa::wa::sim::read_sent_messages(&bot.world_db())
+        .expect("read the simulator's record")
+        .into_iter()
+        .filter(|m| m.from == from)
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_pauses_every_running_job_of_an_account_and_the_owner_is_told() {
+    let admin = ADMIN.to_string();
+    let bot = TestBot::start(&[("TGWA_ADMIN_IDS", &admin), ("TGWA_JOB_ITEM_DELAY_MS", "100")]).await;
+    bot.pair(A, A_PHONE).await;
+    let list = (0..100)
+        .map(|i| format!("62859{:07}7", i))
+        .collect::<Vec<_>>()
+        .join("\n");
+    say(&bot, A, "/menu", "Menu utama").await;
+    tap(&bot, A, "Pesan", "Pesan</b>").await;
+    tap(&bot, A, "Siaran", "teks pesan siaran").await;
+    say(&bot, A, "Promo", "Kirim ke mana").await;
+    let mark = bot.tg.mark();
+    bot.tg.push_document(A, "numbers.txt", list.into_bytes(), None);
+    bot.tg
+        .wait_for_text_to_after(mark, A, "Mulai pekerjaan ini", WAIT)
+        .await;
+    tap(&bot, A, "Mulai", "berjalan").await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while sent_by(&bot, A_PHONE) < 3 {
+        assert!(tokio::time::Instant::now() < deadline, "the job did not start");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    say(&bot, ADMIN, &format!("/admin {A}"), "cocok dengan").await;
+    tap(&bot, ADMIN, "4001", "Riwayat").await;
+    tap(
+        &bot,
+        ADMIN,
+        "Jeda semua pekerjaan",
+        "Jeda semua pekerjaan yang berjalan",
+    )
+    .await;
+    let mark = bot.tg.mark();
+    let id = bot.press(ADMIN, "Ya");
+    let ans = bot.tg.wait_for_callback_answer(&id, WAIT).await;
+    assert!(
+        ans["text"].as_str().unwrap_or("").contains("1 pekerjaan dijeda"),
+        "{ans}"
+    );
+    bot.tg.wait_for_text_to_after(mark, A, "Operator menjeda", WAIT).await;
+    // A paused job sends at most the item already under way.
+    let paused_at = sent_by(&bot, A_PHONE);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let after = sent_by(&bot, A_PHONE);
+    assert!(
+        after <= paused_at + 1 && after < 100,
+        "the job kept sending ({paused_at} -> {after})"
+    );
+    assert_eq!(audit_count(&bot, ADMIN, "admin_pause_jobs"), 1);
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suspended_user_is_refused_everywhere_while_their_account_stays_up_until_restored() {
+    let admin = ADMIN.to_string();
+    let bot = TestBot::start(&[("TGWA_ADMIN_IDS", &admin)]).await;
+    bot.pair(B, B_PHONE).await;
+    // A menu of B's from before the suspension, to replay afterwards.
+    say(&bot, B, "/menu", "Menu utama").await;
+    let old_button = bot.button(B, "Akun");
+    let old_message = bot.message_with_button(B, &old_button);
+
+    say(&bot, ADMIN, &format!("/admin {B}"), "cocok dengan").await;
+    tap(&bot, ADMIN, "4002", "Riwayat").await;
+    tap(&bot, ADMIN, "Tangguhkan pemilik", "Tangguhkan pengguna").await;
+    tap(&bot, ADMIN, "Ya", "Pemilik sedang ditangguhkan").await;
+    assert_eq!(audit_count(&bot, ADMIN, "admin_suspend"), 1);
+
+    for cmd in [
+        "/menu",
+        "/status",
+        "/groups",
+        "/accounts",
+        "/pair 081234560999",
+        "/start",
+        "halo",
+    ] {
+        let r = say(&bot, B, cmd, "AKSES DITOLAK").await;
+        assert!(!r.text.contains("4002"), "{cmd}: {}", r.text);
+    }
+    let id = bot.tg.push_callback(B, old_message, &old_button);
+    let ans = bot.tg.wait_for_callback_answer(&id, WAIT).await;
+    assert_eq!(ans["show_alert"], true, "{ans}");
+    assert!(ans["text"].as_str().unwrap_or("").contains("AKSES DITOLAK"), "{ans}");
+    // The account itself is untouched: still active and connected.
+    assert_eq!(bot.account_row(B_PHONE).unwrap().2, "active");
+    let o = say(&bot, ADMIN, "/admin", "Admin").await;
+    assert!(o.text.contains("Terhubung sekarang: 1"), "{}", o.text);
+
+    say(&bot, ADMIN, &format!("/admin {B}"), "cocok dengan").await;
+    tap(&bot, ADMIN, "4002", "Riwayat").await;
+    tap(&bot, ADMIN, "Pulihkan pemilik", "Pulihkan pengguna").await;
+    let page = tap(&bot, ADMIN, "Ya", "Riwayat").await;
+    assert!(!page.text.contains("ditangguhkan"), "{}", page.text);
+    say(&bot, B, "/menu", "Menu utama").await;
+    assert_eq!(audit_count(&bot, ADMIN, "admin_restore"), 1);
+    bot.stop().await;
+}
