@@ -554,6 +554,7 @@ mod tests {
             status_changed_at: 0,
             created_at: 0,
             updated_at: 0,
+            generation: 1,
         }
     }
 
