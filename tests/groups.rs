@@ -11,35 +11,18 @@ mod support {
 
 use std::time::Duration;
 
-use support::app::{TestBot, WAIT};
+use support::app::{numbers, TestBot, WAIT};
 
 const A: i64 = 6_000_001;
 const B: i64 = 6_000_002;
 const A_PHONE: &str = "6281234561001";
 const B_PHONE: &str = "6281234561002";
 
-/// Messages the simulator recorded as sent by `from` (digits).
-fn sent_by(bot: &TestBot, from: &str) -> Vec<(String, String)> {
-    tgwa::wa::sim::read_sent_messages(&bot.world_db())
-        .expect("read the simulator's record")
-        .into_iter()
-        .filter(|m| m.from == from)
-        .map(|m| (m.to, m.text))
-        .collect()
-}
-
 /// Jobs stored in the account's bot data.
 fn job_count(bot: &TestBot, owner: i64, phone: &str) -> i64 {
     let p = bot.data_dir().join(format!("{owner}/bot_data-{owner}-{phone}.db"));
     let c = rusqlite::Connection::open_with_flags(p, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
     c.query_row("SELECT COUNT(*) FROM jobs", [], |r| r.get(0)).unwrap()
-}
-
-/// Sends `text` as `user` and waits for a reply containing `want`.
-async fn say(bot: &TestBot, user: i64, text: &str, want: &str) -> fake_telegram::Sent {
-    let mark = bot.tg.mark();
-    bot.tg.push_message(user, text);
-    bot.tg.wait_for_text_to_after(mark, user, want, WAIT).await
 }
 
 /// Sends `text` as `user` and waits for a reply with a button labelled like `label`.
@@ -58,13 +41,6 @@ async fn open_group(bot: &TestBot, user: i64, name: &str) {
     bot.tg.wait_for_text_to_after(mark, user, "Anggota", WAIT).await;
 }
 
-/// Presses `label` as `user` and waits for a reply (new or edited) containing `want`.
-async fn tap(bot: &TestBot, user: i64, label: &str, want: &str) -> fake_telegram::Sent {
-    let mark = bot.tg.mark();
-    bot.press(user, label);
-    bot.tg.wait_for_text_to_after(mark, user, want, WAIT).await
-}
-
 /// Confirms the job preview on screen and waits for its report document.
 async fn start_job_and_wait(bot: &TestBot, user: i64) -> fake_telegram::Sent {
     let mark = bot.tg.mark();
@@ -76,8 +52,8 @@ async fn start_job_and_wait(bot: &TestBot, user: i64) -> fake_telegram::Sent {
 
 /// Opens the groups menu through /menu.
 async fn open_groups(bot: &TestBot, user: i64) {
-    say(bot, user, "/menu", "Menu utama").await;
-    tap(bot, user, "👥 Grup", "Anda admin").await;
+    bot.say(user, "/menu", "Menu utama").await;
+    bot.tap(user, "👥 Grup", "Anda admin").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -88,8 +64,8 @@ async fn create_export_join_list_members_and_broadcast_across_two_accounts() {
 
     // A creates five groups from a pattern, after a preview.
     open_groups(&bot, A).await;
-    tap(&bot, A, "Buat grup", "pola nama").await;
-    let preview = say(&bot, A, "Grup Arisan {n}\n5", "Mulai pekerjaan ini").await;
+    bot.tap(A, "Buat grup", "pola nama").await;
+    let preview = bot.say(A, "Grup Arisan {n}\n5", "Mulai pekerjaan ini").await;
     assert!(preview.text.contains("Grup Arisan 1") && preview.text.contains("Grup Arisan 5"));
     assert_eq!(job_count(&bot, A, A_PHONE), 1);
     let report = start_job_and_wait(&bot, A).await;
@@ -137,7 +113,7 @@ async fn create_export_join_list_members_and_broadcast_across_two_accounts() {
 
     // B joins all five from the uploaded .txt.
     open_groups(&bot, B).await;
-    tap(&bot, B, "Gabung grup", "Tempel tautan").await;
+    bot.tap(B, "Gabung grup", "Tempel tautan").await;
     let mark = bot.tg.mark();
     bot.tg.push_document(B, "links.txt", links.as_bytes().to_vec(), None);
     bot.tg
@@ -149,7 +125,7 @@ async fn create_export_join_list_members_and_broadcast_across_two_accounts() {
 
     // A's member list of one group shows B's number.
     open_group(&bot, A, "Grup Arisan 2").await;
-    let members = tap(&bot, A, "👤 Anggota", "1002").await;
+    let members = bot.tap(A, "👤 Anggota", "1002").await;
     assert!(
         members.text.contains("1001") && members.text.contains("1002"),
         "{}",
@@ -157,14 +133,14 @@ async fn create_export_join_list_members_and_broadcast_across_two_accounts() {
     );
 
     // B broadcasts one text to all its groups: exactly five messages are recorded.
-    let before = sent_by(&bot, B_PHONE).len();
-    say(&bot, B, "/menu", "Menu utama").await;
-    tap(&bot, B, "Pesan", "Pesan</b>").await;
-    tap(&bot, B, "Siaran", "teks pesan siaran").await;
-    say(&bot, B, "Halo semua dari B", "Kirim ke mana").await;
-    tap(&bot, B, "Semua grup saya", "Mulai pekerjaan ini").await;
+    let before = bot.sent_by(B_PHONE).len();
+    bot.say(B, "/menu", "Menu utama").await;
+    bot.tap(B, "Pesan", "Pesan</b>").await;
+    bot.tap(B, "Siaran", "teks pesan siaran").await;
+    bot.say(B, "Halo semua dari B", "Kirim ke mana").await;
+    bot.tap(B, "Semua grup saya", "Mulai pekerjaan ini").await;
     start_job_and_wait(&bot, B).await;
-    let sent = sent_by(&bot, B_PHONE);
+    let sent = bot.sent_by(B_PHONE);
     assert_eq!(sent.len() - before, 5, "{sent:?}");
     assert!(sent
         .iter()
@@ -173,39 +149,22 @@ async fn create_export_join_list_members_and_broadcast_across_two_accounts() {
 }
 
 /// 200 numbers, a little pacing so a restart lands in the middle.
-fn numbers(n: usize) -> String {
-    (0..n).map(|i| format!("62857{:07}7", i)).collect::<Vec<_>>().join("\n")
-}
-
-async fn broadcast_to_numbers(bot: &TestBot, user: i64, text: &str, list: &str) {
-    say(bot, user, "/menu", "Menu utama").await;
-    tap(bot, user, "Pesan", "Pesan</b>").await;
-    tap(bot, user, "Siaran", "teks pesan siaran").await;
-    say(bot, user, text, "Kirim ke mana").await;
-    let mark = bot.tg.mark();
-    bot.tg
-        .push_document(user, "numbers.txt", list.as_bytes().to_vec(), None);
-    bot.tg
-        .wait_for_text_to_after(mark, user, "Mulai pekerjaan ini", WAIT)
-        .await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_interrupted_by_a_restart_finishes_with_every_item_done_exactly_once() {
     let bot = TestBot::start(&[("TGWA_JOB_ITEM_DELAY_MS", "25")]).await;
     bot.pair(A, A_PHONE).await;
-    broadcast_to_numbers(&bot, A, "Promo sekali saja", &numbers(200)).await;
+    bot.broadcast_preview(A, "Promo sekali saja", &numbers(200)).await;
     let mark = bot.tg.mark();
     bot.press(A, "Mulai");
     bot.tg.wait_for_method_after(mark, "answercallbackquery", WAIT).await;
     // Wait until about half the items went out, then restart the bot.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while sent_by(&bot, A_PHONE).len() < 100 {
+    while bot.sent_by(A_PHONE).len() < 100 {
         assert!(tokio::time::Instant::now() < deadline, "the job did not progress");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let bot = bot.restart().await;
-    let at_restart = sent_by(&bot, A_PHONE).len();
+    let at_restart = bot.sent_by(A_PHONE).len();
     assert!(
         at_restart < 200,
         "the restart came too late to test anything ({at_restart})"
@@ -213,7 +172,7 @@ async fn a_job_interrupted_by_a_restart_finishes_with_every_item_done_exactly_on
     bot.tg
         .wait_for_text_to(A, "Laporan pekerjaan", Duration::from_secs(90))
         .await;
-    let sent = sent_by(&bot, A_PHONE);
+    let sent = bot.sent_by(A_PHONE);
     assert_eq!(sent.len(), 200, "every item exactly once");
     let mut to: Vec<&str> = sent.iter().map(|(t, _)| t.as_str()).collect();
     to.sort();
@@ -227,8 +186,8 @@ async fn pause_resume_and_cancel_work_for_the_owner_only() {
     let bot = TestBot::start(&[("TGWA_JOB_ITEM_DELAY_MS", "150")]).await;
     bot.pair(A, A_PHONE).await;
     bot.pair(B, B_PHONE).await;
-    broadcast_to_numbers(&bot, A, "Pelan-pelan", &numbers(60)).await;
-    tap(&bot, A, "Mulai", "berjalan").await;
+    bot.broadcast_preview(A, "Pelan-pelan", &numbers(60)).await;
+    bot.tap(A, "Mulai", "berjalan").await;
 
     // B presses A's Pause button: refused, the job keeps running.
     let pause = bot.button(A, "Jeda");
@@ -237,31 +196,31 @@ async fn pause_resume_and_cancel_work_for_the_owner_only() {
     assert_eq!(ans["show_alert"], true, "{ans}");
 
     // The owner pauses: nothing more is sent.
-    tap(&bot, A, "Jeda", "dijeda").await;
-    let paused_at = sent_by(&bot, A_PHONE).len();
+    bot.tap(A, "Jeda", "dijeda").await;
+    let paused_at = bot.sent_by(A_PHONE).len();
     let resume = bot.button(A, "Lanjutkan");
     let id = bot.tg.push_callback(B, 1, &resume);
     assert_eq!(bot.tg.wait_for_callback_answer(&id, WAIT).await["show_alert"], true);
     // A wait of several item delays: a paused job must not move.
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert!(
-        sent_by(&bot, A_PHONE).len() <= paused_at + 1,
+        bot.sent_by(A_PHONE).len() <= paused_at + 1,
         "a paused job kept sending"
     );
 
-    tap(&bot, A, "Lanjutkan", "berjalan").await;
+    bot.tap(A, "Lanjutkan", "berjalan").await;
     let deadline = tokio::time::Instant::now() + WAIT;
-    while sent_by(&bot, A_PHONE).len() < paused_at + 3 {
+    while bot.sent_by(A_PHONE).len() < paused_at + 3 {
         assert!(tokio::time::Instant::now() < deadline, "resume did not resume");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let cancel = bot.button(A, "Batal");
     let id = bot.tg.push_callback(B, 1, &cancel);
     assert_eq!(bot.tg.wait_for_callback_answer(&id, WAIT).await["show_alert"], true);
-    tap(&bot, A, "Batal", "dibatalkan").await;
-    let cancelled_at = sent_by(&bot, A_PHONE).len();
+    bot.tap(A, "Batal", "dibatalkan").await;
+    let cancelled_at = bot.sent_by(A_PHONE).len();
     tokio::time::sleep(Duration::from_millis(600)).await;
-    let after = sent_by(&bot, A_PHONE).len();
+    let after = bot.sent_by(A_PHONE).len();
     assert!(
         after <= cancelled_at + 1 && after < 60,
         "a cancelled job kept sending ({after})"
@@ -276,14 +235,14 @@ async fn a_logged_out_accounts_job_pauses_and_another_accounts_job_finishes() {
     // B's job waits in its preview while A links a number that the phone will log out 3 s
     // after it connects; A starts a long job at once.
     bot.pair(B, B_PHONE).await;
-    broadcast_to_numbers(&bot, B, "Dari akun yang sehat", &numbers(20)).await;
+    bot.broadcast_preview(B, "Dari akun yang sehat", &numbers(20)).await;
     bot.pair(A, doomed).await;
-    broadcast_to_numbers(&bot, A, "Dari akun yang akan logout", &numbers(200)).await;
+    bot.broadcast_preview(A, "Dari akun yang akan logout", &numbers(200)).await;
     let mark = bot.tg.mark();
     bot.press(A, "Mulai");
     bot.tg.wait_for_method_after(mark, "answercallbackquery", WAIT).await;
     start_job_and_wait(&bot, B).await;
-    assert_eq!(sent_by(&bot, B_PHONE).len(), 20);
+    assert_eq!(bot.sent_by(B_PHONE).len(), 20);
 
     let notice = bot
         .tg
@@ -291,7 +250,7 @@ async fn a_logged_out_accounts_job_pauses_and_another_accounts_job_finishes() {
         .await;
     assert!(notice.text.contains("Pekerjaan"), "{}", notice.text);
     assert!(
-        sent_by(&bot, doomed).len() < 200,
+        bot.sent_by(doomed).len() < 200,
         "the job should have stopped at the logout"
     );
     for t in bot.tg.sent_to(B).into_iter().map(|m| m.text) {
@@ -308,7 +267,7 @@ async fn bad_input_gets_a_reply_and_creates_no_job() {
 
     // Malformed links only.
     open_groups(&bot, A).await;
-    tap(&bot, A, "Gabung grup", "Tempel tautan").await;
+    bot.tap(A, "Gabung grup", "Tempel tautan").await;
     say(
         &bot,
         A,
@@ -317,37 +276,37 @@ async fn bad_input_gets_a_reply_and_creates_no_job() {
     )
     .await;
     // Bad numbers only.
-    say(&bot, A, "/menu", "Menu utama").await;
-    tap(&bot, A, "Pesan", "Pesan</b>").await;
-    tap(&bot, A, "Cek nomor", "Tempel nomor").await;
-    say(&bot, A, "abc\n123", "Tidak ada item yang valid").await;
+    bot.say(A, "/menu", "Menu utama").await;
+    bot.tap(A, "Pesan", "Pesan</b>").await;
+    bot.tap(A, "Cek nomor", "Tempel nomor").await;
+    bot.say(A, "abc\n123", "Tidak ada item yang valid").await;
     // Empty, binary and oversized uploads.
     for (name, bytes, want) in [
         ("empty.txt", Vec::new(), "File kosong"),
         ("blob.txt", vec![0u8, 159, 146, 150, 0, 1, 2], "bukan teks"),
         ("big.txt", vec![b'1'; 5000], "terlalu besar"),
     ] {
-        say(&bot, A, "/menu", "Menu utama").await;
-        tap(&bot, A, "Pesan", "Pesan</b>").await;
-        tap(&bot, A, "Cek nomor", "Tempel nomor").await;
+        bot.say(A, "/menu", "Menu utama").await;
+        bot.tap(A, "Pesan", "Pesan</b>").await;
+        bot.tap(A, "Cek nomor", "Tempel nomor").await;
         let mark = bot.tg.mark();
         bot.tg.push_document(A, name, bytes, None);
         bot.tg.wait_for_text_to_after(mark, A, want, WAIT).await;
     }
     // A list over the item cap.
-    say(&bot, A, "/menu", "Menu utama").await;
-    tap(&bot, A, "Pesan", "Pesan</b>").await;
-    tap(&bot, A, "Cek nomor", "Tempel nomor").await;
-    say(&bot, A, &numbers(60), "Terlalu banyak item").await;
+    bot.say(A, "/menu", "Menu utama").await;
+    bot.tap(A, "Pesan", "Pesan</b>").await;
+    bot.tap(A, "Cek nomor", "Tempel nomor").await;
+    bot.say(A, &numbers(60), "Terlalu banyak item").await;
     assert_eq!(job_count(&bot, A, A_PHONE), 0, "no job from bad input");
 
     // A group B is not admin of: B's admin action is refused; a group B left is reported.
     open_groups(&bot, A).await;
-    tap(&bot, A, "Buat grup", "pola nama").await;
-    say(&bot, A, "Grup Uji", "Mulai pekerjaan ini").await;
+    bot.tap(A, "Buat grup", "pola nama").await;
+    bot.say(A, "Grup Uji", "Mulai pekerjaan ini").await;
     start_job_and_wait(&bot, A).await;
     open_group(&bot, A, "Grup Uji").await;
-    let link = tap(&bot, A, "Tautan undangan", "chat.whatsapp.com").await;
+    let link = bot.tap(A, "Tautan undangan", "chat.whatsapp.com").await;
     let link = link
         .text
         .split_whitespace()
@@ -357,8 +316,8 @@ async fn bad_input_gets_a_reply_and_creates_no_job() {
         .trim_end_matches("</code>")
         .to_string();
     open_groups(&bot, B).await;
-    tap(&bot, B, "Gabung grup", "Tempel tautan").await;
-    say(&bot, B, &link, "Mulai pekerjaan ini").await;
+    bot.tap(B, "Gabung grup", "Tempel tautan").await;
+    bot.say(B, &link, "Mulai pekerjaan ini").await;
     start_job_and_wait(&bot, B).await;
     let b_jobs = job_count(&bot, B, B_PHONE);
     open_group(&bot, B, "Grup Uji").await;
@@ -369,8 +328,8 @@ async fn bad_input_gets_a_reply_and_creates_no_job() {
     // B leaves, then uses the old group page: told the group is gone, nothing breaks.
     let group_page_link = bot.button(B, "Tautan undangan");
     let group_page = bot.message_with_button(B, &group_page_link);
-    tap(&bot, B, "🚪 Keluar", "Keluar dari grup ini").await;
-    tap(&bot, B, "Ya", "Sudah keluar").await;
+    bot.tap(B, "🚪 Keluar", "Keluar dari grup ini").await;
+    bot.tap(B, "Ya", "Sudah keluar").await;
     let _ = mark;
     let mark = bot.tg.mark();
     bot.tg.push_callback(B, group_page, &group_page_link);
@@ -396,8 +355,8 @@ async fn exports_are_safe_for_spreadsheets_and_uploads_decode_any_bom() {
 
     // A group whose name a spreadsheet would run as a formula.
     open_groups(&bot, A).await;
-    tap(&bot, A, "Buat grup", "pola nama").await;
-    say(&bot, A, "=1+2 {n}\n1", "Mulai pekerjaan ini").await;
+    bot.tap(A, "Buat grup", "pola nama").await;
+    bot.say(A, "=1+2 {n}\n1", "Mulai pekerjaan ini").await;
     start_job_and_wait(&bot, A).await;
     open_groups(&bot, A).await;
     let mark = bot.tg.mark();
@@ -430,9 +389,9 @@ async fn exports_are_safe_for_spreadsheets_and_uploads_decode_any_bom() {
         be.extend_from_slice(&u.to_be_bytes());
     }
     for (name, bytes) in [("bom.txt", utf8), ("utf16le.txt", le), ("utf16be.txt", be)] {
-        say(&bot, A, "/menu", "Menu utama").await;
-        tap(&bot, A, "Pesan", "Pesan</b>").await;
-        tap(&bot, A, "Cek nomor", "Tempel nomor").await;
+        bot.say(A, "/menu", "Menu utama").await;
+        bot.tap(A, "Pesan", "Pesan</b>").await;
+        bot.tap(A, "Cek nomor", "Tempel nomor").await;
         let mark = bot.tg.mark();
         bot.tg.push_document(A, name, bytes, None);
         let preview = bot
