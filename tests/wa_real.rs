@@ -333,3 +333,61 @@ fn the_sink_filters_and_closes() {
         Err(tokio::sync::mpsc::error::TryRecvError::Disconnected)
     ));
 }
+
+// ----- against the protocol-level fake WhatsApp server -----
+
+#[path = "support/fakewa.rs"]
+mod fakewa;
+
+use tgwa::wa::WaSession;
+use tgwa_fakewa::FakeWhatsApp;
+
+/// Pairs `phone` by QR on a fresh store and returns the session, its events and the spec.
+async fn pair_by_qr(
+    fake: &FakeWhatsApp,
+    root: &Path,
+    phone: &str,
+) -> (std::sync::Arc<dyn WaSession>, tgwa::wa::EventRx, SessionSpec) {
+    let spec = fakewa::spec(root, phone);
+    let be = fakewa::backend(fake);
+    let (session, mut rx) = be.start(spec.clone()).await.expect("start");
+    session.start_qr().await.expect("qr mode");
+    let qr = fakewa::wait_for(&mut rx, "a QR code", |e| match e {
+        WaEvent::Qr { code, .. } => Some(code.clone()),
+        _ => None,
+    })
+    .await;
+    fake.scan_qr(&qr, phone).expect("the phone scans");
+    let jid = fakewa::wait_for(&mut rx, "PairSuccess", |e| match e {
+        WaEvent::PairSuccess { jid } => Some(jid.clone()),
+        _ => None,
+    })
+    .await;
+    assert!(jid.starts_with(phone), "{jid}");
+    fakewa::connected(&mut rx).await;
+    (session, rx, spec)
+}
+
+#[tokio::test]
+async fn qr_pairing_then_a_restart_logs_in_without_pairing() {
+    let fake = FakeWhatsApp::default();
+    let dir = tempfile::tempdir().unwrap();
+    let phone = "6281200000001";
+    let (session, _rx, spec) = pair_by_qr(&fake, dir.path(), phone).await;
+    assert!(fake.has_linked_device(phone));
+    assert_eq!(
+        session.profile().await.unwrap().phone.map(|p| p.digits().to_string()),
+        Some(phone.to_string())
+    );
+    session.disconnect(Duration::from_secs(5)).await;
+
+    let be = fakewa::backend(&fake);
+    assert!(matches!(
+        be.probe(&spec.session_file).await.unwrap(),
+        Probe::Paired { .. }
+    ));
+    let (again, mut rx) = be.start(spec).await.expect("restart");
+    fakewa::connected(&mut rx).await;
+    assert!(fake.is_online(phone));
+    again.disconnect(Duration::from_secs(5)).await;
+}
