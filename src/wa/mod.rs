@@ -88,6 +88,14 @@ pub enum WaEvent {
     TemporaryBan { reason: String, until: i64 },
     /// WhatsApp refused this client version.
     ClientOutdated,
+    /// A (re)connect attempt failed; the backend keeps trying with backoff.
+    ConnectAttemptFailed { reason: String },
+    /// The connection has been down for longer than the backend's outage bound. Sent once
+    /// per outage; `Connected` ends it.
+    Outage { reason: String, down_for: Duration },
+    /// WhatsApp refused the connection for good (connect failure `code`, e.g. 409 bad user
+    /// agent, 415 not found): the backend stops and the session has ended.
+    ConnectFailed { code: u32, reason: String },
 }
 
 /// A pairing code as WhatsApp issued it.

@@ -144,6 +144,7 @@ impl World {
                 })
                 .collect(),
             pending: g.pending.iter().cloned().collect(),
+            invite_code: g.invite.clone(),
         })
     }
 

@@ -46,6 +46,8 @@ pub struct GroupView {
     pub lid_addressed: bool,
     pub members: Vec<MemberView>,
     pub pending: Vec<String>,
+    /// The current invite code.
+    pub invite_code: String,
 }
 
 /// The Signal keys of a device, as uploaded (companions) or generated (the fake phones).

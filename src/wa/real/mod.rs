@@ -63,6 +63,9 @@ pub struct RealOptions {
     pub cache_size_kib: u32,
     /// Skip downloading chat history after pairing: the bot never reads it.
     pub skip_history_sync: bool,
+    /// How long the connection may stay down before a [`crate::wa::WaEvent::Outage`] is sent (once).
+    /// Routine stream recycles reconnect well within it and are never reported.
+    pub outage_after: Duration,
 }
 
 impl Default for RealOptions {
@@ -75,6 +78,7 @@ impl Default for RealOptions {
             op_timeout: Duration::from_secs(60),
             cache_size_kib: 256,
             skip_history_sync: true,
+            outage_after: Duration::from_secs(120),
         }
     }
 }
@@ -89,6 +93,7 @@ impl std::fmt::Debug for RealOptions {
             .field("op_timeout", &self.op_timeout)
             .field("cache_size_kib", &self.cache_size_kib)
             .field("skip_history_sync", &self.skip_history_sync)
+            .field("outage_after", &self.outage_after)
             .finish()
     }
 }
@@ -115,6 +120,12 @@ impl RealOptions {
     /// Sets the bound on logout.
     pub fn with_shutdown_bound(mut self, bound: Duration) -> Self {
         self.shutdown_bound = bound;
+        self
+    }
+
+    /// Sets how long the connection may be down before an outage is reported.
+    pub fn with_outage_after(mut self, after: Duration) -> Self {
+        self.outage_after = after;
         self
     }
 
