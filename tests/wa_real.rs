@@ -295,9 +295,22 @@ fn every_event_maps() {
             .build(),
     );
     let mapped = map_event(&ev, NOW).unwrap();
-    assert!(matches!(&mapped, WaEvent::Disconnected { reason } if reason.contains("503")));
+    // 500 and 503 are retried by the library: a failed attempt, not the end.
+    assert!(matches!(&mapped, WaEvent::ConnectAttemptFailed { reason } if reason.contains("503")));
     assert!(!is_terminal(&mapped));
     assert!(!is_terminal(&WaEvent::Connected));
+    // Every other reason ends the library's run loop: terminal, with its code.
+    let ev = Event::ConnectFailure(
+        ConnectFailure::builder()
+            .reason(ConnectFailureReason::BadUserAgent)
+            .build(),
+    );
+    let mapped = map_event(&ev, NOW).unwrap();
+    assert!(
+        matches!(&mapped, WaEvent::ConnectFailed { code: 409, .. }),
+        "{mapped:?}"
+    );
+    assert!(is_terminal(&mapped));
 }
 
 #[test]
@@ -735,8 +748,22 @@ async fn the_behaviour_table_logs_out_0401_and_bans_0402() {
         ..Default::default()
     });
     let dir = tempfile::tempdir().unwrap();
-    let (_a, mut rx_a, _) = paired(&fake, dir.path(), "6281200000401").await;
-    let (_b, mut rx_b, _) = paired(&fake, dir.path(), "6281200000402").await;
+    // Pair both, without waiting for the first login: their fate may come first.
+    let mut streams = Vec::new();
+    for phone in ["6281200000401", "6281200000402"] {
+        let be = fakewa::backend(&fake);
+        let (s, mut rx) = be.start(fakewa::spec(dir.path(), phone)).await.expect("start");
+        s.start_qr().await.unwrap();
+        let qr = fakewa::wait_for(&mut rx, "QR", |e| match e {
+            WaEvent::Qr { code, .. } => Some(code.clone()),
+            _ => None,
+        })
+        .await;
+        fake.scan_qr(&qr, phone).unwrap();
+        streams.push((s, rx));
+    }
+    let (_b, mut rx_b) = streams.pop().unwrap();
+    let (_a, mut rx_a) = streams.pop().unwrap();
     let seen = stream_ends(&mut rx_a).await;
     assert!(seen.iter().any(|e| matches!(e, WaEvent::LoggedOut { .. })), "{seen:?}");
     let seen = stream_ends(&mut rx_b).await;
