@@ -326,7 +326,7 @@ impl AccountManager {
         let acc = self.add(owner, phone.clone(), AccountStatus::Pairing, None).await?;
         let deadline = match self.inner.config.wa_backend {
             crate::config::WaBackendKind::Sim => self.inner.config.sim_code_ttl + Duration::from_secs(5),
-            crate::config::WaBackendKind::WhatsApp => Duration::from_secs(185),
+            crate::config::WaBackendKind::WhatsApp | crate::config::WaBackendKind::Fake => Duration::from_secs(185),
         };
         let mode = Mode::Pair { repair_from, deadline };
         let started = self.launch(acc.clone(), mode).await;

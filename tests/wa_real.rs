@@ -835,3 +835,47 @@ async fn failed_reconnect_attempts_are_reported_and_a_long_outage_once() {
     assert_eq!(outages, 0, "an outage is reported once");
     s.disconnect(Duration::from_secs(5)).await;
 }
+
+/// The certificate-skipping feature of the fake server never reaches a normal build.
+#[test]
+fn a_normal_build_does_not_carry_the_certificate_skip() {
+    let tree = |extra: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO"))
+            .args(["tree", "-e", "features,normal", "-p", "tgwa", "--offline"])
+            .args(extra)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .expect("cargo tree runs");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let normal = tree(&[]);
+    assert!(normal.contains("whatsapp-rust"), "unexpected tree:\n{normal}");
+    assert!(
+        !normal.contains("danger-skip"),
+        "a normal build skips WhatsApp's certificate check"
+    );
+    // The check itself works: the test feature does carry it.
+    assert!(tree(&["--features", "insecure-fake-whatsapp"]).contains("danger-skip"));
+}
+
+/// Without the test feature, asking for the fake backend is bad configuration (exit 2)
+/// that names the missing feature.
+#[cfg(not(feature = "insecure-fake-whatsapp"))]
+#[test]
+fn the_fake_backend_is_refused_by_a_normal_build() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_tgwa"))
+        .current_dir(dir.path())
+        .arg("accounts")
+        .env_clear()
+        .env("TGWA_WA_BACKEND", "fake")
+        .output()
+        .expect("run tgwa");
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("TGWA_WA_BACKEND") && err.contains("insecure-fake-whatsapp"),
+        "{err}"
+    );
+}

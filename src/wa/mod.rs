@@ -11,6 +11,8 @@ use tokio::sync::mpsc;
 
 use crate::ids::{PhoneNumber, TelegramId};
 
+#[cfg(feature = "insecure-fake-whatsapp")]
+pub mod fake;
 pub mod real;
 pub mod sim;
 
@@ -314,6 +316,12 @@ pub async fn backend_for(config: &crate::config::Config) -> Result<Arc<dyn WaBac
             let sim = sim::SimBackend::open(&layout, config.sim_pair_delay, config.sim_code_ttl).await?;
             Ok(sim)
         }
+        #[cfg(feature = "insecure-fake-whatsapp")]
+        crate::config::WaBackendKind::Fake => Ok(Arc::new(fake::FakeBackend::new(config.sim_pair_delay))),
+        #[cfg(not(feature = "insecure-fake-whatsapp"))]
+        crate::config::WaBackendKind::Fake => Err(WaError::Invalid(
+            "TGWA_WA_BACKEND=fake needs a build with --features insecure-fake-whatsapp".into(),
+        )),
     }
 }
 

@@ -158,7 +158,7 @@ async fn run(
             let Some(finish) = next_frame(rx, &mut decoder, &mut first).await? else {
                 return Ok(Ending::ByClient);
             };
-            noise::read_client_finish(noise, &server_eph, &finish)?
+            noise::read_client_finish(*noise, &server_eph, &finish)?
         }
     };
     ctx.client_static = established.client_static;

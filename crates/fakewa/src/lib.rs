@@ -63,6 +63,10 @@ pub struct FakeOptions {
     pub pair_delay: Duration,
     /// How long after the first login the `0401` / `0402` numbers are logged out / banned.
     pub behaviour_delay: Duration,
+    /// Accept a login from a device the world does not know, registering it on the spot.
+    /// The world lives in memory, so a process that restarts on paired session files needs
+    /// this to log them back in.
+    pub trust_unknown_devices: bool,
 }
 
 impl Default for FakeOptions {
@@ -70,6 +74,7 @@ impl Default for FakeOptions {
         Self {
             pair_delay: Duration::from_millis(300),
             behaviour_delay: Duration::from_secs(3),
+            trust_unknown_devices: false,
         }
     }
 }

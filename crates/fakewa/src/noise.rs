@@ -113,7 +113,7 @@ impl CipherState {
 pub enum Hello {
     /// XX: we answer with our hello and wait for the client's finish.
     Xx {
-        noise: NoiseHandshake,
+        noise: Box<NoiseHandshake>,
         server_eph: KeyPair,
         reply: Vec<u8>,
     },
@@ -190,7 +190,7 @@ pub fn read_client_hello(server: &ServerIdentity, frame: &[u8]) -> Result<Hello>
     }
     .encode_to_vec();
     Ok(Hello::Xx {
-        noise,
+        noise: Box::new(noise),
         server_eph,
         reply,
     })

@@ -159,18 +159,15 @@ pub(crate) fn on_iq_answer(fake: &FakeWhatsApp, ctx: &mut ConnCtx, iq: &Node) {
 
 // ----- pairing code -----
 
-struct CodeFlow {
+/// One pairing-code flow: the companion's hello, and the phone's answer once the code is
+/// typed in.
+pub(crate) struct CodeFlow {
     conn: u64,
     phone: String,
     pairing_ref: Vec<u8>,
     wrapped_companion_eph: Vec<u8>,
     primary_eph: Option<KeyPair>,
     companion_eph_pub: Option<[u8; 32]>,
-}
-
-fn flows() -> &'static std::sync::Mutex<Vec<CodeFlow>> {
-    static FLOWS: std::sync::OnceLock<std::sync::Mutex<Vec<CodeFlow>>> = std::sync::OnceLock::new();
-    FLOWS.get_or_init(|| std::sync::Mutex::new(Vec::new()))
 }
 
 /// `link_code_companion_reg`: stage `companion_hello` registers the code request (or refuses
@@ -196,11 +193,11 @@ pub(crate) fn link_code(fake: &FakeWhatsApp, ctx: &mut ConnCtx, iq: &Node) -> No
                     .build();
             }
             let wrapped = bytes_of(reg.get_optional_child("link_code_pairing_wrapped_companion_ephemeral_pub"));
-            let pairing_ref = format!("2@{}", fake.world().next_id()).into_bytes();
-            fake.world().ensure_account(&phone);
-            let mut f = flows().lock().unwrap_or_else(|e| e.into_inner());
-            f.retain(|x| x.phone != phone);
-            f.push(CodeFlow {
+            let mut w = fake.world();
+            let pairing_ref = format!("2@{}", w.next_id()).into_bytes();
+            w.ensure_account(&phone);
+            w.code_flows.retain(|x| x.phone != phone);
+            w.code_flows.push(CodeFlow {
                 conn: ctx.id,
                 phone,
                 pairing_ref: pairing_ref.clone(),
@@ -208,6 +205,7 @@ pub(crate) fn link_code(fake: &FakeWhatsApp, ctx: &mut ConnCtx, iq: &Node) -> No
                 primary_eph: None,
                 companion_eph_pub: None,
             });
+            drop(w);
             result(
                 iq,
                 vec![NodeBuilder::new("link_code_companion_reg")
@@ -229,8 +227,9 @@ pub(crate) fn link_code(fake: &FakeWhatsApp, ctx: &mut ConnCtx, iq: &Node) -> No
 /// The user types `code` into the phone of `phone`: the phone says hello to the companion.
 pub(crate) fn enter_code(fake: &FakeWhatsApp, phone: &str, code: &str) -> Result<()> {
     let (conn, pairing_ref, wrapped) = {
-        let f = flows().lock().unwrap_or_else(|e| e.into_inner());
-        let flow = f
+        let w = fake.world();
+        let flow = w
+            .code_flows
             .iter()
             .rev()
             .find(|x| x.phone == phone)
@@ -247,8 +246,8 @@ pub(crate) fn enter_code(fake: &FakeWhatsApp, phone: &str, code: &str) -> Result
     let wrapped_primary = PairCodeUtils::encrypt_ephemeral_pub(&eph_pub, &code);
     let primary_identity = fake.world().ensure_account(phone).phone_identity.public_key;
     {
-        let mut f = flows().lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(flow) = f.iter_mut().rev().find(|x| x.phone == phone) {
+        let mut w = fake.world();
+        if let Some(flow) = w.code_flows.iter_mut().rev().find(|x| x.phone == phone) {
             flow.primary_eph = Some(primary_eph);
             flow.companion_eph_pub = Some(companion_eph);
         }
@@ -282,12 +281,13 @@ fn finish_code(fake: &FakeWhatsApp, ctx: &mut ConnCtx, reg: &Node) -> Result<()>
     let companion_identity = bytes_of(reg.get_optional_child("companion_identity_public"));
     let pairing_ref = bytes_of(reg.get_optional_child("link_code_pairing_ref"));
     let (phone, primary_eph, companion_eph) = {
-        let mut f = flows().lock().unwrap_or_else(|e| e.into_inner());
-        let pos = f
+        let mut w = fake.world();
+        let pos = w
+            .code_flows
             .iter()
             .position(|x| x.pairing_ref == pairing_ref && x.conn == ctx.id)
             .context("unknown pairing ref")?;
-        let flow = f.remove(pos);
+        let flow = w.code_flows.remove(pos);
         (
             flow.phone,
             flow.primary_eph.context("the phone has not said hello")?,

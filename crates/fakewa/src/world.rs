@@ -114,6 +114,8 @@ pub(crate) struct World {
     pub usync_errors: HashMap<String, u16>,
     pub canonical: HashMap<String, String>,
     pub hidden_phones: HashSet<String>,
+    /// Pairing-code flows in progress, newest last.
+    pub code_flows: Vec<crate::phone::CodeFlow>,
     next_lid: u64,
     next_group: u64,
     next_id: u64,
@@ -181,6 +183,7 @@ impl World {
             usync_errors: HashMap::new(),
             canonical: HashMap::new(),
             hidden_phones: HashSet::new(),
+            code_flows: Vec::new(),
             next_lid: 100_000_000_000_001,
             next_group: 120_363_000_000_000_001,
             next_id: 1,
@@ -194,29 +197,25 @@ impl World {
 
     pub fn ensure_account(&mut self, phone: &str) -> &mut Account {
         if !self.accounts.contains_key(phone) {
-            let lid = self.next_lid.to_string();
             self.next_lid += 1;
+        }
+        let lid = self.next_lid.to_string();
+        self.accounts.entry(phone.to_string()).or_insert_with(|| {
             let identity = KeyPair::generate(&mut rand::rng());
             let keys = phone_keys(&identity);
             let mut devices = BTreeMap::new();
             devices.insert(0, Device { noise: None, keys });
-            self.accounts.insert(
-                phone.to_string(),
-                Account {
-                    phone: phone.to_string(),
-                    lid,
-                    devices,
-                    phone_identity: identity,
-                    next_device: 1,
-                    login_failure: None,
-                    ban: None,
-                    first_login_seen: false,
-                },
-            );
-        }
-        self.accounts
-            .get_mut(phone)
-            .unwrap_or_else(|| unreachable!("inserted above"))
+            Account {
+                phone: phone.to_string(),
+                lid,
+                devices,
+                phone_identity: identity,
+                next_device: 1,
+                login_failure: None,
+                ban: None,
+                first_login_seen: false,
+            }
+        })
     }
 
     pub fn remove_account(&mut self, phone: &str) {
@@ -406,6 +405,26 @@ pub(crate) fn on_established(fake: &FakeWhatsApp, ctx: &mut ConnCtx, payload: &w
     let device = payload.device.unwrap_or(0) as u16;
     let verdict = {
         let mut w = fake.world();
+        if fake.options().trust_unknown_devices && !phone.is_empty() && device != 0 {
+            let known = w.accounts.get(&phone).is_some_and(|a| a.devices.contains_key(&device));
+            if !known {
+                let noise = ctx.client_static;
+                let acc = w.ensure_account(&phone);
+                acc.next_device = acc.next_device.max(device + 1);
+                acc.devices.insert(
+                    device,
+                    Device {
+                        noise: Some(noise),
+                        keys: Keys {
+                            reg_id: 0,
+                            identity: [0; 32],
+                            skey: None,
+                            prekeys: BTreeMap::new(),
+                        },
+                    },
+                );
+            }
+        }
         match w.accounts.get_mut(&phone) {
             None => Err(failure(401, None)),
             Some(acc) => {
