@@ -879,3 +879,30 @@ fn the_fake_backend_is_refused_by_a_normal_build() {
         "{err}"
     );
 }
+
+/// A store that cached another server's key (a fake from an earlier process) still logs in:
+/// the server answers the IK hello it cannot read with an XX fallback, as WhatsApp does
+/// after a key rotation.
+#[tokio::test]
+async fn a_store_paired_with_an_earlier_server_logs_in_through_the_xx_fallback() {
+    let first = FakeWhatsApp::default();
+    let dir = tempfile::tempdir().unwrap();
+    let phone = "6281200000060";
+    let (s, _rx, spec) = paired(&first, dir.path(), phone).await;
+    s.disconnect(Duration::from_secs(5)).await;
+    // The restart's IK hello carries the first server's key.
+    let (s, mut rx) = fakewa::backend(&first).start(spec.clone()).await.expect("restart");
+    fakewa::connected(&mut rx).await;
+    s.disconnect(Duration::from_secs(5)).await;
+
+    let second = FakeWhatsApp::new(tgwa_fakewa::FakeOptions {
+        trust_unknown_devices: true,
+        ..Default::default()
+    });
+    let (s, mut rx) = fakewa::backend(&second)
+        .start(spec)
+        .await
+        .expect("start on another server");
+    fakewa::connected(&mut rx).await;
+    s.disconnect(Duration::from_secs(5)).await;
+}

@@ -8,7 +8,7 @@
 use anyhow::{anyhow, bail, Context, Result};
 use buffa::Message;
 use bytes::BytesMut;
-use wacore_binary::consts::{NOISE_PATTERN_IK, NOISE_PATTERN_XX, WA_CONN_HEADER};
+use wacore_binary::consts::{NOISE_PATTERN_IK, NOISE_PATTERN_XX, NOISE_PATTERN_XXFALLBACK, WA_CONN_HEADER};
 use wacore_libsignal::protocol::KeyPair;
 use wacore_noise::{NoiseCipher, NoiseHandshake};
 use waproto::whatsapp as wa;
@@ -136,43 +136,20 @@ pub fn read_client_hello(server: &ServerIdentity, frame: &[u8]) -> Result<Hello>
     let server_eph = KeyPair::generate(&mut rand::rng());
     let server_eph_pub = key32(server_eph.public_key.public_key_bytes(), "server ephemeral")?;
 
+    let mut pattern = NOISE_PATTERN_XX;
     if let (Some(enc_static), Some(enc_payload)) = (ch.r#static.as_ref(), ch.payload.as_ref()) {
-        // IK: the client already knows our static key.
-        let mut noise = NoiseHandshake::new(NOISE_PATTERN_IK, &WA_CONN_HEADER)?;
-        noise.authenticate(server.static_pub());
-        noise.authenticate(&eph);
-        noise.mix_shared_secret(server.key.private_key.serialize(), &eph)?;
-        let client_static = key32(&noise.decrypt(enc_static)?, "client static")?;
-        noise.mix_shared_secret(server.key.private_key.serialize(), &client_static)?;
-        let payload = noise.decrypt(enc_payload)?;
-        noise.authenticate(&server_eph_pub);
-        noise.mix_shared_secret(server_eph.private_key.serialize(), &eph)?;
-        noise.mix_shared_secret(server_eph.private_key.serialize(), &client_static)?;
-        let enc_cert = noise.encrypt(&server.cert_chain)?;
-        let reply = wa::HandshakeMessage {
-            server_hello: buffa::MessageField::some(wa::handshake_message::ServerHello {
-                ephemeral: Some(server_eph_pub.to_vec()),
-                r#static: None,
-                payload: Some(enc_cert),
-                ..Default::default()
-            }),
-            ..Default::default()
+        match ik_accept(server, &eph, &server_eph, enc_static, enc_payload) {
+            Ok(hello) => return Ok(hello),
+            // The client cached another server's key (a fake from an earlier run): answer
+            // as WhatsApp does after a key rotation, with an XX-fallback hello.
+            Err(e) => {
+                tracing::debug!(error = %e, "IK hello not for us; falling back to XX");
+                pattern = NOISE_PATTERN_XXFALLBACK;
+            }
         }
-        .encode_to_vec();
-        let (k1, k2) = noise.finish()?;
-        let payload = wa::ClientPayload::decode_from_slice(&payload).context("client payload")?;
-        return Ok(Hello::Ik {
-            established: Box::new(Established {
-                client_static,
-                payload,
-                tx: CipherState::new(k2),
-                rx: CipherState::new(k1),
-            }),
-            reply,
-        });
     }
 
-    let mut noise = NoiseHandshake::new(NOISE_PATTERN_XX, &WA_CONN_HEADER)?;
+    let mut noise = NoiseHandshake::new(pattern, &WA_CONN_HEADER)?;
     noise.authenticate(&eph);
     noise.authenticate(&server_eph_pub);
     noise.mix_shared_secret(server_eph.private_key.serialize(), &eph)?;
@@ -192,6 +169,51 @@ pub fn read_client_hello(server: &ServerIdentity, frame: &[u8]) -> Result<Hello>
     Ok(Hello::Xx {
         noise: Box::new(noise),
         server_eph,
+        reply,
+    })
+}
+
+/// Accepts an IK hello made for our static key.
+fn ik_accept(
+    server: &ServerIdentity,
+    eph: &[u8; 32],
+    server_eph: &KeyPair,
+    enc_static: &[u8],
+    enc_payload: &[u8],
+) -> Result<Hello> {
+    let eph = *eph;
+    let server_eph_pub = key32(server_eph.public_key.public_key_bytes(), "server ephemeral")?;
+    // IK: the client already knows our static key.
+    let mut noise = NoiseHandshake::new(NOISE_PATTERN_IK, &WA_CONN_HEADER)?;
+    noise.authenticate(server.static_pub());
+    noise.authenticate(&eph);
+    noise.mix_shared_secret(server.key.private_key.serialize(), &eph)?;
+    let client_static = key32(&noise.decrypt(enc_static)?, "client static")?;
+    noise.mix_shared_secret(server.key.private_key.serialize(), &client_static)?;
+    let payload = noise.decrypt(enc_payload)?;
+    noise.authenticate(&server_eph_pub);
+    noise.mix_shared_secret(server_eph.private_key.serialize(), &eph)?;
+    noise.mix_shared_secret(server_eph.private_key.serialize(), &client_static)?;
+    let enc_cert = noise.encrypt(&server.cert_chain)?;
+    let reply = wa::HandshakeMessage {
+        server_hello: buffa::MessageField::some(wa::handshake_message::ServerHello {
+            ephemeral: Some(server_eph_pub.to_vec()),
+            r#static: None,
+            payload: Some(enc_cert),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+    .encode_to_vec();
+    let (k1, k2) = noise.finish()?;
+    let payload = wa::ClientPayload::decode_from_slice(&payload).context("client payload")?;
+    Ok(Hello::Ik {
+        established: Box::new(Established {
+            client_static,
+            payload,
+            tx: CipherState::new(k2),
+            rx: CipherState::new(k1),
+        }),
         reply,
     })
 }
