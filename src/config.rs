@@ -32,6 +32,9 @@ pub enum WaBackendKind {
     WhatsApp,
     /// The in-process simulator, for tests and local trials.
     Sim,
+    /// The real adapter against the in-process fake WhatsApp server; only in a build with
+    /// the `insecure-fake-whatsapp` feature.
+    Fake,
 }
 
 /// Everything the process needs to know from its environment.
@@ -213,6 +216,13 @@ impl Config {
         let wa_backend = match get("TGWA_WA_BACKEND").unwrap_or("whatsapp") {
             "whatsapp" => WaBackendKind::WhatsApp,
             "sim" => WaBackendKind::Sim,
+            "fake" if cfg!(feature = "insecure-fake-whatsapp") => WaBackendKind::Fake,
+            "fake" => {
+                return Err(err(
+                    "TGWA_WA_BACKEND",
+                    "\"fake\" needs a build with `--features insecure-fake-whatsapp`, which this build lacks",
+                ))
+            }
             other => return Err(err("TGWA_WA_BACKEND", format!("{other:?}: use whatsapp or sim"))),
         };
         let num = |k: &'static str, default: u64, min: u64| -> Result<u64, ConfigError> {

@@ -631,8 +631,13 @@ impl Supervisor {
                     // Connected to the server but not yet paired: keep waiting for the code.
                     return true;
                 }
-                if let Some(since) = self.down_since.take() {
+                // Only an outage the owner was told about earns a "connected again"; a
+                // routine stream recycle comes and goes unannounced.
+                let told = self.failures >= FAILURES_BEFORE_NOTICE;
+                if self.down_since.is_some() {
                     crate::metrics::reconnect();
+                }
+                if let Some(since) = self.down_since.take().filter(|_| told) {
                     m.notify(Notice::Reconnected {
                         owner,
                         account: id,
@@ -644,6 +649,17 @@ impl Supervisor {
                 self.set(LiveState::Connected, None);
             }
             WaEvent::Disconnected { reason } => {
+                if matches!(self.mode, Mode::Pair { .. }) {
+                    return true;
+                }
+                // The backend reconnects by itself; whether this becomes news is decided by
+                // failed attempts and the backend's outage bound, not by the drop itself.
+                if self.down_since.is_none() {
+                    self.down_since = Some(tokio::time::Instant::now());
+                }
+                self.set(LiveState::Disconnected, Some(reason));
+            }
+            WaEvent::ConnectAttemptFailed { reason } => {
                 if matches!(self.mode, Mode::Pair { .. }) {
                     return true;
                 }
@@ -661,6 +677,42 @@ impl Supervisor {
                     });
                 }
                 self.set(LiveState::Disconnected, Some(reason));
+            }
+            WaEvent::Outage { reason, down_for } => {
+                if matches!(self.mode, Mode::Pair { .. }) {
+                    return true;
+                }
+                if self.down_since.is_none() {
+                    self.down_since = tokio::time::Instant::now().checked_sub(down_for);
+                }
+                // Told once per outage: the attempt counter doubles as "already told".
+                if self.failures < FAILURES_BEFORE_NOTICE {
+                    m.notify(Notice::ConnectFailures {
+                        owner,
+                        account: id,
+                        phone,
+                        count: self.failures.max(1),
+                        reason: reason.clone(),
+                    });
+                    self.failures = FAILURES_BEFORE_NOTICE;
+                }
+                self.set(LiveState::Disconnected, Some(reason));
+            }
+            WaEvent::ConnectFailed { code, reason } => {
+                warn!(code, %reason, "WhatsApp refused the connection for good");
+                let reason = format!("WhatsApp refused the connection ({code}): {reason}");
+                let _ = m.audit(None, Some(id), "connect_failed", reason.clone()).await;
+                self.set(LiveState::Stopped, Some(reason.clone()));
+                // No notice of its own exists yet; this one carries the reason to the owner.
+                m.notify(Notice::ConnectFailures {
+                    owner,
+                    account: id,
+                    phone,
+                    count: self.failures.saturating_add(1),
+                    reason,
+                });
+                self.detach().await;
+                return false;
             }
             WaEvent::LoggedOut { reason } => {
                 warn!(%reason, "logged out from the phone");

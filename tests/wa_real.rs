@@ -295,9 +295,22 @@ fn every_event_maps() {
             .build(),
     );
     let mapped = map_event(&ev, NOW).unwrap();
-    assert!(matches!(&mapped, WaEvent::Disconnected { reason } if reason.contains("503")));
+    // 500 and 503 are retried by the library: a failed attempt, not the end.
+    assert!(matches!(&mapped, WaEvent::ConnectAttemptFailed { reason } if reason.contains("503")));
     assert!(!is_terminal(&mapped));
     assert!(!is_terminal(&WaEvent::Connected));
+    // Every other reason ends the library's run loop: terminal, with its code.
+    let ev = Event::ConnectFailure(
+        ConnectFailure::builder()
+            .reason(ConnectFailureReason::BadUserAgent)
+            .build(),
+    );
+    let mapped = map_event(&ev, NOW).unwrap();
+    assert!(
+        matches!(&mapped, WaEvent::ConnectFailed { code: 409, .. }),
+        "{mapped:?}"
+    );
+    assert!(is_terminal(&mapped));
 }
 
 #[test]
@@ -332,4 +345,564 @@ fn the_sink_filters_and_closes() {
         rx.try_recv(),
         Err(tokio::sync::mpsc::error::TryRecvError::Disconnected)
     ));
+}
+
+// ----- against the protocol-level fake WhatsApp server -----
+
+#[path = "support/fakewa.rs"]
+mod fakewa;
+
+use tgwa::wa::WaSession;
+use tgwa_fakewa::FakeWhatsApp;
+
+/// Pairs `phone` by QR on a fresh store and returns the session, its events and the spec.
+async fn pair_by_qr(
+    fake: &FakeWhatsApp,
+    root: &Path,
+    phone: &str,
+) -> (std::sync::Arc<dyn WaSession>, tgwa::wa::EventRx, SessionSpec) {
+    let spec = fakewa::spec(root, phone);
+    let be = fakewa::backend(fake);
+    let (session, mut rx) = be.start(spec.clone()).await.expect("start");
+    session.start_qr().await.expect("qr mode");
+    let qr = fakewa::wait_for(&mut rx, "a QR code", |e| match e {
+        WaEvent::Qr { code, .. } => Some(code.clone()),
+        _ => None,
+    })
+    .await;
+    fake.scan_qr(&qr, phone).expect("the phone scans");
+    let jid = fakewa::wait_for(&mut rx, "PairSuccess", |e| match e {
+        WaEvent::PairSuccess { jid } => Some(jid.clone()),
+        _ => None,
+    })
+    .await;
+    assert!(jid.starts_with(phone), "{jid}");
+    fakewa::connected(&mut rx).await;
+    (session, rx, spec)
+}
+
+#[tokio::test]
+async fn qr_pairing_then_a_restart_logs_in_without_pairing() {
+    let fake = FakeWhatsApp::default();
+    let dir = tempfile::tempdir().unwrap();
+    let phone = "6281200000001";
+    let (session, _rx, spec) = pair_by_qr(&fake, dir.path(), phone).await;
+    assert!(fake.has_linked_device(phone));
+    assert_eq!(
+        session.profile().await.unwrap().phone.map(|p| p.digits().to_string()),
+        Some(phone.to_string())
+    );
+    session.disconnect(Duration::from_secs(5)).await;
+
+    let be = fakewa::backend(&fake);
+    assert!(matches!(
+        be.probe(&spec.session_file).await.unwrap(),
+        Probe::Paired { .. }
+    ));
+    let (again, mut rx) = be.start(spec).await.expect("restart");
+    fakewa::connected(&mut rx).await;
+    assert!(fake.is_online(phone));
+    again.disconnect(Duration::from_secs(5)).await;
+}
+
+/// Pairs `phone` on its own store and returns a connected session.
+async fn paired(
+    fake: &FakeWhatsApp,
+    root: &Path,
+    phone: &str,
+) -> (std::sync::Arc<dyn WaSession>, tgwa::wa::EventRx, SessionSpec) {
+    pair_by_qr(fake, root, phone).await
+}
+
+fn pn(d: &str) -> PhoneNumber {
+    PhoneNumber::from_digits(d).unwrap()
+}
+
+#[tokio::test]
+async fn code_pairing_reaches_pair_success_and_a_rate_limited_number_is_refused() {
+    let fake = FakeWhatsApp::default();
+    let dir = tempfile::tempdir().unwrap();
+    let phone = "6281200000002";
+    let be = fakewa::backend(&fake);
+    let spec = fakewa::spec(dir.path(), phone);
+    let (session, mut rx) = be.start(spec.clone()).await.expect("start");
+    let code = session.request_pair_code(&pn(phone)).await.expect("a code");
+    assert_eq!(code.code.len(), 8);
+    fake.enter_code(phone, &code.code).expect("the phone takes the code");
+    fakewa::wait_for(&mut rx, "PairSuccess", |e| {
+        matches!(e, WaEvent::PairSuccess { .. }).then_some(())
+    })
+    .await;
+    fakewa::connected(&mut rx).await;
+    assert!(fake.has_linked_device(phone));
+    session.disconnect(Duration::from_secs(5)).await;
+    let (again, mut rx) = be.start(spec).await.expect("restart");
+    fakewa::connected(&mut rx).await;
+    again.disconnect(Duration::from_secs(5)).await;
+
+    // The behaviour table: numbers ending 0429 are refused as rate-limited.
+    let limited = "6281200000429";
+    let (s, _rx) = be.start(fakewa::spec(dir.path(), limited)).await.expect("start");
+    match s.request_pair_code(&pn(limited)).await {
+        Err(WaError::RateLimited { retry_after }) => assert_eq!(retry_after, Some(Duration::from_secs(60))),
+        other => panic!("expected RateLimited, got {other:?}"),
+    }
+    s.disconnect(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn group_operations_reach_the_server_with_per_participant_results() {
+    use tgwa::wa::{JoinOutcome, MemberAction};
+    let fake = FakeWhatsApp::default();
+    let dir = tempfile::tempdir().unwrap();
+    let me = "6281200000010";
+    let (b, c, refused) = ("6281200000011", "6281200000012", "6281200000013");
+    for u in [b, c, refused] {
+        fake.add_user(u);
+    }
+    fake.refuse_add(refused, 403);
+    let (s, _rx, _) = paired(&fake, dir.path(), me).await;
+
+    // Create: the person who could not be added is not reported as a member.
+    let info = s.create_group("Team", &[pn(b), pn(refused)]).await.expect("create");
+    let phones: Vec<String> = info.members.iter().map(|m| m.phone.digits().to_string()).collect();
+    assert!(
+        phones.contains(&me.to_string()) && phones.contains(&b.to_string()),
+        "{phones:?}"
+    );
+    assert!(
+        !phones.contains(&refused.to_string()),
+        "a refused participant counted as a member: {phones:?}"
+    );
+    let server = fake.group(info.id.as_str()).expect("the server has it");
+    assert_eq!(server.members.len(), 2);
+
+    let groups = s.groups().await.expect("participating");
+    assert_eq!(groups.len(), 1);
+    assert!(groups[0].is_admin);
+    assert_eq!(groups[0].member_count, 2);
+
+    // Settings.
+    s.set_subject(&info.id, "Team 2").await.expect("subject");
+    s.set_description(&info.id, Some("about")).await.expect("description");
+    s.set_announce(&info.id, true).await.expect("announce");
+    s.set_locked(&info.id, true).await.expect("locked");
+    let g = fake.group(info.id.as_str()).unwrap();
+    assert_eq!(
+        (g.subject.as_str(), g.description.as_deref(), g.announce, g.locked),
+        ("Team 2", Some("about"), true, true)
+    );
+    let read = s.group_info(&info.id).await.expect("metadata");
+    assert_eq!((read.name.as_str(), read.announce, read.locked), ("Team 2", true, true));
+    assert_eq!(read.description.as_deref(), Some("about"));
+
+    // Invite link: get, then reset gives a new one.
+    let link = s.invite_link(&info.id, false).await.expect("invite");
+    assert!(link.starts_with("https://chat.whatsapp.com/"), "{link}");
+    let reset = s.invite_link(&info.id, true).await.expect("reset");
+    assert_ne!(link, reset);
+
+    // Members: add (one ok, one refused, one unknown), promote, demote, remove.
+    let unknown = "6281299999999";
+    let res = s
+        .update_members(&info.id, MemberAction::Add, &[pn(c), pn(refused), pn(unknown)])
+        .await
+        .expect("add");
+    assert!(res[0].1.is_ok(), "{res:?}");
+    assert!(res[1].1.as_ref().is_err_and(|e| e.contains("403")), "{res:?}");
+    assert!(res[2].1.as_ref().is_err_and(|e| e.contains("404")), "{res:?}");
+    let res = s
+        .update_members(&info.id, MemberAction::Promote, &[pn(c)])
+        .await
+        .expect("promote");
+    assert!(res[0].1.is_ok(), "{res:?}");
+    assert!(fake
+        .group(info.id.as_str())
+        .unwrap()
+        .members
+        .iter()
+        .any(|m| m.phone == c && m.admin));
+    let res = s
+        .update_members(&info.id, MemberAction::Demote, &[pn(c)])
+        .await
+        .expect("demote");
+    assert!(res[0].1.is_ok(), "{res:?}");
+    let res = s
+        .update_members(&info.id, MemberAction::Remove, &[pn(c)])
+        .await
+        .expect("remove");
+    assert!(res[0].1.is_ok(), "{res:?}");
+    assert!(!fake
+        .group(info.id.as_str())
+        .unwrap()
+        .members
+        .iter()
+        .any(|m| m.phone == c));
+
+    // Join by code: one group joins at once, one needs approval.
+    let open = fake.create_group(b, "Open", &[], false);
+    let closed = fake.create_group(b, "Closed", &[], false);
+    fake.set_join_approval(&closed, true);
+    let code_of = |id: &str| fake.group(id).unwrap().invite_code;
+    match s
+        .join_group(&format!("https://chat.whatsapp.com/{}", code_of(&open)))
+        .await
+        .expect("join")
+    {
+        JoinOutcome::Joined(id) => assert_eq!(id.as_str(), open),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        s.join_group(&code_of(&closed)).await.expect("join"),
+        JoinOutcome::PendingApproval
+    );
+    assert_eq!(fake.group(&closed).unwrap().pending, vec![me.to_string()]);
+
+    // Leave.
+    s.leave_group(&tgwa::wa::GroupId::parse(&open).unwrap())
+        .await
+        .expect("leave");
+    assert!(!fake.group(&open).unwrap().members.iter().any(|m| m.phone == me));
+    s.disconnect(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn members_of_a_lid_group_come_back_by_phone_number() {
+    use tgwa::wa::MemberAction;
+    let fake = FakeWhatsApp::default();
+    let dir = tempfile::tempdir().unwrap();
+    let me = "6281200000020";
+    let (b, hidden) = ("6281200000021", "6281200000022");
+    fake.add_user(b);
+    fake.add_user(hidden);
+    let (s, _rx, _) = paired(&fake, dir.path(), me).await;
+    let gid = fake.create_group(me, "LID group", &[b, hidden], true);
+    // WhatsApp leaves out `phone_number` for some members of LID groups.
+    fake.hide_phone_in_lid_groups(hidden);
+    let id = tgwa::wa::GroupId::parse(&gid).unwrap();
+    let info = s.group_info(&id).await.expect("metadata");
+    let mut phones: Vec<String> = info.members.iter().map(|m| m.phone.digits().to_string()).collect();
+    phones.sort();
+    assert_eq!(phones, vec![me.to_string(), b.to_string(), hidden.to_string()]);
+
+    // Results of member changes come back as LIDs: a success is a success.
+    let res = s
+        .update_members(&id, MemberAction::Promote, &[pn(hidden), pn(b)])
+        .await
+        .expect("promote");
+    assert!(res.iter().all(|(_, r)| r.is_ok()), "{res:?}");
+    s.disconnect(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn sends_to_a_person_and_a_group_go_through_and_a_number_without_whatsapp_is_an_error() {
+    use tgwa::wa::ChatTarget;
+    let fake = FakeWhatsApp::default();
+    let dir = tempfile::tempdir().unwrap();
+    let me = "6281200000030";
+    let friend = "6281200000031";
+    fake.add_user(friend);
+    let (s, _rx, _) = paired(&fake, dir.path(), me).await;
+
+    let id = s
+        .send_text(&ChatTarget::Phone(pn(friend)), "hello")
+        .await
+        .expect("send to a person");
+    let sent = fake.sent_messages();
+    let m = sent.iter().find(|m| m.id == id).expect("the server got it");
+    assert_eq!(m.to, format!("{friend}@s.whatsapp.net"));
+    assert!(m.recipients.iter().any(|r| r.starts_with(friend)), "{m:?}");
+
+    let gid = fake.create_group(me, "G", &[friend], false);
+    let gid = tgwa::wa::GroupId::parse(&gid).unwrap();
+    let id = s
+        .send_text(&ChatTarget::Group(gid.clone()), "hi all")
+        .await
+        .expect("send to a group");
+    assert!(fake.sent_messages().iter().any(|m| m.id == id && m.to == gid.as_str()));
+
+    let nobody = "6281200000039";
+    let res = s.send_text(&ChatTarget::Phone(pn(nobody)), "anyone?").await;
+    assert!(res.is_err(), "a send to a number without WhatsApp returned {res:?}");
+    s.disconnect(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn number_check_understands_canonical_jids_and_per_number_errors() {
+    let fake = FakeWhatsApp::default();
+    let dir = tempfile::tempdir().unwrap();
+    let me = "6281200000040";
+    let (s, _rx, _) = paired(&fake, dir.path(), me).await;
+    // Brazil: asked without the mobile 9, WhatsApp answers with it.
+    fake.add_user("5511987654321");
+    fake.set_canonical("551187654321", "5511987654321");
+    // Mexico: asked as 52..., answered as 521...
+    fake.add_user("5215512345678");
+    fake.set_canonical("525512345678", "5215512345678");
+    let plain = "6281200000041";
+    fake.add_user(plain);
+    let res = s
+        .is_on_whatsapp(&[pn("551187654321"), pn("525512345678"), pn(plain), pn("6281200000049")])
+        .await
+        .expect("check");
+    let got: Vec<bool> = res.iter().map(|(_, b)| *b).collect();
+    assert_eq!(got, vec![true, true, true, false], "{res:?}");
+
+    // A per-number error is not "not registered".
+    fake.usync_error_for("6281200000048", 429);
+    let res = s.is_on_whatsapp(&[pn(plain), pn("6281200000048")]).await;
+    assert!(
+        matches!(res, Err(WaError::RateLimited { .. })),
+        "a rate-limited number came back as {res:?}"
+    );
+    s.disconnect(Duration::from_secs(5)).await;
+}
+
+/// Waits for the event stream to end (the session is over).
+async fn stream_ends(rx: &mut tgwa::wa::EventRx) -> Vec<WaEvent> {
+    let mut seen = Vec::new();
+    let end = tokio::time::timeout(fakewa::WAIT, async {
+        while let Some(e) = rx.recv().await {
+            seen.push(e);
+        }
+    })
+    .await;
+    assert!(end.is_ok(), "the event stream did not end; saw {seen:?}");
+    seen
+}
+
+#[tokio::test]
+async fn stream_conflict_is_stream_replaced_and_ends_the_session() {
+    let fake = FakeWhatsApp::default();
+    let dir = tempfile::tempdir().unwrap();
+    let phone = "6281200000050";
+    let (_s, mut rx, _) = paired(&fake, dir.path(), phone).await;
+    assert_eq!(fake.replace_session(phone), 1);
+    let seen = stream_ends(&mut rx).await;
+    assert!(seen.contains(&WaEvent::StreamReplaced), "{seen:?}");
+}
+
+#[tokio::test]
+async fn logout_from_the_phone_is_logged_out_and_ends_the_session() {
+    let fake = FakeWhatsApp::default();
+    let dir = tempfile::tempdir().unwrap();
+    let phone = "6281200000051";
+    let (_s, mut rx, spec) = paired(&fake, dir.path(), phone).await;
+    fake.log_out(phone);
+    let seen = stream_ends(&mut rx).await;
+    assert!(seen.iter().any(|e| matches!(e, WaEvent::LoggedOut { .. })), "{seen:?}");
+    // A restart on the same store is refused with 401: logged out on connect.
+    let (_again, mut rx) = fakewa::backend(&fake).start(spec).await.expect("restart");
+    let seen = stream_ends(&mut rx).await;
+    assert!(seen.iter().any(|e| matches!(e, WaEvent::LoggedOut { .. })), "{seen:?}");
+}
+
+#[tokio::test]
+async fn a_temporary_ban_ends_the_session_with_its_deadline() {
+    let fake = FakeWhatsApp::default();
+    let dir = tempfile::tempdir().unwrap();
+    let phone = "6281200000052";
+    let (_s, mut rx, _) = paired(&fake, dir.path(), phone).await;
+    fake.ban(phone, 101, 3600);
+    let seen = stream_ends(&mut rx).await;
+    let now = tgwa::db::now();
+    assert!(
+        seen.iter()
+            .any(|e| matches!(e, WaEvent::TemporaryBan { until, .. } if (*until - now - 3600).abs() < 60)),
+        "{seen:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_terminal_connect_failure_ends_the_session_and_says_so() {
+    let fake = FakeWhatsApp::default();
+    let dir = tempfile::tempdir().unwrap();
+    let phone = "6281200000053";
+    let (_s, mut rx, _) = paired(&fake, dir.path(), phone).await;
+    // 409: "bad user agent" — not one the library reconnects after.
+    fake.connect_failure(phone, 409);
+    let seen = stream_ends(&mut rx).await;
+    assert!(
+        seen.iter()
+            .any(|e| matches!(e, WaEvent::ConnectFailed { code: 409, .. })),
+        "{seen:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_refused_client_version_is_client_outdated() {
+    let fake = FakeWhatsApp::default();
+    let dir = tempfile::tempdir().unwrap();
+    let phone = "6281200000054";
+    let (_s, mut rx, _) = paired(&fake, dir.path(), phone).await;
+    fake.set_refuse_client_version(true);
+    fake.drop_socket(phone);
+    let seen = stream_ends(&mut rx).await;
+    assert!(seen.contains(&WaEvent::ClientOutdated), "{seen:?}");
+}
+
+#[tokio::test]
+async fn the_behaviour_table_logs_out_0401_and_bans_0402() {
+    let fake = tgwa_fakewa::FakeWhatsApp::new(tgwa_fakewa::FakeOptions {
+        behaviour_delay: Duration::from_millis(500),
+        ..Default::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    // Pair both, without waiting for the first login: their fate may come first.
+    let mut streams = Vec::new();
+    for phone in ["6281200000401", "6281200000402"] {
+        let be = fakewa::backend(&fake);
+        let (s, mut rx) = be.start(fakewa::spec(dir.path(), phone)).await.expect("start");
+        s.start_qr().await.unwrap();
+        let qr = fakewa::wait_for(&mut rx, "QR", |e| match e {
+            WaEvent::Qr { code, .. } => Some(code.clone()),
+            _ => None,
+        })
+        .await;
+        fake.scan_qr(&qr, phone).unwrap();
+        streams.push((s, rx));
+    }
+    let (_b, mut rx_b) = streams.pop().unwrap();
+    let (_a, mut rx_a) = streams.pop().unwrap();
+    let seen = stream_ends(&mut rx_a).await;
+    assert!(seen.iter().any(|e| matches!(e, WaEvent::LoggedOut { .. })), "{seen:?}");
+    let seen = stream_ends(&mut rx_b).await;
+    assert!(
+        seen.iter()
+            .any(|e| matches!(e, WaEvent::TemporaryBan { reason, .. } if reason.contains("101"))),
+        "{seen:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_dropped_socket_and_a_stream_recycle_reconnect_by_themselves() {
+    let fake = FakeWhatsApp::default();
+    let dir = tempfile::tempdir().unwrap();
+    let phone = "6281200000055";
+    let (s, mut rx, _) = paired(&fake, dir.path(), phone).await;
+    fake.drop_socket(phone);
+    fakewa::wait_for(&mut rx, "Disconnected", |e| {
+        matches!(e, WaEvent::Disconnected { .. }).then_some(())
+    })
+    .await;
+    fakewa::connected(&mut rx).await;
+    fake.recycle_stream(phone);
+    fakewa::wait_for(&mut rx, "Disconnected", |e| {
+        matches!(e, WaEvent::Disconnected { .. }).then_some(())
+    })
+    .await;
+    fakewa::connected(&mut rx).await;
+    s.disconnect(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn failed_reconnect_attempts_are_reported_and_a_long_outage_once() {
+    let fake = FakeWhatsApp::default();
+    let dir = tempfile::tempdir().unwrap();
+    let phone = "6281200000056";
+    let spec = fakewa::spec(dir.path(), phone);
+    let opts = fakewa::options(&fake).with_outage_after(Duration::from_secs(2));
+    let be = RealBackend::with_options(opts);
+    // Pair through this backend so the outage bound applies.
+    let (s, mut rx) = be.start(spec).await.expect("start");
+    s.start_qr().await.unwrap();
+    let qr = fakewa::wait_for(&mut rx, "QR", |e| match e {
+        WaEvent::Qr { code, .. } => Some(code.clone()),
+        _ => None,
+    })
+    .await;
+    fake.scan_qr(&qr, phone).unwrap();
+    fakewa::connected(&mut rx).await;
+
+    fake.set_offline(true);
+    fake.drop_socket(phone);
+    fakewa::wait_for(&mut rx, "ConnectAttemptFailed", |e| {
+        matches!(e, WaEvent::ConnectAttemptFailed { .. }).then_some(())
+    })
+    .await;
+    fakewa::wait_for(&mut rx, "Outage", |e| matches!(e, WaEvent::Outage { .. }).then_some(())).await;
+    fake.set_offline(false);
+    let mut outages = 0;
+    fakewa::wait_for(&mut rx, "Connected", |e| match e {
+        WaEvent::Outage { .. } => {
+            outages += 1;
+            None
+        }
+        WaEvent::Connected => Some(()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(outages, 0, "an outage is reported once");
+    s.disconnect(Duration::from_secs(5)).await;
+}
+
+/// The certificate-skipping feature of the fake server never reaches a normal build.
+#[test]
+fn a_normal_build_does_not_carry_the_certificate_skip() {
+    let tree = |extra: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO"))
+            .args(["tree", "-e", "features,normal", "-p", "tgwa", "--offline"])
+            .args(extra)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .expect("cargo tree runs");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let normal = tree(&[]);
+    assert!(normal.contains("whatsapp-rust"), "unexpected tree:\n{normal}");
+    assert!(
+        !normal.contains("danger-skip"),
+        "a normal build skips WhatsApp's certificate check"
+    );
+    // The check itself works: the test feature does carry it.
+    assert!(tree(&["--features", "insecure-fake-whatsapp"]).contains("danger-skip"));
+}
+
+/// Without the test feature, asking for the fake backend is bad configuration (exit 2)
+/// that names the missing feature.
+#[cfg(not(feature = "insecure-fake-whatsapp"))]
+#[test]
+fn the_fake_backend_is_refused_by_a_normal_build() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_tgwa"))
+        .current_dir(dir.path())
+        .arg("accounts")
+        .env_clear()
+        .env("TGWA_WA_BACKEND", "fake")
+        .output()
+        .expect("run tgwa");
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("TGWA_WA_BACKEND") && err.contains("insecure-fake-whatsapp"),
+        "{err}"
+    );
+}
+
+/// A store that cached another server's key (a fake from an earlier process) still logs in:
+/// the server answers the IK hello it cannot read with an XX fallback, as WhatsApp does
+/// after a key rotation.
+#[tokio::test]
+async fn a_store_paired_with_an_earlier_server_logs_in_through_the_xx_fallback() {
+    let first = FakeWhatsApp::default();
+    let dir = tempfile::tempdir().unwrap();
+    let phone = "6281200000060";
+    let (s, _rx, spec) = paired(&first, dir.path(), phone).await;
+    s.disconnect(Duration::from_secs(5)).await;
+    // The restart's IK hello carries the first server's key.
+    let (s, mut rx) = fakewa::backend(&first).start(spec.clone()).await.expect("restart");
+    fakewa::connected(&mut rx).await;
+    s.disconnect(Duration::from_secs(5)).await;
+
+    let second = FakeWhatsApp::new(tgwa_fakewa::FakeOptions {
+        trust_unknown_devices: true,
+        ..Default::default()
+    });
+    let (s, mut rx) = fakewa::backend(&second)
+        .start(spec)
+        .await
+        .expect("start on another server");
+    fakewa::connected(&mut rx).await;
+    s.disconnect(Duration::from_secs(5)).await;
 }

@@ -11,6 +11,8 @@ use tokio::sync::mpsc;
 
 use crate::ids::{PhoneNumber, TelegramId};
 
+#[cfg(feature = "insecure-fake-whatsapp")]
+pub mod fake;
 pub mod real;
 pub mod sim;
 
@@ -88,6 +90,14 @@ pub enum WaEvent {
     TemporaryBan { reason: String, until: i64 },
     /// WhatsApp refused this client version.
     ClientOutdated,
+    /// A (re)connect attempt failed; the backend keeps trying with backoff.
+    ConnectAttemptFailed { reason: String },
+    /// The connection has been down for longer than the backend's outage bound. Sent once
+    /// per outage; `Connected` ends it.
+    Outage { reason: String, down_for: Duration },
+    /// WhatsApp refused the connection for good (connect failure `code`, e.g. 409 bad user
+    /// agent, 415 not found): the backend stops and the session has ended.
+    ConnectFailed { code: u32, reason: String },
 }
 
 /// A pairing code as WhatsApp issued it.
@@ -306,6 +316,12 @@ pub async fn backend_for(config: &crate::config::Config) -> Result<Arc<dyn WaBac
             let sim = sim::SimBackend::open(&layout, config.sim_pair_delay, config.sim_code_ttl).await?;
             Ok(sim)
         }
+        #[cfg(feature = "insecure-fake-whatsapp")]
+        crate::config::WaBackendKind::Fake => Ok(Arc::new(fake::FakeBackend::new(config.sim_pair_delay))),
+        #[cfg(not(feature = "insecure-fake-whatsapp"))]
+        crate::config::WaBackendKind::Fake => Err(WaError::Invalid(
+            "TGWA_WA_BACKEND=fake needs a build with --features insecure-fake-whatsapp".into(),
+        )),
     }
 }
 

@@ -26,11 +26,21 @@ pub struct TestBot {
     task: JoinHandle<anyhow::Result<()>>,
 }
 
+/// The WhatsApp backend the suites run on: `sim` unless `TGWA_TEST_WA_BACKEND` says `fake`.
+fn test_backend() -> &'static str {
+    match std::env::var("TGWA_TEST_WA_BACKEND").as_deref() {
+        Ok("fake") => "fake",
+        _ => "sim",
+    }
+}
+
 /// The environment the bot runs with: simulator, no throttling, no pacing, short delays.
 pub fn env_for(dir: &Path, api_url: &str, extra: &[(String, String)]) -> HashMap<String, String> {
     let mut vars: HashMap<String, String> = [
         ("TELEGRAM_BOT_TOKEN", "123456:TEST-TOKEN"),
-        ("TGWA_WA_BACKEND", "sim"),
+        // `TGWA_TEST_WA_BACKEND=fake` (with `--features insecure-fake-whatsapp`) runs the same
+        // suites over the real adapter and the fake WhatsApp server.
+        ("TGWA_WA_BACKEND", test_backend()),
         ("TGWA_SIM_PAIR_DELAY_MS", "300"),
         ("TGWA_SIM_CODE_TTL_MS", "4000"),
         ("TGWA_TELEGRAM_THROTTLE", "0"),

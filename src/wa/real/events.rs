@@ -87,12 +87,22 @@ pub fn map_event(ev: &Event, now_unix: i64) -> Option<WaEvent> {
             until: now_unix.saturating_add(b.expire.num_seconds().max(0)),
         },
         Event::ClientOutdated(_) => WaEvent::ClientOutdated,
-        Event::ConnectFailure(f) => WaEvent::Disconnected {
-            reason: match &f.message {
+        Event::ConnectFailure(f) => {
+            let reason = match &f.message {
                 Some(m) => format!("connect failure {}: {m}", f.reason.code()),
                 None => format!("connect failure {} ({:?})", f.reason.code(), f.reason),
-            },
-        },
+            };
+            // Only 500 and 503 are retried by the library; every other reason turns its
+            // auto-reconnect off and ends the run loop, so the session is over.
+            if f.reason.should_reconnect() {
+                WaEvent::ConnectAttemptFailed { reason }
+            } else {
+                WaEvent::ConnectFailed {
+                    code: u32::try_from(f.reason.code()).unwrap_or(0),
+                    reason,
+                }
+            }
+        }
         _ => return None,
     })
 }
@@ -101,7 +111,11 @@ pub fn map_event(ev: &Event, now_unix: i64) -> Option<WaEvent> {
 pub fn is_terminal(ev: &WaEvent) -> bool {
     matches!(
         ev,
-        WaEvent::LoggedOut { .. } | WaEvent::StreamReplaced | WaEvent::TemporaryBan { .. } | WaEvent::ClientOutdated
+        WaEvent::LoggedOut { .. }
+            | WaEvent::StreamReplaced
+            | WaEvent::TemporaryBan { .. }
+            | WaEvent::ClientOutdated
+            | WaEvent::ConnectFailed { .. }
     )
 }
 
@@ -142,6 +156,26 @@ struct SinkInner {
     last_qr: Mutex<Option<(String, Duration, Instant)>>,
     /// Validity of the last pairing code issued, as the library advertised it.
     last_code_ttl: Mutex<Option<Duration>>,
+    /// Connection health, for failed-attempt and outage events.
+    health: Mutex<Health>,
+}
+
+/// What the sink knows about the connection: the library reports neither failed connect
+/// attempts nor how long an outage lasts, so the sink works both out from the transports
+/// it sees created and the events that follow.
+#[derive(Debug)]
+struct Health {
+    /// A transport was created and has not yet reached the server (no login, QR or
+    /// pairing event since).
+    attempt_open: bool,
+    /// When the connection went down; `None` while it is up (or before the first login).
+    down_since: Option<Instant>,
+    /// Bumped on every recovery, so a pending outage timer knows it is stale.
+    epoch: u64,
+    /// The last reason the connection was down.
+    reason: String,
+    /// How long it may stay down before an `Outage` is sent.
+    outage_after: Duration,
 }
 
 impl EventSink {
@@ -155,6 +189,13 @@ impl EventSink {
                 requesting: AtomicUsize::new(0),
                 last_qr: Mutex::new(None),
                 last_code_ttl: Mutex::new(None),
+                health: Mutex::new(Health {
+                    attempt_open: false,
+                    down_since: None,
+                    epoch: 0,
+                    reason: String::new(),
+                    outage_after: Duration::from_secs(120),
+                }),
             }),
         };
         (sink, rx)
@@ -182,6 +223,88 @@ impl EventSink {
     /// Whether the stream is closed.
     pub fn is_closed(&self) -> bool {
         self.inner.tx.lock().unwrap_or_else(|e| e.into_inner()).is_none()
+    }
+
+    /// Sets how long the connection may be down before one `Outage` is sent.
+    pub fn set_outage_after(&self, after: Duration) {
+        self.health().outage_after = after;
+    }
+
+    fn health(&self) -> std::sync::MutexGuard<'_, Health> {
+        self.inner.health.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A new connection attempt starts. If the previous one never reached the server, it
+    /// failed: that is reported now (the library itself says nothing about it).
+    pub fn attempt_started(&self) {
+        let failed = {
+            let mut h = self.health();
+            let failed = h.attempt_open;
+            h.attempt_open = true;
+            failed.then(|| {
+                if h.reason.is_empty() {
+                    "the connection attempt failed".to_string()
+                } else {
+                    h.reason.clone()
+                }
+            })
+        };
+        if let Some(reason) = failed {
+            self.send(WaEvent::ConnectAttemptFailed { reason: reason.clone() });
+            self.went_down(reason);
+        }
+    }
+
+    /// Creating a transport failed outright (no network, refused).
+    pub fn attempt_failed(&self, reason: String) {
+        self.health().attempt_open = false;
+        self.send(WaEvent::ConnectAttemptFailed { reason: reason.clone() });
+        self.went_down(reason);
+    }
+
+    /// The attempt reached the server (logged in, or is pairing).
+    fn attempt_reached_server(&self) {
+        self.health().attempt_open = false;
+    }
+
+    fn recovered(&self) {
+        let mut h = self.health();
+        h.attempt_open = false;
+        h.down_since = None;
+        h.reason.clear();
+        h.epoch += 1;
+    }
+
+    /// Notes that the connection is down; the first time per outage it arms a timer that
+    /// sends one `Outage` unless the connection is back by then.
+    fn went_down(&self, reason: String) {
+        let (epoch, after) = {
+            let mut h = self.health();
+            h.reason = reason;
+            if h.down_since.is_some() {
+                return;
+            }
+            h.down_since = Some(Instant::now());
+            (h.epoch, h.outage_after)
+        };
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let sink = self.clone();
+        rt.spawn(async move {
+            tokio::time::sleep(after).await;
+            let outage = {
+                let h = sink.health();
+                match h.down_since {
+                    Some(since) if h.epoch == epoch => Some((h.reason.clone(), since.elapsed())),
+                    _ => None,
+                }
+            };
+            if let Some((reason, down_for)) = outage {
+                warn!(?down_for, %reason, "whatsapp connection down too long");
+                sink.send(WaEvent::Outage { reason, down_for });
+            }
+        });
     }
 
     /// Turns QR forwarding on or off; turning it on re-sends the current QR if still valid.
@@ -217,6 +340,15 @@ impl EventSink {
     /// Applies the stateful rules to one library event.
     pub fn handle(&self, ev: &Event) {
         let qr_mode = self.inner.qr_mode.load(Ordering::SeqCst);
+        match ev {
+            Event::Connected(_) => self.recovered(),
+            Event::PairingQrCode(_) | Event::PairingCode(_) | Event::PairSuccess(_) => self.attempt_reached_server(),
+            Event::Disconnected(d) => {
+                self.health().attempt_open = false;
+                self.went_down(format!("disconnected: {}", d.reason));
+            }
+            _ => {}
+        }
         match ev {
             Event::PairingQrCode(q) => {
                 *self.inner.last_qr.lock().unwrap_or_else(|e| e.into_inner()) =

@@ -30,9 +30,10 @@ use whatsapp_rust::features::{
     JoinGroupResult, PreviousDescription,
 };
 use whatsapp_rust::pair_code::PairCodeOptions;
+use whatsapp_rust::send::SendOptions;
 use whatsapp_rust::store::{SqliteStore, SqliteStoreConfig};
 use whatsapp_rust::transport::{Transport, TransportEvent, TransportFactory};
-use whatsapp_rust::{async_channel, Client, Jid};
+use whatsapp_rust::{async_channel, Client, Jid, NodeFilter};
 
 pub use offline::{silent_backend, silent_options, SilentTransportFactory};
 
@@ -63,6 +64,9 @@ pub struct RealOptions {
     pub cache_size_kib: u32,
     /// Skip downloading chat history after pairing: the bot never reads it.
     pub skip_history_sync: bool,
+    /// How long the connection may stay down before a [`crate::wa::WaEvent::Outage`] is sent (once).
+    /// Routine stream recycles reconnect well within it and are never reported.
+    pub outage_after: Duration,
 }
 
 impl Default for RealOptions {
@@ -75,6 +79,7 @@ impl Default for RealOptions {
             op_timeout: Duration::from_secs(60),
             cache_size_kib: 256,
             skip_history_sync: true,
+            outage_after: Duration::from_secs(120),
         }
     }
 }
@@ -89,6 +94,7 @@ impl std::fmt::Debug for RealOptions {
             .field("op_timeout", &self.op_timeout)
             .field("cache_size_kib", &self.cache_size_kib)
             .field("skip_history_sync", &self.skip_history_sync)
+            .field("outage_after", &self.outage_after)
             .finish()
     }
 }
@@ -115,6 +121,12 @@ impl RealOptions {
     /// Sets the bound on logout.
     pub fn with_shutdown_bound(mut self, bound: Duration) -> Self {
         self.shutdown_bound = bound;
+        self
+    }
+
+    /// Sets how long the connection may be down before an outage is reported.
+    pub fn with_outage_after(mut self, after: Duration) -> Self {
+        self.outage_after = after;
         self
     }
 
@@ -184,12 +196,18 @@ impl RealBackend {
         make_private(&path).await;
 
         let (sink, rx) = EventSink::new();
+        sink.set_outage_after(self.opts.outage_after);
+        let factory: Arc<dyn TransportFactory> = match &self.opts.transport {
+            Some(t) => t.clone(),
+            None => Arc::new(whatsapp_rust::transport::TokioWebSocketTransportFactory::new()),
+        };
         let mut builder = Bot::builder()
             .with_backend(store)
-            .with_event_handler(BusHandler(sink.clone()));
-        if let Some(t) = &self.opts.transport {
-            builder = builder.with_transport_factory(SharedTransport(t.clone()));
-        }
+            .with_event_handler(BusHandler(sink.clone()))
+            .with_transport_factory(ObservedTransport {
+                factory,
+                sink: sink.clone(),
+            });
         if let Some(v) = self.opts.version {
             builder = builder.with_version(v);
         }
@@ -271,15 +289,25 @@ async fn make_private(path: &Path) {
     }
 }
 
-/// Lets one shared factory serve many builders (the builder takes its factory by value).
-struct SharedTransport(Arc<dyn TransportFactory>);
+/// Lets one shared factory serve many builders (the builder takes its factory by value),
+/// and tells the session's sink about every connection attempt: the library reports no
+/// failed attempt, so the sink infers them from attempts that never reached the server.
+struct ObservedTransport {
+    factory: Arc<dyn TransportFactory>,
+    sink: EventSink,
+}
 
 #[whatsapp_rust::async_trait]
-impl TransportFactory for SharedTransport {
+impl TransportFactory for ObservedTransport {
     async fn create_transport(
         &self,
     ) -> Result<(Arc<dyn Transport>, async_channel::Receiver<TransportEvent>), whatsapp_rust::anyhow::Error> {
-        self.0.create_transport().await
+        self.sink.attempt_started();
+        let res = self.factory.create_transport().await;
+        if let Err(e) = &res {
+            self.sink.attempt_failed(format!("could not connect: {e}"));
+        }
+        res
     }
 }
 
@@ -385,10 +413,22 @@ impl RealSession {
 
     async fn to_info(&self, meta: GroupMetadata) -> Result<GroupInfo, WaError> {
         let id = group_id(&meta.id)?;
+        let mut found = Vec::with_capacity(meta.participants.len());
+        for p in &meta.participants {
+            found.push(self.phone_of(&p.jid, p.phone_number.as_ref()).await);
+        }
+        let missing: Vec<Jid> = meta
+            .participants
+            .iter()
+            .zip(&found)
+            .filter(|(p, f)| f.is_none() && p.jid.is_lid())
+            .map(|(p, _)| p.jid.clone())
+            .collect();
+        let resolved = self.phones_of_lids(&missing).await;
         let mut members = Vec::with_capacity(meta.participants.len());
         let mut unresolved = 0usize;
-        for p in &meta.participants {
-            match self.phone_of(&p.jid, p.phone_number.as_ref()).await {
+        for (p, phone) in meta.participants.iter().zip(found) {
+            match phone.or_else(|| resolved.get(p.jid.user_base()).cloned()) {
                 Some(phone) => members.push(Member {
                     phone,
                     is_admin: p.is_admin(),
@@ -398,7 +438,7 @@ impl RealSession {
             }
         }
         if unresolved > 0 {
-            info!(group = %id, unresolved, "members without a known phone number left out");
+            warn!(group = %id, unresolved, "members whose phone number WhatsApp would not tell left out");
         }
         Ok(GroupInfo {
             id,
@@ -408,6 +448,37 @@ impl RealSession {
             locked: meta.is_locked,
             members,
         })
+    }
+
+    /// Phone numbers of LIDs the group reply and the local cache could not map, asked of
+    /// the server in one query (which also teaches the library's LID cache). Keyed by LID
+    /// user.
+    async fn phones_of_lids(&self, lids: &[Jid]) -> HashMap<String, PhoneNumber> {
+        let mut out = HashMap::new();
+        if lids.is_empty() {
+            return out;
+        }
+        let contacts = self.client.contacts();
+        match tokio::time::timeout(self.opts.op_timeout, contacts.is_on_whatsapp(lids)).await {
+            Ok(Ok(results)) => {
+                for r in results {
+                    let lid = r.lid.as_ref().filter(|j| j.is_lid()).unwrap_or(&r.jid);
+                    let pn = r
+                        .pn_jid
+                        .as_ref()
+                        .filter(|j| j.is_pn())
+                        .or(Some(&r.jid).filter(|j| j.is_pn()));
+                    if let (true, Some(pn)) = (lid.is_lid(), pn) {
+                        if let Ok(phone) = PhoneNumber::from_digits(pn.user_base()) {
+                            out.insert(lid.user_base().to_string(), phone);
+                        }
+                    }
+                }
+            }
+            Ok(Err(e)) => debug!(error = %e, "LID lookup failed"),
+            Err(_) => debug!("LID lookup timed out"),
+        }
+        out
     }
 }
 
@@ -547,9 +618,46 @@ impl WaSession for RealSession {
             ChatTarget::Phone(p) => phone_jid(p),
             ChatTarget::Group(g) => group_jid(g),
         };
+        if let ChatTarget::Phone(p) = to {
+            // whatsapp-rust 0.7 sends to nobody and returns Ok when the number has no
+            // devices; the device list (cached by the library, reused by the send) says so.
+            let devices = self
+                .call(
+                    "looking up the recipient",
+                    self.client.signal().get_user_devices(std::slice::from_ref(&jid)),
+                )
+                .await?;
+            if devices.is_empty() {
+                return Err(WaError::NotFound(format!("{} is not on WhatsApp", p.masked())));
+            }
+        }
+        // The server's verdict comes as an <ack> carrying the message id, after the send
+        // returned: listen for it before sending.
+        let id = self.client.generate_message_id();
+        let ack = self
+            .client
+            .wait_for_node(NodeFilter::tag("ack").attr("class", "message").attr("id", id.clone()));
+        let message = whatsapp_rust::waproto::whatsapp::Message {
+            conversation: Some(text.to_string()),
+            ..Default::default()
+        };
+        let options = SendOptions::default().with_message_id(id.clone());
         let sent = self
-            .call("sending a message", self.client.send_text(jid, text.to_string()))
+            .call(
+                "sending a message",
+                self.client.send_message_with_options(jid, message, options),
+            )
             .await?;
+        match tokio::time::timeout(ACK_WAIT, ack).await {
+            Ok(Ok(node)) => {
+                if let Some(code) = node.get_attr("error").map(|v| v.as_str().into_owned()) {
+                    let code = code.parse::<u16>().unwrap_or(0);
+                    return Err(errors::from_server_code(code, "", None, "sending a message"));
+                }
+            }
+            // No ack in time: the message left; WhatsApp may still deliver it.
+            _ => debug!(id = %sent.message_id, "no server ack for a sent message in time"),
+        }
         Ok(sent.message_id)
     }
 
@@ -597,7 +705,17 @@ impl WaSession for RealSession {
         let options = GroupCreateOptions::new(subject).with_participants(participants);
         let g = self.client.groups();
         let created = self.call("creating the group", g.create_group(options)).await?;
-        self.to_info(created.metadata).await
+        // The create reply lists people who could not be added (403 privacy, 408 left
+        // recently) as participants with an error code, which 0.7 drops: read the group
+        // back so only real members are reported.
+        let jid = created.metadata.id.clone();
+        match self.call("reading the new group", g.get_metadata(&jid)).await {
+            Ok(meta) => self.to_info(meta).await,
+            Err(e) => {
+                warn!(error = %e, "could not read a new group back; reporting the create reply");
+                self.to_info(created.metadata).await
+            }
+        }
     }
 
     async fn invite_link(&self, id: &GroupId, reset: bool) -> Result<String, WaError> {
@@ -679,6 +797,7 @@ impl WaSession for RealSession {
             MemberAction::Demote => self.call("demoting members", g.demote_participants(gj, &jids)).await?,
         };
         let mut by_phone: HashMap<String, Result<(), String>> = HashMap::new();
+        let mut by_lid: Vec<(Jid, Result<(), String>)> = Vec::new();
         for r in &responses {
             let outcome = match &r.error {
                 None => Ok(()),
@@ -688,7 +807,21 @@ impl WaSession for RealSession {
                 Some(p) => {
                     by_phone.insert(p.digits().to_string(), outcome);
                 }
+                // In LID-addressed groups the results name LIDs, often without a number.
+                None if r.jid.is_lid() => by_lid.push((r.jid.clone(), outcome)),
                 None => debug!(jid = %r.jid, "participant result for an unknown number"),
+            }
+        }
+        if !by_lid.is_empty() {
+            let lids: Vec<Jid> = by_lid.iter().map(|(j, _)| j.clone()).collect();
+            let resolved = self.phones_of_lids(&lids).await;
+            for (jid, outcome) in by_lid {
+                match resolved.get(jid.user_base()) {
+                    Some(p) => {
+                        by_phone.insert(p.digits().to_string(), outcome);
+                    }
+                    None => debug!(%jid, "participant result for a LID with no known number"),
+                }
             }
         }
         Ok(members
@@ -711,17 +844,46 @@ impl WaSession for RealSession {
         let results = self.call("checking numbers", contacts.is_on_whatsapp(&jids)).await?;
         let mut registered: HashMap<String, bool> = HashMap::new();
         for r in &results {
+            if let Some(err) = &r.contact_error {
+                // A per-number error (rate limit, server trouble) is "unknown", not "no".
+                return Err(errors::from_server_code(
+                    err.code.unwrap_or(0),
+                    err.text.as_deref().unwrap_or(""),
+                    err.backoff,
+                    "checking numbers",
+                ));
+            }
             let pn = if r.jid.is_pn() { Some(&r.jid) } else { r.pn_jid.as_ref() };
             if let Some(pn) = pn {
-                let e = registered.entry(pn.user_base().to_string()).or_insert(false);
+                let e = registered.entry(canonical_number(pn.user_base())).or_insert(false);
                 *e |= r.is_registered;
             }
         }
         Ok(numbers
             .iter()
-            .map(|n| (n.clone(), registered.get(n.digits()).copied().unwrap_or(false)))
+            .map(|n| {
+                let known = registered.get(&canonical_number(n.digits())).copied();
+                (n.clone(), known.unwrap_or(false))
+            })
             .collect())
     }
+}
+
+/// How long a send waits for the server's ack before trusting it went through.
+const ACK_WAIT: Duration = Duration::from_secs(10);
+
+/// The form WhatsApp answers a number in: Brazilian mobiles gain the 9 after the area code
+/// (`55 AA 8xxxxxxx` to `55 AA 98xxxxxxx`), Mexican mobiles are `521...` rather than
+/// `52...`. Matching on this form lets an answer find the number that was asked.
+pub fn canonical_number(digits: &str) -> String {
+    let b = digits.as_bytes();
+    if digits.starts_with("55") && b.len() == 12 && matches!(b[4], b'6'..=b'9') {
+        return format!("{}9{}", &digits[..4], &digits[4..]);
+    }
+    if digits.starts_with("52") && !digits.starts_with("521") && b.len() == 12 {
+        return format!("521{}", &digits[2..]);
+    }
+    digits.to_string()
 }
 
 /// Re-exported for tests of the event mapping.

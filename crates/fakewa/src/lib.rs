@@ -1,0 +1,374 @@
+//! A protocol-level fake WhatsApp server, for tests only.
+//!
+//! It speaks the real protocol to an unmodified whatsapp-rust client through the client's
+//! `Transport` seam: the Noise handshake (server side), framed AES-GCM, binary nodes. Behind
+//! that sits a small shared world: accounts with their linked devices and uploaded keys,
+//! groups, invite codes, sent messages. A "phone" of each account can scan a QR code or
+//! confirm a pairing code, and the test (or the behaviour table, below) can make the server
+//! do what WhatsApp does to a session: replace it, log it out, ban it, drop the socket.
+//!
+//! # Never in production
+//! The client only accepts this server because `wacore-noise`'s
+//! `danger-skip-cert-chain-verify` feature is on whenever this crate is in the build. tgwa
+//! pulls it in only as a dev-dependency or behind its off-by-default
+//! `insecure-fake-whatsapp` feature.
+//!
+//! # Behaviour by the last four digits (the simulator's table)
+//! | digits | behaviour |
+//! | --- | --- |
+//! | `0429` | a pairing-code request is refused as rate-limited (429, backoff 60 s) |
+//! | `0408` | the pairing code is issued but the phone never confirms it |
+//! | `0401` | pairs, then is logged out from the phone 3 s after its first login |
+//! | `0402` | pairs, then gets a temporary ban (code 101, one hour) 3 s after its first login |
+//! | other | the phone confirms a pairing code after the configured delay |
+//!
+//! # Layout
+//! - [`noise`]: the server handshake and the frame ciphers;
+//! - `transport`: the in-process `TransportFactory`;
+//! - `conn`: one connection's loop;
+//! - `world`: accounts, devices, groups, and the answers to the client's requests;
+//! - `phone`: what the primary phone does when it links a device.
+
+pub mod noise;
+
+mod conn;
+mod groups;
+mod phone;
+mod transport;
+mod world;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use wacore_binary::Node;
+use whatsapp_rust::transport::TransportFactory;
+
+pub use transport::{FakeTransport, FakeTransportFactory};
+pub use world::{GroupView, MemberView, SentMessage};
+
+use crate::conn::ConnCtx;
+use crate::transport::Ctl;
+use crate::world::World;
+
+/// The app version the fake accepts; pass it to the client's builder (`with_version`) so the
+/// client does not fetch one over HTTP.
+pub const VERSION: (u32, u32, u32) = (2, 3000, 1_023_000_000);
+
+/// Timing knobs.
+#[derive(Debug, Clone)]
+pub struct FakeOptions {
+    /// How long the fake phone takes to confirm a pairing code.
+    pub pair_delay: Duration,
+    /// How long after the first login the `0401` / `0402` numbers are logged out / banned.
+    pub behaviour_delay: Duration,
+    /// Accept a login from a device the world does not know, registering it on the spot.
+    /// The world lives in memory, so a process that restarts on paired session files needs
+    /// this to log them back in.
+    pub trust_unknown_devices: bool,
+}
+
+impl Default for FakeOptions {
+    fn default() -> Self {
+        Self {
+            pair_delay: Duration::from_millis(300),
+            behaviour_delay: Duration::from_secs(3),
+            trust_unknown_devices: false,
+        }
+    }
+}
+
+/// A handle on one fake WhatsApp: cheap to clone, shared by every connection and account.
+#[derive(Clone)]
+pub struct FakeWhatsApp {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    server: noise::ServerIdentity,
+    opts: FakeOptions,
+    world: Mutex<World>,
+    next_conn: AtomicU64,
+    /// While set, new connections are refused at the transport.
+    offline: AtomicBool,
+    /// While set, logins are refused as from an outdated client (405).
+    refuse_version: AtomicBool,
+    /// Live connections: id to control channel, and the device logged in on it.
+    conns: Mutex<HashMap<u64, LiveConn>>,
+}
+
+#[derive(Clone)]
+struct LiveConn {
+    ctl: tokio::sync::mpsc::UnboundedSender<Ctl>,
+    device: Option<(String, u16)>,
+}
+
+impl Default for FakeWhatsApp {
+    fn default() -> Self {
+        Self::new(FakeOptions::default())
+    }
+}
+
+impl FakeWhatsApp {
+    /// A fresh, empty world.
+    pub fn new(opts: FakeOptions) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                server: noise::ServerIdentity::generate(),
+                world: Mutex::new(World::new()),
+                opts,
+                next_conn: AtomicU64::new(1),
+                offline: AtomicBool::new(false),
+                refuse_version: AtomicBool::new(false),
+                conns: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// The factory to give a client (`Bot::builder().with_transport_factory(..)`).
+    pub fn transport_factory(&self) -> FakeTransportFactory {
+        FakeTransportFactory { fake: self.clone() }
+    }
+
+    /// The same, type-erased.
+    pub fn transport(&self) -> Arc<dyn TransportFactory> {
+        Arc::new(self.transport_factory())
+    }
+
+    pub(crate) fn server_identity(&self) -> &noise::ServerIdentity {
+        &self.inner.server
+    }
+
+    pub(crate) fn options(&self) -> &FakeOptions {
+        &self.inner.opts
+    }
+
+    pub(crate) fn world(&self) -> MutexGuard<'_, World> {
+        self.inner.world.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn next_conn_id(&self) -> u64 {
+        self.inner.next_conn.fetch_add(1, Ordering::SeqCst)
+    }
+
+    fn conns(&self) -> MutexGuard<'_, HashMap<u64, LiveConn>> {
+        self.inner.conns.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn is_offline(&self) -> bool {
+        self.inner.offline.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn refuses_version(&self) -> bool {
+        self.inner.refuse_version.load(Ordering::SeqCst)
+    }
+
+    /// Refuses (or accepts again) new connections at the socket, as an outage would.
+    pub fn set_offline(&self, offline: bool) {
+        self.inner.offline.store(offline, Ordering::SeqCst);
+    }
+
+    /// Refuses logins as from an outdated client version (connect failure 405).
+    pub fn set_refuse_client_version(&self, refuse: bool) {
+        self.inner.refuse_version.store(refuse, Ordering::SeqCst);
+    }
+
+    pub(crate) fn register_conn(&self, ctx: &ConnCtx) {
+        self.conns().insert(
+            ctx.id,
+            LiveConn {
+                ctl: ctx.ctl.clone(),
+                device: ctx.device.clone(),
+            },
+        );
+    }
+
+    pub(crate) fn forget_conn(&self, ctx: &ConnCtx) {
+        self.conns().remove(&ctx.id);
+        self.world().forget_conn(ctx.id);
+    }
+
+    /// Live connections of one account (every device), newest last.
+    fn conns_of(&self, phone: &str) -> Vec<(u64, LiveConn)> {
+        let mut v: Vec<(u64, LiveConn)> = self
+            .conns()
+            .iter()
+            .filter(|(_, c)| c.device.as_ref().is_some_and(|(p, _)| p == phone))
+            .map(|(id, c)| (*id, c.clone()))
+            .collect();
+        v.sort_by_key(|(id, _)| *id);
+        v
+    }
+
+    pub(crate) fn send_to_conn(&self, id: u64, ctl: Ctl) -> bool {
+        let tx = self.conns().get(&id).map(|c| c.ctl.clone());
+        tx.is_some_and(|tx| tx.send(ctl).is_ok())
+    }
+
+    fn to_each_conn_of(&self, phone: &str, make: impl Fn() -> Ctl) -> usize {
+        let conns = self.conns_of(phone);
+        let mut n = 0;
+        for (_, c) in conns {
+            if c.ctl.send(make()).is_ok() {
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Whether the account has a logged-in connection right now.
+    pub fn is_online(&self, phone: &str) -> bool {
+        !self.conns_of(phone).is_empty()
+    }
+
+    /// Waits until `phone` has a logged-in connection, up to `within`.
+    pub async fn wait_online(&self, phone: &str, within: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + within;
+        while tokio::time::Instant::now() < deadline {
+            if self.is_online(phone) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        false
+    }
+
+    // ----- what the server can do to a session -----
+
+    /// Another client took over the session (`<stream:error><conflict type="replaced"/>`).
+    pub fn replace_session(&self, phone: &str) -> usize {
+        self.to_each_conn_of(phone, || Ctl::Close(vec![world::stream_conflict("replaced")]))
+    }
+
+    /// The phone unlinked the device (stream error 401); later logins fail with 401.
+    pub fn log_out(&self, phone: &str) -> usize {
+        self.world().unlink_all(phone);
+        self.to_each_conn_of(phone, || Ctl::Close(vec![world::stream_error("401")]))
+    }
+
+    /// A temporary ban: connect failure 402 with `code` and `expire` seconds, now and at
+    /// every login until it expires.
+    pub fn ban(&self, phone: &str, code: u32, expire_secs: u64) -> usize {
+        self.world().ban(phone, code, expire_secs);
+        self.to_each_conn_of(phone, || {
+            Ctl::Close(vec![world::failure(402, Some((code, expire_secs)))])
+        })
+    }
+
+    /// A connect failure with `reason` (as `<failure reason=..>`), sent now.
+    pub fn connect_failure(&self, phone: &str, reason: u32) -> usize {
+        self.to_each_conn_of(phone, || Ctl::Close(vec![world::failure(reason, None)]))
+    }
+
+    /// Makes every login of `phone` fail with `reason` until cleared with `None`.
+    pub fn fail_logins(&self, phone: &str, reason: Option<u32>) {
+        self.world().set_login_failure(phone, reason);
+    }
+
+    /// The server closes the stream cleanly (the routine recycle a real server does).
+    pub fn recycle_stream(&self, phone: &str) -> usize {
+        self.to_each_conn_of(phone, || Ctl::Close(Vec::new()))
+    }
+
+    /// The socket dies without a word.
+    pub fn drop_socket(&self, phone: &str) -> usize {
+        self.to_each_conn_of(phone, || Ctl::Drop)
+    }
+
+    /// Sends a raw node to every connection of `phone`.
+    pub fn push_node(&self, phone: &str, node: Node) -> usize {
+        self.to_each_conn_of(phone, || Ctl::Send(node.clone()))
+    }
+
+    // ----- the phone -----
+
+    /// The phone of `phone` scans a QR string the client showed. Errors when no connection
+    /// is showing that QR.
+    pub fn scan_qr(&self, qr: &str, phone: &str) -> anyhow::Result<()> {
+        phone::scan_qr(self, qr, phone)
+    }
+
+    /// The user types the pairing code the client showed into the phone of `phone`.
+    pub fn enter_code(&self, phone: &str, code: &str) -> anyhow::Result<()> {
+        phone::enter_code(self, phone, code)
+    }
+
+    // ----- the world, for assertions and set-up -----
+
+    /// Makes `phone` a WhatsApp user without a linked client (so it is "on WhatsApp" and
+    /// can be messaged and added to groups).
+    pub fn add_user(&self, phone: &str) {
+        self.world().ensure_account(phone);
+    }
+
+    /// Marks a number as not on WhatsApp (the default for numbers never seen).
+    pub fn remove_user(&self, phone: &str) {
+        self.world().remove_account(phone);
+    }
+
+    /// Whether `phone` has a linked companion device.
+    pub fn has_linked_device(&self, phone: &str) -> bool {
+        self.world().has_linked_device(phone)
+    }
+
+    /// Every message the server accepted, oldest first.
+    pub fn sent_messages(&self) -> Vec<SentMessage> {
+        self.world().sent.clone()
+    }
+
+    /// A group as the server holds it.
+    pub fn group(&self, id: &str) -> Option<GroupView> {
+        self.world().group_view(id)
+    }
+
+    /// All groups.
+    pub fn groups(&self) -> Vec<GroupView> {
+        self.world().group_views()
+    }
+
+    /// Creates a group directly (owner first), e.g. to test joins; returns its JID.
+    pub fn create_group(&self, owner: &str, subject: &str, members: &[&str], lid_addressed: bool) -> String {
+        self.world().create_group_direct(owner, subject, members, lid_addressed)
+    }
+
+    /// Makes joining `group` by invite need the admins' approval.
+    pub fn set_join_approval(&self, group: &str, on: bool) {
+        self.world().set_join_approval(group, on);
+    }
+
+    /// Lets the next `add` of `member` to any group fail with `code` (e.g. 403 privacy).
+    pub fn refuse_add(&self, member: &str, code: u16) {
+        self.world().refuse_add(member, code);
+    }
+
+    /// Answers usync queries for `number` with a per-number error (e.g. 429 rate limit).
+    pub fn usync_error_for(&self, number: &str, code: u16) {
+        self.world().usync_error_for(number, code);
+    }
+
+    /// Maps an asked number to the canonical one WhatsApp returns (Brazil's added 9,
+    /// Mexico's 521).
+    pub fn set_canonical(&self, asked: &str, canonical: &str) {
+        self.world().set_canonical(asked, canonical);
+    }
+
+    /// The LID user of `phone` (created on first use).
+    pub fn lid_of(&self, phone: &str) -> String {
+        self.world().ensure_account(phone).lid.clone()
+    }
+
+    /// Forgets that `phone` ever shared its number with `viewer` in LID groups: the group
+    /// metadata then carries no `phone_number` attribute for it.
+    pub fn hide_phone_in_lid_groups(&self, phone: &str) {
+        self.world().hide_phone(phone);
+    }
+
+    pub(crate) fn on_established(&self, ctx: &mut ConnCtx, payload: &waproto::whatsapp::ClientPayload) {
+        world::on_established(self, ctx, payload);
+    }
+
+    pub(crate) fn on_node(&self, ctx: &mut ConnCtx, node: Node) {
+        world::on_node(self, ctx, node);
+    }
+}

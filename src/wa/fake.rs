@@ -1,0 +1,196 @@
+//! `TGWA_WA_BACKEND=fake`: the real adapter against the in-process fake WhatsApp server
+//! (`tgwa-fakewa`), only in a build with the `insecure-fake-whatsapp` feature.
+//!
+//! Sessions are the real adapter's, on the same session files. What a person would do on
+//! the phone is done by the fake phone, after the simulator's pairing delay and by the
+//! same table (`DESIGN.md` section 6): a pairing code is typed in and a QR code scanned,
+//! except for numbers ending `0408`, whose phone never confirms; `0429` is refused as
+//! rate-limited, `0401` logged out and `0402` banned shortly after the first login. The
+//! fake world (groups, messages) lives in memory: a restart keeps the session files and
+//! logs them back in, but not the groups.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tgwa_fakewa::{FakeOptions, FakeWhatsApp};
+use tokio::sync::mpsc;
+use tracing::{debug, warn};
+
+use super::real::{RealBackend, RealOptions, RealSession};
+use super::{
+    ChatTarget, EventRx, GroupId, GroupInfo, GroupSummary, JoinOutcome, MemberAction, MemberResult, PairCode,
+    PhoneNumber, Probe, Profile, SessionSpec, WaBackend, WaError, WaEvent, WaSession,
+};
+
+/// Whether the fake phone of `phone` ignores pairing requests (the `0408` row).
+fn phone_never_confirms(phone: &PhoneNumber) -> bool {
+    phone.digits().ends_with("0408")
+}
+
+/// The real adapter over one process-wide fake server.
+pub struct FakeBackend {
+    real: RealBackend,
+    fake: FakeWhatsApp,
+    pair_delay: Duration,
+}
+
+impl FakeBackend {
+    /// A fresh fake world; the phone confirms pairings after `pair_delay`.
+    pub fn new(pair_delay: Duration) -> Self {
+        let fake = FakeWhatsApp::new(FakeOptions {
+            trust_unknown_devices: true,
+            ..FakeOptions::default()
+        });
+        let real = RealBackend::with_options(
+            RealOptions::default()
+                .with_transport_factory(fake.transport())
+                .with_version(tgwa_fakewa::VERSION),
+        );
+        Self { real, fake, pair_delay }
+    }
+
+    /// The fake server, for tests that want to look inside.
+    pub fn server(&self) -> &FakeWhatsApp {
+        &self.fake
+    }
+}
+
+#[async_trait]
+impl WaBackend for FakeBackend {
+    async fn start(&self, spec: SessionSpec) -> Result<(Arc<dyn WaSession>, EventRx), WaError> {
+        let phone = spec.phone.clone();
+        let (inner, mut rx) = self.real.start_session(spec).await?;
+        // The fake phone scans the first QR code it is shown, after the pairing delay.
+        let (tx, out) = mpsc::unbounded_channel();
+        let (fake, delay) = (self.fake.clone(), self.pair_delay);
+        tokio::spawn(async move {
+            let mut scanned = false;
+            while let Some(ev) = rx.recv().await {
+                if let (WaEvent::Qr { code, .. }, false) = (&ev, scanned) {
+                    if !phone_never_confirms(&phone) {
+                        scanned = true;
+                        let (fake, code, phone) = (fake.clone(), code.clone(), phone.digits().to_string());
+                        tokio::spawn(async move {
+                            tokio::time::sleep(delay).await;
+                            if let Err(e) = fake.scan_qr(&code, &phone) {
+                                debug!(error = %e, "the fake phone could not scan");
+                            }
+                        });
+                    }
+                }
+                if tx.send(ev).is_err() {
+                    break;
+                }
+            }
+        });
+        let session = FakePhoneSession {
+            inner,
+            fake: self.fake.clone(),
+            pair_delay: self.pair_delay,
+        };
+        Ok((Arc::new(session), out))
+    }
+
+    async fn probe(&self, session_file: &Path) -> Result<Probe, WaError> {
+        self.real.probe(session_file).await
+    }
+}
+
+/// A real session whose phone is the fake's.
+struct FakePhoneSession {
+    inner: Arc<RealSession>,
+    fake: FakeWhatsApp,
+    pair_delay: Duration,
+}
+
+#[async_trait]
+impl WaSession for FakePhoneSession {
+    async fn request_pair_code(&self, phone: &PhoneNumber) -> Result<PairCode, WaError> {
+        let code = self.inner.request_pair_code(phone).await?;
+        if !phone_never_confirms(phone) {
+            let (fake, digits, typed, delay) = (
+                self.fake.clone(),
+                phone.digits().to_string(),
+                code.code.clone(),
+                self.pair_delay,
+            );
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                if let Err(e) = fake.enter_code(&digits, &typed) {
+                    warn!(error = %e, "the fake phone could not take the pairing code");
+                }
+            });
+        }
+        Ok(code)
+    }
+    async fn start_qr(&self) -> Result<(), WaError> {
+        self.inner.start_qr().await
+    }
+    async fn cancel_pair_code(&self) -> Result<(), WaError> {
+        self.inner.cancel_pair_code().await
+    }
+    async fn logout(&self) -> Result<(), WaError> {
+        self.inner.logout().await
+    }
+    async fn disconnect(&self, bound: Duration) {
+        self.inner.disconnect(bound).await
+    }
+    async fn profile(&self) -> Result<Profile, WaError> {
+        self.inner.profile().await
+    }
+    async fn send_text(&self, to: &ChatTarget, text: &str) -> Result<String, WaError> {
+        self.inner.send_text(to, text).await
+    }
+    async fn groups(&self) -> Result<Vec<GroupSummary>, WaError> {
+        self.inner.groups().await
+    }
+    async fn group_info(&self, id: &GroupId) -> Result<GroupInfo, WaError> {
+        self.inner.group_info(id).await
+    }
+    async fn create_group(&self, subject: &str, members: &[PhoneNumber]) -> Result<GroupInfo, WaError> {
+        for m in members {
+            // Everyone the bot names exists in the fake world, as in the simulator.
+            self.fake.add_user(m.digits());
+        }
+        self.inner.create_group(subject, members).await
+    }
+    async fn invite_link(&self, id: &GroupId, reset: bool) -> Result<String, WaError> {
+        self.inner.invite_link(id, reset).await
+    }
+    async fn join_group(&self, link_or_code: &str) -> Result<JoinOutcome, WaError> {
+        self.inner.join_group(link_or_code).await
+    }
+    async fn leave_group(&self, id: &GroupId) -> Result<(), WaError> {
+        self.inner.leave_group(id).await
+    }
+    async fn set_subject(&self, id: &GroupId, subject: &str) -> Result<(), WaError> {
+        self.inner.set_subject(id, subject).await
+    }
+    async fn set_description(&self, id: &GroupId, description: Option<&str>) -> Result<(), WaError> {
+        self.inner.set_description(id, description).await
+    }
+    async fn set_announce(&self, id: &GroupId, on: bool) -> Result<(), WaError> {
+        self.inner.set_announce(id, on).await
+    }
+    async fn set_locked(&self, id: &GroupId, on: bool) -> Result<(), WaError> {
+        self.inner.set_locked(id, on).await
+    }
+    async fn update_members(
+        &self,
+        id: &GroupId,
+        action: MemberAction,
+        members: &[PhoneNumber],
+    ) -> Result<Vec<MemberResult>, WaError> {
+        if action == MemberAction::Add {
+            for m in members {
+                self.fake.add_user(m.digits());
+            }
+        }
+        self.inner.update_members(id, action, members).await
+    }
+    async fn is_on_whatsapp(&self, numbers: &[PhoneNumber]) -> Result<Vec<(PhoneNumber, bool)>, WaError> {
+        self.inner.is_on_whatsapp(numbers).await
+    }
+}
