@@ -203,10 +203,7 @@ async fn pause_resume_and_cancel_work_for_the_owner_only() {
     assert_eq!(bot.tg.wait_for_callback_answer(&id, WAIT).await["show_alert"], true);
     // A wait of several item delays: a paused job must not move.
     tokio::time::sleep(Duration::from_millis(600)).await;
-    assert!(
-        bot.sent_by(A_PHONE).len() <= paused_at + 1,
-        "a paused job kept sending"
-    );
+    assert!(bot.sent_by(A_PHONE).len() <= paused_at + 1, "a paused job kept sending");
 
     bot.tap(A, "Lanjutkan", "berjalan").await;
     let deadline = tokio::time::Instant::now() + WAIT;
@@ -237,7 +234,8 @@ async fn a_logged_out_accounts_job_pauses_and_another_accounts_job_finishes() {
     bot.pair(B, B_PHONE).await;
     bot.broadcast_preview(B, "Dari akun yang sehat", &numbers(20)).await;
     bot.pair(A, doomed).await;
-    bot.broadcast_preview(A, "Dari akun yang akan logout", &numbers(200)).await;
+    bot.broadcast_preview(A, "Dari akun yang akan logout", &numbers(200))
+        .await;
     let mark = bot.tg.mark();
     bot.press(A, "Mulai");
     bot.tg.wait_for_method_after(mark, "answercallbackquery", WAIT).await;
@@ -268,13 +266,8 @@ async fn bad_input_gets_a_reply_and_creates_no_job() {
     // Malformed links only.
     open_groups(&bot, A).await;
     bot.tap(A, "Gabung grup", "Tempel tautan").await;
-    say(
-        &bot,
-        A,
-        "https://example.com/x\nbukan tautan",
-        "Tidak ada item yang valid",
-    )
-    .await;
+    bot.say(A, "https://example.com/x\nbukan tautan", "Tidak ada item yang valid")
+        .await;
     // Bad numbers only.
     bot.say(A, "/menu", "Menu utama").await;
     bot.tap(A, "Pesan", "Pesan</b>").await;

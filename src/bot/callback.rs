@@ -426,7 +426,8 @@ impl Cb {
             | Remove(_) | RemoveYes(_) | PairCancel(_) | PairNew(_) | Groups(..) | Group(..) | GroupLink(..)
             | GroupRevoke(..) | GroupRevokeYes(..) | GroupMembers(..) | GroupLeave(..) | GroupLeaveYes(..)
             | GroupAnnounce(..) | GroupLock(..) | GroupInput(..) | ExportLinks(_) | Input(..) | JobStart(..)
-            | JobPause(..) | JobResume(..) | JobCancel(..) | Messages(_) | BroadcastTo(..) | InputCancel | Noop | Admin(_) => {}
+            | JobPause(..) | JobResume(..) | JobCancel(..) | Messages(_) | BroadcastTo(..) | InputCancel | Noop
+            | Admin(_) => {}
         }
     }
 }
