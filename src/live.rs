@@ -120,6 +120,14 @@ pub enum Notice {
         count: u32,
         reason: String,
     },
+    /// WhatsApp refused the connection for good (a terminal connect failure): the session
+    /// stopped and is not retried.
+    ConnectRefused {
+        owner: TelegramId,
+        account: AccountId,
+        phone: PhoneNumber,
+        reason: String,
+    },
     /// Startup restore finished.
     Restored(RestoreSummary),
 }

@@ -703,12 +703,10 @@ impl Supervisor {
                 let reason = format!("WhatsApp refused the connection ({code}): {reason}");
                 let _ = m.audit(None, Some(id), "connect_failed", reason.clone()).await;
                 self.set(LiveState::Stopped, Some(reason.clone()));
-                // No notice of its own exists yet; this one carries the reason to the owner.
-                m.notify(Notice::ConnectFailures {
+                m.notify(Notice::ConnectRefused {
                     owner,
                     account: id,
                     phone,
-                    count: self.failures.saturating_add(1),
                     reason,
                 });
                 self.detach().await;

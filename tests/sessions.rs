@@ -527,3 +527,61 @@ async fn waiting_pairings_do_not_hold_the_server_ceiling_hostage() {
     ));
     m.shutdown(Duration::from_secs(5)).await;
 }
+
+/// The simulator, except that WhatsApp refuses every session for good right after it connects.
+struct Refusing {
+    inner: Arc<dyn WaBackend>,
+}
+
+#[async_trait]
+impl WaBackend for Refusing {
+    async fn start(&self, spec: SessionSpec) -> Result<(Arc<dyn WaSession>, EventRx), WaError> {
+        let (session, mut events) = self.inner.start(spec).await?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Some(ev) = events.recv().await {
+                let connected = ev == WaEvent::Connected;
+                if tx.send(ev).is_err() || connected {
+                    let _ = tx.send(WaEvent::ConnectFailed {
+                        code: 403,
+                        reason: "forbidden".into(),
+                    });
+                    break;
+                }
+            }
+        });
+        Ok((session, rx))
+    }
+
+    async fn probe(&self, session_file: &Path) -> Result<Probe, WaError> {
+        self.inner.probe(session_file).await
+    }
+}
+
+#[tokio::test]
+async fn a_terminal_connect_failure_stops_the_session_and_tells_its_owner() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &[]);
+    let inner = wa::backend_for(&cfg).await.unwrap();
+    let m = AccountManager::open(cfg, Arc::new(Refusing { inner })).await.unwrap();
+    let mut rx = m.take_notices().unwrap();
+    let owner = tid(7201);
+    let id = pair_ok(&m, &mut rx, owner, "6281272010001").await;
+    let n = wait_notice(&mut rx, 10, |n| matches!(n, Notice::ConnectRefused { .. })).await;
+    assert!(
+        matches!(&n, Notice::ConnectRefused { owner: o, account, reason, .. }
+            if *o == owner && *account == id && reason.contains("403")),
+        "{n:?}"
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while m.live_count() > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the refused session kept running"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Still registered: a restart tries again.
+    assert_eq!(m.get(id).await.unwrap().unwrap().status, AccountStatus::Active);
+    m.shutdown(Duration::from_secs(5)).await;
+}

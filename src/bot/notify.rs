@@ -174,6 +174,19 @@ async fn deliver<R: Req>(bot: &R, app: &App, n: Notice) {
             );
             send_html(bot, m, ChatId(owner.get()), &t, None).await;
         }
+        Notice::ConnectRefused {
+            owner, phone, reason, ..
+        } => {
+            let Some(lang) = recipient(app, owner).await else {
+                return;
+            };
+            let t = tr_with(
+                lang,
+                Key::NoticeConnectRefused,
+                &[("phone", &phone.to_string()), ("reason", &esc(&reason))],
+            );
+            send_html(bot, m, ChatId(owner.get()), &t, None).await;
+        }
         Notice::Restored(s) => {
             info!(?s, "sending the startup summary to admins");
             for admin in m.config().admin_ids.clone() {
