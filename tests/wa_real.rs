@@ -906,3 +906,66 @@ async fn a_store_paired_with_an_earlier_server_logs_in_through_the_xx_fallback()
     fakewa::connected(&mut rx).await;
     s.disconnect(Duration::from_secs(5)).await;
 }
+
+#[path = "support/whatsmeow.rs"]
+mod whatsmeow;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_imported_whatsmeow_device_logs_in_with_its_own_noise_key_and_jid_without_pairing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = tgwa::config::Config::for_tests(dir.path());
+    config.import_min_age = Duration::ZERO;
+    let phone = "6281234590012";
+    let spec = fakewa::spec(dir.path(), phone);
+    // The Go bot's session, written with whatsmeow's own schema, at tgwa's session path.
+    let written = whatsmeow::write_store(&spec.session_file, &whatsmeow::Spec::paired(phone));
+    let report = tgwa::import::run(
+        &config,
+        None,
+        tgwa::import::ImportOptions {
+            dry_run: false,
+            min_age: Duration::ZERO,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.summary.imported, 1, "{:?}", report.entries);
+
+    // WhatsApp knows the device by the static Noise key it had under whatsmeow, and refuses
+    // any other: logging in proves the key (and the JID's user and device) came across.
+    let fake = FakeWhatsApp::new(tgwa_fakewa::FakeOptions::default());
+    fake.link_device(phone, 12, written.noise_public);
+    let be = fakewa::backend(&fake);
+    let (session, mut rx) = be.start(spec.clone()).await.unwrap();
+    fakewa::connected(&mut rx).await;
+    assert!(fake.is_online(phone));
+    let profile = session.profile().await.unwrap();
+    assert_eq!(
+        tgwa::supervisor::jid_digits(&profile.jid),
+        phone,
+        "{} vs {}",
+        profile.jid,
+        written.jid
+    );
+    session.disconnect(Duration::from_secs(5)).await;
+
+    // The same store against a WhatsApp that knows another key for that device: refused.
+    let other = FakeWhatsApp::new(tgwa_fakewa::FakeOptions::default());
+    other.link_device(phone, 12, [7; 32]);
+    let (session, mut rx) = fakewa::backend(&other).start(spec).await.unwrap();
+    let refused = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(ev) = rx.recv().await {
+            if ev == WaEvent::Connected {
+                return false;
+            }
+            if matches!(ev, WaEvent::LoggedOut { .. } | WaEvent::ConnectFailed { .. }) {
+                return true;
+            }
+        }
+        true
+    })
+    .await
+    .unwrap_or(true);
+    assert!(refused && !other.is_online(phone), "a wrong Noise key logged in");
+    session.disconnect(Duration::from_secs(5)).await;
+}

@@ -302,6 +302,26 @@ impl FakeWhatsApp {
         self.world().ensure_account(phone);
     }
 
+    /// Registers a companion `device` of `phone` that was paired elsewhere (a store imported
+    /// from whatsmeow): it may log in with exactly this static Noise public key, no other.
+    pub fn link_device(&self, phone: &str, device: u16, noise_public: [u8; 32]) {
+        let mut w = self.world();
+        let acc = w.ensure_account(phone);
+        acc.next_device = acc.next_device.max(device + 1);
+        acc.devices.insert(
+            device,
+            world::Device {
+                noise: Some(noise_public),
+                keys: world::Keys {
+                    reg_id: 0,
+                    identity: [0; 32],
+                    skey: None,
+                    prekeys: std::collections::BTreeMap::new(),
+                },
+            },
+        );
+    }
+
     /// Marks a number as not on WhatsApp (the default for numbers never seen).
     pub fn remove_user(&self, phone: &str) {
         self.world().remove_account(phone);
