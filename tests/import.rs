@@ -461,3 +461,42 @@ fn nothing_to_import_creates_nothing() {
     assert_eq!(lines.len(), 1);
     assert_eq!(lines[0]["summary"]["sessions_found"], 0);
 }
+
+/// Over the real adapter and the fake WhatsApp server (a build with the
+/// `insecure-fake-whatsapp` feature: `TGWA_TEST_WA_BACKEND=fake cargo test --features
+/// insecure-fake-whatsapp --test import`): the Go bot's account, imported at start-up, logs in
+/// without pairing and its owner's `/menu` shows it connected.
+#[cfg(feature = "insecure-fake-whatsapp")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_imported_account_shows_connected_in_its_owners_menu() {
+    use std::sync::Arc;
+    let owner: i64 = 333;
+    let phone = "6283300000012";
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let folder = dir.path().join("DB USER TELEGRAM").join(owner.to_string());
+    std::fs::create_dir_all(&folder).unwrap();
+    wm::write_store(
+        &folder.join(format!("whatsmeow-{owner}-{phone}.db")),
+        &Spec::paired(phone),
+    );
+    let tg = fake_telegram::FakeTelegram::start().await;
+    let bot = support::app::TestBot::start_in(
+        tg,
+        dir,
+        vec![
+            ("TGWA_WA_BACKEND".into(), "fake".into()),
+            ("TGWA_IMPORT_MIN_AGE_SECS".into(), "0".into()),
+        ],
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let menu = bot.say(owner, "/menu", "Menu utama").await;
+        if menu.text.contains("0012") && menu.text.contains("🟢 terhubung") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not shown connected: {}", menu.text);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    bot.stop().await;
+}

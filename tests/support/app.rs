@@ -79,7 +79,8 @@ impl TestBot {
         Self::start_in(tg, dir, extra).await
     }
 
-    async fn start_in(tg: FakeTelegram, dir: Arc<tempfile::TempDir>, extra: Vec<(String, String)>) -> Self {
+    /// A bot over an existing directory (prepared by the test) and fake Telegram.
+    pub async fn start_in(tg: FakeTelegram, dir: Arc<tempfile::TempDir>, extra: Vec<(String, String)>) -> Self {
         let config = Config::from_map(&env_for(dir.path(), &tg.url(), &extra)).expect("config");
         let (stop, rx) = watch::channel(false);
         let task = tokio::spawn(tgwa::app::serve(config, rx));
