@@ -134,24 +134,20 @@ async fn deliver<R: Req>(bot: &R, app: &App, n: Notice) {
             send_html(bot, m, ChatId(owner.get()), &t, None).await;
         }
         Notice::StreamReplaced { owner, phone, .. } => {
-            let Some(lang) = recipient(app, owner).await else {
-                return;
-            };
-            let t = tr_with(lang, Key::NoticeStreamReplaced, &[("phone", &phone.to_string())]);
-            send_html(bot, m, ChatId(owner.get()), &t, None).await;
+            tell(
+                bot,
+                app,
+                owner,
+                Key::NoticeStreamReplaced,
+                &[("phone", &phone.to_string())],
+            )
+            .await;
         }
         Notice::Reconnected {
             owner, phone, after, ..
         } => {
-            let Some(lang) = recipient(app, owner).await else {
-                return;
-            };
-            let t = tr_with(
-                lang,
-                Key::NoticeReconnected,
-                &[("phone", &phone.to_string()), ("after", &duration(after))],
-            );
-            send_html(bot, m, ChatId(owner.get()), &t, None).await;
+            let params = [("phone", phone.to_string()), ("after", duration(after))];
+            tell(bot, app, owner, Key::NoticeReconnected, &borrowed(&params)).await;
         }
         Notice::ConnectFailures {
             owner,
@@ -160,32 +156,18 @@ async fn deliver<R: Req>(bot: &R, app: &App, n: Notice) {
             reason,
             ..
         } => {
-            let Some(lang) = recipient(app, owner).await else {
-                return;
-            };
-            let t = tr_with(
-                lang,
-                Key::NoticeConnectFailures,
-                &[
-                    ("phone", &phone.to_string()),
-                    ("count", &count.to_string()),
-                    ("reason", &esc(&reason)),
-                ],
-            );
-            send_html(bot, m, ChatId(owner.get()), &t, None).await;
+            let params = [
+                ("phone", phone.to_string()),
+                ("count", count.to_string()),
+                ("reason", esc(&reason)),
+            ];
+            tell(bot, app, owner, Key::NoticeConnectFailures, &borrowed(&params)).await;
         }
         Notice::ConnectRefused {
             owner, phone, reason, ..
         } => {
-            let Some(lang) = recipient(app, owner).await else {
-                return;
-            };
-            let t = tr_with(
-                lang,
-                Key::NoticeConnectRefused,
-                &[("phone", &phone.to_string()), ("reason", &esc(&reason))],
-            );
-            send_html(bot, m, ChatId(owner.get()), &t, None).await;
+            let params = [("phone", phone.to_string()), ("reason", esc(&reason))];
+            tell(bot, app, owner, Key::NoticeConnectRefused, &borrowed(&params)).await;
         }
         Notice::Restored(s) => {
             info!(?s, "sending the startup summary to admins");
@@ -210,6 +192,20 @@ async fn deliver<R: Req>(bot: &R, app: &App, n: Notice) {
             }
         }
     }
+}
+
+/// Sends the owner one notice in their language (nothing if they blocked the bot).
+async fn tell<R: Req>(bot: &R, app: &App, owner: TelegramId, key: Key, params: &[(&str, &str)]) {
+    let Some(lang) = recipient(app, owner).await else {
+        return;
+    };
+    let t = tr_with(lang, key, params);
+    send_html(bot, app.manager(), ChatId(owner.get()), &t, None).await;
+}
+
+/// `(name, value)` pairs as [`tr_with`] takes them.
+fn borrowed<'a, const N: usize>(params: &'a [(&'a str, String); N]) -> [(&'a str, &'a str); N] {
+    params.each_ref().map(|(k, v)| (*k, v.as_str()))
 }
 
 /// Renders a QR string as a PNG.
