@@ -355,15 +355,15 @@ mod fakewa;
 use tgwa::wa::WaSession;
 use tgwa_fakewa::FakeWhatsApp;
 
-/// Pairs `phone` by QR on a fresh store and returns the session, its events and the spec.
-async fn pair_by_qr(
+/// Starts `spec` on `be`, switches it to QR login and has `phone` scan the first QR; returns
+/// without waiting for the pairing to finish.
+async fn start_and_scan(
     fake: &FakeWhatsApp,
-    root: &Path,
+    be: &RealBackend,
+    spec: SessionSpec,
     phone: &str,
-) -> (std::sync::Arc<dyn WaSession>, tgwa::wa::EventRx, SessionSpec) {
-    let spec = fakewa::spec(root, phone);
-    let be = fakewa::backend(fake);
-    let (session, mut rx) = be.start(spec.clone()).await.expect("start");
+) -> (std::sync::Arc<dyn WaSession>, tgwa::wa::EventRx) {
+    let (session, mut rx) = be.start(spec).await.expect("start");
     session.start_qr().await.expect("qr mode");
     let qr = fakewa::wait_for(&mut rx, "a QR code", |e| match e {
         WaEvent::Qr { code, .. } => Some(code.clone()),
@@ -371,6 +371,18 @@ async fn pair_by_qr(
     })
     .await;
     fake.scan_qr(&qr, phone).expect("the phone scans");
+    (session, rx)
+}
+
+/// Pairs `phone` by QR on a fresh store and returns the connected session, its events and
+/// the spec.
+async fn pair_by_qr(
+    fake: &FakeWhatsApp,
+    root: &Path,
+    phone: &str,
+) -> (std::sync::Arc<dyn WaSession>, tgwa::wa::EventRx, SessionSpec) {
+    let spec = fakewa::spec(root, phone);
+    let (session, mut rx) = start_and_scan(fake, &fakewa::backend(fake), spec.clone(), phone).await;
     let jid = fakewa::wait_for(&mut rx, "PairSuccess", |e| match e {
         WaEvent::PairSuccess { jid } => Some(jid.clone()),
         _ => None,
@@ -406,14 +418,6 @@ async fn qr_pairing_then_a_restart_logs_in_without_pairing() {
 }
 
 /// Pairs `phone` on its own store and returns a connected session.
-async fn paired(
-    fake: &FakeWhatsApp,
-    root: &Path,
-    phone: &str,
-) -> (std::sync::Arc<dyn WaSession>, tgwa::wa::EventRx, SessionSpec) {
-    pair_by_qr(fake, root, phone).await
-}
-
 fn pn(d: &str) -> PhoneNumber {
     PhoneNumber::from_digits(d).unwrap()
 }
@@ -461,7 +465,7 @@ async fn group_operations_reach_the_server_with_per_participant_results() {
         fake.add_user(u);
     }
     fake.refuse_add(refused, 403);
-    let (s, _rx, _) = paired(&fake, dir.path(), me).await;
+    let (s, _rx, _) = pair_by_qr(&fake, dir.path(), me).await;
 
     // Create: the person who could not be added is not reported as a member.
     let info = s.create_group("Team", &[pn(b), pn(refused)]).await.expect("create");
@@ -575,7 +579,7 @@ async fn members_of_a_lid_group_come_back_by_phone_number() {
     let (b, hidden) = ("6281200000021", "6281200000022");
     fake.add_user(b);
     fake.add_user(hidden);
-    let (s, _rx, _) = paired(&fake, dir.path(), me).await;
+    let (s, _rx, _) = pair_by_qr(&fake, dir.path(), me).await;
     let gid = fake.create_group(me, "LID group", &[b, hidden], true);
     // WhatsApp leaves out `phone_number` for some members of LID groups.
     fake.hide_phone_in_lid_groups(hidden);
@@ -602,7 +606,7 @@ async fn sends_to_a_person_and_a_group_go_through_and_a_number_without_whatsapp_
     let me = "6281200000030";
     let friend = "6281200000031";
     fake.add_user(friend);
-    let (s, _rx, _) = paired(&fake, dir.path(), me).await;
+    let (s, _rx, _) = pair_by_qr(&fake, dir.path(), me).await;
 
     let id = s
         .send_text(&ChatTarget::Phone(pn(friend)), "hello")
@@ -632,7 +636,7 @@ async fn number_check_understands_canonical_jids_and_per_number_errors() {
     let fake = FakeWhatsApp::default();
     let dir = tempfile::tempdir().unwrap();
     let me = "6281200000040";
-    let (s, _rx, _) = paired(&fake, dir.path(), me).await;
+    let (s, _rx, _) = pair_by_qr(&fake, dir.path(), me).await;
     // Brazil: asked without the mobile 9, WhatsApp answers with it.
     fake.add_user("5511987654321");
     fake.set_canonical("551187654321", "5511987654321");
@@ -676,7 +680,7 @@ async fn stream_conflict_is_stream_replaced_and_ends_the_session() {
     let fake = FakeWhatsApp::default();
     let dir = tempfile::tempdir().unwrap();
     let phone = "6281200000050";
-    let (_s, mut rx, _) = paired(&fake, dir.path(), phone).await;
+    let (_s, mut rx, _) = pair_by_qr(&fake, dir.path(), phone).await;
     assert_eq!(fake.replace_session(phone), 1);
     let seen = stream_ends(&mut rx).await;
     assert!(seen.contains(&WaEvent::StreamReplaced), "{seen:?}");
@@ -687,7 +691,7 @@ async fn logout_from_the_phone_is_logged_out_and_ends_the_session() {
     let fake = FakeWhatsApp::default();
     let dir = tempfile::tempdir().unwrap();
     let phone = "6281200000051";
-    let (_s, mut rx, spec) = paired(&fake, dir.path(), phone).await;
+    let (_s, mut rx, spec) = pair_by_qr(&fake, dir.path(), phone).await;
     fake.log_out(phone);
     let seen = stream_ends(&mut rx).await;
     assert!(seen.iter().any(|e| matches!(e, WaEvent::LoggedOut { .. })), "{seen:?}");
@@ -702,7 +706,7 @@ async fn a_temporary_ban_ends_the_session_with_its_deadline() {
     let fake = FakeWhatsApp::default();
     let dir = tempfile::tempdir().unwrap();
     let phone = "6281200000052";
-    let (_s, mut rx, _) = paired(&fake, dir.path(), phone).await;
+    let (_s, mut rx, _) = pair_by_qr(&fake, dir.path(), phone).await;
     fake.ban(phone, 101, 3600);
     let seen = stream_ends(&mut rx).await;
     let now = tgwa::db::now();
@@ -718,7 +722,7 @@ async fn a_terminal_connect_failure_ends_the_session_and_says_so() {
     let fake = FakeWhatsApp::default();
     let dir = tempfile::tempdir().unwrap();
     let phone = "6281200000053";
-    let (_s, mut rx, _) = paired(&fake, dir.path(), phone).await;
+    let (_s, mut rx, _) = pair_by_qr(&fake, dir.path(), phone).await;
     // 409: "bad user agent" — not one the library reconnects after.
     fake.connect_failure(phone, 409);
     let seen = stream_ends(&mut rx).await;
@@ -734,7 +738,7 @@ async fn a_refused_client_version_is_client_outdated() {
     let fake = FakeWhatsApp::default();
     let dir = tempfile::tempdir().unwrap();
     let phone = "6281200000054";
-    let (_s, mut rx, _) = paired(&fake, dir.path(), phone).await;
+    let (_s, mut rx, _) = pair_by_qr(&fake, dir.path(), phone).await;
     fake.set_refuse_client_version(true);
     fake.drop_socket(phone);
     let seen = stream_ends(&mut rx).await;
@@ -751,16 +755,8 @@ async fn the_behaviour_table_logs_out_0401_and_bans_0402() {
     // Pair both, without waiting for the first login: their fate may come first.
     let mut streams = Vec::new();
     for phone in ["6281200000401", "6281200000402"] {
-        let be = fakewa::backend(&fake);
-        let (s, mut rx) = be.start(fakewa::spec(dir.path(), phone)).await.expect("start");
-        s.start_qr().await.unwrap();
-        let qr = fakewa::wait_for(&mut rx, "QR", |e| match e {
-            WaEvent::Qr { code, .. } => Some(code.clone()),
-            _ => None,
-        })
-        .await;
-        fake.scan_qr(&qr, phone).unwrap();
-        streams.push((s, rx));
+        let spec = fakewa::spec(dir.path(), phone);
+        streams.push(start_and_scan(&fake, &fakewa::backend(&fake), spec, phone).await);
     }
     let (_b, mut rx_b) = streams.pop().unwrap();
     let (_a, mut rx_a) = streams.pop().unwrap();
@@ -779,7 +775,7 @@ async fn a_dropped_socket_and_a_stream_recycle_reconnect_by_themselves() {
     let fake = FakeWhatsApp::default();
     let dir = tempfile::tempdir().unwrap();
     let phone = "6281200000055";
-    let (s, mut rx, _) = paired(&fake, dir.path(), phone).await;
+    let (s, mut rx, _) = pair_by_qr(&fake, dir.path(), phone).await;
     fake.drop_socket(phone);
     fakewa::wait_for(&mut rx, "Disconnected", |e| {
         matches!(e, WaEvent::Disconnected { .. }).then_some(())
@@ -804,14 +800,7 @@ async fn failed_reconnect_attempts_are_reported_and_a_long_outage_once() {
     let opts = fakewa::options(&fake).with_outage_after(Duration::from_secs(2));
     let be = RealBackend::with_options(opts);
     // Pair through this backend so the outage bound applies.
-    let (s, mut rx) = be.start(spec).await.expect("start");
-    s.start_qr().await.unwrap();
-    let qr = fakewa::wait_for(&mut rx, "QR", |e| match e {
-        WaEvent::Qr { code, .. } => Some(code.clone()),
-        _ => None,
-    })
-    .await;
-    fake.scan_qr(&qr, phone).unwrap();
+    let (s, mut rx) = start_and_scan(&fake, &be, spec, phone).await;
     fakewa::connected(&mut rx).await;
 
     fake.set_offline(true);
@@ -888,7 +877,7 @@ async fn a_store_paired_with_an_earlier_server_logs_in_through_the_xx_fallback()
     let first = FakeWhatsApp::default();
     let dir = tempfile::tempdir().unwrap();
     let phone = "6281200000060";
-    let (s, _rx, spec) = paired(&first, dir.path(), phone).await;
+    let (s, _rx, spec) = pair_by_qr(&first, dir.path(), phone).await;
     s.disconnect(Duration::from_secs(5)).await;
     // The restart's IK hello carries the first server's key.
     let (s, mut rx) = fakewa::backend(&first).start(spec.clone()).await.expect("restart");
