@@ -157,6 +157,7 @@ pub enum InputKind {
 }
 
 impl InputKind {
+    /// Every kind, each with its callback code.
     const ALL: [(InputKind, &'static str); 14] = [
         (InputKind::Rename, "rn"),
         (InputKind::Describe, "ds"),
@@ -173,6 +174,11 @@ impl InputKind {
         (InputKind::CheckNumbers, "ck"),
         (InputKind::SearchGroups, "sr"),
     ];
+
+    /// Every kind of input, in declaration order.
+    pub fn every() -> impl Iterator<Item = InputKind> {
+        Self::ALL.into_iter().map(|(k, _)| k)
+    }
 
     fn code(self) -> &'static str {
         Self::ALL

@@ -1191,23 +1191,7 @@ mod tests {
         );
         // Group names come from WhatsApp: escaped for Telegram's HTML.
         assert!(input_prompt(Lang::En, SendGroup, "<b>x</b>").contains("«&lt;b&gt;x&lt;/b&gt;»"));
-        let kinds = [
-            Rename,
-            Describe,
-            AddMembers,
-            RemoveMembers,
-            PromoteMembers,
-            DemoteMembers,
-            SendGroup,
-            SendNumber,
-            CreateGroups,
-            JoinGroups,
-            LeaveGroups,
-            Broadcast,
-            CheckNumbers,
-            SearchGroups,
-        ];
-        for kind in kinds {
+        for kind in InputKind::every() {
             let p = Pending::new(crate::ids::AccountId::new(1).unwrap(), kind, None, "T4RGET".into());
             for lang in [Lang::Id, Lang::En] {
                 assert!(
