@@ -70,6 +70,9 @@ pub struct Config {
     pub login_jitter: Duration,
     /// How long startup waits for one account to connect before counting it as failed.
     pub login_timeout: Duration,
+    /// How long a WhatsApp connection may stay down before its owner is told of an outage
+    /// (once; the recovery after it is told once too). Shorter drops tell nobody.
+    pub wa_outage_after: Duration,
     /// Whether outgoing Telegram calls go through teloxide's `Throttle` (on in production).
     pub telegram_throttle: bool,
     /// Days a logged-out or banned account keeps its files before they move to trash.
@@ -134,6 +137,7 @@ impl std::fmt::Debug for Config {
             .field("login_concurrency", &self.login_concurrency)
             .field("login_jitter", &self.login_jitter)
             .field("login_timeout", &self.login_timeout)
+            .field("wa_outage_after", &self.wa_outage_after)
             .field("telegram_throttle", &self.telegram_throttle)
             .field("purge_after_days", &self.purge_after_days)
             .field("shutdown_timeout", &self.shutdown_timeout)
@@ -262,6 +266,7 @@ impl Config {
             login_concurrency: num("TGWA_LOGIN_CONCURRENCY", 8, 1)? as usize,
             login_jitter: Duration::from_millis(num("TGWA_LOGIN_JITTER_MS", 500, 0)?),
             login_timeout: Duration::from_secs(num("TGWA_LOGIN_TIMEOUT_SECS", 60, 1)?),
+            wa_outage_after: Duration::from_secs(num("TGWA_WA_OUTAGE_SECS", 120, 1)?),
             telegram_throttle: match get("TGWA_TELEGRAM_THROTTLE").unwrap_or("1") {
                 "1" | "true" | "yes" | "on" => true,
                 "0" | "false" | "no" | "off" => false,

@@ -310,7 +310,9 @@ pub trait WaSession: Send + Sync {
 /// lives in `{data_dir}/.sim/world.db`).
 pub async fn backend_for(config: &crate::config::Config) -> Result<Arc<dyn WaBackend>, WaError> {
     match config.wa_backend {
-        crate::config::WaBackendKind::WhatsApp => Ok(Arc::new(real::RealBackend::new())),
+        crate::config::WaBackendKind::WhatsApp => Ok(Arc::new(real::RealBackend::with_options(
+            real::RealOptions::default().with_outage_after(config.wa_outage_after),
+        ))),
         crate::config::WaBackendKind::Sim => {
             let layout = crate::layout::Layout::new(&config.data_dir);
             let sim = sim::SimBackend::open(&layout, config.sim_pair_delay, config.sim_code_ttl).await?;
