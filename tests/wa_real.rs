@@ -632,6 +632,63 @@ async fn sends_to_a_person_and_a_group_go_through_and_a_number_without_whatsapp_
 }
 
 #[tokio::test]
+async fn the_fake_phones_read_the_text_of_what_a_client_sends_to_a_person_and_a_group() {
+    use tgwa::wa::ChatTarget;
+    let fake = FakeWhatsApp::default();
+    let dir = tempfile::tempdir().unwrap();
+    let me = "6281200000040";
+    let (friend, other) = ("6281200000041", "6281200000042");
+    fake.add_user(friend);
+    fake.add_user(other);
+    let (s, _rx, _) = pair_by_qr(&fake, dir.path(), me).await;
+    let text_of = |id: &str| {
+        fake.sent_messages()
+            .into_iter()
+            .find(|m| m.id == id)
+            .and_then(|m| m.text)
+    };
+
+    // The first message starts the session (pkmsg), the second rides on it.
+    let first = s
+        .send_text(&ChatTarget::Phone(pn(friend)), "hello")
+        .await
+        .expect("send");
+    let second = s
+        .send_text(&ChatTarget::Phone(pn(friend)), "hello again")
+        .await
+        .expect("send");
+    assert_eq!(text_of(&first).as_deref(), Some("hello"));
+    assert_eq!(text_of(&second).as_deref(), Some("hello again"));
+    // Until the phone answers, the client keeps offering its pre-key (as Signal does).
+    let kinds = |id: &str| {
+        fake.sent_messages()
+            .into_iter()
+            .find(|m| m.id == id)
+            .map(|m| m.encryption)
+    };
+    assert_eq!(kinds(&second), Some(vec!["pkmsg".to_string()]));
+
+    for lid in [false, true] {
+        let gid = fake.create_group(me, "G", &[friend, other], lid);
+        let gid = tgwa::wa::GroupId::parse(&gid).unwrap();
+        let a = s
+            .send_text(&ChatTarget::Group(gid.clone()), "halo grup")
+            .await
+            .expect("send to a group");
+        let b = s
+            .send_text(&ChatTarget::Group(gid.clone()), "halo lagi")
+            .await
+            .expect("send to a group");
+        assert_eq!(text_of(&a).as_deref(), Some("halo grup"), "lid={lid}");
+        assert_eq!(text_of(&b).as_deref(), Some("halo lagi"), "lid={lid}");
+        // The text travels under the sender key, which the members' phones got pairwise.
+        assert!(kinds(&a).is_some_and(|k| k.contains(&"skmsg".to_string()) && k.contains(&"pkmsg".to_string())));
+        assert!(kinds(&b).is_some_and(|k| k.contains(&"skmsg".to_string())));
+    }
+    s.disconnect(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
 async fn number_check_understands_canonical_jids_and_per_number_errors() {
     let fake = FakeWhatsApp::default();
     let dir = tempfile::tempdir().unwrap();

@@ -27,13 +27,15 @@
 //! - `transport`: the in-process `TransportFactory`;
 //! - `conn`: one connection's loop;
 //! - `world`: accounts, devices, groups, and the answers to the client's requests;
-//! - `phone`: what the primary phone does when it links a device.
+//! - `phone`: what the primary phone does when it links a device;
+//! - `signal`: the phones' private Signal state: they read what companions send and write to them.
 
 pub mod noise;
 
 mod conn;
 mod groups;
 mod phone;
+mod signal;
 mod transport;
 mod world;
 

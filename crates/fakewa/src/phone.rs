@@ -16,7 +16,7 @@ use waproto::whatsapp as wa;
 
 use crate::conn::{After, ConnCtx};
 use crate::transport::Ctl;
-use crate::world::{attr, bytes_of, error, pn_jid, result, text_of, Keys, SentMessage, SERVER};
+use crate::world::{attr, bytes_of, error, pn_jid, result, text_of, Keys, SentMessage, World, SERVER};
 use crate::FakeWhatsApp;
 
 type HmacSha256 = hmac::Hmac<sha2::Sha256>;
@@ -503,7 +503,7 @@ pub(crate) fn prekey_bundles(fake: &FakeWhatsApp, iq: &Node) -> Node {
 pub(crate) fn on_message(fake: &FakeWhatsApp, ctx: &mut ConnCtx, msg: &Node) {
     let to = attr(msg, "to");
     let id = attr(msg, "id");
-    let from = ctx.device.as_ref().map(|(p, _)| p.clone()).unwrap_or_default();
+    let (from, from_device) = ctx.device.clone().unwrap_or_default();
     let mut recipients: Vec<String> = msg
         .get_optional_child("participants")
         .map(|p| p.get_children_by_tag("to").map(|t| attr(t, "jid")).collect())
@@ -535,12 +535,124 @@ pub(crate) fn on_message(fake: &FakeWhatsApp, ctx: &mut ConnCtx, msg: &Node) {
     if let Some(code) = err {
         ack = ack.attr("error", code);
     } else {
-        fake.world().sent.push(SentMessage {
+        let mut w = fake.world();
+        let text = read_sent(&mut w, &from, from_device, &to, msg);
+        w.sent.push(SentMessage {
             from,
             to,
             id,
             recipients,
+            text,
+            encryption: enc_types(msg),
         });
     }
     ctx.send(ack.build());
+}
+
+/// (phone digits, device) of a device JID in either addressing (`user[:device]@server`).
+fn device_of(w: &World, jid: &str) -> Option<(String, u16)> {
+    let (user_dev, server) = jid.split_once('@')?;
+    let (user, dev) = user_dev.split_once(':').unwrap_or((user_dev, "0"));
+    let device = dev.parse().ok()?;
+    let phone = if server == "lid" {
+        w.phone_of_lid(user)?
+    } else {
+        user.to_string()
+    };
+    Some((phone, device))
+}
+
+/// Every `<enc type>` in a message stanza, sorted, once each.
+fn enc_types(msg: &Node) -> Vec<String> {
+    let mut types: Vec<String> = msg.get_children_by_tag("enc").map(|e| attr(e, "type")).collect();
+    if let Some(parts) = msg.get_optional_child("participants") {
+        for t in parts.get_children_by_tag("to") {
+            types.extend(t.get_children_by_tag("enc").map(|e| attr(e, "type")));
+        }
+    }
+    types.sort();
+    types.dedup();
+    types
+}
+
+fn enc_version(enc: &Node) -> u8 {
+    if attr(enc, "v") == "3" {
+        3
+    } else {
+        2
+    }
+}
+
+/// The fake phones read what device `from_device` of `from` sent to `to`: the recipient's
+/// phone its pairwise copy, or in a group every member phone the sender key it was given
+/// and then the group message. Returns the text the first reader found.
+fn read_sent(w: &mut World, from: &str, from_device: u16, to: &str, msg: &Node) -> Option<String> {
+    let group = to.ends_with("@g.us");
+    let recipient = if group { None } else { device_of(w, to).map(|(p, _)| p) };
+    // Pairwise copies addressed to a phone (device 0) other than the sender's own.
+    let mut copies: Vec<(String, &Node)> = Vec::new();
+    if let Some(parts) = msg.get_optional_child("participants") {
+        for t in parts.get_children_by_tag("to") {
+            let Some((phone, 0)) = device_of(w, &attr(t, "jid")) else {
+                continue;
+            };
+            if phone == from || (!group && recipient.as_deref() != Some(phone.as_str())) {
+                continue;
+            }
+            if let Some(enc) = t.get_optional_child("enc") {
+                copies.push((phone, enc));
+            }
+        }
+    }
+    if let (Some(r), Some(enc)) = (&recipient, msg.get_optional_child("enc")) {
+        // A message to one device only carries its `<enc>` directly.
+        if attr(enc, "type") != "skmsg" {
+            copies.push((r.clone(), enc));
+        }
+    }
+    let mut text = None;
+    for (phone, enc) in copies {
+        let Some(sig) = w.signal.get_mut(&phone) else {
+            continue;
+        };
+        let res = sig.decrypt(
+            from,
+            from_device,
+            &attr(enc, "type"),
+            enc_version(enc),
+            &bytes_of(Some(enc)),
+        );
+        match res {
+            Ok(plain) => {
+                if let Some((_, skdm)) = crate::signal::skdm_of(&plain.message).filter(|_| group) {
+                    if let Err(e) = sig.process_skdm(to, from, from_device, &skdm) {
+                        tracing::debug!(error = %e, "a fake phone could not take a sender key");
+                    }
+                }
+                text = text.or_else(|| crate::signal::text_of(&plain.message));
+            }
+            Err(e) => tracing::debug!(error = %e, "a fake phone could not decrypt a message"),
+        }
+    }
+    if group {
+        let Some(enc) = msg.get_children_by_tag("enc").find(|e| attr(e, "type") == "skmsg") else {
+            return text;
+        };
+        let members: Vec<String> = w
+            .groups
+            .get(to)
+            .map(|g| g.members.keys().filter(|m| *m != from).cloned().collect())
+            .unwrap_or_default();
+        let bytes = bytes_of(Some(enc));
+        for m in members {
+            let Some(sig) = w.signal.get_mut(&m) else {
+                continue;
+            };
+            match sig.group_decrypt(to, from, from_device, enc_version(enc), &bytes) {
+                Ok(plain) => text = text.or_else(|| crate::signal::text_of(&plain.message)),
+                Err(e) => tracing::debug!(error = %e, "a member phone could not decrypt a group message"),
+            }
+        }
+    }
+    text
 }
