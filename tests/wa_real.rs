@@ -688,6 +688,67 @@ async fn the_fake_phones_read_the_text_of_what_a_client_sends_to_a_person_and_a_
     s.disconnect(Duration::from_secs(5)).await;
 }
 
+/// Waits for the incoming message `id`: (chat, sender, text).
+async fn incoming(rx: &mut tgwa::wa::EventRx, id: &str) -> (String, String, String) {
+    fakewa::wait_for(rx, "an incoming message", |e| match e {
+        WaEvent::Message {
+            id: got,
+            chat,
+            sender,
+            text,
+        } if got == id => Some((chat.clone(), sender.clone(), text.clone())),
+        _ => None,
+    })
+    .await
+}
+
+#[tokio::test]
+async fn messages_from_a_person_and_in_groups_arrive_with_the_sender_phone_and_text() {
+    use tgwa::wa::ChatTarget;
+    let fake = FakeWhatsApp::default();
+    let dir = tempfile::tempdir().unwrap();
+    let me = "6281200000050";
+    let (friend, other) = ("6281200000051", "6281200000052");
+    fake.add_user(friend);
+    fake.add_user(other);
+    let (s, mut rx, _) = pair_by_qr(&fake, dir.path(), me).await;
+    let sent = |id: &str| fake.sent_messages().into_iter().find(|m| m.id == id);
+
+    // The friend's phone has never heard from this device: it starts a session from the
+    // keys the device uploaded.
+    let id = fake.send_from(friend, me, "halo dari teman").expect("the phone sends");
+    let (chat, sender, text) = incoming(&mut rx, &id).await;
+    assert_eq!(
+        (chat.as_str(), sender.as_str(), text.as_str()),
+        (friend, friend, "halo dari teman")
+    );
+
+    // The client writes back over that session, as a plain `msg`; the phone reads it.
+    let back = s
+        .send_text(&ChatTarget::Phone(pn(friend)), "balas")
+        .await
+        .expect("send");
+    let back = sent(&back).expect("the server got it");
+    assert_eq!(back.text.as_deref(), Some("balas"));
+    // (The `pkmsg` beside it is the copy for this account's own phone, which never wrote.)
+    assert!(back.encryption.contains(&"msg".to_string()), "{back:?}");
+    let id = fake.send_from(friend, me, "sekali lagi").expect("the phone sends");
+    assert_eq!(incoming(&mut rx, &id).await.2, "sekali lagi");
+
+    for lid in [false, true] {
+        let gid = fake.create_group(other, "G", &[me, friend], lid);
+        for text in ["halo grup", "halo lagi"] {
+            let id = fake.send_from(other, &gid, text).expect("the phone sends to the group");
+            let got = incoming(&mut rx, &id).await;
+            assert_eq!(got, (gid.clone(), other.to_string(), text.to_string()), "lid={lid}");
+        }
+    }
+    // The client's acks and receipts did not upset the server.
+    assert!(fake.is_online(me));
+    assert!(fake.send_from(me, "6281200000059", "nobody").is_err());
+    s.disconnect(Duration::from_secs(5)).await;
+}
+
 #[tokio::test]
 async fn number_check_understands_canonical_jids_and_per_number_errors() {
     let fake = FakeWhatsApp::default();

@@ -98,6 +98,20 @@ pub enum WaEvent {
     /// WhatsApp refused the connection for good (connect failure `code`, e.g. 409 bad user
     /// agent, 415 not found): the backend stops and the session has ended.
     ConnectFailed { code: u32, reason: String },
+    /// A text message someone sent this account, to it or in a group it is in. Only the
+    /// real adapter emits it (the simulator has nobody to write to you); the supervisor
+    /// does not act on it yet.
+    Message {
+        /// WhatsApp's message id.
+        id: String,
+        /// The group JID (`...@g.us`) for a group message, else the sender's phone digits.
+        chat: String,
+        /// The sender's phone digits. A sender known only by LID, with no phone number in
+        /// the stanza or the library's LID map, is given as its LID JID (`...@lid`).
+        sender: String,
+        /// The text (`conversation` or `extendedTextMessage.text`).
+        text: String,
+    },
 }
 
 /// A pairing code as WhatsApp issued it.

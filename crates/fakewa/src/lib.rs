@@ -296,6 +296,13 @@ impl FakeWhatsApp {
         phone::enter_code(self, phone, code)
     }
 
+    /// The phone of `from` sends `text` to `to` (phone digits, or the JID of a group `from`
+    /// is in), Signal-encrypted to each companion device online now; returns the message
+    /// id. Errors when `from` is unknown or not in the group.
+    pub fn send_from(&self, from: &str, to: &str, text: &str) -> anyhow::Result<String> {
+        phone::send_from(self, from, to, text)
+    }
+
     // ----- the world, for assertions and set-up -----
 
     /// Makes `phone` a WhatsApp user without a linked client (so it is "on WhatsApp" and

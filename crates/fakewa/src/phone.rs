@@ -656,3 +656,145 @@ fn read_sent(w: &mut World, from: &str, from_device: u16, to: &str, msg: &Node) 
     }
     text
 }
+
+// ----- messages from the phones -----
+
+/// The phone of `from` writes `text` to `to` (phone digits, or a group JID it is a member
+/// of): encrypted for every companion device of the recipient (or of every other member)
+/// that is online now, and delivered on its connection. Returns the message id.
+///
+/// The server keeps no offline queue: a device that is not connected misses the message.
+pub(crate) fn send_from(fake: &FakeWhatsApp, from: &str, to: &str, text: &str) -> Result<String> {
+    let message = wa::Message {
+        conversation: Some(text.to_string()),
+        ..Default::default()
+    };
+    let id = format!("3EB0{:016X}", rand::random::<u64>());
+    let group = to.ends_with("@g.us");
+    let readers: Vec<String> = {
+        let w = fake.world();
+        if !w.accounts.contains_key(from) {
+            bail!("{from} is not on the fake WhatsApp");
+        }
+        if group {
+            let g = w.groups.get(to).context("no such group")?;
+            if !g.members.contains_key(from) {
+                bail!("{from} is not a member of {to}");
+            }
+            g.members.keys().filter(|m| *m != from).cloned().collect()
+        } else {
+            if !w.accounts.contains_key(to) {
+                bail!("{to} is not on the fake WhatsApp");
+            }
+            vec![to.to_string()]
+        }
+    };
+    // Companion devices online now: (connection, phone, device).
+    let targets: Vec<(u64, String, u16)> = readers
+        .iter()
+        .flat_map(|p| fake.conns_of(p))
+        .filter_map(|(conn, c)| c.device.filter(|(_, d)| *d != 0).map(|(p, d)| (conn, p, d)))
+        .collect();
+    let mut out = Vec::new();
+    {
+        let mut w = fake.world();
+        let (from_lid, lid_group) = {
+            let lid = w.accounts.get(from).map(|a| a.lid.clone()).unwrap_or_default();
+            (lid, group && w.groups.get(to).is_some_and(|g| g.lid_addressed))
+        };
+        let notify = format!("Fake {}", &from[from.len().saturating_sub(4)..]);
+        let mut stanza = NodeBuilder::new("message")
+            .attr("id", id.clone())
+            .attr("type", "text")
+            .attr("t", crate::world::now().to_string())
+            .attr("notify", notify);
+        stanza = if !group {
+            stanza
+                .attr("from", pn_jid(from))
+                .attr("sender_lid", format!("{from_lid}@lid"))
+        } else if lid_group {
+            stanza
+                .attr("from", to)
+                .attr("participant", format!("{from_lid}@lid"))
+                .attr("participant_pn", pn_jid(from))
+                .attr("addressing_mode", "lid")
+        } else {
+            stanza
+                .attr("from", to)
+                .attr("participant", pn_jid(from))
+                .attr("participant_lid", format!("{from_lid}@lid"))
+                .attr("addressing_mode", "pn")
+        };
+        let envelope = stanza.build();
+        let padded = wacore::messages::MessageUtils::encode_and_pad(&message);
+        // In a group the text goes once under the phone's sender key, and the sender key
+        // pairwise to each device.
+        let (pairwise_plain, skmsg) = if group {
+            let sig = w.signal.get_mut(from).context("the phone has no keys")?;
+            let skdm = sig.own_skdm(to, from)?;
+            let skmsg = sig.group_encrypt(to, from, &padded)?;
+            let carrier = wa::Message {
+                sender_key_distribution_message: buffa::MessageField::some(wa::message::SenderKeyDistributionMessage {
+                    group_id: Some(to.to_string()),
+                    axolotl_sender_key_distribution_message: Some(skdm),
+                }),
+                ..Default::default()
+            };
+            (wacore::messages::MessageUtils::encode_and_pad(&carrier), Some(skmsg))
+        } else {
+            (padded, None)
+        };
+        for (conn, phone, device) in targets {
+            let (kind, ct) = match pairwise(&mut w, from, &phone, device, &pairwise_plain) {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::debug!(error = %e, device, "the fake phone could not encrypt for a device");
+                    continue;
+                }
+            };
+            let mut children = vec![enc(kind, ct)];
+            if let Some(skmsg) = &skmsg {
+                children.push(enc("skmsg", skmsg.clone()));
+            }
+            let mut node = envelope.clone();
+            node.content = Some(wacore_binary::NodeContent::Nodes(children));
+            out.push((conn, node));
+        }
+    }
+    for (conn, node) in out {
+        fake.send_to_conn(conn, Ctl::Send(node));
+    }
+    Ok(id)
+}
+
+fn enc(kind: &str, bytes: Vec<u8>) -> Node {
+    NodeBuilder::new("enc")
+        .attr("v", "2")
+        .attr("type", kind)
+        .bytes(bytes)
+        .build()
+}
+
+/// Encrypts `plain` from the phone of `from` to device `device` of `to`: over the session
+/// they have, or a new one from the device's uploaded keys (taking one of its one-time
+/// pre-keys, as the server hands each out once).
+fn pairwise(w: &mut World, from: &str, to: &str, device: u16, plain: &[u8]) -> Result<(&'static str, Vec<u8>)> {
+    let has = w.signal.get(from).is_some_and(|s| s.has_session(to, device));
+    if !has {
+        let dev = w
+            .accounts
+            .get_mut(to)
+            .and_then(|a| a.devices.get_mut(&device))
+            .context("no such device")?;
+        let prekey = dev.keys.prekeys.pop_first();
+        let keys = dev.keys.clone();
+        w.signal
+            .get_mut(from)
+            .context("the phone has no keys")?
+            .start_session(to, device, &keys, prekey)?;
+    }
+    w.signal
+        .get_mut(from)
+        .context("the phone has no keys")?
+        .encrypt(to, device, plain)
+}

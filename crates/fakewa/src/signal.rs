@@ -51,8 +51,6 @@ pub(crate) struct Plain {
     pub message: waproto::whatsapp::Message,
 }
 
-// The writing half is used by the unit test until `send_from` lands.
-#[allow(dead_code)]
 impl PhoneSignal {
     /// Generates a phone's keys around its account identity: the public half goes to the
     /// directory (`Keys`, handed out in pre-key bundles), the private half stays here.
