@@ -314,6 +314,116 @@ fn every_event_maps() {
 }
 
 #[test]
+fn incoming_text_messages_map_with_the_sender_phone() {
+    use std::sync::Arc;
+    use tgwa::wa::real::events::map_messages;
+    use whatsapp_rust::prelude::{wa, MessageInfo};
+    use whatsapp_rust::types::events::{BatchOrigin, InboundMessage, MessageBatch};
+    use whatsapp_rust::types::message::MessageSource;
+
+    let one = |id: &str, source: MessageSource, message: wa::Message| {
+        InboundMessage::builder()
+            .message(Arc::new(message))
+            .info(Arc::new(MessageInfo {
+                source,
+                id: id.to_string(),
+                ..Default::default()
+            }))
+            .build()
+    };
+    let text = |t: &str| wa::Message {
+        conversation: Some(t.to_string()),
+        ..Default::default()
+    };
+    let pn = jid("6281234567890@s.whatsapp.net");
+    let lid = jid("100000012345678@lid");
+    let group = jid("120363000000000001@g.us");
+    let batch = MessageBatch::builder()
+        .messages(Arc::from(vec![
+            // A person, by phone number.
+            one(
+                "a",
+                MessageSource {
+                    chat: pn.clone(),
+                    sender: jid("6281234567890:0@s.whatsapp.net"),
+                    ..Default::default()
+                },
+                text("halo"),
+            ),
+            // A LID group: the phone number comes as the alternate address.
+            one(
+                "b",
+                MessageSource {
+                    chat: group.clone(),
+                    sender: lid.clone(),
+                    sender_alt: Some(pn.clone()),
+                    is_group: true,
+                    ..Default::default()
+                },
+                wa::Message {
+                    extended_text_message: whatsapp_rust::prelude::MessageField::some(
+                        wa::message::ExtendedTextMessage {
+                            text: Some("link".into()),
+                            ..Default::default()
+                        },
+                    ),
+                    ..Default::default()
+                },
+            ),
+            // Ours, from another device: not news.
+            one(
+                "c",
+                MessageSource {
+                    chat: pn.clone(),
+                    sender: pn.clone(),
+                    is_from_me: true,
+                    ..Default::default()
+                },
+                text("mine"),
+            ),
+            // No text (e.g. a sender key alone).
+            one(
+                "d",
+                MessageSource {
+                    chat: pn.clone(),
+                    sender: pn.clone(),
+                    ..Default::default()
+                },
+                wa::Message::default(),
+            ),
+            // A LID nobody could map stays a LID.
+            one(
+                "e",
+                MessageSource {
+                    chat: group.clone(),
+                    sender: jid("100000012345678:2@lid"),
+                    is_group: true,
+                    ..Default::default()
+                },
+                text("siapa"),
+            ),
+        ]))
+        .origin(BatchOrigin::OfflineDrain)
+        .build();
+    let msg = |id: &str, chat: &str, sender: &str, text: &str| WaEvent::Message {
+        id: id.into(),
+        chat: chat.into(),
+        sender: sender.into(),
+        text: text.into(),
+    };
+    assert_eq!(
+        map_messages(&batch),
+        vec![
+            msg("a", "6281234567890", "6281234567890", "halo"),
+            msg("b", "120363000000000001@g.us", "6281234567890", "link"),
+            msg("e", "120363000000000001@g.us", "100000012345678@lid", "siapa"),
+        ]
+    );
+    let ev = Event::Messages(batch);
+    assert_eq!(map_event(&ev, NOW), None, "messages go through map_messages");
+}
+
+#[test]
 fn the_sink_filters_and_closes() {
     use tgwa::wa::real::events::EventSink;
     let (sink, mut rx) = EventSink::new();
