@@ -504,6 +504,23 @@ async fn pair_by_qr(
 }
 
 #[tokio::test]
+async fn a_fresh_pairing_connects_without_waiting_for_app_state_keys() {
+    let fake = FakeWhatsApp::default();
+    let dir = tempfile::tempdir().unwrap();
+    let phone = "6281200000060";
+    let spec = fakewa::spec(dir.path(), phone);
+    let (session, mut rx) = start_and_scan(&fake, &fakewa::backend(&fake), spec, phone).await;
+    let scanned = Instant::now();
+    fakewa::connected(&mut rx).await;
+    let took = scanned.elapsed();
+    eprintln!("first_login_ms={}", took.as_millis());
+    // The phone shares the app-state keys as soon as the device logs in; without them the
+    // client waits 10 s for them before it says it is connected.
+    assert!(took < Duration::from_secs(5), "the first login took {took:?}");
+    session.disconnect(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
 async fn qr_pairing_then_a_restart_logs_in_without_pairing() {
     let fake = FakeWhatsApp::default();
     let dir = tempfile::tempdir().unwrap();
@@ -776,7 +793,7 @@ async fn the_fake_phones_read_the_text_of_what_a_client_sends_to_a_person_and_a_
             .find(|m| m.id == id)
             .map(|m| m.encryption)
     };
-    assert_eq!(kinds(&second), Some(vec!["pkmsg".to_string()]));
+    assert!(kinds(&second).is_some_and(|k| k.contains(&"pkmsg".to_string())));
 
     for lid in [false, true] {
         let gid = fake.create_group(me, "G", &[friend, other], lid);

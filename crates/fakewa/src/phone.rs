@@ -798,3 +798,63 @@ fn pairwise(w: &mut World, from: &str, to: &str, device: u16, plain: &[u8]) -> R
         .context("the phone has no keys")?
         .encrypt(to, device, plain)
 }
+
+/// At a companion's first login the phone shares the account's app-state sync key with it,
+/// as a real phone does right after linking: an `AppStateSyncKeyShare` protocol message from
+/// the phone's own number. Without it the client waits 10 s for the key before it reports
+/// being connected. `None` when this device already has it or cannot be written to (a
+/// device registered without its keys).
+pub(crate) fn app_state_key_share(fake: &FakeWhatsApp, phone: &str, device: u16) -> Option<Node> {
+    if device == 0 {
+        return None;
+    }
+    let mut w = fake.world();
+    let sig = w.signal.get(phone)?;
+    if sig.app_state_shared.contains(&device) {
+        return None;
+    }
+    let (key_id, key) = sig.app_state_key.clone();
+    let share = wa::Message {
+        protocol_message: buffa::MessageField::some(wa::message::ProtocolMessage {
+            r#type: Some(wa::message::protocol_message::Type::APP_STATE_SYNC_KEY_SHARE),
+            app_state_sync_key_share: buffa::MessageField::some(wa::message::AppStateSyncKeyShare {
+                keys: vec![wa::message::AppStateSyncKey {
+                    key_id: buffa::MessageField::some(wa::message::AppStateSyncKeyId { key_id: Some(key_id) }),
+                    key_data: buffa::MessageField::some(wa::message::AppStateSyncKeyData {
+                        key_data: Some(key.to_vec()),
+                        fingerprint: buffa::MessageField::some(wa::message::AppStateSyncKeyFingerprint {
+                            raw_id: Some(rand::random::<u32>()),
+                            current_index: Some(0),
+                            device_indexes: vec![0],
+                        }),
+                        timestamp: Some(crate::world::now() as i64 * 1000),
+                    }),
+                }],
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let plain = wacore::messages::MessageUtils::encode_and_pad(&share);
+    let (kind, ct) = match pairwise(&mut w, phone, phone, device, &plain) {
+        Ok(x) => x,
+        Err(e) => {
+            tracing::debug!(error = %e, device, "the fake phone could not share the app-state key");
+            return None;
+        }
+    };
+    if let Some(sig) = w.signal.get_mut(phone) {
+        sig.app_state_shared.insert(device);
+    }
+    let id = format!("3EB0{:016X}", rand::random::<u64>());
+    Some(
+        NodeBuilder::new("message")
+            .attr("from", pn_jid(phone))
+            .attr("id", id)
+            .attr("type", "text")
+            .attr("category", "peer")
+            .attr("t", crate::world::now().to_string())
+            .children([enc(kind, ct)])
+            .build(),
+    )
+}

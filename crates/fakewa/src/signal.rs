@@ -13,7 +13,7 @@
 //! The stores answer at once, so the protocol futures are driven by polling them once
 //! ([`ready`]) inside the world's lock instead of on the runtime.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
@@ -43,6 +43,11 @@ pub(crate) struct PhoneSignal {
     prekeys: PreKeys,
     signed: SignedPreKeys,
     sender_keys: SenderKeys,
+    /// The account's app-state sync key (id, key), which the phone shares with each new
+    /// companion.
+    pub app_state_key: (Vec<u8>, [u8; 32]),
+    /// Companion devices the phone has shared the app-state key with.
+    pub app_state_shared: HashSet<u16>,
 }
 
 /// What a phone read from one `<enc>`.
@@ -96,6 +101,8 @@ impl PhoneSignal {
             prekeys: PreKeys(prekeys),
             signed: SignedPreKeys(signed),
             sender_keys: SenderKeys(HashMap::new()),
+            app_state_key: (rand::random::<[u8; 6]>().to_vec(), rand::random::<[u8; 32]>()),
+            app_state_shared: HashSet::new(),
         };
         (keys, me)
     }

@@ -454,6 +454,9 @@ pub(crate) fn on_established(fake: &FakeWhatsApp, ctx: &mut ConnCtx, payload: &w
                     .attr("lid", format!("{lid}:{device}@lid"))
                     .build(),
             );
+            if let Some(share) = crate::phone::app_state_key_share(fake, &phone, device) {
+                ctx.send(share);
+            }
             if first {
                 schedule_behaviour(fake, &phone);
             }
