@@ -106,8 +106,9 @@ pub enum WaEvent {
         id: String,
         /// The group JID (`...@g.us`) for a group message, else the sender's phone digits.
         chat: String,
-        /// The sender's phone digits. A sender known only by LID, with no phone number in
-        /// the stanza or the library's LID map, is given as its LID JID (`...@lid`).
+        /// The sender's phone digits. A sender addressed by LID whose stanza carries no
+        /// phone number (`participant_pn` / `sender_pn`) is given as its LID JID
+        /// (`...@lid`); the library's LID map is not consulted.
         sender: String,
         /// The text (`conversation` or `extendedTextMessage.text`).
         text: String,

@@ -588,7 +588,8 @@ fn enc_version(enc: &Node) -> u8 {
 /// and then the group message. Returns the text the first reader found.
 fn read_sent(w: &mut World, from: &str, from_device: u16, to: &str, msg: &Node) -> Option<String> {
     let group = to.ends_with("@g.us");
-    let recipient = if group { None } else { device_of(w, to).map(|(p, _)| p) };
+    let addressed = if group { None } else { device_of(w, to) };
+    let recipient = addressed.as_ref().map(|(p, _)| p.clone());
     // Pairwise copies addressed to a phone (device 0) other than the sender's own.
     let mut copies: Vec<(String, &Node)> = Vec::new();
     if let Some(parts) = msg.get_optional_child("participants") {
@@ -604,9 +605,9 @@ fn read_sent(w: &mut World, from: &str, from_device: u16, to: &str, msg: &Node) 
             }
         }
     }
-    if let (Some(r), Some(enc)) = (&recipient, msg.get_optional_child("enc")) {
+    if let (Some((r, 0)), Some(enc)) = (&addressed, msg.get_optional_child("enc")) {
         // A message to one device only carries its `<enc>` directly.
-        if attr(enc, "type") != "skmsg" {
+        if attr(enc, "type") != "skmsg" && r != from {
             copies.push((r.clone(), enc));
         }
     }

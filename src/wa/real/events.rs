@@ -121,8 +121,8 @@ pub fn map_messages(batch: &MessageBatch) -> Vec<WaEvent> {
         .filter_map(|m| {
             let text = m.message.text_content()?.to_string();
             let src = &m.info.source;
-            // A LID sender comes with its phone number as the alternate address when
-            // WhatsApp (or the library's LID map) knows it.
+            // A LID sender comes with its phone number as the alternate address
+            // (`participant_pn` / `sender_pn`) when WhatsApp puts it in the stanza.
             let sender = match (&src.sender, &src.sender_alt) {
                 (s, _) if s.is_pn() => s.user.to_string(),
                 (_, Some(alt)) if alt.is_pn() => alt.user.to_string(),
