@@ -862,15 +862,24 @@ async fn messages_from_a_person_and_in_groups_arrive_with_the_sender_phone_and_t
     let id = fake.send_from(friend, me, "sekali lagi").expect("the phone sends");
     assert_eq!(incoming(&mut rx, &id).await.2, "sekali lagi");
 
+    let mut in_group = String::new();
     for lid in [false, true] {
         let gid = fake.create_group(other, "G", &[me, friend], lid);
         for text in ["halo grup", "halo lagi"] {
             let id = fake.send_from(other, &gid, text).expect("the phone sends to the group");
+            in_group = id.clone();
             let got = incoming(&mut rx, &id).await;
             assert_eq!(got, (gid.clone(), other.to_string(), text.to_string()), "lid={lid}");
         }
     }
-    // The client's acks and receipts did not upset the server.
+    // The client confirmed delivery of each, and its receipts did not upset the server.
+    let delivered = |id: &str| fake.receipts().iter().any(|r| r.id == id && r.from == me);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !(delivered(&id) && delivered(&in_group)) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(delivered(&id), "no receipt for {id}: {:?}", fake.receipts());
+    assert!(delivered(&in_group), "no receipt for {in_group}: {:?}", fake.receipts());
     assert!(fake.is_online(me));
     assert!(fake.send_from(me, "6281200000059", "nobody").is_err());
     s.disconnect(Duration::from_secs(5)).await;

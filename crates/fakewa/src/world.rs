@@ -496,6 +496,9 @@ pub(crate) fn on_node(fake: &FakeWhatsApp, ctx: &mut ConnCtx, node: Node) {
         "iq" => on_iq(fake, ctx, &node),
         "message" => crate::phone::on_message(fake, ctx, &node),
         "receipt" | "notification" | "call" => {
+            if node.tag == "receipt" {
+                fake.note_receipt(ctx, &node);
+            }
             let mut b = NodeBuilder::new("ack")
                 .attr("id", attr(&node, "id"))
                 .attr("class", node.tag.to_string());
