@@ -7,6 +7,7 @@
 //! | `tgwa_accounts` | gauge, set at each scrape from the master database | `status` |
 //! | `tgwa_sessions_connected` | gauge, set at each scrape from the live sessions | |
 //! | `tgwa_reconnects_total` | counter | |
+//! | `tgwa_messages_received_total` | counter | |
 //! | `tgwa_pair_code_requests_total` | counter | |
 //! | `tgwa_pair_outcomes_total` | counter | `outcome`: paired, expired, rate_limited, failed |
 //! | `tgwa_jobs_total` | counter | `outcome`: done, cancelled, auto_paused |
@@ -54,6 +55,10 @@ fn describe() {
     describe_gauge!("tgwa_accounts", "Accounts in the master database by status");
     describe_gauge!("tgwa_sessions_connected", "WhatsApp sessions connected now");
     describe_counter!("tgwa_reconnects_total", "WhatsApp sessions back online after an outage");
+    describe_counter!(
+        "tgwa_messages_received_total",
+        "Incoming WhatsApp text messages (not acted on yet)"
+    );
     describe_counter!("tgwa_pair_code_requests_total", "Pairings started (code or QR)");
     describe_counter!("tgwa_pair_outcomes_total", "Pairings finished, by outcome");
     describe_counter!(
@@ -95,6 +100,11 @@ pub fn set_poll_age(age: Duration) {
 /// A session came back online after an outage.
 pub fn reconnect() {
     metrics::counter!("tgwa_reconnects_total").increment(1);
+}
+
+/// An incoming text message reached a session's supervisor.
+pub fn message_received() {
+    metrics::counter!("tgwa_messages_received_total").increment(1);
 }
 
 /// A pairing (code or QR) was started.

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch, Semaphore};
-use tracing::{info, info_span, warn, Instrument};
+use tracing::{debug, info, info_span, warn, Instrument};
 
 use crate::account::{self, Account, AccountError, AccountStatus};
 use crate::db::now;
@@ -765,6 +765,11 @@ impl Supervisor {
                 self.set(LiveState::Stopped, Some("client outdated: update tgwa".into()));
                 self.detach().await;
                 return false;
+            }
+            WaEvent::Message { id, .. } => {
+                // Nothing reads incoming messages yet; counted so their flow is visible.
+                debug!(%id, "incoming message ignored");
+                crate::metrics::message_received();
             }
         }
         true

@@ -314,6 +314,116 @@ fn every_event_maps() {
 }
 
 #[test]
+fn incoming_text_messages_map_with_the_sender_phone() {
+    use std::sync::Arc;
+    use tgwa::wa::real::events::map_messages;
+    use whatsapp_rust::prelude::{wa, MessageInfo};
+    use whatsapp_rust::types::events::{BatchOrigin, InboundMessage, MessageBatch};
+    use whatsapp_rust::types::message::MessageSource;
+
+    let one = |id: &str, source: MessageSource, message: wa::Message| {
+        InboundMessage::builder()
+            .message(Arc::new(message))
+            .info(Arc::new(MessageInfo {
+                source,
+                id: id.to_string(),
+                ..Default::default()
+            }))
+            .build()
+    };
+    let text = |t: &str| wa::Message {
+        conversation: Some(t.to_string()),
+        ..Default::default()
+    };
+    let pn = jid("6281234567890@s.whatsapp.net");
+    let lid = jid("100000012345678@lid");
+    let group = jid("120363000000000001@g.us");
+    let batch = MessageBatch::builder()
+        .messages(Arc::from(vec![
+            // A person, by phone number.
+            one(
+                "a",
+                MessageSource {
+                    chat: pn.clone(),
+                    sender: jid("6281234567890:0@s.whatsapp.net"),
+                    ..Default::default()
+                },
+                text("halo"),
+            ),
+            // A LID group: the phone number comes as the alternate address.
+            one(
+                "b",
+                MessageSource {
+                    chat: group.clone(),
+                    sender: lid.clone(),
+                    sender_alt: Some(pn.clone()),
+                    is_group: true,
+                    ..Default::default()
+                },
+                wa::Message {
+                    extended_text_message: whatsapp_rust::prelude::MessageField::some(
+                        wa::message::ExtendedTextMessage {
+                            text: Some("link".into()),
+                            ..Default::default()
+                        },
+                    ),
+                    ..Default::default()
+                },
+            ),
+            // Ours, from another device: not news.
+            one(
+                "c",
+                MessageSource {
+                    chat: pn.clone(),
+                    sender: pn.clone(),
+                    is_from_me: true,
+                    ..Default::default()
+                },
+                text("mine"),
+            ),
+            // No text (e.g. a sender key alone).
+            one(
+                "d",
+                MessageSource {
+                    chat: pn.clone(),
+                    sender: pn.clone(),
+                    ..Default::default()
+                },
+                wa::Message::default(),
+            ),
+            // A LID nobody could map stays a LID.
+            one(
+                "e",
+                MessageSource {
+                    chat: group.clone(),
+                    sender: jid("100000012345678:2@lid"),
+                    is_group: true,
+                    ..Default::default()
+                },
+                text("siapa"),
+            ),
+        ]))
+        .origin(BatchOrigin::OfflineDrain)
+        .build();
+    let msg = |id: &str, chat: &str, sender: &str, text: &str| WaEvent::Message {
+        id: id.into(),
+        chat: chat.into(),
+        sender: sender.into(),
+        text: text.into(),
+    };
+    assert_eq!(
+        map_messages(&batch),
+        vec![
+            msg("a", "6281234567890", "6281234567890", "halo"),
+            msg("b", "120363000000000001@g.us", "6281234567890", "link"),
+            msg("e", "120363000000000001@g.us", "100000012345678@lid", "siapa"),
+        ]
+    );
+    let ev = Event::Messages(batch);
+    assert_eq!(map_event(&ev, NOW), None, "messages go through map_messages");
+}
+
+#[test]
 fn the_sink_filters_and_closes() {
     use tgwa::wa::real::events::EventSink;
     let (sink, mut rx) = EventSink::new();
@@ -391,6 +501,23 @@ async fn pair_by_qr(
     assert!(jid.starts_with(phone), "{jid}");
     fakewa::connected(&mut rx).await;
     (session, rx, spec)
+}
+
+#[tokio::test]
+async fn a_fresh_pairing_connects_without_waiting_for_app_state_keys() {
+    let fake = FakeWhatsApp::default();
+    let dir = tempfile::tempdir().unwrap();
+    let phone = "6281200000060";
+    let spec = fakewa::spec(dir.path(), phone);
+    let (session, mut rx) = start_and_scan(&fake, &fakewa::backend(&fake), spec, phone).await;
+    let scanned = Instant::now();
+    fakewa::connected(&mut rx).await;
+    let took = scanned.elapsed();
+    eprintln!("first_login_ms={}", took.as_millis());
+    // The phone shares the app-state keys as soon as the device logs in; without them the
+    // client waits 10 s for them before it says it is connected.
+    assert!(took < Duration::from_secs(5), "the first login took {took:?}");
+    session.disconnect(Duration::from_secs(5)).await;
 }
 
 #[tokio::test]
@@ -628,6 +755,133 @@ async fn sends_to_a_person_and_a_group_go_through_and_a_number_without_whatsapp_
     let nobody = "6281200000039";
     let res = s.send_text(&ChatTarget::Phone(pn(nobody)), "anyone?").await;
     assert!(res.is_err(), "a send to a number without WhatsApp returned {res:?}");
+    s.disconnect(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn the_fake_phones_read_the_text_of_what_a_client_sends_to_a_person_and_a_group() {
+    use tgwa::wa::ChatTarget;
+    let fake = FakeWhatsApp::default();
+    let dir = tempfile::tempdir().unwrap();
+    let me = "6281200000040";
+    let (friend, other) = ("6281200000041", "6281200000042");
+    fake.add_user(friend);
+    fake.add_user(other);
+    let (s, _rx, _) = pair_by_qr(&fake, dir.path(), me).await;
+    let text_of = |id: &str| {
+        fake.sent_messages()
+            .into_iter()
+            .find(|m| m.id == id)
+            .and_then(|m| m.text)
+    };
+
+    // The first message starts the session (pkmsg), the second rides on it.
+    let first = s
+        .send_text(&ChatTarget::Phone(pn(friend)), "hello")
+        .await
+        .expect("send");
+    let second = s
+        .send_text(&ChatTarget::Phone(pn(friend)), "hello again")
+        .await
+        .expect("send");
+    assert_eq!(text_of(&first).as_deref(), Some("hello"));
+    assert_eq!(text_of(&second).as_deref(), Some("hello again"));
+    // Until the phone answers, the client keeps offering its pre-key (as Signal does).
+    let kinds = |id: &str| {
+        fake.sent_messages()
+            .into_iter()
+            .find(|m| m.id == id)
+            .map(|m| m.encryption)
+    };
+    assert!(kinds(&second).is_some_and(|k| k.contains(&"pkmsg".to_string())));
+
+    for lid in [false, true] {
+        let gid = fake.create_group(me, "G", &[friend, other], lid);
+        let gid = tgwa::wa::GroupId::parse(&gid).unwrap();
+        let a = s
+            .send_text(&ChatTarget::Group(gid.clone()), "halo grup")
+            .await
+            .expect("send to a group");
+        let b = s
+            .send_text(&ChatTarget::Group(gid.clone()), "halo lagi")
+            .await
+            .expect("send to a group");
+        assert_eq!(text_of(&a).as_deref(), Some("halo grup"), "lid={lid}");
+        assert_eq!(text_of(&b).as_deref(), Some("halo lagi"), "lid={lid}");
+        // The text travels under the sender key, which the members' phones got pairwise.
+        assert!(kinds(&a).is_some_and(|k| k.contains(&"skmsg".to_string()) && k.contains(&"pkmsg".to_string())));
+        assert!(kinds(&b).is_some_and(|k| k.contains(&"skmsg".to_string())));
+    }
+    s.disconnect(Duration::from_secs(5)).await;
+}
+
+/// Waits for the incoming message `id`: (chat, sender, text).
+async fn incoming(rx: &mut tgwa::wa::EventRx, id: &str) -> (String, String, String) {
+    fakewa::wait_for(rx, "an incoming message", |e| match e {
+        WaEvent::Message {
+            id: got,
+            chat,
+            sender,
+            text,
+        } if got == id => Some((chat.clone(), sender.clone(), text.clone())),
+        _ => None,
+    })
+    .await
+}
+
+#[tokio::test]
+async fn messages_from_a_person_and_in_groups_arrive_with_the_sender_phone_and_text() {
+    use tgwa::wa::ChatTarget;
+    let fake = FakeWhatsApp::default();
+    let dir = tempfile::tempdir().unwrap();
+    let me = "6281200000050";
+    let (friend, other) = ("6281200000051", "6281200000052");
+    fake.add_user(friend);
+    fake.add_user(other);
+    let (s, mut rx, _) = pair_by_qr(&fake, dir.path(), me).await;
+    let sent = |id: &str| fake.sent_messages().into_iter().find(|m| m.id == id);
+
+    // The friend's phone has never heard from this device: it starts a session from the
+    // keys the device uploaded.
+    let id = fake.send_from(friend, me, "halo dari teman").expect("the phone sends");
+    let (chat, sender, text) = incoming(&mut rx, &id).await;
+    assert_eq!(
+        (chat.as_str(), sender.as_str(), text.as_str()),
+        (friend, friend, "halo dari teman")
+    );
+
+    // The client writes back over that session, as a plain `msg`; the phone reads it.
+    let back = s
+        .send_text(&ChatTarget::Phone(pn(friend)), "balas")
+        .await
+        .expect("send");
+    let back = sent(&back).expect("the server got it");
+    assert_eq!(back.text.as_deref(), Some("balas"));
+    // (The `pkmsg` beside it is the copy for this account's own phone, which never wrote.)
+    assert!(back.encryption.contains(&"msg".to_string()), "{back:?}");
+    let id = fake.send_from(friend, me, "sekali lagi").expect("the phone sends");
+    assert_eq!(incoming(&mut rx, &id).await.2, "sekali lagi");
+
+    let mut in_group = String::new();
+    for lid in [false, true] {
+        let gid = fake.create_group(other, "G", &[me, friend], lid);
+        for text in ["halo grup", "halo lagi"] {
+            let id = fake.send_from(other, &gid, text).expect("the phone sends to the group");
+            in_group = id.clone();
+            let got = incoming(&mut rx, &id).await;
+            assert_eq!(got, (gid.clone(), other.to_string(), text.to_string()), "lid={lid}");
+        }
+    }
+    // The client confirmed delivery of each, and its receipts did not upset the server.
+    let delivered = |id: &str| fake.receipts().iter().any(|r| r.id == id && r.from == me);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !(delivered(&id) && delivered(&in_group)) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(delivered(&id), "no receipt for {id}: {:?}", fake.receipts());
+    assert!(delivered(&in_group), "no receipt for {in_group}: {:?}", fake.receipts());
+    assert!(fake.is_online(me));
+    assert!(fake.send_from(me, "6281200000059", "nobody").is_err());
     s.disconnect(Duration::from_secs(5)).await;
 }
 

@@ -98,6 +98,21 @@ pub enum WaEvent {
     /// WhatsApp refused the connection for good (connect failure `code`, e.g. 409 bad user
     /// agent, 415 not found): the backend stops and the session has ended.
     ConnectFailed { code: u32, reason: String },
+    /// A text message someone sent this account, to it or in a group it is in. Only the
+    /// real adapter emits it (the simulator has nobody to write to you); the supervisor
+    /// does not act on it yet.
+    Message {
+        /// WhatsApp's message id.
+        id: String,
+        /// The group JID (`...@g.us`) for a group message, else the sender's phone digits.
+        chat: String,
+        /// The sender's phone digits. A sender addressed by LID whose stanza carries no
+        /// phone number (`participant_pn` / `sender_pn`) is given as its LID JID
+        /// (`...@lid`); the library's LID map is not consulted.
+        sender: String,
+        /// The text (`conversation` or `extendedTextMessage.text`).
+        text: String,
+    },
 }
 
 /// A pairing code as WhatsApp issued it.

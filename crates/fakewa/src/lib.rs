@@ -27,13 +27,15 @@
 //! - `transport`: the in-process `TransportFactory`;
 //! - `conn`: one connection's loop;
 //! - `world`: accounts, devices, groups, and the answers to the client's requests;
-//! - `phone`: what the primary phone does when it links a device.
+//! - `phone`: what the primary phone does when it links a device;
+//! - `signal`: the phones' private Signal state: they read what companions send and write to them.
 
 pub mod noise;
 
 mod conn;
 mod groups;
 mod phone;
+mod signal;
 mod transport;
 mod world;
 
@@ -96,6 +98,19 @@ struct Inner {
     refuse_version: AtomicBool,
     /// Live connections: id to control channel, and the device logged in on it.
     conns: Mutex<HashMap<u64, LiveConn>>,
+    /// Receipts clients sent, oldest first.
+    receipts: Mutex<Vec<Receipt>>,
+}
+
+/// A `<receipt>` a client sent for a message it got, one per message id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    /// The phone number of the account whose device sent it.
+    pub from: String,
+    /// The message id.
+    pub id: String,
+    /// The receipt's `type`: empty for "delivered", else e.g. `read`, `peer_msg`, `sender`.
+    pub kind: String,
 }
 
 #[derive(Clone)]
@@ -122,6 +137,7 @@ impl FakeWhatsApp {
                 offline: AtomicBool::new(false),
                 refuse_version: AtomicBool::new(false),
                 conns: Mutex::new(HashMap::new()),
+                receipts: Mutex::new(Vec::new()),
             }),
         }
     }
@@ -292,6 +308,34 @@ impl FakeWhatsApp {
     /// The user types the pairing code the client showed into the phone of `phone`.
     pub fn enter_code(&self, phone: &str, code: &str) -> anyhow::Result<()> {
         phone::enter_code(self, phone, code)
+    }
+
+    /// The phone of `from` sends `text` to `to` (phone digits, or the JID of a group `from`
+    /// is in), Signal-encrypted to each companion device online now; returns the message
+    /// id. Errors when `from` is unknown or not in the group.
+    pub fn send_from(&self, from: &str, to: &str, text: &str) -> anyhow::Result<String> {
+        phone::send_from(self, from, to, text)
+    }
+
+    /// Every receipt clients sent, oldest first.
+    pub fn receipts(&self) -> Vec<Receipt> {
+        self.inner.receipts.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Notes a `<receipt>` (its `id`, and the ids of a batched `<list>`).
+    pub(crate) fn note_receipt(&self, ctx: &ConnCtx, node: &Node) {
+        let from = ctx.device.as_ref().map(|(p, _)| p.clone()).unwrap_or_default();
+        let kind = world::attr(node, "type");
+        let mut ids = vec![world::attr(node, "id")];
+        if let Some(list) = node.get_optional_child("list") {
+            ids.extend(list.get_children_by_tag("item").map(|i| world::attr(i, "id")));
+        }
+        let mut r = self.inner.receipts.lock().unwrap_or_else(|e| e.into_inner());
+        r.extend(ids.into_iter().map(|id| Receipt {
+            from: from.clone(),
+            id,
+            kind: kind.clone(),
+        }));
     }
 
     // ----- the world, for assertions and set-up -----

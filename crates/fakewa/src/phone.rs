@@ -16,7 +16,7 @@ use waproto::whatsapp as wa;
 
 use crate::conn::{After, ConnCtx};
 use crate::transport::Ctl;
-use crate::world::{attr, bytes_of, error, pn_jid, result, text_of, Keys, SentMessage, SERVER};
+use crate::world::{attr, bytes_of, error, pn_jid, result, text_of, Keys, SentMessage, World, SERVER};
 use crate::FakeWhatsApp;
 
 type HmacSha256 = hmac::Hmac<sha2::Sha256>;
@@ -503,7 +503,7 @@ pub(crate) fn prekey_bundles(fake: &FakeWhatsApp, iq: &Node) -> Node {
 pub(crate) fn on_message(fake: &FakeWhatsApp, ctx: &mut ConnCtx, msg: &Node) {
     let to = attr(msg, "to");
     let id = attr(msg, "id");
-    let from = ctx.device.as_ref().map(|(p, _)| p.clone()).unwrap_or_default();
+    let (from, from_device) = ctx.device.clone().unwrap_or_default();
     let mut recipients: Vec<String> = msg
         .get_optional_child("participants")
         .map(|p| p.get_children_by_tag("to").map(|t| attr(t, "jid")).collect())
@@ -535,12 +535,327 @@ pub(crate) fn on_message(fake: &FakeWhatsApp, ctx: &mut ConnCtx, msg: &Node) {
     if let Some(code) = err {
         ack = ack.attr("error", code);
     } else {
-        fake.world().sent.push(SentMessage {
+        let mut w = fake.world();
+        let text = read_sent(&mut w, &from, from_device, &to, msg);
+        w.sent.push(SentMessage {
             from,
             to,
             id,
             recipients,
+            text,
+            encryption: enc_types(msg),
         });
     }
     ctx.send(ack.build());
+}
+
+/// (phone digits, device) of a device JID in either addressing (`user[:device]@server`).
+fn device_of(w: &World, jid: &str) -> Option<(String, u16)> {
+    let (user_dev, server) = jid.split_once('@')?;
+    let (user, dev) = user_dev.split_once(':').unwrap_or((user_dev, "0"));
+    let device = dev.parse().ok()?;
+    let phone = if server == "lid" {
+        w.phone_of_lid(user)?
+    } else {
+        user.to_string()
+    };
+    Some((phone, device))
+}
+
+/// Every `<enc type>` in a message stanza, sorted, once each.
+fn enc_types(msg: &Node) -> Vec<String> {
+    let mut types: Vec<String> = msg.get_children_by_tag("enc").map(|e| attr(e, "type")).collect();
+    if let Some(parts) = msg.get_optional_child("participants") {
+        for t in parts.get_children_by_tag("to") {
+            types.extend(t.get_children_by_tag("enc").map(|e| attr(e, "type")));
+        }
+    }
+    types.sort();
+    types.dedup();
+    types
+}
+
+fn enc_version(enc: &Node) -> u8 {
+    if attr(enc, "v") == "3" {
+        3
+    } else {
+        2
+    }
+}
+
+/// The fake phones read what device `from_device` of `from` sent to `to`: the recipient's
+/// phone its pairwise copy, or in a group every member phone the sender key it was given
+/// and then the group message. Returns the text the first reader found.
+fn read_sent(w: &mut World, from: &str, from_device: u16, to: &str, msg: &Node) -> Option<String> {
+    let group = to.ends_with("@g.us");
+    let addressed = if group { None } else { device_of(w, to) };
+    let recipient = addressed.as_ref().map(|(p, _)| p.clone());
+    // Pairwise copies addressed to a phone (device 0) other than the sender's own.
+    let mut copies: Vec<(String, &Node)> = Vec::new();
+    if let Some(parts) = msg.get_optional_child("participants") {
+        for t in parts.get_children_by_tag("to") {
+            let Some((phone, 0)) = device_of(w, &attr(t, "jid")) else {
+                continue;
+            };
+            if phone == from || (!group && recipient.as_deref() != Some(phone.as_str())) {
+                continue;
+            }
+            if let Some(enc) = t.get_optional_child("enc") {
+                copies.push((phone, enc));
+            }
+        }
+    }
+    if let (Some((r, 0)), Some(enc)) = (&addressed, msg.get_optional_child("enc")) {
+        // A message to one device only carries its `<enc>` directly.
+        if attr(enc, "type") != "skmsg" && r != from {
+            copies.push((r.clone(), enc));
+        }
+    }
+    let mut text = None;
+    for (phone, enc) in copies {
+        let Some(sig) = w.signal.get_mut(&phone) else {
+            continue;
+        };
+        let res = sig.decrypt(
+            from,
+            from_device,
+            &attr(enc, "type"),
+            enc_version(enc),
+            &bytes_of(Some(enc)),
+        );
+        match res {
+            Ok(plain) => {
+                if let Some((_, skdm)) = crate::signal::skdm_of(&plain.message).filter(|_| group) {
+                    if let Err(e) = sig.process_skdm(to, from, from_device, &skdm) {
+                        tracing::debug!(error = %e, "a fake phone could not take a sender key");
+                    }
+                }
+                text = text.or_else(|| crate::signal::text_of(&plain.message));
+            }
+            Err(e) => tracing::debug!(error = %e, "a fake phone could not decrypt a message"),
+        }
+    }
+    if group {
+        let Some(enc) = msg.get_children_by_tag("enc").find(|e| attr(e, "type") == "skmsg") else {
+            return text;
+        };
+        let members: Vec<String> = w
+            .groups
+            .get(to)
+            .map(|g| g.members.keys().filter(|m| *m != from).cloned().collect())
+            .unwrap_or_default();
+        let bytes = bytes_of(Some(enc));
+        for m in members {
+            let Some(sig) = w.signal.get_mut(&m) else {
+                continue;
+            };
+            match sig.group_decrypt(to, from, from_device, enc_version(enc), &bytes) {
+                Ok(plain) => text = text.or_else(|| crate::signal::text_of(&plain.message)),
+                Err(e) => tracing::debug!(error = %e, "a member phone could not decrypt a group message"),
+            }
+        }
+    }
+    text
+}
+
+// ----- messages from the phones -----
+
+/// The phone of `from` writes `text` to `to` (phone digits, or a group JID it is a member
+/// of): encrypted for every companion device of the recipient (or of every other member)
+/// that is online now, and delivered on its connection. Returns the message id.
+///
+/// The server keeps no offline queue: a device that is not connected misses the message.
+pub(crate) fn send_from(fake: &FakeWhatsApp, from: &str, to: &str, text: &str) -> Result<String> {
+    let message = wa::Message {
+        conversation: Some(text.to_string()),
+        ..Default::default()
+    };
+    let id = format!("3EB0{:016X}", rand::random::<u64>());
+    let group = to.ends_with("@g.us");
+    let readers: Vec<String> = {
+        let w = fake.world();
+        if !w.accounts.contains_key(from) {
+            bail!("{from} is not on the fake WhatsApp");
+        }
+        if group {
+            let g = w.groups.get(to).context("no such group")?;
+            if !g.members.contains_key(from) {
+                bail!("{from} is not a member of {to}");
+            }
+            g.members.keys().filter(|m| *m != from).cloned().collect()
+        } else {
+            if !w.accounts.contains_key(to) {
+                bail!("{to} is not on the fake WhatsApp");
+            }
+            vec![to.to_string()]
+        }
+    };
+    // Companion devices online now: (connection, phone, device).
+    let targets: Vec<(u64, String, u16)> = readers
+        .iter()
+        .flat_map(|p| fake.conns_of(p))
+        .filter_map(|(conn, c)| c.device.filter(|(_, d)| *d != 0).map(|(p, d)| (conn, p, d)))
+        .collect();
+    let mut out = Vec::new();
+    {
+        let mut w = fake.world();
+        let (from_lid, lid_group) = {
+            let lid = w.accounts.get(from).map(|a| a.lid.clone()).unwrap_or_default();
+            (lid, group && w.groups.get(to).is_some_and(|g| g.lid_addressed))
+        };
+        let notify = format!("Fake {}", &from[from.len().saturating_sub(4)..]);
+        let mut stanza = NodeBuilder::new("message")
+            .attr("id", id.clone())
+            .attr("type", "text")
+            .attr("t", crate::world::now().to_string())
+            .attr("notify", notify);
+        stanza = if !group {
+            stanza
+                .attr("from", pn_jid(from))
+                .attr("sender_lid", format!("{from_lid}@lid"))
+        } else if lid_group {
+            stanza
+                .attr("from", to)
+                .attr("participant", format!("{from_lid}@lid"))
+                .attr("participant_pn", pn_jid(from))
+                .attr("addressing_mode", "lid")
+        } else {
+            stanza
+                .attr("from", to)
+                .attr("participant", pn_jid(from))
+                .attr("participant_lid", format!("{from_lid}@lid"))
+                .attr("addressing_mode", "pn")
+        };
+        let envelope = stanza.build();
+        let padded = wacore::messages::MessageUtils::encode_and_pad(&message);
+        // In a group the text goes once under the phone's sender key, and the sender key
+        // pairwise to each device.
+        let (pairwise_plain, skmsg) = if group {
+            let sig = w.signal.get_mut(from).context("the phone has no keys")?;
+            let skdm = sig.own_skdm(to, from)?;
+            let skmsg = sig.group_encrypt(to, from, &padded)?;
+            let carrier = wa::Message {
+                sender_key_distribution_message: buffa::MessageField::some(wa::message::SenderKeyDistributionMessage {
+                    group_id: Some(to.to_string()),
+                    axolotl_sender_key_distribution_message: Some(skdm),
+                }),
+                ..Default::default()
+            };
+            (wacore::messages::MessageUtils::encode_and_pad(&carrier), Some(skmsg))
+        } else {
+            (padded, None)
+        };
+        for (conn, phone, device) in targets {
+            let (kind, ct) = match pairwise(&mut w, from, &phone, device, &pairwise_plain) {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::debug!(error = %e, device, "the fake phone could not encrypt for a device");
+                    continue;
+                }
+            };
+            let mut children = vec![enc(kind, ct)];
+            if let Some(skmsg) = &skmsg {
+                children.push(enc("skmsg", skmsg.clone()));
+            }
+            let mut node = envelope.clone();
+            node.content = Some(wacore_binary::NodeContent::Nodes(children));
+            out.push((conn, node));
+        }
+    }
+    for (conn, node) in out {
+        fake.send_to_conn(conn, Ctl::Send(node));
+    }
+    Ok(id)
+}
+
+fn enc(kind: &str, bytes: Vec<u8>) -> Node {
+    NodeBuilder::new("enc")
+        .attr("v", "2")
+        .attr("type", kind)
+        .bytes(bytes)
+        .build()
+}
+
+/// Encrypts `plain` from the phone of `from` to device `device` of `to`: over the session
+/// they have, or a new one from the device's uploaded keys (taking one of its one-time
+/// pre-keys, as the server hands each out once).
+fn pairwise(w: &mut World, from: &str, to: &str, device: u16, plain: &[u8]) -> Result<(&'static str, Vec<u8>)> {
+    let has = w.signal.get(from).is_some_and(|s| s.has_session(to, device));
+    if !has {
+        let dev = w
+            .accounts
+            .get_mut(to)
+            .and_then(|a| a.devices.get_mut(&device))
+            .context("no such device")?;
+        let prekey = dev.keys.prekeys.pop_first();
+        let keys = dev.keys.clone();
+        w.signal
+            .get_mut(from)
+            .context("the phone has no keys")?
+            .start_session(to, device, &keys, prekey)?;
+    }
+    w.signal
+        .get_mut(from)
+        .context("the phone has no keys")?
+        .encrypt(to, device, plain)
+}
+
+/// At a companion's first login the phone shares the account's app-state sync key with it,
+/// as a real phone does right after linking: an `AppStateSyncKeyShare` protocol message from
+/// the phone's own number. Without it the client waits 10 s for the key before it reports
+/// being connected. `None` when this device already has it or cannot be written to (a
+/// device registered without its keys).
+pub(crate) fn app_state_key_share(fake: &FakeWhatsApp, phone: &str, device: u16) -> Option<Node> {
+    if device == 0 {
+        return None;
+    }
+    let mut w = fake.world();
+    let sig = w.signal.get(phone)?;
+    if sig.app_state_shared.contains(&device) {
+        return None;
+    }
+    let (key_id, key) = sig.app_state_key.clone();
+    let share = wa::Message {
+        protocol_message: buffa::MessageField::some(wa::message::ProtocolMessage {
+            r#type: Some(wa::message::protocol_message::Type::APP_STATE_SYNC_KEY_SHARE),
+            app_state_sync_key_share: buffa::MessageField::some(wa::message::AppStateSyncKeyShare {
+                keys: vec![wa::message::AppStateSyncKey {
+                    key_id: buffa::MessageField::some(wa::message::AppStateSyncKeyId { key_id: Some(key_id) }),
+                    key_data: buffa::MessageField::some(wa::message::AppStateSyncKeyData {
+                        key_data: Some(key.to_vec()),
+                        fingerprint: buffa::MessageField::some(wa::message::AppStateSyncKeyFingerprint {
+                            raw_id: Some(rand::random::<u32>()),
+                            current_index: Some(0),
+                            device_indexes: vec![0],
+                        }),
+                        timestamp: Some(crate::world::now() as i64 * 1000),
+                    }),
+                }],
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let plain = wacore::messages::MessageUtils::encode_and_pad(&share);
+    let (kind, ct) = match pairwise(&mut w, phone, phone, device, &plain) {
+        Ok(x) => x,
+        Err(e) => {
+            tracing::debug!(error = %e, device, "the fake phone could not share the app-state key");
+            return None;
+        }
+    };
+    if let Some(sig) = w.signal.get_mut(phone) {
+        sig.app_state_shared.insert(device);
+    }
+    let id = format!("3EB0{:016X}", rand::random::<u64>());
+    Some(
+        NodeBuilder::new("message")
+            .attr("from", pn_jid(phone))
+            .attr("id", id)
+            .attr("type", "text")
+            .attr("category", "peer")
+            .attr("t", crate::world::now().to_string())
+            .children([enc(kind, ct)])
+            .build(),
+    )
 }

@@ -25,6 +25,11 @@ pub struct SentMessage {
     pub id: String,
     /// Devices the client encrypted it for (`user:device`), sorted.
     pub recipients: Vec<String>,
+    /// The text, as the recipient's phone (or, in a group, a member's phone) decrypted it;
+    /// `None` when no fake phone could read it or it carried no text.
+    pub text: Option<String>,
+    /// Every kind of `<enc>` the stanza carried (`msg`, `pkmsg`, `skmsg`), sorted, once each.
+    pub encryption: Vec<String>,
 }
 
 /// A group member as the server sees it.
@@ -116,6 +121,8 @@ pub(crate) struct World {
     pub hidden_phones: HashSet<String>,
     /// Pairing-code flows in progress, newest last.
     pub code_flows: Vec<crate::phone::CodeFlow>,
+    /// Each fake phone's private Signal state, by phone digits.
+    pub signal: HashMap<String, crate::signal::PhoneSignal>,
     next_lid: u64,
     next_group: u64,
     next_id: u64,
@@ -144,27 +151,6 @@ fn random_token(len: usize) -> String {
         .collect()
 }
 
-/// Generates a phone's (device 0) Signal keys with a valid signed pre-key.
-fn phone_keys(identity: &KeyPair) -> Keys {
-    let spk = KeyPair::generate(&mut rand::rng());
-    let sig = identity
-        .private_key
-        .calculate_signature(&spk.public_key.serialize(), &mut rand::rng())
-        .map(|s| s.to_vec())
-        .unwrap_or_default();
-    let mut prekeys = BTreeMap::new();
-    for id in 1..=20u32 {
-        let k = KeyPair::generate(&mut rand::rng());
-        prekeys.insert(id, key32(k.public_key.public_key_bytes()));
-    }
-    Keys {
-        reg_id: u32::from_be_bytes(rand_bytes::<4>()) & 0x3fff,
-        identity: key32(identity.public_key.public_key_bytes()),
-        skey: Some((1, key32(spk.public_key.public_key_bytes()), sig)),
-        prekeys,
-    }
-}
-
 fn key32(b: &[u8]) -> [u8; 32] {
     let mut k = [0u8; 32];
     let n = b.len().min(32);
@@ -184,6 +170,7 @@ impl World {
             canonical: HashMap::new(),
             hidden_phones: HashSet::new(),
             code_flows: Vec::new(),
+            signal: HashMap::new(),
             next_lid: 100_000_000_000_001,
             next_group: 120_363_000_000_000_001,
             next_id: 1,
@@ -200,9 +187,11 @@ impl World {
             self.next_lid += 1;
         }
         let lid = self.next_lid.to_string();
+        let signal = &mut self.signal;
         self.accounts.entry(phone.to_string()).or_insert_with(|| {
             let identity = KeyPair::generate(&mut rand::rng());
-            let keys = phone_keys(&identity);
+            let (keys, private) = crate::signal::PhoneSignal::generate(&identity);
+            signal.insert(phone.to_string(), private);
             let mut devices = BTreeMap::new();
             devices.insert(0, Device { noise: None, keys });
             Account {
@@ -220,6 +209,7 @@ impl World {
 
     pub fn remove_account(&mut self, phone: &str) {
         self.accounts.remove(phone);
+        self.signal.remove(phone);
     }
 
     pub fn has_linked_device(&self, phone: &str) -> bool {
@@ -464,6 +454,9 @@ pub(crate) fn on_established(fake: &FakeWhatsApp, ctx: &mut ConnCtx, payload: &w
                     .attr("lid", format!("{lid}:{device}@lid"))
                     .build(),
             );
+            if let Some(share) = crate::phone::app_state_key_share(fake, &phone, device) {
+                ctx.send(share);
+            }
             if first {
                 schedule_behaviour(fake, &phone);
             }
@@ -503,6 +496,9 @@ pub(crate) fn on_node(fake: &FakeWhatsApp, ctx: &mut ConnCtx, node: Node) {
         "iq" => on_iq(fake, ctx, &node),
         "message" => crate::phone::on_message(fake, ctx, &node),
         "receipt" | "notification" | "call" => {
+            if node.tag == "receipt" {
+                fake.note_receipt(ctx, &node);
+            }
             let mut b = NodeBuilder::new("ack")
                 .attr("id", attr(&node, "id"))
                 .attr("class", node.tag.to_string());

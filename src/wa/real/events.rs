@@ -13,12 +13,15 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
-use whatsapp_rust::types::events::{ConnectFailureReason, Event, EventHandler, EventInterest, EventKind, LoggedOut};
+use whatsapp_rust::types::events::{
+    ConnectFailureReason, Event, EventHandler, EventInterest, EventKind, LoggedOut, MessageBatch,
+};
+use whatsapp_rust::wacore::proto_helpers::MessageExt;
 
 use crate::wa::WaEvent;
 
-/// The event kinds the adapter listens to; the bus skips building everything else (messages,
-/// receipts, presence), which matters with thousands of sessions.
+/// The event kinds the adapter listens to; the bus skips building everything else
+/// (receipts, presence), which matters with thousands of sessions.
 pub const KINDS: &[EventKind] = &[
     EventKind::Connected,
     EventKind::Disconnected,
@@ -36,6 +39,7 @@ pub const KINDS: &[EventKind] = &[
     EventKind::TemporaryBan,
     EventKind::ConnectFailure,
     EventKind::StreamError,
+    EventKind::Messages,
 ];
 
 /// Maps one library event to what the supervisor needs, or `None` for events it does not
@@ -105,6 +109,38 @@ pub fn map_event(ev: &Event, now_unix: i64) -> Option<WaEvent> {
         }
         _ => return None,
     })
+}
+
+/// The text messages in a batch of decrypted incoming messages, as [`WaEvent::Message`]s.
+/// Our own messages (sent from another device of this account) and messages without text
+/// (media, reactions, protocol messages) are left out.
+pub fn map_messages(batch: &MessageBatch) -> Vec<WaEvent> {
+    batch
+        .iter()
+        .filter(|m| !m.info.source.is_from_me)
+        .filter_map(|m| {
+            let text = m.message.text_content()?.to_string();
+            let src = &m.info.source;
+            // A LID sender comes with its phone number as the alternate address
+            // (`participant_pn` / `sender_pn`) when WhatsApp puts it in the stanza.
+            let sender = match (&src.sender, &src.sender_alt) {
+                (s, _) if s.is_pn() => s.user.to_string(),
+                (_, Some(alt)) if alt.is_pn() => alt.user.to_string(),
+                (s, _) => s.to_non_ad().to_string(),
+            };
+            let chat = if src.is_group {
+                src.chat.to_string()
+            } else {
+                sender.clone()
+            };
+            Some(WaEvent::Message {
+                id: m.info.id.to_string(),
+                chat,
+                sender,
+                text,
+            })
+        })
+        .collect()
 }
 
 /// After these the library stops its run loop: the stream ends with them.
@@ -371,6 +407,12 @@ impl EventSink {
             }
             Event::StreamError(e) => {
                 info!(code = %e.code, "stream error from WhatsApp");
+                return;
+            }
+            Event::Messages(batch) => {
+                for m in map_messages(batch) {
+                    self.send(m);
+                }
                 return;
             }
             _ => {}
