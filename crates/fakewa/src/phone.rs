@@ -540,6 +540,7 @@ pub(crate) fn on_message(fake: &FakeWhatsApp, ctx: &mut ConnCtx, msg: &Node) {
             to,
             id,
             recipients,
+            text: None,
         });
     }
     ctx.send(ack.build());
