@@ -317,7 +317,10 @@ pub async fn backend_for(config: &crate::config::Config) -> Result<Arc<dyn WaBac
             Ok(sim)
         }
         #[cfg(feature = "insecure-fake-whatsapp")]
-        crate::config::WaBackendKind::Fake => Ok(Arc::new(fake::FakeBackend::new(config.sim_pair_delay))),
+        crate::config::WaBackendKind::Fake => Ok(Arc::new(fake::FakeBackend::new(
+            &config.data_dir,
+            config.sim_pair_delay,
+        )?)),
         #[cfg(not(feature = "insecure-fake-whatsapp"))]
         crate::config::WaBackendKind::Fake => Err(WaError::Invalid(
             "TGWA_WA_BACKEND=fake needs a build with --features insecure-fake-whatsapp".into(),

@@ -166,8 +166,10 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(p)
 }
 
-/// Writes `bytes` to `path` atomically (a temporary file in the same folder, synced, then
-/// renamed over it), mode 0600.
+/// Writes `bytes` to `path` atomically (a temporary file in the same folder, then renamed
+/// over it), mode 0600. Not synced to disk: a reader never sees half a file and a killed
+/// process leaves the last whole one, which is all a test server needs; an fsync per save
+/// would make every send of the fake backend wait for the disk.
 fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = with_suffix(path, ".tmp");
     let mut f = std::fs::OpenOptions::new()
@@ -179,7 +181,6 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     // A temporary file left by a crash may have another mode.
     f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
     f.write_all(bytes)?;
-    f.sync_all()?;
     drop(f);
     std::fs::rename(&tmp, path)
 }
