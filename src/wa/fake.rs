@@ -255,3 +255,29 @@ impl WaSession for FakePhoneSession {
         self.inner.is_on_whatsapp(numbers).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn the_world_is_kept_in_a_private_folder_and_survives_a_new_backend() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("DB USER TELEGRAM");
+        let first = FakeBackend::new(&data, Duration::from_millis(10)).expect("backend");
+        let g = first
+            .server()
+            .create_group("6281200000001", "Tetap", &["6281200000002"], false);
+        drop(first);
+
+        let mode = |p: &Path| std::fs::metadata(p).expect("metadata").permissions().mode() & 0o777;
+        assert_eq!(mode(&data.join(".fake")), 0o700);
+        assert_eq!(mode(&data.join(".fake/world.json")), 0o600);
+        let second = FakeBackend::new(&data, Duration::from_millis(10)).expect("backend");
+        let kept = second.server().group(&g).expect("the group after a restart");
+        assert_eq!(kept.subject, "Tetap");
+        assert_eq!(kept.members.len(), 2);
+    }
+}
