@@ -10,8 +10,9 @@
 //!
 //! The fake world (accounts, linked devices, groups, the messages the server accepted and
 //! their text) is kept in `DATA_DIR/.fake/world.json` (folder 0700, file 0600), saved in the
-//! background and when the backend is dropped, so a restart keeps the groups and the record
-//! of sent messages as well as the session files. Logins of devices the world does not know
+//! background, after every send, when a session disconnects and when the backend is
+//! dropped, so a restart keeps the groups and the record of sent messages as well as the
+//! session files. Logins of devices the world does not know
 //! are still accepted (sessions imported from whatsmeow, or paired before the world was
 //! kept).
 

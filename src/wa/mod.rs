@@ -317,10 +317,14 @@ pub async fn backend_for(config: &crate::config::Config) -> Result<Arc<dyn WaBac
             Ok(sim)
         }
         #[cfg(feature = "insecure-fake-whatsapp")]
-        crate::config::WaBackendKind::Fake => Ok(Arc::new(fake::FakeBackend::new(
-            &config.data_dir,
-            config.sim_pair_delay,
-        )?)),
+        crate::config::WaBackendKind::Fake => {
+            // Loading (and first writing) the fake world's file is blocking work.
+            let (dir, delay) = (config.data_dir.clone(), config.sim_pair_delay);
+            let fake = crate::db::blocking(move || Ok(fake::FakeBackend::new(&dir, delay)))
+                .await
+                .map_err(|e| WaError::Storage(e.to_string()))??;
+            Ok(Arc::new(fake))
+        }
         #[cfg(not(feature = "insecure-fake-whatsapp"))]
         crate::config::WaBackendKind::Fake => Err(WaError::Invalid(
             "TGWA_WA_BACKEND=fake needs a build with --features insecure-fake-whatsapp".into(),
