@@ -84,6 +84,11 @@ impl Layout {
         self.root.join(".sim")
     }
 
+    /// `{root}/.fake`: the fake WhatsApp server's world (`TGWA_WA_BACKEND=fake`).
+    pub fn fake_dir(&self) -> PathBuf {
+        self.root.join(".fake")
+    }
+
     /// `{root}/.locks`: per-account advisory lock files.
     pub fn lock_dir(&self) -> PathBuf {
         self.root.join(".locks")

@@ -5,9 +5,16 @@
 //! the phone is done by the fake phone, after the simulator's pairing delay and by the
 //! same table (`DESIGN.md` section 6): a pairing code is typed in and a QR code scanned,
 //! except for numbers ending `0408`, whose phone never confirms; `0429` is refused as
-//! rate-limited, `0401` logged out and `0402` banned shortly after the first login. The
-//! fake world (groups, messages) lives in memory: a restart keeps the session files and
-//! logs them back in, but not the groups.
+//! rate-limited, `0401` logged out and `0402` banned shortly after the first login. As in
+//! the simulator, every number not ending `00` is on WhatsApp.
+//!
+//! The fake world (accounts, linked devices, groups, the messages the server accepted and
+//! their text) is kept in `DATA_DIR/.fake/world.json` (folder 0700, file 0600), saved in the
+//! background, after every send, when a session disconnects and when the backend is
+//! dropped, so a restart keeps the groups and the record of sent messages as well as the
+//! session files. Logins of devices the world does not know
+//! are still accepted (sessions imported from whatsmeow, or paired before the world was
+//! kept).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -29,6 +36,11 @@ fn phone_never_confirms(phone: &PhoneNumber) -> bool {
     phone.digits().ends_with("0408")
 }
 
+/// The simulator's rule: numbers ending `00` are not on WhatsApp.
+fn on_whatsapp(phone: &PhoneNumber) -> bool {
+    !phone.digits().ends_with("00")
+}
+
 /// The real adapter over one process-wide fake server.
 pub struct FakeBackend {
     real: RealBackend,
@@ -37,23 +49,44 @@ pub struct FakeBackend {
 }
 
 impl FakeBackend {
-    /// A fresh fake world; the phone confirms pairings after `pair_delay`.
-    pub fn new(pair_delay: Duration) -> Self {
+    /// The fake world kept under `data_dir` (`.fake/world.json`, created on first use);
+    /// the phone confirms pairings after `pair_delay`; an outage is reported after `outage_after`.
+    pub fn new(data_dir: &Path, pair_delay: Duration, outage_after: Duration) -> Result<Self, WaError> {
+        let layout = crate::layout::Layout::new(data_dir);
+        layout.ensure_root().map_err(storage)?;
+        let dir = layout.fake_dir();
+        crate::layout::create_private_dir(&dir).map_err(storage)?;
         let fake = FakeWhatsApp::new(FakeOptions {
             trust_unknown_devices: true,
+            state_file: Some(dir.join("world.json")),
             ..FakeOptions::default()
         });
         let real = RealBackend::with_options(
             RealOptions::default()
                 .with_transport_factory(fake.transport())
-                .with_version(tgwa_fakewa::VERSION),
+                .with_version(tgwa_fakewa::VERSION)
+                .with_outage_after(outage_after),
         );
-        Self { real, fake, pair_delay }
+        Ok(Self { real, fake, pair_delay })
     }
 
     /// The fake server, for tests that want to look inside.
     pub fn server(&self) -> &FakeWhatsApp {
         &self.fake
+    }
+}
+
+fn storage(e: std::io::Error) -> WaError {
+    WaError::Storage(format!("the fake WhatsApp world: {e}"))
+}
+
+impl Drop for FakeBackend {
+    /// The last state is on disk before a restarted process loads it, even when a session's
+    /// tasks still hold the server a while longer.
+    fn drop(&mut self) {
+        if let Err(e) = self.fake.flush() {
+            warn!(error = %e, "could not save the fake WhatsApp world");
+        }
     }
 }
 
@@ -105,6 +138,18 @@ struct FakePhoneSession {
     pair_delay: Duration,
 }
 
+impl FakePhoneSession {
+    /// Writes the fake world to its file now (off the async runtime).
+    async fn save(&self) {
+        let fake = self.fake.clone();
+        match tokio::task::spawn_blocking(move || fake.flush()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => warn!(error = %e, "could not save the fake WhatsApp world"),
+            Err(e) => warn!(error = %e, "saving the fake WhatsApp world failed"),
+        }
+    }
+}
+
 #[async_trait]
 impl WaSession for FakePhoneSession {
     async fn request_pair_code(&self, phone: &PhoneNumber) -> Result<PairCode, WaError> {
@@ -135,13 +180,28 @@ impl WaSession for FakePhoneSession {
         self.inner.logout().await
     }
     async fn disconnect(&self, bound: Duration) {
-        self.inner.disconnect(bound).await
+        self.inner.disconnect(bound).await;
+        // A stopping process disconnects every session first: its world is then on disk
+        // before a restart loads it, whenever the last handle on the server goes.
+        self.save().await;
     }
     async fn profile(&self) -> Result<Profile, WaError> {
         self.inner.profile().await
     }
     async fn send_text(&self, to: &ChatTarget, text: &str) -> Result<String, WaError> {
-        self.inner.send_text(to, text).await
+        if let ChatTarget::Phone(p) = to {
+            if on_whatsapp(p) {
+                self.fake.add_user(p.digits());
+            }
+        }
+        let id = self.inner.send_text(to, text).await?;
+        // The server cannot read the message; it records the text of the one it accepted
+        // (until the fake phones decrypt what they receive).
+        self.fake.note_text(&id, text);
+        // As the simulator commits each message before its send returns: the record on disk
+        // holds every send that returned Ok, whatever stops the process next.
+        self.save().await;
+        Ok(id)
     }
     async fn groups(&self) -> Result<Vec<GroupSummary>, WaError> {
         self.inner.groups().await
@@ -191,6 +251,35 @@ impl WaSession for FakePhoneSession {
         self.inner.update_members(id, action, members).await
     }
     async fn is_on_whatsapp(&self, numbers: &[PhoneNumber]) -> Result<Vec<(PhoneNumber, bool)>, WaError> {
+        for n in numbers.iter().filter(|n| on_whatsapp(n)) {
+            self.fake.add_user(n.digits());
+        }
         self.inner.is_on_whatsapp(numbers).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn the_world_is_kept_in_a_private_folder_and_survives_a_new_backend() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("DB USER TELEGRAM");
+        let first = FakeBackend::new(&data, Duration::from_millis(10), Duration::from_secs(120)).expect("backend");
+        let g = first
+            .server()
+            .create_group("6281200000001", "Tetap", &["6281200000002"], false);
+        drop(first);
+
+        let mode = |p: &Path| std::fs::metadata(p).expect("metadata").permissions().mode() & 0o777;
+        assert_eq!(mode(&data.join(".fake")), 0o700);
+        assert_eq!(mode(&data.join(".fake/world.json")), 0o600);
+        let second = FakeBackend::new(&data, Duration::from_millis(10), Duration::from_secs(120)).expect("backend");
+        let kept = second.server().group(&g).expect("the group after a restart");
+        assert_eq!(kept.subject, "Tetap");
+        assert_eq!(kept.members.len(), 2);
     }
 }

@@ -334,7 +334,14 @@ pub async fn backend_for(config: &crate::config::Config) -> Result<Arc<dyn WaBac
             Ok(sim)
         }
         #[cfg(feature = "insecure-fake-whatsapp")]
-        crate::config::WaBackendKind::Fake => Ok(Arc::new(fake::FakeBackend::new(config.sim_pair_delay))),
+        crate::config::WaBackendKind::Fake => {
+            // Loading (and first writing) the fake world's file is blocking work.
+            let (dir, delay, outage) = (config.data_dir.clone(), config.sim_pair_delay, config.wa_outage_after);
+            let fake = crate::db::blocking(move || Ok(fake::FakeBackend::new(&dir, delay, outage)))
+                .await
+                .map_err(|e| WaError::Storage(e.to_string()))??;
+            Ok(Arc::new(fake))
+        }
         #[cfg(not(feature = "insecure-fake-whatsapp"))]
         crate::config::WaBackendKind::Fake => Err(WaError::Invalid(
             "TGWA_WA_BACKEND=fake needs a build with --features insecure-fake-whatsapp".into(),

@@ -221,8 +221,31 @@ impl TestBot {
         self.tg.wait_for_callback_answer(&id, WAIT).await
     }
 
-    /// Messages the simulator recorded as sent by `from` (digits): `(to, text)`.
+    /// The fake WhatsApp server's world (`TGWA_WA_BACKEND=fake`).
+    pub fn fake_world(&self) -> PathBuf {
+        self.data_dir().join(".fake").join("world.json")
+    }
+
+    /// Messages the WhatsApp backend recorded as sent by `from` (digits): `(to, text)`, `to`
+    /// being the number's digits or the group's JID. Over `sim` from its `world.db`; over
+    /// `fake` from the fake server's state file (saved every 100 ms and at shutdown), with
+    /// the text the backend noted after each successful send (empty if it never did).
     pub fn sent_by(&self, from: &str) -> Vec<(String, String)> {
+        if test_backend() == "fake" {
+            let path = self.fake_world();
+            if !path.exists() {
+                return Vec::new();
+            }
+            return tgwa_fakewa::read_sent_messages(&path)
+                .expect("read the fake server's record")
+                .into_iter()
+                .filter(|m| m.from == from)
+                .map(|m| {
+                    let to = m.to.strip_suffix("@s.whatsapp.net").unwrap_or(&m.to).to_string();
+                    (to, m.text.unwrap_or_default())
+                })
+                .collect();
+        }
         tgwa::wa::sim::read_sent_messages(&self.world_db())
             .expect("read the simulator's record")
             .into_iter()

@@ -29,17 +29,20 @@
 //! - `world`: accounts, devices, groups, and the answers to the client's requests;
 //! - `phone`: what the primary phone does when it links a device;
 //! - `signal`: the phones' private Signal state: they read what companions send and write to them.
+//! - `persist`: the world in a state file, so a restarted server keeps it.
 
 pub mod noise;
 
 mod conn;
 mod groups;
+mod persist;
 mod phone;
 mod signal;
 mod transport;
 mod world;
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -47,10 +50,12 @@ use std::time::Duration;
 use wacore_binary::Node;
 use whatsapp_rust::transport::TransportFactory;
 
+pub use persist::read_sent_messages;
 pub use transport::{FakeTransport, FakeTransportFactory};
 pub use world::{GroupView, MemberView, SentMessage};
 
 use crate::conn::ConnCtx;
+use crate::persist::{Persister, Snapshot};
 use crate::transport::Ctl;
 use crate::world::World;
 
@@ -58,7 +63,7 @@ use crate::world::World;
 /// client does not fetch one over HTTP.
 pub const VERSION: (u32, u32, u32) = (2, 3000, 1_023_000_000);
 
-/// Timing knobs.
+/// Timing knobs, and where the world is kept.
 #[derive(Debug, Clone)]
 pub struct FakeOptions {
     /// How long the fake phone takes to confirm a pairing code.
@@ -66,9 +71,16 @@ pub struct FakeOptions {
     /// How long after the first login the `0401` / `0402` numbers are logged out / banned.
     pub behaviour_delay: Duration,
     /// Accept a login from a device the world does not know, registering it on the spot.
-    /// The world lives in memory, so a process that restarts on paired session files needs
-    /// this to log them back in.
+    /// Without a [`state_file`](Self::state_file) the world lives in memory, so a process
+    /// that restarts on paired session files needs this to log them back in; it also lets
+    /// sessions paired elsewhere (imported from whatsmeow) in.
     pub trust_unknown_devices: bool,
+    /// Keeps the world (accounts, linked devices and their keys, groups, accepted messages,
+    /// the server's Noise key) in this JSON file: loaded at start, saved in the background
+    /// after changes and when the last handle is dropped. `None`: memory only.
+    pub state_file: Option<PathBuf>,
+    /// How often the background saver looks for changes to write.
+    pub save_every: Duration,
 }
 
 impl Default for FakeOptions {
@@ -77,6 +89,8 @@ impl Default for FakeOptions {
             pair_delay: Duration::from_millis(300),
             behaviour_delay: Duration::from_secs(3),
             trust_unknown_devices: false,
+            state_file: None,
+            save_every: Duration::from_millis(100),
         }
     }
 }
@@ -100,6 +114,8 @@ struct Inner {
     conns: Mutex<HashMap<u64, LiveConn>>,
     /// Receipts clients sent, oldest first.
     receipts: Mutex<Vec<Receipt>>,
+    /// The state file, when the world is kept on disk.
+    persist: Option<Persister>,
 }
 
 /// A `<receipt>` a client sent for a message it got, one per message id.
@@ -111,6 +127,31 @@ pub struct Receipt {
     pub id: String,
     /// The receipt's `type`: empty for "delivered", else e.g. `read`, `peer_msg`, `sender`.
     pub kind: String,
+}
+
+impl Inner {
+    /// Writes the world to the state file if it may have changed since the last write.
+    fn save(&self) -> std::io::Result<()> {
+        let Some(p) = &self.persist else { return Ok(()) };
+        p.save(|| {
+            // Straight at the mutex: a look for saving is not a change.
+            let w = self.world.lock().unwrap_or_else(|e| e.into_inner());
+            Snapshot::new(&self.server.key, &w)
+        })
+    }
+
+    /// The saver thread's tick.
+    fn save_logged(&self) {
+        if let Err(e) = self.save() {
+            tracing::warn!(error = %e, "could not save the fake WhatsApp world");
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.save_logged();
+    }
 }
 
 #[derive(Clone)]
@@ -126,20 +167,42 @@ impl Default for FakeWhatsApp {
 }
 
 impl FakeWhatsApp {
-    /// A fresh, empty world.
+    /// A fresh, empty world, or the one kept in `opts.state_file` (an unreadable file is
+    /// moved aside with a warning and the world starts empty).
     pub fn new(opts: FakeOptions) -> Self {
-        Self {
-            inner: Arc::new(Inner {
-                server: noise::ServerIdentity::generate(),
-                world: Mutex::new(World::new()),
-                opts,
-                next_conn: AtomicU64::new(1),
-                offline: AtomicBool::new(false),
-                refuse_version: AtomicBool::new(false),
-                conns: Mutex::new(HashMap::new()),
-                receipts: Mutex::new(Vec::new()),
-            }),
+        let (key, world) = match opts.state_file.as_deref().and_then(persist::load) {
+            Some(snapshot) => snapshot.into_parts(),
+            None => (None, World::new()),
+        };
+        let server = key.map_or_else(noise::ServerIdentity::generate, noise::ServerIdentity::from_key);
+        let persist = opts.state_file.clone().map(Persister::new);
+        let every = opts.save_every;
+        let inner = Arc::new(Inner {
+            server,
+            world: Mutex::new(world),
+            opts,
+            next_conn: AtomicU64::new(1),
+            offline: AtomicBool::new(false),
+            refuse_version: AtomicBool::new(false),
+            conns: Mutex::new(HashMap::new()),
+            receipts: Mutex::new(Vec::new()),
+            persist,
+        });
+        if inner.persist.is_some() {
+            // Written at once: the file is this server's from now on (an older server on the
+            // same file sees that and stops saving).
+            inner.save_logged();
+            if let Err(e) = persist::spawn_saver(Arc::downgrade(&inner), every, Inner::save_logged) {
+                tracing::warn!(error = %e, "no background saver for the fake WhatsApp world; it is saved on flush and drop only");
+            }
         }
+        Self { inner }
+    }
+
+    /// Writes the world to the state file now, if it changed since the last write (a no-op
+    /// without a state file). Blocks on disk: call it off the async runtime's hot path.
+    pub fn flush(&self) -> std::io::Result<()> {
+        self.inner.save()
     }
 
     /// The factory to give a client (`Bot::builder().with_transport_factory(..)`).
@@ -161,6 +224,9 @@ impl FakeWhatsApp {
     }
 
     pub(crate) fn world(&self) -> MutexGuard<'_, World> {
+        if let Some(p) = &self.inner.persist {
+            p.touch();
+        }
         self.inner.world.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -379,6 +445,24 @@ impl FakeWhatsApp {
     /// Every message the server accepted, oldest first.
     pub fn sent_messages(&self) -> Vec<SentMessage> {
         self.world().sent.clone()
+    }
+
+    /// Notes the text of the accepted message `id` when no fake phone could read it (a phone
+    /// restored from the state file has no Signal sessions; the fake backend tells the text
+    /// after a send succeeded). A text a phone decrypted is kept. Does nothing when the server
+    /// accepted no message with that id, so a message that was never sent is never recorded.
+    /// Returns whether it found the message.
+    pub fn note_text(&self, id: &str, text: &str) -> bool {
+        let mut w = self.world();
+        match w.sent.iter_mut().rev().find(|m| m.id == id) {
+            Some(m) => {
+                if m.text.is_none() {
+                    m.text = Some(text.to_string());
+                }
+                true
+            }
+            None => false,
+        }
     }
 
     /// A group as the server holds it.

@@ -29,6 +29,13 @@ impl ServerIdentity {
         Self { key, cert_chain }
     }
 
+    /// The identity with a key kept from before (a restarted server keeps its key, so a
+    /// client's cached server key still works).
+    pub fn from_key(key: KeyPair) -> Self {
+        let cert_chain = cert_chain_for(key.public_key.public_key_bytes());
+        Self { key, cert_chain }
+    }
+
     fn static_pub(&self) -> &[u8] {
         self.key.public_key.public_key_bytes()
     }

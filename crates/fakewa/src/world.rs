@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
+use serde::{Deserialize, Serialize};
 use tracing::debug;
 use wacore_binary::builder::NodeBuilder;
 use wacore_binary::{Node, NodeContent};
@@ -15,7 +16,7 @@ use crate::FakeWhatsApp;
 pub(crate) const SERVER: &str = "s.whatsapp.net";
 
 /// A message the server accepted.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SentMessage {
     /// Sender's phone number.
     pub from: String,
@@ -26,9 +27,14 @@ pub struct SentMessage {
     /// Devices the client encrypted it for (`user:device`), sorted.
     pub recipients: Vec<String>,
     /// The text, as the recipient's phone (or, in a group, a member's phone) decrypted it;
-    /// `None` when no fake phone could read it or it carried no text.
+    /// `None` when no fake phone could read it or it carried no text. The fake backend
+    /// fills a `None` from the sender's side after the send succeeded
+    /// ([`crate::FakeWhatsApp::note_text`]): phones restored from a state file have no
+    /// Signal sessions and cannot read what companions send them.
+    #[serde(default)]
     pub text: Option<String>,
     /// Every kind of `<enc>` the stanza carried (`msg`, `pkmsg`, `skmsg`), sorted, once each.
+    #[serde(default)]
     pub encryption: Vec<String>,
 }
 
@@ -56,7 +62,7 @@ pub struct GroupView {
 }
 
 /// The Signal keys of a device, as uploaded (companions) or generated (the fake phones).
-#[derive(Clone)]
+#[derive(Clone, Serialize, Deserialize)]
 pub(crate) struct Keys {
     pub reg_id: u32,
     pub identity: [u8; 32],
@@ -64,12 +70,14 @@ pub(crate) struct Keys {
     pub prekeys: BTreeMap<u32, [u8; 32]>,
 }
 
+#[derive(Clone, Serialize, Deserialize)]
 pub(crate) struct Device {
     /// The static Noise key this device must log in with (none for the phone).
     pub noise: Option<[u8; 32]>,
     pub keys: Keys,
 }
 
+#[derive(Clone, Serialize, Deserialize)]
 pub(crate) struct Account {
     pub phone: String,
     pub lid: String,
@@ -94,6 +102,7 @@ pub(crate) struct Registration {
     pub pairing: Option<(String, u16)>,
 }
 
+#[derive(Clone, Serialize, Deserialize)]
 pub(crate) struct Group {
     pub id: String,
     pub subject: String,
@@ -121,11 +130,11 @@ pub(crate) struct World {
     pub hidden_phones: HashSet<String>,
     /// Pairing-code flows in progress, newest last.
     pub code_flows: Vec<crate::phone::CodeFlow>,
-    /// Each fake phone's private Signal state, by phone digits.
+    /// Each fake phone's private Signal state, by phone digits. Not kept in the state file.
     pub signal: HashMap<String, crate::signal::PhoneSignal>,
-    next_lid: u64,
-    next_group: u64,
-    next_id: u64,
+    pub next_lid: u64,
+    pub next_group: u64,
+    pub next_id: u64,
 }
 
 pub(crate) fn now() -> u64 {
