@@ -5,12 +5,13 @@
 //! Measures, in one run: the time until all N are connected at the production login
 //! concurrency (`TGWA_LOGIN_CONCURRENCY`, 8) and at 64; resident memory per connected
 //! client; CPU seconds the process spends while they idle (keepalives) for
-//! `TGWA_BENCH_IDLE_SECS` (default 10; the figure is 60); and, as the baseline, N
+//! `TGWA_BENCH_IDLE_SECS` (default 10; the figure is 60), counted from
+//! `TGWA_BENCH_SETTLE_SECS` (default 10) after the last login; and, as the baseline, N
 //! bare Noise handshakes against the same server with no client around them.
 //!
 //! `TGWA_BENCH_CLIENTS` sets N (default 50). The N stores are copies of one store paired by
 //! QR, so every client logs in as the same device: the server-side cost per login is the
-//! same, and pairing N accounts (10 s each, the library's key-share grace) is not measured.
+//! same, and pairing N accounts is not measured.
 //!
 //! Prints one line: `real_clients clients=N ... ratio=<connect at 64> / <baseline>`.
 
@@ -57,14 +58,16 @@ fn spec(dir: &std::path::Path, name: &str) -> SessionSpec {
 }
 
 async fn wait_for(rx: &mut tgwa::wa::EventRx, mut ok: impl FnMut(&WaEvent) -> Option<String>) -> String {
+    let mut seen = Vec::new();
     loop {
-        match tokio::time::timeout(Duration::from_secs(120), rx.recv()).await {
+        match tokio::time::timeout(Duration::from_secs(300), rx.recv()).await {
             Ok(Some(ev)) => {
                 if let Some(v) = ok(&ev) {
                     return v;
                 }
+                seen.push(ev);
             }
-            other => panic!("event stream: {other:?}"),
+            other => panic!("event stream: {other:?}; events before it: {seen:?}"),
         }
     }
 }
@@ -173,6 +176,7 @@ async fn bare_handshake(fake: &FakeWhatsApp) {
 fn main() {
     let n = env_u64("TGWA_BENCH_CLIENTS", 50) as usize;
     let idle = Duration::from_secs(env_u64("TGWA_BENCH_IDLE_SECS", 10));
+    let settle = Duration::from_secs(env_u64("TGWA_BENCH_SETTLE_SECS", 10));
     let login_concurrency = env_u64("TGWA_LOGIN_CONCURRENCY", 8) as usize;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -206,7 +210,9 @@ fn main() {
 
         let before = rss_kib();
         let (clients, at_64) = connect_all(&be, &store, dir.path(), n, 64, "b").await;
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        // The work that follows a login (pre-key count, passive mode, offline queue) ends
+        // within seconds; idle starts after it.
+        tokio::time::sleep(settle).await;
         let rss_per_client = (rss_kib().saturating_sub(before)) as f64 / n as f64;
 
         let cpu0 = cpu_s();
