@@ -228,6 +228,13 @@ where
     let sweeper = manager.spawn_context_sweeper(shutdown.clone());
     let jobs = app.jobs().clone();
     jobs.set_observer(bot::jobs_ui::observer(bot.clone(), app.clone()));
+    // Its own stop signal: it must also stop when the dispatcher ends on its own.
+    let (announcer_stop, announcer_rx) = watch::channel(false);
+    let announcer = tokio::spawn(
+        app.announcements()
+            .clone()
+            .run(bot::announce::outlet(bot.clone(), app.clone()), announcer_rx),
+    );
     let restore = tokio::spawn({
         let m = manager.clone();
         let jobs = jobs.clone();
@@ -317,6 +324,15 @@ where
     restore.abort();
     if let Some(w) = watcher {
         w.abort();
+    }
+    // The send in flight finishes and is recorded; one that hangs is cut off (its recipient
+    // is then `unknown` at the next start, never sent twice).
+    let _ = announcer_stop.send(true);
+    if tokio::time::timeout(config.shutdown_timeout + config.telegram_timeout, announcer)
+        .await
+        .is_err()
+    {
+        warn!("the announcement worker did not stop in time");
     }
     jobs.shutdown(config.shutdown_timeout).await;
     manager.shutdown(config.shutdown_timeout).await;

@@ -102,7 +102,8 @@ pub enum JobState {
 }
 
 impl JobState {
-    fn as_str(self) -> &'static str {
+    /// The stored name (also used by announcements, which live the same life).
+    pub fn as_str(self) -> &'static str {
         match self {
             JobState::Draft => "draft",
             JobState::Running => "running",
@@ -112,7 +113,8 @@ impl JobState {
         }
     }
 
-    fn parse(s: &str) -> Self {
+    /// Reads a stored name (anything unknown is a draft, which never runs).
+    pub fn parse(s: &str) -> Self {
         match s {
             "running" => JobState::Running,
             "paused" => JobState::Paused,

@@ -311,3 +311,232 @@ async fn a_suspended_user_is_refused_everywhere_while_their_account_stays_up_unt
     assert_eq!(audit_count(&bot, ADMIN, "admin_restore"), 1);
     bot.stop().await;
 }
+
+/// Users of the announcement tests: each has a row in the master database (they sent /start).
+fn crowd() -> Vec<i64> {
+    (1..=20).map(|i| 8_100_000 + i).collect()
+}
+
+/// How many of the bot's messages in `chat` are exactly `text`.
+fn copies(bot: &TestBot, chat: i64, text: &str) -> usize {
+    bot.tg.sent_to(chat).iter().filter(|m| m.text == text).count()
+}
+
+fn master_rw(bot: &TestBot) -> rusqlite::Connection {
+    let c = rusqlite::Connection::open(bot.master_db()).unwrap();
+    c.busy_timeout(Duration::from_secs(5)).unwrap();
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_announcement_reaches_every_user_exactly_once_across_a_restart_and_a_crash() {
+    const TEXT: &str = "Halo semua: layanan dipelihara malam ini pukul 23.00 WIB.";
+    let admin = ADMIN.to_string();
+    let bot = TestBot::start(&[("TGWA_ADMIN_IDS", &admin), ("TGWA_ANNOUNCE_DELAY_MS", "300")]).await;
+    let users = crowd();
+    let suspended = 8_100_099;
+    for &u in users.iter().chain([suspended].iter()) {
+        say(&bot, u, "/start", "").await;
+    }
+    master_rw(&bot)
+        .execute(
+            "UPDATE telegram_users SET suspended = 1 WHERE telegram_id = ?1",
+            [suspended],
+        )
+        .unwrap();
+    // Telegram faults on the way: one user blocked the bot (403), one send is rate-limited
+    // (429, retry after 1 s), one gets a 500, and one answer is held back while the bot stops.
+    let blocked = users[3];
+    let limited = users[5];
+    let at_restart = users[8];
+    let crashed = users[13];
+    let errored = users[16];
+    bot.tg.block_bot_for(blocked);
+    bot.tg.fail_next(
+        "sendMessage",
+        Some(limited),
+        429,
+        "Too Many Requests: retry after 1",
+        Some(1),
+    );
+    bot.tg.fail_next_500("sendMessage", Some(errored));
+    bot.tg
+        .delay_next("sendMessage", Some(at_restart), Duration::from_millis(1500));
+
+    let preview = say(&bot, ADMIN, &format!("/admin announce {TEXT}"), "Pratinjau pengumuman").await;
+    // Every user but the suspended one: the crowd and the operator.
+    assert!(preview.text.contains("<b>21</b> pengguna"), "{}", preview.text);
+    assert!(preview.text.contains("ditangguhkan"), "{}", preview.text);
+    assert!(preview.text.contains(TEXT), "{}", preview.text);
+    assert_eq!(
+        copies(&bot, users[0], TEXT),
+        0,
+        "nothing goes out before the operator confirms"
+    );
+    let mark = bot.tg.mark();
+    bot.press(ADMIN, "Kirim ke 21");
+    bot.tg.wait_for_text_to_after(mark, ADMIN, "berjalan", WAIT).await;
+    // Stop the bot while the send to `at_restart` waits for its answer.
+    bot.tg.wait_for_text_to_after(mark, at_restart, TEXT, WAIT).await;
+    let (tg, dir, extra) = bot.stop().await;
+
+    let db = rusqlite::Connection::open(dir.path().join("bot_data.db")).unwrap();
+    let (state, pending): (String, i64) = db
+        .query_row(
+            "SELECT state, (SELECT COUNT(*) FROM announcement_recipients WHERE state = 'pending') FROM announcements",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(state, "running", "the bot stopped midway");
+    assert!(pending >= 5, "the bot stopped midway ({pending} left)");
+    let at_restart_state: String = db
+        .query_row(
+            "SELECT state FROM announcement_recipients WHERE telegram_id = ?1",
+            [at_restart],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(
+        at_restart_state, "sent",
+        "the send in flight at shutdown is finished and recorded"
+    );
+    // A crash during the send to `crashed` leaves it marked in flight, as here.
+    let marked = db
+        .execute(
+            "UPDATE announcement_recipients SET state = 'running' WHERE telegram_id = ?1 AND state = 'pending'",
+            [crashed],
+        )
+        .unwrap();
+    assert_eq!(marked, 1, "the crash case needs a recipient not reached yet");
+    drop(db);
+
+    let bot = TestBot::start_in(tg, dir, extra).await;
+    let done = bot
+        .tg
+        .wait_for_text_to(ADMIN, "</b>: selesai", Duration::from_secs(60))
+        .await;
+    assert!(done.text.contains("21/21"), "{}", done.text);
+    assert!(done.text.contains("Memblokir bot: 1"), "{}", done.text);
+    assert!(done.text.contains("Tidak pasti: 1"), "{}", done.text);
+    assert!(done.text.contains("Gagal: 0"), "{}", done.text);
+
+    for &u in users.iter().chain([ADMIN].iter()) {
+        let want = usize::from(u != blocked && u != crashed);
+        assert_eq!(copies(&bot, u, TEXT), want, "user {u}");
+    }
+    assert_eq!(copies(&bot, suspended, TEXT), 0, "a suspended user gets nothing");
+    let is_blocked: bool = bot
+        .master()
+        .query_row(
+            "SELECT blocked FROM telegram_users WHERE telegram_id = ?1",
+            [blocked],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(is_blocked, "a 403 marks the user as having blocked the bot");
+    assert_eq!(audit_count(&bot, ADMIN, "admin_announce_draft"), 1);
+    assert_eq!(audit_count(&bot, ADMIN, "admin_announce_start"), 1);
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_pauses_and_cancels_an_announcement() {
+    const TEXT: &str = "Pengumuman yang dibatalkan";
+    let admin = ADMIN.to_string();
+    let bot = TestBot::start(&[("TGWA_ADMIN_IDS", &admin), ("TGWA_ANNOUNCE_DELAY_MS", "400")]).await;
+    let users = crowd();
+    for &u in &users {
+        say(&bot, u, "/start", "").await;
+    }
+    say(&bot, ADMIN, &format!("/admin umumkan {TEXT}"), "Pratinjau pengumuman").await;
+    let mark = bot.tg.mark();
+    bot.press(ADMIN, "Kirim ke");
+    bot.tg.wait_for_text_to_after(mark, users[1], TEXT, WAIT).await;
+    tap(&bot, ADMIN, "Jeda", "dijeda").await;
+    let total = || users.iter().map(|&u| copies(&bot, u, TEXT)).sum::<usize>();
+    let paused_at = total();
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert!(total() <= paused_at + 1, "a paused announcement kept sending");
+    let stopped = total();
+    tap(&bot, ADMIN, "Lanjutkan", "berjalan").await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while total() < stopped + 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the announcement did not resume"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tap(&bot, ADMIN, "Batalkan", "dibatalkan").await;
+    let cancelled_at = total();
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert!(total() <= cancelled_at + 1, "a cancelled announcement kept sending");
+    assert!(total() < users.len());
+    for action in ["admin_announce_pause", "admin_announce_resume", "admin_announce_cancel"] {
+        assert_eq!(audit_count(&bot, ADMIN, action), 1, "{action}");
+    }
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_non_operator_replaying_announcement_buttons_is_refused_and_nothing_is_sent() {
+    const TEXT: &str = "Hanya operator yang boleh mengirim ini";
+    let admin = ADMIN.to_string();
+    let bot = TestBot::start(&[("TGWA_ADMIN_IDS", &admin)]).await;
+    bot.pair(A, A_PHONE).await;
+    say(&bot, B, "/start", "").await;
+    say(&bot, ADMIN, &format!("/admin announce {TEXT}"), "Pratinjau pengumuman").await;
+    let admin_data: Vec<String> = bot
+        .tg
+        .sent_to(ADMIN)
+        .iter()
+        .flat_map(|m| m.buttons().into_iter().map(|(_, d)| d))
+        .collect();
+    assert!(!admin_data.is_empty());
+
+    // The operator's own preview buttons, and every announcement button signed for A.
+    let codec = CallbackCodec::load_or_create(&bot.data_dir().join(".secret")).unwrap();
+    let a_id = AccountId::new(bot.account_row(A_PHONE).unwrap().0).unwrap();
+    let g = GroupId::parse("120363012345678901@g.us").unwrap();
+    let phone = PhoneNumber::from_digits(A_PHONE).unwrap();
+    let a_tid = TelegramId::new(A).unwrap();
+    let announcement: i64 = bot
+        .master()
+        .query_row("SELECT id FROM announcements", [], |r| r.get(0))
+        .unwrap();
+    let mine: Vec<String> = Cb::every_kind(a_id, &g, announcement, &phone)
+        .into_iter()
+        .filter(|cb| matches!(cb, Cb::Admin(a) if format!("{a:?}").starts_with("Announce")))
+        .map(|cb| codec.encode(a_tid, &cb))
+        .collect();
+    assert!(mine.len() >= 6, "{mine:?}");
+    let a_before = bot.tg.sent_to(A).len();
+    for data in mine.iter().chain(admin_data.iter()) {
+        let id = bot.tg.push_callback(A, 1, data);
+        let ans = bot.tg.wait_for_callback_answer(&id, WAIT).await;
+        assert_eq!(ans["show_alert"], true, "{data} was not refused: {ans}");
+        let text = ans["text"].as_str().unwrap_or("");
+        assert!(
+            text.contains("AKSES DITOLAK") || text.contains("bukan milik"),
+            "{data}: {text}"
+        );
+    }
+    assert_eq!(bot.tg.sent_to(A).len(), a_before, "A saw an operator screen");
+    // Nothing went out, and the draft is still a draft with no recipients.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for u in [A, B, ADMIN] {
+        assert_eq!(copies(&bot, u, TEXT), 0, "user {u}");
+    }
+    let (state, recipients): (String, i64) = bot
+        .master()
+        .query_row(
+            "SELECT state, (SELECT COUNT(*) FROM announcement_recipients) FROM announcements",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((state.as_str(), recipients), ("draft", 0));
+    assert!(audit_count(&bot, A, "refused_admin") >= mine.len() as i64);
+    bot.stop().await;
+}

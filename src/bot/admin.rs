@@ -58,6 +58,10 @@ pub(crate) async fn command<R: Req>(bot: &R, app: &App, c: &Caller, arg: &str) -
         format!("/admin {arg}").trim().to_string(),
     )
     .await?;
+    let (word, rest) = arg.split_once(char::is_whitespace).unwrap_or((arg, ""));
+    if ["announce", "umumkan"].contains(&word.to_ascii_lowercase().as_str()) {
+        return super::announce::command(bot, app, c, rest).await;
+    }
     let (text, kb) = if arg.is_empty() {
         overview(app, c).await?
     } else {
@@ -82,6 +86,17 @@ pub(crate) async fn callback<R: Req>(
         return Ok(Some((plain_text(tr(c.lang, Key::AccessDenied)), true)));
     }
     let l = c.lang;
+    if matches!(
+        cb,
+        AdminCb::Announcements
+            | AdminCb::AnnounceView(_)
+            | AdminCb::AnnounceYes(_)
+            | AdminCb::AnnouncePause(_)
+            | AdminCb::AnnounceResume(_)
+            | AdminCb::AnnounceCancel(_)
+    ) {
+        return super::announce::callback(bot, app, c, cb, mid).await;
+    }
     let target = match cb {
         AdminCb::Account(id)
         | AdminCb::Disconnect(id)
@@ -97,7 +112,7 @@ pub(crate) async fn callback<R: Req>(
             Some(a) => Some(a),
             None => return Ok(Some((tr(l, Key::StaleButton).to_string(), true))),
         },
-        AdminCb::Overview | AdminCb::Accounts(_) => None,
+        _ => None,
     };
     let (text, kb) = match (cb, target) {
         (AdminCb::Overview, _) => overview(app, c).await?,
@@ -245,7 +260,8 @@ pub(crate) async fn callback<R: Req>(
             let a = m.get(id).await?.unwrap_or(a);
             account_page(app, c, &a).await?
         }
-        (_, None) => return Ok(Some((tr(l, Key::StaleButton).to_string(), true))),
+        // (Announcement buttons were handed over above.)
+        _ => return Ok(Some((tr(l, Key::StaleButton).to_string(), true))),
     };
     edit_or_send(bot, m, c.chat, mid, &text, Some(kb)).await;
     Ok(None)
@@ -321,6 +337,12 @@ async fn overview(app: &App, c: &Caller) -> anyhow::Result<(String, InlineKeyboa
     );
     let kb = InlineKeyboardMarkup::new(vec![
         back(app, c, &t2(l, "📋 Semua akun", "📋 All accounts"), AdminCb::Accounts(0)),
+        back(
+            app,
+            c,
+            &t2(l, "📣 Pengumuman", "📣 Announcements"),
+            AdminCb::Announcements,
+        ),
         back(app, c, &t2(l, "🔄 Muat ulang", "🔄 Refresh"), AdminCb::Overview),
     ]);
     Ok((text, kb))
