@@ -584,6 +584,28 @@ impl Jobs {
         .ok_or(JobError::NotFound)
     }
 
+    /// Jobs running and paused across every active account, for the operator's overview.
+    pub async fn count_running_and_paused(&self) -> Result<(usize, usize), JobError> {
+        let mut counts = (0, 0);
+        for acc in self.inner.manager.all_rows().await? {
+            if acc.status != AccountStatus::Active || !acc.bot_data_db_path.exists() {
+                continue;
+            }
+            let (r, p) = self
+                .db(&acc, |c| {
+                    Ok(c.query_row(
+                        "SELECT COALESCE(SUM(state = 'running'), 0), COALESCE(SUM(state = 'paused'), 0) FROM jobs",
+                        [],
+                        |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
+                    )?)
+                })
+                .await?;
+            counts.0 += r as usize;
+            counts.1 += p as usize;
+        }
+        Ok(counts)
+    }
+
     /// Startup: starts a worker for every account that has running jobs.
     pub async fn resume_all(&self) -> Result<usize, JobError> {
         let accounts = self.inner.manager.all_rows().await?;

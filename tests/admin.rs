@@ -236,6 +236,9 @@ async fn the_operator_pauses_every_running_job_of_an_account_and_the_owner_is_to
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
+    let o = say(&bot, ADMIN, "/admin", "Admin").await;
+    assert!(o.text.contains("Pekerjaan: 1 berjalan, 0 dijeda"), "{}", o.text);
+
     say(&bot, ADMIN, &format!("/admin {A}"), "cocok dengan").await;
     tap(&bot, ADMIN, "4001", "Riwayat").await;
     tap(
@@ -262,6 +265,63 @@ async fn the_operator_pauses_every_running_job_of_an_account_and_the_owner_is_to
         "the job kept sending ({paused_at} -> {after})"
     );
     assert_eq!(audit_count(&bot, ADMIN, "admin_pause_jobs"), 1);
+    let o = say(&bot, ADMIN, "/admin", "Admin").await;
+    assert!(o.text.contains("Pekerjaan: 0 berjalan, 1 dijeda"), "{}", o.text);
+    bot.stop().await;
+}
+
+/// The overview's count of `source` ("Telegram" or "WhatsApp") errors in the last hour.
+async fn errors_shown(bot: &TestBot, source: &str) -> usize {
+    let o = say(bot, ADMIN, "/admin", "Admin").await;
+    let line = o
+        .text
+        .lines()
+        .find(|l| l.starts_with("Galat 1 jam terakhir"))
+        .unwrap_or_else(|| panic!("no error line: {}", o.text));
+    line.split(',')
+        .find_map(|part| {
+            part.trim()
+                .strip_prefix("Galat 1 jam terakhir:")
+                .unwrap_or(part)
+                .trim()
+                .strip_prefix(source)
+        })
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {source} count: {line}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_overview_counts_the_last_hours_telegram_and_whatsapp_errors() {
+    let admin = ADMIN.to_string();
+    let bot = TestBot::start(&[("TGWA_ADMIN_IDS", &admin)]).await;
+    say(&bot, B, "/start", "").await;
+    // (Other tests in this process add errors too: the counts only grow.)
+    let (tg0, wa0) = (
+        errors_shown(&bot, "Telegram").await,
+        errors_shown(&bot, "WhatsApp").await,
+    );
+    // B blocks the bot: the answer to their next message fails with 403.
+    bot.tg.block_bot_for(B);
+    let mark = bot.tg.mark();
+    bot.tg.push_message(B, "/menu");
+    bot.tg.wait_for_method_after(mark, "sendMessage", WAIT).await;
+    // WhatsApp rate-limits a pairing (simulator: numbers ending in 0429).
+    bot.tg.push_message(C, "/pair 6281234560429");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (tg, wa) = (
+            errors_shown(&bot, "Telegram").await,
+            errors_shown(&bot, "WhatsApp").await,
+        );
+        if tg > tg0 && wa > wa0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "errors not counted: Telegram {tg0} -> {tg}, WhatsApp {wa0} -> {wa}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     bot.stop().await;
 }
 

@@ -2,12 +2,14 @@
 //! gets the same "AKSES DITOLAK" as a user without an account (the command is not in the
 //! command list, and its buttons are refused on every press), and the attempt is audited.
 //!
-//! Screens: an overview (accounts by status, connected now, users, uptime, memory); every
+//! Screens: an overview (accounts by status, connected now, users, jobs running and paused,
+//! Telegram and WhatsApp errors in the last hour, uptime, memory); every
 //! account, ten per page, or those matching `/admin <number or owner ID>`; one account's page
 //! with its owner, masked number, live status, last error, last change and recent audit
 //! history. Actions, each after a confirmation and each audited: disconnect the account's
 //! session, force-logout it, or pause all its running jobs (its owner is told), and suspend or
 //! restore its owner (refused like a user with no account; their sessions stay up).
+//! Announcements to every user are [`super::announce`]'s.
 
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -324,14 +326,17 @@ async fn overview(app: &App, c: &Caller) -> anyhow::Result<(String, InlineKeyboa
     let uptime = STARTED.get().map(|t| t.elapsed().as_secs()).unwrap_or(0);
     let uptime = format!("{}h {}m", uptime / 3600, uptime / 60 % 60);
     let memory = rss_mib().map_or("-".to_string(), |m| format!("{m:.1} MiB"));
+    let (running, paused) = app.jobs().count_running_and_paused().await?;
+    let tg_errors = crate::metrics::errors_last_hour(crate::metrics::ErrorSource::Telegram);
+    let wa_errors = crate::metrics::errors_last_hour(crate::metrics::ErrorSource::WhatsApp);
     let text = t2(
         l,
         &format!(
-            "🛠 <b>Admin</b>\n\nAkun: {total} ({statuses})\nTerhubung sekarang: {connected}\nPengguna: {users}\nBerjalan: {uptime}\nMemori: {memory}\n\nCari: <code>/admin 0812…</code> atau <code>/admin ID-Telegram</code>",
+            "🛠 <b>Admin</b>\n\nAkun: {total} ({statuses})\nTerhubung sekarang: {connected}\nPengguna: {users}\nPekerjaan: {running} berjalan, {paused} dijeda\nGalat 1 jam terakhir: Telegram {tg_errors}, WhatsApp {wa_errors}\nBerjalan: {uptime}\nMemori: {memory}\n\nCari: <code>/admin 0812…</code> atau <code>/admin ID-Telegram</code>\nPengumuman: <code>/admin umumkan teks</code>",
             total = rows.len()
         ),
         &format!(
-            "🛠 <b>Admin</b>\n\nAccounts: {total} ({statuses})\nConnected now: {connected}\nUsers: {users}\nUp: {uptime}\nMemory: {memory}\n\nSearch: <code>/admin 0812…</code> or <code>/admin Telegram-ID</code>",
+            "🛠 <b>Admin</b>\n\nAccounts: {total} ({statuses})\nConnected now: {connected}\nUsers: {users}\nJobs: {running} running, {paused} paused\nErrors in the last hour: Telegram {tg_errors}, WhatsApp {wa_errors}\nUp: {uptime}\nMemory: {memory}\n\nSearch: <code>/admin 0812…</code> or <code>/admin Telegram-ID</code>\nAnnouncement: <code>/admin announce text</code>",
             total = rows.len()
         ),
     );
