@@ -606,6 +606,29 @@ impl Jobs {
         Ok(counts)
     }
 
+    /// Job items that failed since `since` (Unix seconds) across every active account, and
+    /// how many jobs they belong to: for the operators' daily digest.
+    pub async fn failed_since(&self, since: i64) -> Result<(usize, usize), JobError> {
+        let mut counts = (0, 0);
+        for acc in self.inner.manager.all_rows().await? {
+            if acc.status != AccountStatus::Active || !acc.bot_data_db_path.exists() {
+                continue;
+            }
+            let (items, jobs) = self
+                .db(&acc, move |c| {
+                    Ok(c.query_row(
+                        "SELECT COUNT(*), COUNT(DISTINCT job_id) FROM job_items WHERE state = 'failed' AND updated_at >= ?1",
+                        [since],
+                        |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
+                    )?)
+                })
+                .await?;
+            counts.0 += items as usize;
+            counts.1 += jobs as usize;
+        }
+        Ok(counts)
+    }
+
     /// Startup: starts a worker for every account that has running jobs.
     pub async fn resume_all(&self) -> Result<usize, JobError> {
         let accounts = self.inner.manager.all_rows().await?;

@@ -600,3 +600,104 @@ async fn a_non_operator_replaying_announcement_buttons_is_refused_and_nothing_is
     assert!(audit_count(&bot, A, "refused_admin") >= mine.len() as i64);
     bot.stop().await;
 }
+
+/// Banned 3 s after it connects (simulator).
+const BANNED_PHONE: &str = "6281234560402";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daily_digest_reports_the_last_day_to_the_operators_once_a_day_across_restarts() {
+    let admin = ADMIN.to_string();
+    let bot = TestBot::start(&[("TGWA_ADMIN_IDS", &admin)]).await;
+    // Seeded state: A active and connected, B banned, C logged out from the phone.
+    let a_id = bot.pair(A, A_PHONE).await;
+    bot.pair(B, BANNED_PHONE).await;
+    bot.pair(C, C_PHONE).await;
+    wait_status(&bot, BANNED_PHONE, "banned").await;
+    wait_status(&bot, C_PHONE, "logged_out").await;
+    let (tg, dir, mut extra) = bot.stop().await;
+    assert!(
+        !tg.sent_to(ADMIN).iter().any(|m| m.text.contains("Ringkasan harian")),
+        "TGWA_DIGEST_HOUR= (empty) turns it off"
+    );
+    // Two failed items of one job of A's today, and one of another job two days ago.
+    let path: String = rusqlite::Connection::open(dir.path().join("bot_data.db"))
+        .unwrap()
+        .query_row(
+            "SELECT bot_data_db_path FROM whatsapp_accounts WHERE id = ?1",
+            [a_id],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let jobs = rusqlite::Connection::open(path).unwrap();
+    for (job, at, states) in [
+        (1, now - 600, &["failed", "failed", "ok"][..]),
+        (2, now - 2 * 86_400, &["failed"][..]),
+    ] {
+        jobs.execute(
+            "INSERT INTO jobs (id, kind, state, params, telegram_id, chat_id, created_at, updated_at)
+             VALUES (?1, 'check_numbers', 'done', '{\"kind\":\"check_numbers\"}', ?2, ?2, ?3, ?3)",
+            rusqlite::params![job, A, at],
+        )
+        .unwrap();
+        for (seq, state) in states.iter().enumerate() {
+            jobs.execute(
+                "INSERT INTO job_items (job_id, seq, input, state, updated_at) VALUES (?1, ?2, '6285700000017', ?3, ?4)",
+                rusqlite::params![job, seq as i64, state, at],
+            )
+            .unwrap();
+        }
+    }
+    drop(jobs);
+
+    // Hour 0: today's digest is due at once.
+    extra.push(("TGWA_DIGEST_HOUR".into(), "0".into()));
+    let bot = TestBot::start_in(tg, dir, extra).await;
+    let d = bot.tg.wait_for_text_to(ADMIN, "Ringkasan harian", WAIT).await;
+    assert!(d.text.contains("Logout: 1\n  #"), "{}", d.text);
+    assert!(d.text.contains("*******0401"), "{}", d.text);
+    assert!(d.text.contains("Diblokir (ban): 1"), "{}", d.text);
+    assert!(d.text.contains("*******0402"), "{}", d.text);
+    assert!(d.text.contains("Offline lebih dari 1 jam: 0"), "{}", d.text);
+    assert!(d.text.contains("Item pekerjaan gagal: 2 (1 pekerjaan)"), "{}", d.text);
+    assert!(!d.text.contains("81234560401"), "numbers are masked: {}", d.text);
+    let today: String = bot
+        .master()
+        .query_row(
+            "SELECT value FROM admin_state WHERE key = 'digest_last_date'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let wib = chrono::Utc::now().with_timezone(&chrono::FixedOffset::east_opt(7 * 3600).unwrap());
+    assert_eq!(today, wib.date_naive().to_string(), "the date is WIB's");
+
+    // A restart the same day sends no second digest.
+    let mark = bot.tg.mark();
+    let bot = bot.restart().await;
+    // The start-up summary comes once the logins were tried: the digest would follow it.
+    bot.tg.wait_for_text_to_after(mark, ADMIN, "Startup selesai", WAIT).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let digests = bot
+        .tg
+        .sent_to(ADMIN)
+        .iter()
+        .filter(|m| m.text.contains("Ringkasan harian"))
+        .count();
+    assert_eq!(digests, 1, "one digest a day, across restarts");
+    assert_eq!(audit_count_system(&bot, "admin_digest"), 1);
+    bot.stop().await;
+}
+
+fn audit_count_system(bot: &TestBot, action: &str) -> i64 {
+    bot.master()
+        .query_row(
+            "SELECT COUNT(*) FROM audit_log WHERE telegram_id IS NULL AND action = ?1",
+            [action],
+            |r| r.get(0),
+        )
+        .unwrap()
+}

@@ -20,6 +20,7 @@ use crate::manager::{AccountManager, UserContext};
 pub mod admin;
 pub mod announce;
 pub mod callback;
+pub mod digest;
 pub mod flows;
 pub mod groups;
 pub mod i18n;
