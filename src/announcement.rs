@@ -493,6 +493,7 @@ impl Announcements {
                 Next::Finish { id } => {
                     if let Err(e) = self.db(move |c| finish(c, id)).await {
                         warn!(error = %e, announcement = id, "could not mark an announcement done");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
                         continue;
                     }
                     info!(announcement = id, "announcement finished");
@@ -505,7 +506,12 @@ impl Announcements {
                             _ = tokio::time::sleep(self.inner.delay) => {}
                             // Pause or cancel: looked at by the next pick.
                             _ = self.inner.notify.notified() => { continue; }
-                            _ = shutdown.changed() => { continue; }
+                            r = shutdown.changed() => {
+                                if r.is_err() {
+                                    break;
+                                }
+                                continue;
+                            }
                         }
                     }
                     first = false;

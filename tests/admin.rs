@@ -679,7 +679,9 @@ async fn the_daily_digest_reports_the_last_day_to_the_operators_once_a_day_acros
     let mark = bot.tg.mark();
     let bot = bot.restart().await;
     // The start-up summary comes once the logins were tried: the digest would follow it.
-    bot.tg.wait_for_text_to_after(mark, ADMIN, "Startup selesai", WAIT).await;
+    bot.tg
+        .wait_for_text_to_after(mark, ADMIN, "Startup selesai", WAIT)
+        .await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let digests = bot
         .tg

@@ -125,6 +125,10 @@ pub(crate) async fn callback<R: Req>(
         }
         AdminCb::AnnounceView(id) => (id, None, Ok(())),
         AdminCb::AnnounceYes(id) => {
+            // The worker edits this message from its first send on.
+            if let Some(mid) = mid {
+                a.set_message(id, c.chat.0, mid.0 as i64).await?;
+            }
             let res = a.start(id).await.map(|n| {
                 info!(announcement = id, admin = %c.tid, recipients = n, "announcement started");
             });

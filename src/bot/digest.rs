@@ -146,19 +146,13 @@ pub fn render(lang: Lang, date: NaiveDate, d: &Digest) -> String {
     t
 }
 
-/// Gathers the digest as of `now` and sends it to every operator, in their language.
+/// Gathers the digest as of `now`, audits it, and sends it to every operator, in their
+/// language.
 pub async fn send_now<R: Req>(bot: &R, app: &App, date: NaiveDate, now: i64) -> anyhow::Result<()> {
     let m = app.manager();
     let rows = m.all_rows().await?;
     let failed = app.jobs().failed_since(now - WINDOW).await?;
     let d = summarize(&rows, |a| m.live_status_unchecked(a.id), now, failed);
-    for &admin in &m.config().admin_ids {
-        let lang = match m.with_master(move |c| account::user(c, admin)).await {
-            Ok(Some(u)) => Lang::from_code(&u.language),
-            _ => Lang::Id,
-        };
-        send_html(bot, m, ChatId(admin.get()), &render(lang, date, &d), None).await;
-    }
     m.audit(
         None,
         None,
@@ -172,6 +166,13 @@ pub async fn send_now<R: Req>(bot: &R, app: &App, date: NaiveDate, now: i64) -> 
         ),
     )
     .await?;
+    for &admin in &m.config().admin_ids {
+        let lang = match m.with_master(move |c| account::user(c, admin)).await {
+            Ok(Some(u)) => Lang::from_code(&u.language),
+            _ => Lang::Id,
+        };
+        send_html(bot, m, ChatId(admin.get()), &render(lang, date, &d), None).await;
+    }
     info!(%date, "daily digest sent");
     Ok(())
 }
