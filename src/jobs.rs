@@ -591,7 +591,7 @@ impl Jobs {
             if acc.status != AccountStatus::Active || !acc.bot_data_db_path.exists() {
                 continue;
             }
-            let (r, p) = self
+            let res = self
                 .db(&acc, |c| {
                     Ok(c.query_row(
                         "SELECT COALESCE(SUM(state = 'running'), 0), COALESCE(SUM(state = 'paused'), 0) FROM jobs",
@@ -599,9 +599,15 @@ impl Jobs {
                         |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
                     )?)
                 })
-                .await?;
-            counts.0 += r as usize;
-            counts.1 += p as usize;
+                .await;
+            // One unreadable account must not hide the others from the operator.
+            match res {
+                Ok((r, p)) => {
+                    counts.0 += r as usize;
+                    counts.1 += p as usize;
+                }
+                Err(e) => warn!(account_id = %acc.id, error = %e, "could not count the account's jobs"),
+            }
         }
         Ok(counts)
     }
@@ -614,7 +620,7 @@ impl Jobs {
             if acc.status != AccountStatus::Active || !acc.bot_data_db_path.exists() {
                 continue;
             }
-            let (items, jobs) = self
+            let res = self
                 .db(&acc, move |c| {
                     Ok(c.query_row(
                         "SELECT COUNT(*), COUNT(DISTINCT job_id) FROM job_items WHERE state = 'failed' AND updated_at >= ?1",
@@ -622,9 +628,14 @@ impl Jobs {
                         |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
                     )?)
                 })
-                .await?;
-            counts.0 += items as usize;
-            counts.1 += jobs as usize;
+                .await;
+            match res {
+                Ok((items, jobs)) => {
+                    counts.0 += items as usize;
+                    counts.1 += jobs as usize;
+                }
+                Err(e) => warn!(account_id = %acc.id, error = %e, "could not count the account's failed items"),
+            }
         }
         Ok(counts)
     }
