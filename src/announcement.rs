@@ -607,6 +607,7 @@ impl Announcements {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::account;
     use crate::db::{migrate, Schema};
 
     fn db() -> Connection {
@@ -718,5 +719,99 @@ mod tests {
             create(&c, tid(11), 11, &long),
             Err(AnnouncementError::TooLong(_))
         ));
+    }
+
+    /// An outlet that answers from a script: per recipient, the deliveries of its attempts
+    /// in order (then `Sent`), recording every attempt.
+    struct Scripted {
+        script: std::sync::Mutex<std::collections::HashMap<i64, Vec<Delivery>>>,
+        attempts: std::sync::Mutex<Vec<i64>>,
+        shown: std::sync::Mutex<Vec<Progress>>,
+    }
+
+    #[async_trait]
+    impl Outlet for Scripted {
+        async fn deliver(&self, to: TelegramId, _text: &str) -> Delivery {
+            self.attempts.lock().unwrap().push(to.get());
+            let mut s = self.script.lock().unwrap();
+            match s.get_mut(&to.get()) {
+                Some(v) if !v.is_empty() => v.remove(0),
+                _ => Delivery::Sent,
+            }
+        }
+
+        async fn progress(&self, p: &Progress) {
+            self.shown.lock().unwrap().push(p.clone());
+        }
+    }
+
+    #[tokio::test]
+    async fn the_worker_waits_out_a_429_records_blocked_and_unknown_and_sends_everyone_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::config::Config::for_tests(dir.path());
+        let backend = crate::wa::backend_for(&config).await.unwrap();
+        let manager = AccountManager::open(config, backend).await.unwrap();
+        let users = [21, 22, 23, 24, 25];
+        manager
+            .with_master(move |c| {
+                for u in users {
+                    account::touch_user(c, tid(u), "id")?;
+                }
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let a = Announcements::new(manager.clone(), Duration::from_millis(5));
+        let outlet = Arc::new(Scripted {
+            script: std::sync::Mutex::new(
+                [
+                    (22, vec![Delivery::RateLimited(Duration::from_millis(300))]),
+                    (23, vec![Delivery::Blocked]),
+                    (24, vec![Delivery::Unknown("timeout".into())]),
+                ]
+                .into_iter()
+                .collect(),
+            ),
+            attempts: std::sync::Mutex::default(),
+            shown: std::sync::Mutex::default(),
+        });
+        let (stop, rx) = watch::channel(false);
+        let worker = tokio::spawn(a.clone().run(outlet.clone(), rx));
+        let id = a.create(tid(21), 21, "halo").await.unwrap();
+        let started = Instant::now();
+        assert_eq!(a.start(id).await.unwrap(), 5);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let p = loop {
+            let p = a.progress(id).await.unwrap();
+            if p.state == JobState::Done {
+                break p;
+            }
+            assert!(Instant::now() < deadline, "not done: {p:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert!(
+            started.elapsed() >= Duration::from_millis(300),
+            "the 429 was waited out"
+        );
+        assert_eq!((p.sent, p.blocked, p.unknown, p.failed, p.total), (3, 1, 1, 0, 5));
+        // 22 twice (the 429 sent nothing), everyone else once.
+        let mut attempts = outlet.attempts.lock().unwrap().clone();
+        attempts.sort_unstable();
+        assert_eq!(attempts, vec![21, 22, 22, 23, 24, 25]);
+        let blocked = manager
+            .with_master(|c| account::user(c, tid(23)))
+            .await
+            .unwrap()
+            .map(|u| u.blocked);
+        assert_eq!(blocked, Some(true), "a 403 marks the user");
+        assert_eq!(
+            outlet.shown.lock().unwrap().last().map(|p| p.state),
+            Some(JobState::Done)
+        );
+        stop.send(true).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), worker)
+            .await
+            .unwrap()
+            .unwrap();
     }
 }

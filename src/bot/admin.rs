@@ -53,6 +53,11 @@ pub(crate) async fn command<R: Req>(bot: &R, app: &App, c: &Caller, arg: &str) -
         send_html(bot, m, c.chat, tr(c.lang, Key::AccessDenied), None).await;
         return Ok(());
     }
+    // An announcement is audited by itself (`admin_announce_draft`), not as a view.
+    let (word, rest) = arg.split_once(char::is_whitespace).unwrap_or((arg, ""));
+    if ["announce", "umumkan"].contains(&word.to_ascii_lowercase().as_str()) {
+        return super::announce::command(bot, app, c, rest).await;
+    }
     m.audit(
         Some(c.tid),
         None,
@@ -60,10 +65,6 @@ pub(crate) async fn command<R: Req>(bot: &R, app: &App, c: &Caller, arg: &str) -
         format!("/admin {arg}").trim().to_string(),
     )
     .await?;
-    let (word, rest) = arg.split_once(char::is_whitespace).unwrap_or((arg, ""));
-    if ["announce", "umumkan"].contains(&word.to_ascii_lowercase().as_str()) {
-        return super::announce::command(bot, app, c, rest).await;
-    }
     let (text, kb) = if arg.is_empty() {
         overview(app, c).await?
     } else {

@@ -52,6 +52,8 @@ fn snippet(text: &str, n: usize) -> String {
 pub(crate) async fn command<R: Req>(bot: &R, app: &App, c: &Caller, text: &str) -> anyhow::Result<()> {
     let m = app.manager();
     if text.trim().is_empty() {
+        m.audit(Some(c.tid), None, "admin_view", "/admin announce".into())
+            .await?;
         let (t, kb) = screen(app, c).await?;
         send_html(bot, m, c.chat, &t, Some(kb)).await;
         return Ok(());
