@@ -226,8 +226,24 @@ where
     bot::set_commands(&bot).await;
     let notifier = tokio::spawn(bot::notify::run(bot.clone(), app.clone(), notices, shutdown.clone()));
     let sweeper = manager.spawn_context_sweeper(shutdown.clone());
+    // The digest waits for the startup logins, so accounts still logging in are not reported
+    // offline.
+    let (restored_tx, restored_rx) = watch::channel(false);
+    let digest = tokio::spawn(bot::digest::run(
+        bot.clone(),
+        app.clone(),
+        restored_rx,
+        shutdown.clone(),
+    ));
     let jobs = app.jobs().clone();
     jobs.set_observer(bot::jobs_ui::observer(bot.clone(), app.clone()));
+    // Its own stop signal: it must also stop when the dispatcher ends on its own.
+    let (announcer_stop, announcer_rx) = watch::channel(false);
+    let announcer = tokio::spawn(
+        app.announcements()
+            .clone()
+            .run(bot::announce::outlet(bot.clone(), app.clone()), announcer_rx),
+    );
     let restore = tokio::spawn({
         let m = manager.clone();
         let jobs = jobs.clone();
@@ -235,6 +251,7 @@ where
             if let Err(e) = m.restore_all(config.login_timeout, config.login_jitter).await {
                 error!(error = %crate::ids::mask_digits_in(&e.to_string()), "startup restore failed");
             }
+            let _ = restored_tx.send(true);
             // Jobs a restart interrupted carry on once their accounts are back.
             match jobs.resume_all().await {
                 Ok(0) => {}
@@ -318,10 +335,20 @@ where
     if let Some(w) = watcher {
         w.abort();
     }
+    // The send in flight finishes and is recorded; one that hangs is cut off (its recipient
+    // is then `unknown` at the next start, never sent twice).
+    let _ = announcer_stop.send(true);
+    if tokio::time::timeout(config.shutdown_timeout + config.telegram_timeout, announcer)
+        .await
+        .is_err()
+    {
+        warn!("the announcement worker did not stop in time");
+    }
     jobs.shutdown(config.shutdown_timeout).await;
     manager.shutdown(config.shutdown_timeout).await;
     let _ = tokio::time::timeout(Duration::from_secs(2), notifier).await;
     sweeper.abort();
+    digest.abort();
     if let Some(h) = http {
         let _ = tokio::time::timeout(Duration::from_secs(2), h).await;
     }

@@ -115,6 +115,13 @@ pub struct Config {
     pub http_addr: Option<std::net::SocketAddr>,
     /// `/health` fails once the last successful `getUpdates` is older than this.
     pub health_max_age: Duration,
+    /// Announcements (`/admin`): minimum time between two sends.
+    pub announce_delay: Duration,
+    /// The hour (0-23, in `utc_offset`) the daily digest goes to the operators; `None` when
+    /// `TGWA_DIGEST_HOUR` is set empty.
+    pub digest_hour: Option<u32>,
+    /// `TGWA_TIMEZONE`: the fixed offset the operators live in (WIB, UTC+7, by default).
+    pub utc_offset: chrono::FixedOffset,
 }
 
 impl std::fmt::Debug for Config {
@@ -156,6 +163,9 @@ impl std::fmt::Debug for Config {
             .field("telegram_timeout", &self.telegram_timeout)
             .field("http_addr", &self.http_addr)
             .field("health_max_age", &self.health_max_age)
+            .field("announce_delay", &self.announce_delay)
+            .field("digest_hour", &self.digest_hour)
+            .field("utc_offset", &self.utc_offset)
             .field("log_filter", &self.log_filter)
             .field("log_format", &self.log_format)
             .finish()
@@ -248,7 +258,33 @@ impl Config {
             ),
             None => Some(std::net::SocketAddr::from(([127, 0, 0, 1], 9464))),
         };
+        // Set but empty turns the digest off; unset means 08:00.
+        let digest_hour = match vars.get("TGWA_DIGEST_HOUR").map(|v| v.trim()) {
+            Some("") => None,
+            Some(v) => match v.parse::<u32>() {
+                Ok(h) if h < 24 => Some(h),
+                _ => {
+                    return Err(err(
+                        "TGWA_DIGEST_HOUR",
+                        format!("{v:?}: use an hour from 0 to 23, or empty for off"),
+                    ))
+                }
+            },
+            None => Some(8),
+        };
+        let utc_offset = match get("TGWA_TIMEZONE") {
+            None => WIB,
+            Some(v) => parse_offset(v).ok_or_else(|| {
+                err(
+                    "TGWA_TIMEZONE",
+                    format!("{v:?}: use a fixed offset like +07:00 (WIB), +08:00 (WITA) or +09:00 (WIT)"),
+                )
+            })?,
+        };
         Ok(Self {
+            announce_delay: Duration::from_millis(num("TGWA_ANNOUNCE_DELAY_MS", 100, 0)?),
+            digest_hour,
+            utc_offset,
             http_addr,
             health_max_age: Duration::from_secs(num("TGWA_HEALTH_MAX_AGE_SECS", 60, 1)?),
             bot_token,
@@ -315,6 +351,40 @@ impl Config {
         vars.insert("TGWA_HTTP_ADDR".into(), String::new());
         Self::from_map(&vars).expect("test config is valid")
     }
+}
+
+/// Western Indonesian Time, UTC+7: the operators' default.
+const WIB: chrono::FixedOffset = match chrono::FixedOffset::east_opt(7 * 3600) {
+    Some(o) => o,
+    None => unreachable!(),
+};
+
+/// A fixed UTC offset: `+07:00`, `+7`, `7`, `-03:30`, `UTC+7`, `WIB`, `WITA`, `WIT`, `UTC`.
+fn parse_offset(v: &str) -> Option<chrono::FixedOffset> {
+    let v = v.trim();
+    let named = match v.to_ascii_uppercase().as_str() {
+        "WIB" => Some(7),
+        "WITA" => Some(8),
+        "WIT" => Some(9),
+        "UTC" | "GMT" | "Z" => Some(0),
+        _ => None,
+    };
+    if let Some(h) = named {
+        return chrono::FixedOffset::east_opt(h * 3600);
+    }
+    let v = v.strip_prefix("UTC").or_else(|| v.strip_prefix("GMT")).unwrap_or(v);
+    let (sign, rest) = match v.as_bytes().first()? {
+        b'+' => (1, &v[1..]),
+        b'-' => (-1, &v[1..]),
+        // A bare number of hours is east of UTC, as in Indonesia.
+        _ => (1, v),
+    };
+    let (h, m) = rest.split_once(':').unwrap_or((rest, "0"));
+    let (h, m): (i32, i32) = (h.parse().ok()?, m.parse().ok()?);
+    if !(0..=14).contains(&h) || !(0..60).contains(&m) {
+        return None;
+    }
+    chrono::FixedOffset::east_opt(sign * (h * 3600 + m * 60))
 }
 
 /// The variables of a `.env` file, in dotenvy's syntax (first occurrence of a key wins, as
@@ -401,6 +471,24 @@ mod tests {
         assert_eq!(c.telegram_timeout, Duration::from_secs(17));
         assert_eq!(c.http_addr, Some(std::net::SocketAddr::from(([127, 0, 0, 1], 9464))));
         assert_eq!(with(&[("TGWA_HTTP_ADDR", "")]).unwrap().http_addr, None);
+        assert_eq!(c.digest_hour, Some(8));
+        assert_eq!(c.utc_offset.local_minus_utc(), 7 * 3600);
+        assert_eq!(with(&[("TGWA_DIGEST_HOUR", "")]).unwrap().digest_hour, None);
+        assert_eq!(with(&[("TGWA_DIGEST_HOUR", "0")]).unwrap().digest_hour, Some(0));
+    }
+
+    #[test]
+    fn time_zones_are_fixed_offsets() {
+        for (v, secs) in [
+            ("+07:00", 7 * 3600),
+            ("WITA", 8 * 3600),
+            ("UTC+9", 9 * 3600),
+            ("-03:30", -(3 * 3600 + 1800)),
+            ("UTC", 0),
+        ] {
+            let c = with(&[("TGWA_TIMEZONE", v)]).unwrap();
+            assert_eq!(c.utc_offset.local_minus_utc(), secs, "{v}");
+        }
     }
 
     #[test]
@@ -415,6 +503,11 @@ mod tests {
             ("TELEGRAM_API_URL", "ftp://x"),
             ("TGWA_HTTP_ADDR", "localhost"),
             ("TGWA_HEALTH_MAX_AGE_SECS", "0"),
+            ("TGWA_DIGEST_HOUR", "24"),
+            ("TGWA_DIGEST_HOUR", "8am"),
+            ("TGWA_TIMEZONE", "Asia/Jakarta"),
+            ("TGWA_TIMEZONE", "+25:00"),
+            ("TGWA_ANNOUNCE_DELAY_MS", "-5"),
         ] {
             let e = with(&[(k, v)]).err().unwrap_or_else(|| panic!("{k}={v} accepted"));
             assert_eq!(e.var, k);

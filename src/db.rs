@@ -44,6 +44,7 @@ const MASTER_MIGRATIONS: &[&str] = &[
     include_str!("../migrations/master/002_status_index.sql"),
     include_str!("../migrations/master/003_account_history.sql"),
     include_str!("../migrations/master/004_suspended.sql"),
+    include_str!("../migrations/master/005_announcements.sql"),
 ];
 const ACCOUNT_MIGRATIONS: &[&str] = &[
     include_str!("../migrations/account/001_init.sql"),

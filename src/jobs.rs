@@ -102,7 +102,8 @@ pub enum JobState {
 }
 
 impl JobState {
-    fn as_str(self) -> &'static str {
+    /// The stored name (also used by announcements, which live the same life).
+    pub fn as_str(self) -> &'static str {
         match self {
             JobState::Draft => "draft",
             JobState::Running => "running",
@@ -112,7 +113,8 @@ impl JobState {
         }
     }
 
-    fn parse(s: &str) -> Self {
+    /// Reads a stored name (anything unknown is a draft, which never runs).
+    pub fn parse(s: &str) -> Self {
         match s {
             "running" => JobState::Running,
             "paused" => JobState::Paused,
@@ -580,6 +582,62 @@ impl Jobs {
         })
         .await?
         .ok_or(JobError::NotFound)
+    }
+
+    /// Jobs running and paused across every active account, for the operator's overview.
+    pub async fn count_running_and_paused(&self) -> Result<(usize, usize), JobError> {
+        let mut counts = (0, 0);
+        for acc in self.inner.manager.all_rows().await? {
+            if acc.status != AccountStatus::Active || !acc.bot_data_db_path.exists() {
+                continue;
+            }
+            let res = self
+                .db(&acc, |c| {
+                    Ok(c.query_row(
+                        "SELECT COALESCE(SUM(state = 'running'), 0), COALESCE(SUM(state = 'paused'), 0) FROM jobs",
+                        [],
+                        |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
+                    )?)
+                })
+                .await;
+            // One unreadable account must not hide the others from the operator.
+            match res {
+                Ok((r, p)) => {
+                    counts.0 += r as usize;
+                    counts.1 += p as usize;
+                }
+                Err(e) => warn!(account_id = %acc.id, error = %e, "could not count the account's jobs"),
+            }
+        }
+        Ok(counts)
+    }
+
+    /// Job items that failed since `since` (Unix seconds) across every active account, and
+    /// how many jobs they belong to: for the operators' daily digest.
+    pub async fn failed_since(&self, since: i64) -> Result<(usize, usize), JobError> {
+        let mut counts = (0, 0);
+        for acc in self.inner.manager.all_rows().await? {
+            if acc.status != AccountStatus::Active || !acc.bot_data_db_path.exists() {
+                continue;
+            }
+            let res = self
+                .db(&acc, move |c| {
+                    Ok(c.query_row(
+                        "SELECT COUNT(*), COUNT(DISTINCT job_id) FROM job_items WHERE state = 'failed' AND updated_at >= ?1",
+                        [since],
+                        |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
+                    )?)
+                })
+                .await;
+            match res {
+                Ok((items, jobs)) => {
+                    counts.0 += items as usize;
+                    counts.1 += jobs as usize;
+                }
+                Err(e) => warn!(account_id = %acc.id, error = %e, "could not count the account's failed items"),
+            }
+        }
+        Ok(counts)
     }
 
     /// Startup: starts a worker for every account that has running jobs.

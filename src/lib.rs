@@ -19,9 +19,11 @@
 //! - [`cli`]: the operator command line.
 //! - [`http`]: the `/health` and `/metrics` listener.
 //! - [`metrics`]: metric names and recording helpers.
+//! - [`announcement`]: the operators' announcements to every user, paced, resumable, sent once.
 //! - [`backup`]: `tgwa backup` and `tgwa restore`: consistent copies of every database.
 
 pub mod account;
+pub mod announcement;
 pub mod app;
 pub mod backup;
 pub mod bot;

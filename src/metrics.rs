@@ -16,11 +16,15 @@
 //! | `tgwa_update_seconds` | histogram | |
 //! | `tgwa_telegram_last_poll_age_seconds` | gauge, set at each scrape | |
 //!
+//! Beside the counters, a small in-memory ring of the last hour's error timestamps per source
+//! (Telegram, WhatsApp) feeds the `/admin` overview ([`errors_last_hour`]).
+//!
 //! With whatsapp-rust's `metrics` feature on, its own `wa_*` counters (messages received and
 //! sent, reconnects, connect outcomes, IQ results) appear in the same output.
 
-use std::sync::OnceLock;
-use std::time::Duration;
+use std::collections::VecDeque;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use teloxide::{ApiError, RequestError};
@@ -115,6 +119,21 @@ pub fn pair_request() {
 /// A pairing finished: `paired`, `expired`, `rate_limited` or `failed`.
 pub fn pair_outcome(outcome: &'static str) {
     metrics::counter!("tgwa_pair_outcomes_total", "outcome" => outcome).increment(1);
+    if matches!(outcome, "rate_limited" | "failed") {
+        note_error(ErrorSource::WhatsApp);
+    }
+}
+
+/// A pairing request WhatsApp refused at once (before any code): counted as a pairing outcome
+/// (`rate_limited` or `failed`). `None` (refused for another reason) counts nothing.
+pub fn pair_refused(e: Option<&crate::wa::WaError>) {
+    if let Some(e) = e {
+        pair_outcome(if matches!(e, crate::wa::WaError::RateLimited { .. }) {
+            "rate_limited"
+        } else {
+            "failed"
+        });
+    }
 }
 
 /// A bulk job ended or was paused by the engine: `done`, `cancelled` or `auto_paused`.
@@ -125,11 +144,60 @@ pub fn job_outcome(outcome: &'static str) {
 /// A bulk job item ran: `ok` or `failed`.
 pub fn job_item(outcome: &'static str) {
     metrics::counter!("tgwa_job_items_total", "outcome" => outcome).increment(1);
+    if outcome != "ok" {
+        note_error(ErrorSource::WhatsApp);
+    }
 }
 
 /// A Telegram Bot API call failed.
 pub fn telegram_error(e: &RequestError) {
     metrics::counter!("tgwa_telegram_errors_total", "kind" => telegram_error_kind(e)).increment(1);
+    note_error(ErrorSource::Telegram);
+}
+
+/// Where an error counted for the `/admin` overview came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorSource {
+    /// A failed Bot API call.
+    Telegram,
+    /// A WhatsApp call that failed: a job item, a pairing refused or rate-limited.
+    WhatsApp,
+}
+
+/// How far back the overview counts errors.
+const ERROR_WINDOW: Duration = Duration::from_secs(3600);
+/// Timestamps kept per source: a storm of errors costs at most this much memory, and the
+/// overview then shows "at least" this many.
+const ERROR_RING: usize = 10_000;
+
+/// The last hour's error timestamps, per source. Process-wide, like the metrics recorder: the
+/// counters above are fed from everywhere and need no handle passed around.
+static RECENT_ERRORS: Mutex<(VecDeque<Instant>, VecDeque<Instant>)> = Mutex::new((VecDeque::new(), VecDeque::new()));
+
+/// Records an error now, for [`errors_last_hour`].
+pub fn note_error(source: ErrorSource) {
+    let mut rings = RECENT_ERRORS.lock().unwrap_or_else(|e| e.into_inner());
+    let ring = match source {
+        ErrorSource::Telegram => &mut rings.0,
+        ErrorSource::WhatsApp => &mut rings.1,
+    };
+    if ring.len() >= ERROR_RING {
+        ring.pop_front();
+    }
+    ring.push_back(Instant::now());
+}
+
+/// Errors from `source` in the last hour (at most the ring's size).
+pub fn errors_last_hour(source: ErrorSource) -> usize {
+    let mut rings = RECENT_ERRORS.lock().unwrap_or_else(|e| e.into_inner());
+    let ring = match source {
+        ErrorSource::Telegram => &mut rings.0,
+        ErrorSource::WhatsApp => &mut rings.1,
+    };
+    while ring.front().is_some_and(|t| t.elapsed() > ERROR_WINDOW) {
+        ring.pop_front();
+    }
+    ring.len()
 }
 
 /// The label a Telegram error is counted under.
@@ -165,6 +233,22 @@ mod tests {
             telegram_error_kind(&RequestError::RetryAfter(teloxide::types::Seconds::from_seconds(3))),
             "retry_after"
         );
+    }
+
+    #[test]
+    fn errors_are_counted_per_source_for_an_hour() {
+        let (t, w) = (
+            errors_last_hour(ErrorSource::Telegram),
+            errors_last_hour(ErrorSource::WhatsApp),
+        );
+        telegram_error(&RequestError::Api(ApiError::BotBlocked));
+        pair_outcome("rate_limited");
+        pair_outcome("paired");
+        job_item("failed");
+        job_item("ok");
+        // Other tests in this process may add more, never fewer.
+        assert!(errors_last_hour(ErrorSource::Telegram) > t);
+        assert!(errors_last_hour(ErrorSource::WhatsApp) >= w + 2);
     }
 
     #[test]

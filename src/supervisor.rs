@@ -163,6 +163,11 @@ impl AccountManager {
             }
         }
         let res = self.begin_pairing_inner(owner, phone, qr).await;
+        crate::metrics::pair_refused(if let Err(PairError::Wa(e)) = &res {
+            Some(e)
+        } else {
+            None
+        });
         if res.is_err() {
             self.inner
                 .live

@@ -2,12 +2,14 @@
 //! gets the same "AKSES DITOLAK" as a user without an account (the command is not in the
 //! command list, and its buttons are refused on every press), and the attempt is audited.
 //!
-//! Screens: an overview (accounts by status, connected now, users, uptime, memory); every
+//! Screens: an overview (accounts by status, connected now, users, jobs running and paused,
+//! Telegram and WhatsApp errors in the last hour, uptime, memory); every
 //! account, ten per page, or those matching `/admin <number or owner ID>`; one account's page
 //! with its owner, masked number, live status, last error, last change and recent audit
 //! history. Actions, each after a confirmation and each audited: disconnect the account's
 //! session, force-logout it, or pause all its running jobs (its owner is told), and suspend or
 //! restore its owner (refused like a user with no account; their sessions stay up).
+//! Announcements to every user are [`super::announce`]'s.
 
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -51,6 +53,11 @@ pub(crate) async fn command<R: Req>(bot: &R, app: &App, c: &Caller, arg: &str) -
         send_html(bot, m, c.chat, tr(c.lang, Key::AccessDenied), None).await;
         return Ok(());
     }
+    // An announcement is audited by itself (`admin_announce_draft`), not as a view.
+    let (word, rest) = arg.split_once(char::is_whitespace).unwrap_or((arg, ""));
+    if ["announce", "umumkan"].contains(&word.to_ascii_lowercase().as_str()) {
+        return super::announce::command(bot, app, c, rest).await;
+    }
     m.audit(
         Some(c.tid),
         None,
@@ -82,6 +89,17 @@ pub(crate) async fn callback<R: Req>(
         return Ok(Some((plain_text(tr(c.lang, Key::AccessDenied)), true)));
     }
     let l = c.lang;
+    if matches!(
+        cb,
+        AdminCb::Announcements
+            | AdminCb::AnnounceView(_)
+            | AdminCb::AnnounceYes(_)
+            | AdminCb::AnnouncePause(_)
+            | AdminCb::AnnounceResume(_)
+            | AdminCb::AnnounceCancel(_)
+    ) {
+        return super::announce::callback(bot, app, c, cb, mid).await;
+    }
     let target = match cb {
         AdminCb::Account(id)
         | AdminCb::Disconnect(id)
@@ -97,7 +115,7 @@ pub(crate) async fn callback<R: Req>(
             Some(a) => Some(a),
             None => return Ok(Some((tr(l, Key::StaleButton).to_string(), true))),
         },
-        AdminCb::Overview | AdminCb::Accounts(_) => None,
+        _ => None,
     };
     let (text, kb) = match (cb, target) {
         (AdminCb::Overview, _) => overview(app, c).await?,
@@ -245,7 +263,8 @@ pub(crate) async fn callback<R: Req>(
             let a = m.get(id).await?.unwrap_or(a);
             account_page(app, c, &a).await?
         }
-        (_, None) => return Ok(Some((tr(l, Key::StaleButton).to_string(), true))),
+        // (Announcement buttons were handed over above.)
+        _ => return Ok(Some((tr(l, Key::StaleButton).to_string(), true))),
     };
     edit_or_send(bot, m, c.chat, mid, &text, Some(kb)).await;
     Ok(None)
@@ -308,19 +327,28 @@ async fn overview(app: &App, c: &Caller) -> anyhow::Result<(String, InlineKeyboa
     let uptime = STARTED.get().map(|t| t.elapsed().as_secs()).unwrap_or(0);
     let uptime = format!("{}h {}m", uptime / 3600, uptime / 60 % 60);
     let memory = rss_mib().map_or("-".to_string(), |m| format!("{m:.1} MiB"));
+    let (running, paused) = app.jobs().count_running_and_paused().await?;
+    let tg_errors = crate::metrics::errors_last_hour(crate::metrics::ErrorSource::Telegram);
+    let wa_errors = crate::metrics::errors_last_hour(crate::metrics::ErrorSource::WhatsApp);
     let text = t2(
         l,
         &format!(
-            "🛠 <b>Admin</b>\n\nAkun: {total} ({statuses})\nTerhubung sekarang: {connected}\nPengguna: {users}\nBerjalan: {uptime}\nMemori: {memory}\n\nCari: <code>/admin 0812…</code> atau <code>/admin ID-Telegram</code>",
+            "🛠 <b>Admin</b>\n\nAkun: {total} ({statuses})\nTerhubung sekarang: {connected}\nPengguna: {users}\nPekerjaan: {running} berjalan, {paused} dijeda\nGalat 1 jam terakhir: Telegram {tg_errors}, WhatsApp {wa_errors}\nBerjalan: {uptime}\nMemori: {memory}\n\nCari: <code>/admin 0812…</code> atau <code>/admin ID-Telegram</code>\nPengumuman: <code>/admin umumkan teks</code>",
             total = rows.len()
         ),
         &format!(
-            "🛠 <b>Admin</b>\n\nAccounts: {total} ({statuses})\nConnected now: {connected}\nUsers: {users}\nUp: {uptime}\nMemory: {memory}\n\nSearch: <code>/admin 0812…</code> or <code>/admin Telegram-ID</code>",
+            "🛠 <b>Admin</b>\n\nAccounts: {total} ({statuses})\nConnected now: {connected}\nUsers: {users}\nJobs: {running} running, {paused} paused\nErrors in the last hour: Telegram {tg_errors}, WhatsApp {wa_errors}\nUp: {uptime}\nMemory: {memory}\n\nSearch: <code>/admin 0812…</code> or <code>/admin Telegram-ID</code>\nAnnouncement: <code>/admin announce text</code>",
             total = rows.len()
         ),
     );
     let kb = InlineKeyboardMarkup::new(vec![
         back(app, c, &t2(l, "📋 Semua akun", "📋 All accounts"), AdminCb::Accounts(0)),
+        back(
+            app,
+            c,
+            &t2(l, "📣 Pengumuman", "📣 Announcements"),
+            AdminCb::Announcements,
+        ),
         back(app, c, &t2(l, "🔄 Muat ulang", "🔄 Refresh"), AdminCb::Overview),
     ]);
     Ok((text, kb))

@@ -18,7 +18,9 @@ use crate::jobs::{JobOptions, Jobs};
 use crate::manager::{AccountManager, UserContext};
 
 pub mod admin;
+pub mod announce;
 pub mod callback;
+pub mod digest;
 pub mod flows;
 pub mod groups;
 pub mod i18n;
@@ -94,6 +96,8 @@ struct AppInner {
     qr_msgs: Mutex<HashMap<(TelegramId, AccountId), (ChatId, MessageId)>>,
     /// The bulk job engine.
     jobs: Jobs,
+    /// The operators' announcements to every user.
+    announcements: crate::announcement::Announcements,
 }
 
 impl App {
@@ -102,6 +106,7 @@ impl App {
         let codec = CallbackCodec::load_or_create(&manager.layout().root().join(".secret"))?;
         let jobs = Jobs::new(manager.clone(), JobOptions::from_config(manager.config()));
         jobs.attach();
+        let announcements = crate::announcement::Announcements::new(manager.clone(), manager.config().announce_delay);
         let app = Self {
             inner: Arc::new(AppInner {
                 manager,
@@ -110,6 +115,7 @@ impl App {
                 pairing_msgs: Mutex::new(HashMap::new()),
                 qr_msgs: Mutex::new(HashMap::new()),
                 jobs,
+                announcements,
             }),
         };
         app.inner
@@ -140,6 +146,11 @@ impl App {
     /// The bulk job engine.
     pub fn jobs(&self) -> &Jobs {
         &self.inner.jobs
+    }
+
+    /// The announcement engine.
+    pub fn announcements(&self) -> &crate::announcement::Announcements {
+        &self.inner.announcements
     }
 
     /// The callback codec.

@@ -54,6 +54,8 @@ pub fn env_for(dir: &Path, api_url: &str, extra: &[(String, String)]) -> HashMap
         ("TGWA_PAIR_MAX_PER_HOUR", "0"),
         // Off: many bots run in one test process; tests/ops.rs turns it on with a free port.
         ("TGWA_HTTP_ADDR", ""),
+        // Off: it would greet every operator at start-up; tests/admin.rs turns it on.
+        ("TGWA_DIGEST_HOUR", ""),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
