@@ -1045,6 +1045,40 @@ async fn a_dropped_socket_and_a_stream_recycle_reconnect_by_themselves() {
     s.disconnect(Duration::from_secs(5)).await;
 }
 
+/// A tap that lands while the connection is being re-established (right after pairing, or
+/// during a routine recycle) waits for the login instead of failing with "not connected".
+#[tokio::test]
+async fn an_operation_during_a_reconnect_waits_for_the_login() {
+    let fake = FakeWhatsApp::default();
+    let dir = tempfile::tempdir().unwrap();
+    let phone = "6281200000057";
+    let (s, mut rx, _) = pair_by_qr(&fake, dir.path(), phone).await;
+    fake.set_offline(true);
+    fake.drop_socket(phone);
+    fakewa::wait_for(&mut rx, "Disconnected", |e| {
+        matches!(e, WaEvent::Disconnected { .. }).then_some(())
+    })
+    .await;
+    // The call is made while no connection can be made; the server comes back shortly after.
+    let call = tokio::spawn({
+        let s = s.clone();
+        async move { s.groups().await }
+    });
+    fakewa::wait_for(&mut rx, "ConnectAttemptFailed", |e| {
+        matches!(e, WaEvent::ConnectAttemptFailed { .. }).then_some(())
+    })
+    .await;
+    assert!(
+        !call.is_finished(),
+        "the call gave up before the reconnect: {:?}",
+        call.await
+    );
+    fake.set_offline(false);
+    let groups = call.await.expect("task");
+    assert!(groups.is_ok(), "{groups:?}");
+    s.disconnect(Duration::from_secs(5)).await;
+}
+
 #[tokio::test]
 async fn failed_reconnect_attempts_are_reported_and_a_long_outage_once() {
     let fake = FakeWhatsApp::default();

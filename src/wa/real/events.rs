@@ -194,6 +194,8 @@ struct SinkInner {
     last_code_ttl: Mutex<Option<Duration>>,
     /// Connection health, for failed-attempt and outage events.
     health: Mutex<Health>,
+    /// Woken on every login and when the stream ends, for calls waiting out a reconnect.
+    changed: tokio::sync::Notify,
 }
 
 /// What the sink knows about the connection: the library reports neither failed connect
@@ -232,6 +234,7 @@ impl EventSink {
                     reason: String::new(),
                     outage_after: Duration::from_secs(120),
                 }),
+                changed: tokio::sync::Notify::new(),
             }),
         };
         (sink, rx)
@@ -240,20 +243,45 @@ impl EventSink {
     /// Sends one event; a terminal one closes the stream after it.
     pub fn send(&self, ev: WaEvent) {
         let terminal = is_terminal(&ev);
-        let mut tx = self.inner.tx.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(t) = tx.as_ref() {
-            if t.send(ev).is_err() {
+        let wake = terminal || matches!(ev, WaEvent::Connected);
+        {
+            let mut tx = self.inner.tx.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(t) = tx.as_ref() {
+                if t.send(ev).is_err() {
+                    *tx = None;
+                }
+            }
+            if terminal {
                 *tx = None;
             }
         }
-        if terminal {
-            *tx = None;
+        if wake {
+            self.inner.changed.notify_waiters();
         }
     }
 
     /// Ends the stream: the supervisor's receiver sees `None`.
     pub fn close(&self) {
         self.inner.tx.lock().unwrap_or_else(|e| e.into_inner()).take();
+        self.inner.changed.notify_waiters();
+    }
+
+    /// Waits until `ready` holds, re-checking it after every login and when the stream ends,
+    /// for at most `bound`. Whether it holds at the end is returned.
+    pub async fn wait_until(&self, bound: Duration, ready: impl Fn() -> bool) -> bool {
+        let deadline = tokio::time::Instant::now() + bound;
+        loop {
+            // Registered before the check, so a login between the check and the wait wakes it.
+            let woken = self.inner.changed.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            if ready() {
+                return true;
+            }
+            if self.is_closed() || tokio::time::timeout_at(deadline, woken).await.is_err() {
+                return ready();
+            }
+        }
     }
 
     /// Whether the stream is closed.

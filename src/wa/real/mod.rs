@@ -67,6 +67,10 @@ pub struct RealOptions {
     /// How long the connection may stay down before a [`crate::wa::WaEvent::Outage`] is sent (once).
     /// Routine stream recycles reconnect well within it and are never reported.
     pub outage_after: Duration,
+    /// How long an operation waits for a connection that is being re-established (the
+    /// restart right after pairing, a routine recycle, a short drop) before it fails with
+    /// [`WaError::NotConnected`].
+    pub reconnect_grace: Duration,
 }
 
 impl Default for RealOptions {
@@ -80,6 +84,7 @@ impl Default for RealOptions {
             cache_size_kib: 256,
             skip_history_sync: true,
             outage_after: Duration::from_secs(120),
+            reconnect_grace: Duration::from_secs(10),
         }
     }
 }
@@ -95,6 +100,7 @@ impl std::fmt::Debug for RealOptions {
             .field("cache_size_kib", &self.cache_size_kib)
             .field("skip_history_sync", &self.skip_history_sync)
             .field("outage_after", &self.outage_after)
+            .field("reconnect_grace", &self.reconnect_grace)
             .finish()
     }
 }
@@ -127,6 +133,12 @@ impl RealOptions {
     /// Sets how long the connection may be down before an outage is reported.
     pub fn with_outage_after(mut self, after: Duration) -> Self {
         self.outage_after = after;
+        self
+    }
+
+    /// Sets how long an operation waits for a connection being re-established.
+    pub fn with_reconnect_grace(mut self, grace: Duration) -> Self {
+        self.reconnect_grace = grace;
         self
     }
 
@@ -349,12 +361,19 @@ impl RealSession {
         self.client.is_logged_in()
     }
 
-    /// Operations need a paired, logged-in client; saying so early beats a 60 s timeout.
-    fn ready(&self) -> Result<(), WaError> {
+    /// Operations need a paired, logged-in client. A connection being re-established is
+    /// waited for, up to [`RealOptions::reconnect_grace`]; a session that has ended, or a
+    /// connection still down after that, fails at once rather than after the 60 s op timeout.
+    async fn ready(&self) -> Result<(), WaError> {
         if self.client.pn().is_none() {
             return Err(WaError::NotPaired);
         }
-        if !self.client.is_logged_in() {
+        let client = &self.client;
+        if !self
+            .sink
+            .wait_until(self.opts.reconnect_grace, || client.is_logged_in())
+            .await
+        {
             return Err(WaError::NotConnected);
         }
         Ok(())
@@ -366,7 +385,7 @@ impl RealSession {
         F: Future<Output = Result<T, E>> + Send,
         E: std::error::Error + 'static,
     {
-        self.ready()?;
+        self.ready().await?;
         match tokio::time::timeout(self.opts.op_timeout, fut).await {
             Err(_) => Err(WaError::Timeout),
             Ok(Err(e)) => {
