@@ -215,6 +215,8 @@ fn main() {
         tokio::time::sleep(settle).await;
         let rss_per_client = (rss_kib().saturating_sub(before)) as f64 / n as f64;
 
+        // On stderr, so a profiler can be attached to exactly this window.
+        eprintln!("real_clients: idle window of {idle:?} starts");
         let cpu0 = cpu_s();
         tokio::time::sleep(idle).await;
         let idle_cpu = cpu_s() - cpu0;
