@@ -586,35 +586,27 @@ impl Jobs {
 
     /// Jobs running and paused across every active account, for the operator's overview.
     pub async fn count_running_and_paused(&self) -> Result<(usize, usize), JobError> {
-        let mut counts = (0, 0);
-        for acc in self.inner.manager.all_rows().await? {
-            if acc.status != AccountStatus::Active || !acc.bot_data_db_path.exists() {
-                continue;
-            }
-            let res = self
-                .db(&acc, |c| {
-                    Ok(c.query_row(
-                        "SELECT COALESCE(SUM(state = 'running'), 0), COALESCE(SUM(state = 'paused'), 0) FROM jobs",
-                        [],
-                        |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
-                    )?)
-                })
-                .await;
-            // One unreadable account must not hide the others from the operator.
-            match res {
-                Ok((r, p)) => {
-                    counts.0 += r as usize;
-                    counts.1 += p as usize;
-                }
-                Err(e) => warn!(account_id = %acc.id, error = %e, "could not count the account's jobs"),
-            }
-        }
-        Ok(counts)
+        self.sum_over_accounts(
+            "SELECT COALESCE(SUM(state = 'running'), 0), COALESCE(SUM(state = 'paused'), 0) FROM jobs",
+            0,
+        )
+        .await
     }
 
     /// Job items that failed since `since` (Unix seconds) across every active account, and
     /// how many jobs they belong to: for the operators' daily digest.
     pub async fn failed_since(&self, since: i64) -> Result<(usize, usize), JobError> {
+        self.sum_over_accounts(
+            "SELECT COUNT(*), COUNT(DISTINCT job_id) FROM job_items WHERE state = 'failed' AND updated_at >= ?1",
+            since,
+        )
+        .await
+    }
+
+    /// Sums a query's two counts over every active account's bot data (`?1` is `arg` where the
+    /// query names it). One unreadable account must not hide the others from the operator: it
+    /// is logged and skipped.
+    async fn sum_over_accounts(&self, sql: &'static str, arg: i64) -> Result<(usize, usize), JobError> {
         let mut counts = (0, 0);
         for acc in self.inner.manager.all_rows().await? {
             if acc.status != AccountStatus::Active || !acc.bot_data_db_path.exists() {
@@ -622,19 +614,17 @@ impl Jobs {
             }
             let res = self
                 .db(&acc, move |c| {
-                    Ok(c.query_row(
-                        "SELECT COUNT(*), COUNT(DISTINCT job_id) FROM job_items WHERE state = 'failed' AND updated_at >= ?1",
-                        [since],
-                        |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
-                    )?)
+                    let mut st = c.prepare(sql)?;
+                    let args: &[&dyn rusqlite::ToSql] = if st.parameter_count() == 0 { &[] } else { &[&arg] };
+                    Ok(st.query_row(args, |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?)
                 })
                 .await;
             match res {
-                Ok((items, jobs)) => {
-                    counts.0 += items as usize;
-                    counts.1 += jobs as usize;
+                Ok((a, b)) => {
+                    counts.0 += a as usize;
+                    counts.1 += b as usize;
                 }
-                Err(e) => warn!(account_id = %acc.id, error = %e, "could not count the account's failed items"),
+                Err(e) => warn!(account_id = %acc.id, error = %e, "could not count over the account's jobs"),
             }
         }
         Ok(counts)
