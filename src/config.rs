@@ -472,6 +472,7 @@ mod tests {
         assert_eq!(c.http_addr, Some(std::net::SocketAddr::from(([127, 0, 0, 1], 9464))));
         assert_eq!(with(&[("TGWA_HTTP_ADDR", "")]).unwrap().http_addr, None);
         assert_eq!(c.digest_hour, Some(8));
+        assert_eq!(c.wa_outage_after, Duration::from_secs(120));
         assert_eq!(c.utc_offset.local_minus_utc(), 7 * 3600);
         assert_eq!(with(&[("TGWA_DIGEST_HOUR", "")]).unwrap().digest_hour, None);
         assert_eq!(with(&[("TGWA_DIGEST_HOUR", "0")]).unwrap().digest_hour, Some(0));
@@ -508,6 +509,8 @@ mod tests {
             ("TGWA_TIMEZONE", "Asia/Jakarta"),
             ("TGWA_TIMEZONE", "+25:00"),
             ("TGWA_ANNOUNCE_DELAY_MS", "-5"),
+            ("TGWA_WA_OUTAGE_SECS", "0"),
+            ("TGWA_WA_OUTAGE_SECS", "2m"),
         ] {
             let e = with(&[(k, v)]).err().unwrap_or_else(|| panic!("{k}={v} accepted"));
             assert_eq!(e.var, k);
