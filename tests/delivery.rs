@@ -140,71 +140,44 @@ async fn an_edit_whose_answer_is_lost_is_repeated_as_an_edit_not_sent_again() {
     bot.stop().await;
 }
 
+/// Opens a menu, makes Telegram refuse the next edit with a 400 `description`, presses Help,
+/// and counts the new messages the bot sent instead.
+async fn sends_after_refused_edit(bot: &TestBot, user: i64, description: &str) -> usize {
+    let m = menu(bot, user).await;
+    bot.tg.fail_next("editMessageText", Some(user), 400, description, None);
+    let mark = bot.tg.mark();
+    press_help(bot, user, &m).await;
+    bot.tg
+        .calls_after(mark)
+        .iter()
+        .filter(|c| c.method == "sendmessage")
+        .count()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_edit_falls_back_to_a_new_message_only_when_the_message_is_gone() {
     let bot = start(&[]).await;
     let u = 7_100_005;
 
     // Gone: a new message.
-    let m = menu(&bot, u).await;
-    bot.tg.fail_next(
-        "editMessageText",
-        Some(u),
-        400,
-        "Bad Request: message to edit not found",
-        None,
-    );
-    let mark = bot.tg.mark();
-    press_help(&bot, u, &m).await;
     assert_eq!(
-        bot.tg
-            .calls_after(mark)
-            .iter()
-            .filter(|c| c.method == "sendmessage")
-            .count(),
+        sends_after_refused_edit(&bot, u, "Bad Request: message to edit not found").await,
         1
     );
     assert_eq!(count(&bot, u, "Bantuan"), 1);
 
     // Cannot be edited any more: a new message.
-    let m = menu(&bot, u).await;
-    bot.tg.fail_next(
-        "editMessageText",
-        Some(u),
-        400,
-        "Bad Request: message can't be edited",
-        None,
-    );
-    let mark = bot.tg.mark();
-    press_help(&bot, u, &m).await;
     assert_eq!(
-        bot.tg
-            .calls_after(mark)
-            .iter()
-            .filter(|c| c.method == "sendmessage")
-            .count(),
+        sends_after_refused_edit(&bot, u, "Bad Request: message can't be edited").await,
         1
     );
 
     // Any other refusal would fail the same way as a new message: nothing is sent.
-    let m = menu(&bot, u).await;
-    bot.tg.fail_next(
-        "editMessageText",
-        Some(u),
-        400,
-        "Bad Request: can't parse entities: unsupported start tag",
-        None,
-    );
-    let mark = bot.tg.mark();
-    press_help(&bot, u, &m).await;
     assert_eq!(
-        bot.tg
-            .calls_after(mark)
-            .iter()
-            .filter(|c| c.method == "sendmessage")
-            .count(),
+        sends_after_refused_edit(&bot, u, "Bad Request: can't parse entities: unsupported start tag").await,
         0
     );
+    let m = menu(&bot, u).await;
 
     // "Not modified" is success: pressing Help on the help screen again sends nothing.
     press_help(&bot, u, &m).await;
