@@ -238,53 +238,22 @@ fn progress_view(app: &App, tid: TelegramId, l: Lang, p: &Progress) -> (String, 
             esc(&snippet(&p.text, 200)),
         ),
     );
-    let mut row = Vec::new();
-    match p.state {
-        JobState::Running => {
-            row.push(button(
-                app,
-                tid,
-                &t2(l, "⏸ Jeda", "⏸ Pause"),
-                AdminCb::AnnouncePause(p.id),
-            ));
-            row.push(button(
-                app,
-                tid,
-                &t2(l, "✖️ Batalkan", "✖️ Cancel"),
-                AdminCb::AnnounceCancel(p.id),
-            ));
-            row.push(button(app, tid, "🔄", AdminCb::AnnounceView(p.id)));
-        }
-        JobState::Paused => {
-            row.push(button(
-                app,
-                tid,
-                &t2(l, "▶️ Lanjutkan", "▶️ Resume"),
-                AdminCb::AnnounceResume(p.id),
-            ));
-            row.push(button(
-                app,
-                tid,
-                &t2(l, "✖️ Batalkan", "✖️ Cancel"),
-                AdminCb::AnnounceCancel(p.id),
-            ));
-        }
-        JobState::Draft => {
-            row.push(button(
-                app,
-                tid,
-                &t2(l, "📣 Kirim", "📣 Send"),
-                AdminCb::AnnounceYes(p.id),
-            ));
-            row.push(button(
-                app,
-                tid,
-                &t2(l, "✖️ Batalkan", "✖️ Cancel"),
-                AdminCb::AnnounceCancel(p.id),
-            ));
-        }
-        JobState::Cancelled | JobState::Done => {}
-    }
+    let id = p.id;
+    let cancel = ("✖️ Batalkan", "✖️ Cancel", AdminCb::AnnounceCancel(id));
+    let actions: Vec<(&str, &str, AdminCb)> = match p.state {
+        JobState::Running => vec![
+            ("⏸ Jeda", "⏸ Pause", AdminCb::AnnouncePause(id)),
+            cancel,
+            ("🔄", "🔄", AdminCb::AnnounceView(id)),
+        ],
+        JobState::Paused => vec![("▶️ Lanjutkan", "▶️ Resume", AdminCb::AnnounceResume(id)), cancel],
+        JobState::Draft => vec![("📣 Kirim", "📣 Send", AdminCb::AnnounceYes(id)), cancel],
+        JobState::Cancelled | JobState::Done => vec![],
+    };
+    let row: Vec<_> = actions
+        .into_iter()
+        .map(|(id_label, en_label, cb)| button(app, tid, &t2(l, id_label, en_label), cb))
+        .collect();
     let mut rows = vec![row];
     rows.push(vec![button(
         app,
