@@ -13,11 +13,11 @@ mod support {
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
 use fake_telegram::FakeTelegram;
-use support::app::{env_for, numbers, TestBot, WAIT};
+use support::app::{numbers, spawn_binary, TestBot, WAIT};
 
 const A: i64 = 8_000_001;
 
@@ -99,17 +99,7 @@ fn spawn(dir: &Path, tg: &FakeTelegram) -> Child {
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
-    Command::new(env!("CARGO_BIN_EXE_tgwa"))
-        .arg("run")
-        .current_dir(dir)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs(env_for(dir, &tg.url(), &extra))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start tgwa")
+    spawn_binary(dir, &tg.url(), &extra)
 }
 
 /// Sends `text` as `user` and waits for a reply containing `want`.

@@ -9,11 +9,11 @@ mod support {
     pub mod app;
 }
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
 
 use fake_telegram::FakeTelegram;
-use support::app::{env_for, WAIT};
+use support::app::{env_for, spawn_binary, WAIT};
 
 const ADMIN: i64 = 7_700_001;
 const A: i64 = 7_700_002;
@@ -23,17 +23,7 @@ fn spawn(dir: &std::path::Path, tg: &FakeTelegram, extra: &[(&str, &str)]) -> Ch
     let mut extra: Vec<(String, String)> = extra.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     extra.push(("TGWA_ADMIN_IDS".into(), ADMIN.to_string()));
     extra.push(("RUST_LOG".into(), "warn".into()));
-    Command::new(env!("CARGO_BIN_EXE_tgwa"))
-        .arg("run")
-        .current_dir(dir)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs(env_for(dir, &tg.url(), &extra))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start tgwa")
+    spawn_binary(dir, &tg.url(), &extra)
 }
 
 fn signal(child: &Child, sig: i32) {

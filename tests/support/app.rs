@@ -72,6 +72,22 @@ pub fn env_for(dir: &Path, api_url: &str, extra: &[(String, String)]) -> HashMap
     vars
 }
 
+/// Starts the built `tgwa run` as a child process in `dir`, with the tests' environment
+/// (`env_for`) plus `extra`, nothing inherited but `PATH`, and its stderr shown.
+pub fn spawn_binary(dir: &Path, api_url: &str, extra: &[(String, String)]) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_tgwa"))
+        .arg("run")
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(env_for(dir, api_url, extra))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .expect("start tgwa")
+}
+
 impl TestBot {
     /// A new bot in a new directory.
     pub async fn start(extra: &[(&str, &str)]) -> Self {
