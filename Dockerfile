@@ -7,6 +7,8 @@ COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY migrations ./migrations
 COPY benches ./benches
+# The workspace member: cargo refuses a workspace whose member is missing.
+COPY crates ./crates
 # SQLite is bundled and built from source by rusqlite/libsqlite3-sys (needs the C compiler
 # that the rust image already has).
 RUN cargo build --release --locked --bin tgwa

@@ -26,11 +26,21 @@ pub struct TestBot {
     task: JoinHandle<anyhow::Result<()>>,
 }
 
-/// The WhatsApp backend the suites run on: `sim` unless `TGWA_TEST_WA_BACKEND` says `fake`.
-fn test_backend() -> &'static str {
+/// The WhatsApp backend the suites run on: `TGWA_TEST_WA_BACKEND` when set; else `fake` for
+/// the test binaries Cargo.toml declares a second time over the fake server (named `fake_*`,
+/// built only with `--features insecure-fake-whatsapp`), and `sim` for the rest.
+pub fn test_backend() -> &'static str {
     match std::env::var("TGWA_TEST_WA_BACKEND").as_deref() {
-        Ok("fake") => "fake",
-        _ => "sim",
+        Ok("fake") => return "fake",
+        Ok("sim") => return "sim",
+        _ => {}
+    }
+    let exe = std::env::current_exe().ok();
+    let name = exe.as_deref().and_then(|p| p.file_name()).and_then(|n| n.to_str()).unwrap_or("");
+    if name.starts_with("fake_") {
+        "fake"
+    } else {
+        "sim"
     }
 }
 
