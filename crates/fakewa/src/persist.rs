@@ -302,6 +302,7 @@ mod tests {
             id: "3EB0AA".into(),
             recipients: vec!["6281200000002:0".into()],
             text: None,
+            encryption: Vec::new(),
         });
         assert!(first.note_text("3EB0AA", "halo"));
         assert!(!first.note_text("never-sent", "x"), "an unknown id is not recorded");
