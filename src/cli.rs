@@ -115,7 +115,12 @@ pub fn main() -> i32 {
     };
     let command = cli.command.unwrap_or(Command::Run);
     if let Command::Run = command {
-        return crate::app::run(config);
+        let fake_socket = fake::socket_of(&config);
+        let code = crate::app::run(config);
+        // The fake's control socket ends with the runtime; its file goes with the process
+        // even when something still held the backend at the end.
+        fake::remove_socket(fake_socket.as_deref());
+        return code;
     }
     if let Command::Fake { verb, json } = command {
         return fake::run(&config, verb, json);

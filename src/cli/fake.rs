@@ -81,7 +81,7 @@ pub fn run(config: &Config, verb: FakeVerb, json: bool) -> i32 {
             return 2;
         }
     };
-    let socket = crate::layout::Layout::new(&config.data_dir).fake_dir().join("ctl.sock");
+    let socket = socket_path(config);
     let answer = match ask(&socket, &request) {
         Ok(a) => a,
         Err(Unreachable(why)) => {
@@ -95,6 +95,22 @@ pub fn run(config: &Config, verb: FakeVerb, json: bool) -> i32 {
     } else {
         1
     }
+}
+
+/// The control socket a `tgwa run` with this configuration serves, if it runs the fake.
+pub fn socket_of(config: &Config) -> Option<std::path::PathBuf> {
+    (config.wa_backend == crate::config::WaBackendKind::Fake).then(|| socket_path(config))
+}
+
+/// Removes the control socket left at `path`, if any.
+pub fn remove_socket(path: Option<&std::path::Path>) {
+    if let Some(p) = path {
+        let _ = std::fs::remove_file(p);
+    }
+}
+
+fn socket_path(config: &Config) -> std::path::PathBuf {
+    crate::layout::Layout::new(&config.data_dir).fake_dir().join("ctl.sock")
 }
 
 /// A number as the rest of tgwa reads it, as digits.

@@ -92,6 +92,13 @@ async fn answer(fake: FakeWhatsApp, stream: UnixStream) {
         Ok(Ok(_)) => match serde_json::from_str::<Request>(&line) {
             Ok(req) => {
                 debug!(?req, "fake control request");
+                // The backend's rule for who is on WhatsApp holds here too: a number not
+                // ending `00` may write.
+                if let Request::Send { from, .. } = &req {
+                    if !from.ends_with("00") {
+                        fake.add_user(from);
+                    }
+                }
                 handle(&fake, req)
             }
             Err(e) => refused(format!("not a request: {e}")),
