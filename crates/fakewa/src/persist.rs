@@ -18,7 +18,7 @@
 //! overwriting the newer state. (The file's inode would not do: a freed inode is reused by
 //! the next temporary file at once.)
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::Write as _;
 use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
@@ -72,6 +72,8 @@ kept_fields! {
     next_lid: u64,
     next_group: u64,
     next_id: u64,
+    wrote: BTreeSet<(String, String)>,
+    queue: Vec<crate::queue::Queued>,
 }
 
 /// What the file holds.
