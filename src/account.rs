@@ -475,7 +475,13 @@ pub fn set_suspended(conn: &Connection, tid: TelegramId, suspended: bool) -> Res
     Ok(n > 0)
 }
 
-/// Appends to the audit log.
+/// Labels after which an audit detail names a Telegram user (`owner 123…`, `user 123…`): kept
+/// whole so an operator can find that user; every other phone-like number is masked.
+const AUDIT_ID_LABELS: [&str; 3] = ["owner ", "user ", "telegram_id="];
+
+/// Appends to the audit log. Every phone number in `detail` is masked here, the one place
+/// audit rows are written, whatever the caller put in it (an operator's search, a draft, a
+/// refused button's data).
 pub fn audit(
     conn: &Connection,
     tid: Option<TelegramId>,
@@ -483,6 +489,7 @@ pub fn audit(
     action: &str,
     detail: &str,
 ) -> Result<(), AccountError> {
+    let detail = crate::ids::mask_phones_in(detail, &AUDIT_ID_LABELS);
     conn.execute(
         "INSERT INTO audit_log (at, telegram_id, account_id, action, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![
@@ -685,5 +692,30 @@ mod tests {
         assert!(matches!(set_active(&mut c, u1, b.id), Err(AccountError::NotOwner)));
         assert_eq!(user(&c, u1).unwrap().unwrap().active_account_id, Some(a.id));
         assert_eq!(of_user(&c, u1).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn audit_details_never_hold_a_whole_phone_number() {
+        let c = db();
+        let tid = TelegramId::new(5_123_456_789).unwrap();
+        for detail in [
+            "/admin 6281234567890",
+            "#3: call +62 812-3456-7890 today",
+            "owner 5123456789, 2 paused",
+            "Pair(PhoneNumber(\"6281234567890\"))",
+        ] {
+            audit(&c, Some(tid), None, "test", detail).unwrap();
+        }
+        let mut st = c.prepare("SELECT detail FROM audit_log ORDER BY id").unwrap();
+        let rows: Vec<String> = st.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
+        assert_eq!(
+            rows,
+            [
+                "/admin 62*******7890",
+                "#3: call +62 ***-****-7890 today",
+                "owner 5123456789, 2 paused",
+                "Pair(PhoneNumber(\"62*******7890\"))",
+            ]
+        );
     }
 }

@@ -272,8 +272,9 @@ fn delivery_of(e: &RequestError) -> Delivery {
         RequestError::Api(ApiError::BotBlocked | ApiError::UserDeactivated | ApiError::CantInitiateConversation) => {
             Delivery::Blocked
         }
-        RequestError::Network(n) if n.is_timeout() => Delivery::Unknown(format!(
-            "no answer in time: it may have been delivered; not sent again ({n})"
+        e if super::send::ambiguous(e) => Delivery::Unknown(format!(
+            "no usable answer (none in time, a reset after the request left, or a garbled one): \
+             it may have been delivered; not sent again ({e})"
         )),
         other => Delivery::Failed(other.to_string()),
     }

@@ -65,12 +65,13 @@ pub enum Repeat {
 /// What a failed call means for trying it again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Failure {
-    /// Telegram (or the way to it) did not do it and may next time: 5xx, a refused or
-    /// broken connection, a garbled answer.
+    /// Telegram did not do it and may next time: the request never left (a refused
+    /// connection, a name that did not resolve), or Telegram answered 5xx.
     Transient,
     /// 429: Telegram asks us to wait this long.
     RateLimited(Duration),
-    /// The request went out and no answer came in time: it may have been done.
+    /// The request went out and no usable answer came back (none in time, the connection
+    /// reset after it was written, a garbled answer): it may have been done.
     Lost,
     /// It will fail the same way again (400, 403, ...).
     Final,
@@ -89,10 +90,21 @@ fn classify(e: &RequestError) -> Failure {
     match e {
         RequestError::RetryAfter(secs) => Failure::RateLimited(secs.duration()),
         RequestError::Network(err) if err.is_timeout() => Failure::Lost,
-        RequestError::Network(_) | RequestError::Io(_) | RequestError::InvalidJson { .. } => Failure::Transient,
+        // Only a failure to connect (refused, DNS) proves the request never reached Telegram.
+        RequestError::Network(err) if err.is_connect() => Failure::Transient,
+        RequestError::Network(_) | RequestError::InvalidJson { .. } => Failure::Lost,
+        // Reading a file to upload: before anything was sent.
+        RequestError::Io(_) => Failure::Transient,
         RequestError::Api(ApiError::Unknown(d)) if SERVER_ERRORS.iter().any(|s| d.contains(s)) => Failure::Transient,
         _ => Failure::Final,
     }
+}
+
+/// True when `e` leaves it open whether Telegram carried the call out (no answer in time, a
+/// connection reset after the request was written, a garbled answer): a send that failed so
+/// is never repeated, and an announcement records it `unknown`.
+pub fn ambiguous(e: &RequestError) -> bool {
+    classify(e) == Failure::Lost
 }
 
 /// The one place that decides whether a Telegram call is tried again: transient failures
@@ -128,7 +140,7 @@ where
             Failure::Lost => {
                 // A send whose answer was lost has most likely been shown: sending it again
                 // would show it twice, so it is given up and logged instead.
-                warn!(error = %e, "{what}: no answer in time; not repeated, it may have been delivered");
+                warn!(error = %e, "{what}: no usable answer; not repeated, it may have been delivered");
                 return Err(e);
             }
             _ => return Err(e),
@@ -368,6 +380,38 @@ mod tests {
         let (res, tries) = run(vec![long, Ok(1)], Repeat::Unsafe).await;
         assert!(res.is_err());
         assert_eq!(tries, 1);
+    }
+
+    fn garbled() -> RequestError {
+        let source = serde_json::from_str::<serde_json::Value>(r#"{"ok":true,"result":{"#).unwrap_err();
+        RequestError::InvalidJson {
+            source: std::sync::Arc::new(source),
+            raw: r#"{"ok":true,"result":{"#.into(),
+        }
+    }
+
+    /// A real connection failure: nothing listens on the port, so the request never left.
+    async fn refused() -> RequestError {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let url = format!("http://127.0.0.1:{port}").parse().unwrap();
+        let bot = teloxide::Bot::new("1:x").set_api_url(url);
+        bot.get_me().await.unwrap_err()
+    }
+
+    #[tokio::test]
+    async fn only_what_failed_before_the_request_left_is_repeated() {
+        let refused = refused().await;
+        assert_eq!(classify(&refused), Failure::Transient, "{refused:?}");
+        assert!(!ambiguous(&refused));
+        let (res, tries) = run(vec![Err(refused.clone()), Ok(3)], Repeat::Unsafe).await;
+        assert_eq!((res.ok(), tries), (Some(3), 2));
+        // A garbled answer: Telegram may well have shown the message.
+        assert!(ambiguous(&garbled()));
+        let (res, tries) = run(vec![Err(garbled()), Ok(3)], Repeat::Unsafe).await;
+        assert_eq!((res.is_err(), tries), (true, 1), "a send was repeated");
+        // An edit may be repeated: a second one only says "not modified".
+        let (res, tries) = run(vec![Err(garbled()), Ok(3)], Repeat::Safe).await;
+        assert_eq!((res.ok(), tries), (Some(3), 2));
     }
 
     #[tokio::test]

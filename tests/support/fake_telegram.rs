@@ -104,6 +104,11 @@ enum FaultKind {
     Drop,
     /// The call is done, and its answer held back this long.
     Delay(Duration),
+    /// The call is done, then the connection breaks (reset) before the answer is read.
+    DoneThenBreak,
+    /// The call is done, and its answer comes back garbled (cut JSON), as a proxy that drops
+    /// the end of a body would deliver it.
+    DoneThenGarble,
 }
 
 #[derive(Default)]
@@ -661,6 +666,18 @@ impl FakeTelegram {
         self.push_fault(method, chat, FaultKind::Delay(delay));
     }
 
+    /// The next call of `method` (to `chat`, or any) is carried out, then its connection is
+    /// reset before the answer arrives: the client cannot tell whether it was done.
+    pub fn break_after_next(&self, method: &str, chat: Option<i64>) {
+        self.push_fault(method, chat, FaultKind::DoneThenBreak);
+    }
+
+    /// The next call of `method` (to `chat`, or any) is carried out and answered with garbled
+    /// JSON.
+    pub fn garble_next(&self, method: &str, chat: Option<i64>) {
+        self.push_fault(method, chat, FaultKind::DoneThenGarble);
+    }
+
     /// Injected faults not yet used.
     pub fn faults_left(&self) -> usize {
         self.lock().faults.len()
@@ -744,6 +761,11 @@ async fn handle(
     match resp {
         Answer::Now(r) => r,
         Answer::Broken => broken_response(),
+        Answer::Garbled => (
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            r#"{"ok":true,"result":{"message_id":"#,
+        )
+            .into_response(),
         Answer::Late(r, delay) => {
             tokio::time::sleep(delay).await;
             r
@@ -756,6 +778,8 @@ enum Answer {
     Now(Response),
     /// The connection breaks instead of an answer.
     Broken,
+    /// A cut, unparseable answer.
+    Garbled,
     /// The answer, after a delay.
     Late(Response, Duration),
 }
@@ -800,15 +824,21 @@ async fn get_updates(shared: &Arc<Shared>, params: &Value) -> Response {
 fn respond(fake: &FakeTelegram, method: &str, params: Value, files: Vec<(String, Option<String>, Vec<u8>)>) -> Answer {
     let chat_id = as_i64(&params["chat_id"]);
     let mut delay = None;
+    let mut after = None;
     {
         let mut st = fake.lock();
         // Connection faults first (a blocked user is a proper answer, so it comes after).
         if let Some(i) = st.faults.iter().position(|f| {
             f.method == method
                 && (f.chat.is_none() || f.chat == chat_id)
-                && matches!(f.kind, FaultKind::Drop | FaultKind::Delay(_))
+                && matches!(
+                    f.kind,
+                    FaultKind::Drop | FaultKind::Delay(_) | FaultKind::DoneThenBreak | FaultKind::DoneThenGarble
+                )
         }) {
             match st.faults.remove(i).kind {
+                FaultKind::DoneThenBreak => after = Some(Answer::Broken),
+                FaultKind::DoneThenGarble => after = Some(Answer::Garbled),
                 FaultKind::Drop => {
                     st.calls.push(Call {
                         method: method.to_string(),
@@ -824,6 +854,9 @@ fn respond(fake: &FakeTelegram, method: &str, params: Value, files: Vec<(String,
         }
     }
     let resp = respond_now(fake, method, params, files);
+    if let Some(a) = after {
+        return a;
+    }
     match delay {
         Some(d) => Answer::Late(resp, d),
         None => Answer::Now(resp),
