@@ -703,3 +703,76 @@ fn audit_count_system(bot: &TestBot, action: &str) -> i64 {
         )
         .unwrap()
 }
+
+/// Presses the button with `data` on message `mid` as `user` and returns the callback answer.
+async fn replay(bot: &TestBot, user: i64, mid: i64, data: &str) -> serde_json::Value {
+    let id = bot.tg.push_callback(user, mid, data);
+    bot.tg.wait_for_callback_answer(&id, WAIT).await
+}
+
+/// Opens A's page in `/admin` and asks for `action`; returns the "Ya" button and its message.
+async fn confirmation(bot: &TestBot, action: &str) -> (String, i64) {
+    say(bot, ADMIN, &format!("/admin {A}"), "cocok dengan").await;
+    tap(bot, ADMIN, "4001", "Riwayat").await;
+    tap(bot, ADMIN, action, action).await;
+    let data = bot.button(ADMIN, "Ya");
+    let mid = bot.message_with_button(ADMIN, &data);
+    (data, mid)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_confirmations_act_once_and_never_on_a_later_pairing() {
+    let admin = ADMIN.to_string();
+    let bot = TestBot::start(&[("TGWA_ADMIN_IDS", &admin)]).await;
+    bot.pair(A, A_PHONE).await;
+
+    // Two force-logout confirmations; the first is used, then A pairs the number again.
+    let (first, first_mid) = confirmation(&bot, "Paksa logout").await;
+    let (stale, stale_mid) = confirmation(&bot, "Paksa logout").await;
+    let mark = bot.tg.mark();
+    replay(&bot, ADMIN, first_mid, &first).await;
+    bot.tg.wait_for_text_to_after(mark, A, "Operator mengeluarkan", WAIT).await;
+    wait_status(&bot, A_PHONE, "logged_out").await;
+    bot.pair(A, A_PHONE).await;
+    // The confirmation made before the re-pair does not log out the new pairing.
+    let ans = replay(&bot, ADMIN, stale_mid, &stale).await;
+    assert!(ans["text"].as_str().unwrap_or("").contains("tidak berlaku"), "{ans}");
+    assert_eq!(bot.account_row(A_PHONE).unwrap().2, "active");
+    assert_eq!(audit_count(&bot, ADMIN, "admin_logout"), 1);
+    let told = bot.tg.sent_to(A).iter().filter(|m| m.text.contains("Operator mengeluarkan")).count();
+    assert_eq!(told, 1);
+
+    // Disconnect tapped three times: one disconnect, one notice, one audit row.
+    let (yes, mid) = confirmation(&bot, "Putuskan sesi").await;
+    let mark = bot.tg.mark();
+    replay(&bot, ADMIN, mid, &yes).await;
+    bot.tg.wait_for_text_to_after(mark, A, "Operator memutus", WAIT).await;
+    replay(&bot, ADMIN, mid, &yes).await;
+    replay(&bot, ADMIN, mid, &yes).await;
+    let told = bot.tg.sent_to(A).iter().filter(|m| m.text.contains("Operator memutus")).count();
+    assert_eq!(told, 1, "the owner was told {told} times");
+    assert_eq!(audit_count(&bot, ADMIN, "admin_disconnect"), 1);
+
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_button_for_an_announcement_that_is_gone_is_a_stale_button() {
+    let admin = ADMIN.to_string();
+    let bot = TestBot::start(&[("TGWA_ADMIN_IDS", &admin)]).await;
+    say(&bot, ADMIN, "/admin announce Halo semua", "Pratinjau pengumuman").await;
+    say(&bot, ADMIN, "/admin", "Admin").await;
+    tap(&bot, ADMIN, "📣 Pengumuman", "Terakhir").await;
+    let data = bot.button(ADMIN, "📣 #1");
+    let mid = bot.message_with_button(ADMIN, &data);
+    let db = master_rw(&bot);
+    db.execute_batch("DELETE FROM announcement_recipients; DELETE FROM announcements;")
+        .unwrap();
+    let ans = replay(&bot, ADMIN, mid, &data).await;
+    assert!(ans["text"].as_str().unwrap_or("").contains("tidak berlaku"), "{ans}");
+    assert!(
+        !bot.tg.sent_to(ADMIN).iter().any(|m| m.text.contains("terjadi kesalahan")),
+        "shown as an error"
+    );
+    bot.stop().await;
+}

@@ -148,7 +148,12 @@ pub(crate) async fn callback<R: Req>(
         }
         Err(e) => return Err(e.into()),
     }
-    let p = a.progress(id).await?;
+    let p = match a.progress(id).await {
+        Ok(p) => p,
+        // A button for an announcement that is not there (any more): stale, not an error.
+        Err(AnnouncementError::NotFound) => return Ok(Some((tr(l, Key::StaleButton).to_string(), true))),
+        Err(e) => return Err(e.into()),
+    };
     if let Some(action) = action {
         m.audit(Some(c.tid), None, action, format!("#{id}: {} recipients", p.total))
             .await?;
