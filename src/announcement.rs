@@ -172,7 +172,8 @@ pub fn create(c: &Connection, by: TelegramId, chat_id: i64, text: &str) -> Resul
     if text.is_empty() {
         return Err(AnnouncementError::Empty);
     }
-    let n = text.chars().count();
+    // Counted as Telegram counts a message: UTF-16 units (an emoji is two).
+    let n = text.encode_utf16().count();
     if n > MAX_CHARS {
         return Err(AnnouncementError::TooLong(n));
     }
@@ -774,6 +775,12 @@ mod tests {
         assert!(matches!(
             create(&c, tid(11), 11, &long),
             Err(AnnouncementError::TooLong(_))
+        ));
+        // 2100 emoji: 2100 characters, 4200 units as Telegram counts them.
+        let emoji = "😀".repeat(2100);
+        assert!(matches!(
+            create(&c, tid(11), 11, &emoji),
+            Err(AnnouncementError::TooLong(4200))
         ));
     }
 

@@ -776,3 +776,25 @@ async fn a_button_for_an_announcement_that_is_gone_is_a_stale_button() {
     );
     bot.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_announcement_preview_is_cut_between_entities_and_counted_as_telegram_does() {
+    let admin = ADMIN.to_string();
+    let bot = TestBot::start(&[("TGWA_ADMIN_IDS", &admin)]).await;
+    // 4000 characters full of what HTML must escape: the echoed preview needs two messages.
+    let text = "a&b<c>d".repeat(571);
+    let mark = bot.tg.mark();
+    bot.tg.push_message(ADMIN, &format!("/admin announce {text}"));
+    bot.tg.wait_for_button_after(mark, ADMIN, "Kirim ke", WAIT).await;
+    let refused: Vec<_> = bot
+        .tg
+        .calls_after(mark)
+        .into_iter()
+        .filter(|c| c.method == "sendmessage" && c.params.get("__message_id").is_none())
+        .collect();
+    assert!(refused.is_empty(), "Telegram refused a piece of the preview");
+    // 2100 emoji are 4200 units to Telegram: over the cap, said so before anything is stored.
+    let r = say(&bot, ADMIN, &format!("/admin announce {}", "😀".repeat(2100)), "terlalu panjang").await;
+    assert!(r.text.contains("4200"), "{}", r.text);
+    bot.stop().await;
+}
