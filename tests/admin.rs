@@ -54,6 +54,29 @@ fn audit_count(bot: &TestBot, who: i64, action: &str) -> i64 {
         .unwrap()
 }
 
+/// How many refusals `who` got for `action`: one audit row per minute holds them all, its
+/// detail ending in `[+N more this minute]`.
+fn refusals(bot: &TestBot, who: i64, action: &str) -> i64 {
+    let c = bot.master();
+    let mut st = c
+        .prepare("SELECT COALESCE(detail, '') FROM audit_log WHERE telegram_id = ?1 AND action = ?2")
+        .unwrap();
+    let details: Vec<String> = st
+        .query_map(rusqlite::params![who, action], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    details
+        .iter()
+        .map(|d| {
+            1 + d
+                .rsplit_once(" [+")
+                .and_then(|(_, t)| t.strip_suffix(" more this minute]"))
+                .map_or(0, |n| n.parse::<i64>().unwrap())
+        })
+        .sum()
+}
+
 async fn three_users() -> TestBot {
     let admin = ADMIN.to_string();
     let bot = TestBot::start(&[("TGWA_ADMIN_IDS", &admin)]).await;
@@ -196,7 +219,7 @@ async fn a_non_operator_is_refused_admin_and_every_admin_button_and_sees_nothing
     );
     assert_eq!(bot.account_row(B_PHONE).unwrap().2, "active");
     assert!(
-        audit_count(&bot, A, "refused_admin") > kinds.len() as i64,
+        refusals(&bot, A, "refused_admin") > kinds.len() as i64,
         "refusals are audited"
     );
     bot.stop().await;
@@ -597,7 +620,7 @@ async fn a_non_operator_replaying_announcement_buttons_is_refused_and_nothing_is
         )
         .unwrap();
     assert_eq!((state.as_str(), recipients), ("draft", 0));
-    assert!(audit_count(&bot, A, "refused_admin") >= mine.len() as i64);
+    assert!(refusals(&bot, A, "refused_admin") >= mine.len() as i64);
     bot.stop().await;
 }
 
@@ -796,5 +819,34 @@ async fn a_long_announcement_preview_is_cut_between_entities_and_counted_as_tele
     // 2100 emoji are 4200 units to Telegram: over the cap, said so before anything is stored.
     let r = say(&bot, ADMIN, &format!("/admin announce {}", "😀".repeat(2100)), "terlalu panjang").await;
     assert!(r.text.contains("4200"), "{}", r.text);
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_hammering_a_forbidden_button_adds_one_audit_row_a_minute() {
+    let admin = ADMIN.to_string();
+    let bot = TestBot::start(&[("TGWA_ADMIN_IDS", &admin)]).await;
+    bot.pair(A, A_PHONE).await;
+    say(&bot, ADMIN, "/admin", "Admin").await;
+    let data = bot.button(ADMIN, "Semua akun");
+    let mid = bot.message_with_button(ADMIN, &data);
+    // A replays the operator's button 60 times: every press refused, one row for them all.
+    for _ in 0..60 {
+        let id = bot.tg.push_callback(A, mid, &data);
+        bot.tg.wait_for_callback_answer(&id, WAIT).await;
+    }
+    let rows: i64 = bot
+        .master()
+        .query_row(
+            "SELECT COUNT(*) FROM audit_log WHERE telegram_id = ?1 AND action LIKE 'refused%'",
+            [A],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(rows <= 2, "{rows} audit rows for one user's refusals");
+    assert_eq!(
+        refusals(&bot, A, "refused_callback") + refusals(&bot, A, "refused_admin"),
+        60
+    );
     bot.stop().await;
 }
