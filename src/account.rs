@@ -475,7 +475,13 @@ pub fn set_suspended(conn: &Connection, tid: TelegramId, suspended: bool) -> Res
     Ok(n > 0)
 }
 
-/// Appends to the audit log.
+/// Labels after which an audit detail names a Telegram user (`owner 123…`, `user 123…`): kept
+/// whole so an operator can find that user; every other phone-like number is masked.
+const AUDIT_ID_LABELS: [&str; 3] = ["owner ", "user ", "telegram_id="];
+
+/// Appends to the audit log. Every phone number in `detail` is masked here, the one place
+/// audit rows are written, whatever the caller put in it (an operator's search, a draft, a
+/// refused button's data).
 pub fn audit(
     conn: &Connection,
     tid: Option<TelegramId>,
@@ -483,6 +489,12 @@ pub fn audit(
     action: &str,
     detail: &str,
 ) -> Result<(), AccountError> {
+    let detail = crate::ids::mask_phones_in(detail, &AUDIT_ID_LABELS);
+    if let Some(tid) = tid.filter(|_| action.starts_with("refused")) {
+        if fold_refusal(conn, tid, action)? {
+            return Ok(());
+        }
+    }
     conn.execute(
         "INSERT INTO audit_log (at, telegram_id, account_id, action, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![
@@ -494,6 +506,37 @@ pub fn audit(
         ],
     )?;
     Ok(())
+}
+
+/// Refusals (a forged, stale or forbidden button or command) are audited once per user,
+/// action and minute: a repeat in the same minute is counted on that minute's row instead of
+/// adding one, so a user hammering a button cannot grow the log without limit. True when
+/// the refusal was folded into an existing row.
+fn fold_refusal(conn: &Connection, tid: TelegramId, action: &str) -> Result<bool, AccountError> {
+    let t = now();
+    let row: Option<(i64, String)> = conn
+        .query_row(
+            "SELECT id, COALESCE(detail, '') FROM audit_log WHERE telegram_id = ?1 AND action = ?2 AND at >= ?3
+             ORDER BY id DESC LIMIT 1",
+            params![tid.get(), action, t - t.rem_euclid(60)],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let Some((id, detail)) = row else {
+        return Ok(false);
+    };
+    let (first, more) = match detail.rsplit_once(" [+") {
+        Some((first, tail)) => match tail.strip_suffix(" more this minute]").and_then(|n| n.parse::<u64>().ok()) {
+            Some(n) => (first.to_string(), n),
+            None => (detail.clone(), 0),
+        },
+        None => (detail.clone(), 0),
+    };
+    conn.execute(
+        "UPDATE audit_log SET detail = ?2 WHERE id = ?1",
+        params![id, format!("{first} [+{} more this minute]", more + 1)],
+    )?;
+    Ok(true)
 }
 
 /// One audit log row.
@@ -685,5 +728,67 @@ mod tests {
         assert!(matches!(set_active(&mut c, u1, b.id), Err(AccountError::NotOwner)));
         assert_eq!(user(&c, u1).unwrap().unwrap().active_account_id, Some(a.id));
         assert_eq!(of_user(&c, u1).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn audit_details_never_hold_a_whole_phone_number() {
+        let c = db();
+        let tid = TelegramId::new(5_123_456_789).unwrap();
+        for detail in [
+            "/admin 6281234567890",
+            "#3: call +62 812-3456-7890 today",
+            "owner 5123456789, 2 paused",
+            "Pair(PhoneNumber(\"6281234567890\"))",
+        ] {
+            audit(&c, Some(tid), None, "test", detail).unwrap();
+        }
+        let mut st = c.prepare("SELECT detail FROM audit_log ORDER BY id").unwrap();
+        let rows: Vec<String> = st.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
+        assert_eq!(
+            rows,
+            [
+                "/admin 62*******7890",
+                "#3: call +62 ***-****-7890 today",
+                "owner 5123456789, 2 paused",
+                "Pair(PhoneNumber(\"62*******7890\"))",
+            ]
+        );
+    }
+
+    #[test]
+    fn refusals_are_audited_once_per_user_action_and_minute() {
+        let c = db();
+        let (a, b) = (TelegramId::new(11).unwrap(), TelegramId::new(12).unwrap());
+        for _ in 0..500 {
+            audit(&c, Some(a), None, "refused_callback", "forged: xx").unwrap();
+        }
+        audit(&c, Some(b), None, "refused_callback", "forged: yy").unwrap();
+        audit(&c, Some(a), None, "refused_admin", "/admin").unwrap();
+        audit(&c, Some(a), None, "switch", "").unwrap();
+        audit(&c, Some(a), None, "switch", "").unwrap();
+        let rows: Vec<(i64, String, String)> = c
+            .prepare("SELECT telegram_id, action, detail FROM audit_log ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        // The minute may turn during the loop: then a second row starts, never more.
+        let a_rows: Vec<_> = rows.iter().filter(|r| r.0 == 11 && r.1 == "refused_callback").collect();
+        assert!(a_rows.len() <= 2, "{a_rows:?}");
+        let counted: u64 = a_rows
+            .iter()
+            .map(|r| {
+                r.2.rsplit_once(" [+")
+                    .and_then(|(_, t)| t.strip_suffix(" more this minute]"))
+                    .map_or(0, |n| n.parse::<u64>().unwrap())
+                    + 1
+            })
+            .sum();
+        assert_eq!(counted, 500);
+        assert!(a_rows[0].2.starts_with("forged: xx"));
+        assert_eq!(rows.iter().filter(|r| r.0 == 12).count(), 1);
+        assert_eq!(rows.iter().filter(|r| r.1 == "refused_admin").count(), 1);
+        assert_eq!(rows.iter().filter(|r| r.1 == "switch").count(), 2, "other actions are each kept");
     }
 }

@@ -123,6 +123,39 @@ impl Progress {
     }
 }
 
+/// What one attempt at a recipient came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SendOutcome {
+    /// Sent and recorded (whatever Telegram answered).
+    Done,
+    /// The announcement stopped running (or shutdown came): nothing sent.
+    Stopped,
+    /// The in-flight mark could not be written: nothing sent.
+    MarkFailed,
+}
+
+/// The first and longest wait after a failed in-flight mark.
+const MARK_BACKOFF_MIN: Duration = Duration::from_secs(1);
+const MARK_BACKOFF_MAX: Duration = Duration::from_secs(60);
+
+/// What a progress message last showed: an announcement, its state and its counts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Shown {
+    id: i64,
+    state: JobState,
+    counts: [usize; 5],
+}
+
+impl Shown {
+    fn of(p: &Progress) -> Self {
+        Self {
+            id: p.id,
+            state: p.state,
+            counts: [p.total, p.sent, p.blocked, p.failed, p.unknown],
+        }
+    }
+}
+
 /// Who an announcement would reach now: (recipients, suspended users left out).
 pub fn audience(c: &Connection) -> Result<(usize, usize), AnnouncementError> {
     let (all, suspended): (i64, i64) = c.query_row(
@@ -139,7 +172,8 @@ pub fn create(c: &Connection, by: TelegramId, chat_id: i64, text: &str) -> Resul
     if text.is_empty() {
         return Err(AnnouncementError::Empty);
     }
-    let n = text.chars().count();
+    // Counted as Telegram counts a message: UTF-16 units (an emoji is two).
+    let n = text.encode_utf16().count();
     if n > MAX_CHARS {
         return Err(AnnouncementError::TooLong(n));
     }
@@ -464,6 +498,8 @@ impl Announcements {
             Err(e) => warn!(error = %e, "could not look for interrupted announcement sends"),
         }
         let mut last_progress: Option<(i64, Instant)> = None;
+        let mut shown: Option<Shown> = None;
+        let mut mark_backoff = Duration::ZERO;
         let mut first = true;
         loop {
             if *shutdown.borrow() {
@@ -497,7 +533,7 @@ impl Announcements {
                         continue;
                     }
                     info!(announcement = id, "announcement finished");
-                    self.show(&*outlet, id).await;
+                    self.show(&*outlet, id, &mut shown).await;
                     last_progress = None;
                 }
                 Next::Send { id, text, to } => {
@@ -515,10 +551,23 @@ impl Announcements {
                         }
                     }
                     first = false;
-                    if !self.send_one(&*outlet, id, &text, to, &mut shutdown).await {
-                        // Paused or cancelled meanwhile: show it.
-                        self.show(&*outlet, id).await;
-                        continue;
+                    match self.send_one(&*outlet, id, &text, to, &mut shutdown).await {
+                        SendOutcome::Done => mark_backoff = Duration::ZERO,
+                        SendOutcome::Stopped => {
+                            // Paused or cancelled meanwhile: show it.
+                            self.show(&*outlet, id, &mut shown).await;
+                            continue;
+                        }
+                        SendOutcome::MarkFailed => {
+                            // The database refuses writes (full, read-only): nothing was sent.
+                            // Wait longer each time instead of spinning on it.
+                            mark_backoff = (mark_backoff * 2).clamp(MARK_BACKOFF_MIN, MARK_BACKOFF_MAX);
+                            tokio::select! {
+                                _ = tokio::time::sleep(mark_backoff) => {}
+                                r = shutdown.changed() => if r.is_err() { break; },
+                            }
+                            continue;
+                        }
                     }
                     let due = match last_progress {
                         Some((was, t)) => was != id || t.elapsed() >= self.inner.progress_every,
@@ -526,7 +575,7 @@ impl Announcements {
                     };
                     if due {
                         last_progress = Some((id, Instant::now()));
-                        self.show(&*outlet, id).await;
+                        self.show(&*outlet, id, &mut shown).await;
                     }
                 }
             }
@@ -535,8 +584,8 @@ impl Announcements {
     }
 
     /// Marks `to` in flight, sends, records. A 429 waits and tries the same recipient again
-    /// (nothing was sent). Returns false when the announcement stopped running before the
-    /// send (nothing was sent then).
+    /// (nothing was sent). Nothing is sent when the announcement stopped running or the mark
+    /// could not be written.
     async fn send_one(
         &self,
         outlet: &dyn Outlet,
@@ -544,14 +593,14 @@ impl Announcements {
         text: &str,
         to: TelegramId,
         shutdown: &mut watch::Receiver<bool>,
-    ) -> bool {
+    ) -> SendOutcome {
         loop {
             match self.db(move |c| mark_in_flight(c, id, to)).await {
                 Ok(true) => {}
-                Ok(false) => return false,
+                Ok(false) => return SendOutcome::Stopped,
                 Err(e) => {
                     warn!(error = %e, announcement = id, "could not mark a recipient in flight; not sent");
-                    return false;
+                    return SendOutcome::MarkFailed;
                 }
             }
             let d = outlet.deliver(to, text).await;
@@ -570,10 +619,10 @@ impl Announcements {
                     );
                     tokio::select! {
                         _ = tokio::time::sleep(wait) => {}
-                        _ = shutdown.changed() => return false,
+                        _ = shutdown.changed() => return SendOutcome::Stopped,
                     }
                 }
-                _ => return true,
+                _ => return SendOutcome::Done,
             }
         }
     }
@@ -596,9 +645,17 @@ impl Announcements {
         }
     }
 
-    async fn show(&self, outlet: &dyn Outlet, id: i64) {
+    /// Shows announcement `id`'s progress unless it is what `last` says was shown already
+    /// (an edit that changes nothing is a wasted call, and Telegram refuses it).
+    async fn show(&self, outlet: &dyn Outlet, id: i64, last: &mut Option<Shown>) {
         match self.progress(id).await {
-            Ok(p) => outlet.progress(&p).await,
+            Ok(p) => {
+                let now = Shown::of(&p);
+                if last.as_ref() != Some(&now) {
+                    outlet.progress(&p).await;
+                    *last = Some(now);
+                }
+            }
             Err(e) => warn!(error = %e, announcement = id, "could not read an announcement's progress"),
         }
     }
@@ -719,6 +776,12 @@ mod tests {
             create(&c, tid(11), 11, &long),
             Err(AnnouncementError::TooLong(_))
         ));
+        // 2100 emoji: 2100 characters, 4200 units as Telegram counts them.
+        let emoji = "😀".repeat(2100);
+        assert!(matches!(
+            create(&c, tid(11), 11, &emoji),
+            Err(AnnouncementError::TooLong(4200))
+        ));
     }
 
     /// An outlet that answers from a script: per recipient, the deliveries of its attempts
@@ -813,5 +876,67 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
+    }
+
+    #[tokio::test]
+    async fn with_an_unwritable_database_the_worker_backs_off_and_edits_only_on_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::config::Config::for_tests(dir.path());
+        let backend = crate::wa::backend_for(&config).await.unwrap();
+        let manager = AccountManager::open(config, backend).await.unwrap();
+        manager
+            .with_master(|c| {
+                for u in [31, 32, 33] {
+                    account::touch_user(c, tid(u), "id")?;
+                }
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let a = Announcements::new(manager.clone(), Duration::ZERO);
+        let outlet = Arc::new(Scripted {
+            script: std::sync::Mutex::default(),
+            attempts: std::sync::Mutex::default(),
+            shown: std::sync::Mutex::default(),
+        });
+        let id = a.create(tid(31), 31, "halo").await.unwrap();
+        assert_eq!(a.start(id).await.unwrap(), 3);
+        // Every mark now fails, as on a full or read-only disk.
+        manager
+            .with_master(|c| {
+                c.execute_batch(
+                    "CREATE TRIGGER refuse BEFORE UPDATE ON announcement_recipients
+                     BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END;",
+                )?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let (stop, rx) = watch::channel(false);
+        let worker = tokio::spawn(a.clone().run(outlet.clone(), rx));
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert!(outlet.attempts.lock().unwrap().is_empty(), "sent without a mark");
+        let edits = outlet.shown.lock().unwrap().len();
+        assert!(edits <= 1, "{edits} progress edits while nothing changed");
+        // Writable again: everyone gets it once, and the end is shown.
+        manager
+            .with_master(|c| {
+                c.execute_batch("DROP TRIGGER refuse")?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while a.progress(id).await.unwrap().state != JobState::Done {
+            assert!(Instant::now() < deadline, "never finished");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(outlet.attempts.lock().unwrap().len(), 3);
+        stop.send(true).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), worker).await.unwrap().unwrap();
+        assert_eq!(
+            outlet.shown.lock().unwrap().last().map(|p| p.state),
+            Some(JobState::Done)
+        );
     }
 }

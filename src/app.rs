@@ -28,6 +28,12 @@ const MASTER_CHECK_EVERY: Duration = Duration::from_secs(2);
 /// ending on its own, the master database deleted or replaced, a start-up error).
 pub fn run(config: Config) -> i32 {
     init_tracing(&config, "info");
+    // A write past a file-size limit (`ulimit -f`, a quota) must fail as a full disk does, seen
+    // by `/health` and logged, not kill the process in the middle of a send.
+    // SAFETY: setting a signal's disposition to "ignore" has no preconditions.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
     if config.bot_token.is_none() {
         eprintln!(
             "tgwa: TELEGRAM_BOT_TOKEN is not set.\n\
@@ -67,30 +73,93 @@ fn exit_code(e: &anyhow::Error) -> i32 {
     let rejected = e
         .chain()
         .any(|c| c.downcast_ref::<TelegramError>() == Some(&TelegramError::TokenRejected));
-    if rejected {
+    let foreign = e.chain().any(|c| c.downcast_ref::<ForeignMaster>().is_some());
+    if rejected || foreign {
         2
     } else {
         1
     }
 }
 
+/// `TGWA_MASTER_DB` names an SQLite file that is neither tgwa's nor the Go bot's: bad
+/// configuration (exit 2), and the file is left as it is.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "TGWA_MASTER_DB {0} is an SQLite database that is neither tgwa's nor the Go bot's; it is left untouched: point TGWA_MASTER_DB at another file"
+)]
+pub struct ForeignMaster(String);
+
+/// Refuses a master database path that holds someone else's SQLite file, before anything
+/// (the import, the migrations) could add tables to it.
+async fn refuse_foreign_master(config: &Config) -> anyhow::Result<()> {
+    let path = config.master_db.clone();
+    let kind = crate::db::blocking(move || Ok(crate::import::gobot::master_kind(&path))).await?;
+    match kind {
+        Ok(crate::import::gobot::DbKind::Unknown) => Err(ForeignMaster(config.master_db.display().to_string()).into()),
+        _ => Ok(()),
+    }
+}
+
 /// Logs to stderr, filtered by `RUST_LOG` (`default_filter` when unset or unusable), as
 /// `TGWA_LOG_FORMAT` says; colour codes only when stderr is a terminal, so files and
-/// journald get plain text.
+/// journald get plain text. Every line goes through [`MaskingWriter`]: the `log` records of
+/// whatsapp-rust and every other crate land here too, so no phone number reaches the log in
+/// full whoever wrote the line.
 pub fn init_tracing(config: &Config, default_filter: &str) {
     use std::io::IsTerminal;
+    let ansi = std::io::stderr().is_terminal();
+    use tracing_subscriber::util::SubscriberInitExt;
+    // `try_init` also routes the `log` crate's records (whatsapp-rust logs through it) here.
+    let _ = subscriber(config, default_filter, MaskingWriter(std::io::stderr), ansi).try_init();
+}
+
+/// The subscriber [`init_tracing`] installs, writing through `writer`.
+pub fn subscriber<W>(config: &Config, default_filter: &str, writer: W, ansi: bool) -> Box<dyn tracing::Subscriber + Send + Sync>
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
     let filter = config
         .log_filter
         .as_deref()
         .and_then(|f| tracing_subscriber::EnvFilter::try_new(f).ok())
         .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(default_filter));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match config.log_format {
-        LogFormat::Pretty => builder.with_ansi(std::io::stderr().is_terminal()).try_init(),
-        LogFormat::Json => builder.json().with_ansi(false).try_init(),
-    };
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
+    match config.log_format {
+        LogFormat::Pretty => Box::new(builder.with_ansi(ansi).finish()),
+        LogFormat::Json => Box::new(builder.json().with_ansi(false).finish()),
+    }
+}
+
+/// A log writer that masks phone numbers ([`crate::ids::mask_phones_in`]) in each formatted
+/// line before it reaches `W`'s output. The formatter hands over one whole event per write,
+/// so a number is never split between two writes.
+#[derive(Clone, Copy)]
+pub struct MaskingWriter<F>(pub F);
+
+impl<'w, F, W> tracing_subscriber::fmt::MakeWriter<'w> for MaskingWriter<F>
+where
+    F: Fn() -> W + 'static,
+    W: std::io::Write,
+{
+    type Writer = MaskedLine<W>;
+    fn make_writer(&'w self) -> Self::Writer {
+        MaskedLine((self.0)())
+    }
+}
+
+/// One event's output, masked on its way to `W`.
+pub struct MaskedLine<W>(W);
+
+impl<W: std::io::Write> std::io::Write for MaskedLine<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        let masked = crate::ids::mask_phones_in(&text, &crate::ids::LOG_ID_LABELS);
+        self.0.write_all(masked.as_bytes())?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.
@@ -115,6 +184,7 @@ async fn wait_for_signal() {
 /// stop it. Returns when `shutdown` fires and every task has drained.
 pub async fn serve(config: Config, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
     let token = config.bot_token.clone().context("TELEGRAM_BOT_TOKEN is not set")?;
+    refuse_foreign_master(&config).await?;
     let backend = crate::wa::backend_for(&config)
         .await
         .context("starting the WhatsApp backend")?;
@@ -454,6 +524,55 @@ async fn spawn_http(
         Err(e) => {
             warn!(%addr, error = %e, "cannot listen for /health and /metrics");
             None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+
+    /// A log sink the test reads back.
+    #[derive(Clone, Default)]
+    struct Sink(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Sink {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn logged(format: &str, emit: impl FnOnce()) -> String {
+        let vars: HashMap<String, String> = [("TGWA_LOG_FORMAT".to_string(), format.to_string())].into();
+        let config = Config::from_map(&vars).unwrap();
+        let sink = Sink::default();
+        let out = sink.clone();
+        let sub = subscriber(&config, "info", MaskingWriter(move || out.clone()), false);
+        tracing::subscriber::with_default(sub, emit);
+        let bytes = sink.0.lock().unwrap().clone();
+        String::from_utf8(bytes).unwrap()
+    }
+
+    #[test]
+    fn every_crates_log_lines_have_phone_numbers_masked() {
+        for format in ["pretty", "json"] {
+            let text = logged(format, || {
+                // What whatsapp-rust 0.7 logs at INFO (`pair_code.rs`, `lid_pn.rs`).
+                info!(target: "whatsapp_rust::pair_code", "Starting pair code authentication for phone: 6281312345678");
+                info!(target: "whatsapp_rust::client::lid_pn", "Migrated identity 6281312345678.0 -> 98765432109876@lid");
+                warn!(target: "some_crate", phone = "+62 813-1234-5678", telegram_id = 5123456789_i64, "typed by a user");
+            });
+            assert!(!text.contains("6281312345678"), "{format}: {text}");
+            assert!(!text.contains("813-1234-5678"), "{format}: {text}");
+            assert!(!text.contains("98765432109876"), "{format}: {text}");
+            assert!(text.contains("62*******5678"), "{format}: {text}");
+            assert!(text.contains("5123456789"), "{format}: the Telegram ID stays readable: {text}");
         }
     }
 }

@@ -2,11 +2,12 @@
 //!
 //! - `GET /health`: 200 `{"status":"ok",...}` only while the dispatcher's last successful
 //!   `getUpdates` is younger than `TGWA_HEALTH_MAX_AGE_SECS` and the master database takes a
-//!   write lock; otherwise 503 with `{"status":"unhealthy","reason":...}`. A supervisor
+//!   real write (a heartbeat row, committed); otherwise 503 with `{"status":"unhealthy","reason":...}`. A supervisor
 //!   (systemd, Docker, a load balancer) polls it.
 //! - `GET /metrics`: Prometheus text (see [`crate::metrics`]); the account and session gauges
 //!   are refreshed from the master database and the live sessions at each scrape.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -96,8 +97,11 @@ pub async fn spawn(
     max_age: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    let bound = listener.local_addr()?;
+    let listener = Guarded::new(tokio::net::TcpListener::bind(addr).await?, MAX_CONNECTIONS, CONNECTION_LIFETIME);
+    let bound = listener.inner.local_addr()?;
+    if let Some(warning) = exposure_warning(bound) {
+        tracing::warn!("{warning}");
+    }
     let state = HttpState {
         manager,
         heartbeat,
@@ -121,6 +125,136 @@ pub async fn spawn(
         }
     });
     Ok((bound, task))
+}
+
+/// Connections served at once; more are closed as soon as they are accepted, so a flood of
+/// idle connections cannot use up the process's file descriptors (which the WhatsApp sessions
+/// and SQLite need).
+pub const MAX_CONNECTIONS: usize = 64;
+
+/// How long one connection may stay open: `/health` and `/metrics` answer in milliseconds,
+/// so a connection still open after this (half a header sent, then silence) is cut.
+pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(10);
+
+/// A warning for the operator when `addr` is reachable from other machines: the listener
+/// has no authentication and `/metrics` tells anyone how many accounts this server runs.
+pub fn exposure_warning(addr: SocketAddr) -> Option<String> {
+    (!addr.ip().is_loopback()).then(|| {
+        format!(
+            "TGWA_HTTP_ADDR {addr} is reachable from other machines: /health and /metrics have no \
+             authentication; bind 127.0.0.1 or put a firewall in front"
+        )
+    })
+}
+
+/// The listener with a connection cap and a lifetime per connection.
+struct Guarded {
+    inner: tokio::net::TcpListener,
+    /// One permit per open connection.
+    permits: Arc<tokio::sync::Semaphore>,
+    lifetime: Duration,
+}
+
+impl Guarded {
+    fn new(inner: tokio::net::TcpListener, max: usize, lifetime: Duration) -> Self {
+        Self {
+            inner,
+            permits: Arc::new(tokio::sync::Semaphore::new(max)),
+            lifetime,
+        }
+    }
+}
+
+impl axum::serve::Listener for Guarded {
+    type Io = Bounded;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let (stream, peer) = match self.inner.accept().await {
+                Ok(c) => c,
+                Err(e) => {
+                    // Out of descriptors or a peer gone before accept: wait, never spin.
+                    tracing::debug!(error = %e, "HTTP accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            match self.permits.clone().try_acquire_owned() {
+                Ok(permit) => {
+                    let deadline = Box::pin(tokio::time::sleep(self.lifetime));
+                    return (Bounded { stream, deadline, _permit: permit }, peer);
+                }
+                Err(_) => {
+                    crate::metrics::http_refused();
+                    drop(stream);
+                }
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.inner.local_addr()
+    }
+}
+
+/// A connection that fails every read and write once its deadline passed, and gives its
+/// permit back when dropped.
+struct Bounded {
+    stream: tokio::net::TcpStream,
+    deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Bounded {
+    /// `Err` once the deadline passed; otherwise registers the waker for it, so an idle
+    /// connection is woken (and cut) then.
+    fn expired(&mut self, cx: &mut std::task::Context<'_>) -> std::io::Result<()> {
+        match self.deadline.as_mut().poll(cx) {
+            std::task::Poll::Ready(()) => Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "connection open too long",
+            )),
+            std::task::Poll::Pending => Ok(()),
+        }
+    }
+}
+
+impl tokio::io::AsyncRead for Bounded {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        if let Err(e) = self.expired(cx) {
+            return std::task::Poll::Ready(Err(e));
+        }
+        std::pin::Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Bounded {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        if let Err(e) = self.expired(cx) {
+            return std::task::Poll::Ready(Err(e));
+        }
+        std::pin::Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
 }
 
 fn json(status: StatusCode, body: serde_json::Value) -> Response {
@@ -155,11 +289,12 @@ async fn health(State(st): State<HttpState>) -> Response {
     }
 }
 
-/// Takes and releases the master database's write lock, within 3 s.
+/// Writes a heartbeat row into the master database and commits it, within 3 s: taking the
+/// write lock alone succeeds on a full or failing disk, where every real write then fails.
 async fn master_writable(manager: &AccountManager) -> Result<(), String> {
     let pool = manager.master().clone();
     let check = crate::db::with_conn(&pool, |c| {
-        c.execute_batch("BEGIN IMMEDIATE; ROLLBACK;")?;
+        write_heartbeat(c, crate::db::now())?;
         Ok(())
     });
     match tokio::time::timeout(Duration::from_secs(3), check).await {
@@ -167,6 +302,17 @@ async fn master_writable(manager: &AccountManager) -> Result<(), String> {
         Ok(Err(e)) => Err(e.to_string()),
         Err(_) => Err("no write lock within 3 s".into()),
     }
+}
+
+/// The heartbeat row `/health` writes (`admin_state`, key `health_heartbeat`): the last time
+/// the master database took a real write.
+fn write_heartbeat(c: &rusqlite::Connection, now: i64) -> rusqlite::Result<()> {
+    c.execute(
+        "INSERT INTO admin_state (key, value) VALUES ('health_heartbeat', ?1)
+         ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        [now.to_string()],
+    )?;
+    Ok(())
 }
 
 async fn metrics(State(st): State<HttpState>) -> Response {

@@ -191,6 +191,110 @@ pub fn mask_digits_in(text: &str) -> String {
     out
 }
 
+/// Field labels after which a digit run is a Telegram ID, not a phone number, and stays
+/// readable in logs (an operator needs the whole ID to find a user).
+pub const LOG_ID_LABELS: [&str; 5] = ["telegram_id=", "telegram_id\":", "telegram_id\":\"", "chat_id=", "chat_id\":"];
+
+/// Masks every phone number in free text, also one written with separators (`+62 812-3456-7890`,
+/// `0812 3456 7890`): a run of 8 to 15 digits, or digit groups joined by single spaces or
+/// hyphens that add up to 8 to 15 digits, keeps its first two and last four digits. Kept as
+/// they are: shorter and longer runs (counts, group IDs), dates (`2026-12-07`), decimal
+/// fractions (`1.234567891s`), and a run right after one of `keep_after` (an ID label).
+pub fn mask_phones_in(text: &str, keep_after: &[&str]) -> String {
+    let b = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let (mut copied, mut i) = (0, 0);
+    while i < b.len() {
+        let starts_run = b[i].is_ascii_digit() && (i == 0 || !b[i - 1].is_ascii_digit());
+        if !starts_run {
+            i += 1;
+            continue;
+        }
+        let groups = digit_groups(b, i);
+        let end = groups.last().map_or(i, |g| g.1);
+        let fraction = i >= 2 && b[i - 1] == b'.' && b[i - 2].is_ascii_digit();
+        let labelled = keep_after.iter().any(|l| text[..i].ends_with(l));
+        out.push_str(&text[copied..i]);
+        let piece = &text[i..end];
+        if fraction || labelled {
+            out.push_str(piece);
+        } else {
+            out.push_str(&mask_groups(piece, &groups, i));
+        }
+        copied = end;
+        i = end;
+    }
+    out.push_str(&text[copied..]);
+    out
+}
+
+/// The digit groups from `start`: each `(from, to)`, joined by one space or hyphen.
+fn digit_groups(b: &[u8], start: usize) -> Vec<(usize, usize)> {
+    let mut groups = Vec::new();
+    let mut j = start;
+    loop {
+        let from = j;
+        while j < b.len() && b[j].is_ascii_digit() {
+            j += 1;
+        }
+        groups.push((from, j));
+        if j + 1 < b.len() && matches!(b[j], b' ' | b'-') && b[j + 1].is_ascii_digit() {
+            j += 1;
+            continue;
+        }
+        return groups;
+    }
+}
+
+/// Masks the digits of one candidate (`piece` starts at byte `offset` of the text).
+fn mask_groups(piece: &str, groups: &[(usize, usize)], offset: usize) -> String {
+    let lens: Vec<usize> = groups.iter().map(|g| g.1 - g.0).collect();
+    let digits: usize = lens.iter().sum();
+    let dashes = piece.contains('-');
+    let date = dashes && lens.windows(3).any(|w| w == [4, 2, 2] || w == [2, 2, 4]);
+    let spaced_number = groups.len() > 1
+        && (8..=15).contains(&digits)
+        && lens.iter().all(|&l| l < 8)
+        && lens[1..].iter().all(|&l| l >= 2)
+        && !date;
+    if spaced_number {
+        return mask_kept_ends(piece, digits);
+    }
+    // Each group on its own: a long one is a number written without separators.
+    let mut out = String::with_capacity(piece.len());
+    let mut at = offset;
+    for (from, to) in groups {
+        out.push_str(&piece[at - offset..*from - offset]);
+        let g = &piece[*from - offset..*to - offset];
+        if (8..=15).contains(&g.len()) {
+            out.push_str(&mask_kept_ends(g, g.len()));
+        } else {
+            out.push_str(g);
+        }
+        at = *to;
+    }
+    out
+}
+
+/// `piece` with every digit but its first two and last four replaced by `*`.
+fn mask_kept_ends(piece: &str, digits: usize) -> String {
+    let mut seen = 0;
+    piece
+        .chars()
+        .map(|c| {
+            if !c.is_ascii_digit() {
+                return c;
+            }
+            seen += 1;
+            if seen <= 2 || seen > digits - 4 {
+                c
+            } else {
+                '*'
+            }
+        })
+        .collect()
+}
+
 fn parse_canonical_positive(s: &str) -> Option<i64> {
     let b = s.as_bytes();
     if b.is_empty() || b.len() > 19 || b[0] == b'0' || !b.iter().all(u8::is_ascii_digit) {
@@ -422,6 +526,35 @@ mod tests {
         assert_eq!(mask_digits_in("120363012345678901@g.us"), "120363012345678901@g.us");
         assert_eq!(mask_digits_in("12345678"), "12**5678");
         assert_eq!(mask_digits_in(""), "");
+    }
+
+    #[test]
+    fn phone_numbers_are_masked_with_and_without_separators() {
+        let m = |t: &str| mask_phones_in(t, &LOG_ID_LABELS);
+        assert_eq!(
+            m("Starting pair code authentication for phone: 6281312345678"),
+            "Starting pair code authentication for phone: 62*******5678"
+        );
+        assert_eq!(m("+62 812-3456-7890"), "+62 ***-****-7890");
+        assert_eq!(m("call 0812 3456 7890 now"), "call 08** **** 7890 now");
+        assert_eq!(m("+1 (415) 555-0199 x"), "+1 (415) 555-0199 x");
+        assert_eq!(m("+1 415 555 0199"), "+1 4** *** 0199");
+        assert_eq!(m("6281234567890.0:1@s.whatsapp.net"), "62*******7890.0:1@s.whatsapp.net");
+        assert_eq!(m("42/whatsmeow-42-6281234567890.db"), "42/whatsmeow-42-62*******7890.db");
+        assert_eq!(m("a 6281234567890 6281234567891 b"), "a 62*******7890 62*******7891 b");
+        // Kept: dates, times, fractions, counts, group IDs, labelled Telegram IDs.
+        for keep in [
+            "2026-12-07T05:22:54.123456789Z",
+            "at 2026-12-07 05:22:54",
+            "took 1.234567891s",
+            "1 2 3 4 5 6 7 8 9",
+            "120363012345678901@g.us",
+            "telegram_id=5123456789 chat_id=5123456789",
+            r#"{"telegram_id":"5123456789","chat_id":5123456789}"#,
+        ] {
+            assert_eq!(m(keep), keep);
+        }
+        assert_eq!(m("user 5123456789"), "user 51****6789");
     }
 
     #[test]

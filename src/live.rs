@@ -160,15 +160,17 @@ pub(crate) struct Live {
     pub(crate) _lock: File,
 }
 
-/// Code requests remembered per user and per number, for the pairing cooldowns.
+/// Code requests remembered per user and per (user, number), for the pairing cooldowns.
 #[derive(Default)]
 struct PairRequests {
     by_user: HashMap<TelegramId, VecDeque<Instant>>,
-    by_phone: HashMap<String, VecDeque<Instant>>,
+    /// Keyed by requester too: a stranger's requests for a number must not use up the
+    /// allowance of the person whose phone it is.
+    by_phone: HashMap<(TelegramId, String), VecDeque<Instant>>,
 }
 
 /// The pairing cooldowns: a minimum interval between two code requests and a cap per hour,
-/// each per Telegram user and per number.
+/// each per Telegram user and per (user, number).
 #[derive(Debug, Clone, Copy)]
 pub struct PairLimits {
     /// Minimum time between two requests of one user, or for one number.
@@ -186,6 +188,9 @@ pub(crate) struct LiveMap {
     pub(crate) pairing: Mutex<HashSet<TelegramId>>,
     /// Recent pairing-code requests, for the cooldowns.
     requests: Mutex<PairRequests>,
+    /// Pairings cancelled because another user asked for their number, until their screen
+    /// has told its user so.
+    taken_over: Mutex<HashSet<AccountId>>,
 }
 
 impl Default for LiveMap {
@@ -197,6 +202,7 @@ impl Default for LiveMap {
             notices_rx: Mutex::new(Some(rx)),
             pairing: Mutex::new(HashSet::new()),
             requests: Mutex::new(PairRequests::default()),
+            taken_over: Mutex::new(HashSet::new()),
         }
     }
 }
@@ -333,14 +339,25 @@ impl LiveMap {
             wait
         };
         let u = wait_of(r.by_user.entry(owner).or_default());
-        let p = wait_of(r.by_phone.entry(phone.digits().to_string()).or_default());
+        let key = (owner, phone.digits().to_string());
+        let p = wait_of(r.by_phone.entry(key.clone()).or_default());
         let wait = u.max(p);
         if !wait.is_zero() {
             return Err(wait);
         }
         r.by_user.entry(owner).or_default().push_back(now);
-        r.by_phone.entry(phone.digits().to_string()).or_default().push_back(now);
+        r.by_phone.entry(key).or_default().push_back(now);
         Ok(())
+    }
+
+    /// Remembers that pairing `id` is being cancelled for another user's request.
+    pub(crate) fn mark_taken_over(&self, id: AccountId) {
+        self.taken_over.lock().unwrap_or_else(|e| e.into_inner()).insert(id);
+    }
+
+    /// True (once) if pairing `id` was cancelled for another user's request.
+    pub(crate) fn take_taken_over(&self, id: AccountId) -> bool {
+        self.taken_over.lock().unwrap_or_else(|e| e.into_inner()).remove(&id)
     }
 
     /// A pairing completed: the user and the number start afresh (the cooldowns are there to
@@ -348,7 +365,7 @@ impl LiveMap {
     pub(crate) fn pair_completed(&self, owner: TelegramId, phone: &PhoneNumber) {
         let mut r = self.requests.lock().unwrap_or_else(|e| e.into_inner());
         r.by_user.remove(&owner);
-        r.by_phone.remove(phone.digits());
+        r.by_phone.retain(|(_, p), _| p != phone.digits());
     }
 }
 
@@ -374,10 +391,8 @@ mod tests {
             wait > Duration::from_secs(25) && wait <= Duration::from_secs(30),
             "{wait:?}"
         );
-        // Another user, the same number: the number's cooldown.
-        assert!(live.pair_request(u2, &p, limits).is_err());
-        // Another user and number: free.
-        assert!(live.pair_request(u2, &q, limits).is_ok());
+        // Another user, the same number: their own allowance, untouched by u1's request.
+        assert!(live.pair_request(u2, &p, limits).is_ok());
         // A completed pairing clears both.
         live.pair_completed(u1, &p);
         assert!(live.pair_request(u1, &p, limits).is_ok());
@@ -396,5 +411,25 @@ mod tests {
         assert!(live.pair_request(u, &p, limits).is_ok());
         let wait = live.pair_request(u, &p, limits).unwrap_err();
         assert!(wait > Duration::from_secs(3500), "{wait:?}");
+    }
+
+    #[test]
+    fn a_strangers_requests_do_not_use_up_the_owners_allowance() {
+        let live = LiveMap::default();
+        let limits = PairLimits {
+            cooldown: Duration::from_secs(30),
+            per_hour: 5,
+        };
+        let p = PhoneNumber::from_digits("6281234560001").unwrap();
+        // Five strangers, or one stranger five times over an hour: only their own allowance.
+        for t in 10..15 {
+            assert!(live.pair_request(TelegramId::new(t).unwrap(), &p, limits).is_ok());
+        }
+        let owner = TelegramId::new(1).unwrap();
+        assert!(live.pair_request(owner, &p, limits).is_ok(), "the owner was made to wait");
+        // Each requester keeps a cap of their own, whatever number they try.
+        let stranger = TelegramId::new(10).unwrap();
+        let q = PhoneNumber::from_digits("6281234560002").unwrap();
+        assert!(live.pair_request(stranger, &q, limits).is_err());
     }
 }

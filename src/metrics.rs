@@ -111,6 +111,11 @@ pub fn message_received() {
     metrics::counter!("tgwa_messages_received_total").increment(1);
 }
 
+/// An HTTP connection was closed at once because `MAX_CONNECTIONS` were already open.
+pub fn http_refused() {
+    metrics::counter!("tgwa_http_connections_refused_total").increment(1);
+}
+
 /// A pairing (code or QR) was started.
 pub fn pair_request() {
     metrics::counter!("tgwa_pair_code_requests_total").increment(1);

@@ -239,6 +239,9 @@ pub async fn run(config: &Config) -> i32 {
         Err(e) => findings.push(finding(Level::Fail, format!("master database: {e}"))),
     }
     findings.extend(secret_findings(&config.data_dir));
+    if let Some(w) = config.http_addr.and_then(crate::http::exposure_warning) {
+        findings.push(finding(Level::Warn, w));
+    }
     for f in &findings {
         print_finding(f);
     }

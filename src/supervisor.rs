@@ -186,15 +186,34 @@ impl AccountManager {
         qr: bool,
     ) -> Result<(Account, Option<PairCode>), PairError> {
         let previous = self.by_phone(&phone).await?;
+        // Someone else's fresh pairing of this number holds nothing yet: it must not block the
+        // person whose phone it is. The newer request takes its place (after its own
+        // cooldowns), and the other requester is told.
+        let pending_other = previous
+            .as_ref()
+            .filter(|a| a.telegram_id != owner && a.status == AccountStatus::Pairing && a.jid.is_none())
+            .cloned();
         let repair_of = previous.filter(|a| {
             a.telegram_id == owner && matches!(a.status, AccountStatus::LoggedOut | AccountStatus::Unpaired)
         });
+        if let Some(other) = &pending_other {
+            if let Err(wait) = self.inner.live.pair_request(owner, &phone, self.pair_limits()) {
+                return Err(PairError::Cooldown { wait });
+            }
+            self.inner.live.mark_taken_over(other.id);
+            if let Err(e) = self.cancel_pairing(other.telegram_id, other.id).await {
+                warn!(account_id = %other.id, error = %e, "could not cancel a pairing taken over");
+            }
+        }
         let acc = self.add(owner, phone.clone(), AccountStatus::Pairing, None).await?;
         let repair_from = repair_of.as_ref().map(|a| a.status);
-        // Only requests that passed every other check count against the cooldowns.
-        if let Err(wait) = self.inner.live.pair_request(owner, &phone, self.pair_limits()) {
-            self.abandon_pairing(&acc, repair_from, "pairing cooldown").await;
-            return Err(PairError::Cooldown { wait });
+        // Only requests that passed every other check count against the cooldowns (a take-over
+        // was counted above).
+        if pending_other.is_none() {
+            if let Err(wait) = self.inner.live.pair_request(owner, &phone, self.pair_limits()) {
+                self.abandon_pairing(&acc, repair_from, "pairing cooldown").await;
+                return Err(PairError::Cooldown { wait });
+            }
         }
         if let Some(old) = &repair_of {
             // A new generation: whatever was bound to the old one ends, and its stale session
@@ -230,6 +249,11 @@ impl AccountManager {
                 Err(e.into())
             }
         }
+    }
+
+    /// True once for a pairing that was cancelled because another user asked for its number.
+    pub fn pairing_taken_over(&self, id: AccountId) -> bool {
+        self.inner.live.take_taken_over(id)
     }
 
     /// Cancels the owner's pairing of account `id` (the Cancel button).

@@ -54,6 +54,29 @@ fn audit_count(bot: &TestBot, who: i64, action: &str) -> i64 {
         .unwrap()
 }
 
+/// How many refusals `who` got for `action`: one audit row per minute holds them all, its
+/// detail ending in `[+N more this minute]`.
+fn refusals(bot: &TestBot, who: i64, action: &str) -> i64 {
+    let c = bot.master();
+    let mut st = c
+        .prepare("SELECT COALESCE(detail, '') FROM audit_log WHERE telegram_id = ?1 AND action = ?2")
+        .unwrap();
+    let details: Vec<String> = st
+        .query_map(rusqlite::params![who, action], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    details
+        .iter()
+        .map(|d| {
+            1 + d
+                .rsplit_once(" [+")
+                .and_then(|(_, t)| t.strip_suffix(" more this minute]"))
+                .map_or(0, |n| n.parse::<i64>().unwrap())
+        })
+        .sum()
+}
+
 async fn three_users() -> TestBot {
     let admin = ADMIN.to_string();
     let bot = TestBot::start(&[("TGWA_ADMIN_IDS", &admin)]).await;
@@ -196,7 +219,7 @@ async fn a_non_operator_is_refused_admin_and_every_admin_button_and_sees_nothing
     );
     assert_eq!(bot.account_row(B_PHONE).unwrap().2, "active");
     assert!(
-        audit_count(&bot, A, "refused_admin") > kinds.len() as i64,
+        refusals(&bot, A, "refused_admin") > kinds.len() as i64,
         "refusals are audited"
     );
     bot.stop().await;
@@ -597,7 +620,7 @@ async fn a_non_operator_replaying_announcement_buttons_is_refused_and_nothing_is
         )
         .unwrap();
     assert_eq!((state.as_str(), recipients), ("draft", 0));
-    assert!(audit_count(&bot, A, "refused_admin") >= mine.len() as i64);
+    assert!(refusals(&bot, A, "refused_admin") >= mine.len() as i64);
     bot.stop().await;
 }
 
@@ -702,4 +725,128 @@ fn audit_count_system(bot: &TestBot, action: &str) -> i64 {
             |r| r.get(0),
         )
         .unwrap()
+}
+
+/// Presses the button with `data` on message `mid` as `user` and returns the callback answer.
+async fn replay(bot: &TestBot, user: i64, mid: i64, data: &str) -> serde_json::Value {
+    let id = bot.tg.push_callback(user, mid, data);
+    bot.tg.wait_for_callback_answer(&id, WAIT).await
+}
+
+/// Opens A's page in `/admin` and asks for `action`; returns the "Ya" button and its message.
+async fn confirmation(bot: &TestBot, action: &str) -> (String, i64) {
+    say(bot, ADMIN, &format!("/admin {A}"), "cocok dengan").await;
+    tap(bot, ADMIN, "4001", "Riwayat").await;
+    tap(bot, ADMIN, action, action).await;
+    let data = bot.button(ADMIN, "Ya");
+    let mid = bot.message_with_button(ADMIN, &data);
+    (data, mid)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_confirmations_act_once_and_never_on_a_later_pairing() {
+    let admin = ADMIN.to_string();
+    let bot = TestBot::start(&[("TGWA_ADMIN_IDS", &admin)]).await;
+    bot.pair(A, A_PHONE).await;
+
+    // Two force-logout confirmations; the first is used, then A pairs the number again.
+    let (first, first_mid) = confirmation(&bot, "Paksa logout").await;
+    let (stale, stale_mid) = confirmation(&bot, "Paksa logout").await;
+    let mark = bot.tg.mark();
+    replay(&bot, ADMIN, first_mid, &first).await;
+    bot.tg.wait_for_text_to_after(mark, A, "Operator mengeluarkan", WAIT).await;
+    wait_status(&bot, A_PHONE, "logged_out").await;
+    bot.pair(A, A_PHONE).await;
+    // The confirmation made before the re-pair does not log out the new pairing.
+    let ans = replay(&bot, ADMIN, stale_mid, &stale).await;
+    assert!(ans["text"].as_str().unwrap_or("").contains("tidak berlaku"), "{ans}");
+    assert_eq!(bot.account_row(A_PHONE).unwrap().2, "active");
+    assert_eq!(audit_count(&bot, ADMIN, "admin_logout"), 1);
+    let told = bot.tg.sent_to(A).iter().filter(|m| m.text.contains("Operator mengeluarkan")).count();
+    assert_eq!(told, 1);
+
+    // Disconnect tapped three times: one disconnect, one notice, one audit row.
+    let (yes, mid) = confirmation(&bot, "Putuskan sesi").await;
+    let mark = bot.tg.mark();
+    replay(&bot, ADMIN, mid, &yes).await;
+    bot.tg.wait_for_text_to_after(mark, A, "Operator memutus", WAIT).await;
+    replay(&bot, ADMIN, mid, &yes).await;
+    replay(&bot, ADMIN, mid, &yes).await;
+    let told = bot.tg.sent_to(A).iter().filter(|m| m.text.contains("Operator memutus")).count();
+    assert_eq!(told, 1, "the owner was told {told} times");
+    assert_eq!(audit_count(&bot, ADMIN, "admin_disconnect"), 1);
+
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_button_for_an_announcement_that_is_gone_is_a_stale_button() {
+    let admin = ADMIN.to_string();
+    let bot = TestBot::start(&[("TGWA_ADMIN_IDS", &admin)]).await;
+    say(&bot, ADMIN, "/admin announce Halo semua", "Pratinjau pengumuman").await;
+    say(&bot, ADMIN, "/admin", "Admin").await;
+    tap(&bot, ADMIN, "📣 Pengumuman", "Terakhir").await;
+    let data = bot.button(ADMIN, "📣 #1");
+    let mid = bot.message_with_button(ADMIN, &data);
+    let db = master_rw(&bot);
+    db.execute_batch("DELETE FROM announcement_recipients; DELETE FROM announcements;")
+        .unwrap();
+    let ans = replay(&bot, ADMIN, mid, &data).await;
+    assert!(ans["text"].as_str().unwrap_or("").contains("tidak berlaku"), "{ans}");
+    assert!(
+        !bot.tg.sent_to(ADMIN).iter().any(|m| m.text.contains("terjadi kesalahan")),
+        "shown as an error"
+    );
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_announcement_preview_is_cut_between_entities_and_counted_as_telegram_does() {
+    let admin = ADMIN.to_string();
+    let bot = TestBot::start(&[("TGWA_ADMIN_IDS", &admin)]).await;
+    // 4000 characters full of what HTML must escape: the echoed preview needs two messages.
+    let text = "a&b<c>d".repeat(571);
+    let mark = bot.tg.mark();
+    bot.tg.push_message(ADMIN, &format!("/admin announce {text}"));
+    bot.tg.wait_for_button_after(mark, ADMIN, "Kirim ke", WAIT).await;
+    let refused: Vec<_> = bot
+        .tg
+        .calls_after(mark)
+        .into_iter()
+        .filter(|c| c.method == "sendmessage" && c.params.get("__message_id").is_none())
+        .collect();
+    assert!(refused.is_empty(), "Telegram refused a piece of the preview");
+    // 2100 emoji are 4200 units to Telegram: over the cap, said so before anything is stored.
+    let r = say(&bot, ADMIN, &format!("/admin announce {}", "😀".repeat(2100)), "terlalu panjang").await;
+    assert!(r.text.contains("4200"), "{}", r.text);
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_hammering_a_forbidden_button_adds_one_audit_row_a_minute() {
+    let admin = ADMIN.to_string();
+    let bot = TestBot::start(&[("TGWA_ADMIN_IDS", &admin)]).await;
+    bot.pair(A, A_PHONE).await;
+    say(&bot, ADMIN, "/admin", "Admin").await;
+    let data = bot.button(ADMIN, "Semua akun");
+    let mid = bot.message_with_button(ADMIN, &data);
+    // A replays the operator's button 60 times: every press refused, one row for them all.
+    for _ in 0..60 {
+        let id = bot.tg.push_callback(A, mid, &data);
+        bot.tg.wait_for_callback_answer(&id, WAIT).await;
+    }
+    let rows: i64 = bot
+        .master()
+        .query_row(
+            "SELECT COUNT(*) FROM audit_log WHERE telegram_id = ?1 AND action LIKE 'refused%'",
+            [A],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(rows <= 2, "{rows} audit rows for one user's refusals");
+    assert_eq!(
+        refusals(&bot, A, "refused_callback") + refusals(&bot, A, "refused_admin"),
+        60
+    );
+    bot.stop().await;
 }

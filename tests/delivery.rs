@@ -1,6 +1,7 @@
-//! Telegram delivery when the Bot API misbehaves: 500s, broken connections, answers that
-//! arrive after the client gave up, and 429s for one chat. No reply may be lost, none shown
-//! twice, and one user's 429 must not hold back another user's reply.
+//! Telegram delivery when the Bot API misbehaves: 500s, broken connections, garbled answers,
+//! answers that arrive after the client gave up, and 429s for one chat. None is shown twice
+//! (a send whose fate is unknown is not repeated), and one user's 429 must not hold back
+//! another user's reply.
 //!
 //! The bot runs with a 50 ms backoff base and a 3 s client timeout so the faults cost little
 //! time; a 500 still costs 10 s, because teloxide sleeps that long on every 5xx.
@@ -78,26 +79,54 @@ async fn a_500_on_send_message_is_retried_and_the_reply_arrives_once() {
     bot.stop().await;
 }
 
+/// The `sendMessage` calls to `chat` after `mark` whose text contains `needle`.
+fn send_calls(bot: &TestBot, mark: fake_telegram::Mark, chat: i64, needle: &str) -> usize {
+    bot.tg
+        .calls_after(mark)
+        .iter()
+        .filter(|c| {
+            c.method == "sendmessage"
+                && c.chat_id == Some(chat)
+                && c.params["text"].as_str().unwrap_or("").contains(needle)
+        })
+        .count()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_broken_connection_is_retried_and_the_reply_arrives_once() {
+async fn a_connection_broken_after_the_request_left_is_not_repeated() {
     let bot = start(&[]).await;
     let u = 7_100_002;
+    // Broken before Telegram did it: the client cannot tell, so it is not sent again (the
+    // reply is lost rather than risk showing it twice).
     bot.tg.drop_next("sendMessage", Some(u));
     let mark = bot.tg.mark();
     bot.tg.push_message(u, "/help");
-    bot.tg.wait_for_text_to_after(mark, u, "Bantuan", WAIT).await;
-    assert_eq!(bot.tg.faults_left(), 0, "the broken connection was never hit");
     settle(&bot, u).await;
+    assert_eq!(bot.tg.faults_left(), 0, "the broken connection was never hit");
+    assert_eq!(send_calls(&bot, mark, u, "Bantuan"), 1, "the send was repeated");
+    // Broken after Telegram did it: shown once.
+    bot.tg.break_after_next("sendMessage", Some(u));
+    let mark = bot.tg.mark();
+    bot.tg.push_message(u, "/help");
+    settle(&bot, u).await;
+    assert_eq!(bot.tg.faults_left(), 0);
+    assert_eq!(send_calls(&bot, mark, u, "Bantuan"), 1, "the send was repeated");
     assert_eq!(count(&bot, u, "Bantuan"), 1);
-    // Two calls: the one that broke and the one that went through.
-    assert_eq!(
-        bot.tg
-            .calls_after(mark)
-            .iter()
-            .filter(|c| c.method == "sendmessage" && c.params["text"].as_str().unwrap_or("").contains("Bantuan"))
-            .count(),
-        2
-    );
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_garbled_answer_to_a_send_is_not_sent_twice() {
+    let bot = start(&[]).await;
+    let u = 7_100_010;
+    bot.tg.garble_next("sendMessage", Some(u));
+    let mark = bot.tg.mark();
+    bot.tg.push_message(u, "/help");
+    bot.tg.wait_for_text_to_after(mark, u, "Bantuan", WAIT).await;
+    settle(&bot, u).await;
+    assert_eq!(bot.tg.faults_left(), 0);
+    assert_eq!(send_calls(&bot, mark, u, "Bantuan"), 1, "the send was repeated");
+    assert_eq!(count(&bot, u, "Bantuan"), 1);
     bot.stop().await;
 }
 
@@ -270,5 +299,59 @@ async fn with_throttle_on_a_429_is_waited_out_once_not_retried_forever() {
         })
         .count();
     assert_eq!(tries, 2, "the 429 was retried more than once");
+    bot.stop().await;
+}
+
+/// Waits until announcement #1 has no recipient left to send to; returns each recipient's
+/// state.
+async fn announcement_settled(bot: &TestBot) -> std::collections::HashMap<i64, String> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let c = rusqlite::Connection::open(bot.master_db()).unwrap();
+        c.busy_timeout(Duration::from_secs(5)).unwrap();
+        let mut st = c
+            .prepare("SELECT telegram_id, state FROM announcement_recipients")
+            .unwrap();
+        let rows: std::collections::HashMap<i64, String> = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        if !rows.is_empty() && rows.values().all(|s| s != "pending" && s != "running") {
+            return rows;
+        }
+        assert!(Instant::now() < deadline, "the announcement did not finish: {rows:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_announcement_send_with_an_ambiguous_answer_is_unknown_and_sent_once() {
+    const TEXT: &str = "Pemeliharaan malam ini pukul 23.00 WIB.";
+    let admin: i64 = 7_100_020;
+    let users = [7_100_021, 7_100_022, 7_100_023];
+    let bot = start(&[
+        ("TGWA_ADMIN_IDS", &admin.to_string()),
+        ("TGWA_ANNOUNCE_DELAY_MS", "50"),
+    ])
+    .await;
+    for u in users {
+        settle(&bot, u).await;
+    }
+    let (garbled, reset, fine) = (users[0], users[1], users[2]);
+    bot.tg.garble_next("sendMessage", Some(garbled));
+    bot.tg.break_after_next("sendMessage", Some(reset));
+    bot.say(admin, &format!("/admin announce {TEXT}"), "Pratinjau pengumuman")
+        .await;
+    bot.press(admin, "Kirim ke 4");
+    let states = announcement_settled(&bot).await;
+    assert_eq!(bot.tg.faults_left(), 0);
+    assert_eq!(states[&garbled], "unknown", "{states:?}");
+    assert_eq!(states[&reset], "unknown", "{states:?}");
+    assert_eq!(states[&fine], "sent", "{states:?}");
+    for u in users {
+        let copies = bot.tg.sent_to(u).iter().filter(|m| m.text == TEXT).count();
+        assert_eq!(copies, 1, "user {u} got {copies} copies");
+    }
     bot.stop().await;
 }

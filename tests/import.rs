@@ -500,3 +500,51 @@ async fn an_imported_account_shows_connected_in_its_owners_menu() {
     }
     bot.stop().await;
 }
+
+/// A lone Go session of user A with its writes kept in `-wal`, aged an hour; returns the
+/// working directory (kept alive by the temp dir) and the session path.
+fn lone_wal_session(phone: &str) -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("DB USER TELEGRAM");
+    std::fs::create_dir_all(root.join(A)).unwrap();
+    let s = session(&root, A, phone);
+    wm::write_store(
+        &s,
+        &Spec {
+            keep_wal: true,
+            ..Spec::paired(phone)
+        },
+    );
+    age_all(tmp.path());
+    (tmp, s)
+}
+
+#[test]
+fn import_refuses_a_symlinked_wal_and_never_reads_through_it() {
+    let (tmp, s) = lone_wal_session(WAL);
+    let wal = PathBuf::from(format!("{}-wal", s.display()));
+    let elsewhere = tmp.path().join("elsewhere-wal");
+    std::fs::rename(&wal, &elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &wal).unwrap();
+    let out = ok(&tgwa(tmp.path(), &["import", "--dry-run", "--json"], &[]));
+    let lines = json_lines(&out);
+    let e = entry(&lines, &format!("{A}/whatsmeow-{A}-{WAL}.db"));
+    assert_eq!(e["outcome"], "refused", "{lines:#?}");
+    assert!(e["reason"].as_str().unwrap_or("").contains("symbolic link"), "{lines:#?}");
+}
+
+#[test]
+fn a_go_session_dated_in_the_future_is_reported_so_and_imported() {
+    let (tmp, s) = lone_wal_session(PLAIN);
+    let ahead = SystemTime::now() + Duration::from_secs(7200);
+    for p in [s.clone(), PathBuf::from(format!("{}-wal", s.display()))] {
+        if p.exists() {
+            std::fs::OpenOptions::new().write(true).open(&p).unwrap().set_modified(ahead).unwrap();
+        }
+    }
+    let out = ok(&tgwa(tmp.path(), &["import", "--dry-run", "--json"], &[]));
+    let lines = json_lines(&out);
+    let e = entry(&lines, &format!("{A}/whatsmeow-{A}-{PLAIN}.db"));
+    assert_eq!(e["outcome"], "would_import", "{lines:#?}");
+    assert!(e["reason"].as_str().unwrap_or("").contains("in the future"), "{lines:#?}");
+}

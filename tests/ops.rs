@@ -326,6 +326,89 @@ async fn health_fails_within_seconds_when_telegram_stops_answering_and_recovers(
     bot.stop().await;
 }
 
+/// Sets the soft limit on the size of any file process `pid` writes (`ulimit -f`, in bytes):
+/// from then on every write past that size fails as on a full disk.
+fn limit_file_size(pid: u32, bytes: u64) {
+    let lim = libc::rlimit {
+        rlim_cur: bytes,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: prlimit on our own child with a valid rlimit and no old-value pointer.
+    let rc = unsafe { libc::prlimit(pid as i32, libc::RLIMIT_FSIZE, &lim, std::ptr::null_mut()) };
+    assert_eq!(rc, 0, "prlimit: {}", std::io::Error::last_os_error());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_fails_when_the_master_database_cannot_be_written_and_recovers() {
+    let tg = fake_telegram::FakeTelegram::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let extra = vec![
+        ("TGWA_HTTP_ADDR".to_string(), format!("127.0.0.1:{port}")),
+        ("RUST_LOG".to_string(), "warn".to_string()),
+    ];
+    let mut child = support::app::spawn_binary(dir.path(), &tg.url(), &extra);
+    let (body, _) = health_becomes(port, 200, WAIT).await;
+    assert!(body.contains("\"ok\""), "{body}");
+    // A dead disk: the write lock is still taken, every write fails.
+    limit_file_size(child.id(), 1);
+    let (body, _) = health_becomes(port, 503, Duration::from_secs(15)).await;
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(v["reason"].as_str().unwrap_or("").contains("master database"), "{body}");
+    assert!(child.try_wait().unwrap().is_none(), "tgwa died on the failed write");
+    limit_file_size(child.id(), libc::RLIM_INFINITY);
+    health_becomes(port, 200, Duration::from_secs(15)).await;
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let _ = child.wait();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_open_http_connections_are_capped_and_cut_and_health_still_answers() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let bot = TestBot::start(&[("TGWA_HTTP_ADDR", &addr)]).await;
+    health_becomes(port, 200, WAIT).await;
+    // 200 clients each send half a header and go silent.
+    let mut held = Vec::new();
+    for _ in 0..200 {
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        s.write_all(b"GET /health HTTP/1.1\r\nHost: loc").await.unwrap();
+        held.push(s);
+    }
+    // Each ends when the server closes it: at once above the cap, after the lifetime below it.
+    let started = tokio::time::Instant::now();
+    let closed = futures::future::join_all(held.into_iter().map(|mut s| async move {
+        let mut buf = [0u8; 64];
+        let r = tokio::time::timeout(Duration::from_secs(20), s.read(&mut buf)).await;
+        (r.is_ok(), tokio::time::Instant::now())
+    }))
+    .await;
+    assert!(closed.iter().all(|(ok, _)| *ok), "a half-open connection was never closed");
+    let quick = closed.iter().filter(|(_, at)| at.duration_since(started) < Duration::from_secs(3)).count();
+    assert!(quick >= 200 - 64, "only {quick} connections over the cap were refused at once");
+    let last = closed.iter().map(|(_, at)| at.duration_since(started)).max().unwrap();
+    assert!(last <= Duration::from_secs(15), "the last one was cut after {last:?}");
+    let (body, _) = health_becomes(port, 200, WAIT).await;
+    assert!(body.contains("\"ok\""), "{body}");
+    bot.stop().await;
+}
+
+#[test]
+fn check_warns_when_the_http_listener_is_reachable_from_other_machines() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dirs_env(&dir.path().join("data"), &dir.path().join("bot_data.db"));
+    let mut env = base.clone();
+    env.push(("TGWA_HTTP_ADDR", "0.0.0.0:9464".to_string()));
+    let out = tgwa(dir.path(), &["check"], &env);
+    assert!(text(&out).contains("reachable from other machines"), "{}", text(&out));
+    let mut env = base;
+    env.push(("TGWA_HTTP_ADDR", "127.0.0.1:9464".to_string()));
+    let out = tgwa(dir.path(), &["check"], &env);
+    assert!(!text(&out).contains("reachable from other machines"), "{}", text(&out));
+}
+
 /// `name{labels} value` lines of Prometheus text; panics on a line that is neither that nor a
 /// comment.
 fn parse_prometheus(text: &str) -> Vec<(String, String, f64)> {

@@ -414,3 +414,29 @@ async fn json_logs_are_json_and_plain_logs_have_no_colour_codes() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_on_a_foreign_sqlite_file_at_the_master_path_exits_2_and_leaves_it_alone() {
+    let tg = FakeTelegram::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let master = dir.path().join("bot_data.db");
+    {
+        let c = rusqlite::Connection::open(&master).unwrap();
+        c.execute_batch("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT); INSERT INTO notes (body) VALUES ('mine');")
+            .unwrap();
+    }
+    let mut p = Running::start(dir.path(), &env(dir.path(), &tg.url(), &[]));
+    let status = p.wait_exit(Duration::from_secs(30)).await;
+    assert_eq!(status.code(), Some(2), "{}", p.log_text());
+    assert!(p.log_text().contains("TGWA_MASTER_DB"), "{}", p.log_text());
+    let c = rusqlite::Connection::open(&master).unwrap();
+    let tables: Vec<String> = c
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(tables, ["notes"], "tgwa added its tables");
+    assert!(!tg.was_called("getUpdates"));
+}

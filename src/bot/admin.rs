@@ -103,11 +103,11 @@ pub(crate) async fn callback<R: Req>(
     let target = match cb {
         AdminCb::Account(id)
         | AdminCb::Disconnect(id)
-        | AdminCb::DisconnectYes(id)
+        | AdminCb::DisconnectYes(id, _)
         | AdminCb::Logout(id)
-        | AdminCb::LogoutYes(id)
+        | AdminCb::LogoutYes(id, _)
         | AdminCb::PauseJobs(id)
-        | AdminCb::PauseJobsYes(id)
+        | AdminCb::PauseJobsYes(id, _)
         | AdminCb::Suspend(_, id)
         | AdminCb::SuspendYes(_, id)
         | AdminCb::Unsuspend(_, id)
@@ -117,6 +117,9 @@ pub(crate) async fn callback<R: Req>(
         },
         _ => None,
     };
+    if target.as_ref().is_some_and(|a| stale_confirmation(cb, a)) {
+        return Ok(Some((tr(l, Key::StaleButton).to_string(), true)));
+    }
     let (text, kb) = match (cb, target) {
         (AdminCb::Overview, _) => overview(app, c).await?,
         (AdminCb::Accounts(page), _) => accounts_page(app, c, page as usize, None).await?,
@@ -135,7 +138,7 @@ pub(crate) async fn callback<R: Req>(
                     a.telegram_id
                 ),
             ),
-            confirm(app, c, Cb::Admin(AdminCb::DisconnectYes(id)), Cb::Admin(AdminCb::Account(id))),
+            confirm(app, c, Cb::Admin(AdminCb::DisconnectYes(id, a.generation)), Cb::Admin(AdminCb::Account(id))),
         ),
         (AdminCb::Logout(id), Some(a)) => (
             t2(
@@ -151,7 +154,7 @@ pub(crate) async fn callback<R: Req>(
                     a.telegram_id
                 ),
             ),
-            confirm(app, c, Cb::Admin(AdminCb::LogoutYes(id)), Cb::Admin(AdminCb::Account(id))),
+            confirm(app, c, Cb::Admin(AdminCb::LogoutYes(id, a.generation)), Cb::Admin(AdminCb::Account(id))),
         ),
         // The user is named in the button, but only the owner of the account it came from can
         // be meant: anything else is a stale or made-up button.
@@ -177,11 +180,13 @@ pub(crate) async fn callback<R: Req>(
         ),
         (AdminCb::SuspendYes(t, id) | AdminCb::UnsuspendYes(t, id), Some(a)) => {
             let suspend = matches!(cb, AdminCb::SuspendYes(..));
-            m.with_master(move |conn| account::set_suspended(conn, t, suspend)).await?;
+            let changed = m.with_master(move |conn| account::set_suspended(conn, t, suspend)).await?;
             m.invalidate(t);
-            let action = if suspend { "admin_suspend" } else { "admin_restore" };
-            m.audit(Some(c.tid), Some(id), action, format!("user {t}")).await?;
-            info!(telegram_id = %t, admin = %c.tid, suspend, "operator changed a user's suspension");
+            if changed {
+                let action = if suspend { "admin_suspend" } else { "admin_restore" };
+                m.audit(Some(c.tid), Some(id), action, format!("user {t}")).await?;
+                info!(telegram_id = %t, admin = %c.tid, suspend, "operator changed a user's suspension");
+            }
             account_page(app, c, &a).await?
         }
         (AdminCb::PauseJobs(id), Some(a)) => (
@@ -198,9 +203,9 @@ pub(crate) async fn callback<R: Req>(
                     a.telegram_id
                 ),
             ),
-            confirm(app, c, Cb::Admin(AdminCb::PauseJobsYes(id)), Cb::Admin(AdminCb::Account(id))),
+            confirm(app, c, Cb::Admin(AdminCb::PauseJobsYes(id, a.generation)), Cb::Admin(AdminCb::Account(id))),
         ),
-        (AdminCb::PauseJobsYes(id), Some(a)) => {
+        (AdminCb::PauseJobsYes(id, _), Some(a)) => {
             let owner = a.telegram_id;
             let mut paused = 0usize;
             for (job, _, p) in app.jobs().list(owner, id).await? {
@@ -208,10 +213,11 @@ pub(crate) async fn callback<R: Req>(
                     paused += 1;
                 }
             }
-            m.audit(Some(c.tid), Some(id), "admin_pause_jobs", format!("owner {owner}, {paused} paused"))
-                .await?;
-            info!(account_id = %id, admin = %c.tid, paused, "operator paused an account's jobs");
             if paused > 0 {
+                // Only a change is audited and told: a second tap finds nothing running.
+                m.audit(Some(c.tid), Some(id), "admin_pause_jobs", format!("owner {owner}, {paused} paused"))
+                    .await?;
+                info!(account_id = %id, admin = %c.tid, paused, "operator paused an account's jobs");
                 tell_owner(
                     bot,
                     app,
@@ -228,7 +234,11 @@ pub(crate) async fn callback<R: Req>(
                 false,
             )));
         }
-        (AdminCb::DisconnectYes(id), Some(a)) => {
+        (AdminCb::DisconnectYes(id, _), Some(a)) => {
+            if m.live_status_unchecked(id).is_none() {
+                // Nothing runs: a repeated tap changes nothing, so nobody is told anything.
+                return Ok(Some((t2(l, "Sesi sudah terputus", "Already disconnected"), false)));
+            }
             m.stop_session(id).await;
             m.audit(Some(c.tid), Some(id), "admin_disconnect", format!("owner {}", a.telegram_id))
                 .await?;
@@ -244,7 +254,7 @@ pub(crate) async fn callback<R: Req>(
             let a = m.get(id).await?.unwrap_or(a);
             account_page(app, c, &a).await?
         }
-        (AdminCb::LogoutYes(id), Some(a)) => {
+        (AdminCb::LogoutYes(id, _), Some(a)) => {
             if a.status != AccountStatus::Active {
                 return Ok(Some((tr(l, Key::StaleButton).to_string(), true)));
             }
@@ -268,6 +278,21 @@ pub(crate) async fn callback<R: Req>(
     };
     edit_or_send(bot, m, c.chat, mid, &text, Some(kb)).await;
     Ok(None)
+}
+
+/// A button that acts on an account is stale when the account was removed, or (for a
+/// confirmation) when it was paired again since the confirmation was shown.
+fn stale_confirmation(cb: AdminCb, a: &Account) -> bool {
+    let acts = matches!(
+        cb,
+        AdminCb::Disconnect(_) | AdminCb::Logout(_) | AdminCb::PauseJobs(_)
+    );
+    match cb {
+        AdminCb::DisconnectYes(_, g) | AdminCb::LogoutYes(_, g) | AdminCb::PauseJobsYes(_, g) => {
+            a.status == AccountStatus::Removed || a.generation != g
+        }
+        _ => acts && a.status == AccountStatus::Removed,
+    }
 }
 
 fn confirm(app: &App, c: &Caller, yes: Cb, no: Cb) -> InlineKeyboardMarkup {

@@ -148,7 +148,12 @@ pub(crate) async fn callback<R: Req>(
         }
         Err(e) => return Err(e.into()),
     }
-    let p = a.progress(id).await?;
+    let p = match a.progress(id).await {
+        Ok(p) => p,
+        // A button for an announcement that is not there (any more): stale, not an error.
+        Err(AnnouncementError::NotFound) => return Ok(Some((tr(l, Key::StaleButton).to_string(), true))),
+        Err(e) => return Err(e.into()),
+    };
     if let Some(action) = action {
         m.audit(Some(c.tid), None, action, format!("#{id}: {} recipients", p.total))
             .await?;
@@ -272,8 +277,9 @@ fn delivery_of(e: &RequestError) -> Delivery {
         RequestError::Api(ApiError::BotBlocked | ApiError::UserDeactivated | ApiError::CantInitiateConversation) => {
             Delivery::Blocked
         }
-        RequestError::Network(n) if n.is_timeout() => Delivery::Unknown(format!(
-            "no answer in time: it may have been delivered; not sent again ({n})"
+        e if super::send::ambiguous(e) => Delivery::Unknown(format!(
+            "no usable answer (none in time, a reset after the request left, or a garbled one): \
+             it may have been delivered; not sent again ({e})"
         )),
         other => Delivery::Failed(other.to_string()),
     }

@@ -108,16 +108,17 @@ pub enum AdminCb {
     Account(AccountId),
     /// Ask to disconnect the account's session.
     Disconnect(AccountId),
-    /// Confirmed disconnect.
-    DisconnectYes(AccountId),
+    /// Confirmed disconnect of the account's pairing generation (a confirmation made before
+    /// a re-pair must not act on the new one).
+    DisconnectYes(AccountId, i64),
     /// Ask to force-logout the account.
     Logout(AccountId),
-    /// Confirmed force-logout.
-    LogoutYes(AccountId),
+    /// Confirmed force-logout of the account's pairing generation.
+    LogoutYes(AccountId, i64),
     /// Ask to pause every running job of the account.
     PauseJobs(AccountId),
-    /// Confirmed pause.
-    PauseJobsYes(AccountId),
+    /// Confirmed pause, for the account's pairing generation.
+    PauseJobsYes(AccountId, i64),
     /// Ask to suspend a Telegram user (shown from one of their accounts).
     Suspend(TelegramId, AccountId),
     /// Confirmed suspend.
@@ -249,11 +250,11 @@ impl Cb {
                 AdminCb::Accounts(page) => format!("Al:{page}"),
                 AdminCb::Account(id) => format!("Ad:{id}"),
                 AdminCb::Disconnect(id) => format!("Ax:{id}"),
-                AdminCb::DisconnectYes(id) => format!("Ax!:{id}"),
+                AdminCb::DisconnectYes(id, g) => format!("Ax!:{id}:{g}"),
                 AdminCb::Logout(id) => format!("Ao:{id}"),
-                AdminCb::LogoutYes(id) => format!("Ao!:{id}"),
+                AdminCb::LogoutYes(id, g) => format!("Ao!:{id}:{g}"),
                 AdminCb::PauseJobs(id) => format!("Ap:{id}"),
-                AdminCb::PauseJobsYes(id) => format!("Ap!:{id}"),
+                AdminCb::PauseJobsYes(id, g) => format!("Ap!:{id}:{g}"),
                 AdminCb::Suspend(t, id) => format!("As:{t}:{id}"),
                 AdminCb::SuspendYes(t, id) => format!("As!:{t}:{id}"),
                 AdminCb::Unsuspend(t, id) => format!("Au:{t}:{id}"),
@@ -279,6 +280,7 @@ impl Cb {
             _ => None,
         };
         let job = |i: usize| parts.get(i).and_then(|v| v.parse::<i64>().ok()).filter(|j| *j > 0);
+        let generation = |i: usize| parts.get(i).and_then(|v| v.parse::<i64>().ok()).filter(|g| *g >= 0);
         let n = parts.len();
         let cb = match (parts[0], n) {
             ("m", 1) => Menu,
@@ -330,11 +332,11 @@ impl Cb {
             ("Al", 2) => Admin(AdminCb::Accounts(parts[1].parse().ok().filter(|p: &u32| *p < 100_000)?)),
             ("Ad", 2) => Admin(AdminCb::Account(acc(1)?)),
             ("Ax", 2) => Admin(AdminCb::Disconnect(acc(1)?)),
-            ("Ax!", 2) => Admin(AdminCb::DisconnectYes(acc(1)?)),
+            ("Ax!", 3) => Admin(AdminCb::DisconnectYes(acc(1)?, generation(2)?)),
             ("Ao", 2) => Admin(AdminCb::Logout(acc(1)?)),
-            ("Ao!", 2) => Admin(AdminCb::LogoutYes(acc(1)?)),
+            ("Ao!", 3) => Admin(AdminCb::LogoutYes(acc(1)?, generation(2)?)),
             ("Ap", 2) => Admin(AdminCb::PauseJobs(acc(1)?)),
-            ("Ap!", 2) => Admin(AdminCb::PauseJobsYes(acc(1)?)),
+            ("Ap!", 3) => Admin(AdminCb::PauseJobsYes(acc(1)?, generation(2)?)),
             ("As", 3) => Admin(AdminCb::Suspend(parts[1].parse().ok()?, acc(2)?)),
             ("As!", 3) => Admin(AdminCb::SuspendYes(parts[1].parse().ok()?, acc(2)?)),
             ("Au", 3) => Admin(AdminCb::Unsuspend(parts[1].parse().ok()?, acc(2)?)),
@@ -429,11 +431,11 @@ impl Cb {
             Cb::Admin(AdminCb::Accounts(1)),
             Cb::Admin(AdminCb::Account(a)),
             Cb::Admin(AdminCb::Disconnect(a)),
-            Cb::Admin(AdminCb::DisconnectYes(a)),
+            Cb::Admin(AdminCb::DisconnectYes(a, 3)),
             Cb::Admin(AdminCb::Logout(a)),
-            Cb::Admin(AdminCb::LogoutYes(a)),
+            Cb::Admin(AdminCb::LogoutYes(a, 3)),
             Cb::Admin(AdminCb::PauseJobs(a)),
-            Cb::Admin(AdminCb::PauseJobsYes(a)),
+            Cb::Admin(AdminCb::PauseJobsYes(a, 3)),
             Cb::Admin(AdminCb::Suspend(phone_owner(), a)),
             Cb::Admin(AdminCb::SuspendYes(phone_owner(), a)),
             Cb::Admin(AdminCb::Unsuspend(phone_owner(), a)),
@@ -475,8 +477,8 @@ impl AdminCb {
     fn every_kind_is_complete(cb: &AdminCb) {
         use AdminCb::*;
         match cb {
-            Overview | Accounts(_) | Account(_) | Disconnect(_) | DisconnectYes(_) | Logout(_) | LogoutYes(_)
-            | PauseJobs(_) | PauseJobsYes(_) | Suspend(..) | SuspendYes(..) | Unsuspend(..) | UnsuspendYes(..)
+            Overview | Accounts(_) | Account(_) | Disconnect(_) | DisconnectYes(..) | Logout(_) | LogoutYes(..)
+            | PauseJobs(_) | PauseJobsYes(..) | Suspend(..) | SuspendYes(..) | Unsuspend(..) | UnsuspendYes(..)
             | Announcements | AnnounceView(_) | AnnounceYes(_) | AnnouncePause(_) | AnnounceResume(_)
             | AnnounceCancel(_) => {}
         }

@@ -784,7 +784,9 @@ async fn follow_pairing<R: Req>(
         tr(l, Key::BtnRetry),
         Cb::PairNew(acc.phone.clone()),
     )]]);
-    let text = if let Some(wait) = retry_after {
+    let text = if m.pairing_taken_over(acc.id) {
+        tr_with(l, Key::PairTakenOver, &[("phone", &phone)])
+    } else if let Some(wait) = retry_after {
         tr_with(l, Key::PairRateLimited, &[("wait", &super::i18n::duration(wait))])
     } else if reason == crate::supervisor::REASON_WRONG_NUMBER {
         tr_with(l, Key::PairWrongNumber, &[("phone", &phone)])

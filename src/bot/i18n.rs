@@ -113,6 +113,7 @@ pub enum Key {
     StatePairing,
     StateStopped,
     ComingSoon,
+    PairTakenOver,
 }
 
 /// A one-off text in both languages, for messages too specific for the [`Key`] table
@@ -224,6 +225,7 @@ fn id(key: Key) -> &'static str {
         StatePairing => "🔑 menunggu pairing",
         StateStopped => "⚫ berhenti",
         ComingSoon => "Fitur ini belum tersedia.",
+        PairTakenOver => "❌ Pairing <b>{phone}</b> dibatalkan: pengguna Telegram lain meminta kode untuk nomor ini. Jika ini nomor Anda, minta kode baru dan masukkan di ponsel ini.",
     }
 }
 
@@ -310,6 +312,7 @@ fn en(key: Key) -> &'static str {
         StatePairing => "🔑 waiting for pairing",
         StateStopped => "⚫ stopped",
         ComingSoon => "This feature is not available yet.",
+        PairTakenOver => "❌ Pairing <b>{phone}</b> was cancelled: another Telegram user asked for a code for this number. If it is your number, ask for a new code and enter it on that phone.",
     }
 }
 

@@ -18,30 +18,136 @@ use crate::manager::AccountManager;
 /// Telegram's limit on a message's text.
 pub const MAX_TEXT: usize = 4096;
 
-/// Splits `text` into pieces of at most `MAX_TEXT` characters, at line ends where possible.
+/// One piece of Telegram HTML: a tag, an entity, or one character.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Token<'a> {
+    /// `<b>`, `<a href="…">`, `</b>`: shows nothing.
+    Tag(&'a str),
+    /// `&amp;`, `&#128512;`: one character once parsed.
+    Entity(&'a str),
+    /// Anything else.
+    Char(char),
+}
+
+impl Token<'_> {
+    /// Its length as Telegram counts a message: UTF-16 code units of the parsed text.
+    fn len(&self) -> usize {
+        match self {
+            Token::Tag(_) => 0,
+            Token::Entity(e) => {
+                let code = e.strip_prefix("&#").and_then(|n| n.strip_suffix(';')).and_then(|n| {
+                    n.strip_prefix(['x', 'X'])
+                        .map_or_else(|| n.parse().ok(), |h| u32::from_str_radix(h, 16).ok())
+                });
+                code.and_then(char::from_u32).map_or(1, char::len_utf16)
+            }
+            Token::Char(c) => c.len_utf16(),
+        }
+    }
+
+    fn text(&self) -> std::borrow::Cow<'_, str> {
+        match self {
+            Token::Tag(t) | Token::Entity(t) => std::borrow::Cow::Borrowed(t),
+            Token::Char(c) => std::borrow::Cow::Owned(c.to_string()),
+        }
+    }
+}
+
+/// Splits Telegram HTML into tags, entities and characters (a `<` or `&` that starts neither
+/// is a character).
+fn tokens(html: &str) -> Vec<Token<'_>> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while let Some(c) = html[i..].chars().next() {
+        let rest = &html[i..];
+        let tok = match c {
+            '<' => rest.find('>').map(|e| Token::Tag(&rest[..=e])),
+            '&' => rest
+                .char_indices()
+                .take(12)
+                .find(|(_, ch)| *ch == ';')
+                .map(|(e, _)| &rest[..=e])
+                .filter(|e| e[1..e.len() - 1].chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '#') && e.len() > 2)
+                .map(Token::Entity),
+            _ => None,
+        }
+        .unwrap_or(Token::Char(c));
+        i += match tok {
+            Token::Tag(t) | Token::Entity(t) => t.len(),
+            Token::Char(c) => c.len_utf8(),
+        };
+        out.push(tok);
+    }
+    out
+}
+
+/// The length of HTML `text` as Telegram counts it (UTF-16 units of what it shows).
+pub fn visible_len(html: &str) -> usize {
+    tokens(html).iter().map(Token::len).sum()
+}
+
+/// A piece being built by [`split_text`], with the tags open in it.
+#[derive(Default)]
+struct Piece {
+    text: String,
+    len: usize,
+    /// Open tags, outermost first: `(name, the opening tag as written)`.
+    open: Vec<(String, String)>,
+}
+
+impl Piece {
+    fn push(&mut self, t: Token<'_>) {
+        if let Token::Tag(tag) = t {
+            let name: String = tag
+                .trim_start_matches(['<', '/'])
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+                .collect();
+            if tag.starts_with("</") {
+                if let Some(at) = self.open.iter().rposition(|(n, _)| *n == name) {
+                    self.open.truncate(at);
+                }
+            } else {
+                self.open.push((name, tag.to_string()));
+            }
+        }
+        self.len += t.len();
+        self.text.push_str(&t.text());
+    }
+
+    /// Ends this piece (closing its open tags) and starts the next with them opened again.
+    fn cut(&mut self, out: &mut Vec<String>) {
+        let mut done = std::mem::take(&mut self.text);
+        for (name, _) in self.open.iter().rev() {
+            done.push_str(&format!("</{name}>"));
+        }
+        out.push(done);
+        self.text = self.open.iter().map(|(_, t)| t.as_str()).collect();
+        self.len = 0;
+    }
+}
+
+/// Splits HTML `text` into pieces Telegram accepts: at most `MAX_TEXT` UTF-16 units each (as
+/// Telegram counts), cut at line ends where possible, never inside a tag or an entity, with
+/// the tags open at a cut closed there and opened again in the next piece.
 pub fn split_text(text: &str) -> Vec<String> {
     let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut cur_len = 0;
+    let mut cur = Piece::default();
     for line in text.split_inclusive('\n') {
-        let len = line.chars().count();
-        if cur_len + len > MAX_TEXT && !cur.is_empty() {
-            out.push(std::mem::take(&mut cur));
-            cur_len = 0;
+        let toks = tokens(line);
+        let len: usize = toks.iter().map(Token::len).sum();
+        if cur.len + len > MAX_TEXT && cur.len > 0 {
+            cur.cut(&mut out);
         }
-        if len > MAX_TEXT {
-            // A single line longer than the limit: cut it by characters.
-            let chars: Vec<char> = line.chars().collect();
-            for chunk in chars.chunks(MAX_TEXT) {
-                out.push(chunk.iter().collect());
+        for t in toks {
+            if cur.len + t.len() > MAX_TEXT && cur.len > 0 {
+                cur.cut(&mut out);
             }
-            continue;
+            cur.push(t);
         }
-        cur.push_str(line);
-        cur_len += len;
     }
-    if !cur.is_empty() || out.is_empty() {
-        out.push(cur);
+    if cur.len > 0 || out.is_empty() {
+        cur.cut(&mut out);
     }
     out
 }
@@ -65,12 +171,13 @@ pub enum Repeat {
 /// What a failed call means for trying it again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Failure {
-    /// Telegram (or the way to it) did not do it and may next time: 5xx, a refused or
-    /// broken connection, a garbled answer.
+    /// Telegram did not do it and may next time: the request never left (a refused
+    /// connection, a name that did not resolve), or Telegram answered 5xx.
     Transient,
     /// 429: Telegram asks us to wait this long.
     RateLimited(Duration),
-    /// The request went out and no answer came in time: it may have been done.
+    /// The request went out and no usable answer came back (none in time, the connection
+    /// reset after it was written, a garbled answer): it may have been done.
     Lost,
     /// It will fail the same way again (400, 403, ...).
     Final,
@@ -89,10 +196,21 @@ fn classify(e: &RequestError) -> Failure {
     match e {
         RequestError::RetryAfter(secs) => Failure::RateLimited(secs.duration()),
         RequestError::Network(err) if err.is_timeout() => Failure::Lost,
-        RequestError::Network(_) | RequestError::Io(_) | RequestError::InvalidJson { .. } => Failure::Transient,
+        // Only a failure to connect (refused, DNS) proves the request never reached Telegram.
+        RequestError::Network(err) if err.is_connect() => Failure::Transient,
+        RequestError::Network(_) | RequestError::InvalidJson { .. } => Failure::Lost,
+        // Reading a file to upload: before anything was sent.
+        RequestError::Io(_) => Failure::Transient,
         RequestError::Api(ApiError::Unknown(d)) if SERVER_ERRORS.iter().any(|s| d.contains(s)) => Failure::Transient,
         _ => Failure::Final,
     }
+}
+
+/// True when `e` leaves it open whether Telegram carried the call out (no answer in time, a
+/// connection reset after the request was written, a garbled answer): a send that failed so
+/// is never repeated, and an announcement records it `unknown`.
+pub fn ambiguous(e: &RequestError) -> bool {
+    classify(e) == Failure::Lost
 }
 
 /// The one place that decides whether a Telegram call is tried again: transient failures
@@ -128,7 +246,7 @@ where
             Failure::Lost => {
                 // A send whose answer was lost has most likely been shown: sending it again
                 // would show it twice, so it is given up and logged instead.
-                warn!(error = %e, "{what}: no answer in time; not repeated, it may have been delivered");
+                warn!(error = %e, "{what}: no usable answer; not repeated, it may have been delivered");
                 return Err(e);
             }
             _ => return Err(e),
@@ -211,7 +329,7 @@ where
     R: Requester<Err = RequestError>,
 {
     if let Some(mid) = message {
-        if text.chars().count() <= MAX_TEXT {
+        if visible_len(text) <= MAX_TEXT {
             let res = retrying(base(manager), Repeat::Safe, "editMessageText", || {
                 let mut req = bot
                     .edit_message_text(chat, mid, text.to_string())
@@ -370,11 +488,85 @@ mod tests {
         assert_eq!(tries, 1);
     }
 
+    fn garbled() -> RequestError {
+        let source = serde_json::from_str::<serde_json::Value>(r#"{"ok":true,"result":{"#).unwrap_err();
+        RequestError::InvalidJson {
+            source: std::sync::Arc::new(source),
+            raw: r#"{"ok":true,"result":{"#.into(),
+        }
+    }
+
+    /// A real connection failure: nothing listens on the port, so the request never left.
+    async fn refused() -> RequestError {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let url = format!("http://127.0.0.1:{port}").parse().unwrap();
+        let bot = teloxide::Bot::new("1:x").set_api_url(url);
+        bot.get_me().await.unwrap_err()
+    }
+
+    #[tokio::test]
+    async fn only_what_failed_before_the_request_left_is_repeated() {
+        let refused = refused().await;
+        assert_eq!(classify(&refused), Failure::Transient, "{refused:?}");
+        assert!(!ambiguous(&refused));
+        let (res, tries) = run(vec![Err(refused.clone()), Ok(3)], Repeat::Unsafe).await;
+        assert_eq!((res.ok(), tries), (Some(3), 2));
+        // A garbled answer: Telegram may well have shown the message.
+        assert!(ambiguous(&garbled()));
+        let (res, tries) = run(vec![Err(garbled()), Ok(3)], Repeat::Unsafe).await;
+        assert_eq!((res.is_err(), tries), (true, 1), "a send was repeated");
+        // An edit may be repeated: a second one only says "not modified".
+        let (res, tries) = run(vec![Err(garbled()), Ok(3)], Repeat::Safe).await;
+        assert_eq!((res.ok(), tries), (Some(3), 2));
+    }
+
     #[tokio::test]
     async fn final_errors_are_not_retried() {
         let (res, tries) = run(vec![Err(RequestError::Api(ApiError::BotBlocked)), Ok(1)], Repeat::Safe).await;
         assert!(res.is_err());
         assert_eq!(tries, 1);
+    }
+
+    /// Every piece is valid Telegram HTML within the limit, and together they show `text`.
+    fn assert_pieces_valid(text: &str, parts: &[String]) {
+        let shown = |h: &str| -> String {
+            tokens(h)
+                .iter()
+                .filter(|t| !matches!(t, Token::Tag(_)))
+                .map(|t| t.text().into_owned())
+                .collect()
+        };
+        for p in parts {
+            assert!(visible_len(p) <= MAX_TEXT, "{} units", visible_len(p));
+            let mut open = Vec::new();
+            for t in tokens(p) {
+                match t {
+                    Token::Tag(t) if t.starts_with("</") => assert!(open.pop().is_some(), "unopened {t}"),
+                    Token::Tag(t) => open.push(t),
+                    Token::Char('&') => panic!("a cut entity in {p:?}"),
+                    _ => {}
+                }
+            }
+            assert!(open.is_empty(), "unclosed {open:?}");
+        }
+        assert_eq!(parts.iter().map(|p| shown(p)).collect::<String>(), shown(text));
+    }
+
+    #[test]
+    fn long_html_is_cut_between_entities_and_tags_and_counted_in_utf16() {
+        // Escaped user input: entities everywhere, one line, far over the limit.
+        let input = "a&b<c>\"".repeat(2000);
+        let html = format!("<b>Pratinjau</b>\n<code>{}</code>", crate::bot::i18n::esc(&input));
+        let parts = split_text(&html);
+        assert!(parts.len() >= 3, "{}", parts.len());
+        assert_pieces_valid(&html, &parts);
+        assert!(parts[1].starts_with("<code>"), "the open tag is opened again");
+        // 3000 emoji are 3000 characters but 6000 UTF-16 units: two messages.
+        let emoji = "😀".repeat(3000);
+        let parts = split_text(&emoji);
+        assert_eq!(parts.len(), 2);
+        assert_pieces_valid(&emoji, &parts);
+        assert_eq!(visible_len("&amp;&#128512;<b>x</b>"), 4);
     }
 
     #[test]

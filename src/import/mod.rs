@@ -170,13 +170,39 @@ fn snapshot(db: &Path) -> std::io::Result<Snapshot> {
         .collect()
 }
 
-/// Seconds since the newest change among the snapshot's files.
+/// Seconds since the newest change among the snapshot's files. A file dated in the future
+/// was not written since (a write now would date it now), so it does not count as recent.
 fn age(s: &Snapshot) -> Duration {
     let now = SystemTime::now();
     s.iter()
-        .filter_map(|(_, m)| m.map(|(_, t)| now.duration_since(t).unwrap_or_default()))
+        .filter_map(|(_, m)| m.and_then(|(_, t)| now.duration_since(t).ok()))
         .min()
         .unwrap_or(Duration::MAX)
+}
+
+/// How far past this machine's clock the snapshot's latest file is dated, if it is.
+fn dated_ahead(s: &Snapshot) -> Option<Duration> {
+    let now = SystemTime::now();
+    s.iter()
+        .filter_map(|(_, m)| m.and_then(|(_, t)| t.duration_since(now).ok()))
+        .filter(|d| *d > Duration::from_secs(2))
+        .max()
+}
+
+/// The note for a file dated in the future.
+fn future_note(ahead: Duration) -> String {
+    format!(
+        "dated {} s in the future (this machine's clock or the file's date is wrong); not written since, so imported as it is",
+        ahead.as_secs()
+    )
+}
+
+/// The first of the snapshot's files that is a symbolic link: never read through.
+fn linked_file(s: &Snapshot) -> Option<&Path> {
+    s.iter()
+        .filter(|(_, m)| m.is_some())
+        .map(|(p, _)| p.as_path())
+        .find(|p| std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink()))
 }
 
 fn rel(root: &Path, p: &Path) -> String {
@@ -306,6 +332,12 @@ fn prepare(f: &Found, root: &Path, work: &Path, min_age: Duration, now: i64) -> 
         )));
     }
     let snap = snapshot(&f.session)?;
+    if let Some(link) = linked_file(&snap) {
+        return Ok(Prepared::Refused(format!(
+            "{} is a symbolic link; refusing to read through it",
+            rel(root, link)
+        )));
+    }
     let a = age(&snap);
     if a < min_age {
         return Ok(Prepared::Refused(format!(
@@ -640,6 +672,7 @@ pub async fn run(
             }
             Ok(Prepared::Ready { converted, jid, snap }) => (converted, jid, snap),
         };
+        e.reason = dated_ahead(&snap).map(future_note);
         e.skipped_rows = converted.skipped.len();
         let new_store = work.0.join("new.db");
         let counts = match store::write(&new_store, &converted).await {

@@ -104,6 +104,11 @@ enum FaultKind {
     Drop,
     /// The call is done, and its answer held back this long.
     Delay(Duration),
+    /// The call is done, then the connection breaks (reset) before the answer is read.
+    DoneThenBreak,
+    /// The call is done, and its answer comes back garbled (cut JSON), as a proxy that drops
+    /// the end of a body would deliver it.
+    DoneThenGarble,
 }
 
 #[derive(Default)]
@@ -661,6 +666,18 @@ impl FakeTelegram {
         self.push_fault(method, chat, FaultKind::Delay(delay));
     }
 
+    /// The next call of `method` (to `chat`, or any) is carried out, then its connection is
+    /// reset before the answer arrives: the client cannot tell whether it was done.
+    pub fn break_after_next(&self, method: &str, chat: Option<i64>) {
+        self.push_fault(method, chat, FaultKind::DoneThenBreak);
+    }
+
+    /// The next call of `method` (to `chat`, or any) is carried out and answered with garbled
+    /// JSON.
+    pub fn garble_next(&self, method: &str, chat: Option<i64>) {
+        self.push_fault(method, chat, FaultKind::DoneThenGarble);
+    }
+
     /// Injected faults not yet used.
     pub fn faults_left(&self) -> usize {
         self.lock().faults.len()
@@ -744,6 +761,11 @@ async fn handle(
     match resp {
         Answer::Now(r) => r,
         Answer::Broken => broken_response(),
+        Answer::Garbled => (
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            r#"{"ok":true,"result":{"message_id":"#,
+        )
+            .into_response(),
         Answer::Late(r, delay) => {
             tokio::time::sleep(delay).await;
             r
@@ -756,6 +778,8 @@ enum Answer {
     Now(Response),
     /// The connection breaks instead of an answer.
     Broken,
+    /// A cut, unparseable answer.
+    Garbled,
     /// The answer, after a delay.
     Late(Response, Duration),
 }
@@ -800,15 +824,21 @@ async fn get_updates(shared: &Arc<Shared>, params: &Value) -> Response {
 fn respond(fake: &FakeTelegram, method: &str, params: Value, files: Vec<(String, Option<String>, Vec<u8>)>) -> Answer {
     let chat_id = as_i64(&params["chat_id"]);
     let mut delay = None;
+    let mut after = None;
     {
         let mut st = fake.lock();
         // Connection faults first (a blocked user is a proper answer, so it comes after).
         if let Some(i) = st.faults.iter().position(|f| {
             f.method == method
                 && (f.chat.is_none() || f.chat == chat_id)
-                && matches!(f.kind, FaultKind::Drop | FaultKind::Delay(_))
+                && matches!(
+                    f.kind,
+                    FaultKind::Drop | FaultKind::Delay(_) | FaultKind::DoneThenBreak | FaultKind::DoneThenGarble
+                )
         }) {
             match st.faults.remove(i).kind {
+                FaultKind::DoneThenBreak => after = Some(Answer::Broken),
+                FaultKind::DoneThenGarble => after = Some(Answer::Garbled),
                 FaultKind::Drop => {
                     st.calls.push(Call {
                         method: method.to_string(),
@@ -824,10 +854,75 @@ fn respond(fake: &FakeTelegram, method: &str, params: Value, files: Vec<(String,
         }
     }
     let resp = respond_now(fake, method, params, files);
+    if let Some(a) = after {
+        return a;
+    }
     match delay {
         Some(d) => Answer::Late(resp, d),
         None => Answer::Now(resp),
     }
+}
+
+/// Tags Telegram's HTML parse mode accepts (core.telegram.org/bots/api#html-style).
+const HTML_TAGS: [&str; 16] = [
+    "b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "a", "code", "pre", "tg-spoiler", "span",
+    "blockquote", "tg-emoji",
+];
+
+/// Refuses a text as the Bot API does: with `parse_mode` HTML, an `&` that starts no entity,
+/// an unknown, unopened or unclosed tag ("can't parse entities"); then more than 4096 UTF-16
+/// units of what the message shows ("message is too long").
+fn check_text(params: &Value, text: &str) -> Result<(), String> {
+    let html = params["parse_mode"].as_str().is_some_and(|m| m.eq_ignore_ascii_case("html"));
+    let mut shown = 0usize;
+    if !html {
+        shown = text.encode_utf16().count();
+    } else {
+        let mut open: Vec<String> = Vec::new();
+        let mut rest = text;
+        while let Some(c) = rest.chars().next() {
+            match c {
+                '<' => {
+                    let end = rest.find('>').ok_or("Bad Request: can't parse entities: unclosed tag")?;
+                    let tag = &rest[1..end];
+                    let name: String = tag
+                        .trim_start_matches('/')
+                        .chars()
+                        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+                        .collect();
+                    if !HTML_TAGS.contains(&name.as_str()) {
+                        return Err(format!("Bad Request: can't parse entities: unsupported start tag \"{name}\""));
+                    }
+                    if tag.starts_with('/') {
+                        if open.pop().as_deref() != Some(name.as_str()) {
+                            return Err(format!("Bad Request: can't parse entities: unmatched end tag \"{name}\""));
+                        }
+                    } else {
+                        open.push(name);
+                    }
+                    rest = &rest[end + 1..];
+                }
+                '&' => {
+                    let end = rest.find(';').filter(|e| *e > 1 && *e <= 10).ok_or(
+                        "Bad Request: can't parse entities: character '&' is reserved and must be escaped as &amp;",
+                    )?;
+                    shown += 1;
+                    rest = &rest[end + 1..];
+                }
+                c => {
+                    shown += c.len_utf16();
+                    rest = &rest[c.len_utf8()..];
+                }
+            }
+        }
+        if let Some(t) = open.last() {
+            return Err(format!("Bad Request: can't parse entities: can't find end tag corresponding to start tag \"{t}\""));
+        }
+    }
+    if shown > 4096 {
+        return Err("Bad Request: message is too long".into());
+    }
+    Ok(())
 }
 
 fn respond_now(
@@ -929,9 +1024,9 @@ fn respond_now(
                 record(&mut st, &params);
                 return fail(400, "Bad Request: message text is empty", None);
             }
-            if text.chars().count() > 4096 {
+            if let Err(why) = check_text(&params, &text) {
                 record(&mut st, &params);
-                return fail(400, "Bad Request: message is too long", None);
+                return fail(400, &why, None);
             }
             let file = files.into_iter().next();
             let mid = FakeTelegram::next_mid(&mut st, chat);
@@ -978,6 +1073,10 @@ fn respond_now(
                 "editmessagecaption" => Some(params["caption"].as_str().unwrap_or("").to_string()),
                 _ => None,
             };
+            if let Some(Err(why)) = new_text.as_ref().map(|t| check_text(&params, t)) {
+                record(&mut st, &params);
+                return fail(400, &why, None);
+            }
             let new_markup = params.get("reply_markup").cloned().filter(|v| !v.is_null());
             let same_text = new_text.as_ref().is_none_or(|t| *t == m.text);
             if same_text && new_markup == m.reply_markup {
