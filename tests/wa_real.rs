@@ -264,10 +264,26 @@ fn every_event_maps() {
             .logout_message(LogoutMessage::builder().header("Account locked".into()).build())
             .build(),
     );
-    assert!(matches!(
-        map_event(&ev, NOW),
-        Some(WaEvent::LoggedOut { reason }) if reason.contains("403") && reason.contains("Account locked")
-    ));
+    // Locked (403) and banned (406) are WhatsApp stopping the account, not the phone
+    // unlinking this device: the owner must hear "banned", not "pair again".
+    let mapped = map_event(&ev, NOW).unwrap();
+    assert!(
+        matches!(&mapped, WaEvent::AccountBanned { reason, locked: true } if reason.contains("403") && reason.contains("Account locked")),
+        "{mapped:?}"
+    );
+    assert!(is_terminal(&mapped));
+    let ev = Event::LoggedOut(
+        LoggedOut::builder()
+            .on_connect(true)
+            .reason(ConnectFailureReason::UnknownLogout)
+            .build(),
+    );
+    let mapped = map_event(&ev, NOW).unwrap();
+    assert!(
+        matches!(&mapped, WaEvent::AccountBanned { reason, locked: false } if reason.contains("406")),
+        "{mapped:?}"
+    );
+    assert!(is_terminal(&mapped));
 
     let mapped = map_event(&Event::StreamReplaced(StreamReplaced::builder().build()), NOW).unwrap();
     assert_eq!(mapped, WaEvent::StreamReplaced);

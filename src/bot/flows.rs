@@ -196,12 +196,22 @@ pub(crate) fn state_label(lang: Lang, acc: &Account, live: Option<&LiveStatus>) 
         Some(LiveState::Disconnected) => Key::StateDisconnected,
         Some(LiveState::Pairing) => Key::StatePairing,
         Some(LiveState::LoggedOut) => Key::StateLoggedOut,
+        Some(LiveState::Banned) if acc.banned_until.is_none() => Key::StateBannedForGood,
         Some(LiveState::Banned) => Key::StateBanned,
+        Some(LiveState::Stopped)
+            if live.and_then(|l| l.last_error.as_deref()) == Some(crate::supervisor::REASON_REPLACED) =>
+        {
+            Key::StateReplaced
+        }
         Some(LiveState::Unpaired) => Key::StateUnpaired,
         Some(LiveState::PairFailed | LiveState::Stopped) | None => match acc.status {
+            AccountStatus::Active if acc.last_error.as_deref() == Some(crate::supervisor::REASON_REPLACED) => {
+                Key::StateReplaced
+            }
             AccountStatus::Active => Key::StateStopped,
             AccountStatus::Pairing => Key::StatePairing,
             AccountStatus::LoggedOut => Key::StateLoggedOut,
+            AccountStatus::Banned if acc.banned_until.is_none() => Key::StateBannedForGood,
             AccountStatus::Banned => Key::StateBanned,
             AccountStatus::Unpaired => Key::StateUnpaired,
             AccountStatus::Removed => Key::StateStopped,

@@ -113,6 +113,14 @@ pub enum Key {
     StatePairing,
     StateStopped,
     ComingSoon,
+    NoticeAccountBanned,
+    NoticeAccountLocked,
+    StateBannedForGood,
+    StateReplaced,
+    NoticeReachOutLimited,
+    NoticeReachOutLimitedUntil,
+    ReachOutRefused,
+    AccountBannedRefused,
 }
 
 /// A one-off text in both languages, for messages too specific for the [`Key`] table
@@ -224,6 +232,14 @@ fn id(key: Key) -> &'static str {
         StatePairing => "🔑 menunggu pairing",
         StateStopped => "⚫ berhenti",
         ComingSoon => "Fitur ini belum tersedia.",
+        NoticeAccountBanned => "⛔ WhatsApp <b>memblokir</b> nomor <b>{phone}</b> ({reason}). Bot berhenti memakai nomor ini dan membatalkan pekerjaannya; pairing ulang tidak akan membantu. Bila menurut Anda ini keliru, buka WhatsApp di ponsel dan pilih <b>Support</b> / <b>Request a review</b> (minta peninjauan) untuk mengajukan banding.",
+        NoticeAccountLocked => "⛔ WhatsApp <b>mengunci</b> nomor <b>{phone}</b> ({reason}). Bot berhenti memakai nomor ini dan membatalkan pekerjaannya. Buka WhatsApp di ponsel: ikuti langkah di layar untuk membuka kunci, atau pilih <b>Support</b> / <b>Request a review</b> untuk mengajukan banding.",
+        StateBannedForGood => "⛔ diblokir WhatsApp",
+        StateReplaced => "⚫ dibuka di perangkat lain",
+        NoticeReachOutLimited => "✋ WhatsApp membatasi pesan dari nomor <b>{phone}</b> ke kontak baru (463). Pekerjaan #{job} tidak lagi mengirim ke nomor yang belum pernah menulis ke akun ini; nomor lain tetap dikirimi.",
+        NoticeReachOutLimitedUntil => "✋ WhatsApp membatasi pesan dari nomor <b>{phone}</b> ke kontak baru (463) sampai {until}. Pekerjaan #{job} tidak lagi mengirim ke nomor yang belum pernah menulis ke akun ini; nomor lain tetap dikirimi.",
+        ReachOutRefused => "WhatsApp membatasi pesan dari nomor ini ke kontak baru",
+        AccountBannedRefused => "tidak dikirim: nomor ini diblokir WhatsApp",
     }
 }
 
@@ -310,6 +326,14 @@ fn en(key: Key) -> &'static str {
         StatePairing => "🔑 waiting for pairing",
         StateStopped => "⚫ stopped",
         ComingSoon => "This feature is not available yet.",
+        NoticeAccountBanned => "⛔ WhatsApp <b>banned</b> the number <b>{phone}</b> ({reason}). The bot stopped using it and cancelled its jobs; pairing it again will not help. If you think this is a mistake, open WhatsApp on the phone and choose <b>Support</b> / <b>Request a review</b> to appeal.",
+        NoticeAccountLocked => "⛔ WhatsApp <b>locked</b> the number <b>{phone}</b> ({reason}). The bot stopped using it and cancelled its jobs. Open WhatsApp on the phone: follow the steps shown to unlock it, or choose <b>Support</b> / <b>Request a review</b> to appeal.",
+        StateBannedForGood => "⛔ banned by WhatsApp",
+        StateReplaced => "⚫ opened on another device",
+        NoticeReachOutLimited => "✋ WhatsApp limits messages from <b>{phone}</b> to new contacts (463). Job #{job} no longer sends to numbers that never wrote to this account; the others still get it.",
+        NoticeReachOutLimitedUntil => "✋ WhatsApp limits messages from <b>{phone}</b> to new contacts (463) until {until}. Job #{job} no longer sends to numbers that never wrote to this account; the others still get it.",
+        ReachOutRefused => "WhatsApp limits messages from this number to new contacts",
+        AccountBannedRefused => "not sent: WhatsApp banned this number",
     }
 }
 
@@ -346,6 +370,10 @@ mod tests {
             Key::AccountDetail,
             Key::NoticeBanned,
             Key::AdminRestoreSummary,
+            Key::NoticeAccountBanned,
+            Key::NoticeAccountLocked,
+            Key::NoticeReachOutLimited,
+            Key::NoticeReachOutLimitedUntil,
         ];
         for k in keys {
             let holes = |s: &str| {

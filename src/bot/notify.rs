@@ -133,6 +133,23 @@ async fn deliver<R: Req>(bot: &R, app: &App, n: Notice) {
             );
             send_html(bot, m, ChatId(owner.get()), &t, None).await;
         }
+        Notice::AccountBanned {
+            owner,
+            phone,
+            reason,
+            locked,
+            ..
+        } => {
+            // No "pair again" button: a banned or locked number cannot be linked again until
+            // WhatsApp lifts it, and trying only adds to the record.
+            let key = if locked {
+                Key::NoticeAccountLocked
+            } else {
+                Key::NoticeAccountBanned
+            };
+            let params = [("phone", phone.to_string()), ("reason", esc(&reason))];
+            tell(bot, app, owner, key, &borrowed(&params)).await;
+        }
         Notice::StreamReplaced { owner, phone, .. } => {
             tell(
                 bot,
