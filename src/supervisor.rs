@@ -332,6 +332,29 @@ impl AccountManager {
         .ok_or(PairError::Locked)
     }
 
+    /// Logs the owner's active account in again when its session has stopped (opened on
+    /// another device): the owner's choice, never tgwa's, since the other client is knocked
+    /// out in turn. Nothing happens when a session already runs.
+    pub async fn reconnect(&self, owner: TelegramId, id: AccountId) -> Result<(), PairError> {
+        let acc = self.account_of(owner, id).await?;
+        if acc.status != AccountStatus::Active {
+            return Err(AccountError::WrongState(acc.status).into());
+        }
+        let running = self
+            .inner
+            .live
+            .status(id)
+            .is_some_and(|s| s.state != LiveState::Stopped);
+        if running {
+            return Ok(());
+        }
+        self.stop_session(id).await;
+        self.set_status(id, AccountStatus::Active, None, None).await?;
+        self.audit(Some(owner), Some(id), "reconnect", String::new()).await?;
+        self.launch(acc, Mode::Restore).await?;
+        Ok(())
+    }
+
     /// Disconnects and forgets the account's live session, if any.
     pub(crate) async fn stop_session(&self, id: AccountId) {
         self.inner.live.stop(id, self.inner.config.shutdown_timeout).await;

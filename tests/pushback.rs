@@ -196,6 +196,12 @@ async fn a_replaced_session_tells_its_owner_once_and_is_not_fought_for() {
     bot.tap(U, "Akun", "dibuka di perangkat lain").await;
     // Still registered: the owner decides, tgwa does not log in again by itself.
     assert_eq!(bot.account_row(phone).unwrap().2, "active");
+    // The owner takes the session back from the notice's button; it stays (the simulated
+    // other device replaces it only once).
+    bot.tap(U, "Sambungkan lagi", "Menyambungkan").await;
+    bot.say(U, "/menu", "terhubung").await;
+    // The notice became the "connecting" message; no second one came.
+    assert_eq!(told(&bot, U, "dibuka oleh klien lain"), 0);
     bot.stop().await;
 }
 

@@ -119,8 +119,8 @@ pub enum Key {
     StateReplaced,
     NoticeReachOutLimited,
     NoticeReachOutLimitedUntil,
-    ReachOutRefused,
-    AccountBannedRefused,
+    BtnReconnect,
+    Reconnecting,
 }
 
 /// A one-off text in both languages, for messages too specific for the [`Key`] table
@@ -238,8 +238,8 @@ fn id(key: Key) -> &'static str {
         StateReplaced => "⚫ dibuka di perangkat lain",
         NoticeReachOutLimited => "✋ WhatsApp membatasi pesan dari nomor <b>{phone}</b> ke kontak baru (463). Pekerjaan #{job} tidak lagi mengirim ke nomor yang belum pernah menulis ke akun ini; nomor lain tetap dikirimi.",
         NoticeReachOutLimitedUntil => "✋ WhatsApp membatasi pesan dari nomor <b>{phone}</b> ke kontak baru (463) sampai {until}. Pekerjaan #{job} tidak lagi mengirim ke nomor yang belum pernah menulis ke akun ini; nomor lain tetap dikirimi.",
-        ReachOutRefused => "WhatsApp membatasi pesan dari nomor ini ke kontak baru",
-        AccountBannedRefused => "tidak dikirim: nomor ini diblokir WhatsApp",
+        BtnReconnect => "🔌 Sambungkan lagi di sini",
+        Reconnecting => "🔌 Menyambungkan <b>{phone}</b> lagi di bot ini. Sesi di perangkat lain akan terputus.",
     }
 }
 
@@ -332,8 +332,8 @@ fn en(key: Key) -> &'static str {
         StateReplaced => "⚫ opened on another device",
         NoticeReachOutLimited => "✋ WhatsApp limits messages from <b>{phone}</b> to new contacts (463). Job #{job} no longer sends to numbers that never wrote to this account; the others still get it.",
         NoticeReachOutLimitedUntil => "✋ WhatsApp limits messages from <b>{phone}</b> to new contacts (463) until {until}. Job #{job} no longer sends to numbers that never wrote to this account; the others still get it.",
-        ReachOutRefused => "WhatsApp limits messages from this number to new contacts",
-        AccountBannedRefused => "not sent: WhatsApp banned this number",
+        BtnReconnect => "🔌 Reconnect here",
+        Reconnecting => "🔌 Connecting <b>{phone}</b> in this bot again. The session on the other device will end.",
     }
 }
 
