@@ -20,6 +20,10 @@ use std::time::Duration;
 
 use support::app::{numbers, TestBot, WAIT};
 
+/// The simulator's pushback rows drive these tests, whichever backend the other suites run
+/// on (`TGWA_TEST_WA_BACKEND`).
+const SIM: &[(&str, &str)] = &[("TGWA_WA_BACKEND", "sim")];
+
 /// `(input, state, result)` of every item of the account's jobs, in order.
 fn items(data_file: &Path) -> Vec<(String, String, String)> {
     let c = rusqlite::Connection::open_with_flags(data_file, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
@@ -36,6 +40,16 @@ fn bot_data(bot: &TestBot, user: i64, phone: &str) -> std::path::PathBuf {
     bot.data_dir().join(format!("{user}/bot_data-{user}-{phone}.db"))
 }
 
+/// `(to, text)` of every message the simulator carried from `from`.
+fn sim_sent_by(bot: &TestBot, from: &str) -> Vec<(String, String)> {
+    tgwa::wa::sim::read_sent_messages(&bot.world_db())
+        .unwrap()
+        .into_iter()
+        .filter(|m| m.from == from)
+        .map(|m| (m.to, m.text))
+        .collect()
+}
+
 /// How many messages to `user` contain `needle`.
 fn told(bot: &TestBot, user: i64, needle: &str) -> usize {
     bot.tg.sent_to(user).iter().filter(|m| m.text.contains(needle)).count()
@@ -44,7 +58,7 @@ fn told(bot: &TestBot, user: i64, needle: &str) -> usize {
 /// How many times each recipient got `text` from `from`.
 fn per_recipient(bot: &TestBot, from: &str) -> HashMap<String, usize> {
     let mut n = HashMap::new();
-    for (to, _) in bot.sent_by(from) {
+    for (to, _) in sim_sent_by(&bot, from) {
         *n.entry(to).or_default() += 1;
     }
     n
@@ -53,7 +67,7 @@ fn per_recipient(bot: &TestBot, from: &str) -> HashMap<String, usize> {
 /// Runs a ban of the given pushback row during a ten-recipient broadcast and checks the
 /// account, the job and what the owner heard. `says` is the notice's verb.
 async fn ban_during_a_broadcast(user: i64, phone: &str, says: &str) {
-    let bot = TestBot::start(&[]).await;
+    let bot = TestBot::start(SIM).await;
     bot.pair(user, phone).await;
     bot.broadcast_preview(user, "Promo hari ini", &numbers(10)).await;
     bot.tap(user, "Mulai", "berjalan").await;
@@ -134,7 +148,7 @@ async fn a_lock_during_a_broadcast_is_a_ban_too() {
 async fn a_timelock_mid_broadcast_refuses_strangers_once_and_sends_to_people_who_wrote() {
     const U: i64 = 9_100_003;
     let phone = "6281234570463";
-    let bot = TestBot::start(&[]).await;
+    let bot = TestBot::start(SIM).await;
     let list = numbers(10);
     let recipients: Vec<&str> = list.lines().collect();
     // Two of the ten wrote to the account before; their messages arrive when it connects.
@@ -187,7 +201,7 @@ async fn a_timelock_mid_broadcast_refuses_strangers_once_and_sends_to_people_who
 async fn a_replaced_session_tells_its_owner_once_and_is_not_fought_for() {
     const U: i64 = 9_100_004;
     let phone = "6281234560440";
-    let bot = TestBot::start(&[]).await;
+    let bot = TestBot::start(SIM).await;
     bot.pair(U, phone).await;
     bot.tg.wait_for_text_to(U, "dibuka oleh klien lain", WAIT).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -210,6 +224,7 @@ async fn a_broadcast_types_first_varies_its_text_and_respects_the_warm_up() {
     const U: i64 = 9_100_005;
     let phone = "6281234580055";
     let bot = TestBot::start(&[
+        SIM[0],
         ("TGWA_TYPING", "1"),
         ("TGWA_TYPING_MS_PER_CHAR", "2"),
         ("TGWA_TYPING_MAX_MS", "200"),
@@ -226,7 +241,7 @@ async fn a_broadcast_types_first_varies_its_text_and_respects_the_warm_up() {
     bot.tap(U, "Mulai", "berjalan").await;
     // A new account's first day: six items, then a pause until tomorrow.
     bot.tg.wait_for_text_to(U, "pemanasan", WAIT).await;
-    let sent = bot.sent_by(phone);
+    let sent = sim_sent_by(&bot, phone);
     assert_eq!(sent.len(), 6, "{sent:?}");
     for (_, t) in &sent {
         assert!(
