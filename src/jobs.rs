@@ -1204,7 +1204,11 @@ impl Worker {
         }
         let (normal, t) = (self.jobs.inner.options.daily_cap, now());
         // The warm-up counts from the account's row: a new number's first days.
-        let cap = daily_cap_for(normal, &self.jobs.inner.options.warmup_caps, t - self.account.created_at);
+        let cap = daily_cap_for(
+            normal,
+            &self.jobs.inner.options.warmup_caps,
+            t - self.account.created_at,
+        );
         let day_start = t - t.rem_euclid(86_400);
         let used = match self.today {
             Some((day, n)) if day == day_start => n,
@@ -1497,7 +1501,9 @@ const REACH_OUT_KEY: &str = "reach_out_limit";
 /// it, if it did), `None` when there is none.
 pub fn reach_out_limit(c: &Connection, t: i64) -> Result<Option<Option<i64>>, DbError> {
     let v: Option<String> = c
-        .query_row("SELECT value FROM settings WHERE key = ?1", [REACH_OUT_KEY], |r| r.get(0))
+        .query_row("SELECT value FROM settings WHERE key = ?1", [REACH_OUT_KEY], |r| {
+            r.get(0)
+        })
         .optional()?;
     let Some((since, until)) = v.as_deref().and_then(|v| v.split_once(':')) else {
         return Ok(None);
@@ -1544,14 +1550,13 @@ pub fn note_contact(c: &Connection, phone: &PhoneNumber) -> Result<(), DbError> 
 
 /// Whether the number `digits` ever wrote to the account.
 fn wrote_to_us(c: &Connection, digits: &str) -> Result<bool, DbError> {
-    Ok(c
-        .query_row(
-            "SELECT 1 FROM contacts WHERE phone = ?1",
-            [crate::ids::whatsapp_digits(digits)],
-            |_| Ok(()),
-        )
-        .optional()?
-        .is_some())
+    Ok(c.query_row(
+        "SELECT 1 FROM contacts WHERE phone = ?1",
+        [crate::ids::whatsapp_digits(digits)],
+        |_| Ok(()),
+    )
+    .optional()?
+    .is_some())
 }
 
 enum ItemError {
@@ -1834,7 +1839,10 @@ mod tests {
         };
         for _ in 0..50 {
             let d = t.time_for(&"x".repeat(100));
-            assert!(d >= Duration::from_millis(2500) && d <= Duration::from_millis(7500), "{d:?}");
+            assert!(
+                d >= Duration::from_millis(2500) && d <= Duration::from_millis(7500),
+                "{d:?}"
+            );
             assert!(t.time_for(&"x".repeat(10_000)) <= Duration::from_secs(8));
         }
     }
@@ -1846,7 +1854,10 @@ mod tests {
         let t = 1_000_000;
         assert_eq!(reach_out_limit(&c, t).unwrap(), None);
         assert!(set_reach_out_limit(&c, t, None).unwrap(), "the first 463 is news");
-        assert!(!set_reach_out_limit(&c, t + 5, Some(t + 3600)).unwrap(), "a second is not");
+        assert!(
+            !set_reach_out_limit(&c, t + 5, Some(t + 3600)).unwrap(),
+            "a second is not"
+        );
         assert_eq!(reach_out_limit(&c, t + 10).unwrap(), Some(Some(t + 3600)));
         assert_eq!(reach_out_limit(&c, t + 3600).unwrap(), None, "ended");
         // A limit whose end WhatsApp did not say lasts a day.

@@ -789,9 +789,7 @@ impl Supervisor {
                 // knocks us out, and WhatsApp flags a number that flips between devices.
                 let why = REASON_REPLACED.to_string();
                 // Kept on the row, so the account's page still says so once this session is gone.
-                let _ = m
-                    .set_status(id, AccountStatus::Active, Some(why.clone()), None)
-                    .await;
+                let _ = m.set_status(id, AccountStatus::Active, Some(why.clone()), None).await;
                 let _ = m.audit(None, Some(id), "stream_replaced", why.clone()).await;
                 self.set(LiveState::Stopped, Some(why));
                 m.notify(Notice::StreamReplaced {
@@ -808,7 +806,9 @@ impl Supervisor {
                 self.detach().await;
                 return false;
             }
-            WaEvent::Message { id: msg, chat, sender, .. } => {
+            WaEvent::Message {
+                id: msg, chat, sender, ..
+            } => {
                 crate::metrics::message_received();
                 // Who wrote to the account directly: the people a reach-out timelock still
                 // lets it write to (a group message is not a chat with the account).

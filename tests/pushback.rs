@@ -58,7 +58,7 @@ fn told(bot: &TestBot, user: i64, needle: &str) -> usize {
 /// How many times each recipient got `text` from `from`.
 fn per_recipient(bot: &TestBot, from: &str) -> HashMap<String, usize> {
     let mut n = HashMap::new();
-    for (to, _) in sim_sent_by(&bot, from) {
+    for (to, _) in sim_sent_by(bot, from) {
         *n.entry(to).or_default() += 1;
     }
     n
@@ -177,7 +177,10 @@ async fn a_timelock_mid_broadcast_refuses_strangers_once_and_sends_to_people_who
     assert_eq!(got, want);
 
     let items = items(&bot_data(&bot, U, phone));
-    let refused: Vec<_> = items.iter().filter(|(_, _, r)| r.starts_with("refused (463)")).collect();
+    let refused: Vec<_> = items
+        .iter()
+        .filter(|(_, _, r)| r.starts_with("refused (463)"))
+        .collect();
     assert_eq!(refused.len(), 1, "one message was refused by WhatsApp: {items:?}");
     assert_eq!(refused[0].0, recipients[3]);
     for (input, state, result) in &items {
@@ -245,8 +248,12 @@ async fn a_broadcast_types_first_varies_its_text_and_respects_the_warm_up() {
     assert_eq!(sent.len(), 6, "{sent:?}");
     for (_, t) in &sent {
         assert!(
-            ["Halo {nama|Kak}, promo!", "Hai {nama|Kak}, promo!", "Selamat pagi {nama|Kak}, promo!"]
-                .contains(&t.as_str()),
+            [
+                "Halo {nama|Kak}, promo!",
+                "Hai {nama|Kak}, promo!",
+                "Selamat pagi {nama|Kak}, promo!"
+            ]
+            .contains(&t.as_str()),
             "{t}"
         );
     }

@@ -465,11 +465,11 @@ impl Cb {
         use Cb::*;
         match cb {
             Menu | Help | LangMenu | SetLang(_) | Accounts | Account(_) | Switch(_) | Logout(_) | LogoutYes(_)
-            | Remove(_) | RemoveYes(_) | PairCancel(_) | PairNew(_) | Reconnect(_) | Groups(..) | Group(..) | GroupLink(..)
-            | GroupRevoke(..) | GroupRevokeYes(..) | GroupMembers(..) | GroupLeave(..) | GroupLeaveYes(..)
-            | GroupAnnounce(..) | GroupLock(..) | GroupInput(..) | ExportLinks(_) | Input(..) | JobStart(..)
-            | JobPause(..) | JobResume(..) | JobCancel(..) | Messages(_) | BroadcastTo(..) | InputCancel | Noop
-            | Admin(_) => {}
+            | Remove(_) | RemoveYes(_) | PairCancel(_) | PairNew(_) | Reconnect(_) | Groups(..) | Group(..)
+            | GroupLink(..) | GroupRevoke(..) | GroupRevokeYes(..) | GroupMembers(..) | GroupLeave(..)
+            | GroupLeaveYes(..) | GroupAnnounce(..) | GroupLock(..) | GroupInput(..) | ExportLinks(_) | Input(..)
+            | JobStart(..) | JobPause(..) | JobResume(..) | JobCancel(..) | Messages(_) | BroadcastTo(..)
+            | InputCancel | Noop | Admin(_) => {}
         }
     }
 }

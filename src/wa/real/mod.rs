@@ -534,7 +534,10 @@ impl RealSession {
         }
         let contacts = self.client.contacts();
         let results = self
-            .call("looking up the number", contacts.is_on_whatsapp(std::slice::from_ref(&asked)))
+            .call(
+                "looking up the number",
+                contacts.is_on_whatsapp(std::slice::from_ref(&asked)),
+            )
             .await?;
         for r in results {
             if let Some(err) = &r.contact_error {
@@ -545,7 +548,11 @@ impl RealSession {
                     "looking up the number",
                 ));
             }
-            let pn = if r.jid.is_pn() { Some(r.jid.clone()) } else { r.pn_jid.clone() };
+            let pn = if r.jid.is_pn() {
+                Some(r.jid.clone())
+            } else {
+                r.pn_jid.clone()
+            };
             if let (true, Some(pn)) = (r.is_registered, pn) {
                 return Ok(pn.to_non_ad());
             }
@@ -739,7 +746,10 @@ impl WaSession for RealSession {
 
     async fn reach_out_until(&self) -> Option<i64> {
         let mex = self.client.mex();
-        match self.call("asking for the reach-out timelock", mex.fetch_reachout_timelock()).await {
+        match self
+            .call("asking for the reach-out timelock", mex.fetch_reachout_timelock())
+            .await
+        {
             Ok(t) if t.is_active != Some(false) => t.time_enforcement_ends.as_deref().and_then(parse_unix),
             Ok(_) => None,
             Err(e) => {

@@ -616,8 +616,10 @@ pub(crate) fn fate(c: &Connection, phone: &str, what: &str) -> Result<Option<Opt
 
 /// How many messages `phone` has sent.
 pub(crate) fn sent_count(c: &Connection, phone: &str) -> Result<i64, WaError> {
-    c.query_row("SELECT COUNT(*) FROM messages WHERE from_pn = ?1", [phone], |r| r.get(0))
-        .map_err(sql)
+    c.query_row("SELECT COUNT(*) FROM messages WHERE from_pn = ?1", [phone], |r| {
+        r.get(0)
+    })
+    .map_err(sql)
 }
 
 /// Whether `from` ever wrote to `to`.
