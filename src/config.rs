@@ -111,6 +111,16 @@ pub struct Config {
     pub telegram_retry_base: Duration,
     /// Bound on one Telegram HTTP request (teloxide's client timeout).
     pub telegram_timeout: Duration,
+    /// Bulk messages: show "typing…" before each one, as a person would (`TGWA_TYPING`).
+    pub typing: bool,
+    /// Bulk messages: typing time per character of the text, before the random spread.
+    pub typing_per_char: Duration,
+    /// Bulk messages: the longest typing time.
+    pub typing_max: Duration,
+    /// Warm-up: the daily item cap of a newly linked account on its first, second, ... day
+    /// (`TGWA_WARMUP_CAPS`, comma-separated); after the last day the normal daily cap holds.
+    /// Empty turns the warm-up off.
+    pub warmup_caps: Vec<u32>,
     /// Where `/health` and `/metrics` listen; `None` when `TGWA_HTTP_ADDR` is set empty.
     pub http_addr: Option<std::net::SocketAddr>,
     /// `/health` fails once the last successful `getUpdates` is older than this.
@@ -168,6 +178,10 @@ impl std::fmt::Debug for Config {
             .field("utc_offset", &self.utc_offset)
             .field("log_filter", &self.log_filter)
             .field("log_format", &self.log_format)
+            .field("typing", &self.typing)
+            .field("typing_per_char", &self.typing_per_char)
+            .field("typing_max", &self.typing_max)
+            .field("warmup_caps", &self.warmup_caps)
             .finish()
     }
 }
@@ -329,6 +343,14 @@ impl Config {
             prompt_timeout: Duration::from_secs(num("TGWA_PROMPT_TIMEOUT_SECS", 600, 1)?),
             telegram_retry_base: Duration::from_millis(num("TGWA_TELEGRAM_RETRY_BASE_MS", 500, 0)?),
             telegram_timeout: Duration::from_millis(num("TGWA_TELEGRAM_TIMEOUT_MS", 17_000, 1000)?),
+            typing: match get("TGWA_TYPING").unwrap_or("1") {
+                "1" | "true" | "yes" | "on" => true,
+                "0" | "false" | "no" | "off" => false,
+                other => return Err(err("TGWA_TYPING", format!("{other:?}: use 1 or 0"))),
+            },
+            typing_per_char: Duration::from_millis(num("TGWA_TYPING_MS_PER_CHAR", 50, 0)?),
+            typing_max: Duration::from_millis(num("TGWA_TYPING_MAX_MS", 8000, 0)?),
+            warmup_caps: warmup_caps(vars.get("TGWA_WARMUP_CAPS").map(String::as_str))?,
         })
     }
 
@@ -349,8 +371,32 @@ impl Config {
         vars.insert("TGWA_PAIR_COOLDOWN_SECS".into(), "0".into());
         vars.insert("TGWA_PAIR_MAX_PER_HOUR".into(), "0".into());
         vars.insert("TGWA_HTTP_ADDR".into(), String::new());
+        vars.insert("TGWA_TYPING".into(), "0".into());
+        vars.insert("TGWA_WARMUP_CAPS".into(), String::new());
         Self::from_map(&vars).expect("test config is valid")
     }
+}
+
+/// The warm-up caps: unset gives the default ramp; set but empty turns the warm-up off.
+/// 20 messages on the first day, doubling daily to 320 on the fifth: peers' anti-ban advice
+/// (WAHA's and Baileys' users) is to start a new number with a few dozen messages a day and
+/// grow it over a week, since a young number writing to many strangers is what WhatsApp
+/// bans first.
+fn warmup_caps(v: Option<&str>) -> Result<Vec<u32>, ConfigError> {
+    let Some(v) = v.map(str::trim) else {
+        return Ok(vec![20, 40, 80, 160, 320]);
+    };
+    v.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.parse::<u32>() {
+            Ok(n) if n >= 1 => Ok(n),
+            _ => Err(err(
+                "TGWA_WARMUP_CAPS",
+                format!("{p:?}: use whole numbers of at least 1, like 20,40,80 (empty: no warm-up)"),
+            )),
+        })
+        .collect()
 }
 
 /// Western Indonesian Time, UTC+7: the operators' default.
@@ -476,6 +522,14 @@ mod tests {
         assert_eq!(c.utc_offset.local_minus_utc(), 7 * 3600);
         assert_eq!(with(&[("TGWA_DIGEST_HOUR", "")]).unwrap().digest_hour, None);
         assert_eq!(with(&[("TGWA_DIGEST_HOUR", "0")]).unwrap().digest_hour, Some(0));
+        // Sending like a person is on unless turned off.
+        assert!(c.typing);
+        assert_eq!(c.typing_per_char, Duration::from_millis(50));
+        assert_eq!(c.typing_max, Duration::from_secs(8));
+        assert!(!with(&[("TGWA_TYPING", "0")]).unwrap().typing);
+        assert_eq!(c.warmup_caps, vec![20, 40, 80, 160, 320]);
+        assert!(with(&[("TGWA_WARMUP_CAPS", "")]).unwrap().warmup_caps.is_empty());
+        assert_eq!(with(&[("TGWA_WARMUP_CAPS", "5, 10")]).unwrap().warmup_caps, vec![5, 10]);
     }
 
     #[test]
@@ -511,6 +565,10 @@ mod tests {
             ("TGWA_ANNOUNCE_DELAY_MS", "-5"),
             ("TGWA_WA_OUTAGE_SECS", "0"),
             ("TGWA_WA_OUTAGE_SECS", "2m"),
+            ("TGWA_TYPING", "maybe"),
+            ("TGWA_TYPING_MS_PER_CHAR", "fast"),
+            ("TGWA_WARMUP_CAPS", "20,x"),
+            ("TGWA_WARMUP_CAPS", "0,10"),
         ] {
             let e = with(&[(k, v)]).err().unwrap_or_else(|| panic!("{k}={v} accepted"));
             assert_eq!(e.var, k);

@@ -380,6 +380,12 @@ impl PhoneNumber {
         &self.0[self.0.len() - 4..]
     }
 
+    /// Whether WhatsApp may know this number under another form (see
+    /// [`whatsapp_digits`]): then only a usync lookup says which JID to send to.
+    pub fn has_other_form(&self) -> bool {
+        whatsapp_digits(&self.0) != self.0
+    }
+
     /// `+62*******7890`: for logs and for lists shown to operators.
     pub fn masked(&self) -> String {
         let keep = 4;
@@ -387,6 +393,27 @@ impl PhoneNumber {
         let hidden = self.0.len() - keep - cc;
         format!("+{}{}{}", &self.0[..cc], "*".repeat(hidden), self.last4())
     }
+}
+
+/// The form WhatsApp answers a number in, so an answer can be matched to the number asked:
+/// Brazilian mobiles gain the 9 after the area code (`55 AA 8xxxxxxx` to `55 AA 98xxxxxxx`),
+/// Mexican mobiles are `521...` rather than `52...`, Argentine mobiles `549...` rather than
+/// `54...` (the 9 that marks a mobile dialled from abroad; whatsmeow and Baileys users meet
+/// all three as "the JID usync returns differs from the number typed"). Any other number is
+/// returned as it is.
+pub fn whatsapp_digits(digits: &str) -> String {
+    let b = digits.as_bytes();
+    if digits.starts_with("55") && b.len() == 12 && matches!(b[4], b'6'..=b'9') {
+        return format!("{}9{}", &digits[..4], &digits[4..]);
+    }
+    if digits.starts_with("52") && !digits.starts_with("521") && b.len() == 12 {
+        return format!("521{}", &digits[2..]);
+    }
+    // 54 + a 10-digit national number (area code and subscriber, no leading 9).
+    if digits.starts_with("54") && !digits.starts_with("549") && b.len() == 12 {
+        return format!("549{}", &digits[2..]);
+    }
+    digits.to_string()
 }
 
 impl TryFrom<String> for PhoneNumber {
@@ -555,6 +582,21 @@ mod tests {
             assert_eq!(m(keep), keep);
         }
         assert_eq!(m("user 5123456789"), "user 51****6789");
+    }
+
+    #[test]
+    fn whatsapp_forms() {
+        // Brazil: the ninth digit; Mexico: 521; Argentina: 549.
+        assert_eq!(whatsapp_digits("551187654321"), "5511987654321");
+        assert_eq!(whatsapp_digits("5511987654321"), "5511987654321");
+        assert_eq!(whatsapp_digits("525512345678"), "5215512345678");
+        assert_eq!(whatsapp_digits("5215512345678"), "5215512345678");
+        assert_eq!(whatsapp_digits("541123456789"), "5491123456789");
+        assert_eq!(whatsapp_digits("5491123456789"), "5491123456789");
+        // Everyone else keeps the number typed.
+        assert_eq!(whatsapp_digits("6281234567890"), "6281234567890");
+        assert!(PhoneNumber::from_digits("541123456789").unwrap().has_other_form());
+        assert!(!PhoneNumber::from_digits("6281234567890").unwrap().has_other_form());
     }
 
     #[test]

@@ -174,6 +174,12 @@ pub trait JobObserver: Send + Sync {
     async fn paused(&self, owner: TelegramId, account: AccountId, job: JobId, p: &JobProgress, reason: &str);
     /// Every item has a result.
     async fn finished(&self, owner: TelegramId, account: AccountId, job: JobId, p: &JobProgress);
+    /// WhatsApp refused a message of `job` with its reach-out timelock (463): the account's
+    /// jobs now skip people who never wrote to it. Said once per limit; `until` is when it
+    /// ends, when WhatsApp said.
+    async fn reach_out_limited(&self, owner: TelegramId, account: AccountId, job: JobId, until: Option<i64>) {
+        let _ = (owner, account, job, until);
+    }
 }
 
 /// Pacing and limits.
@@ -189,6 +195,28 @@ pub struct JobOptions {
     pub max_items: usize,
     /// How often the observer hears about progress.
     pub progress_every: Duration,
+    /// "typing…" before each broadcast message to a person; `None`: off.
+    pub typing: Option<Typing>,
+    /// The daily cap of a newly linked account on its first, second, ... day (the warm-up);
+    /// empty: the daily cap from the first day.
+    pub warmup_caps: Vec<u32>,
+}
+
+/// How long "typing…" shows before a message: about `per_char` per character, spread at
+/// random between half and one and a half times that, never longer than `max`.
+#[derive(Debug, Clone, Copy)]
+pub struct Typing {
+    pub per_char: Duration,
+    pub max: Duration,
+}
+
+impl Typing {
+    /// A random typing time for `text`.
+    pub fn time_for(&self, text: &str) -> Duration {
+        let base = self.per_char.saturating_mul(text.chars().count().min(10_000) as u32);
+        let spread = rand::thread_rng().gen_range(0.5..=1.5);
+        base.mul_f64(spread).min(self.max)
+    }
 }
 
 impl JobOptions {
@@ -200,6 +228,11 @@ impl JobOptions {
             daily_cap: c.job_daily_cap,
             max_items: c.job_max_items,
             progress_every: Duration::from_secs(2),
+            typing: c.typing.then_some(Typing {
+                per_char: c.typing_per_char,
+                max: c.typing_max,
+            }),
+            warmup_caps: c.warmup_caps.clone(),
         }
     }
 }
@@ -306,6 +339,24 @@ impl Jobs {
             if tokio::time::timeout(bound, h.done.changed()).await.is_err() {
                 warn!(account_id = %acc.id, "job worker did not stop in time; aborting it");
                 h.abort.abort();
+            }
+        }
+        if why == Ending::Banned {
+            // After the worker stopped (its item in flight is recorded or back to pending):
+            // every item the ban keeps from running gets a result, so the report accounts
+            // for all of them.
+            let swept = self
+                .db(acc, move |c| {
+                    Ok(c.execute(
+                        "UPDATE job_items SET state = 'failed', result = ?1, updated_at = ?2
+                         WHERE state IN ('pending', 'running')
+                           AND job_id IN (SELECT id FROM jobs WHERE state = 'cancelled' AND pause_reason = ?3)",
+                        params![NOT_SENT_BANNED, now(), reason],
+                    )?)
+                })
+                .await;
+            if let Err(e) = swept {
+                warn!(account_id = %acc.id, error = %e, "could not close the items of a banned account's jobs");
             }
         }
         match cancelled {
@@ -766,6 +817,8 @@ struct Done {
     seq: i64,
     state: &'static str,
     result: String,
+    /// A WhatsApp call was made for it: pacing follows only then.
+    called: bool,
 }
 
 /// The oldest running job's next item: the one left in flight (its call may have gone out)
@@ -848,6 +901,9 @@ enum Outcome {
     Failed(String),
     /// The call went out and no answer came back: it may have been done.
     Unknown(String),
+    /// WhatsApp refused the message with its reach-out timelock (463): not done, never
+    /// retried; `until` when WhatsApp said when it ends.
+    ReachOut(Option<i64>),
     /// The account cannot work now (logged out, banned): pause the job. Nothing was done.
     Offline,
     /// The job's account changed owner or pairing: cancel the job. Nothing was done.
@@ -901,7 +957,7 @@ impl Worker {
         let mut last_progress: HashMap<JobId, Instant> = HashMap::new();
         let mut done: Option<Done> = None;
         loop {
-            let recorded = done.as_ref().map(|d| (d.job, d.owner));
+            let recorded = done.as_ref().filter(|d| d.called).map(|d| (d.job, d.owner));
             let mut woke = false;
             let next = match self.record_and_pick(done.take()).await {
                 Ok(n) => n,
@@ -973,6 +1029,7 @@ impl Worker {
                                 seq: item.seq,
                                 state,
                                 result,
+                                called: false,
                             });
                             continue;
                         }
@@ -988,11 +1045,27 @@ impl Worker {
                     if woke && !self.still_running(job).await {
                         continue;
                     }
+                    if let Some(result) = self.refused_for_reach_out(&kind, &item).await {
+                        // Not sent at all: no call, no pacing, nothing counted against the cap.
+                        done = Some(Done {
+                            job,
+                            owner,
+                            seq: item.seq,
+                            state: "failed",
+                            result,
+                            called: false,
+                        });
+                        continue;
+                    }
                     let started = Instant::now();
                     let (state, result) = match self.run_item(job, owner, generation, &kind, &item).await {
                         Outcome::Ok(r) => ("ok", r),
                         Outcome::Failed(r) => ("failed", r),
                         Outcome::Unknown(r) => ("unknown", r),
+                        Outcome::ReachOut(until) => {
+                            self.reach_out_hit(job, owner, until).await;
+                            ("failed", REFUSED_REACH_OUT.to_string())
+                        }
                         Outcome::Offline => {
                             self.auto_pause(job, owner, "account_offline").await;
                             break;
@@ -1011,6 +1084,7 @@ impl Worker {
                         seq: item.seq,
                         state,
                         result,
+                        called: true,
                     });
                 }
             }
@@ -1128,8 +1202,13 @@ impl Worker {
                 return Some("account_offline");
             }
         }
-        let cap = self.jobs.inner.options.daily_cap;
-        let t = now();
+        let (normal, t) = (self.jobs.inner.options.daily_cap, now());
+        // The warm-up counts from the account's row: a new number's first days.
+        let cap = daily_cap_for(
+            normal,
+            &self.jobs.inner.options.warmup_caps,
+            t - self.account.created_at,
+        );
         let day_start = t - t.rem_euclid(86_400);
         let used = match self.today {
             Some((day, n)) if day == day_start => n,
@@ -1149,7 +1228,8 @@ impl Worker {
                 n
             }
         };
-        (used >= cap as i64).then_some("daily_cap")
+        let reason = if cap < normal { "warmup_cap" } else { "daily_cap" };
+        (used >= cap as i64).then_some(reason)
     }
 
     async fn auto_pause(&self, job: JobId, owner: TelegramId, reason: &'static str) {
@@ -1274,7 +1354,9 @@ impl Worker {
 
     /// Runs one item: checks the account, marks the item in flight immediately before the
     /// call, and classifies what came back. A call that may have done something is never
-    /// repeated for a kind that must not run twice.
+    /// repeated for a kind that must not run twice; every error has one advice
+    /// ([`WaError::advice`]) and only "retry" is tried again, a few times with growing waits
+    /// ([`retry_wait`]).
     async fn run_item(
         &mut self,
         job: JobId,
@@ -1283,9 +1365,10 @@ impl Worker {
         kind: &JobKind,
         item: &Item,
     ) -> Outcome {
-        let mut backoff = Duration::from_secs(2);
         let mut marked = item.interrupted;
-        for _ in 0..6 {
+        let typing = self.jobs.inner.options.typing;
+        let mut attempt = 0;
+        loop {
             let session = match self.session(owner, generation).await {
                 Ok(s) => s,
                 Err(outcome) => {
@@ -1301,58 +1384,179 @@ impl Worker {
                 }
                 marked = true;
             }
-            let e = match execute(session.as_ref(), kind, &item.input).await {
+            let e = match execute(session.as_ref(), kind, &item.input, typing).await {
                 Ok(r) => return Outcome::Ok(r),
                 Err(ItemError::Bad(r)) => return Outcome::Failed(r),
                 Err(ItemError::Wa(e)) => e,
             };
+            if let WaError::ReachOutLimited { until } = e {
+                return Outcome::ReachOut(until);
+            }
             // Errors that say the call did nothing may be retried or paused on; any other
             // error of a kind that must not run twice leaves the item in doubt.
             let did_nothing = matches!(
                 e,
                 WaError::NotConnected | WaError::RateLimited { .. } | WaError::NotPaired | WaError::LoggedOut(_)
-            ) || e.advice() == Advice::GiveUp;
+            ) || matches!(e.advice(), Advice::GiveUp | Advice::StopAccount);
             if !did_nothing && !kind.idempotent() {
                 return Outcome::Unknown(format!("{e}: it may have been done; not run again"));
             }
-            match (e.advice(), &e) {
-                (Advice::RePair, _) => {
+            match e.advice() {
+                Advice::RePair | Advice::StopAccount => {
                     self.unmark(job, item.seq).await;
                     return Outcome::Offline;
                 }
-                (Advice::GiveUp, _) => return Outcome::Failed(e.to_string()),
-                (Advice::Retry, WaError::RateLimited { retry_after }) => {
-                    let wait = retry_after.unwrap_or(backoff).min(Duration::from_secs(900));
-                    warn!(account_id = %self.account.id, ?wait, "rate limited; backing off");
-                    let stopped = tokio::select! {
-                        _ = tokio::time::sleep(wait) => false,
-                        _ = self.shutdown.changed() => true,
-                        _ = self.stop.changed() => true,
-                    };
-                    if stopped {
-                        self.unmark(job, item.seq).await;
-                        return Outcome::Interrupted;
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(300));
+                Advice::GiveUp => return Outcome::Failed(e.to_string()),
+                Advice::Retry => {}
+            }
+            let Some(wait) = retry_wait(&e, attempt) else {
+                return Outcome::Failed(format!("{e}: gave up after {} tries", attempt + 1));
+            };
+            attempt += 1;
+            warn!(account_id = %self.account.id, ?wait, error = %e, "item failed for a passing reason; trying again");
+            let stopped = tokio::select! {
+                _ = tokio::time::sleep(wait) => false,
+                _ = self.shutdown.changed() => true,
+                _ = self.stop.changed() => true,
+            };
+            if stopped {
+                if did_nothing {
+                    self.unmark(job, item.seq).await;
+                    return Outcome::Interrupted;
                 }
-                (Advice::Retry, _) => {
-                    let stopped = tokio::select! {
-                        _ = tokio::time::sleep(Duration::from_millis(500)) => false,
-                        _ = self.shutdown.changed() => true,
-                        _ = self.stop.changed() => true,
-                    };
-                    if stopped {
-                        if did_nothing {
-                            self.unmark(job, item.seq).await;
-                            return Outcome::Interrupted;
-                        }
-                        return Outcome::Unknown(format!("{e}: stopped before a retry; it may have been done"));
-                    }
-                }
+                return Outcome::Unknown(format!("{e}: stopped before a retry; it may have been done"));
             }
         }
-        Outcome::Failed("gave up after repeated errors".into())
     }
+
+    /// A broadcast item to a person while the account's reach-out timelock is in force: the
+    /// refusal to record, without sending, unless the person wrote to the account before.
+    async fn refused_for_reach_out(&self, kind: &JobKind, item: &Item) -> Option<String> {
+        if !matches!(kind, JobKind::Broadcast { .. }) || GroupId::parse(&item.input).is_some() {
+            return None;
+        }
+        let input = item.input.clone();
+        let refuse = self
+            .jobs
+            .db(&self.account, move |c| {
+                Ok(reach_out_limit(c, now())?.is_some() && !wrote_to_us(c, &input)?)
+            })
+            .await
+            .unwrap_or(false);
+        refuse.then(|| NOT_SENT_REACH_OUT.to_string())
+    }
+
+    /// A message of `job` was refused with 463: the account's limit is stored (so every job
+    /// of it skips strangers from now on) and the owner told, once per limit.
+    async fn reach_out_hit(&self, job: JobId, owner: TelegramId, until: Option<i64>) {
+        let new = self
+            .jobs
+            .db(&self.account, move |c| set_reach_out_limit(c, now(), until))
+            .await;
+        warn!(account_id = %self.account.id, job = job.get(), ?until, "WhatsApp's reach-out timelock refused a message");
+        match new {
+            Ok(true) => {
+                if let Some(obs) = self.jobs.observer() {
+                    obs.reach_out_limited(owner, self.account.id, job, until).await;
+                }
+            }
+            Ok(false) => {}
+            Err(e) => warn!(account_id = %self.account.id, error = %e, "could not store the reach-out timelock"),
+        }
+    }
+}
+
+/// How long to wait before trying an item again after `e` failed it on try `attempt`
+/// (0 for the first), or `None` to give up. A rate limit waits as long as WhatsApp asked
+/// (else 2 s doubling), up to five more tries; any other passing failure (a timeout, a
+/// server error, an error inside a usync result) two more tries, 2 s then 4 s, so no error
+/// is hammered at a fixed short interval.
+fn retry_wait(e: &WaError, attempt: u32) -> Option<Duration> {
+    let doubling = Duration::from_secs(2).saturating_mul(1 << attempt.min(8));
+    match e {
+        WaError::RateLimited { retry_after } if attempt < 5 => {
+            Some(retry_after.unwrap_or(doubling).min(Duration::from_secs(900)))
+        }
+        WaError::RateLimited { .. } => None,
+        _ if e.advice() == Advice::Retry && attempt < 2 => Some(doubling),
+        _ => None,
+    }
+}
+
+/// The result of a broadcast item WhatsApp refused with its reach-out timelock (463), in
+/// both languages (the report is read by owners of either).
+pub const REFUSED_REACH_OUT: &str = "refused (463): WhatsApp limits messages from this number to new contacts / WhatsApp membatasi pesan dari nomor ini ke kontak baru";
+/// The result of a broadcast item not sent because the timelock is in force and the
+/// recipient never wrote to the account.
+pub const NOT_SENT_REACH_OUT: &str = "not sent: WhatsApp limits messages from this number to new contacts / tidak dikirim: WhatsApp membatasi pesan dari nomor ini ke kontak baru";
+/// The result of an item a ban kept from running.
+pub const NOT_SENT_BANNED: &str = "not sent: WhatsApp banned this number / tidak dikirim: nomor ini diblokir WhatsApp";
+/// How long a timelock whose end WhatsApp did not say is assumed to last.
+const REACH_OUT_ASSUMED: i64 = 24 * 3600;
+/// The `settings` key of the account's reach-out timelock: `since:until` (Unix seconds,
+/// `until` empty when unknown).
+const REACH_OUT_KEY: &str = "reach_out_limit";
+
+/// The account's reach-out timelock in force at `t`: `Some(until)` (`until` as WhatsApp said
+/// it, if it did), `None` when there is none.
+pub fn reach_out_limit(c: &Connection, t: i64) -> Result<Option<Option<i64>>, DbError> {
+    let v: Option<String> = c
+        .query_row("SELECT value FROM settings WHERE key = ?1", [REACH_OUT_KEY], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    let Some((since, until)) = v.as_deref().and_then(|v| v.split_once(':')) else {
+        return Ok(None);
+    };
+    let since: i64 = since.parse().unwrap_or(0);
+    let until: Option<i64> = until.parse().ok();
+    let ends = until.unwrap_or(since + REACH_OUT_ASSUMED);
+    Ok((ends > t).then_some(until))
+}
+
+/// Stores a reach-out timelock seen at `t`; `true` when none was in force (a new limit,
+/// worth telling the owner), `false` when it only refines the one in force.
+pub fn set_reach_out_limit(c: &Connection, t: i64, until: Option<i64>) -> Result<bool, DbError> {
+    let current = reach_out_limit(c, t)?;
+    let until = until.or(current.flatten());
+    let since = match current {
+        Some(_) => c
+            .query_row("SELECT value FROM settings WHERE key = ?1", [REACH_OUT_KEY], |r| {
+                r.get::<_, String>(0)
+            })?
+            .split_once(':')
+            .and_then(|(s, _)| s.parse().ok())
+            .unwrap_or(t),
+        None => t,
+    };
+    let value = format!("{since}:{}", until.map(|u| u.to_string()).unwrap_or_default());
+    c.execute(
+        "INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = ?2",
+        params![REACH_OUT_KEY, value],
+    )?;
+    Ok(current.is_none())
+}
+
+/// Notes that `phone` wrote to the account (a direct message).
+pub fn note_contact(c: &Connection, phone: &PhoneNumber) -> Result<(), DbError> {
+    let t = now();
+    c.execute(
+        "INSERT INTO contacts (phone, first_at, last_at) VALUES (?1, ?2, ?2)
+         ON CONFLICT (phone) DO UPDATE SET last_at = ?2",
+        params![crate::ids::whatsapp_digits(phone.digits()), t],
+    )?;
+    Ok(())
+}
+
+/// Whether the number `digits` ever wrote to the account.
+fn wrote_to_us(c: &Connection, digits: &str) -> Result<bool, DbError> {
+    Ok(c.query_row(
+        "SELECT 1 FROM contacts WHERE phone = ?1",
+        [crate::ids::whatsapp_digits(digits)],
+        |_| Ok(()),
+    )
+    .optional()?
+    .is_some())
 }
 
 enum ItemError {
@@ -1376,7 +1580,7 @@ fn group(input: &str) -> Result<GroupId, ItemError> {
 }
 
 /// Runs one item against WhatsApp; `Ok` carries the result line for the report.
-async fn execute(s: &dyn WaSession, kind: &JobKind, input: &str) -> Result<String, ItemError> {
+async fn execute(s: &dyn WaSession, kind: &JobKind, input: &str, typing: Option<Typing>) -> Result<String, ItemError> {
     match kind {
         JobKind::CreateGroups { members } => {
             let g = s.create_group(input, members).await?;
@@ -1403,7 +1607,15 @@ async fn execute(s: &dyn WaSession, kind: &JobKind, input: &str) -> Result<Strin
                 Some(g) => ChatTarget::Group(g),
                 None => ChatTarget::Phone(phone(input)?),
             };
-            let id = s.send_text(&to, text).await?;
+            // Each recipient gets one choice of every `{a|b}` variation.
+            let text = spin(text, &mut rand::thread_rng());
+            if let Some(t) = typing {
+                // Best effort: a send that can work does not depend on the indicator.
+                if let Err(e) = s.show_typing(&to, t.time_for(&text)).await {
+                    tracing::debug!(error = %e, "could not show typing");
+                }
+            }
+            let id = s.send_text(&to, &text).await?;
             Ok(format!("sent {id}"))
         }
         JobKind::CheckNumbers => {
@@ -1413,6 +1625,66 @@ async fn execute(s: &dyn WaSession, kind: &JobKind, input: &str) -> Result<Strin
             Ok(if on { "on WhatsApp" } else { "not on WhatsApp" }.into())
         }
     }
+}
+
+/// The `{a|b|c}` groups of a broadcast text that are variations, each as its choices, in
+/// order. A group whose first choice is a field name and that has exactly one alternative
+/// (`{nama|Kak}`: the field `nama`, `Kak` when it is empty) is a personalisation field for
+/// a later feature, not a variation; so is anything without a `|`.
+pub fn variations(text: &str) -> Vec<Vec<String>> {
+    groups(text).into_iter().map(|(_, _, choices)| choices).collect()
+}
+
+/// `text` with one choice of every variation picked at random ([`variations`]); everything
+/// else is left as written.
+pub fn spin(text: &str, rng: &mut impl Rng) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    for (start, end, choices) in groups(text) {
+        out.push_str(&text[at..start]);
+        out.push_str(&choices[rng.gen_range(0..choices.len())]);
+        at = end;
+    }
+    out.push_str(&text[at..]);
+    out
+}
+
+/// The variation groups of `text`: byte range (braces included) and choices.
+fn groups(text: &str) -> Vec<(usize, usize, Vec<String>)> {
+    let mut found = Vec::new();
+    let mut from = 0;
+    while let Some(open) = text[from..].find('{').map(|i| i + from) {
+        let Some(close) = text[open + 1..].find(['{', '}']).map(|i| i + open + 1) else {
+            break;
+        };
+        if text.as_bytes()[close] == b'{' {
+            // `{ ... {`: the first brace opens nothing; look again from the second.
+            from = close;
+            continue;
+        }
+        let inner = &text[open + 1..close];
+        let choices: Vec<String> = inner.split('|').map(str::to_string).collect();
+        let is_field = choices.len() == 2 && is_field_name(&choices[0]);
+        if choices.len() >= 2 && !is_field {
+            found.push((open, close + 1, choices));
+        }
+        from = close + 1;
+    }
+    found
+}
+
+/// A personalisation field's name: a lowercase word (`nama`, `first_name`).
+fn is_field_name(s: &str) -> bool {
+    let mut bytes = s.bytes();
+    bytes.next().is_some_and(|b| b.is_ascii_lowercase())
+        && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// The daily cap of an account linked `age` seconds ago: the warm-up's cap for its day of
+/// life while the warm-up lasts, never above the normal cap.
+pub fn daily_cap_for(cap: u32, warmup: &[u32], age: i64) -> u32 {
+    let day = (age.max(0) / 86_400) as usize;
+    warmup.get(day).map_or(cap, |w| (*w).min(cap))
 }
 
 /// Items per minute over this worker's run.
@@ -1486,5 +1758,116 @@ mod tests {
         assert!(JobKind::JoinGroups.idempotent());
         assert!(!JobKind::Broadcast { text: String::new() }.idempotent());
         assert!(!JobKind::CreateGroups { members: vec![] }.idempotent());
+    }
+
+    #[test]
+    fn variations_pick_one_choice_each_and_leave_fields_alone() {
+        let text = "{Halo|Hai|Selamat pagi} {nama|Kak}, promo {hari ini|minggu ini}!";
+        assert_eq!(
+            variations(text),
+            vec![
+                vec!["Halo".to_string(), "Hai".into(), "Selamat pagi".into()],
+                vec!["hari ini".to_string(), "minggu ini".into()],
+            ]
+        );
+        let mut rng = rand::thread_rng();
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..200 {
+            let out = spin(text, &mut rng);
+            // The field with its fallback is kept for the personalisation feature.
+            assert!(out.contains("{nama|Kak}"), "{out}");
+            assert!(!out.contains("{Halo"), "{out}");
+            let greeting = out.split(' ').next().unwrap_or("").to_string();
+            assert!(["Halo", "Hai", "Selamat"].contains(&greeting.as_str()), "{out}");
+            seen.insert(greeting);
+        }
+        assert_eq!(seen.len(), 3, "every choice comes up: {seen:?}");
+        // Nothing to vary: the text as written, odd braces included.
+        for plain in ["halo semua", "{tanpa pilihan}", "kurung { tidak ditutup", "}{", "{a|b"] {
+            assert!(variations(plain).is_empty(), "{plain}");
+            assert_eq!(spin(plain, &mut rng), plain);
+        }
+        // Three choices are a variation even when the first looks like a field.
+        assert_eq!(variations("{hai|halo|hei}").len(), 1);
+    }
+
+    #[test]
+    fn retries_are_few_and_grow() {
+        // A server error, a timeout or an error inside a usync result: two more tries, never
+        // six at 500 ms.
+        for e in [WaError::Other("usync result error 500".into()), WaError::Timeout] {
+            let waits: Vec<Duration> = (0..10).map_while(|a| retry_wait(&e, a)).collect();
+            assert_eq!(waits, vec![Duration::from_secs(2), Duration::from_secs(4)], "{e}");
+        }
+        // A rate limit waits as long as WhatsApp asked, a bounded number of times.
+        let e = WaError::RateLimited {
+            retry_after: Some(Duration::from_secs(30)),
+        };
+        let waits: Vec<Duration> = (0..10).map_while(|a| retry_wait(&e, a)).collect();
+        assert_eq!(waits, vec![Duration::from_secs(30); 5]);
+        // Advice other than "retry" is never tried again.
+        for e in [
+            WaError::ReachOutLimited { until: None },
+            WaError::Forbidden("x".into()),
+            WaError::Banned {
+                reason: "406".into(),
+                until: None,
+            },
+            WaError::LoggedOut("x".into()),
+        ] {
+            assert_eq!(retry_wait(&e, 0), None, "{e}");
+        }
+    }
+
+    #[test]
+    fn warm_up_caps_grow_then_the_daily_cap_holds() {
+        let ramp = [20, 40, 80];
+        assert_eq!(daily_cap_for(1000, &ramp, 0), 20);
+        assert_eq!(daily_cap_for(1000, &ramp, 86_399), 20);
+        assert_eq!(daily_cap_for(1000, &ramp, 86_400), 40);
+        assert_eq!(daily_cap_for(1000, &ramp, 2 * 86_400 + 5), 80);
+        assert_eq!(daily_cap_for(1000, &ramp, 3 * 86_400), 1000);
+        assert_eq!(daily_cap_for(30, &ramp, 2 * 86_400), 30, "never above the daily cap");
+        assert_eq!(daily_cap_for(1000, &[], 0), 1000, "no warm-up");
+    }
+
+    #[test]
+    fn typing_time_follows_the_text_and_is_capped() {
+        let t = Typing {
+            per_char: Duration::from_millis(50),
+            max: Duration::from_secs(8),
+        };
+        for _ in 0..50 {
+            let d = t.time_for(&"x".repeat(100));
+            assert!(
+                d >= Duration::from_millis(2500) && d <= Duration::from_millis(7500),
+                "{d:?}"
+            );
+            assert!(t.time_for(&"x".repeat(10_000)) <= Duration::from_secs(8));
+        }
+    }
+
+    #[test]
+    fn a_reach_out_limit_is_new_once_and_lets_known_contacts_through() {
+        let mut c = Connection::open_in_memory().unwrap();
+        crate::db::migrate(&mut c, Schema::Account).unwrap();
+        let t = 1_000_000;
+        assert_eq!(reach_out_limit(&c, t).unwrap(), None);
+        assert!(set_reach_out_limit(&c, t, None).unwrap(), "the first 463 is news");
+        assert!(
+            !set_reach_out_limit(&c, t + 5, Some(t + 3600)).unwrap(),
+            "a second is not"
+        );
+        assert_eq!(reach_out_limit(&c, t + 10).unwrap(), Some(Some(t + 3600)));
+        assert_eq!(reach_out_limit(&c, t + 3600).unwrap(), None, "ended");
+        // A limit whose end WhatsApp did not say lasts a day.
+        assert!(set_reach_out_limit(&c, t + 4000, None).unwrap());
+        assert!(reach_out_limit(&c, t + 4000 + 86_399).unwrap().is_some());
+        assert!(reach_out_limit(&c, t + 4000 + 86_400).unwrap().is_none());
+        // Who wrote, in WhatsApp's form of the number.
+        note_contact(&c, &PhoneNumber::from_digits("541123456789").unwrap()).unwrap();
+        assert!(wrote_to_us(&c, "5491123456789").unwrap());
+        assert!(wrote_to_us(&c, "541123456789").unwrap());
+        assert!(!wrote_to_us(&c, "6281234567890").unwrap());
     }
 }

@@ -99,6 +99,15 @@ pub enum Notice {
         reason: String,
         until: i64,
     },
+    /// WhatsApp banned (`locked: false`) or locked the number for good; only an appeal
+    /// inside WhatsApp can lift it.
+    AccountBanned {
+        owner: TelegramId,
+        account: AccountId,
+        phone: PhoneNumber,
+        reason: String,
+        locked: bool,
+    },
     /// Another client took over the session.
     StreamReplaced {
         owner: TelegramId,

@@ -26,6 +26,9 @@ pub enum Ending {
     RePaired,
     /// A pairing that never completed: cancelled, failed, expired or interrupted.
     PairingAbandoned,
+    /// WhatsApp banned or locked the number for good: its work stops, every item accounted
+    /// for.
+    Banned,
 }
 
 impl Ending {
@@ -36,6 +39,7 @@ impl Ending {
             Ending::LoggedOut => "account logged out",
             Ending::RePaired => "account paired again",
             Ending::PairingAbandoned => "pairing abandoned",
+            Ending::Banned => "account banned by WhatsApp",
         }
     }
 }

@@ -37,6 +37,8 @@ pub enum PairError {
 pub const REASON_WRONG_NUMBER: &str = "wrong_number";
 /// The server reached its account ceiling while the pairing was waiting.
 pub const REASON_SERVER_FULL: &str = "server_full";
+/// The live status's reason when another client took the session over.
+pub const REASON_REPLACED: &str = "opened on another device";
 
 /// The digits of a device JID's user part (`62812...:3@s.whatsapp.net` gives `62812...`).
 pub fn jid_digits(jid: &str) -> &str {
@@ -352,6 +354,29 @@ impl AccountManager {
         .await
         .map_err(AccountError::from)?
         .ok_or(PairError::Locked)
+    }
+
+    /// Logs the owner's active account in again when its session has stopped (opened on
+    /// another device): the owner's choice, never tgwa's, since the other client is knocked
+    /// out in turn. Nothing happens when a session already runs.
+    pub async fn reconnect(&self, owner: TelegramId, id: AccountId) -> Result<(), PairError> {
+        let acc = self.account_of(owner, id).await?;
+        if acc.status != AccountStatus::Active {
+            return Err(AccountError::WrongState(acc.status).into());
+        }
+        let running = self
+            .inner
+            .live
+            .status(id)
+            .is_some_and(|s| s.state != LiveState::Stopped);
+        if running {
+            return Ok(());
+        }
+        self.stop_session(id).await;
+        self.set_status(id, AccountStatus::Active, None, None).await?;
+        self.audit(Some(owner), Some(id), "reconnect", String::new()).await?;
+        self.launch(acc, Mode::Restore).await?;
+        Ok(())
     }
 
     /// Disconnects and forgets the account's live session, if any.
@@ -778,9 +803,19 @@ impl Supervisor {
                 self.detach().await;
                 return false;
             }
+            WaEvent::AccountBanned { reason, locked } => {
+                self.banned_for_good(reason, locked).await;
+                return false;
+            }
             WaEvent::StreamReplaced => {
                 warn!("stream replaced by another client");
-                self.set(LiveState::Stopped, Some("another client took over this session".into()));
+                // Not fought for: logging in again would knock the other client out, which
+                // knocks us out, and WhatsApp flags a number that flips between devices.
+                let why = REASON_REPLACED.to_string();
+                // Kept on the row, so the account's page still says so once this session is gone.
+                let _ = m.set_status(id, AccountStatus::Active, Some(why.clone()), None).await;
+                let _ = m.audit(None, Some(id), "stream_replaced", why.clone()).await;
+                self.set(LiveState::Stopped, Some(why));
                 m.notify(Notice::StreamReplaced {
                     owner,
                     account: id,
@@ -795,13 +830,63 @@ impl Supervisor {
                 self.detach().await;
                 return false;
             }
-            WaEvent::Message { id, .. } => {
-                // Nothing reads incoming messages yet; counted so their flow is visible.
-                debug!(%id, "incoming message ignored");
+            WaEvent::Message {
+                id: msg, chat, sender, ..
+            } => {
                 crate::metrics::message_received();
+                // Who wrote to the account directly: the people a reach-out timelock still
+                // lets it write to (a group message is not a chat with the account).
+                if chat == sender {
+                    self.remember_contact(sender).await;
+                }
+                debug!(id = %msg, "incoming message noted");
             }
         }
         true
+    }
+
+    /// WhatsApp banned or locked the number for good: the row becomes `banned` (no end
+    /// time), its work stops with every item accounted for, and the owner hears it once.
+    async fn banned_for_good(&mut self, reason: String, locked: bool) {
+        let m = self.manager.clone();
+        let (owner, id, phone) = (self.account.telegram_id, self.account.id, self.account.phone.clone());
+        warn!(%reason, locked, "banned by WhatsApp");
+        let _ = m
+            .set_status(id, AccountStatus::Banned, Some(reason.clone()), None)
+            .await;
+        let _ = m.audit(None, Some(id), "banned", reason.clone()).await;
+        // Jobs end before the live state says "banned": a worker that saw the state first
+        // would pause its job and tell the owner a second time.
+        m.end_account(&self.account, Ending::Banned).await;
+        self.account.status = AccountStatus::Banned;
+        self.set(LiveState::Banned, Some(reason.clone()));
+        m.notify(Notice::AccountBanned {
+            owner,
+            account: id,
+            phone,
+            reason,
+            locked,
+        });
+        self.detach().await;
+    }
+
+    /// Notes that `sender` wrote to this account, in its bot data.
+    async fn remember_contact(&self, sender: String) {
+        let Ok(p) = PhoneNumber::from_digits(&sender) else {
+            return;
+        };
+        let path = self.account.bot_data_db_path.clone();
+        let res = self
+            .manager
+            .pools()
+            .with(path, crate::db::Schema::Account, move |c| {
+                crate::jobs::note_contact(c, &p)?;
+                Ok(())
+            })
+            .await;
+        if let Err(e) = res {
+            warn!(error = %e, "could not note who wrote to the account");
+        }
     }
 
     async fn fail_pairing(

@@ -264,10 +264,26 @@ fn every_event_maps() {
             .logout_message(LogoutMessage::builder().header("Account locked".into()).build())
             .build(),
     );
-    assert!(matches!(
-        map_event(&ev, NOW),
-        Some(WaEvent::LoggedOut { reason }) if reason.contains("403") && reason.contains("Account locked")
-    ));
+    // Locked (403) and banned (406) are WhatsApp stopping the account, not the phone
+    // unlinking this device: the owner must hear "banned", not "pair again".
+    let mapped = map_event(&ev, NOW).unwrap();
+    assert!(
+        matches!(&mapped, WaEvent::AccountBanned { reason, locked: true } if reason.contains("403") && reason.contains("Account locked")),
+        "{mapped:?}"
+    );
+    assert!(is_terminal(&mapped));
+    let ev = Event::LoggedOut(
+        LoggedOut::builder()
+            .on_connect(true)
+            .reason(ConnectFailureReason::UnknownLogout)
+            .build(),
+    );
+    let mapped = map_event(&ev, NOW).unwrap();
+    assert!(
+        matches!(&mapped, WaEvent::AccountBanned { reason, locked: false } if reason.contains("406")),
+        "{mapped:?}"
+    );
+    assert!(is_terminal(&mapped));
 
     let mapped = map_event(&Event::StreamReplaced(StreamReplaced::builder().build()), NOW).unwrap();
     assert_eq!(mapped, WaEvent::StreamReplaced);
@@ -1257,4 +1273,51 @@ async fn an_imported_whatsmeow_device_logs_in_with_its_own_noise_key_and_jid_wit
     .unwrap_or(true);
     assert!(refused && !other.is_online(phone), "a wrong Noise key logged in");
     session.disconnect(Duration::from_secs(5)).await;
+}
+
+/// whatsmeow's `connectionevents.go`: a `<failure reason="403">` (locked) or `406` (banned) at
+/// login. whatsapp-rust reports both as a logout; the adapter says what they are, a ban.
+#[tokio::test]
+async fn a_lock_or_a_ban_at_login_is_account_banned_not_a_logout() {
+    let fake = FakeWhatsApp::default();
+    let dir = tempfile::tempdir().unwrap();
+    for (phone, code, locked) in [("6281200000063", 403, true), ("6281200000066", 406, false)] {
+        let (_s, mut rx, _) = pair_by_qr(&fake, dir.path(), phone).await;
+        // The next login is refused (the real server first ends the stream with 503).
+        fake.fail_logins(phone, Some(code));
+        fake.drop_socket(phone);
+        let seen = stream_ends(&mut rx).await;
+        assert!(
+            seen.iter()
+                .any(|e| matches!(e, WaEvent::AccountBanned { locked: l, reason } if *l == locked && reason.contains(&code.to_string()))),
+            "{code}: {seen:?}"
+        );
+        assert!(
+            !seen.iter().any(|e| matches!(e, WaEvent::LoggedOut { .. })),
+            "{code}: {seen:?}"
+        );
+    }
+}
+
+/// A message to an Argentine number typed without the 9 goes to the JID WhatsApp's lookup
+/// returns (54 → 549), not into a chat with a number nobody uses.
+#[tokio::test]
+async fn a_send_goes_to_the_number_whatsapp_knows() {
+    use tgwa::wa::ChatTarget;
+    let fake = FakeWhatsApp::default();
+    let dir = tempfile::tempdir().unwrap();
+    let me = "6281200000067";
+    let (s, _rx, _) = pair_by_qr(&fake, dir.path(), me).await;
+    for (asked, known) in [("541123456789", "5491123456789"), ("551187654321", "5511987654321")] {
+        fake.add_user(known);
+        fake.set_canonical(asked, known);
+        let id = s
+            .send_text(&ChatTarget::Phone(pn(asked)), "hola")
+            .await
+            .unwrap_or_else(|e| panic!("send to {asked}: {e}"));
+        let sent = fake.sent_messages();
+        let m = sent.iter().find(|m| m.id == id).expect("the server got it");
+        assert_eq!(m.to, format!("{known}@s.whatsapp.net"));
+    }
+    s.disconnect(Duration::from_secs(5)).await;
 }

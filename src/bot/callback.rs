@@ -49,6 +49,8 @@ pub enum Cb {
     PairCancel(AccountId),
     /// Start a new pairing of this number (new code, retry, pair again).
     PairNew(PhoneNumber),
+    /// Log an account in again whose session stopped (opened on another device).
+    Reconnect(AccountId),
     /// The active account's groups, one page.
     Groups(AccountId, u32),
     /// One group's page.
@@ -224,6 +226,7 @@ impl Cb {
             RemoveYes(a) => format!("rm!:{a}"),
             PairCancel(a) => format!("pc:{a}"),
             PairNew(p) => format!("pn:{}", p.digits()),
+            Reconnect(a) => format!("rc:{a}"),
             Groups(a, page) => format!("gl:{a}:{page}"),
             Group(a, gid) => format!("g:{}", g(a, gid)),
             GroupLink(a, gid) => format!("gk:{}", g(a, gid)),
@@ -300,6 +303,7 @@ impl Cb {
             ("rm!", 2) => RemoveYes(acc(1)?),
             ("pc", 2) => PairCancel(acc(1)?),
             ("pn", 2) => PairNew(PhoneNumber::from_digits(parts[1]).ok()?),
+            ("rc", 2) => Reconnect(acc(1)?),
             ("gl", 3) => Groups(acc(1)?, parts[2].parse().ok().filter(|p: &u32| *p < 100_000)?),
             ("g", 3) => Group(acc(1)?, gid(2)?),
             ("gk", 3) => GroupLink(acc(1)?, gid(2)?),
@@ -364,6 +368,7 @@ impl Cb {
             | Remove(a)
             | RemoveYes(a)
             | PairCancel(a)
+            | Reconnect(a)
             | Groups(a, _)
             | Group(a, _)
             | GroupLink(a, _)
@@ -407,6 +412,7 @@ impl Cb {
             Cb::RemoveYes(a),
             Cb::PairCancel(a),
             Cb::PairNew(phone.clone()),
+            Cb::Reconnect(a),
             Cb::Groups(a, 12),
             Cb::Group(a, g.clone()),
             Cb::GroupLink(a, g.clone()),
@@ -461,11 +467,11 @@ impl Cb {
         use Cb::*;
         match cb {
             Menu | Help | LangMenu | SetLang(_) | Accounts | Account(_) | Switch(_) | Logout(_) | LogoutYes(_)
-            | Remove(_) | RemoveYes(_) | PairCancel(_) | PairNew(_) | Groups(..) | Group(..) | GroupLink(..)
-            | GroupRevoke(..) | GroupRevokeYes(..) | GroupMembers(..) | GroupLeave(..) | GroupLeaveYes(..)
-            | GroupAnnounce(..) | GroupLock(..) | GroupInput(..) | ExportLinks(_) | Input(..) | JobStart(..)
-            | JobPause(..) | JobResume(..) | JobCancel(..) | Messages(_) | BroadcastTo(..) | InputCancel | Noop
-            | Admin(_) => {}
+            | Remove(_) | RemoveYes(_) | PairCancel(_) | PairNew(_) | Reconnect(_) | Groups(..) | Group(..)
+            | GroupLink(..) | GroupRevoke(..) | GroupRevokeYes(..) | GroupMembers(..) | GroupLeave(..)
+            | GroupLeaveYes(..) | GroupAnnounce(..) | GroupLock(..) | GroupInput(..) | ExportLinks(_) | Input(..)
+            | JobStart(..) | JobPause(..) | JobResume(..) | JobCancel(..) | Messages(_) | BroadcastTo(..)
+            | InputCancel | Noop | Admin(_) => {}
         }
     }
 }

@@ -196,12 +196,22 @@ pub(crate) fn state_label(lang: Lang, acc: &Account, live: Option<&LiveStatus>) 
         Some(LiveState::Disconnected) => Key::StateDisconnected,
         Some(LiveState::Pairing) => Key::StatePairing,
         Some(LiveState::LoggedOut) => Key::StateLoggedOut,
+        Some(LiveState::Banned) if acc.banned_until.is_none() => Key::StateBannedForGood,
         Some(LiveState::Banned) => Key::StateBanned,
+        Some(LiveState::Stopped)
+            if live.and_then(|l| l.last_error.as_deref()) == Some(crate::supervisor::REASON_REPLACED) =>
+        {
+            Key::StateReplaced
+        }
         Some(LiveState::Unpaired) => Key::StateUnpaired,
         Some(LiveState::PairFailed | LiveState::Stopped) | None => match acc.status {
+            AccountStatus::Active if acc.last_error.as_deref() == Some(crate::supervisor::REASON_REPLACED) => {
+                Key::StateReplaced
+            }
             AccountStatus::Active => Key::StateStopped,
             AccountStatus::Pairing => Key::StatePairing,
             AccountStatus::LoggedOut => Key::StateLoggedOut,
+            AccountStatus::Banned if acc.banned_until.is_none() => Key::StateBannedForGood,
             AccountStatus::Banned => Key::StateBanned,
             AccountStatus::Unpaired => Key::StateUnpaired,
             AccountStatus::Removed => Key::StateStopped,
@@ -333,6 +343,10 @@ fn account_page(app: &App, c: &Caller, a: &Account) -> (String, InlineKeyboardMa
         )]);
     }
     rows.push(vec![btn(app, c, tr(l, Key::BtnStatus), Cb::Account(a.id))]);
+    let stopped = live.as_ref().is_none_or(|s| s.state == LiveState::Stopped);
+    if a.status == AccountStatus::Active && stopped {
+        rows.push(vec![btn(app, c, tr(l, Key::BtnReconnect), Cb::Reconnect(a.id))]);
+    }
     if matches!(a.status, AccountStatus::LoggedOut | AccountStatus::Unpaired) {
         rows.push(vec![btn(
             app,
@@ -487,6 +501,17 @@ async fn callback<R: Req>(
             Err(AccountError::WrongState(_)) => return Ok(Some((plain_text(tr(l, Key::StaleButton)), true))),
             Err(e) => return Err(e.into()),
         },
+        (Cb::Reconnect(_), Some(a)) => {
+            match m.reconnect(c.tid, a.id).await {
+                Ok(()) => {}
+                Err(PairError::Account(AccountError::WrongState(_))) => {
+                    return Ok(Some((plain_text(tr(l, Key::StaleButton)), true)))
+                }
+                Err(e) => return Err(e.into()),
+            }
+            let t = tr_with(l, Key::Reconnecting, &[("phone", &a.phone.to_string())]);
+            edit_or_send(bot, m, c.chat, mid, &t, Some(back_to_menu(app, c))).await;
+        }
         (Cb::Logout(_), Some(a)) => {
             let t = tr_with(l, Key::LogoutConfirm, &[("phone", &a.phone.to_string())]);
             edit_or_send(

@@ -63,6 +63,11 @@ pub(crate) fn wa_error_text(lang: Lang, e: &WaError) -> String {
         WaError::Forbidden(_) => ("butuh hak admin grup", "needs group admin rights"),
         WaError::Invalid(_) => ("permintaan tidak valid", "invalid request"),
         WaError::Storage(_) | WaError::Other(_) => ("kesalahan WhatsApp", "WhatsApp error"),
+        WaError::ReachOutLimited { .. } => (
+            "WhatsApp membatasi pesan dari nomor ini ke kontak baru",
+            "WhatsApp limits messages from this number to new contacts",
+        ),
+        WaError::Banned { .. } => ("nomor ini diblokir oleh WhatsApp", "WhatsApp banned this number"),
     };
     let base = if lang == Lang::En { en } else { id };
     format!("{base} ({})", esc(&e.to_string()))

@@ -114,6 +114,14 @@ pub enum Key {
     StateStopped,
     ComingSoon,
     PairTakenOver,
+    NoticeAccountBanned,
+    NoticeAccountLocked,
+    StateBannedForGood,
+    StateReplaced,
+    NoticeReachOutLimited,
+    NoticeReachOutLimitedUntil,
+    BtnReconnect,
+    Reconnecting,
 }
 
 /// A one-off text in both languages, for messages too specific for the [`Key`] table
@@ -226,6 +234,14 @@ fn id(key: Key) -> &'static str {
         StateStopped => "⚫ berhenti",
         ComingSoon => "Fitur ini belum tersedia.",
         PairTakenOver => "❌ Pairing <b>{phone}</b> dibatalkan: pengguna Telegram lain meminta kode untuk nomor ini. Jika ini nomor Anda, minta kode baru dan masukkan di ponsel ini.",
+        NoticeAccountBanned => "⛔ WhatsApp <b>memblokir</b> nomor <b>{phone}</b> ({reason}). Bot berhenti memakai nomor ini dan membatalkan pekerjaannya; pairing ulang tidak akan membantu. Bila menurut Anda ini keliru, buka WhatsApp di ponsel dan pilih <b>Support</b> / <b>Request a review</b> (minta peninjauan) untuk mengajukan banding.",
+        NoticeAccountLocked => "⛔ WhatsApp <b>mengunci</b> nomor <b>{phone}</b> ({reason}). Bot berhenti memakai nomor ini dan membatalkan pekerjaannya. Buka WhatsApp di ponsel: ikuti langkah di layar untuk membuka kunci, atau pilih <b>Support</b> / <b>Request a review</b> untuk mengajukan banding.",
+        StateBannedForGood => "⛔ diblokir WhatsApp",
+        StateReplaced => "⚫ dibuka di perangkat lain",
+        NoticeReachOutLimited => "✋ WhatsApp membatasi pesan dari nomor <b>{phone}</b> ke kontak baru (463). Pekerjaan #{job} tidak lagi mengirim ke nomor yang belum pernah menulis ke akun ini; nomor lain tetap dikirimi.",
+        NoticeReachOutLimitedUntil => "✋ WhatsApp membatasi pesan dari nomor <b>{phone}</b> ke kontak baru (463) sampai {until}. Pekerjaan #{job} tidak lagi mengirim ke nomor yang belum pernah menulis ke akun ini; nomor lain tetap dikirimi.",
+        BtnReconnect => "🔌 Sambungkan lagi di sini",
+        Reconnecting => "🔌 Menyambungkan <b>{phone}</b> lagi di bot ini. Sesi di perangkat lain akan terputus.",
     }
 }
 
@@ -313,6 +329,14 @@ fn en(key: Key) -> &'static str {
         StateStopped => "⚫ stopped",
         ComingSoon => "This feature is not available yet.",
         PairTakenOver => "❌ Pairing <b>{phone}</b> was cancelled: another Telegram user asked for a code for this number. If it is your number, ask for a new code and enter it on that phone.",
+        NoticeAccountBanned => "⛔ WhatsApp <b>banned</b> the number <b>{phone}</b> ({reason}). The bot stopped using it and cancelled its jobs; pairing it again will not help. If you think this is a mistake, open WhatsApp on the phone and choose <b>Support</b> / <b>Request a review</b> to appeal.",
+        NoticeAccountLocked => "⛔ WhatsApp <b>locked</b> the number <b>{phone}</b> ({reason}). The bot stopped using it and cancelled its jobs. Open WhatsApp on the phone: follow the steps shown to unlock it, or choose <b>Support</b> / <b>Request a review</b> to appeal.",
+        StateBannedForGood => "⛔ banned by WhatsApp",
+        StateReplaced => "⚫ opened on another device",
+        NoticeReachOutLimited => "✋ WhatsApp limits messages from <b>{phone}</b> to new contacts (463). Job #{job} no longer sends to numbers that never wrote to this account; the others still get it.",
+        NoticeReachOutLimitedUntil => "✋ WhatsApp limits messages from <b>{phone}</b> to new contacts (463) until {until}. Job #{job} no longer sends to numbers that never wrote to this account; the others still get it.",
+        BtnReconnect => "🔌 Reconnect here",
+        Reconnecting => "🔌 Connecting <b>{phone}</b> in this bot again. The session on the other device will end.",
     }
 }
 
@@ -349,6 +373,10 @@ mod tests {
             Key::AccountDetail,
             Key::NoticeBanned,
             Key::AdminRestoreSummary,
+            Key::NoticeAccountBanned,
+            Key::NoticeAccountLocked,
+            Key::NoticeReachOutLimited,
+            Key::NoticeReachOutLimitedUntil,
         ];
         for k in keys {
             let holes = |s: &str| {

@@ -9,7 +9,7 @@ use teloxide::types::{ChatId, InlineKeyboardMarkup, MessageId};
 
 use super::callback::Cb;
 use super::flows::{back_to_menu, btn, plain_text, Req};
-use super::i18n::{duration, esc, t2, tr, Key, Lang};
+use super::i18n::{duration, esc, t2, tr, tr_with, Key, Lang};
 use super::send::{edit_or_send, send_document, send_html};
 use super::{App, Caller};
 use crate::account::Account;
@@ -49,6 +49,28 @@ fn job_error_text(lang: Lang, e: &JobError) -> String {
     }
 }
 
+/// The broadcast text's variations (`{Halo|Hai}`), shown before Start: each recipient gets
+/// one choice of every group, at random.
+fn variations_note(l: Lang, kind: &JobKind) -> String {
+    let JobKind::Broadcast { text } = kind else {
+        return String::new();
+    };
+    let groups = crate::jobs::variations(text);
+    if groups.is_empty() {
+        return String::new();
+    }
+    let mut out = t2(
+        l,
+        "\n🔀 Variasi teks (tiap penerima mendapat satu pilihan acak):",
+        "\n🔀 Text variations (each recipient gets one at random):",
+    );
+    for g in groups.iter().take(10) {
+        let choices: Vec<String> = g.iter().map(|c| format!("<code>{}</code>", esc(c))).collect();
+        out.push_str(&format!("\n• {}", choices.join(" / ")));
+    }
+    out
+}
+
 /// Shows a job's preview with Start / Cancel; nothing is sent to WhatsApp before Start.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn propose<R: Req>(
@@ -81,6 +103,7 @@ pub(crate) async fn propose<R: Req>(
         }
     }
     let label = kind_label(l, &kind);
+    let spins = variations_note(l, &kind);
     let jobs = app.jobs();
     let id = match jobs.create(c.tid, acc.id, c.chat.0, kind, items.clone()).await {
         Ok(id) => id,
@@ -105,6 +128,7 @@ pub(crate) async fn propose<R: Req>(
     if items.len() > 10 {
         text.push_str("…\n");
     }
+    text.push_str(&spins);
     text.push_str(&notes);
     text.push_str(&t2(l, "\n\nMulai pekerjaan ini?", "\n\nStart this job?"));
     let kb = InlineKeyboardMarkup::new(vec![vec![
@@ -244,6 +268,12 @@ fn pause_reason_text(l: Lang, r: &str) -> String {
             "batas harian tercapai; lanjutkan besok",
             "daily cap reached; resume tomorrow",
         ),
+        "warmup_cap" => t2(
+            l,
+            "batas pemanasan nomor baru tercapai (naik tiap hari); lanjutkan besok",
+            "a new number's warm-up cap reached (it grows each day); resume tomorrow",
+        ),
+        "account banned by WhatsApp" => t2(l, "nomor diblokir WhatsApp", "WhatsApp banned the number"),
         "account_offline" => t2(
             l,
             "akun logout atau diblokir; hubungkan lagi lalu lanjutkan",
@@ -351,6 +381,29 @@ impl<R: Req> JobObserver for TelegramObserver<R> {
             &caption,
         )
         .await;
+    }
+
+    async fn reach_out_limited(&self, owner: TelegramId, account: AccountId, job: JobId, until: Option<i64>) {
+        let l = self.lang(owner).await;
+        let phone = match self.app.manager().get(account).await {
+            Ok(Some(a)) => a.phone.to_string(),
+            _ => String::new(),
+        };
+        let job_no = job.get().to_string();
+        let until = until.and_then(|u| chrono::DateTime::from_timestamp(u, 0)).map(|t| {
+            t.with_timezone(&self.app.manager().config().utc_offset)
+                .format("%Y-%m-%d %H:%M")
+                .to_string()
+        });
+        let t = match &until {
+            Some(u) => tr_with(
+                l,
+                Key::NoticeReachOutLimitedUntil,
+                &[("phone", &phone), ("job", &job_no), ("until", u)],
+            ),
+            None => tr_with(l, Key::NoticeReachOutLimited, &[("phone", &phone), ("job", &job_no)]),
+        };
+        send_html(&self.bot, self.app.manager(), ChatId(owner.get()), &t, None).await;
     }
 }
 

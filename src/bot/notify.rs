@@ -133,15 +133,34 @@ async fn deliver<R: Req>(bot: &R, app: &App, n: Notice) {
             );
             send_html(bot, m, ChatId(owner.get()), &t, None).await;
         }
-        Notice::StreamReplaced { owner, phone, .. } => {
-            tell(
-                bot,
-                app,
-                owner,
-                Key::NoticeStreamReplaced,
-                &[("phone", &phone.to_string())],
-            )
-            .await;
+        Notice::AccountBanned {
+            owner,
+            phone,
+            reason,
+            locked,
+            ..
+        } => {
+            // No "pair again" button: a banned or locked number cannot be linked again until
+            // WhatsApp lifts it, and trying only adds to the record.
+            let key = if locked {
+                Key::NoticeAccountLocked
+            } else {
+                Key::NoticeAccountBanned
+            };
+            let params = [("phone", phone.to_string()), ("reason", esc(&reason))];
+            tell(bot, app, owner, key, &borrowed(&params)).await;
+        }
+        Notice::StreamReplaced { owner, account, phone } => {
+            let Some(lang) = recipient(app, owner).await else {
+                return;
+            };
+            let t = tr_with(lang, Key::NoticeStreamReplaced, &[("phone", &phone.to_string())]);
+            // The owner decides whether this bot takes the session back.
+            let kb = InlineKeyboardMarkup::new(vec![vec![InlineKeyboardButton::callback(
+                tr(lang, Key::BtnReconnect),
+                app.codec().encode(owner, &Cb::Reconnect(account)),
+            )]]);
+            send_html(bot, m, ChatId(owner.get()), &t, Some(kb)).await;
         }
         Notice::Reconnected {
             owner, phone, after, ..

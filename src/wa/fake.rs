@@ -279,6 +279,12 @@ impl WaSession for FakePhoneSession {
         }
         self.inner.is_on_whatsapp(numbers).await
     }
+    async fn show_typing(&self, to: &ChatTarget, how_long: Duration) -> Result<(), WaError> {
+        self.inner.show_typing(to, how_long).await
+    }
+    async fn reach_out_until(&self) -> Option<i64> {
+        self.inner.reach_out_until().await
+    }
 }
 
 #[cfg(test)]

@@ -25,6 +25,9 @@ pub enum Advice {
     RePair,
     /// The request itself is wrong or not allowed; retrying will not help.
     GiveUp,
+    /// WhatsApp stopped the whole account (banned or locked): no call of it can work, so
+    /// its work stops rather than failing item by item.
+    StopAccount,
 }
 
 /// Failures of WhatsApp operations, each with its [`Advice`].
@@ -53,6 +56,14 @@ pub enum WaError {
     Storage(String),
     #[error("{0}")]
     Other(String),
+    /// WhatsApp refused a message because this number may not start chats with people who
+    /// never wrote to it (error 463 "reach-out timelock", or 479): new or flagged accounts.
+    /// `until` is when the limit ends (Unix seconds), when WhatsApp said.
+    #[error("WhatsApp limits messages from this number to new contacts")]
+    ReachOutLimited { until: Option<i64> },
+    /// WhatsApp banned or locked the account (`until`: end of a temporary ban, Unix seconds).
+    #[error("WhatsApp banned this number: {reason}")]
+    Banned { reason: String, until: Option<i64> },
 }
 
 impl WaError {
@@ -61,7 +72,12 @@ impl WaError {
         match self {
             WaError::NotConnected | WaError::RateLimited { .. } | WaError::Timeout | WaError::Other(_) => Advice::Retry,
             WaError::NotPaired | WaError::LoggedOut(_) => Advice::RePair,
-            WaError::NotFound(_) | WaError::Forbidden(_) | WaError::Invalid(_) | WaError::Storage(_) => Advice::GiveUp,
+            WaError::NotFound(_)
+            | WaError::Forbidden(_)
+            | WaError::Invalid(_)
+            | WaError::Storage(_)
+            | WaError::ReachOutLimited { .. } => Advice::GiveUp,
+            WaError::Banned { .. } => Advice::StopAccount,
         }
     }
 }
@@ -88,6 +104,9 @@ pub enum WaEvent {
     StreamReplaced,
     /// A temporary ban; `until` is Unix seconds.
     TemporaryBan { reason: String, until: i64 },
+    /// WhatsApp banned (connect failure 406) or locked (403) the account for good: to the
+    /// library a logout, to the owner a ban they can only appeal inside WhatsApp.
+    AccountBanned { reason: String, locked: bool },
     /// WhatsApp refused this client version.
     ClientOutdated,
     /// A (re)connect attempt failed; the backend keeps trying with backoff.
@@ -319,6 +338,18 @@ pub trait WaSession: Send + Sync {
     ) -> Result<Vec<MemberResult>, WaError>;
     /// Which numbers have WhatsApp.
     async fn is_on_whatsapp(&self, numbers: &[PhoneNumber]) -> Result<Vec<(PhoneNumber, bool)>, WaError>;
+    /// Shows "typing…" in the chat with `to` for `how_long`, then stops it, as a person
+    /// would before sending. Best effort: a backend without chat states does nothing.
+    async fn show_typing(&self, to: &ChatTarget, how_long: Duration) -> Result<(), WaError> {
+        let _ = to;
+        tokio::time::sleep(how_long).await;
+        Ok(())
+    }
+    /// When the account's reach-out timelock ends (Unix seconds), if one is in force and
+    /// WhatsApp says when. Asked once after a 463 refusal.
+    async fn reach_out_until(&self) -> Option<i64> {
+        None
+    }
 }
 
 /// The backend the configuration asks for: the real network, or the simulator (whose world
@@ -405,5 +436,11 @@ mod tests {
         assert_eq!(WaError::RateLimited { retry_after: None }.advice(), Advice::Retry);
         assert_eq!(WaError::LoggedOut("x".into()).advice(), Advice::RePair);
         assert_eq!(WaError::Forbidden("x".into()).advice(), Advice::GiveUp);
+        assert_eq!(WaError::ReachOutLimited { until: None }.advice(), Advice::GiveUp);
+        let banned = WaError::Banned {
+            reason: "406".into(),
+            until: None,
+        };
+        assert_eq!(banned.advice(), Advice::StopAccount);
     }
 }

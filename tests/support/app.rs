@@ -66,6 +66,10 @@ pub fn env_for(dir: &Path, api_url: &str, extra: &[(String, String)]) -> HashMap
         ("TGWA_HTTP_ADDR", ""),
         // Off: it would greet every operator at start-up; tests/admin.rs turns it on.
         ("TGWA_DIGEST_HOUR", ""),
+        // Off: "typing…" before each bulk message and the warm-up cap of new accounts have
+        // their own tests (tests/pushback.rs); elsewhere they would only slow or cap jobs.
+        ("TGWA_TYPING", "0"),
+        ("TGWA_WARMUP_CAPS", ""),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))

@@ -55,6 +55,11 @@ pub fn from_server_code(code: u16, text: &str, backoff: Option<u32>, what: &str)
         format!("{what}: WhatsApp answered {code} {text}")
     };
     match code {
+        // A message nack: the account may not start chats with strangers (reach-out
+        // timelock / missing privacy token; whatsmeow #1074, Baileys #2688), 479 the same
+        // family. Retrying sends the same refused message again, which is what gets numbers
+        // banned.
+        463 | 479 => WaError::ReachOutLimited { until: None },
         429 => WaError::RateLimited {
             retry_after: backoff.map(|s| Duration::from_secs(u64::from(s))),
         },
@@ -147,6 +152,37 @@ mod tests {
         ));
         assert_eq!(from_server_code(500, "internal", None, "x").advice(), Advice::Retry);
         assert_eq!(from_server_code(503, "", None, "x").advice(), Advice::Retry);
+        for code in [463, 479] {
+            let e = from_server_code(code, "", None, "sending a message");
+            assert!(matches!(e, WaError::ReachOutLimited { until: None }), "{code}");
+            assert_eq!(e.advice(), Advice::GiveUp, "{code}");
+        }
+    }
+
+    /// Every code the server is known to send maps to exactly one advice, none of them
+    /// "retry" unless the same call can work later.
+    #[test]
+    fn every_code_has_one_advice() {
+        let table: &[(u16, Advice)] = &[
+            (400, Advice::GiveUp),
+            (401, Advice::GiveUp),
+            (403, Advice::GiveUp),
+            (404, Advice::GiveUp),
+            (405, Advice::GiveUp),
+            (406, Advice::GiveUp),
+            (409, Advice::GiveUp),
+            (410, Advice::GiveUp),
+            (413, Advice::GiveUp),
+            (419, Advice::GiveUp),
+            (429, Advice::Retry),
+            (463, Advice::GiveUp),
+            (479, Advice::GiveUp),
+            (500, Advice::Retry),
+            (503, Advice::Retry),
+        ];
+        for (code, want) in table {
+            assert_eq!(from_server_code(*code, "", None, "x").advice(), *want, "{code}");
+        }
     }
 
     #[test]

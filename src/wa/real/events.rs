@@ -82,6 +82,14 @@ pub fn map_event(ev: &Event, now_unix: i64) -> Option<WaEvent> {
             code: q.code.clone(),
             ttl: q.timeout,
         },
+        // A 403 (locked) or 406 (banned) `<failure>` at login is a logout to the library
+        // (`ConnectFailureReason::is_logged_out`) but a ban to the owner: whatsmeow names
+        // them `ConnectFailureMainDeviceGone` ("LOCKED" in WA Web) and
+        // `ConnectFailureUnknownLogout` ("BANNED"), `connectionevents.go`.
+        Event::LoggedOut(l) if l.on_connect && is_ban(l.reason) => WaEvent::AccountBanned {
+            reason: logout_reason(l),
+            locked: l.reason == ConnectFailureReason::AccountLocked,
+        },
         Event::LoggedOut(l) => WaEvent::LoggedOut {
             reason: logout_reason(l),
         },
@@ -143,11 +151,21 @@ pub fn map_messages(batch: &MessageBatch) -> Vec<WaEvent> {
         .collect()
 }
 
+/// Whether a logout reason is WhatsApp stopping the account (locked or banned) rather than
+/// the phone unlinking this device.
+fn is_ban(reason: ConnectFailureReason) -> bool {
+    matches!(
+        reason,
+        ConnectFailureReason::AccountLocked | ConnectFailureReason::UnknownLogout
+    )
+}
+
 /// After these the library stops its run loop: the stream ends with them.
 pub fn is_terminal(ev: &WaEvent) -> bool {
     matches!(
         ev,
         WaEvent::LoggedOut { .. }
+            | WaEvent::AccountBanned { .. }
             | WaEvent::StreamReplaced
             | WaEvent::TemporaryBan { .. }
             | WaEvent::ClientOutdated
@@ -159,7 +177,7 @@ fn logout_reason(l: &LoggedOut) -> String {
     let base = match l.reason {
         ConnectFailureReason::LoggedOut => "the device was unlinked from the phone".to_string(),
         ConnectFailureReason::AccountLocked => "WhatsApp locked the account".to_string(),
-        ConnectFailureReason::UnknownLogout => "WhatsApp logged the device out".to_string(),
+        ConnectFailureReason::UnknownLogout => "WhatsApp banned the account".to_string(),
         other => format!("logged out ({other:?})"),
     };
     let code = l.reason.code();

@@ -514,6 +514,53 @@ fn phone_jid(p: &PhoneNumber) -> Jid {
     Jid::pn(p.digits())
 }
 
+/// A timelock end as WhatsApp's MEX answer gives it: Unix seconds (or milliseconds) in a
+/// string. Anything else is "not said".
+fn parse_unix(s: &str) -> Option<i64> {
+    let n: i64 = s.trim().parse().ok()?;
+    // Milliseconds are 13 digits today; seconds 10.
+    Some(if n > 100_000_000_000 { n / 1000 } else { n })
+}
+
+impl RealSession {
+    /// The JID a message to `p` goes to: the number as typed, unless WhatsApp may know it
+    /// under another form (Brazil, Mexico, Argentina; [`PhoneNumber::has_other_form`]).
+    /// Then the usync lookup's answer is used, so a message never goes into a chat with a
+    /// number nobody uses (whatsmeow users send to the JID `IsOnWhatsApp` returns).
+    async fn send_jid(&self, p: &PhoneNumber) -> Result<Jid, WaError> {
+        let asked = phone_jid(p);
+        if !p.has_other_form() {
+            return Ok(asked);
+        }
+        let contacts = self.client.contacts();
+        let results = self
+            .call(
+                "looking up the number",
+                contacts.is_on_whatsapp(std::slice::from_ref(&asked)),
+            )
+            .await?;
+        for r in results {
+            if let Some(err) = &r.contact_error {
+                return Err(errors::from_server_code(
+                    err.code.unwrap_or(0),
+                    err.text.as_deref().unwrap_or(""),
+                    err.backoff,
+                    "looking up the number",
+                ));
+            }
+            let pn = if r.jid.is_pn() {
+                Some(r.jid.clone())
+            } else {
+                r.pn_jid.clone()
+            };
+            if let (true, Some(pn)) = (r.is_registered, pn) {
+                return Ok(pn.to_non_ad());
+            }
+        }
+        Err(WaError::NotFound(format!("{} is not on WhatsApp", p.masked())))
+    }
+}
+
 #[async_trait]
 impl WaSession for RealSession {
     async fn request_pair_code(&self, phone: &PhoneNumber) -> Result<PairCode, WaError> {
@@ -634,7 +681,7 @@ impl WaSession for RealSession {
             return Err(WaError::Invalid("empty message".into()));
         }
         let jid = match to {
-            ChatTarget::Phone(p) => phone_jid(p),
+            ChatTarget::Phone(p) => self.send_jid(p).await?,
             ChatTarget::Group(g) => group_jid(g),
         };
         if let ChatTarget::Phone(p) = to {
@@ -671,13 +718,45 @@ impl WaSession for RealSession {
             Ok(Ok(node)) => {
                 if let Some(code) = node.get_attr("error").map(|v| v.as_str().into_owned()) {
                     let code = code.parse::<u16>().unwrap_or(0);
-                    return Err(errors::from_server_code(code, "", None, "sending a message"));
+                    return Err(match errors::from_server_code(code, "", None, "sending a message") {
+                        WaError::ReachOutLimited { .. } => WaError::ReachOutLimited {
+                            until: self.reach_out_until().await,
+                        },
+                        other => other,
+                    });
                 }
             }
             // No ack in time: the message left; WhatsApp may still deliver it.
             _ => debug!(id = %sent.message_id, "no server ack for a sent message in time"),
         }
         Ok(sent.message_id)
+    }
+
+    async fn show_typing(&self, to: &ChatTarget, how_long: Duration) -> Result<(), WaError> {
+        let jid = match to {
+            ChatTarget::Phone(p) => self.send_jid(p).await?,
+            ChatTarget::Group(g) => group_jid(g),
+        };
+        let chat = self.client.chatstate();
+        self.call("showing typing", chat.send_composing(&jid)).await?;
+        tokio::time::sleep(how_long).await;
+        // "paused" ends the indicator at once rather than letting the phone time it out.
+        self.call("ending typing", chat.send_paused(&jid)).await
+    }
+
+    async fn reach_out_until(&self) -> Option<i64> {
+        let mex = self.client.mex();
+        match self
+            .call("asking for the reach-out timelock", mex.fetch_reachout_timelock())
+            .await
+        {
+            Ok(t) if t.is_active != Some(false) => t.time_enforcement_ends.as_deref().and_then(parse_unix),
+            Ok(_) => None,
+            Err(e) => {
+                debug!(error = %e, "no reach-out timelock end from WhatsApp");
+                None
+            }
+        }
     }
 
     async fn groups(&self) -> Result<Vec<GroupSummary>, WaError> {
@@ -891,18 +970,11 @@ impl WaSession for RealSession {
 /// How long a send waits for the server's ack before trusting it went through.
 const ACK_WAIT: Duration = Duration::from_secs(10);
 
-/// The form WhatsApp answers a number in: Brazilian mobiles gain the 9 after the area code
-/// (`55 AA 8xxxxxxx` to `55 AA 98xxxxxxx`), Mexican mobiles are `521...` rather than
-/// `52...`. Matching on this form lets an answer find the number that was asked.
+/// The form WhatsApp answers a number in ([`crate::ids::whatsapp_digits`]): Brazil's ninth
+/// digit, Mexico's 521, Argentina's 549. Matching on this form lets an answer find the number
+/// that was asked.
 pub fn canonical_number(digits: &str) -> String {
-    let b = digits.as_bytes();
-    if digits.starts_with("55") && b.len() == 12 && matches!(b[4], b'6'..=b'9') {
-        return format!("{}9{}", &digits[..4], &digits[4..]);
-    }
-    if digits.starts_with("52") && !digits.starts_with("521") && b.len() == 12 {
-        return format!("521{}", &digits[2..]);
-    }
-    digits.to_string()
+    crate::ids::whatsapp_digits(digits)
 }
 
 /// Re-exported for tests of the event mapping.

@@ -14,6 +14,13 @@
 //! phone (the same number ending in `9999`: a squatter scanning the QR or entering the code);
 //! any other number pairs after the configured delay. Numbers ending in `00` are not on
 //! WhatsApp.
+//!
+//! WhatsApp pushing back (issue 15), each once its account has sent three messages: `0406`
+//! is banned for good (connect failure 406) and `0403` locked (403), at that moment and at
+//! every later login; `0463` gets the reach-out timelock for an hour: its messages to numbers
+//! that never wrote to it are refused with 463. `0440` is opened on another device (stream
+//! replaced) a while after its first connection, once. People who are not tgwa accounts
+//! write to an account through [`write_to`]; their messages arrive at its next connection.
 
 mod world;
 
@@ -36,7 +43,7 @@ use crate::db::now;
 use crate::ids::PhoneNumber;
 use crate::layout::Layout;
 
-pub use world::{read_sent_messages, DeviceState, SentMessage};
+pub use world::{read_sent_messages, read_typing, write_to, DeviceState, SentMessage};
 use world::{Setting, World};
 
 /// Crockford's base32 alphabet, which WhatsApp's pairing codes use.
@@ -80,7 +87,20 @@ enum Behaviour {
     BannedLater,
     /// The phone that confirms the link is another number (someone squatting this one).
     OtherPhoneLinks,
+    /// Banned for good (406) once it has sent [`PUSHBACK_AFTER`] messages.
+    BannedForGood,
+    /// Locked (403) once it has sent [`PUSHBACK_AFTER`] messages.
+    Locked,
+    /// Reach-out timelock (463) for an hour once it has sent [`PUSHBACK_AFTER`] messages.
+    Timelocked,
+    /// Opened on another device a while after its first connection.
+    Replaced,
 }
+
+/// Messages an account of the pushback rows sends before WhatsApp pushes back.
+const PUSHBACK_AFTER: i64 = 3;
+/// How long the simulated reach-out timelock lasts.
+const TIMELOCK_SECS: i64 = 3600;
 
 impl Behaviour {
     fn of(p: &PhoneNumber) -> Self {
@@ -90,6 +110,10 @@ impl Behaviour {
             "0401" => Behaviour::LoggedOutLater,
             "0402" => Behaviour::BannedLater,
             "0409" => Behaviour::OtherPhoneLinks,
+            "0406" => Behaviour::BannedForGood,
+            "0403" => Behaviour::Locked,
+            "0463" => Behaviour::Timelocked,
+            "0440" => Behaviour::Replaced,
             _ => Behaviour::Normal,
         }
     }
@@ -316,15 +340,28 @@ impl SimSession {
             self.close();
             return;
         }
+        if self.banned_at_login().await {
+            return;
+        }
         if self.state().stopped {
             return;
         }
         self.state().connected = true;
         self.emit(WaEvent::Connected);
+        self.deliver_inbox().await;
         let behaviour = Behaviour::of(&self.phone);
+        let me = self.digits();
+        let replaced = self
+            .world
+            .run(move |c| world::fate(c, &me, "replaced"))
+            .await
+            .ok()
+            .flatten()
+            .is_some();
         let pending = match behaviour {
             Behaviour::LoggedOutLater => !dev.logged_out,
             Behaviour::BannedLater => !dev.banned_once,
+            Behaviour::Replaced => !replaced,
             _ => false,
         };
         if !pending {
@@ -337,7 +374,11 @@ impl SimSession {
             return;
         }
         let me = self.digits();
-        if behaviour == Behaviour::LoggedOutLater {
+        if behaviour == Behaviour::Replaced {
+            let _ = self.world.run(move |c| world::set_fate(c, &me, "replaced", None)).await;
+            self.state().connected = false;
+            self.emit(WaEvent::StreamReplaced);
+        } else if behaviour == Behaviour::LoggedOutLater {
             let file = self.file.clone();
             let _ = self.world.run(move |c| world::mark_logged_out(c, &me)).await;
             let _ = crate::db::blocking(move || Ok(write_device(&file, None))).await;
@@ -359,6 +400,50 @@ impl SimSession {
             });
         }
         self.close();
+    }
+
+    /// A number banned or locked for good is refused at every login (connect failure 406 or
+    /// 403, which the real client reports as a logout). Returns whether it was.
+    async fn banned_at_login(&self) -> bool {
+        let me = self.digits();
+        let fates = self
+            .world
+            .run(move |c| Ok((world::fate(c, &me, "banned")?, world::fate(c, &me, "locked")?)))
+            .await;
+        let locked = match fates {
+            Ok((Some(_), _)) => false,
+            Ok((None, Some(_))) => true,
+            _ => return false,
+        };
+        self.ban_for_good(locked);
+        true
+    }
+
+    /// Ends the session with a ban for good.
+    fn ban_for_good(&self, locked: bool) {
+        self.state().connected = false;
+        let (code, what) = if locked { (403, "locked") } else { (406, "banned") };
+        self.emit(WaEvent::AccountBanned {
+            reason: format!("WhatsApp {what} the account ({code})"),
+            locked,
+        });
+        self.close();
+    }
+
+    /// Hands over the messages people wrote to this account while it was away.
+    async fn deliver_inbox(&self) {
+        let me = self.digits();
+        let Ok(waiting) = self.world.run(move |c| world::take_inbox(c, &me)).await else {
+            return;
+        };
+        for (from, id, text) in waiting {
+            self.emit(WaEvent::Message {
+                id,
+                chat: from.clone(),
+                sender: from,
+                text,
+            });
+        }
     }
 
     /// The phone confirms the link (code entered or QR scanned) for generation `gen`.
@@ -419,6 +504,30 @@ impl SimSession {
             return Err(WaError::NotPaired);
         }
         Ok(self.digits())
+    }
+}
+
+impl SimSession {
+    /// What a pushback row does once it has sent enough: a ban or lock ends the session now
+    /// (the real server drops the stream and refuses the next login); a timelock starts.
+    async fn push_back(&self, behaviour: Behaviour) {
+        let me = self.digits();
+        match behaviour {
+            Behaviour::BannedForGood | Behaviour::Locked => {
+                let locked = behaviour == Behaviour::Locked;
+                let what = if locked { "locked" } else { "banned" };
+                let _ = self.world.run(move |c| world::set_fate(c, &me, what, None)).await;
+                self.ban_for_good(locked);
+            }
+            Behaviour::Timelocked => {
+                let until = now() + TIMELOCK_SECS;
+                let _ = self
+                    .world
+                    .run(move |c| world::set_fate(c, &me, "timelock", Some(until)))
+                    .await;
+            }
+            _ => {}
+        }
     }
 }
 
@@ -553,8 +662,49 @@ impl WaSession for SimSession {
 
     async fn send_text(&self, to: &ChatTarget, text: &str) -> Result<String, WaError> {
         let me = self.ready()?;
+        let behaviour = Behaviour::of(&self.phone);
         let (to, text) = (to.clone(), text.to_string());
-        self.world.run(move |c| world::send(c, &me, &to, &text)).await
+        let (id, sent) = self
+            .world
+            .run(move |c| {
+                if let (Behaviour::Timelocked, ChatTarget::Phone(p)) = (behaviour, &to) {
+                    // The timelock refuses a first message to a stranger (the ack's error 463).
+                    if let Some(until) = world::fate(c, &me, "timelock")?.flatten().filter(|u| *u > now()) {
+                        if !world::wrote_to(c, p.digits(), &me)? {
+                            return Err(WaError::ReachOutLimited { until: Some(until) });
+                        }
+                    }
+                }
+                let id = world::send(c, &me, &to, &text)?;
+                Ok((id, world::sent_count(c, &me)?))
+            })
+            .await?;
+        if sent >= PUSHBACK_AFTER {
+            self.push_back(behaviour).await;
+        }
+        Ok(id)
+    }
+
+    async fn show_typing(&self, to: &ChatTarget, how_long: Duration) -> Result<(), WaError> {
+        let me = self.ready()?;
+        let to = match to {
+            ChatTarget::Phone(p) => p.digits().to_string(),
+            ChatTarget::Group(g) => g.as_str().to_string(),
+        };
+        let ms = how_long.as_millis() as u64;
+        self.world.run(move |c| world::typing(c, &me, &to, ms)).await?;
+        tokio::time::sleep(how_long).await;
+        Ok(())
+    }
+
+    async fn reach_out_until(&self) -> Option<i64> {
+        let me = self.digits();
+        self.world
+            .run(move |c| world::fate(c, &me, "timelock"))
+            .await
+            .ok()
+            .flatten()
+            .flatten()
     }
 
     async fn groups(&self) -> Result<Vec<GroupSummary>, WaError> {

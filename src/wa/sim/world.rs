@@ -48,6 +48,33 @@ CREATE TABLE IF NOT EXISTS devices (
     banned_once     INTEGER NOT NULL DEFAULT 0,
     ban_until       INTEGER
 );
+-- Messages WhatsApp users (not linked to tgwa) wrote to accounts; delivered at the account's
+-- next connection, as the server's offline queue delivers them.
+CREATE TABLE IF NOT EXISTS inbox (
+    seq       INTEGER PRIMARY KEY AUTOINCREMENT,
+    from_pn   TEXT    NOT NULL,
+    to_pn     TEXT    NOT NULL,
+    text      TEXT    NOT NULL,
+    at        INTEGER NOT NULL,
+    delivered INTEGER NOT NULL DEFAULT 0
+);
+-- Typing indicators accounts showed, for tests.
+CREATE TABLE IF NOT EXISTS chatstates (
+    seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+    from_pn TEXT    NOT NULL,
+    to_id   TEXT    NOT NULL,
+    ms      INTEGER NOT NULL,
+    at      INTEGER NOT NULL
+);
+-- What the server did to a number once and for good: `banned`, `locked`, `replaced`, and
+-- `timelock` (with `until`), keyed by the number.
+CREATE TABLE IF NOT EXISTS fates (
+    phone TEXT NOT NULL,
+    what  TEXT NOT NULL,
+    at    INTEGER NOT NULL,
+    until INTEGER,
+    PRIMARY KEY (phone, what)
+);
 ";
 
 /// A message the simulated network carried.
@@ -564,4 +591,103 @@ pub fn read_sent_messages(world_db: &Path) -> Result<Vec<SentMessage>, WaError> 
     .map_err(sql)?;
     c.busy_timeout(std::time::Duration::from_secs(5)).map_err(sql)?;
     messages(&c)
+}
+
+/// Records that `what` happened to `phone` (once: a second time changes nothing).
+pub(crate) fn set_fate(c: &Connection, phone: &str, what: &str, until: Option<i64>) -> Result<(), WaError> {
+    c.execute(
+        "INSERT OR IGNORE INTO fates (phone, what, at, until) VALUES (?1, ?2, ?3, ?4)",
+        params![phone, what, now(), until],
+    )
+    .map_err(sql)?;
+    Ok(())
+}
+
+/// Whether `what` happened to `phone`, and its `until`.
+pub(crate) fn fate(c: &Connection, phone: &str, what: &str) -> Result<Option<Option<i64>>, WaError> {
+    c.query_row(
+        "SELECT until FROM fates WHERE phone = ?1 AND what = ?2",
+        params![phone, what],
+        |r| r.get(0),
+    )
+    .optional()
+    .map_err(sql)
+}
+
+/// How many messages `phone` has sent.
+pub(crate) fn sent_count(c: &Connection, phone: &str) -> Result<i64, WaError> {
+    c.query_row("SELECT COUNT(*) FROM messages WHERE from_pn = ?1", [phone], |r| {
+        r.get(0)
+    })
+    .map_err(sql)
+}
+
+/// Whether `from` ever wrote to `to`.
+pub(crate) fn wrote_to(c: &Connection, from: &str, to: &str) -> Result<bool, WaError> {
+    c.query_row(
+        "SELECT 1 FROM inbox WHERE from_pn = ?1 AND to_pn = ?2 UNION SELECT 1 FROM messages WHERE from_pn = ?1 AND to_id = ?2",
+        params![from, to],
+        |_| Ok(()),
+    )
+    .optional()
+    .map(|r| r.is_some())
+    .map_err(sql)
+}
+
+/// Takes the messages waiting for `phone`: `(from, id, text)`, oldest first.
+pub(crate) fn take_inbox(c: &mut Connection, phone: &str) -> Result<Vec<(String, String, String)>, WaError> {
+    let tx = c.transaction().map_err(sql)?;
+    let rows: Vec<(i64, String, String)> = {
+        let mut st = tx
+            .prepare("SELECT seq, from_pn, text FROM inbox WHERE to_pn = ?1 AND delivered = 0 ORDER BY seq")
+            .map_err(sql)?;
+        let rows = st
+            .query_map([phone], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .map_err(sql)?;
+        rows.filter_map(|r| r.ok()).collect()
+    };
+    tx.execute("UPDATE inbox SET delivered = 1 WHERE to_pn = ?1", [phone])
+        .map_err(sql)?;
+    tx.commit().map_err(sql)?;
+    Ok(rows
+        .into_iter()
+        .map(|(seq, from, text)| (from, format!("SIMIN{seq:08}"), text))
+        .collect())
+}
+
+/// A WhatsApp user `from` (not linked to tgwa) writes `text` to the account `to`, in a world
+/// file: the simulator delivers it at `to`'s next connection. For tests.
+pub fn write_to(world_db: &Path, from: &str, to: &str, text: &str) -> Result<(), WaError> {
+    let c = Connection::open(world_db).map_err(sql)?;
+    c.busy_timeout(std::time::Duration::from_secs(5)).map_err(sql)?;
+    c.execute_batch(SCHEMA).map_err(sql)?;
+    c.execute(
+        "INSERT INTO inbox (from_pn, to_pn, text, at) VALUES (?1, ?2, ?3, ?4)",
+        params![from, to, text, now()],
+    )
+    .map_err(sql)?;
+    Ok(())
+}
+
+/// Records that `from` showed "typing…" to `to` for `ms` milliseconds.
+pub(crate) fn typing(c: &Connection, from: &str, to: &str, ms: u64) -> Result<(), WaError> {
+    c.execute(
+        "INSERT INTO chatstates (from_pn, to_id, ms, at) VALUES (?1, ?2, ?3, ?4)",
+        params![from, to, ms as i64, now()],
+    )
+    .map_err(sql)?;
+    Ok(())
+}
+
+/// The "typing…" indicators a world file recorded: `(from, to, milliseconds)`, oldest first.
+pub fn read_typing(world_db: &Path) -> Result<Vec<(String, String, u64)>, WaError> {
+    let c = Connection::open_with_flags(world_db, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(sql)?;
+    c.busy_timeout(std::time::Duration::from_secs(5)).map_err(sql)?;
+    let mut st = c
+        .prepare("SELECT from_pn, to_id, ms FROM chatstates ORDER BY seq")
+        .map_err(sql)?;
+    let rows = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64)))
+        .map_err(sql)?;
+    Ok(rows.filter_map(|r| r.ok()).collect())
 }
