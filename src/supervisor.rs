@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch, Semaphore};
-use tracing::{debug, info, info_span, warn, Instrument};
+use tracing::{info, info_span, warn, Instrument};
 
 use crate::account::{self, Account, AccountError, AccountStatus};
 use crate::db::now;
@@ -771,10 +771,10 @@ impl Supervisor {
                 self.detach().await;
                 return false;
             }
-            WaEvent::Message { id, .. } => {
-                // Nothing reads incoming messages yet; counted so their flow is visible.
-                debug!(%id, "incoming message ignored");
+            ev @ WaEvent::Message { .. } => {
                 crate::metrics::message_received();
+                // Stored (when the owner wants it) before the next event is read.
+                m.incoming(&self.account, ev).await;
             }
         }
         true

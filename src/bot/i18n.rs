@@ -113,6 +113,7 @@ pub enum Key {
     StatePairing,
     StateStopped,
     ComingSoon,
+    BtnInbox,
 }
 
 /// A one-off text in both languages, for messages too specific for the [`Key`] table
@@ -224,6 +225,7 @@ fn id(key: Key) -> &'static str {
         StatePairing => "🔑 menunggu pairing",
         StateStopped => "⚫ berhenti",
         ComingSoon => "Fitur ini belum tersedia.",
+        BtnInbox => "📥 Pesan masuk",
     }
 }
 
@@ -310,6 +312,7 @@ fn en(key: Key) -> &'static str {
         StatePairing => "🔑 waiting for pairing",
         StateStopped => "⚫ stopped",
         ComingSoon => "This feature is not available yet.",
+        BtnInbox => "📥 Incoming messages",
     }
 }
 

@@ -14,9 +14,14 @@
 //! phone (the same number ending in `9999`: a squatter scanning the QR or entering the code);
 //! any other number pairs after the configured delay. Numbers ending in `00` are not on
 //! WhatsApp.
+//!
+//! What one simulated account sends to another's number, or to a group both are in, reaches
+//! the other's session as an incoming [`WaEvent::Message`] (a mention is `@<digits>` in the
+//! text); a session that is not connected gets it at its next login, marked `offline`.
 
 mod world;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -29,8 +34,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::{
-    ChatTarget, EventRx, GroupId, GroupInfo, GroupSummary, JoinOutcome, MemberAction, MemberResult, PairCode, Probe,
-    Profile, SessionSpec, WaBackend, WaError, WaEvent, WaSession,
+    ChatTarget, EventRx, GroupId, GroupInfo, GroupSummary, JoinOutcome, Media, MemberAction, MemberResult,
+    MessageKind, PairCode, Probe, Profile, SessionSpec, WaBackend, WaError, WaEvent, WaSession,
 };
 use crate::db::now;
 use crate::ids::PhoneNumber;
@@ -63,11 +68,17 @@ impl Default for SimOptions {
     }
 }
 
+/// The live sessions by number, so a message one account sends reaches another's session
+/// as an incoming message. Weak: a session ends with its owner.
+type Registry = Arc<Mutex<HashMap<String, Weak<SimSession>>>>;
+
 /// The simulated WhatsApp network shared by every account in the process.
 pub struct SimBackend {
     world: Arc<World>,
     options: SimOptions,
     ops: Arc<AtomicU64>,
+    /// The sessions that messages are delivered to.
+    live: Registry,
 }
 
 /// How the simulated phone behind a number acts.
@@ -165,6 +176,7 @@ impl SimBackend {
             world: Arc::new(world),
             options,
             ops: Arc::new(AtomicU64::new(0)),
+            live: Arc::default(),
         }))
     }
 
@@ -220,6 +232,7 @@ impl WaBackend for SimBackend {
             ops: self.ops.clone(),
             phone: spec.phone.clone(),
             file: spec.session_file.clone(),
+            live: self.live.clone(),
             state: Mutex::new(State {
                 paired: pn.is_some(),
                 ..State::default()
@@ -227,6 +240,11 @@ impl WaBackend for SimBackend {
             events: Mutex::new(Some(tx)),
             tasks: Mutex::new(Vec::new()),
         });
+        {
+            let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+            live.retain(|_, w| w.strong_count() > 0);
+            live.insert(spec.phone.digits().to_string(), Arc::downgrade(&session));
+        }
         if pn.is_some() {
             let s = session.clone();
             session.spawn(async move { s.come_online().await });
@@ -258,6 +276,8 @@ struct SimSession {
     ops: Arc<AtomicU64>,
     phone: PhoneNumber,
     file: PathBuf,
+    /// Every live session of the process, to deliver what this one sends.
+    live: Registry,
     state: Mutex<State>,
     events: Mutex<Option<mpsc::UnboundedSender<WaEvent>>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
@@ -321,6 +341,8 @@ impl SimSession {
         }
         self.state().connected = true;
         self.emit(WaEvent::Connected);
+        // What was sent while this device was away arrives now, marked as queued offline.
+        self.receive(true).await;
         let behaviour = Behaviour::of(&self.phone);
         let pending = match behaviour {
             Behaviour::LoggedOutLater => !dev.logged_out,
@@ -394,6 +416,60 @@ impl SimSession {
         self.state().paired = true;
         self.emit(WaEvent::PairSuccess { jid: linked });
         self.come_online().await;
+    }
+
+    /// Delivers every message waiting for this number as incoming-message events (in the
+    /// order the network carried them), while connected. The events are sent inside the
+    /// world's lock, so two deliveries never interleave or repeat a message.
+    async fn receive(&self, offline: bool) {
+        if !self.state().connected {
+            return;
+        }
+        let Some(tx) = self.events.lock().unwrap_or_else(|e| e.into_inner()).clone() else {
+            return;
+        };
+        let me = self.digits();
+        let res = self
+            .world
+            .run(move |c| {
+                for ev in world::take_incoming(c, &me, offline)? {
+                    let _ = tx.send(ev);
+                }
+                Ok(())
+            })
+            .await;
+        if let Err(e) = res {
+            tracing::warn!(error = %e, "simulator: could not deliver incoming messages");
+        }
+    }
+
+    /// Records a message from this account and hands it to the recipients that are online.
+    async fn send_message(
+        &self,
+        to: &ChatTarget,
+        text: &str,
+        media: Option<(MessageKind, Media)>,
+    ) -> Result<String, WaError> {
+        let me = self.ready()?;
+        let (to, text) = (to.clone(), text.to_string());
+        let (id, recipients) = self
+            .world
+            .run(move |c| {
+                let id = world::send_with(c, &me, &to, &text, media.as_ref().map(|(k, m)| (*k, m)))?;
+                Ok((id, world::recipients(c, &me, &to)?))
+            })
+            .await?;
+        let sessions: Vec<Arc<SimSession>> = {
+            let live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+            recipients
+                .iter()
+                .filter_map(|p| live.get(p).and_then(Weak::upgrade))
+                .collect()
+        };
+        for s in sessions {
+            s.receive(false).await;
+        }
+        Ok(id)
     }
 
     fn new_generation(&self) -> Result<u64, WaError> {
@@ -552,9 +628,20 @@ impl WaSession for SimSession {
     }
 
     async fn send_text(&self, to: &ChatTarget, text: &str) -> Result<String, WaError> {
-        let me = self.ready()?;
-        let (to, text) = (to.clone(), text.to_string());
-        self.world.run(move |c| world::send(c, &me, &to, &text)).await
+        self.send_message(to, text, None).await
+    }
+
+    async fn send_media(
+        &self,
+        to: &ChatTarget,
+        kind: MessageKind,
+        media: &Media,
+        caption: &str,
+    ) -> Result<String, WaError> {
+        if !matches!(kind, MessageKind::Image | MessageKind::Document) || media.bytes.is_empty() {
+            return Err(WaError::Invalid("only photos and documents can be sent".into()));
+        }
+        self.send_message(to, caption, Some((kind, media.clone()))).await
     }
 
     async fn groups(&self) -> Result<Vec<GroupSummary>, WaError> {

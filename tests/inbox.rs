@@ -1,0 +1,235 @@
+//! The inbox (issue 16), tried from outside as its users would: the real dispatcher over the
+//! fake Bot API and the simulator, where what one account sends another account's number
+//! arrives at that account.
+
+mod support;
+
+use std::time::Duration;
+
+use support::app::{TestBot, WAIT};
+use support::fake_telegram::Sent;
+use tgwa::bot::callback::Cb;
+use tgwa::ids::AccountId;
+
+const A: i64 = 7101;
+const B: i64 = 7102;
+const C: i64 = 7103;
+const D: i64 = 7104;
+const A_PHONE: &str = "6281271010011";
+const B_PHONE: &str = "6281271020022";
+const C_PHONE: &str = "6281271030033";
+
+/// Opens the account page of `user`'s active account, then its inbox screen.
+async fn open_inbox(bot: &TestBot, user: i64) -> Sent {
+    bot.say(user, "/status", "Status:").await;
+    bot.tap(user, "Pesan masuk", "Pesan masuk</b>").await
+}
+
+/// Switches `user`'s inbox on (from the account page).
+async fn inbox_on(bot: &TestBot, user: i64) {
+    open_inbox(bot, user).await;
+    bot.tap(user, "Teruskan pesan ke sini", "Diteruskan ke sini: ✅ aktif")
+        .await;
+}
+
+/// Sends `text` from `user`'s active account to `to` (Pesan > Kirim ke nomor).
+async fn send_from(bot: &TestBot, user: i64, to: &str, text: &str) {
+    bot.say(user, "/menu", "Menu utama").await;
+    bot.tap(user, "Pesan", "Pesan</b>").await;
+    bot.tap(user, "Kirim ke nomor", "nomor tujuan").await;
+    bot.say(user, &format!("{to}\n{text}"), "Terkirim").await;
+}
+
+/// Waits for the forwarded message containing `needle` in `user`'s chat.
+async fn forwarded(bot: &TestBot, user: i64, needle: &str) -> Sent {
+    bot.tg.wait_for_text_to(user, needle, WAIT).await
+}
+
+/// Bot messages to `user` that contain `needle`.
+fn count_in(bot: &TestBot, user: i64, needle: &str) -> usize {
+    bot.tg.sent_to(user).iter().filter(|m| m.text.contains(needle)).count()
+}
+
+/// Waits until `cond` holds, checking as the fake Telegram records calls.
+async fn until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + WAIT * 3;
+    while !cond() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_reach_their_owner_only_and_replies_go_back_from_the_same_number() {
+    let bot = TestBot::start(&[]).await;
+    let a_id = bot.pair(A, A_PHONE).await;
+    bot.pair(B, B_PHONE).await;
+    bot.pair(C, C_PHONE).await;
+    inbox_on(&bot, A).await;
+    inbox_on(&bot, B).await;
+
+    // B writes to A: A gets it, with B's name and number; B and C get nothing of it.
+    send_from(&bot, B, A_PHONE, "halo dari B").await;
+    let fwd = forwarded(&bot, A, "halo dari B").await;
+    assert!(fwd.text.contains("📩") && fwd.text.contains("+62"), "{}", fwd.text);
+    assert_eq!(count_in(&bot, B, "halo dari B"), 0);
+    assert_eq!(count_in(&bot, C, "halo dari B"), 0);
+
+    // A answers by replying: the simulator records it from A's number to B's; 👍 confirms.
+    let mark = bot.tg.mark();
+    bot.tg.push_reply(A, fwd.message_id, "balasan dari A");
+    bot.tg.wait_for_method_after(mark, "setmessagereaction", WAIT).await;
+    assert!(bot
+        .sent_by(A_PHONE)
+        .contains(&(B_PHONE.to_string(), "balasan dari A".to_string())));
+
+    // B gets A's answer and replies with a photo: it reaches A as a photo.
+    let to_b = forwarded(&bot, B, "balasan dari A").await;
+    let photo = vec![0xFF, 0xD8, 0xFF, 0xE0, 1, 2, 3, 4];
+    let mark = bot.tg.mark();
+    bot.tg.push_photo_reply(B, to_b.message_id, photo.clone(), "ini fotonya");
+    let call = bot.tg.wait_for_method_after(mark, "sendphoto", WAIT).await;
+    assert_eq!(call.chat_id, Some(A));
+    let got = bot.tg.wait_for_text_to(A, "ini fotonya", WAIT).await;
+    assert_eq!(got.bytes.as_deref(), Some(photo.as_slice()));
+
+    // C replays A's link in C's own chat, and presses A's inbox buttons: nothing is sent
+    // from A's number, and A's switches stay as they are.
+    let before = bot.sent_by(A_PHONE).len();
+    bot.say(C, "/menu", "Menu utama").await;
+    bot.tg.push_reply(C, fwd.message_id, "dari C lewat A");
+    bot.tg
+        .wait_for_text_to(C, "Perintah tidak dikenal", WAIT)
+        .await;
+    for cb in [
+        Cb::InboxToggle(AccountId::new(a_id).unwrap(), false),
+        Cb::InboxMentions(AccountId::new(a_id).unwrap(), true),
+        Cb::Inbox(AccountId::new(a_id).unwrap(), 0),
+    ] {
+        let ans = bot.callback(C, &cb).await;
+        assert_eq!(ans["show_alert"], true, "{cb:?}: {ans}");
+    }
+    assert_eq!(bot.sent_by(A_PHONE).len(), before);
+    assert!(bot.sent_by(C_PHONE).is_empty());
+
+    // Off: nothing is forwarded. On again: the next one is (and proves the first was not).
+    open_inbox(&bot, A).await;
+    bot.tap(A, "Matikan penerusan", "Diteruskan ke sini: ⛔ mati").await;
+    send_from(&bot, B, A_PHONE, "ketika mati").await;
+    inbox_on(&bot, A).await;
+    send_from(&bot, B, A_PHONE, "sesudah nyala").await;
+    forwarded(&bot, A, "sesudah nyala").await;
+    assert_eq!(count_in(&bot, A, "ketika mati"), 0);
+    assert_eq!(count_in(&bot, A, "halo dari B"), 1, "each message once");
+
+    // "Pesan masuk" lists B's chat with what it kept.
+    let screen = open_inbox(&bot, A).await;
+    assert!(screen.text.contains("(3)") && screen.text.contains("ini fotonya"), "{}", screen.text);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_removal_nothing_of_the_old_inbox_reaches_the_new_owner_and_old_links_are_dead() {
+    let bot = TestBot::start(&[]).await;
+    bot.pair(A, A_PHONE).await;
+    bot.pair(B, B_PHONE).await;
+    inbox_on(&bot, A).await;
+    send_from(&bot, B, A_PHONE, "rahasia untuk A").await;
+    let fwd = forwarded(&bot, A, "rahasia untuk A").await;
+
+    // A removes the account; D pairs the same number.
+    bot.say(A, "/status", "Status:").await;
+    bot.tap(A, "Hapus", "Hapus").await;
+    bot.tap(A, "Ya", "dihapus").await;
+    bot.pair(D, A_PHONE).await;
+
+    // The new owner's inbox starts off: nothing reaches D or A.
+    send_from(&bot, B, A_PHONE, "untuk nomor itu").await;
+    // A's old link is dead: A has no account any more, and nothing leaves the number.
+    let sent_before = bot.sent_by(A_PHONE).len();
+    bot.tg.push_reply(A, fwd.message_id, "balasan lama");
+    bot.tg.wait_for_text_to(A, "AKSES DITOLAK", WAIT).await;
+    assert_eq!(bot.sent_by(A_PHONE).len(), sent_before);
+
+    // D switches the inbox on: only what arrives from now on, and nothing of A's.
+    inbox_on(&bot, D).await;
+    send_from(&bot, B, A_PHONE, "untuk D").await;
+    forwarded(&bot, D, "untuk D").await;
+    for old in ["rahasia untuk A", "untuk nomor itu"] {
+        assert_eq!(count_in(&bot, D, old), 0, "{old}");
+    }
+    assert_eq!(count_in(&bot, A, "untuk nomor itu"), 0);
+    assert_eq!(count_in(&bot, A, "untuk D"), 0);
+    let screen = open_inbox(&bot, D).await;
+    assert!(
+        screen.text.contains("1 pesan dari 1 chat") && !screen.text.contains("rahasia"),
+        "{}",
+        screen.text
+    );
+}
+
+/// The sum of the counts in the digests sent to `user`.
+fn digested(bot: &TestBot, user: i64) -> usize {
+    bot.tg
+        .sent_to(user)
+        .iter()
+        .filter_map(|m| {
+            let rest = m.text.strip_prefix("📬 <b>")?;
+            rest.split(' ').next()?.parse::<usize>().ok()
+        })
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_messages_in_a_minute_arrive_as_digests_and_none_is_lost_from_the_list() {
+    let bot = TestBot::start(&[("TGWA_INBOX_DIGEST_SECS", "1")]).await;
+    bot.pair(A, A_PHONE).await;
+    bot.pair(B, B_PHONE).await;
+    bot.pair(C, C_PHONE).await;
+    inbox_on(&bot, A).await;
+    for i in 0..100 {
+        let from = if i % 2 == 0 { B } else { C };
+        send_from(&bot, from, A_PHONE, &format!("pesan nomor {i:03}")).await;
+    }
+    until("80 messages in digests", || digested(&bot, A) >= 80).await;
+    let single = count_in(&bot, A, "pesan nomor");
+    assert_eq!(single, 20, "the rate: 20 a minute one by one");
+    assert_eq!(digested(&bot, A), 80);
+    // Digests are one message each, not 80.
+    let digests = count_in(&bot, A, "pesan baru dari");
+    assert!(digests < 10, "{digests} digests");
+    // The digest's button opens the list: all 100, from both chats.
+    let mark = bot.tg.mark();
+    bot.press(A, "Lihat pesan masuk");
+    let screen = bot
+        .tg
+        .wait_for_text_to_after(mark, A, "Pesan masuk</b>", WAIT)
+        .await;
+    assert!(screen.text.contains("100 pesan dari 2 chat"), "{}", screen.text);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_in_the_middle_of_forwarding_sends_nothing_twice_and_loses_nothing() {
+    let bot = TestBot::start(&[("TGWA_INBOX_DIGEST_SECS", "1")]).await;
+    bot.pair(A, A_PHONE).await;
+    bot.pair(B, B_PHONE).await;
+    inbox_on(&bot, A).await;
+    // Telegram is slow for A: forwarding is still going when the bot stops.
+    for _ in 0..6 {
+        bot.tg.delay_next("sendmessage", Some(A), Duration::from_millis(400));
+    }
+    for i in 0..10 {
+        send_from(&bot, B, A_PHONE, &format!("urut {i}")).await;
+    }
+    until("the first forward", || count_in(&bot, A, "urut ") >= 1).await;
+    let bot = bot.restart().await;
+    until("all ten accounted for", || {
+        let each: usize = (0..10).map(|i| count_in(&bot, A, &format!("urut {i}"))).sum();
+        each + digested(&bot, A) >= 10
+    })
+    .await;
+    for i in 0..10 {
+        assert!(count_in(&bot, A, &format!("urut {i}")) <= 1, "urut {i} forwarded twice");
+    }
+    let screen = open_inbox(&bot, A).await;
+    assert!(screen.text.contains("10 pesan dari 1 chat"), "{}", screen.text);
+}
