@@ -2,7 +2,13 @@
 //! fake Bot API and the simulator, where what one account sends another account's number
 //! arrives at that account.
 
-mod support;
+#[path = "support/fake_telegram.rs"]
+pub mod fake_telegram;
+mod support {
+    pub use super::fake_telegram;
+    #[path = "app.rs"]
+    pub mod app;
+}
 
 use std::time::Duration;
 
@@ -50,6 +56,28 @@ fn count_in(bot: &TestBot, user: i64, needle: &str) -> usize {
     bot.tg.sent_to(user).iter().filter(|m| m.text.contains(needle)).count()
 }
 
+/// Waits until the forwarded message `fwd` in `user`'s chat is recorded as the reply link of
+/// `phone`'s account (the forwarder writes it right after Telegram's answer, which a test
+/// sees before the bot does).
+async fn linked(bot: &TestBot, user: i64, phone: &str, fwd: &Sent) {
+    let path = bot
+        .data_dir()
+        .join(user.to_string())
+        .join(format!("bot_data-{user}-{phone}.db"));
+    until("the reply link", || {
+        rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .and_then(|c| {
+                c.query_row(
+                    "SELECT COUNT(*) FROM inbox_messages WHERE tg_chat = ?1 AND tg_message = ?2",
+                    [user, fwd.message_id],
+                    |r| r.get::<_, i64>(0),
+                )
+            })
+            .is_ok_and(|n| n == 1)
+    })
+    .await;
+}
+
 /// Waits until `cond` holds, checking as the fake Telegram records calls.
 async fn until(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + WAIT * 3;
@@ -76,6 +104,7 @@ async fn messages_reach_their_owner_only_and_replies_go_back_from_the_same_numbe
     assert_eq!(count_in(&bot, C, "halo dari B"), 0);
 
     // A answers by replying: the simulator records it from A's number to B's; 👍 confirms.
+    linked(&bot, A, A_PHONE, &fwd).await;
     let mark = bot.tg.mark();
     bot.tg.push_reply(A, fwd.message_id, "balasan dari A");
     bot.tg.wait_for_method_after(mark, "setmessagereaction", WAIT).await;
@@ -85,6 +114,7 @@ async fn messages_reach_their_owner_only_and_replies_go_back_from_the_same_numbe
 
     // B gets A's answer and replies with a photo: it reaches A as a photo.
     let to_b = forwarded(&bot, B, "balasan dari A").await;
+    linked(&bot, B, B_PHONE, &to_b).await;
     let photo = vec![0xFF, 0xD8, 0xFF, 0xE0, 1, 2, 3, 4];
     let mark = bot.tg.mark();
     bot.tg.push_photo_reply(B, to_b.message_id, photo.clone(), "ini fotonya");
@@ -124,7 +154,7 @@ async fn messages_reach_their_owner_only_and_replies_go_back_from_the_same_numbe
 
     // "Pesan masuk" lists B's chat with what it kept.
     let screen = open_inbox(&bot, A).await;
-    assert!(screen.text.contains("(3)") && screen.text.contains("ini fotonya"), "{}", screen.text);
+    assert!(screen.text.contains("(3)") && screen.text.contains("sesudah nyala"), "{}", screen.text);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -135,6 +165,7 @@ async fn after_removal_nothing_of_the_old_inbox_reaches_the_new_owner_and_old_li
     inbox_on(&bot, A).await;
     send_from(&bot, B, A_PHONE, "rahasia untuk A").await;
     let fwd = forwarded(&bot, A, "rahasia untuk A").await;
+    linked(&bot, A, A_PHONE, &fwd).await;
 
     // A removes the account; D pairs the same number.
     bot.say(A, "/status", "Status:").await;
