@@ -515,10 +515,12 @@ pub fn end(c: &mut Connection) -> Result<usize, DbError> {
 
 // ----- the rate -----
 
-/// Forwards per owner in the last minute, and per account when its next digest is due.
+/// Forwards per owner in the last minute, the accounts over the rate, and when each account's
+/// next digest is due.
 #[derive(Debug, Default)]
 pub struct Pace {
     sent: HashMap<TelegramId, VecDeque<Instant>>,
+    holding: HashSet<AccountId>,
     digest_due: HashMap<AccountId, Instant>,
 }
 
@@ -536,14 +538,21 @@ impl Pace {
         true
     }
 
-    /// Rows of `acc` wait for a digest: it is due `every` after now, unless already scheduled.
+    /// `acc` went over the rate: its rows wait for the digest, due `every` after now (unless
+    /// one is already scheduled), and until then new rows wait too, keeping their order.
     pub fn hold(&mut self, acc: AccountId, every: Duration, now: Instant) {
+        self.holding.insert(acc);
+        self.schedule(acc, every, now);
+    }
+
+    /// Rows of `acc` wait for a digest (found at startup): one is due `every` after now.
+    pub fn schedule(&mut self, acc: AccountId, every: Duration, now: Instant) {
         self.digest_due.entry(acc).or_insert(now + every);
     }
 
-    /// Whether `acc` has rows waiting for a digest (so new rows wait too, keeping order).
+    /// Whether `acc` is over the rate until its next digest.
     pub fn holding(&self, acc: AccountId) -> bool {
-        self.digest_due.contains_key(&acc)
+        self.holding.contains(&acc)
     }
 
     /// The accounts whose digest is due at `now`, forgotten here.
@@ -555,7 +564,7 @@ impl Pace {
             .map(|(a, _)| *a)
             .collect();
         for a in &due {
-            self.digest_due.remove(a);
+            self.forget(*a);
         }
         due
     }
@@ -565,9 +574,10 @@ impl Pace {
         self.digest_due.values().min().copied()
     }
 
-    /// Forgets `acc` (it ended).
+    /// Forgets `acc` (its digest went out, or it ended).
     pub fn forget(&mut self, acc: AccountId) {
         self.digest_due.remove(&acc);
+        self.holding.remove(&acc);
     }
 }
 

@@ -264,3 +264,81 @@ async fn a_restart_in_the_middle_of_forwarding_sends_nothing_twice_and_loses_not
     let screen = open_inbox(&bot, A).await;
     assert!(screen.text.contains("10 pesan dari 1 chat"), "{}", screen.text);
 }
+
+/// Sends `text` as `user` and waits for a reply containing `want` (for the bot run as a
+/// child process).
+async fn say_to(tg: &fake_telegram::FakeTelegram, user: i64, text: &str, want: &str) {
+    let mark = tg.mark();
+    tg.push_message(user, text);
+    tg.wait_for_text_to_after(mark, user, want, WAIT).await;
+}
+
+/// Presses the newest button labelled like `label` and waits for a reply containing `want`.
+async fn tap_on(tg: &fake_telegram::FakeTelegram, user: i64, label: &str, want: &str) {
+    let msg = tg
+        .sent_to(user)
+        .into_iter()
+        .rev()
+        .find(|m| m.button_data(label).is_some())
+        .unwrap_or_else(|| panic!("no button {label:?}"));
+    let mark = tg.mark();
+    tg.push_callback(user, msg.message_id, &msg.button_data(label).unwrap_or_default());
+    tg.wait_for_text_to_after(mark, user, want, WAIT).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_while_a_message_is_being_forwarded_shows_it_once_and_counts_it() {
+    let tg = fake_telegram::FakeTelegram::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let extra = vec![
+        ("TGWA_INBOX_DIGEST_SECS".to_string(), "1".to_string()),
+        ("RUST_LOG".to_string(), "error".to_string()),
+    ];
+    let mut child = support::app::spawn_binary(dir.path(), &tg.url(), &extra);
+    say_to(&tg, A, &format!("/pair {A_PHONE}"), "Terhubung sebagai").await;
+    say_to(&tg, B, &format!("/pair {B_PHONE}"), "Terhubung sebagai").await;
+    say_to(&tg, A, "/status", "Status:").await;
+    tap_on(&tg, A, "Pesan masuk", "Pesan masuk</b>").await;
+    tap_on(&tg, A, "Teruskan pesan ke sini", "✅ aktif").await;
+    // Telegram shows the first forward at once but answers it only after 30 s: the process
+    // is killed while it waits.
+    tg.delay_next("sendmessage", Some(A), Duration::from_secs(30));
+    for i in 0..6 {
+        say_to(&tg, B, "/menu", "Menu utama").await;
+        tap_on(&tg, B, "Pesan", "Pesan</b>").await;
+        tap_on(&tg, B, "Kirim ke nomor", "nomor tujuan").await;
+        say_to(&tg, B, &format!("{A_PHONE}\ncrash {i}"), "Terkirim").await;
+    }
+    tg.wait_for_text_to(A, "crash 0", WAIT).await;
+    // All six are stored (the simulator hands a message over once; a kill before the
+    // supervisor stores it would lose it, as a crash before WhatsApp's receipt would not).
+    let data = dir
+        .path()
+        .join(format!("DB USER TELEGRAM/{A}/bot_data-{A}-{A_PHONE}.db"));
+    until("six stored", || {
+        rusqlite::Connection::open_with_flags(&data, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .and_then(|c| c.query_row("SELECT COUNT(*) FROM inbox_messages", [], |r| r.get::<_, i64>(0)))
+            .is_ok_and(|n| n == 6)
+    })
+    .await;
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reaped");
+    let mut child = support::app::spawn_binary(dir.path(), &tg.url(), &extra);
+    for i in 1..6 {
+        tg.wait_for_text_to(A, &format!("crash {i}"), WAIT).await;
+    }
+    // The one in doubt is not sent again but counted in a digest.
+    tg.wait_for_text_to(A, "1 pesan baru dari 1 chat", WAIT).await;
+    for i in 0..6 {
+        let n = tg
+            .sent_to(A)
+            .iter()
+            .filter(|m| m.text.contains(&format!("crash {i}")))
+            .count();
+        assert_eq!(n, 1, "crash {i} shown {n} times");
+    }
+    say_to(&tg, A, "/status", "Status:").await;
+    tap_on(&tg, A, "Pesan masuk", "6 pesan dari 1 chat").await;
+    child.kill().ok();
+    child.wait().ok();
+}

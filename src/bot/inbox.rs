@@ -102,7 +102,7 @@ async fn startup(app: &App, pace: &mut Pace) {
                     info!(account_id = %acc.id, interrupted, "inbox: sends interrupted by a stop are counted in the next digest");
                 }
                 if held {
-                    pace.hold(acc.id, every, Instant::now());
+                    pace.schedule(acc.id, every, Instant::now());
                 }
                 if pending {
                     inbox.mark_dirty(acc.id);
