@@ -342,3 +342,53 @@ async fn sigkill_while_a_message_is_being_forwarded_shows_it_once_and_counts_it(
     child.kill().ok();
     child.wait().ok();
 }
+
+/// Posts `text` as `user` in the group named `name` (from `/groups`).
+async fn post_in_group(bot: &TestBot, user: i64, name: &str, text: &str) {
+    let mark = bot.tg.mark();
+    bot.tg.push_message(user, "/groups");
+    let list = bot.tg.wait_for_button_after(mark, user, name, WAIT).await;
+    let mark = bot.tg.mark();
+    bot.tg
+        .push_callback(user, list.message_id, &list.button_data(name).unwrap_or_default());
+    bot.tg.wait_for_text_to_after(mark, user, "Anggota", WAIT).await;
+    bot.tap(user, "Kirim pesan", "Ketik teks").await;
+    bot.say(user, text, "Selesai").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_messages_are_forwarded_only_when_they_mention_the_account_and_that_is_on() {
+    let bot = TestBot::start(&[]).await;
+    bot.pair(A, A_PHONE).await;
+    bot.pair(B, B_PHONE).await;
+    // A creates a group with B in it.
+    bot.say(A, "/menu", "Menu utama").await;
+    bot.tap(A, "👥 Grup", "Anda admin").await;
+    bot.tap(A, "Buat grup", "pola nama").await;
+    bot.say(A, &format!("Grup Kotak {{n}}\n1\n{B_PHONE}"), "Mulai pekerjaan ini")
+        .await;
+    let mark = bot.tg.mark();
+    bot.press(A, "Mulai");
+    bot.tg
+        .wait_for_text_to_after(mark, A, "Laporan pekerjaan", WAIT)
+        .await;
+    inbox_on(&bot, A).await;
+
+    // Inbox on, mentions off: neither a plain group message nor a mention is forwarded.
+    post_in_group(&bot, B, "Grup Kotak 1", "halo grup").await;
+    post_in_group(&bot, B, "Grup Kotak 1", &format!("tolong @{A_PHONE} sebutan-pertama")).await;
+    // Mentions on: only the message that mentions A.
+    open_inbox(&bot, A).await;
+    bot.tap(A, "Teruskan sebutan di grup", "menyebut akun ini: ✅ aktif")
+        .await;
+    post_in_group(&bot, B, "Grup Kotak 1", "halo lagi").await;
+    post_in_group(&bot, B, "Grup Kotak 1", &format!("tolong @{A_PHONE} sebutan-kedua")).await;
+    let fwd = forwarded(&bot, A, "sebutan-kedua").await;
+    assert!(fwd.text.contains("👥 grup"), "{}", fwd.text);
+    for not in ["halo grup", "sebutan-pertama", "halo lagi"] {
+        assert_eq!(count_in(&bot, A, not), 0, "{not}");
+    }
+    // A private message still comes through.
+    send_from(&bot, B, A_PHONE, "pribadi").await;
+    forwarded(&bot, A, "pribadi").await;
+}
