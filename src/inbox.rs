@@ -233,7 +233,12 @@ impl Inbox {
 
     /// The accounts marked since the last call.
     pub fn take_dirty(&self) -> Vec<AccountId> {
-        self.inner.dirty.lock().unwrap_or_else(|e| e.into_inner()).drain().collect()
+        self.inner
+            .dirty
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain()
+            .collect()
     }
 
     /// Waits until something is marked.
@@ -447,13 +452,12 @@ pub fn take_held(c: &mut Connection) -> Result<DigestCount, DbError> {
 
 /// The row Telegram message `tg_message` in `tg_chat` was forwarded as.
 pub fn link(c: &Connection, tg_chat: i64, tg_message: i64) -> Result<Option<Stored>, DbError> {
-    Ok(c
-        .query_row(
-            &format!("SELECT {COLUMNS} FROM inbox_messages WHERE tg_chat = ?1 AND tg_message = ?2"),
-            params![tg_chat, tg_message],
-            stored_row,
-        )
-        .optional()?)
+    Ok(c.query_row(
+        &format!("SELECT {COLUMNS} FROM inbox_messages WHERE tg_chat = ?1 AND tg_message = ?2"),
+        params![tg_chat, tg_message],
+        stored_row,
+    )
+    .optional()?)
 }
 
 /// One page of chats, latest first, and how many messages and chats are kept in all.
@@ -528,7 +532,10 @@ impl Pace {
     /// Whether `owner` may have one more message forwarded at `now` (and counts it if so).
     pub fn try_forward(&mut self, owner: TelegramId, rate: usize, now: Instant) -> bool {
         let q = self.sent.entry(owner).or_default();
-        while q.front().is_some_and(|t| now.saturating_duration_since(*t) >= Duration::from_secs(60)) {
+        while q
+            .front()
+            .is_some_and(|t| now.saturating_duration_since(*t) >= Duration::from_secs(60))
+        {
             q.pop_front();
         }
         if q.len() >= rate {
@@ -605,7 +612,10 @@ mod tests {
         assert_eq!(settings(&c, 1).unwrap(), InboxSettings::default());
         set_setting(&c, KEY_ENABLED, Some("1".into())).unwrap();
         assert!(settings(&c, 1).unwrap().enabled);
-        assert!(!settings(&c, 2).unwrap().enabled, "a new pairing starts with the inbox off");
+        assert!(
+            !settings(&c, 2).unwrap().enabled,
+            "a new pairing starts with the inbox off"
+        );
     }
 
     #[test]
@@ -641,13 +651,7 @@ mod tests {
         assert!(transition(&c, p[0].seq, "pending", "sending").unwrap());
         assert_eq!(recover(&c).unwrap(), 1);
         assert!(pending(&c, 10).unwrap().is_empty());
-        assert_eq!(
-            take_held(&mut c).unwrap(),
-            DigestCount {
-                messages: 1,
-                chats: 1
-            }
-        );
+        assert_eq!(take_held(&mut c).unwrap(), DigestCount { messages: 1, chats: 1 });
     }
 
     #[test]
@@ -668,13 +672,7 @@ mod tests {
             insert(&c, &format!("M{i}"), chat, chat, &format!("t{i}"), &text(""), 7, 1).unwrap();
         }
         let (page, totals) = chats(&c, 0, 2).unwrap();
-        assert_eq!(
-            totals,
-            DigestCount {
-                messages: 5,
-                chats: 3
-            }
-        );
+        assert_eq!(totals, DigestCount { messages: 5, chats: 3 });
         assert_eq!(page.iter().map(|s| s.chat.as_str()).collect::<Vec<_>>(), ["a", "c"]);
         assert_eq!(page[0].count, 3);
         assert_eq!(page[0].last_text, "t4");

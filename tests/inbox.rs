@@ -117,7 +117,8 @@ async fn messages_reach_their_owner_only_and_replies_go_back_from_the_same_numbe
     linked(&bot, B, B_PHONE, &to_b).await;
     let photo = vec![0xFF, 0xD8, 0xFF, 0xE0, 1, 2, 3, 4];
     let mark = bot.tg.mark();
-    bot.tg.push_photo_reply(B, to_b.message_id, photo.clone(), "ini fotonya");
+    bot.tg
+        .push_photo_reply(B, to_b.message_id, photo.clone(), "ini fotonya");
     let call = bot.tg.wait_for_method_after(mark, "sendphoto", WAIT).await;
     assert_eq!(call.chat_id, Some(A));
     let got = bot.tg.wait_for_text_to(A, "ini fotonya", WAIT).await;
@@ -128,9 +129,7 @@ async fn messages_reach_their_owner_only_and_replies_go_back_from_the_same_numbe
     let before = bot.sent_by(A_PHONE).len();
     bot.say(C, "/menu", "Menu utama").await;
     bot.tg.push_reply(C, fwd.message_id, "dari C lewat A");
-    bot.tg
-        .wait_for_text_to(C, "Perintah tidak dikenal", WAIT)
-        .await;
+    bot.tg.wait_for_text_to(C, "Perintah tidak dikenal", WAIT).await;
     for cb in [
         Cb::InboxToggle(AccountId::new(a_id).unwrap(), false),
         Cb::InboxMentions(AccountId::new(a_id).unwrap(), true),
@@ -154,7 +153,11 @@ async fn messages_reach_their_owner_only_and_replies_go_back_from_the_same_numbe
 
     // "Pesan masuk" lists B's chat with what it kept.
     let screen = open_inbox(&bot, A).await;
-    assert!(screen.text.contains("(3)") && screen.text.contains("sesudah nyala"), "{}", screen.text);
+    assert!(
+        screen.text.contains("(3)") && screen.text.contains("sesudah nyala"),
+        "{}",
+        screen.text
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -231,10 +234,7 @@ async fn a_hundred_messages_in_a_minute_arrive_as_digests_and_none_is_lost_from_
     // The digest's button opens the list: all 100, from both chats.
     let mark = bot.tg.mark();
     bot.press(A, "Lihat pesan masuk");
-    let screen = bot
-        .tg
-        .wait_for_text_to_after(mark, A, "Pesan masuk</b>", WAIT)
-        .await;
+    let screen = bot.tg.wait_for_text_to_after(mark, A, "Pesan masuk</b>", WAIT).await;
     assert!(screen.text.contains("100 pesan dari 2 chat"), "{}", screen.text);
 }
 
@@ -369,9 +369,7 @@ async fn group_messages_are_forwarded_only_when_they_mention_the_account_and_tha
         .await;
     let mark = bot.tg.mark();
     bot.press(A, "Mulai");
-    bot.tg
-        .wait_for_text_to_after(mark, A, "Laporan pekerjaan", WAIT)
-        .await;
+    bot.tg.wait_for_text_to_after(mark, A, "Laporan pekerjaan", WAIT).await;
     inbox_on(&bot, A).await;
 
     // Inbox on, mentions off: neither a plain group message nor a mention is forwarded.

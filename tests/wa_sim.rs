@@ -219,11 +219,19 @@ async fn what_one_account_sends_another_receives_in_order_and_a_late_login_gets_
         mime: "image/jpeg".into(),
         bytes: vec![1, 2, 3],
     };
-    bs.send_media(&ChatTarget::Phone(pn(a_phone)), tgwa::wa::MessageKind::Image, &photo, "foto")
-        .await
-        .unwrap();
+    bs.send_media(
+        &ChatTarget::Phone(pn(a_phone)),
+        tgwa::wa::MessageKind::Image,
+        &photo,
+        "foto",
+    )
+    .await
+    .unwrap();
     let (chat, sender, text, meta) = next_message(&mut ra).await;
-    assert_eq!((chat.as_str(), sender.as_str(), text.as_str()), (b_phone, b_phone, "halo A"));
+    assert_eq!(
+        (chat.as_str(), sender.as_str(), text.as_str()),
+        (b_phone, b_phone, "halo A")
+    );
     assert!(!meta.offline);
     assert_eq!(meta.push_name, "Sim 0032");
     let (_, _, text, meta) = next_message(&mut ra).await;

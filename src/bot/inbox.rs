@@ -196,9 +196,7 @@ async fn forward_account<R: Req>(
             match send_row(bot, app, chat, lang, &acc, &row).await {
                 Some(mid) => {
                     let m = i64::from(mid.0);
-                    inbox
-                        .db(&acc, move |c| store::forwarded(c, seq, chat.0, m))
-                        .await?;
+                    inbox.db(&acc, move |c| store::forwarded(c, seq, chat.0, m)).await?;
                 }
                 None => {
                     inbox.db(&acc, to("failed", "sending")).await?;
@@ -294,7 +292,14 @@ fn render_row(lang: Lang, app: &App, acc: &Account, row: &Stored, with_file: boo
 }
 
 /// Sends one stored message to its owner; the Telegram message it became, or `None`.
-async fn send_row<R: Req>(bot: &R, app: &App, chat: ChatId, lang: Lang, acc: &Account, row: &Stored) -> Option<MessageId> {
+async fn send_row<R: Req>(
+    bot: &R,
+    app: &App,
+    chat: ChatId,
+    lang: Lang,
+    acc: &Account,
+    row: &Stored,
+) -> Option<MessageId> {
     let file = match (row.kind, &row.media) {
         (MessageKind::Image | MessageKind::Document, Some(m)) if !m.bytes.is_empty() => Some(m),
         _ => None,
@@ -302,7 +307,10 @@ async fn send_row<R: Req>(bot: &R, app: &App, chat: ChatId, lang: Lang, acc: &Ac
     let Some(media) = file else {
         return send_html(bot, app.manager(), chat, &render_row(lang, app, acc, row, false), None).await;
     };
-    let caption: String = render_row(lang, app, acc, row, true).chars().take(MAX_CAPTION).collect();
+    let caption: String = render_row(lang, app, acc, row, true)
+        .chars()
+        .take(MAX_CAPTION)
+        .collect();
     let base = app.manager().config().telegram_retry_base;
     let input = || InputFile::memory(media.bytes.clone()).file_name(file_name(row.kind, media));
     let res = if row.kind == MessageKind::Image {
@@ -374,7 +382,11 @@ pub(crate) async fn button<R: Req>(
 }
 
 async fn m_audit(app: &App, c: &Caller, acc: &Account, what: &'static str) {
-    if let Err(e) = app.manager().audit(Some(c.tid), Some(acc.id), what, String::new()).await {
+    if let Err(e) = app
+        .manager()
+        .audit(Some(c.tid), Some(acc.id), what, String::new())
+        .await
+    {
         warn!(error = %e, "audit failed");
     }
 }
@@ -388,7 +400,13 @@ async fn screen(app: &App, c: &Caller, acc: &Account, page: u32) -> anyhow::Resu
         .db(acc, move |c| store::chats(c, page, PAGE))
         .await?
         .unwrap_or_else(|| (Vec::new(), store::DigestCount { messages: 0, chats: 0 }));
-    let onoff = |on: bool| if on { t2(l, "✅ aktif", "✅ on") } else { t2(l, "⛔ mati", "⛔ off") };
+    let onoff = |on: bool| {
+        if on {
+            t2(l, "✅ aktif", "✅ on")
+        } else {
+            t2(l, "⛔ mati", "⛔ off")
+        }
+    };
     let mut text = t2(
         l,
         "📥 <b>Pesan masuk</b> · {phone}\nDiteruskan ke sini: {on}\nPesan grup yang menyebut akun ini: {men}\n{n} pesan dari {k} chat (disimpan {days} hari)",
@@ -635,7 +653,10 @@ async fn download<R: Req>(bot: &R, id: &teloxide::types::FileId) -> Result<Vec<u
         Refusal(failed.0, failed.1)
     })?;
     if file.size as usize > store::MAX_MEDIA_BYTES {
-        return Err(Refusal("File terlalu besar (maks 10 MB).", "The file is too large (max 10 MB)."));
+        return Err(Refusal(
+            "File terlalu besar (maks 10 MB).",
+            "The file is too large (max 10 MB).",
+        ));
     }
     let mut buf = Vec::new();
     if let Err(e) = bot.download_file(&file.path, &mut buf).await {
@@ -643,7 +664,10 @@ async fn download<R: Req>(bot: &R, id: &teloxide::types::FileId) -> Result<Vec<u
         return Err(failed);
     }
     if buf.is_empty() || buf.len() > store::MAX_MEDIA_BYTES {
-        return Err(Refusal("File kosong atau terlalu besar.", "The file is empty or too large."));
+        return Err(Refusal(
+            "File kosong atau terlalu besar.",
+            "The file is empty or too large.",
+        ));
     }
     Ok(buf)
 }

@@ -380,7 +380,9 @@ pub trait WaSession: Send + Sync {
         caption: &str,
     ) -> Result<String, WaError> {
         let _ = (to, kind, media, caption);
-        Err(WaError::Invalid("sending media is not supported by this backend".into()))
+        Err(WaError::Invalid(
+            "sending media is not supported by this backend".into(),
+        ))
     }
     /// Groups the account is in.
     async fn groups(&self) -> Result<Vec<GroupSummary>, WaError>;

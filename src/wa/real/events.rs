@@ -176,9 +176,14 @@ fn content_of(
     text: Option<&str>,
     caption: Option<&str>,
 ) -> Option<(MessageKind, String, Vec<String>)> {
-    let mentions = |ci: Option<&whatsapp_rust::waproto::whatsapp::ContextInfo>| ci.map(|c| c.mentioned_jid.clone()).unwrap_or_default();
+    let mentions = |ci: Option<&whatsapp_rust::waproto::whatsapp::ContextInfo>| {
+        ci.map(|c| c.mentioned_jid.clone()).unwrap_or_default()
+    };
     if let Some(t) = text {
-        let ci = base.extended_text_message.as_option().and_then(|e| e.context_info.as_option());
+        let ci = base
+            .extended_text_message
+            .as_option()
+            .and_then(|e| e.context_info.as_option());
         return Some((MessageKind::Text, t.to_string(), mentions(ci)));
     }
     let caption = caption.unwrap_or("").to_string();

@@ -34,8 +34,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::{
-    ChatTarget, EventRx, GroupId, GroupInfo, GroupSummary, JoinOutcome, Media, MemberAction, MemberResult,
-    MessageKind, PairCode, Probe, Profile, SessionSpec, WaBackend, WaError, WaEvent, WaSession,
+    ChatTarget, EventRx, GroupId, GroupInfo, GroupSummary, JoinOutcome, Media, MemberAction, MemberResult, MessageKind,
+    PairCode, Probe, Profile, SessionSpec, WaBackend, WaError, WaEvent, WaSession,
 };
 use crate::db::now;
 use crate::ids::PhoneNumber;

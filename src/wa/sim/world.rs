@@ -563,7 +563,16 @@ pub(crate) fn take_incoming(c: &Connection, phone: &str, offline: bool) -> Resul
                 None => None,
             };
             let kind = kind.map(|k| MessageKind::parse(&k)).unwrap_or_default();
-            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?, r.get::<_, String>(4)?, r.get::<_, i64>(5)?, kind, media))
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, i64>(5)?,
+                kind,
+                media,
+            ))
         })
         .map_err(sql)?;
     let mut out = Vec::new();
@@ -572,7 +581,9 @@ pub(crate) fn take_incoming(c: &Connection, phone: &str, offline: bool) -> Resul
         let (seq, id, from, to, text, at, kind, media) = row.map_err(sql)?;
         last = Some(seq);
         let group = to.ends_with("@g.us");
-        let push = PhoneNumber::from_digits(&from).map(|p| format!("Sim {}", p.last4())).unwrap_or_default();
+        let push = PhoneNumber::from_digits(&from)
+            .map(|p| format!("Sim {}", p.last4()))
+            .unwrap_or_default();
         out.push(WaEvent::Message {
             id,
             chat: if group { to } else { from.clone() },
