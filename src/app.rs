@@ -314,6 +314,8 @@ where
             .clone()
             .run(bot::announce::outlet(bot.clone(), app.clone()), announcer_rx),
     );
+    let (inbox_stop, inbox_rx) = watch::channel(false);
+    let inbox = tokio::spawn(bot::inbox::run(bot.clone(), app.clone(), inbox_rx));
     let restore = tokio::spawn({
         let m = manager.clone();
         let jobs = jobs.clone();
@@ -413,6 +415,14 @@ where
         .is_err()
     {
         warn!("the announcement worker did not stop in time");
+    }
+    // Likewise the inbox's forward in flight: finished and recorded, or cut off (`unknown`).
+    let _ = inbox_stop.send(true);
+    if tokio::time::timeout(config.shutdown_timeout + config.telegram_timeout, inbox)
+        .await
+        .is_err()
+    {
+        warn!("the inbox forwarder did not stop in time");
     }
     jobs.shutdown(config.shutdown_timeout).await;
     manager.shutdown(config.shutdown_timeout).await;

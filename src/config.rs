@@ -132,6 +132,12 @@ pub struct Config {
     pub digest_hour: Option<u32>,
     /// `TGWA_TIMEZONE`: the fixed offset the operators live in (WIB, UTC+7, by default).
     pub utc_offset: chrono::FixedOffset,
+    /// Inbox: messages forwarded per owner in any minute before digests take over.
+    pub inbox_rate_per_min: usize,
+    /// Inbox: least time between two digests of one account.
+    pub inbox_digest_every: Duration,
+    /// Inbox: days incoming messages are kept.
+    pub inbox_retention_days: u64,
 }
 
 impl std::fmt::Debug for Config {
@@ -176,6 +182,9 @@ impl std::fmt::Debug for Config {
             .field("announce_delay", &self.announce_delay)
             .field("digest_hour", &self.digest_hour)
             .field("utc_offset", &self.utc_offset)
+            .field("inbox_rate_per_min", &self.inbox_rate_per_min)
+            .field("inbox_digest_every", &self.inbox_digest_every)
+            .field("inbox_retention_days", &self.inbox_retention_days)
             .field("log_filter", &self.log_filter)
             .field("log_format", &self.log_format)
             .field("typing", &self.typing)
@@ -299,6 +308,9 @@ impl Config {
             announce_delay: Duration::from_millis(num("TGWA_ANNOUNCE_DELAY_MS", 100, 0)?),
             digest_hour,
             utc_offset,
+            inbox_rate_per_min: num("TGWA_INBOX_RATE_PER_MIN", 20, 1)? as usize,
+            inbox_digest_every: Duration::from_secs(num("TGWA_INBOX_DIGEST_SECS", 60, 1)?),
+            inbox_retention_days: num("TGWA_INBOX_RETENTION_DAYS", 30, 1)?,
             http_addr,
             health_max_age: Duration::from_secs(num("TGWA_HEALTH_MAX_AGE_SECS", 60, 1)?),
             bot_token,

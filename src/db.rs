@@ -51,6 +51,7 @@ const ACCOUNT_MIGRATIONS: &[&str] = &[
     include_str!("../migrations/account/002_item_order.sql"),
     include_str!("../migrations/account/003_exactly_once.sql"),
     include_str!("../migrations/account/004_contacts.sql"),
+    include_str!("../migrations/account/005_inbox.sql"),
 ];
 
 impl Schema {

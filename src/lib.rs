@@ -21,6 +21,7 @@
 //! - [`metrics`]: metric names and recording helpers.
 //! - [`announcement`]: the operators' announcements to every user, paced, resumable, sent once.
 //! - [`backup`]: `tgwa backup` and `tgwa restore`: consistent copies of every database.
+//! - [`inbox`]: incoming WhatsApp messages kept per account and forwarded to their owner.
 
 pub mod account;
 pub mod announcement;
@@ -33,6 +34,7 @@ pub mod db;
 pub mod http;
 pub mod ids;
 pub mod import;
+pub mod inbox;
 pub mod jobs;
 pub mod layout;
 pub mod live;

@@ -53,6 +53,14 @@ pub trait AccountHook: Send + Sync {
     async fn account_ending(&self, acc: &Account, why: Ending);
 }
 
+/// Receives the messages that arrive at accounts (the inbox). The supervisor awaits it for
+/// each message in turn, so a message is stored before the next event is handled.
+#[async_trait::async_trait]
+pub trait MessageSink: Send + Sync {
+    /// One incoming [`crate::wa::WaEvent::Message`] for `acc`.
+    async fn incoming(&self, acc: &Account, ev: crate::wa::WaEvent);
+}
+
 /// What a request needs to know about its caller: resolved per update, never global.
 #[derive(Debug, Clone)]
 pub struct UserContext {
@@ -86,6 +94,8 @@ pub(crate) struct Inner {
     pub(crate) live: LiveMap,
     /// Told when an account ends (see [`AccountHook`]).
     hooks: std::sync::RwLock<Vec<Arc<dyn AccountHook>>>,
+    /// Where incoming messages go (see [`MessageSink`]); none: they are only counted.
+    sink: std::sync::RwLock<Option<Arc<dyn MessageSink>>>,
 }
 
 impl AccountManager {
@@ -100,6 +110,7 @@ impl AccountManager {
             inner: Arc::new(Inner {
                 live: LiveMap::default(),
                 hooks: std::sync::RwLock::new(Vec::new()),
+                sink: std::sync::RwLock::new(None),
                 config,
                 layout,
                 master,
@@ -295,6 +306,19 @@ impl AccountManager {
     /// Registers a hook told when an account ends.
     pub fn add_hook(&self, hook: Arc<dyn AccountHook>) {
         self.inner.hooks.write().unwrap_or_else(|e| e.into_inner()).push(hook);
+    }
+
+    /// Sets where incoming messages go.
+    pub fn set_message_sink(&self, sink: Arc<dyn MessageSink>) {
+        *self.inner.sink.write().unwrap_or_else(|e| e.into_inner()) = Some(sink);
+    }
+
+    /// Hands an incoming message of `acc` to the sink, if one is set, and waits for it.
+    pub(crate) async fn incoming(&self, acc: &Account, ev: crate::wa::WaEvent) {
+        let sink = self.inner.sink.read().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(sink) = sink {
+            sink.incoming(acc, ev).await;
+        }
     }
 
     /// Tells every hook that `acc` is ending and waits for them.

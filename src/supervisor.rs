@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch, Semaphore};
-use tracing::{debug, info, info_span, warn, Instrument};
+use tracing::{info, info_span, warn, Instrument};
 
 use crate::account::{self, Account, AccountError, AccountStatus};
 use crate::db::now;
@@ -830,16 +830,17 @@ impl Supervisor {
                 self.detach().await;
                 return false;
             }
-            WaEvent::Message {
-                id: msg, chat, sender, ..
-            } => {
+            ev @ WaEvent::Message { .. } => {
                 crate::metrics::message_received();
                 // Who wrote to the account directly: the people a reach-out timelock still
                 // lets it write to (a group message is not a chat with the account).
-                if chat == sender {
-                    self.remember_contact(sender).await;
+                if let WaEvent::Message { chat, sender, .. } = &ev {
+                    if chat == sender {
+                        self.remember_contact(sender.clone()).await;
+                    }
                 }
-                debug!(id = %msg, "incoming message noted");
+                // Stored (when the owner wants it) before the next event is read.
+                m.incoming(&self.account, ev).await;
             }
         }
         true

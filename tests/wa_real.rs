@@ -426,6 +426,7 @@ fn incoming_text_messages_map_with_the_sender_phone() {
         chat: chat.into(),
         sender: sender.into(),
         text: text.into(),
+        meta: tgwa::wa::MessageMeta::default(),
     };
     assert_eq!(
         map_messages(&batch),
@@ -851,6 +852,7 @@ async fn incoming(rx: &mut tgwa::wa::EventRx, id: &str) -> (String, String, Stri
             chat,
             sender,
             text,
+            ..
         } if got == id => Some((chat.clone(), sender.clone(), text.clone())),
         _ => None,
     })

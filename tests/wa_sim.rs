@@ -188,3 +188,80 @@ async fn a_disconnected_session_refuses_work() {
         "stream ends"
     );
 }
+
+/// The next incoming message on `rx`, skipping other events.
+async fn next_message(rx: &mut EventRx) -> (String, String, String, tgwa::wa::MessageMeta) {
+    loop {
+        if let WaEvent::Message {
+            chat,
+            sender,
+            text,
+            meta,
+            ..
+        } = next(rx).await
+        {
+            return (chat, sender, text, meta);
+        }
+    }
+}
+
+#[tokio::test]
+async fn what_one_account_sends_another_receives_in_order_and_a_late_login_gets_the_backlog() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a_phone, b_phone, c_phone) = ("6281234500031", "6281234500032", "6281234500033");
+    let b = sim(dir.path()).await;
+    let (a, mut ra) = paired(&b, dir.path(), a_phone).await;
+    let (bs, mut rb) = paired(&b, dir.path(), b_phone).await;
+    // Private: B to A, a text then a photo.
+    bs.send_text(&ChatTarget::Phone(pn(a_phone)), "halo A").await.unwrap();
+    let photo = tgwa::wa::Media {
+        file_name: "p.jpg".into(),
+        mime: "image/jpeg".into(),
+        bytes: vec![1, 2, 3],
+    };
+    bs.send_media(
+        &ChatTarget::Phone(pn(a_phone)),
+        tgwa::wa::MessageKind::Image,
+        &photo,
+        "foto",
+    )
+    .await
+    .unwrap();
+    let (chat, sender, text, meta) = next_message(&mut ra).await;
+    assert_eq!(
+        (chat.as_str(), sender.as_str(), text.as_str()),
+        (b_phone, b_phone, "halo A")
+    );
+    assert!(!meta.offline);
+    assert_eq!(meta.push_name, "Sim 0032");
+    let (_, _, text, meta) = next_message(&mut ra).await;
+    assert_eq!(text, "foto");
+    assert_eq!(meta.kind, tgwa::wa::MessageKind::Image);
+    assert_eq!(meta.media, Some(photo));
+    // A group: everyone but the sender gets it; a mention is marked for the one mentioned.
+    let g = a.create_group("Keluarga", &[pn(b_phone)]).await.unwrap();
+    a.send_text(&ChatTarget::Group(g.id.clone()), &format!("tolong @{b_phone}"))
+        .await
+        .unwrap();
+    let (chat, sender, _, meta) = next_message(&mut rb).await;
+    assert_eq!((chat.as_str(), sender.as_str()), (g.id.as_str(), a_phone));
+    assert!(meta.mentions_me);
+    // C is not paired yet: what B sends it waits, and arrives at C's login, marked offline,
+    // in order; what was sent before C's device was linked never arrives.
+    bs.send_text(&ChatTarget::Phone(pn(c_phone)), "sebelum").await.unwrap();
+    let (cs, mut rc) = paired(&b, dir.path(), c_phone).await;
+    cs.disconnect(Duration::from_secs(1)).await;
+    drop(cs);
+    for t in ["satu", "dua"] {
+        bs.send_text(&ChatTarget::Phone(pn(c_phone)), t).await.unwrap();
+    }
+    drop(rc);
+    let (_cs, mut rc2) = b.start(spec(dir.path(), c_phone)).await.unwrap();
+    assert_eq!(next(&mut rc2).await, WaEvent::Connected);
+    let one = next_message(&mut rc2).await;
+    let two = next_message(&mut rc2).await;
+    assert_eq!((one.2.as_str(), two.2.as_str()), ("satu", "dua"));
+    assert!(one.3.offline && two.3.offline);
+    rc = rc2;
+    assert!(rc.try_recv().is_err(), "nothing else, and nothing twice");
+}

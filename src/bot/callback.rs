@@ -96,6 +96,12 @@ pub enum Cb {
     /// An operator screen or action (`bot::admin`); refused unless the presser is in
     /// `TGWA_ADMIN_IDS`, checked on every press.
     Admin(AdminCb),
+    /// The account's inbox: its switches and "Pesan masuk", one page of chats.
+    Inbox(AccountId, u32),
+    /// Switch the inbox on or off.
+    InboxToggle(AccountId, bool),
+    /// Switch forwarding of group messages that mention the account on or off.
+    InboxMentions(AccountId, bool),
 }
 
 /// The operator's buttons. They name accounts of any owner, so they never pass the owner
@@ -248,6 +254,9 @@ impl Cb {
             BroadcastTo(a, t) => format!("bt:{a}:{}", matches!(t, BroadcastTarget::AdminGroups) as u8),
             InputCancel => "ic".into(),
             Noop => "_".into(),
+            Inbox(a, page) => format!("ib:{a}:{page}"),
+            InboxToggle(a, on) => format!("it:{a}:{}", *on as u8),
+            InboxMentions(a, on) => format!("iM:{a}:{}", *on as u8),
             Admin(a) => match a {
                 AdminCb::Overview => "A".into(),
                 AdminCb::Accounts(page) => format!("Al:{page}"),
@@ -330,6 +339,9 @@ impl Cb {
                     BroadcastTarget::AllGroups
                 },
             ),
+            ("ib", 3) => Inbox(acc(1)?, parts[2].parse().ok().filter(|p: &u32| *p < 100_000)?),
+            ("it", 3) => InboxToggle(acc(1)?, flag(2)?),
+            ("iM", 3) => InboxMentions(acc(1)?, flag(2)?),
             ("ic", 1) => InputCancel,
             ("_", 1) => Noop,
             ("A", 1) => Admin(AdminCb::Overview),
@@ -387,7 +399,10 @@ impl Cb {
             | JobResume(a, _)
             | JobCancel(a, _)
             | Messages(a)
-            | BroadcastTo(a, _) => Some(*a),
+            | BroadcastTo(a, _)
+            | Inbox(a, _)
+            | InboxToggle(a, _)
+            | InboxMentions(a, _) => Some(*a),
             Menu | Help | LangMenu | SetLang(_) | Accounts | PairNew(_) | InputCancel | Noop | Admin(_) => None,
         }
     }
@@ -452,6 +467,11 @@ impl Cb {
             Cb::Admin(AdminCb::AnnouncePause(job)),
             Cb::Admin(AdminCb::AnnounceResume(job)),
             Cb::Admin(AdminCb::AnnounceCancel(job)),
+            Cb::Inbox(a, 1),
+            Cb::InboxToggle(a, true),
+            Cb::InboxToggle(a, false),
+            Cb::InboxMentions(a, true),
+            Cb::InboxMentions(a, false),
         ];
         for (k, _) in InputKind::ALL {
             v.push(Cb::Input(a, k));
@@ -471,7 +491,7 @@ impl Cb {
             | GroupLink(..) | GroupRevoke(..) | GroupRevokeYes(..) | GroupMembers(..) | GroupLeave(..)
             | GroupLeaveYes(..) | GroupAnnounce(..) | GroupLock(..) | GroupInput(..) | ExportLinks(_) | Input(..)
             | JobStart(..) | JobPause(..) | JobResume(..) | JobCancel(..) | Messages(_) | BroadcastTo(..)
-            | InputCancel | Noop | Admin(_) => {}
+            | InputCancel | Noop | Admin(_) | Inbox(..) | InboxToggle(..) | InboxMentions(..) => {}
         }
     }
 }

@@ -115,6 +115,10 @@ async fn message<R: Req>(bot: &R, msg: &Message, app: &App, c: &Caller) -> anyho
     if !c.has_account() || c.ctx.user.suspended {
         return deny(bot, app, c).await;
     }
+    // A reply to a forwarded WhatsApp message answers that chat.
+    if super::inbox::reply(bot, app, c, msg).await? {
+        return Ok(());
+    }
     if let Some(p) = app.take_pending(c.tid) {
         if p.is_expired(app.prompt_timeout()) {
             let t = tr_with(
@@ -347,6 +351,7 @@ fn account_page(app: &App, c: &Caller, a: &Account) -> (String, InlineKeyboardMa
     if a.status == AccountStatus::Active && stopped {
         rows.push(vec![btn(app, c, tr(l, Key::BtnReconnect), Cb::Reconnect(a.id))]);
     }
+    rows.push(vec![btn(app, c, tr(l, Key::BtnInbox), Cb::Inbox(a.id, 0))]);
     if matches!(a.status, AccountStatus::LoggedOut | AccountStatus::Unpaired) {
         rows.push(vec![btn(
             app,
@@ -584,6 +589,9 @@ async fn callback<R: Req>(
             }
             let c2 = refreshed(app, c).await?;
             pair(bot, app, &c2, phone.digits(), false, mid).await?;
+        }
+        (cb @ (Cb::Inbox(..) | Cb::InboxToggle(..) | Cb::InboxMentions(..)), Some(a)) => {
+            return super::inbox::button(bot, app, c, mid, cb, a).await
         }
         (cb, Some(a)) => return crate::bot::flows::account_callback(bot, app, c, mid, cb, a).await,
         (_, None) => return Ok(Some((plain_text(tr(l, Key::StaleButton)), true))),

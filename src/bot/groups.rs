@@ -21,7 +21,12 @@ use crate::wa::{invite_code, ChatTarget, GroupId, GroupSummary, MemberAction, Wa
 const PAGE: usize = 8;
 
 /// The session of the caller's account, or a message saying why there is none.
-async fn session<R: Req>(bot: &R, app: &App, c: &Caller, acc: &Account) -> Option<std::sync::Arc<dyn WaSession>> {
+pub(crate) async fn session<R: Req>(
+    bot: &R,
+    app: &App,
+    c: &Caller,
+    acc: &Account,
+) -> Option<std::sync::Arc<dyn WaSession>> {
     match app.manager().session_of(c.tid, acc.id).await {
         Ok(s) => Some(s),
         Err(AccountError::NotLive | AccountError::WrongState(_)) => {

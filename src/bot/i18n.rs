@@ -122,6 +122,7 @@ pub enum Key {
     NoticeReachOutLimitedUntil,
     BtnReconnect,
     Reconnecting,
+    BtnInbox,
 }
 
 /// A one-off text in both languages, for messages too specific for the [`Key`] table
@@ -242,6 +243,7 @@ fn id(key: Key) -> &'static str {
         NoticeReachOutLimitedUntil => "✋ WhatsApp membatasi pesan dari nomor <b>{phone}</b> ke kontak baru (463) sampai {until}. Pekerjaan #{job} tidak lagi mengirim ke nomor yang belum pernah menulis ke akun ini; nomor lain tetap dikirimi.",
         BtnReconnect => "🔌 Sambungkan lagi di sini",
         Reconnecting => "🔌 Menyambungkan <b>{phone}</b> lagi di bot ini. Sesi di perangkat lain akan terputus.",
+        BtnInbox => "📥 Pesan masuk",
     }
 }
 
@@ -337,6 +339,7 @@ fn en(key: Key) -> &'static str {
         NoticeReachOutLimitedUntil => "✋ WhatsApp limits messages from <b>{phone}</b> to new contacts (463) until {until}. Job #{job} no longer sends to numbers that never wrote to this account; the others still get it.",
         BtnReconnect => "🔌 Reconnect here",
         Reconnecting => "🔌 Connecting <b>{phone}</b> in this bot again. The session on the other device will end.",
+        BtnInbox => "📥 Incoming messages",
     }
 }
 

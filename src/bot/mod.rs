@@ -24,6 +24,7 @@ pub mod digest;
 pub mod flows;
 pub mod groups;
 pub mod i18n;
+pub mod inbox;
 pub mod jobs_ui;
 pub mod notify;
 pub mod polling;
@@ -98,6 +99,8 @@ struct AppInner {
     jobs: Jobs,
     /// The operators' announcements to every user.
     announcements: crate::announcement::Announcements,
+    /// Incoming WhatsApp messages for their owners (`crate::inbox`).
+    inbox: crate::inbox::Inbox,
 }
 
 impl App {
@@ -107,6 +110,10 @@ impl App {
         let jobs = Jobs::new(manager.clone(), JobOptions::from_config(manager.config()));
         jobs.attach();
         let announcements = crate::announcement::Announcements::new(manager.clone(), manager.config().announce_delay);
+        let inbox = crate::inbox::Inbox::attach(
+            manager.clone(),
+            crate::inbox::InboxOptions::from_config(manager.config()),
+        );
         let app = Self {
             inner: Arc::new(AppInner {
                 manager,
@@ -116,6 +123,7 @@ impl App {
                 qr_msgs: Mutex::new(HashMap::new()),
                 jobs,
                 announcements,
+                inbox,
             }),
         };
         app.inner
@@ -151,6 +159,11 @@ impl App {
     /// The announcement engine.
     pub fn announcements(&self) -> &crate::announcement::Announcements {
         &self.inner.announcements
+    }
+
+    /// The inbox.
+    pub fn inbox(&self) -> &crate::inbox::Inbox {
+        &self.inner.inbox
     }
 
     /// The callback codec.

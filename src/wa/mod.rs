@@ -117,9 +117,9 @@ pub enum WaEvent {
     /// WhatsApp refused the connection for good (connect failure `code`, e.g. 409 bad user
     /// agent, 415 not found): the backend stops and the session has ended.
     ConnectFailed { code: u32, reason: String },
-    /// A text message someone sent this account, to it or in a group it is in. Only the
-    /// real adapter emits it (the simulator has nobody to write to you); the supervisor
-    /// does not act on it yet.
+    /// A message someone sent this account, to it or in a group it is in. The supervisor
+    /// hands it to the inbox (`crate::inbox`), which forwards it to the owner when they
+    /// asked for that.
     Message {
         /// WhatsApp's message id.
         id: String,
@@ -129,9 +129,89 @@ pub enum WaEvent {
         /// phone number (`participant_pn` / `sender_pn`) is given as its LID JID
         /// (`...@lid`); the library's LID map is not consulted.
         sender: String,
-        /// The text (`conversation` or `extendedTextMessage.text`).
+        /// The text (`conversation` or `extendedTextMessage.text`), or a media's caption
+        /// (empty when it has none).
         text: String,
+        /// Everything else about it: kind, media, push name, whether it was queued offline.
+        meta: MessageMeta,
     },
+}
+
+/// What kind of message arrived. Photos and documents travel as files; the rest are named.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum MessageKind {
+    /// Plain or extended text.
+    #[default]
+    Text,
+    /// A photo (`imageMessage`).
+    Image,
+    /// A file (`documentMessage`).
+    Document,
+    /// A voice note or other audio (`audioMessage`).
+    Voice,
+    /// A video (`videoMessage`).
+    Video,
+    /// A sticker (`stickerMessage`).
+    Sticker,
+    /// Anything else with content (contacts, locations, polls, ...).
+    Other,
+}
+
+impl MessageKind {
+    /// The stored name (`text`, `image`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageKind::Text => "text",
+            MessageKind::Image => "image",
+            MessageKind::Document => "document",
+            MessageKind::Voice => "voice",
+            MessageKind::Video => "video",
+            MessageKind::Sticker => "sticker",
+            MessageKind::Other => "other",
+        }
+    }
+
+    /// The kind a stored name stands for (unknown names are `Other`).
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "text" => MessageKind::Text,
+            "image" => MessageKind::Image,
+            "document" => MessageKind::Document,
+            "voice" => MessageKind::Voice,
+            "video" => MessageKind::Video,
+            "sticker" => MessageKind::Sticker,
+            _ => MessageKind::Other,
+        }
+    }
+}
+
+/// A file carried by a message (a photo or a document), in memory.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Media {
+    /// The file's name as the sender gave it (`photo.jpg` for photos).
+    pub file_name: String,
+    /// Its MIME type, when known.
+    pub mime: String,
+    /// The bytes.
+    pub bytes: Vec<u8>,
+}
+
+/// The details of an incoming [`WaEvent::Message`] beyond its text.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MessageMeta {
+    /// What it is.
+    pub kind: MessageKind,
+    /// The sender's WhatsApp push name (empty when WhatsApp sent none): the only name a
+    /// sender known by LID alone has.
+    pub push_name: String,
+    /// The file of a photo or document, when the backend could fetch it.
+    pub media: Option<Media>,
+    /// It was queued by the server while this account was offline and arrived at login.
+    pub offline: bool,
+    /// A group message that mentions this account.
+    pub mentions_me: bool,
+    /// When the sender sent it (Unix seconds; 0 when unknown).
+    pub sent_at: i64,
 }
 
 /// A pairing code as WhatsApp issued it.
@@ -309,6 +389,20 @@ pub trait WaSession: Send + Sync {
     async fn profile(&self) -> Result<Profile, WaError>;
     /// Sends a text message; returns WhatsApp's message ID.
     async fn send_text(&self, to: &ChatTarget, text: &str) -> Result<String, WaError>;
+    /// Sends a photo (`kind` `Image`) or a document with `caption`; returns WhatsApp's
+    /// message ID. Backends that cannot upload media refuse with `Invalid`.
+    async fn send_media(
+        &self,
+        to: &ChatTarget,
+        kind: MessageKind,
+        media: &Media,
+        caption: &str,
+    ) -> Result<String, WaError> {
+        let _ = (to, kind, media, caption);
+        Err(WaError::Invalid(
+            "sending media is not supported by this backend".into(),
+        ))
+    }
     /// Groups the account is in.
     async fn groups(&self) -> Result<Vec<GroupSummary>, WaError>;
     /// One group's metadata and members.

@@ -412,6 +412,56 @@ impl FakeTelegram {
         id
     }
 
+    /// The bot's message `message_id` in `from`'s chat, as Telegram nests it in a reply.
+    fn replied(&self, from: i64, message_id: i64) -> Value {
+        let st = self.lock();
+        let current = st
+            .chats
+            .get(&from)
+            .and_then(|v| v.iter().find(|m| m.message_id == message_id))
+            .cloned();
+        let mut m = json!({"message_id": message_id, "date": now_unix(), "chat": chat(from), "from": bot_user()});
+        match current {
+            Some(c) if c.file_name.is_some() => m["caption"] = json!(c.text),
+            Some(c) => m["text"] = json!(c.text),
+            None => m["text"] = json!("…"),
+        }
+        m
+    }
+
+    /// A text reply from `from` to the bot's message `reply_to` in their chat; returns its
+    /// message ID.
+    pub fn push_reply(&self, from: i64, reply_to: i64, text: &str) -> i64 {
+        let replied = self.replied(from, reply_to);
+        let mid = Self::next_mid(&mut self.lock(), from);
+        self.push_update(json!({"message": {
+            "message_id": mid, "date": now_unix(), "chat": chat(from), "from": user(from, "id"),
+            "text": text, "reply_to_message": replied,
+        }}));
+        mid
+    }
+
+    /// A photo reply from `from` to the bot's message `reply_to`; the bot can fetch the photo
+    /// with getFile. Returns the message ID.
+    pub fn push_photo_reply(&self, from: i64, reply_to: i64, bytes: Vec<u8>, caption: &str) -> i64 {
+        let replied = self.replied(from, reply_to);
+        let (mid, file_id, size) = {
+            let mut st = self.lock();
+            st.next_file += 1;
+            let file_id = format!("photo{}", st.next_file);
+            let size = bytes.len();
+            st.files.insert(file_id.clone(), bytes);
+            (Self::next_mid(&mut st, from), file_id, size)
+        };
+        self.push_update(json!({"message": {
+            "message_id": mid, "date": now_unix(), "chat": chat(from), "from": user(from, "id"),
+            "photo": [{"file_id": file_id, "file_unique_id": format!("u{file_id}"), "file_size": size,
+                       "width": 64, "height": 64}],
+            "caption": caption, "reply_to_message": replied,
+        }}));
+        mid
+    }
+
     /// An uploaded document; the bot can fetch it with getFile and download it.
     pub fn push_document(&self, from: i64, file_name: &str, bytes: Vec<u8>, caption: Option<&str>) -> PushedDocument {
         let (mid, file_id, size) = {
@@ -998,7 +1048,8 @@ fn respond_now(
             record(&mut st, &params);
             ok(json!({"url": "", "has_custom_certificate": false, "pending_update_count": 0}))
         }
-        "deletewebhook" | "setmycommands" | "deletemycommands" | "sendchataction" | "deletemessage" => {
+        "deletewebhook" | "setmycommands" | "deletemycommands" | "sendchataction" | "deletemessage"
+        | "setmessagereaction" => {
             record(&mut st, &params);
             ok(json!(true))
         }

@@ -18,7 +18,7 @@ use whatsapp_rust::types::events::{
 };
 use whatsapp_rust::wacore::proto_helpers::MessageExt;
 
-use crate::wa::WaEvent;
+use crate::wa::{MessageKind, WaEvent};
 
 /// The event kinds the adapter listens to; the bus skips building everything else
 /// (receipts, presence), which matters with thousands of sessions.
@@ -119,15 +119,27 @@ pub fn map_event(ev: &Event, now_unix: i64) -> Option<WaEvent> {
     })
 }
 
-/// The text messages in a batch of decrypted incoming messages, as [`WaEvent::Message`]s.
-/// Our own messages (sent from another device of this account) and messages without text
-/// (media, reactions, protocol messages) are left out.
+/// The messages in a batch of decrypted incoming messages, as [`WaEvent::Message`]s, for an
+/// account none of whose identities are known (so no mention is recognised).
 pub fn map_messages(batch: &MessageBatch) -> Vec<WaEvent> {
+    map_messages_for(batch, &[])
+}
+
+/// The messages in a batch, as [`WaEvent::Message`]s. Our own messages (sent from another
+/// device of this account) and messages with nothing to show (reactions, protocol messages,
+/// key distribution) are left out. `own` holds the user parts of this account's JIDs (its
+/// phone digits, its LID when known): a group message naming one in `mentionedJid` mentions
+/// it. Media arrive without their bytes: the adapter does not download from WhatsApp's media
+/// servers (the inbox names the file instead).
+pub fn map_messages_for(batch: &MessageBatch, own: &[String]) -> Vec<WaEvent> {
     batch
         .iter()
         .filter(|m| !m.info.source.is_from_me)
+        // Status updates (`status@broadcast`) and channels are not conversations.
+        .filter(|m| !matches!(m.info.source.chat.server.as_str(), "broadcast" | "newsletter"))
         .filter_map(|m| {
-            let text = m.message.text_content()?.to_string();
+            let base = m.message.get_base_message();
+            let (kind, text, mentions) = content_of(base, m.message.text_content(), m.message.get_caption())?;
             let src = &m.info.source;
             // A LID sender comes with its phone number as the alternate address
             // (`participant_pn` / `sender_pn`) when WhatsApp puts it in the stanza.
@@ -141,11 +153,25 @@ pub fn map_messages(batch: &MessageBatch) -> Vec<WaEvent> {
             } else {
                 sender.clone()
             };
+            let mentions_me = src.is_group
+                && mentions
+                    .iter()
+                    .any(|j| own.iter().any(|o| j.split('@').next() == Some(o.as_str())));
             Some(WaEvent::Message {
                 id: m.info.id.to_string(),
                 chat,
                 sender,
                 text,
+                meta: crate::wa::MessageMeta {
+                    kind,
+                    push_name: m.info.push_name.clone(),
+                    media: None,
+                    // Stanzas the server queued while we were away carry `offline`
+                    // (whatsmeow `handleEncryptedMessage`, wacore `MessageInfo::is_offline`).
+                    offline: m.info.is_offline,
+                    mentions_me,
+                    sent_at: m.info.timestamp.timestamp(),
+                },
             })
         })
         .collect()
@@ -158,6 +184,51 @@ fn is_ban(reason: ConnectFailureReason) -> bool {
         reason,
         ConnectFailureReason::AccountLocked | ConnectFailureReason::UnknownLogout
     )
+}
+
+/// What a message holds: its kind, its text (or caption, or a document's file name), and the
+/// JIDs it mentions; `None` for messages with nothing to show a person.
+fn content_of(
+    base: &whatsapp_rust::waproto::whatsapp::Message,
+    text: Option<&str>,
+    caption: Option<&str>,
+) -> Option<(MessageKind, String, Vec<String>)> {
+    let mentions = |ci: Option<&whatsapp_rust::waproto::whatsapp::ContextInfo>| {
+        ci.map(|c| c.mentioned_jid.clone()).unwrap_or_default()
+    };
+    if let Some(t) = text {
+        let ci = base
+            .extended_text_message
+            .as_option()
+            .and_then(|e| e.context_info.as_option());
+        return Some((MessageKind::Text, t.to_string(), mentions(ci)));
+    }
+    let caption = caption.unwrap_or("").to_string();
+    if let Some(i) = base.image_message.as_option() {
+        return Some((MessageKind::Image, caption, mentions(i.context_info.as_option())));
+    }
+    if let Some(d) = base.document_message.as_option() {
+        let shown = if caption.is_empty() {
+            d.file_name.clone().unwrap_or_default()
+        } else {
+            caption
+        };
+        return Some((MessageKind::Document, shown, mentions(d.context_info.as_option())));
+    }
+    if base.audio_message.as_option().is_some() {
+        return Some((MessageKind::Voice, String::new(), Vec::new()));
+    }
+    if let Some(v) = base.video_message.as_option() {
+        return Some((MessageKind::Video, caption, mentions(v.context_info.as_option())));
+    }
+    if base.sticker_message.as_option().is_some() {
+        return Some((MessageKind::Sticker, String::new(), Vec::new()));
+    }
+    let other = base.contact_message.as_option().is_some()
+        || base.location_message.as_option().is_some()
+        || base.live_location_message.as_option().is_some()
+        || base.contacts_array_message.as_option().is_some();
+    other.then(|| (MessageKind::Other, String::new(), Vec::new()))
 }
 
 /// After these the library stops its run loop: the stream ends with them.
@@ -204,6 +275,8 @@ struct SinkInner {
     tx: Mutex<Option<mpsc::UnboundedSender<WaEvent>>>,
     /// The owner asked for QR login: forward QR codes and QR failures.
     qr_mode: AtomicBool,
+    /// The user parts of this account's own JIDs, to recognise mentions of it.
+    own: Mutex<Vec<String>>,
     /// Pair-code requests in flight: their failures are returned, not sent.
     requesting: AtomicUsize,
     /// The last QR issued, re-sent when QR login starts mid-rotation.
@@ -242,6 +315,7 @@ impl EventSink {
             inner: Arc::new(SinkInner {
                 tx: Mutex::new(Some(tx)),
                 qr_mode: AtomicBool::new(false),
+                own: Mutex::new(Vec::new()),
                 requesting: AtomicUsize::new(0),
                 last_qr: Mutex::new(None),
                 last_code_ttl: Mutex::new(None),
@@ -256,6 +330,15 @@ impl EventSink {
             }),
         };
         (sink, rx)
+    }
+
+    /// Adds one of this account's own identities (phone digits or LID user part), so group
+    /// messages mentioning it are marked.
+    pub fn add_own(&self, user: &str) {
+        let mut own = self.inner.own.lock().unwrap_or_else(|e| e.into_inner());
+        if !own.iter().any(|o| o == user) {
+            own.push(user.to_string());
+        }
     }
 
     /// Sends one event; a terminal one closes the stream after it.
@@ -456,7 +539,8 @@ impl EventSink {
                 return;
             }
             Event::Messages(batch) => {
-                for m in map_messages(batch) {
+                let own = self.inner.own.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                for m in map_messages_for(batch, &own) {
                     self.send(m);
                 }
                 return;

@@ -209,6 +209,7 @@ impl RealBackend {
 
         let (sink, rx) = EventSink::new();
         sink.set_outage_after(self.opts.outage_after);
+        sink.add_own(spec.phone.digits());
         let factory: Arc<dyn TransportFactory> = match &self.opts.transport {
             Some(t) => t.clone(),
             None => Arc::new(whatsapp_rust::transport::TokioWebSocketTransportFactory::new()),

@@ -21,9 +21,13 @@
 //! that never wrote to it are refused with 463. `0440` is opened on another device (stream
 //! replaced) a while after its first connection, once. People who are not tgwa accounts
 //! write to an account through [`write_to`]; their messages arrive at its next connection.
+//! What one simulated account sends to another's number, or to a group both are in, reaches
+//! the other's session as an incoming [`WaEvent::Message`] (a mention is `@<digits>` in the
+//! text); a session that is not connected gets it at its next login, marked `offline`.
 
 mod world;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -36,8 +40,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::{
-    ChatTarget, EventRx, GroupId, GroupInfo, GroupSummary, JoinOutcome, MemberAction, MemberResult, PairCode, Probe,
-    Profile, SessionSpec, WaBackend, WaError, WaEvent, WaSession,
+    ChatTarget, EventRx, GroupId, GroupInfo, GroupSummary, JoinOutcome, Media, MemberAction, MemberResult, MessageKind,
+    PairCode, Probe, Profile, SessionSpec, WaBackend, WaError, WaEvent, WaSession,
 };
 use crate::db::now;
 use crate::ids::PhoneNumber;
@@ -70,11 +74,17 @@ impl Default for SimOptions {
     }
 }
 
+/// The live sessions by number, so a message one account sends reaches another's session
+/// as an incoming message. Weak: a session ends with its owner.
+type Registry = Arc<Mutex<HashMap<String, Weak<SimSession>>>>;
+
 /// The simulated WhatsApp network shared by every account in the process.
 pub struct SimBackend {
     world: Arc<World>,
     options: SimOptions,
     ops: Arc<AtomicU64>,
+    /// The sessions that messages are delivered to.
+    live: Registry,
 }
 
 /// How the simulated phone behind a number acts.
@@ -189,6 +199,7 @@ impl SimBackend {
             world: Arc::new(world),
             options,
             ops: Arc::new(AtomicU64::new(0)),
+            live: Arc::default(),
         }))
     }
 
@@ -244,6 +255,7 @@ impl WaBackend for SimBackend {
             ops: self.ops.clone(),
             phone: spec.phone.clone(),
             file: spec.session_file.clone(),
+            live: self.live.clone(),
             state: Mutex::new(State {
                 paired: pn.is_some(),
                 ..State::default()
@@ -251,6 +263,11 @@ impl WaBackend for SimBackend {
             events: Mutex::new(Some(tx)),
             tasks: Mutex::new(Vec::new()),
         });
+        {
+            let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+            live.retain(|_, w| w.strong_count() > 0);
+            live.insert(spec.phone.digits().to_string(), Arc::downgrade(&session));
+        }
         if pn.is_some() {
             let s = session.clone();
             session.spawn(async move { s.come_online().await });
@@ -282,6 +299,8 @@ struct SimSession {
     ops: Arc<AtomicU64>,
     phone: PhoneNumber,
     file: PathBuf,
+    /// Every live session of the process, to deliver what this one sends.
+    live: Registry,
     state: Mutex<State>,
     events: Mutex<Option<mpsc::UnboundedSender<WaEvent>>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
@@ -348,7 +367,8 @@ impl SimSession {
         }
         self.state().connected = true;
         self.emit(WaEvent::Connected);
-        self.deliver_inbox().await;
+        // What was sent while this device was away arrives now, marked as queued offline.
+        self.receive(true).await;
         let behaviour = Behaviour::of(&self.phone);
         let me = self.digits();
         let replaced = self
@@ -430,22 +450,6 @@ impl SimSession {
         self.close();
     }
 
-    /// Hands over the messages people wrote to this account while it was away.
-    async fn deliver_inbox(&self) {
-        let me = self.digits();
-        let Ok(waiting) = self.world.run(move |c| world::take_inbox(c, &me)).await else {
-            return;
-        };
-        for (from, id, text) in waiting {
-            self.emit(WaEvent::Message {
-                id,
-                chat: from.clone(),
-                sender: from,
-                text,
-            });
-        }
-    }
-
     /// The phone confirms the link (code entered or QR scanned) for generation `gen`.
     async fn confirm(self: Arc<Self>, gen: u64) {
         {
@@ -479,6 +483,72 @@ impl SimSession {
         self.state().paired = true;
         self.emit(WaEvent::PairSuccess { jid: linked });
         self.come_online().await;
+    }
+
+    /// Delivers every message waiting for this number as incoming-message events (in the
+    /// order the network carried them), while connected. The events are sent inside the
+    /// world's lock, so two deliveries never interleave or repeat a message.
+    async fn receive(&self, offline: bool) {
+        if !self.state().connected {
+            return;
+        }
+        let Some(tx) = self.events.lock().unwrap_or_else(|e| e.into_inner()).clone() else {
+            return;
+        };
+        let me = self.digits();
+        let res = self
+            .world
+            .run(move |c| {
+                for ev in world::take_incoming(c, &me, offline)? {
+                    let _ = tx.send(ev);
+                }
+                Ok(())
+            })
+            .await;
+        if let Err(e) = res {
+            tracing::warn!(error = %e, "simulator: could not deliver incoming messages");
+        }
+    }
+
+    /// Records a message from this account and hands it to the recipients that are online.
+    async fn send_message(
+        &self,
+        to: &ChatTarget,
+        text: &str,
+        media: Option<(MessageKind, Media)>,
+    ) -> Result<String, WaError> {
+        let me = self.ready()?;
+        let behaviour = Behaviour::of(&self.phone);
+        let (to, text) = (to.clone(), text.to_string());
+        let (id, recipients, sent) = self
+            .world
+            .run(move |c| {
+                if let (Behaviour::Timelocked, ChatTarget::Phone(p)) = (behaviour, &to) {
+                    // The timelock refuses a first message to a stranger (the ack's error 463).
+                    if let Some(until) = world::fate(c, &me, "timelock")?.flatten().filter(|u| *u > now()) {
+                        if !world::wrote_to(c, p.digits(), &me)? {
+                            return Err(WaError::ReachOutLimited { until: Some(until) });
+                        }
+                    }
+                }
+                let id = world::send_with(c, &me, &to, &text, media.as_ref().map(|(k, m)| (*k, m)))?;
+                Ok((id, world::recipients(c, &me, &to)?, world::sent_count(c, &me)?))
+            })
+            .await?;
+        if sent >= PUSHBACK_AFTER {
+            self.push_back(behaviour).await;
+        }
+        let sessions: Vec<Arc<SimSession>> = {
+            let live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+            recipients
+                .iter()
+                .filter_map(|p| live.get(p).and_then(Weak::upgrade))
+                .collect()
+        };
+        for s in sessions {
+            s.receive(false).await;
+        }
+        Ok(id)
     }
 
     fn new_generation(&self) -> Result<u64, WaError> {
@@ -661,28 +731,20 @@ impl WaSession for SimSession {
     }
 
     async fn send_text(&self, to: &ChatTarget, text: &str) -> Result<String, WaError> {
-        let me = self.ready()?;
-        let behaviour = Behaviour::of(&self.phone);
-        let (to, text) = (to.clone(), text.to_string());
-        let (id, sent) = self
-            .world
-            .run(move |c| {
-                if let (Behaviour::Timelocked, ChatTarget::Phone(p)) = (behaviour, &to) {
-                    // The timelock refuses a first message to a stranger (the ack's error 463).
-                    if let Some(until) = world::fate(c, &me, "timelock")?.flatten().filter(|u| *u > now()) {
-                        if !world::wrote_to(c, p.digits(), &me)? {
-                            return Err(WaError::ReachOutLimited { until: Some(until) });
-                        }
-                    }
-                }
-                let id = world::send(c, &me, &to, &text)?;
-                Ok((id, world::sent_count(c, &me)?))
-            })
-            .await?;
-        if sent >= PUSHBACK_AFTER {
-            self.push_back(behaviour).await;
+        self.send_message(to, text, None).await
+    }
+
+    async fn send_media(
+        &self,
+        to: &ChatTarget,
+        kind: MessageKind,
+        media: &Media,
+        caption: &str,
+    ) -> Result<String, WaError> {
+        if !matches!(kind, MessageKind::Image | MessageKind::Document) || media.bytes.is_empty() {
+            return Err(WaError::Invalid("only photos and documents can be sent".into()));
         }
-        Ok(id)
+        self.send_message(to, caption, Some((kind, media.clone()))).await
     }
 
     async fn show_typing(&self, to: &ChatTarget, how_long: Duration) -> Result<(), WaError> {

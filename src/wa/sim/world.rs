@@ -11,7 +11,10 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
 use crate::db::{now, DbError};
 use crate::ids::PhoneNumber;
-use crate::wa::{GroupId, GroupInfo, GroupSummary, JoinOutcome, Member, MemberAction, MemberResult, WaError};
+use crate::wa::{
+    GroupId, GroupInfo, GroupSummary, JoinOutcome, Media, Member, MemberAction, MemberResult, MessageKind, MessageMeta,
+    WaError, WaEvent,
+};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS groups (
@@ -41,22 +44,23 @@ CREATE TABLE IF NOT EXISTS messages (
     text    TEXT    NOT NULL,
     at      INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS media (
+    seq   INTEGER PRIMARY KEY REFERENCES messages (seq),
+    kind  TEXT NOT NULL,
+    name  TEXT NOT NULL,
+    mime  TEXT NOT NULL,
+    bytes BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS inbox_cursor (
+    phone TEXT PRIMARY KEY,
+    seq   INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS devices (
     phone           TEXT PRIMARY KEY,
     first_connected INTEGER,
     logged_out      INTEGER NOT NULL DEFAULT 0,
     banned_once     INTEGER NOT NULL DEFAULT 0,
     ban_until       INTEGER
-);
--- Messages WhatsApp users (not linked to tgwa) wrote to accounts; delivered at the account's
--- next connection, as the server's offline queue delivers them.
-CREATE TABLE IF NOT EXISTS inbox (
-    seq       INTEGER PRIMARY KEY AUTOINCREMENT,
-    from_pn   TEXT    NOT NULL,
-    to_pn     TEXT    NOT NULL,
-    text      TEXT    NOT NULL,
-    at        INTEGER NOT NULL,
-    delivered INTEGER NOT NULL DEFAULT 0
 );
 -- Typing indicators accounts showed, for tests.
 CREATE TABLE IF NOT EXISTS chatstates (
@@ -472,8 +476,15 @@ pub(crate) fn update_members(
     Ok(out)
 }
 
-pub(crate) fn send(c: &Connection, me: &str, to: &crate::wa::ChatTarget, text: &str) -> Result<String, WaError> {
-    if text.is_empty() {
+/// Records a message with an optional photo or document; returns its ID.
+pub(crate) fn send_with(
+    c: &Connection,
+    me: &str,
+    to: &crate::wa::ChatTarget,
+    text: &str,
+    media: Option<(MessageKind, &Media)>,
+) -> Result<String, WaError> {
+    if text.is_empty() && media.is_none() {
         return Err(WaError::Invalid("empty message".into()));
     }
     let to_id = match to {
@@ -500,7 +511,117 @@ pub(crate) fn send(c: &Connection, me: &str, to: &crate::wa::ChatTarget, text: &
         params![id, me, to_id, text, now()],
     )
     .map_err(sql)?;
+    if let Some((kind, m)) = media {
+        c.execute(
+            "INSERT INTO media (seq, kind, name, mime, bytes) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![c.last_insert_rowid(), kind.as_str(), m.file_name, m.mime, m.bytes],
+        )
+        .map_err(sql)?;
+    }
     Ok(id)
+}
+
+/// The numbers that receive a message sent by `me` to `to`: the number itself, or the group's
+/// other members.
+pub(crate) fn recipients(c: &Connection, me: &str, to: &crate::wa::ChatTarget) -> Result<Vec<String>, WaError> {
+    match to {
+        crate::wa::ChatTarget::Phone(p) => Ok(vec![p.digits().to_string()]),
+        crate::wa::ChatTarget::Group(g) => {
+            let mut st = c
+                .prepare("SELECT phone FROM members WHERE jid = ?1 AND phone <> ?2")
+                .map_err(sql)?;
+            let rows = st
+                .query_map(params![g.as_str(), me], |r| r.get::<_, String>(0))
+                .map_err(sql)?;
+            Ok(rows.filter_map(|r| r.ok()).collect())
+        }
+    }
+}
+
+/// Starts `phone`'s delivery after everything the network carried so far: a new device does
+/// not receive what was sent before it was linked.
+pub(crate) fn reset_cursor(c: &Connection, phone: &str) -> Result<(), WaError> {
+    c.execute(
+        "INSERT INTO inbox_cursor (phone, seq) VALUES (?1, (SELECT COALESCE(MAX(seq), 0) FROM messages))
+         ON CONFLICT (phone) DO UPDATE SET seq = excluded.seq",
+        [phone],
+    )
+    .map_err(sql)?;
+    Ok(())
+}
+
+/// Every message for `phone` (to its number, or to a group it is in, from someone else) that
+/// it has not received yet, oldest first, as incoming-message events; the cursor moves past
+/// them in the same call, so each is delivered once.
+pub(crate) fn take_incoming(c: &Connection, phone: &str, offline: bool) -> Result<Vec<WaEvent>, WaError> {
+    c.execute(
+        "INSERT OR IGNORE INTO inbox_cursor (phone, seq) VALUES (?1, (SELECT COALESCE(MAX(seq), 0) FROM messages))",
+        [phone],
+    )
+    .map_err(sql)?;
+    let mut st = c
+        .prepare(
+            "SELECT m.seq, m.id, m.from_pn, m.to_id, m.text, m.at, d.kind, d.name, d.mime, d.bytes
+             FROM messages m LEFT JOIN media d ON d.seq = m.seq
+             WHERE m.seq > (SELECT seq FROM inbox_cursor WHERE phone = ?1) AND m.from_pn <> ?1
+               AND (m.to_id = ?1 OR m.to_id IN (SELECT jid FROM members WHERE phone = ?1))
+             ORDER BY m.seq",
+        )
+        .map_err(sql)?;
+    let rows = st
+        .query_map([phone], |r| {
+            let kind: Option<String> = r.get(6)?;
+            let media = match kind {
+                Some(_) => Some(Media {
+                    file_name: r.get(7)?,
+                    mime: r.get(8)?,
+                    bytes: r.get(9)?,
+                }),
+                None => None,
+            };
+            let kind = kind.map(|k| MessageKind::parse(&k)).unwrap_or_default();
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, i64>(5)?,
+                kind,
+                media,
+            ))
+        })
+        .map_err(sql)?;
+    let mut out = Vec::new();
+    let mut last = None;
+    for row in rows {
+        let (seq, id, from, to, text, at, kind, media) = row.map_err(sql)?;
+        last = Some(seq);
+        let group = to.ends_with("@g.us");
+        let push = PhoneNumber::from_digits(&from)
+            .map(|p| format!("Sim {}", p.last4()))
+            .unwrap_or_default();
+        out.push(WaEvent::Message {
+            id,
+            chat: if group { to } else { from.clone() },
+            sender: from,
+            meta: MessageMeta {
+                kind,
+                push_name: push,
+                media,
+                offline,
+                // Mentions travel as `@<digits>` in the simulator's text.
+                mentions_me: group && text.contains(&format!("@{phone}")),
+                sent_at: at,
+            },
+            text,
+        });
+    }
+    if let Some(seq) = last {
+        c.execute("UPDATE inbox_cursor SET seq = ?2 WHERE phone = ?1", params![phone, seq])
+            .map_err(sql)?;
+    }
+    Ok(out)
 }
 
 pub(crate) fn device(c: &Connection, phone: &str) -> Result<DeviceState, WaError> {
@@ -532,11 +653,12 @@ pub(crate) fn connected(c: &Connection, phone: &str) -> Result<DeviceState, WaEr
     device(c, phone)
 }
 
-/// A new pairing: the server forgets the old device's history.
+/// A new pairing: the server forgets the old device's history, and what was sent to the
+/// number before is not delivered to the new device.
 pub(crate) fn paired(c: &Connection, phone: &str) -> Result<(), WaError> {
     c.execute("DELETE FROM devices WHERE phone = ?1", [phone])
         .map_err(sql)?;
-    Ok(())
+    reset_cursor(c, phone)
 }
 
 pub(crate) fn mark_logged_out(c: &Connection, phone: &str) -> Result<(), WaError> {
@@ -625,7 +747,7 @@ pub(crate) fn sent_count(c: &Connection, phone: &str) -> Result<i64, WaError> {
 /// Whether `from` ever wrote to `to`.
 pub(crate) fn wrote_to(c: &Connection, from: &str, to: &str) -> Result<bool, WaError> {
     c.query_row(
-        "SELECT 1 FROM inbox WHERE from_pn = ?1 AND to_pn = ?2 UNION SELECT 1 FROM messages WHERE from_pn = ?1 AND to_id = ?2",
+        "SELECT 1 FROM messages WHERE from_pn = ?1 AND to_id = ?2",
         params![from, to],
         |_| Ok(()),
     )
@@ -634,36 +756,17 @@ pub(crate) fn wrote_to(c: &Connection, from: &str, to: &str) -> Result<bool, WaE
     .map_err(sql)
 }
 
-/// Takes the messages waiting for `phone`: `(from, id, text)`, oldest first.
-pub(crate) fn take_inbox(c: &mut Connection, phone: &str) -> Result<Vec<(String, String, String)>, WaError> {
-    let tx = c.transaction().map_err(sql)?;
-    let rows: Vec<(i64, String, String)> = {
-        let mut st = tx
-            .prepare("SELECT seq, from_pn, text FROM inbox WHERE to_pn = ?1 AND delivered = 0 ORDER BY seq")
-            .map_err(sql)?;
-        let rows = st
-            .query_map([phone], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .map_err(sql)?;
-        rows.filter_map(|r| r.ok()).collect()
-    };
-    tx.execute("UPDATE inbox SET delivered = 1 WHERE to_pn = ?1", [phone])
-        .map_err(sql)?;
-    tx.commit().map_err(sql)?;
-    Ok(rows
-        .into_iter()
-        .map(|(seq, from, text)| (from, format!("SIMIN{seq:08}"), text))
-        .collect())
-}
-
 /// A WhatsApp user `from` (not linked to tgwa) writes `text` to the account `to`, in a world
 /// file: the simulator delivers it at `to`'s next connection. For tests.
 pub fn write_to(world_db: &Path, from: &str, to: &str, text: &str) -> Result<(), WaError> {
     let c = Connection::open(world_db).map_err(sql)?;
     c.busy_timeout(std::time::Duration::from_secs(5)).map_err(sql)?;
     c.execute_batch(SCHEMA).map_err(sql)?;
+    // On the network's record like any message, so the account's session takes it with
+    // the rest of what was sent to it (marked offline) at its next connection.
     c.execute(
-        "INSERT INTO inbox (from_pn, to_pn, text, at) VALUES (?1, ?2, ?3, ?4)",
-        params![from, to, text, now()],
+        "INSERT INTO messages (id, from_pn, to_id, text, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![new_message_id(), from, to, text, now()],
     )
     .map_err(sql)?;
     Ok(())

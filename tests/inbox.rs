@@ -1,0 +1,392 @@
+//! The inbox (issue 16), tried from outside as its users would: the real dispatcher over the
+//! fake Bot API and the simulator, where what one account sends another account's number
+//! arrives at that account.
+
+#[path = "support/fake_telegram.rs"]
+pub mod fake_telegram;
+mod support {
+    pub use super::fake_telegram;
+    #[path = "app.rs"]
+    pub mod app;
+}
+
+use std::time::Duration;
+
+use support::app::{TestBot, WAIT};
+use support::fake_telegram::Sent;
+use tgwa::bot::callback::Cb;
+use tgwa::ids::AccountId;
+
+const A: i64 = 7101;
+const B: i64 = 7102;
+const C: i64 = 7103;
+const D: i64 = 7104;
+const A_PHONE: &str = "6281271010011";
+const B_PHONE: &str = "6281271020022";
+const C_PHONE: &str = "6281271030033";
+
+/// Opens the account page of `user`'s active account, then its inbox screen.
+async fn open_inbox(bot: &TestBot, user: i64) -> Sent {
+    bot.say(user, "/status", "Status:").await;
+    bot.tap(user, "Pesan masuk", "Pesan masuk</b>").await
+}
+
+/// Switches `user`'s inbox on (from the account page).
+async fn inbox_on(bot: &TestBot, user: i64) {
+    open_inbox(bot, user).await;
+    bot.tap(user, "Teruskan pesan ke sini", "Diteruskan ke sini: ✅ aktif")
+        .await;
+}
+
+/// Sends `text` from `user`'s active account to `to` (Pesan > Kirim ke nomor).
+async fn send_from(bot: &TestBot, user: i64, to: &str, text: &str) {
+    bot.say(user, "/menu", "Menu utama").await;
+    bot.tap(user, "Pesan", "Pesan</b>").await;
+    bot.tap(user, "Kirim ke nomor", "nomor tujuan").await;
+    bot.say(user, &format!("{to}\n{text}"), "Terkirim").await;
+}
+
+/// Waits for the forwarded message containing `needle` in `user`'s chat.
+async fn forwarded(bot: &TestBot, user: i64, needle: &str) -> Sent {
+    bot.tg.wait_for_text_to(user, needle, WAIT).await
+}
+
+/// Bot messages to `user` that contain `needle`.
+fn count_in(bot: &TestBot, user: i64, needle: &str) -> usize {
+    bot.tg.sent_to(user).iter().filter(|m| m.text.contains(needle)).count()
+}
+
+/// Waits until the forwarded message `fwd` in `user`'s chat is recorded as the reply link of
+/// `phone`'s account (the forwarder writes it right after Telegram's answer, which a test
+/// sees before the bot does).
+async fn linked(bot: &TestBot, user: i64, phone: &str, fwd: &Sent) {
+    let path = bot
+        .data_dir()
+        .join(user.to_string())
+        .join(format!("bot_data-{user}-{phone}.db"));
+    until("the reply link", || {
+        rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .and_then(|c| {
+                c.query_row(
+                    "SELECT COUNT(*) FROM inbox_messages WHERE tg_chat = ?1 AND tg_message = ?2",
+                    [user, fwd.message_id],
+                    |r| r.get::<_, i64>(0),
+                )
+            })
+            .is_ok_and(|n| n == 1)
+    })
+    .await;
+}
+
+/// Waits until `cond` holds, checking as the fake Telegram records calls.
+async fn until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + WAIT * 3;
+    while !cond() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_reach_their_owner_only_and_replies_go_back_from_the_same_number() {
+    let bot = TestBot::start(&[]).await;
+    let a_id = bot.pair(A, A_PHONE).await;
+    bot.pair(B, B_PHONE).await;
+    bot.pair(C, C_PHONE).await;
+    inbox_on(&bot, A).await;
+    inbox_on(&bot, B).await;
+
+    // B writes to A: A gets it, with B's name and number; B and C get nothing of it.
+    send_from(&bot, B, A_PHONE, "halo dari B").await;
+    let fwd = forwarded(&bot, A, "halo dari B").await;
+    assert!(fwd.text.contains("📩") && fwd.text.contains("+62"), "{}", fwd.text);
+    assert_eq!(count_in(&bot, B, "halo dari B"), 0);
+    assert_eq!(count_in(&bot, C, "halo dari B"), 0);
+
+    // A answers by replying: the simulator records it from A's number to B's; 👍 confirms.
+    linked(&bot, A, A_PHONE, &fwd).await;
+    let mark = bot.tg.mark();
+    bot.tg.push_reply(A, fwd.message_id, "balasan dari A");
+    bot.tg.wait_for_method_after(mark, "setmessagereaction", WAIT).await;
+    assert!(bot
+        .sent_by(A_PHONE)
+        .contains(&(B_PHONE.to_string(), "balasan dari A".to_string())));
+
+    // B gets A's answer and replies with a photo: it reaches A as a photo.
+    let to_b = forwarded(&bot, B, "balasan dari A").await;
+    linked(&bot, B, B_PHONE, &to_b).await;
+    let photo = vec![0xFF, 0xD8, 0xFF, 0xE0, 1, 2, 3, 4];
+    let mark = bot.tg.mark();
+    bot.tg
+        .push_photo_reply(B, to_b.message_id, photo.clone(), "ini fotonya");
+    let call = bot.tg.wait_for_method_after(mark, "sendphoto", WAIT).await;
+    assert_eq!(call.chat_id, Some(A));
+    let got = bot.tg.wait_for_text_to(A, "ini fotonya", WAIT).await;
+    assert_eq!(got.bytes.as_deref(), Some(photo.as_slice()));
+
+    // C replays A's link in C's own chat, and presses A's inbox buttons: nothing is sent
+    // from A's number, and A's switches stay as they are.
+    let before = bot.sent_by(A_PHONE).len();
+    bot.say(C, "/menu", "Menu utama").await;
+    bot.tg.push_reply(C, fwd.message_id, "dari C lewat A");
+    bot.tg.wait_for_text_to(C, "Perintah tidak dikenal", WAIT).await;
+    for cb in [
+        Cb::InboxToggle(AccountId::new(a_id).unwrap(), false),
+        Cb::InboxMentions(AccountId::new(a_id).unwrap(), true),
+        Cb::Inbox(AccountId::new(a_id).unwrap(), 0),
+    ] {
+        let ans = bot.callback(C, &cb).await;
+        assert_eq!(ans["show_alert"], true, "{cb:?}: {ans}");
+    }
+    assert_eq!(bot.sent_by(A_PHONE).len(), before);
+    assert!(bot.sent_by(C_PHONE).is_empty());
+
+    // Off: nothing is forwarded. On again: the next one is (and proves the first was not).
+    open_inbox(&bot, A).await;
+    bot.tap(A, "Matikan penerusan", "Diteruskan ke sini: ⛔ mati").await;
+    send_from(&bot, B, A_PHONE, "ketika mati").await;
+    inbox_on(&bot, A).await;
+    send_from(&bot, B, A_PHONE, "sesudah nyala").await;
+    forwarded(&bot, A, "sesudah nyala").await;
+    assert_eq!(count_in(&bot, A, "ketika mati"), 0);
+    assert_eq!(count_in(&bot, A, "halo dari B"), 1, "each message once");
+
+    // "Pesan masuk" lists B's chat with what it kept.
+    let screen = open_inbox(&bot, A).await;
+    assert!(
+        screen.text.contains("(3)") && screen.text.contains("sesudah nyala"),
+        "{}",
+        screen.text
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_removal_nothing_of_the_old_inbox_reaches_the_new_owner_and_old_links_are_dead() {
+    let bot = TestBot::start(&[]).await;
+    bot.pair(A, A_PHONE).await;
+    bot.pair(B, B_PHONE).await;
+    inbox_on(&bot, A).await;
+    send_from(&bot, B, A_PHONE, "rahasia untuk A").await;
+    let fwd = forwarded(&bot, A, "rahasia untuk A").await;
+    linked(&bot, A, A_PHONE, &fwd).await;
+
+    // A removes the account; D pairs the same number.
+    bot.say(A, "/status", "Status:").await;
+    bot.tap(A, "Hapus", "Hapus").await;
+    bot.tap(A, "Ya", "dihapus").await;
+    bot.pair(D, A_PHONE).await;
+
+    // The new owner's inbox starts off: nothing reaches D or A.
+    send_from(&bot, B, A_PHONE, "untuk nomor itu").await;
+    // A's old link is dead: A has no account any more, and nothing leaves the number.
+    let sent_before = bot.sent_by(A_PHONE).len();
+    bot.tg.push_reply(A, fwd.message_id, "balasan lama");
+    bot.tg.wait_for_text_to(A, "AKSES DITOLAK", WAIT).await;
+    assert_eq!(bot.sent_by(A_PHONE).len(), sent_before);
+
+    // D switches the inbox on: only what arrives from now on, and nothing of A's.
+    inbox_on(&bot, D).await;
+    send_from(&bot, B, A_PHONE, "untuk D").await;
+    forwarded(&bot, D, "untuk D").await;
+    for old in ["rahasia untuk A", "untuk nomor itu"] {
+        assert_eq!(count_in(&bot, D, old), 0, "{old}");
+    }
+    assert_eq!(count_in(&bot, A, "untuk nomor itu"), 0);
+    assert_eq!(count_in(&bot, A, "untuk D"), 0);
+    let screen = open_inbox(&bot, D).await;
+    assert!(
+        screen.text.contains("1 pesan dari 1 chat") && !screen.text.contains("rahasia"),
+        "{}",
+        screen.text
+    );
+}
+
+/// The sum of the counts in the digests sent to `user`.
+fn digested(bot: &TestBot, user: i64) -> usize {
+    bot.tg
+        .sent_to(user)
+        .iter()
+        .filter_map(|m| {
+            let rest = m.text.strip_prefix("📬 <b>")?;
+            rest.split(' ').next()?.parse::<usize>().ok()
+        })
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_messages_in_a_minute_arrive_as_digests_and_none_is_lost_from_the_list() {
+    let bot = TestBot::start(&[("TGWA_INBOX_DIGEST_SECS", "1")]).await;
+    bot.pair(A, A_PHONE).await;
+    bot.pair(B, B_PHONE).await;
+    bot.pair(C, C_PHONE).await;
+    inbox_on(&bot, A).await;
+    for i in 0..100 {
+        let from = if i % 2 == 0 { B } else { C };
+        send_from(&bot, from, A_PHONE, &format!("pesan nomor {i:03}")).await;
+    }
+    until("80 messages in digests", || digested(&bot, A) >= 80).await;
+    let single = count_in(&bot, A, "pesan nomor");
+    assert_eq!(single, 20, "the rate: 20 a minute one by one");
+    assert_eq!(digested(&bot, A), 80);
+    // Digests are one message each, not 80.
+    let digests = count_in(&bot, A, "pesan baru dari");
+    assert!(digests < 10, "{digests} digests");
+    // The digest's button opens the list: all 100, from both chats.
+    let mark = bot.tg.mark();
+    bot.press(A, "Lihat pesan masuk");
+    let screen = bot.tg.wait_for_text_to_after(mark, A, "Pesan masuk</b>", WAIT).await;
+    assert!(screen.text.contains("100 pesan dari 2 chat"), "{}", screen.text);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_in_the_middle_of_forwarding_sends_nothing_twice_and_loses_nothing() {
+    let bot = TestBot::start(&[("TGWA_INBOX_DIGEST_SECS", "1")]).await;
+    bot.pair(A, A_PHONE).await;
+    bot.pair(B, B_PHONE).await;
+    inbox_on(&bot, A).await;
+    // Telegram is slow for A: forwarding is still going when the bot stops.
+    for _ in 0..6 {
+        bot.tg.delay_next("sendmessage", Some(A), Duration::from_millis(400));
+    }
+    for i in 0..10 {
+        send_from(&bot, B, A_PHONE, &format!("urut {i}")).await;
+    }
+    until("the first forward", || count_in(&bot, A, "urut ") >= 1).await;
+    let bot = bot.restart().await;
+    until("all ten accounted for", || {
+        let each: usize = (0..10).map(|i| count_in(&bot, A, &format!("urut {i}"))).sum();
+        each + digested(&bot, A) >= 10
+    })
+    .await;
+    for i in 0..10 {
+        assert!(count_in(&bot, A, &format!("urut {i}")) <= 1, "urut {i} forwarded twice");
+    }
+    let screen = open_inbox(&bot, A).await;
+    assert!(screen.text.contains("10 pesan dari 1 chat"), "{}", screen.text);
+}
+
+/// Sends `text` as `user` and waits for a reply containing `want` (for the bot run as a
+/// child process).
+async fn say_to(tg: &fake_telegram::FakeTelegram, user: i64, text: &str, want: &str) {
+    let mark = tg.mark();
+    tg.push_message(user, text);
+    tg.wait_for_text_to_after(mark, user, want, WAIT).await;
+}
+
+/// Presses the newest button labelled like `label` and waits for a reply containing `want`.
+async fn tap_on(tg: &fake_telegram::FakeTelegram, user: i64, label: &str, want: &str) {
+    let msg = tg
+        .sent_to(user)
+        .into_iter()
+        .rev()
+        .find(|m| m.button_data(label).is_some())
+        .unwrap_or_else(|| panic!("no button {label:?}"));
+    let mark = tg.mark();
+    tg.push_callback(user, msg.message_id, &msg.button_data(label).unwrap_or_default());
+    tg.wait_for_text_to_after(mark, user, want, WAIT).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_while_a_message_is_being_forwarded_shows_it_once_and_counts_it() {
+    let tg = fake_telegram::FakeTelegram::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let extra = vec![
+        ("TGWA_INBOX_DIGEST_SECS".to_string(), "1".to_string()),
+        ("RUST_LOG".to_string(), "error".to_string()),
+    ];
+    let mut child = support::app::spawn_binary(dir.path(), &tg.url(), &extra);
+    say_to(&tg, A, &format!("/pair {A_PHONE}"), "Terhubung sebagai").await;
+    say_to(&tg, B, &format!("/pair {B_PHONE}"), "Terhubung sebagai").await;
+    say_to(&tg, A, "/status", "Status:").await;
+    tap_on(&tg, A, "Pesan masuk", "Pesan masuk</b>").await;
+    tap_on(&tg, A, "Teruskan pesan ke sini", "✅ aktif").await;
+    // Telegram shows the first forward at once but answers it only after 30 s: the process
+    // is killed while it waits.
+    tg.delay_next("sendmessage", Some(A), Duration::from_secs(30));
+    for i in 0..6 {
+        say_to(&tg, B, "/menu", "Menu utama").await;
+        tap_on(&tg, B, "Pesan", "Pesan</b>").await;
+        tap_on(&tg, B, "Kirim ke nomor", "nomor tujuan").await;
+        say_to(&tg, B, &format!("{A_PHONE}\ncrash {i}"), "Terkirim").await;
+    }
+    tg.wait_for_text_to(A, "crash 0", WAIT).await;
+    // All six are stored (the simulator hands a message over once; a kill before the
+    // supervisor stores it would lose it, as a crash before WhatsApp's receipt would not).
+    let data = dir
+        .path()
+        .join(format!("DB USER TELEGRAM/{A}/bot_data-{A}-{A_PHONE}.db"));
+    until("six stored", || {
+        rusqlite::Connection::open_with_flags(&data, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .and_then(|c| c.query_row("SELECT COUNT(*) FROM inbox_messages", [], |r| r.get::<_, i64>(0)))
+            .is_ok_and(|n| n == 6)
+    })
+    .await;
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reaped");
+    let mut child = support::app::spawn_binary(dir.path(), &tg.url(), &extra);
+    for i in 1..6 {
+        tg.wait_for_text_to(A, &format!("crash {i}"), WAIT).await;
+    }
+    // The one in doubt is not sent again but counted in a digest.
+    tg.wait_for_text_to(A, "1 pesan baru dari 1 chat", WAIT).await;
+    for i in 0..6 {
+        let n = tg
+            .sent_to(A)
+            .iter()
+            .filter(|m| m.text.contains(&format!("crash {i}")))
+            .count();
+        assert_eq!(n, 1, "crash {i} shown {n} times");
+    }
+    say_to(&tg, A, "/status", "Status:").await;
+    tap_on(&tg, A, "Pesan masuk", "6 pesan dari 1 chat").await;
+    child.kill().ok();
+    child.wait().ok();
+}
+
+/// Posts `text` as `user` in the group named `name` (from `/groups`).
+async fn post_in_group(bot: &TestBot, user: i64, name: &str, text: &str) {
+    let mark = bot.tg.mark();
+    bot.tg.push_message(user, "/groups");
+    let list = bot.tg.wait_for_button_after(mark, user, name, WAIT).await;
+    let mark = bot.tg.mark();
+    bot.tg
+        .push_callback(user, list.message_id, &list.button_data(name).unwrap_or_default());
+    bot.tg.wait_for_text_to_after(mark, user, "Anggota", WAIT).await;
+    bot.tap(user, "Kirim pesan", "Ketik teks").await;
+    bot.say(user, text, "Selesai").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_messages_are_forwarded_only_when_they_mention_the_account_and_that_is_on() {
+    let bot = TestBot::start(&[]).await;
+    bot.pair(A, A_PHONE).await;
+    bot.pair(B, B_PHONE).await;
+    // A creates a group with B in it.
+    bot.say(A, "/menu", "Menu utama").await;
+    bot.tap(A, "👥 Grup", "Anda admin").await;
+    bot.tap(A, "Buat grup", "pola nama").await;
+    bot.say(A, &format!("Grup Kotak {{n}}\n1\n{B_PHONE}"), "Mulai pekerjaan ini")
+        .await;
+    let mark = bot.tg.mark();
+    bot.press(A, "Mulai");
+    bot.tg.wait_for_text_to_after(mark, A, "Laporan pekerjaan", WAIT).await;
+    inbox_on(&bot, A).await;
+
+    // Inbox on, mentions off: neither a plain group message nor a mention is forwarded.
+    post_in_group(&bot, B, "Grup Kotak 1", "halo grup").await;
+    post_in_group(&bot, B, "Grup Kotak 1", &format!("tolong @{A_PHONE} sebutan-pertama")).await;
+    // Mentions on: only the message that mentions A.
+    open_inbox(&bot, A).await;
+    bot.tap(A, "Teruskan sebutan di grup", "menyebut akun ini: ✅ aktif")
+        .await;
+    post_in_group(&bot, B, "Grup Kotak 1", "halo lagi").await;
+    post_in_group(&bot, B, "Grup Kotak 1", &format!("tolong @{A_PHONE} sebutan-kedua")).await;
+    let fwd = forwarded(&bot, A, "sebutan-kedua").await;
+    assert!(fwd.text.contains("👥 grup"), "{}", fwd.text);
+    for not in ["halo grup", "sebutan-pertama", "halo lagi"] {
+        assert_eq!(count_in(&bot, A, not), 0, "{not}");
+    }
+    // A private message still comes through.
+    send_from(&bot, B, A_PHONE, "pribadi").await;
+    forwarded(&bot, A, "pribadi").await;
+}
