@@ -871,3 +871,24 @@ async fn a_user_hammering_a_forbidden_button_adds_one_audit_row_a_minute() {
     );
     bot.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_confirmation_for_a_removed_account_does_nothing() {
+    let admin = ADMIN.to_string();
+    let bot = TestBot::start(&[("TGWA_ADMIN_IDS", &admin)]).await;
+    bot.pair(A, A_PHONE).await;
+    let (yes, mid) = confirmation(&bot, "Putuskan sesi").await;
+    // The account is removed (by its owner, or purged) before the operator confirms.
+    master_rw(&bot)
+        .execute(
+            "UPDATE whatsapp_accounts SET status = 'removed' WHERE phone_number = ?1",
+            [A_PHONE],
+        )
+        .unwrap();
+    let before = bot.tg.sent_to(A).len();
+    let ans = replay(&bot, ADMIN, mid, &yes).await;
+    assert!(ans["text"].as_str().unwrap_or("").contains("tidak berlaku"), "{ans}");
+    assert_eq!(bot.tg.sent_to(A).len(), before, "the former owner was told something");
+    assert_eq!(audit_count(&bot, ADMIN, "admin_disconnect"), 0);
+    bot.stop().await;
+}
