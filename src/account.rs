@@ -526,7 +526,10 @@ fn fold_refusal(conn: &Connection, tid: TelegramId, action: &str) -> Result<bool
         return Ok(false);
     };
     let (first, more) = match detail.rsplit_once(" [+") {
-        Some((first, tail)) => match tail.strip_suffix(" more this minute]").and_then(|n| n.parse::<u64>().ok()) {
+        Some((first, tail)) => match tail
+            .strip_suffix(" more this minute]")
+            .and_then(|n| n.parse::<u64>().ok())
+        {
             Some(n) => (first.to_string(), n),
             None => (detail.clone(), 0),
         },
@@ -789,6 +792,10 @@ mod tests {
         assert!(a_rows[0].2.starts_with("forged: xx"));
         assert_eq!(rows.iter().filter(|r| r.0 == 12).count(), 1);
         assert_eq!(rows.iter().filter(|r| r.1 == "refused_admin").count(), 1);
-        assert_eq!(rows.iter().filter(|r| r.1 == "switch").count(), 2, "other actions are each kept");
+        assert_eq!(
+            rows.iter().filter(|r| r.1 == "switch").count(),
+            2,
+            "other actions are each kept"
+        );
     }
 }

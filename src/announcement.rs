@@ -933,7 +933,10 @@ mod tests {
         }
         assert_eq!(outlet.attempts.lock().unwrap().len(), 3);
         stop.send(true).unwrap();
-        tokio::time::timeout(Duration::from_secs(5), worker).await.unwrap().unwrap();
+        tokio::time::timeout(Duration::from_secs(5), worker)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(
             outlet.shown.lock().unwrap().last().map(|p| p.state),
             Some(JobState::Done)

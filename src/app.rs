@@ -114,7 +114,12 @@ pub fn init_tracing(config: &Config, default_filter: &str) {
 }
 
 /// The subscriber [`init_tracing`] installs, writing through `writer`.
-pub fn subscriber<W>(config: &Config, default_filter: &str, writer: W, ansi: bool) -> Box<dyn tracing::Subscriber + Send + Sync>
+pub fn subscriber<W>(
+    config: &Config,
+    default_filter: &str,
+    writer: W,
+    ansi: bool,
+) -> Box<dyn tracing::Subscriber + Send + Sync>
 where
     W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
 {
@@ -582,7 +587,10 @@ mod tests {
             assert!(!text.contains("813-1234-5678"), "{format}: {text}");
             assert!(!text.contains("98765432109876"), "{format}: {text}");
             assert!(text.contains("62*******5678"), "{format}: {text}");
-            assert!(text.contains("5123456789"), "{format}: the Telegram ID stays readable: {text}");
+            assert!(
+                text.contains("5123456789"),
+                "{format}: the Telegram ID stays readable: {text}"
+            );
         }
     }
 }

@@ -617,7 +617,10 @@ struct Staging {
 impl Staging {
     fn new(master_db: &Path, data_dir: &Path) -> Self {
         let sibling = |p: &Path| {
-            let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             p.with_file_name(format!(".{name}.restoring-{}", std::process::id()))
         };
         Self {
@@ -1086,6 +1089,9 @@ mod tests {
         let r = backup(&master, &data, &to).unwrap();
         assert!(r.complete());
         assert_eq!(mode_of(&to), 0o700);
-        assert!(create_exclusive(&to.join(MASTER_NAME)).is_err(), "an existing copy is never reused");
+        assert!(
+            create_exclusive(&to.join(MASTER_NAME)).is_err(),
+            "an existing copy is never reused"
+        );
     }
 }

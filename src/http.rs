@@ -97,7 +97,11 @@ pub async fn spawn(
     max_age: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
-    let listener = Guarded::new(tokio::net::TcpListener::bind(addr).await?, MAX_CONNECTIONS, CONNECTION_LIFETIME);
+    let listener = Guarded::new(
+        tokio::net::TcpListener::bind(addr).await?,
+        MAX_CONNECTIONS,
+        CONNECTION_LIFETIME,
+    );
     let bound = listener.inner.local_addr()?;
     if let Some(warning) = exposure_warning(bound) {
         tracing::warn!("{warning}");
@@ -183,7 +187,14 @@ impl axum::serve::Listener for Guarded {
             match self.permits.clone().try_acquire_owned() {
                 Ok(permit) => {
                     let deadline = Box::pin(tokio::time::sleep(self.lifetime));
-                    return (Bounded { stream, deadline, _permit: permit }, peer);
+                    return (
+                        Bounded {
+                            stream,
+                            deadline,
+                            _permit: permit,
+                        },
+                        peer,
+                    );
                 }
                 Err(_) => {
                     crate::metrics::http_refused();
@@ -245,7 +256,10 @@ impl tokio::io::AsyncWrite for Bounded {
         std::pin::Pin::new(&mut self.stream).poll_write(cx, buf)
     }
 
-    fn poll_flush(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
         std::pin::Pin::new(&mut self.stream).poll_flush(cx)
     }
 

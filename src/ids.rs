@@ -193,7 +193,13 @@ pub fn mask_digits_in(text: &str) -> String {
 
 /// Field labels after which a digit run is a Telegram ID, not a phone number, and stays
 /// readable in logs (an operator needs the whole ID to find a user).
-pub const LOG_ID_LABELS: [&str; 5] = ["telegram_id=", "telegram_id\":", "telegram_id\":\"", "chat_id=", "chat_id\":"];
+pub const LOG_ID_LABELS: [&str; 5] = [
+    "telegram_id=",
+    "telegram_id\":",
+    "telegram_id\":\"",
+    "chat_id=",
+    "chat_id\":",
+];
 
 /// Masks every phone number in free text, also one written with separators (`+62 812-3456-7890`,
 /// `0812 3456 7890`): a run of 8 to 15 digits, or digit groups joined by single spaces or
@@ -566,8 +572,14 @@ mod tests {
         assert_eq!(m("call 0812 3456 7890 now"), "call 08** **** 7890 now");
         assert_eq!(m("+1 (415) 555-0199 x"), "+1 (415) 555-0199 x");
         assert_eq!(m("+1 415 555 0199"), "+1 4** *** 0199");
-        assert_eq!(m("6281234567890.0:1@s.whatsapp.net"), "62*******7890.0:1@s.whatsapp.net");
-        assert_eq!(m("42/whatsmeow-42-6281234567890.db"), "42/whatsmeow-42-62*******7890.db");
+        assert_eq!(
+            m("6281234567890.0:1@s.whatsapp.net"),
+            "62*******7890.0:1@s.whatsapp.net"
+        );
+        assert_eq!(
+            m("42/whatsmeow-42-6281234567890.db"),
+            "42/whatsmeow-42-62*******7890.db"
+        );
         assert_eq!(m("a 6281234567890 6281234567891 b"), "a 62*******7890 62*******7891 b");
         // Kept: dates, times, fractions, counts, group IDs, labelled Telegram IDs.
         for keep in [

@@ -435,7 +435,10 @@ mod tests {
             assert!(live.pair_request(TelegramId::new(t).unwrap(), &p, limits).is_ok());
         }
         let owner = TelegramId::new(1).unwrap();
-        assert!(live.pair_request(owner, &p, limits).is_ok(), "the owner was made to wait");
+        assert!(
+            live.pair_request(owner, &p, limits).is_ok(),
+            "the owner was made to wait"
+        );
         // Each requester keeps a cap of their own, whatever number they try.
         let stranger = TelegramId::new(10).unwrap();
         let q = PhoneNumber::from_digits("6281234560002").unwrap();

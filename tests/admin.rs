@@ -754,7 +754,9 @@ async fn operator_confirmations_act_once_and_never_on_a_later_pairing() {
     let (stale, stale_mid) = confirmation(&bot, "Paksa logout").await;
     let mark = bot.tg.mark();
     replay(&bot, ADMIN, first_mid, &first).await;
-    bot.tg.wait_for_text_to_after(mark, A, "Operator mengeluarkan", WAIT).await;
+    bot.tg
+        .wait_for_text_to_after(mark, A, "Operator mengeluarkan", WAIT)
+        .await;
     wait_status(&bot, A_PHONE, "logged_out").await;
     bot.pair(A, A_PHONE).await;
     // The confirmation made before the re-pair does not log out the new pairing.
@@ -762,7 +764,12 @@ async fn operator_confirmations_act_once_and_never_on_a_later_pairing() {
     assert!(ans["text"].as_str().unwrap_or("").contains("tidak berlaku"), "{ans}");
     assert_eq!(bot.account_row(A_PHONE).unwrap().2, "active");
     assert_eq!(audit_count(&bot, ADMIN, "admin_logout"), 1);
-    let told = bot.tg.sent_to(A).iter().filter(|m| m.text.contains("Operator mengeluarkan")).count();
+    let told = bot
+        .tg
+        .sent_to(A)
+        .iter()
+        .filter(|m| m.text.contains("Operator mengeluarkan"))
+        .count();
     assert_eq!(told, 1);
 
     // Disconnect tapped three times: one disconnect, one notice, one audit row.
@@ -772,7 +779,12 @@ async fn operator_confirmations_act_once_and_never_on_a_later_pairing() {
     bot.tg.wait_for_text_to_after(mark, A, "Operator memutus", WAIT).await;
     replay(&bot, ADMIN, mid, &yes).await;
     replay(&bot, ADMIN, mid, &yes).await;
-    let told = bot.tg.sent_to(A).iter().filter(|m| m.text.contains("Operator memutus")).count();
+    let told = bot
+        .tg
+        .sent_to(A)
+        .iter()
+        .filter(|m| m.text.contains("Operator memutus"))
+        .count();
     assert_eq!(told, 1, "the owner was told {told} times");
     assert_eq!(audit_count(&bot, ADMIN, "admin_disconnect"), 1);
 
@@ -794,7 +806,10 @@ async fn a_button_for_an_announcement_that_is_gone_is_a_stale_button() {
     let ans = replay(&bot, ADMIN, mid, &data).await;
     assert!(ans["text"].as_str().unwrap_or("").contains("tidak berlaku"), "{ans}");
     assert!(
-        !bot.tg.sent_to(ADMIN).iter().any(|m| m.text.contains("terjadi kesalahan")),
+        !bot.tg
+            .sent_to(ADMIN)
+            .iter()
+            .any(|m| m.text.contains("terjadi kesalahan")),
         "shown as an error"
     );
     bot.stop().await;
@@ -817,7 +832,13 @@ async fn a_long_announcement_preview_is_cut_between_entities_and_counted_as_tele
         .collect();
     assert!(refused.is_empty(), "Telegram refused a piece of the preview");
     // 2100 emoji are 4200 units to Telegram: over the cap, said so before anything is stored.
-    let r = say(&bot, ADMIN, &format!("/admin announce {}", "😀".repeat(2100)), "terlalu panjang").await;
+    let r = say(
+        &bot,
+        ADMIN,
+        &format!("/admin announce {}", "😀".repeat(2100)),
+        "terlalu panjang",
+    )
+    .await;
     assert!(r.text.contains("4200"), "{}", r.text);
     bot.stop().await;
 }
@@ -848,5 +869,26 @@ async fn a_user_hammering_a_forbidden_button_adds_one_audit_row_a_minute() {
         refusals(&bot, A, "refused_callback") + refusals(&bot, A, "refused_admin"),
         60
     );
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_confirmation_for_a_removed_account_does_nothing() {
+    let admin = ADMIN.to_string();
+    let bot = TestBot::start(&[("TGWA_ADMIN_IDS", &admin)]).await;
+    bot.pair(A, A_PHONE).await;
+    let (yes, mid) = confirmation(&bot, "Putuskan sesi").await;
+    // The account is removed (by its owner, or purged) before the operator confirms.
+    master_rw(&bot)
+        .execute(
+            "UPDATE whatsapp_accounts SET status = 'removed' WHERE phone_number = ?1",
+            [A_PHONE],
+        )
+        .unwrap();
+    let before = bot.tg.sent_to(A).len();
+    let ans = replay(&bot, ADMIN, mid, &yes).await;
+    assert!(ans["text"].as_str().unwrap_or("").contains("tidak berlaku"), "{ans}");
+    assert_eq!(bot.tg.sent_to(A).len(), before, "the former owner was told something");
+    assert_eq!(audit_count(&bot, ADMIN, "admin_disconnect"), 0);
     bot.stop().await;
 }

@@ -330,11 +330,7 @@ async fn an_announcement_send_with_an_ambiguous_answer_is_unknown_and_sent_once(
     const TEXT: &str = "Pemeliharaan malam ini pukul 23.00 WIB.";
     let admin: i64 = 7_100_020;
     let users = [7_100_021, 7_100_022, 7_100_023];
-    let bot = start(&[
-        ("TGWA_ADMIN_IDS", &admin.to_string()),
-        ("TGWA_ANNOUNCE_DELAY_MS", "50"),
-    ])
-    .await;
+    let bot = start(&[("TGWA_ADMIN_IDS", &admin.to_string()), ("TGWA_ANNOUNCE_DELAY_MS", "50")]).await;
     for u in users {
         settle(&bot, u).await;
     }

@@ -49,13 +49,18 @@ async fn a_strangers_pending_pairing_does_not_block_the_owner() {
     bot.say(stranger, &format!("/pair {PHONE}"), "Kode pairing untuk").await;
     let mark = bot.tg.mark();
     bot.tg.push_message(OWNER, &format!("/pair {PHONE}"));
-    let owners = bot.tg.wait_for_text_to_after(mark, OWNER, "Kode pairing untuk", WAIT).await;
+    let owners = bot
+        .tg
+        .wait_for_text_to_after(mark, OWNER, "Kode pairing untuk", WAIT)
+        .await;
     assert!(!owners.text.contains("tidak dapat ditautkan"), "{}", owners.text);
     // The stranger hears that their pairing was cancelled, and why.
     bot.tg
         .wait_for_text_to_after(mark, stranger, "pengguna Telegram lain", WAIT)
         .await;
-    bot.tg.wait_for_text_to_after(mark, OWNER, "Terhubung sebagai", WAIT).await;
+    bot.tg
+        .wait_for_text_to_after(mark, OWNER, "Terhubung sebagai", WAIT)
+        .await;
     let (_, owner, status) = bot.account_row(PHONE).expect("the owner's account");
     assert_eq!((owner, status.as_str()), (OWNER, "active"));
     bot.stop().await;

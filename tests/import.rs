@@ -530,7 +530,10 @@ fn import_refuses_a_symlinked_wal_and_never_reads_through_it() {
     let lines = json_lines(&out);
     let e = entry(&lines, &format!("{A}/whatsmeow-{A}-{WAL}.db"));
     assert_eq!(e["outcome"], "refused", "{lines:#?}");
-    assert!(e["reason"].as_str().unwrap_or("").contains("symbolic link"), "{lines:#?}");
+    assert!(
+        e["reason"].as_str().unwrap_or("").contains("symbolic link"),
+        "{lines:#?}"
+    );
 }
 
 #[test]
@@ -539,12 +542,20 @@ fn a_go_session_dated_in_the_future_is_reported_so_and_imported() {
     let ahead = SystemTime::now() + Duration::from_secs(7200);
     for p in [s.clone(), PathBuf::from(format!("{}-wal", s.display()))] {
         if p.exists() {
-            std::fs::OpenOptions::new().write(true).open(&p).unwrap().set_modified(ahead).unwrap();
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&p)
+                .unwrap()
+                .set_modified(ahead)
+                .unwrap();
         }
     }
     let out = ok(&tgwa(tmp.path(), &["import", "--dry-run", "--json"], &[]));
     let lines = json_lines(&out);
     let e = entry(&lines, &format!("{A}/whatsmeow-{A}-{PLAIN}.db"));
     assert_eq!(e["outcome"], "would_import", "{lines:#?}");
-    assert!(e["reason"].as_str().unwrap_or("").contains("in the future"), "{lines:#?}");
+    assert!(
+        e["reason"].as_str().unwrap_or("").contains("in the future"),
+        "{lines:#?}"
+    );
 }

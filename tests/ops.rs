@@ -385,9 +385,18 @@ async fn half_open_http_connections_are_capped_and_cut_and_health_still_answers(
         (r.is_ok(), tokio::time::Instant::now())
     }))
     .await;
-    assert!(closed.iter().all(|(ok, _)| *ok), "a half-open connection was never closed");
-    let quick = closed.iter().filter(|(_, at)| at.duration_since(started) < Duration::from_secs(3)).count();
-    assert!(quick >= 200 - 64, "only {quick} connections over the cap were refused at once");
+    assert!(
+        closed.iter().all(|(ok, _)| *ok),
+        "a half-open connection was never closed"
+    );
+    let quick = closed
+        .iter()
+        .filter(|(_, at)| at.duration_since(started) < Duration::from_secs(3))
+        .count();
+    assert!(
+        quick >= 200 - 64,
+        "only {quick} connections over the cap were refused at once"
+    );
     let last = closed.iter().map(|(_, at)| at.duration_since(started)).max().unwrap();
     assert!(last <= Duration::from_secs(15), "the last one was cut after {last:?}");
     let (body, _) = health_becomes(port, 200, WAIT).await;

@@ -422,8 +422,10 @@ async fn run_on_a_foreign_sqlite_file_at_the_master_path_exits_2_and_leaves_it_a
     let master = dir.path().join("bot_data.db");
     {
         let c = rusqlite::Connection::open(&master).unwrap();
-        c.execute_batch("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT); INSERT INTO notes (body) VALUES ('mine');")
-            .unwrap();
+        c.execute_batch(
+            "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT); INSERT INTO notes (body) VALUES ('mine');",
+        )
+        .unwrap();
     }
     let mut p = Running::start(dir.path(), &env(dir.path(), &tg.url(), &[]));
     let status = p.wait_exit(Duration::from_secs(30)).await;

@@ -283,10 +283,7 @@ pub(crate) async fn callback<R: Req>(
 /// A button that acts on an account is stale when the account was removed, or (for a
 /// confirmation) when it was paired again since the confirmation was shown.
 fn stale_confirmation(cb: AdminCb, a: &Account) -> bool {
-    let acts = matches!(
-        cb,
-        AdminCb::Disconnect(_) | AdminCb::Logout(_) | AdminCb::PauseJobs(_)
-    );
+    let acts = matches!(cb, AdminCb::Disconnect(_) | AdminCb::Logout(_) | AdminCb::PauseJobs(_));
     match cb {
         AdminCb::DisconnectYes(_, g) | AdminCb::LogoutYes(_, g) | AdminCb::PauseJobsYes(_, g) => {
             a.status == AccountStatus::Removed || a.generation != g

@@ -67,7 +67,12 @@ fn tokens(html: &str) -> Vec<Token<'_>> {
                 .take(12)
                 .find(|(_, ch)| *ch == ';')
                 .map(|(e, _)| &rest[..=e])
-                .filter(|e| e[1..e.len() - 1].chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '#') && e.len() > 2)
+                .filter(|e| {
+                    e[1..e.len() - 1]
+                        .chars()
+                        .all(|ch| ch.is_ascii_alphanumeric() || ch == '#')
+                        && e.len() > 2
+                })
                 .map(Token::Entity),
             _ => None,
         }
@@ -498,7 +503,11 @@ mod tests {
 
     /// A real connection failure: nothing listens on the port, so the request never left.
     async fn refused() -> RequestError {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let url = format!("http://127.0.0.1:{port}").parse().unwrap();
         let bot = teloxide::Bot::new("1:x").set_api_url(url);
         bot.get_me().await.unwrap_err()

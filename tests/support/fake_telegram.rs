@@ -915,15 +915,31 @@ fn respond(fake: &FakeTelegram, method: &str, params: Value, files: Vec<(String,
 
 /// Tags Telegram's HTML parse mode accepts (core.telegram.org/bots/api#html-style).
 const HTML_TAGS: [&str; 16] = [
-    "b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "a", "code", "pre", "tg-spoiler", "span",
-    "blockquote", "tg-emoji",
+    "b",
+    "strong",
+    "i",
+    "em",
+    "u",
+    "ins",
+    "s",
+    "strike",
+    "del",
+    "a",
+    "code",
+    "pre",
+    "tg-spoiler",
+    "span",
+    "blockquote",
+    "tg-emoji",
 ];
 
 /// Refuses a text as the Bot API does: with `parse_mode` HTML, an `&` that starts no entity,
 /// an unknown, unopened or unclosed tag ("can't parse entities"); then more than 4096 UTF-16
 /// units of what the message shows ("message is too long").
 fn check_text(params: &Value, text: &str) -> Result<(), String> {
-    let html = params["parse_mode"].as_str().is_some_and(|m| m.eq_ignore_ascii_case("html"));
+    let html = params["parse_mode"]
+        .as_str()
+        .is_some_and(|m| m.eq_ignore_ascii_case("html"));
     let mut shown = 0usize;
     if !html {
         shown = text.encode_utf16().count();
@@ -933,7 +949,9 @@ fn check_text(params: &Value, text: &str) -> Result<(), String> {
         while let Some(c) = rest.chars().next() {
             match c {
                 '<' => {
-                    let end = rest.find('>').ok_or("Bad Request: can't parse entities: unclosed tag")?;
+                    let end = rest
+                        .find('>')
+                        .ok_or("Bad Request: can't parse entities: unclosed tag")?;
                     let tag = &rest[1..end];
                     let name: String = tag
                         .trim_start_matches('/')
@@ -941,11 +959,15 @@ fn check_text(params: &Value, text: &str) -> Result<(), String> {
                         .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
                         .collect();
                     if !HTML_TAGS.contains(&name.as_str()) {
-                        return Err(format!("Bad Request: can't parse entities: unsupported start tag \"{name}\""));
+                        return Err(format!(
+                            "Bad Request: can't parse entities: unsupported start tag \"{name}\""
+                        ));
                     }
                     if tag.starts_with('/') {
                         if open.pop().as_deref() != Some(name.as_str()) {
-                            return Err(format!("Bad Request: can't parse entities: unmatched end tag \"{name}\""));
+                            return Err(format!(
+                                "Bad Request: can't parse entities: unmatched end tag \"{name}\""
+                            ));
                         }
                     } else {
                         open.push(name);
@@ -966,7 +988,9 @@ fn check_text(params: &Value, text: &str) -> Result<(), String> {
             }
         }
         if let Some(t) = open.last() {
-            return Err(format!("Bad Request: can't parse entities: can't find end tag corresponding to start tag \"{t}\""));
+            return Err(format!(
+                "Bad Request: can't parse entities: can't find end tag corresponding to start tag \"{t}\""
+            ));
         }
     }
     if shown > 4096 {
