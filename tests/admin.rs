@@ -54,29 +54,6 @@ fn audit_count(bot: &TestBot, who: i64, action: &str) -> i64 {
         .unwrap()
 }
 
-/// How many refusals `who` got for `action`: one audit row per minute holds them all, its
-/// detail ending in `[+N more this minute]`.
-fn refusals(bot: &TestBot, who: i64, action: &str) -> i64 {
-    let c = bot.master();
-    let mut st = c
-        .prepare("SELECT COALESCE(detail, '') FROM audit_log WHERE telegram_id = ?1 AND action = ?2")
-        .unwrap();
-    let details: Vec<String> = st
-        .query_map(rusqlite::params![who, action], |r| r.get(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
-    details
-        .iter()
-        .map(|d| {
-            1 + d
-                .rsplit_once(" [+")
-                .and_then(|(_, t)| t.strip_suffix(" more this minute]"))
-                .map_or(0, |n| n.parse::<i64>().unwrap())
-        })
-        .sum()
-}
-
 async fn three_users() -> TestBot {
     let admin = ADMIN.to_string();
     let bot = TestBot::start(&[("TGWA_ADMIN_IDS", &admin)]).await;
@@ -219,7 +196,7 @@ async fn a_non_operator_is_refused_admin_and_every_admin_button_and_sees_nothing
     );
     assert_eq!(bot.account_row(B_PHONE).unwrap().2, "active");
     assert!(
-        refusals(&bot, A, "refused_admin") > kinds.len() as i64,
+        bot.refusals(A, "refused_admin") > kinds.len() as i64,
         "refusals are audited"
     );
     bot.stop().await;
@@ -620,7 +597,7 @@ async fn a_non_operator_replaying_announcement_buttons_is_refused_and_nothing_is
         )
         .unwrap();
     assert_eq!((state.as_str(), recipients), ("draft", 0));
-    assert!(refusals(&bot, A, "refused_admin") >= mine.len() as i64);
+    assert!(bot.refusals(A, "refused_admin") >= mine.len() as i64);
     bot.stop().await;
 }
 
@@ -866,7 +843,7 @@ async fn a_user_hammering_a_forbidden_button_adds_one_audit_row_a_minute() {
         .unwrap();
     assert!(rows <= 2, "{rows} audit rows for one user's refusals");
     assert_eq!(
-        refusals(&bot, A, "refused_callback") + refusals(&bot, A, "refused_admin"),
+        bot.refusals(A, "refused_callback") + bot.refusals(A, "refused_admin"),
         60
     );
     bot.stop().await;

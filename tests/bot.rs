@@ -241,14 +241,7 @@ async fn user_b_cannot_reach_user_a_by_any_callback() {
     }
     let (_, owner, status) = bot.account_row("6281234560101").unwrap();
     assert_eq!((owner, status.as_str()), (A, "active"));
-    let refused: i64 = bot
-        .master()
-        .query_row(
-            "SELECT COUNT(*) FROM audit_log WHERE telegram_id = ?1 AND action LIKE 'refused%'",
-            [B],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let refused = bot.refusals(B, "refused%");
     assert!(refused >= a_data.len() as i64, "refusals are audited ({refused})");
 
     // A still works normally.

@@ -141,6 +141,29 @@ impl TestBot {
         Self::start_in(tg, dir, extra).await
     }
 
+    /// How many refusals `who` got for actions `LIKE action`: one audit row per user, action
+    /// and minute holds them all, its detail ending in `[+N more this minute]`.
+    pub fn refusals(&self, who: i64, action: &str) -> i64 {
+        let c = self.master();
+        let mut st = c
+            .prepare("SELECT COALESCE(detail, '') FROM audit_log WHERE telegram_id = ?1 AND action LIKE ?2")
+            .unwrap();
+        let details: Vec<String> = st
+            .query_map(rusqlite::params![who, action], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        details
+            .iter()
+            .map(|d| {
+                1 + d
+                    .rsplit_once(" [+")
+                    .and_then(|(_, t)| t.strip_suffix(" more this minute]"))
+                    .map_or(0, |n| n.parse::<i64>().unwrap())
+            })
+            .sum()
+    }
+
     /// The data directory (`DB USER TELEGRAM`).
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("DB USER TELEGRAM")
