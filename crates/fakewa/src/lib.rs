@@ -18,8 +18,8 @@
 //! | --- | --- |
 //! | `0429` | a pairing-code request is refused as throttled (400 bad-request, no backoff) |
 //! | `0408` | the pairing code is issued but the phone never confirms it |
-//! | `0401` | pairs, then is logged out from the phone 3 s after its first login |
-//! | `0402` | pairs, then gets a temporary ban (code 101, one hour) 3 s after its first login |
+//! | `0401` | pairs, then the phone removes the device 3 s after its first login (401 `device_removed`) |
+//! | `0402` | pairs, then gets a temporary ban (code 101, one hour) 3 s after its first login: the stream ends with 503, the next login fails 402 |
 //! | other | the phone confirms a pairing code after the configured delay |
 //!
 //! # Layout
@@ -27,9 +27,16 @@
 //! - `transport`: the in-process `TransportFactory`;
 //! - `conn`: one connection's loop;
 //! - `world`: accounts, devices, groups, and the answers to the client's requests;
-//! - `phone`: what the primary phone does when it links a device;
+//! - `phone`: what the primary phone does when it links a device, the directory (usync,
+//!   pre-key bundles), messages both ways;
+//! - `rules`: what the server enforces (bans, the 463 timelock, nacks, rate limits);
+//! - `queue`: the offline queue and its delivery at login;
 //! - `signal`: the phones' private Signal state: they read what companions send and write to them.
-//! - `persist`: the world in a state file, so a restarted server keeps it.
+//! - `persist`: the world in a state file, so a restarted server keeps it;
+//! - [`ctl`]: the control protocol `tgwa fake <verb>` speaks.
+//!
+//! Every behaviour cites, next to it, the whatsmeow / Baileys / whatsapp-rust code it was
+//! taken from; where no source says what the server sends, the comment says so.
 
 pub mod ctl;
 pub mod noise;
