@@ -389,6 +389,21 @@ impl FakeWhatsApp {
         self.world().nack_next.insert(phone.to_string(), code);
     }
 
+    /// Holds back the server's acks of messages `phone` sends: `Some(Some(d))` sends each
+    /// `d` late, `Some(None)` never, `None` at once again. The messages are accepted either
+    /// way.
+    pub fn delay_acks(&self, phone: &str, delay: Option<Option<Duration>>) {
+        let mut w = self.world();
+        match delay {
+            Some(d) => {
+                w.ack_delays.insert(phone.to_string(), d);
+            }
+            None => {
+                w.ack_delays.remove(phone);
+            }
+        }
+    }
+
     /// Rate-limits `phone`'s devices for `for_`: their contact queries (usync) or group
     /// create / add / join are answered `<iq type="error"><error code="429"
     /// text="rate-overlimit"/>`.

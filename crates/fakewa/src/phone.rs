@@ -645,7 +645,20 @@ pub(crate) fn on_message(fake: &FakeWhatsApp, ctx: &mut ConnCtx, msg: &Node) {
         drop(w);
         relay_to_companions(fake, &from, from_device, &to, msg);
     }
-    ctx.send(ack.build());
+    // An ack held back (`delay_acks`): peers report acks that come late or never (the
+    // issue's "acks that arrive late or not at all"); no source says how late.
+    let delay = fake.world().ack_delays.get(&from).copied();
+    match delay {
+        None => ctx.send(ack.build()),
+        Some(None) => {}
+        Some(Some(d)) => {
+            let (fake, conn, node) = (fake.clone(), ctx.id, ack.build());
+            tokio::spawn(async move {
+                tokio::time::sleep(d).await;
+                fake.send_to_conn(conn, Ctl::Send(node));
+            });
+        }
+    }
 }
 
 /// The phone digits a direct message to `to` (PN or LID JID) is for.

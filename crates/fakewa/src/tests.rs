@@ -371,6 +371,85 @@ async fn revoked_and_unknown_invite_codes_answer_410_and_406() {
     dev.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contacts_hear_when_a_device_is_removed_and_acks_can_come_late() {
+    let fake = fast();
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = ("6281200000201", "6281200000202");
+    let mut da = Dev::paired(&fake, dir.path(), a).await;
+    let db = Dev::paired(&fake, dir.path(), b).await;
+    // They are contacts once a wrote to b.
+    assert_eq!(da.send(b, "halo").await.1, None);
+    fake.unlink(b);
+    let e = da
+        .event("b's device list update", |e| matches!(e, Event::DeviceListUpdate(_)))
+        .await;
+    let Event::DeviceListUpdate(u) = &*e else { unreachable!() };
+    assert_eq!(u.user.user.as_str(), b);
+    assert_eq!(u.update_type, wacore::types::events::DeviceListUpdateType::Remove);
+    db.stop().await;
+
+    // A late ack: the message is accepted at once, its ack comes a second later.
+    fake.delay_acks(a, Some(Some(Duration::from_secs(1))));
+    let started = tokio::time::Instant::now();
+    let (_, err) = da.send("6281200000202", "pelan").await;
+    assert_eq!(err, None);
+    assert!(started.elapsed() >= Duration::from_millis(900), "{:?}", started.elapsed());
+    da.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_offline_queue_survives_a_restart_of_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("world.json");
+    let kept = || {
+        FakeWhatsApp::new(crate::FakeOptions {
+            state_file: Some(path.clone()),
+            ..crate::FakeOptions::default()
+        })
+    };
+    let (me, friend) = ("6281200000211", "6281200000212");
+    let first = kept();
+    first.add_user(friend);
+    let dev = Dev::paired(&first, dir.path(), me).await;
+    dev.stop().await;
+    let ids: Vec<String> = (0..3)
+        .map(|i| first.send_from(friend, me, &format!("simpan {i}")).unwrap())
+        .collect();
+    assert_eq!(first.queued_for(me), 3);
+    first.flush().unwrap();
+    drop(first);
+
+    let second = kept();
+    assert_eq!(second.queued_for(me), 3);
+    let mut dev = Dev::start(&second, &dir.path().join(format!("{me}.db"))).await;
+    let mut got = Vec::new();
+    while got.len() < ids.len() {
+        let m = within("a kept message", dev.messages.recv()).await;
+        if ids.contains(&m.0) {
+            got.push(m.3);
+        }
+    }
+    assert_eq!(got, vec!["simpan 0", "simpan 1", "simpan 2"]);
+    dev.stop().await;
+}
+
+#[test]
+fn a_stanza_handed_to_a_connection_that_died_unacknowledged_waits_again() {
+    let mut w = crate::world::World::new();
+    w.queue.push(crate::queue::Queued {
+        phone: "6281200000221".into(),
+        device: 1,
+        id: "m1".into(),
+        stanza: String::new(),
+        on_conn: Some(7),
+    });
+    w.live.insert(7, ("6281200000221".into(), 1));
+    w.forget_conn(7);
+    assert_eq!(w.queue[0].on_conn, None);
+    assert!(w.live.is_empty());
+}
+
 // ----- answers at the node level -----
 
 /// A connection context for `phone`'s device 1, as after its login.
