@@ -610,6 +610,23 @@ impl FakeWhatsApp {
         self.world().refuse_add(member, code);
     }
 
+    /// Answers every usync query by `phone`'s devices with a result-level error (`Some((code,
+    /// backoff secs))`, inside `<usync><result>`; e.g. 429) until cleared with `None`: the
+    /// query fails as a whole, unlike a per-number error ([`usync_error_for`]).
+    ///
+    /// [`usync_error_for`]: Self::usync_error_for
+    pub fn usync_result_error(&self, phone: &str, error: Option<(u16, Option<u32>)>) {
+        let mut w = self.world();
+        match error {
+            Some(e) => {
+                w.usync_result_errors.insert(phone.to_string(), e);
+            }
+            None => {
+                w.usync_result_errors.remove(phone);
+            }
+        }
+    }
+
     /// Answers usync queries for `number` with a per-number error (e.g. 429 rate limit).
     pub fn usync_error_for(&self, number: &str, code: u16) {
         self.world().usync_error_for(number, code);

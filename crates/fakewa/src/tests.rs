@@ -231,6 +231,14 @@ async fn rate_limits_refuse_usync_and_group_operations_with_429() {
     let err = dev.client.contacts().is_on_whatsapp(&[jid]).await.unwrap_err();
     assert!(format!("{err:?}").contains("429"), "{err:?}");
 
+    // Result-level: the query comes back, but its contact protocol failed as a whole.
+    fake.world().accounts.get_mut(me).unwrap().usync_limited_until = 0;
+    fake.usync_result_error(me, Some((429, Some(30))));
+    let jid: Jid = "6281200000122@s.whatsapp.net".parse().unwrap();
+    let err = dev.client.contacts().is_on_whatsapp(&[jid]).await.unwrap_err();
+    assert!(format!("{err:?}").contains("429"), "{err:?}");
+    fake.usync_result_error(me, None);
+
     fake.rate_limit(me, RateScope::Groups, Duration::from_secs(600));
     let opts = wacore::iq::groups::GroupCreateOptions::builder().subject("G").build();
     let err = dev.client.groups().create_group(opts).await.unwrap_err();
@@ -384,7 +392,9 @@ async fn contacts_hear_when_a_device_is_removed_and_acks_can_come_late() {
     let e = da
         .event("b's device list update", |e| matches!(e, Event::DeviceListUpdate(_)))
         .await;
-    let Event::DeviceListUpdate(u) = &*e else { unreachable!() };
+    let Event::DeviceListUpdate(u) = &*e else {
+        unreachable!()
+    };
     assert_eq!(u.user.user.as_str(), b);
     assert_eq!(u.update_type, wacore::types::events::DeviceListUpdateType::Remove);
     db.stop().await;
@@ -394,7 +404,11 @@ async fn contacts_hear_when_a_device_is_removed_and_acks_can_come_late() {
     let started = tokio::time::Instant::now();
     let (_, err) = da.send("6281200000202", "pelan").await;
     assert_eq!(err, None);
-    assert!(started.elapsed() >= Duration::from_millis(900), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
     da.stop().await;
 }
 
@@ -527,4 +541,44 @@ fn the_low_prekey_notice_and_the_digest_match_what_was_uploaded() {
     let want = wacore::prekeys::compute_key_bundle_digest(&[1; 32], &[2; 32], &[9; 64], &pks);
     assert_eq!(crate::world::bytes_of(digest.get_optional_child("hash")), want);
     assert_eq!(digest.get_optional_child("list").unwrap().children().unwrap().len(), 3);
+}
+
+#[test]
+fn a_device_whose_one_time_prekeys_run_low_is_told_once() {
+    let fake = fast();
+    let phone = "6281200000231";
+    fake.link_device(phone, 1, [3; 32]);
+    {
+        let mut w = fake.world();
+        let keys = &mut w.accounts.get_mut(phone).unwrap().devices.get_mut(&1).unwrap().keys;
+        keys.identity = [1; 32];
+        keys.skey = Some((1, [2; 32], vec![9; 64]));
+        keys.prekeys = (1..=6).map(|i| (i, [i as u8; 32])).collect();
+    }
+    // The device is online: its connection is registered.
+    let (ctl, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut ctx = ctx_for(phone);
+    ctx.ctl = ctl;
+    fake.register_conn(&ctx);
+    let ask = || {
+        let key = NodeBuilder::new("key")
+            .children([NodeBuilder::new("user")
+                .attr("jid", format!("{phone}:1@s.whatsapp.net"))
+                .build()])
+            .build();
+        iq("encrypt", "get", key)
+    };
+    let mut notices = Vec::new();
+    for _ in 0..4 {
+        let mut asker = ctx_for("6281200000232");
+        crate::world::on_node(&fake, &mut asker, ask());
+        while let Ok(crate::transport::Ctl::Send(n)) = rx.try_recv() {
+            notices.push(n);
+        }
+    }
+    // 6 → 2 pre-keys: one notice, when fewer than five were left.
+    assert_eq!(notices.len(), 1, "{notices:?}");
+    let n = &notices[0];
+    assert_eq!(crate::world::attr(n, "type"), "encrypt");
+    assert_eq!(crate::world::attr(n.get_optional_child("count").unwrap(), "value"), "4");
 }
