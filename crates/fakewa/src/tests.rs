@@ -582,3 +582,40 @@ fn a_device_whose_one_time_prekeys_run_low_is_told_once() {
     assert_eq!(crate::world::attr(n, "type"), "encrypt");
     assert_eq!(crate::world::attr(n.get_optional_child("count").unwrap(), "value"), "4");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_the_device_cannot_read_is_sent_again_after_its_retry_receipt() {
+    let fake = fast();
+    let dir = tempfile::tempdir().unwrap();
+    let (me, friend) = ("6281200000241", "6281200000242");
+    fake.add_user(friend);
+    let mut dev = Dev::paired(&fake, dir.path(), me).await;
+    fake.set_number_offline(me, true);
+    dev.event("the dropped connection", is_disconnect).await;
+    let id = fake.send_from(friend, me, "coba lagi").unwrap();
+    // The copy waiting in the queue is damaged, as a lost session would leave it.
+    {
+        let mut w = fake.world();
+        let q = w.queue.iter_mut().find(|q| q.id == id).unwrap();
+        let mut node = crate::queue::decode(&q.stanza).unwrap();
+        if let Some(wacore_binary::NodeContent::Nodes(children)) = node.content.as_mut() {
+            // Only the inner message, as if the session were old: a device that lost it
+            // cannot read it (no session) and asks again with a retry receipt.
+            let bytes = crate::world::bytes_of(Some(&children[0]));
+            let pkmsg = wacore_libsignal::protocol::PreKeySignalMessage::try_from(bytes.as_slice()).unwrap();
+            children[0].attrs.insert("type", "msg");
+            children[0].content = Some(wacore_binary::NodeContent::Bytes(pkmsg.message().serialized().to_vec()));
+        }
+        q.stanza = crate::queue::encode(&node).unwrap();
+    }
+    fake.set_number_offline(me, false);
+    // The device asks again; the phone starts a new session and sends it once more.
+    let got = dev.message(&id).await;
+    assert_eq!(got.3, "coba lagi");
+    assert!(
+        fake.receipts().iter().any(|r| r.id == id && r.kind == "retry"),
+        "{:?}",
+        fake.receipts()
+    );
+    dev.stop().await;
+}
