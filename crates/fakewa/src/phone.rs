@@ -1081,64 +1081,95 @@ pub(crate) fn route_receipt(fake: &FakeWhatsApp, ctx: &ConnCtx, receipt: &Node) 
     }
 }
 
-/// A message a companion sent, relayed to the other accounts' companion devices it was
-/// encrypted for (the `<participants><to jid="user:device@...">` copies), as the server fans
-/// a message out to each device. The account's own other devices (device sync) are not
-/// relayed.
+/// A message a companion sent, fanned out to the other accounts' companion devices as the
+/// server does it: a direct message to each device it carries a `<participants><to
+/// jid="user:device@...">` copy for; a group message to every member's companion, with its
+/// pairwise copy (the sender key) when the stanza carries one and the `skmsg` always, so a
+/// device that already holds the sender key still gets the message. The account's own other
+/// devices (device sync) are not relayed.
 fn relay_to_companions(fake: &FakeWhatsApp, from: &str, from_device: u16, to: &str, msg: &Node) {
-    let Some(parts) = msg.get_optional_child("participants") else {
-        return;
-    };
     let group = to.ends_with("@g.us");
     let mut out = Vec::new();
     {
         let w = fake.world();
-        let from_acc = w.accounts.get(from);
-        let from_lid = from_acc.map(|a| a.lid.clone()).unwrap_or_default();
+        // Pairwise copies by device.
+        let mut copies: std::collections::HashMap<(String, u16), Node> = std::collections::HashMap::new();
+        if let Some(parts) = msg.get_optional_child("participants") {
+            for t in parts.get_children_by_tag("to") {
+                if let (Some(d), Some(enc)) = (device_of(&w, &attr(t, "jid")), t.get_optional_child("enc")) {
+                    copies.insert(d, enc.clone());
+                }
+            }
+        }
         let skmsg = msg
             .get_children_by_tag("enc")
             .find(|e| attr(e, "type") == "skmsg")
             .cloned();
-        for t in parts.get_children_by_tag("to") {
-            let Some((phone, device)) = device_of(&w, &attr(t, "jid")) else {
-                continue;
-            };
-            if device == 0 || phone == from || !w.accounts.get(&phone).is_some_and(|a| a.devices.contains_key(&device))
-            {
+        let targets: Vec<(String, u16)> = if group {
+            let members: Vec<String> = w
+                .groups
+                .get(to)
+                .map(|g| g.members.keys().cloned().collect())
+                .unwrap_or_default();
+            members
+                .iter()
+                .filter(|m| *m != from)
+                .filter_map(|m| w.accounts.get(m))
+                .flat_map(|a| a.devices.keys().filter(|d| **d != 0).map(|d| (a.phone.clone(), *d)))
+                .collect()
+        } else {
+            copies.keys().filter(|(p, d)| *d != 0 && p != from).cloned().collect()
+        };
+        let envelope = relay_envelope(&w, from, from_device, to, msg);
+        for (phone, device) in targets {
+            if !w.accounts.get(&phone).is_some_and(|a| a.devices.contains_key(&device)) {
                 continue;
             }
-            let Some(enc) = t.get_optional_child("enc") else {
-                continue;
-            };
-            let sender = format!("{from}:{from_device}@{SERVER}");
-            let mut b = NodeBuilder::new("message")
-                .attr("id", attr(msg, "id"))
-                .attr(
-                    "type",
-                    match attr(msg, "type") {
-                        t if t.is_empty() => "text".to_string(),
-                        t => t,
-                    },
-                )
-                .attr("t", crate::world::now().to_string());
-            b = if group {
-                b.attr("from", to)
-                    .attr("participant", sender)
-                    .attr("participant_lid", format!("{from_lid}:{from_device}@lid"))
-            } else {
-                b.attr("from", sender)
-                    .attr("sender_lid", format!("{from_lid}:{from_device}@lid"))
-            };
-            let mut children = vec![enc.clone()];
-            if let Some(s) = &skmsg {
-                children.push(s.clone());
+            let mut children: Vec<Node> = copies.get(&(phone.clone(), device)).cloned().into_iter().collect();
+            if group {
+                children.extend(skmsg.clone());
             }
-            out.push((phone, device, b.children(children).build()));
+            if children.is_empty() {
+                continue;
+            }
+            let mut node = envelope.clone();
+            node.content = Some(wacore_binary::NodeContent::Nodes(children));
+            out.push((phone, device, node));
         }
     }
     for (phone, device, node) in out {
         fake.deliver_or_queue(&phone, device, node);
     }
+}
+
+/// The envelope of a relayed companion message: from the sending device (its LID beside
+/// it), or from the group with the sender as `participant` in the group's addressing.
+fn relay_envelope(w: &World, from: &str, from_device: u16, to: &str, msg: &Node) -> Node {
+    let from_lid = w.accounts.get(from).map(|a| a.lid.clone()).unwrap_or_default();
+    let pn = format!("{from}:{from_device}@{SERVER}");
+    let lid = format!("{from_lid}:{from_device}@lid");
+    let kind = match attr(msg, "type") {
+        t if t.is_empty() => "text".to_string(),
+        t => t,
+    };
+    let b = NodeBuilder::new("message")
+        .attr("id", attr(msg, "id"))
+        .attr("type", kind)
+        .attr("t", crate::world::now().to_string());
+    let b = match w.groups.get(to) {
+        Some(g) if g.lid_addressed => b
+            .attr("from", to)
+            .attr("participant", lid)
+            .attr("participant_pn", pn)
+            .attr("addressing_mode", "lid"),
+        Some(_) => b
+            .attr("from", to)
+            .attr("participant", pn)
+            .attr("participant_lid", lid)
+            .attr("addressing_mode", "pn"),
+        None => b.attr("from", pn).attr("sender_lid", lid),
+    };
+    b.build()
 }
 
 fn enc(kind: &str, bytes: Vec<u8>) -> Node {

@@ -278,10 +278,10 @@ async fn messages_to_a_number_off_the_network_wait_and_arrive_in_order_at_its_ne
     let mut dev = Dev::paired(&fake, dir.path(), me).await;
     fake.set_number_offline(me, true);
     dev.event("the dropped connection", is_disconnect).await;
-    let ids: Vec<String> = (0..12)
+    let ids: Vec<String> = (0..30)
         .map(|i| fake.send_from(friend, me, &format!("pesan {i}")).unwrap())
         .collect();
-    assert_eq!(fake.queued_for(me), 12);
+    assert_eq!(fake.queued_for(me), 30);
     assert!(!fake.is_online(me), "refused while off the network");
 
     fake.set_number_offline(me, false);
@@ -293,7 +293,7 @@ async fn messages_to_a_number_off_the_network_wait_and_arrive_in_order_at_its_ne
     let Event::OfflineSyncCompleted(done) = &*done else {
         unreachable!()
     };
-    assert_eq!(done.count, 12);
+    assert_eq!(done.count, 30);
     let mut got = Vec::new();
     while got.len() < ids.len() {
         let m = within("a queued message", dev.messages.recv()).await;
@@ -333,6 +333,22 @@ async fn two_linked_accounts_write_to_each_other_through_the_server() {
     let m = fake.sent_messages().into_iter().find(|m| m.id == id).unwrap();
     assert_eq!(m.text.as_deref(), Some("dari a"));
     assert!(m.recipients.iter().any(|r| r.starts_with(&format!("{b}:"))), "{m:?}");
+
+    // In a group, the second message carries no sender key for b's device (it has it):
+    // the server still hands it the group message.
+    for lid in [false, true] {
+        let g = fake.create_group(a, "Berdua", &[b], lid);
+        let gjid: Jid = g.parse().unwrap();
+        for text in ["satu", "dua"] {
+            let msg = waproto::whatsapp::Message {
+                conversation: Some(text.to_string()),
+                ..Default::default()
+            };
+            let sent = da.client.send_message(gjid.clone(), msg).await.expect("group send");
+            let got = db.message(&sent.message_id).await;
+            assert_eq!((got.1.as_str(), got.3.as_str()), (g.as_str(), text), "lid={lid}");
+        }
+    }
     da.stop().await;
     db.stop().await;
 }
