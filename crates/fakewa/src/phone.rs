@@ -417,13 +417,23 @@ pub(crate) fn usync(fake: &FakeWhatsApp, ctx: &ConnCtx, iq: &Node) -> Node {
             users.push(ub.children(children).build());
         }
     }
-    // The result-level state of each protocol asked for: a node per protocol, carrying an
-    // `<error code text backoff>` when the whole protocol failed for this query (wacore
-    // `parse_protocol_states` / `reject_result_errors`: a contact query fails as a whole).
     let failed = ctx
         .device
         .as_ref()
         .and_then(|(p, _)| w.usync_result_errors.get(p).copied());
+    let result_node = usync_states(&query, failed);
+    result(
+        iq,
+        vec![NodeBuilder::new("usync")
+            .children([result_node, NodeBuilder::new("list").children(users).build()])
+            .build()],
+    )
+}
+
+/// The result-level state of each protocol asked for: a node per protocol, carrying an
+/// `<error code text backoff>` when the whole protocol failed for this query (`failed`;
+/// wacore `parse_protocol_states` / `reject_result_errors`: a contact query fails as a whole).
+fn usync_states(query: &[String], failed: Option<(u16, Option<u32>)>) -> Node {
     let states = query.iter().map(|q| {
         let mut b = NodeBuilder::new_dynamic(q.clone());
         if let Some((code, backoff)) = failed {
@@ -437,13 +447,7 @@ pub(crate) fn usync(fake: &FakeWhatsApp, ctx: &ConnCtx, iq: &Node) -> Node {
         }
         b.build()
     });
-    let result_node = NodeBuilder::new("result").children(states).build();
-    result(
-        iq,
-        vec![NodeBuilder::new("usync")
-            .children([result_node, NodeBuilder::new("list").children(users).build()])
-            .build()],
-    )
+    NodeBuilder::new("result").children(states).build()
 }
 
 /// The `<devices>` of a usync answer: the phone and every companion the phone linked, each
