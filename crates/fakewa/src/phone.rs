@@ -361,7 +361,6 @@ pub(crate) fn usync(fake: &FakeWhatsApp, ctx: &ConnCtx, iq: &Node) -> Node {
     let wants = |t: &str| query.iter().any(|q| q == t);
     let mut users = Vec::new();
     let w = fake.world();
-    let _ = ctx;
     if let Some(list) = us.get_optional_child("list") {
         for u in list.get_children_by_tag("user") {
             let jid = attr(u, "jid");
@@ -418,12 +417,37 @@ pub(crate) fn usync(fake: &FakeWhatsApp, ctx: &ConnCtx, iq: &Node) -> Node {
             users.push(ub.children(children).build());
         }
     }
+    let failed = ctx
+        .device
+        .as_ref()
+        .and_then(|(p, _)| w.usync_result_errors.get(p).copied());
+    let result_node = usync_states(&query, failed);
     result(
         iq,
         vec![NodeBuilder::new("usync")
-            .children([NodeBuilder::new("list").children(users).build()])
+            .children([result_node, NodeBuilder::new("list").children(users).build()])
             .build()],
     )
+}
+
+/// The result-level state of each protocol asked for: a node per protocol, carrying an
+/// `<error code text backoff>` when the whole protocol failed for this query (`failed`;
+/// wacore `parse_protocol_states` / `reject_result_errors`: a contact query fails as a whole).
+fn usync_states(query: &[String], failed: Option<(u16, Option<u32>)>) -> Node {
+    let states = query.iter().map(|q| {
+        let mut b = NodeBuilder::new_dynamic(q.clone());
+        if let Some((code, backoff)) = failed {
+            let mut e = NodeBuilder::new("error")
+                .attr("code", code.to_string())
+                .attr("text", if code == 429 { "rate-overlimit" } else { "error" });
+            if let Some(secs) = backoff {
+                e = e.attr("backoff", secs.to_string());
+            }
+            b = b.children([e.build()]);
+        }
+        b.build()
+    });
+    NodeBuilder::new("result").children(states).build()
 }
 
 /// The `<devices>` of a usync answer: the phone and every companion the phone linked, each
@@ -645,7 +669,20 @@ pub(crate) fn on_message(fake: &FakeWhatsApp, ctx: &mut ConnCtx, msg: &Node) {
         drop(w);
         relay_to_companions(fake, &from, from_device, &to, msg);
     }
-    ctx.send(ack.build());
+    // An ack held back (`delay_acks`): peers report acks that come late or never (the
+    // issue's "acks that arrive late or not at all"); no source says how late.
+    let delay = fake.world().ack_delays.get(&from).copied();
+    match delay {
+        None => ctx.send(ack.build()),
+        Some(None) => {}
+        Some(Some(d)) => {
+            let (fake, conn, node) = (fake.clone(), ctx.id, ack.build());
+            tokio::spawn(async move {
+                tokio::time::sleep(d).await;
+                fake.send_to_conn(conn, Ctl::Send(node));
+            });
+        }
+    }
 }
 
 /// The phone digits a direct message to `to` (PN or LID JID) is for.
@@ -1048,64 +1085,95 @@ pub(crate) fn route_receipt(fake: &FakeWhatsApp, ctx: &ConnCtx, receipt: &Node) 
     }
 }
 
-/// A message a companion sent, relayed to the other accounts' companion devices it was
-/// encrypted for (the `<participants><to jid="user:device@...">` copies), as the server fans
-/// a message out to each device. The account's own other devices (device sync) are not
-/// relayed.
+/// A message a companion sent, fanned out to the other accounts' companion devices as the
+/// server does it: a direct message to each device it carries a `<participants><to
+/// jid="user:device@...">` copy for; a group message to every member's companion, with its
+/// pairwise copy (the sender key) when the stanza carries one and the `skmsg` always, so a
+/// device that already holds the sender key still gets the message. The account's own other
+/// devices (device sync) are not relayed.
 fn relay_to_companions(fake: &FakeWhatsApp, from: &str, from_device: u16, to: &str, msg: &Node) {
-    let Some(parts) = msg.get_optional_child("participants") else {
-        return;
-    };
     let group = to.ends_with("@g.us");
     let mut out = Vec::new();
     {
         let w = fake.world();
-        let from_acc = w.accounts.get(from);
-        let from_lid = from_acc.map(|a| a.lid.clone()).unwrap_or_default();
+        // Pairwise copies by device.
+        let mut copies: std::collections::HashMap<(String, u16), Node> = std::collections::HashMap::new();
+        if let Some(parts) = msg.get_optional_child("participants") {
+            for t in parts.get_children_by_tag("to") {
+                if let (Some(d), Some(enc)) = (device_of(&w, &attr(t, "jid")), t.get_optional_child("enc")) {
+                    copies.insert(d, enc.clone());
+                }
+            }
+        }
         let skmsg = msg
             .get_children_by_tag("enc")
             .find(|e| attr(e, "type") == "skmsg")
             .cloned();
-        for t in parts.get_children_by_tag("to") {
-            let Some((phone, device)) = device_of(&w, &attr(t, "jid")) else {
-                continue;
-            };
-            if device == 0 || phone == from || !w.accounts.get(&phone).is_some_and(|a| a.devices.contains_key(&device))
-            {
+        let targets: Vec<(String, u16)> = if group {
+            let members: Vec<String> = w
+                .groups
+                .get(to)
+                .map(|g| g.members.keys().cloned().collect())
+                .unwrap_or_default();
+            members
+                .iter()
+                .filter(|m| *m != from)
+                .filter_map(|m| w.accounts.get(m))
+                .flat_map(|a| a.devices.keys().filter(|d| **d != 0).map(|d| (a.phone.clone(), *d)))
+                .collect()
+        } else {
+            copies.keys().filter(|(p, d)| *d != 0 && p != from).cloned().collect()
+        };
+        let envelope = relay_envelope(&w, from, from_device, to, msg);
+        for (phone, device) in targets {
+            if !w.accounts.get(&phone).is_some_and(|a| a.devices.contains_key(&device)) {
                 continue;
             }
-            let Some(enc) = t.get_optional_child("enc") else {
-                continue;
-            };
-            let sender = format!("{from}:{from_device}@{SERVER}");
-            let mut b = NodeBuilder::new("message")
-                .attr("id", attr(msg, "id"))
-                .attr(
-                    "type",
-                    match attr(msg, "type") {
-                        t if t.is_empty() => "text".to_string(),
-                        t => t,
-                    },
-                )
-                .attr("t", crate::world::now().to_string());
-            b = if group {
-                b.attr("from", to)
-                    .attr("participant", sender)
-                    .attr("participant_lid", format!("{from_lid}:{from_device}@lid"))
-            } else {
-                b.attr("from", sender)
-                    .attr("sender_lid", format!("{from_lid}:{from_device}@lid"))
-            };
-            let mut children = vec![enc.clone()];
-            if let Some(s) = &skmsg {
-                children.push(s.clone());
+            let mut children: Vec<Node> = copies.get(&(phone.clone(), device)).cloned().into_iter().collect();
+            if group {
+                children.extend(skmsg.clone());
             }
-            out.push((phone, device, b.children(children).build()));
+            if children.is_empty() {
+                continue;
+            }
+            let mut node = envelope.clone();
+            node.content = Some(wacore_binary::NodeContent::Nodes(children));
+            out.push((phone, device, node));
         }
     }
     for (phone, device, node) in out {
         fake.deliver_or_queue(&phone, device, node);
     }
+}
+
+/// The envelope of a relayed companion message: from the sending device (its LID beside
+/// it), or from the group with the sender as `participant` in the group's addressing.
+fn relay_envelope(w: &World, from: &str, from_device: u16, to: &str, msg: &Node) -> Node {
+    let from_lid = w.accounts.get(from).map(|a| a.lid.clone()).unwrap_or_default();
+    let pn = format!("{from}:{from_device}@{SERVER}");
+    let lid = format!("{from_lid}:{from_device}@lid");
+    let kind = match attr(msg, "type") {
+        t if t.is_empty() => "text".to_string(),
+        t => t,
+    };
+    let b = NodeBuilder::new("message")
+        .attr("id", attr(msg, "id"))
+        .attr("type", kind)
+        .attr("t", crate::world::now().to_string());
+    let b = match w.groups.get(to) {
+        Some(g) if g.lid_addressed => b
+            .attr("from", to)
+            .attr("participant", lid)
+            .attr("participant_pn", pn)
+            .attr("addressing_mode", "lid"),
+        Some(_) => b
+            .attr("from", to)
+            .attr("participant", pn)
+            .attr("participant_lid", lid)
+            .attr("addressing_mode", "pn"),
+        None => b.attr("from", pn).attr("sender_lid", lid),
+    };
+    b.build()
 }
 
 fn enc(kind: &str, bytes: Vec<u8>) -> Node {
