@@ -492,3 +492,100 @@ mod over_the_fake {
         tg.sent_to(user).iter().filter(|m| m.text.contains(needle)).count()
     }
 }
+
+/// The real adapter's mapping of what the inbox needs: kinds, captions and file names, push
+/// names, the offline flag, mentions of the account, and no status updates.
+#[test]
+fn the_real_adapter_maps_kinds_push_names_offline_and_mentions() {
+    use std::sync::Arc;
+    use tgwa::wa::real::events::map_messages_for;
+    use tgwa::wa::{MessageKind, WaEvent};
+    use whatsapp_rust::prelude::{wa, MessageField, MessageInfo};
+    use whatsapp_rust::types::events::{InboundMessage, MessageBatch};
+    use whatsapp_rust::types::message::MessageSource;
+    use whatsapp_rust::Jid;
+
+    let jid = |s: &str| s.parse::<Jid>().expect("jid");
+    let one = |id: &str, chat: &str, offline: bool, message: wa::Message| {
+        let group = chat.ends_with("@g.us");
+        InboundMessage::builder()
+            .message(Arc::new(message))
+            .info(Arc::new(MessageInfo {
+                source: MessageSource {
+                    chat: jid(chat),
+                    sender: jid("6281234567890@s.whatsapp.net"),
+                    is_group: group,
+                    ..Default::default()
+                },
+                id: id.to_string(),
+                push_name: "Budi".into(),
+                is_offline: offline,
+                ..Default::default()
+            }))
+            .build()
+    };
+    let me = "6281299990000".to_string();
+    let mention = wa::Message {
+        extended_text_message: MessageField::some(wa::message::ExtendedTextMessage {
+            text: Some("tolong".into()),
+            context_info: MessageField::some(wa::ContextInfo {
+                mentioned_jid: vec![format!("{me}@s.whatsapp.net")],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let image = wa::Message {
+        image_message: MessageField::some(wa::message::ImageMessage {
+            caption: Some("fotonya".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let document = wa::Message {
+        document_message: MessageField::some(wa::message::DocumentMessage {
+            file_name: Some("laporan.pdf".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let voice = wa::Message {
+        audio_message: MessageField::some(wa::message::AudioMessage::default()),
+        ..Default::default()
+    };
+    let status = wa::Message {
+        conversation: Some("status".into()),
+        ..Default::default()
+    };
+    let pn = "6281234567890@s.whatsapp.net";
+    let batch = MessageBatch::builder()
+        .messages(Arc::from(vec![
+            one("m", "120363000000000001@g.us", false, mention),
+            one("i", pn, true, image),
+            one("d", pn, false, document),
+            one("v", pn, false, voice),
+            one("s", "status@broadcast", false, status),
+        ]))
+        .origin(whatsapp_rust::types::events::BatchOrigin::OfflineDrain)
+        .build();
+    let got: Vec<(String, MessageKind, String, bool, bool, String)> = map_messages_for(&batch, &[me])
+        .into_iter()
+        .filter_map(|e| match e {
+            WaEvent::Message { id, text, meta, .. } => {
+                Some((id, meta.kind, text, meta.offline, meta.mentions_me, meta.push_name))
+            }
+            _ => None,
+        })
+        .collect();
+    let row = |id: &str, k, t: &str, off, men| (id.to_string(), k, t.to_string(), off, men, "Budi".to_string());
+    assert_eq!(
+        got,
+        vec![
+            row("m", MessageKind::Text, "tolong", false, true),
+            row("i", MessageKind::Image, "fotonya", true, false),
+            row("d", MessageKind::Document, "laporan.pdf", false, false),
+            row("v", MessageKind::Voice, "", false, false),
+        ]
+    );
+}
