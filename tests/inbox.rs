@@ -447,19 +447,29 @@ mod over_the_fake {
         // A person writes: the owner gets it with the push name and number, not delayed.
         fake(d, &api, &["send", "--from", FRIEND, "--to", A_PHONE, "langsung"]);
         let now = tg.wait_for_text_to(A, "langsung", WAIT).await;
-        assert!(now.text.contains("Fake 7199") && now.text.contains("+6281271097199"), "{}", now.text);
+        assert!(
+            now.text.contains("Fake 7199") && now.text.contains("+6281271097199"),
+            "{}",
+            now.text
+        );
         assert!(!now.text.contains("tertunda"), "{}", now.text);
 
         // The account is cut off; three messages wait at the server and arrive at the next
         // login, each once, in order, marked as delayed.
         fake(d, &api, &["offline", A_PHONE]);
         for i in 1..=3 {
-            fake(d, &api, &["send", "--from", FRIEND, "--to", A_PHONE, &format!("antre {i}")]);
+            fake(
+                d,
+                &api,
+                &["send", "--from", FRIEND, "--to", A_PHONE, &format!("antre {i}")],
+            );
         }
         fake(d, &api, &["online", A_PHONE]);
         let mut at = Vec::new();
         for i in 1..=3 {
-            let m = tg.wait_for_text_to(A, &format!("antre {i}"), Duration::from_secs(60)).await;
+            let m = tg
+                .wait_for_text_to(A, &format!("antre {i}"), Duration::from_secs(60))
+                .await;
             assert!(m.text.contains("tertunda"), "{}", m.text);
             at.push(m.message_id);
         }
@@ -474,14 +484,16 @@ mod over_the_fake {
         loop {
             let out = fake(d, &api, &["sent", "--json"]);
             let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
-            let back = v["data"].as_array().is_some_and(|l| {
-                l.iter()
-                    .any(|m| m["from"] == A_PHONE && m["text"] == "sudah diterima")
-            });
+            let back = v["data"]
+                .as_array()
+                .is_some_and(|l| l.iter().any(|m| m["from"] == A_PHONE && m["text"] == "sudah diterima"));
             if back {
                 break;
             }
-            assert!(std::time::Instant::now() < deadline, "the reply never reached the server: {v}");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the reply never reached the server: {v}"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         child.kill().ok();
