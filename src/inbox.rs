@@ -249,6 +249,11 @@ impl Inbox {
     /// Ends everything of `acc`'s inbox: no reply link of it works again, nothing waiting is
     /// forwarded, and the switches go off.
     async fn end_account(&self, acc: &Account, why: Ending) {
+        // A pairing that never completed has no inbox; a re-pair's old one ended with
+        // `LoggedOut` or `RePaired` already, and its file must not be touched now.
+        if why == Ending::PairingAbandoned {
+            return;
+        }
         let res = self.db(acc, end).await;
         match res {
             Ok(Some(n)) => debug!(account_id = %acc.id, links = n, why = why.as_str(), "inbox ended"),

@@ -500,6 +500,41 @@ mod over_the_fake {
         child.wait().ok();
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_hundred_messages_from_phones_arrive_as_digests_and_the_list_keeps_them_all() {
+        let tg = fake_telegram::FakeTelegram::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let (d, api) = (dir.path(), tg.url());
+        let mut env = fake_env();
+        env.push(("TGWA_INBOX_DIGEST_SECS".into(), "1".into()));
+        let mut child = support::app::spawn_binary(d, &api, &env);
+        say_to(&tg, A, &format!("/pair {A_PHONE}"), "Terhubung sebagai").await;
+        say_to(&tg, A, "/status", "Terakhir diperbarui").await;
+        tap_on(&tg, A, "Pesan masuk", "Pesan masuk</b>").await;
+        tap_on(&tg, A, "Teruskan pesan ke sini", "✅ aktif").await;
+        for i in 0..100 {
+            let from = ["6281271097101", "6281271097102", "6281271097103"][i % 3];
+            fake(d, &api, &["send", "--from", from, "--to", A_PHONE, &format!("banjir {i:03}")]);
+        }
+        let digested = |tg: &fake_telegram::FakeTelegram| -> usize {
+            tg.sent_to(A)
+                .iter()
+                .filter_map(|m| m.text.strip_prefix("📬 <b>")?.split(' ').next()?.parse::<usize>().ok())
+                .sum()
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while digested(&tg) + count_in_chat(&tg, A, "banjir ") < 100 {
+            assert!(std::time::Instant::now() < deadline, "only {} accounted for", digested(&tg));
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(count_in_chat(&tg, A, "banjir "), 20, "20 one by one");
+        assert_eq!(digested(&tg), 80);
+        say_to(&tg, A, "/status", "Terakhir diperbarui").await;
+        tap_on(&tg, A, "Pesan masuk", "100 pesan dari 3 chat").await;
+        child.kill().ok();
+        child.wait().ok();
+    }
+
     fn count_in_chat(tg: &fake_telegram::FakeTelegram, user: i64, needle: &str) -> usize {
         tg.sent_to(user).iter().filter(|m| m.text.contains(needle)).count()
     }
