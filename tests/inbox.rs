@@ -514,7 +514,11 @@ mod over_the_fake {
         tap_on(&tg, A, "Teruskan pesan ke sini", "✅ aktif").await;
         for i in 0..100 {
             let from = ["6281271097101", "6281271097102", "6281271097103"][i % 3];
-            fake(d, &api, &["send", "--from", from, "--to", A_PHONE, &format!("banjir {i:03}")]);
+            fake(
+                d,
+                &api,
+                &["send", "--from", from, "--to", A_PHONE, &format!("banjir {i:03}")],
+            );
         }
         let digested = |tg: &fake_telegram::FakeTelegram| -> usize {
             tg.sent_to(A)
@@ -524,13 +528,65 @@ mod over_the_fake {
         };
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         while digested(&tg) + count_in_chat(&tg, A, "banjir ") < 100 {
-            assert!(std::time::Instant::now() < deadline, "only {} accounted for", digested(&tg));
+            assert!(
+                std::time::Instant::now() < deadline,
+                "only {} accounted for",
+                digested(&tg)
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         assert_eq!(count_in_chat(&tg, A, "banjir "), 20, "20 one by one");
         assert_eq!(digested(&tg), 80);
         say_to(&tg, A, "/status", "Terakhir diperbarui").await;
         tap_on(&tg, A, "Pesan masuk", "100 pesan dari 3 chat").await;
+        child.kill().ok();
+        child.wait().ok();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sigkill_while_forwarding_a_backlog_shows_each_message_once_and_loses_none() {
+        let tg = fake_telegram::FakeTelegram::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let (d, api) = (dir.path(), tg.url());
+        let mut env = fake_env();
+        env.push(("TGWA_INBOX_DIGEST_SECS".into(), "1".into()));
+        let mut child = support::app::spawn_binary(d, &api, &env);
+        say_to(&tg, A, &format!("/pair {A_PHONE}"), "Terhubung sebagai").await;
+        say_to(&tg, A, "/status", "Terakhir diperbarui").await;
+        tap_on(&tg, A, "Pesan masuk", "Pesan masuk</b>").await;
+        tap_on(&tg, A, "Teruskan pesan ke sini", "✅ aktif").await;
+        fake(d, &api, &["offline", A_PHONE]);
+        for i in 1..=5 {
+            fake(
+                d,
+                &api,
+                &["send", "--from", FRIEND, "--to", A_PHONE, &format!("backlog {i}")],
+            );
+        }
+        // The first forward is shown but Telegram's answer is late: the process dies waiting.
+        tg.delay_next("sendmessage", Some(A), Duration::from_secs(30));
+        fake(d, &api, &["online", A_PHONE]);
+        tg.wait_for_text_to(A, "backlog 1", Duration::from_secs(60)).await;
+        let data = d.join(format!("DB USER TELEGRAM/{A}/bot_data-{A}-{A_PHONE}.db"));
+        until("the backlog stored", || {
+            rusqlite::Connection::open_with_flags(&data, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+                .and_then(|c| c.query_row("SELECT COUNT(*) FROM inbox_messages", [], |r| r.get::<_, i64>(0)))
+                .is_ok_and(|n| n == 5)
+        })
+        .await;
+        child.kill().expect("SIGKILL");
+        child.wait().expect("reaped");
+        let mut child = support::app::spawn_binary(d, &api, &env);
+        for i in 2..=5 {
+            tg.wait_for_text_to(A, &format!("backlog {i}"), Duration::from_secs(60))
+                .await;
+        }
+        tg.wait_for_text_to(A, "1 pesan baru dari 1 chat", WAIT).await;
+        for i in 1..=5 {
+            assert_eq!(count_in_chat(&tg, A, &format!("backlog {i}")), 1, "backlog {i}");
+        }
+        say_to(&tg, A, "/status", "Terakhir diperbarui").await;
+        tap_on(&tg, A, "Pesan masuk", "5 pesan dari 1 chat").await;
         child.kill().ok();
         child.wait().ok();
     }
