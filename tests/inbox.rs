@@ -444,7 +444,20 @@ mod over_the_fake {
         tap_on(&tg, A, "Pesan masuk", "Pesan masuk</b>").await;
         tap_on(&tg, A, "Teruskan pesan ke sini", "✅ aktif").await;
 
-        // A person writes: the owner gets it with the push name and number, not delayed.
+        // Once the account is logged in (right after pairing the client reconnects, and what
+        // arrives meanwhile is queued like any backlog), a person writes: the owner gets it
+        // with the push name and number, not delayed.
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            let mark = tg.mark();
+            tg.push_message(A, "/status");
+            let page = tg.wait_for_text_to_after(mark, A, "Terakhir diperbarui", WAIT).await;
+            if page.text.contains("🟢 terhubung") {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "never connected: {}", page.text);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
         fake(d, &api, &["send", "--from", FRIEND, "--to", A_PHONE, "langsung"]);
         let now = tg.wait_for_text_to(A, "langsung", WAIT).await;
         assert!(
