@@ -83,7 +83,9 @@ pub struct Stored {
     pub sender: String,
     /// The sender's push name.
     pub push_name: String,
+    /// What it is.
     pub kind: MessageKind,
+    /// Its text or caption.
     pub text: String,
     /// The file, until it is forwarded.
     pub media: Option<Media>,
@@ -91,29 +93,35 @@ pub struct Stored {
     pub offline: bool,
     /// When it was sent (Unix seconds).
     pub sent_at: i64,
-    /// The owner and pairing generation it arrived for.
+    /// The owner it arrived for (Telegram ID).
     pub owner: i64,
+    /// The account's pairing generation when it arrived.
     pub generation: i64,
 }
 
 /// One chat in "Pesan masuk".
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChatSummary {
+    /// The chat: a group JID, a phone's digits, or a LID JID.
     pub chat: String,
     /// The latest sender's push name in that chat.
     pub name: String,
     /// Messages kept from it.
     pub count: i64,
-    /// The latest message's kind, text and time.
+    /// The latest message's kind.
     pub last_kind: MessageKind,
+    /// The latest message's text.
     pub last_text: String,
+    /// When the latest message was sent (Unix seconds).
     pub last_at: i64,
 }
 
 /// What a digest announces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DigestCount {
+    /// Messages.
     pub messages: i64,
+    /// Distinct chats they came from.
     pub chats: i64,
 }
 
@@ -249,6 +257,11 @@ impl Inbox {
     /// Ends everything of `acc`'s inbox: no reply link of it works again, nothing waiting is
     /// forwarded, and the switches go off.
     async fn end_account(&self, acc: &Account, why: Ending) {
+        // A pairing that never completed has no inbox; a re-pair's old one ended with
+        // `LoggedOut` or `RePaired` already, and its file must not be touched now.
+        if why == Ending::PairingAbandoned {
+            return;
+        }
         let res = self.db(acc, end).await;
         match res {
             Ok(Some(n)) => debug!(account_id = %acc.id, links = n, why = why.as_str(), "inbox ended"),
@@ -677,6 +690,19 @@ mod tests {
         assert_eq!(page[0].count, 3);
         assert_eq!(page[0].last_text, "t4");
         assert_eq!(chats(&c, 1, 2).unwrap().0.len(), 1);
+    }
+
+    #[test]
+    fn the_sweep_deletes_only_what_is_older_than_the_retention() {
+        let c = db();
+        insert(&c, "old", "628", "628", "lama", &text(""), 7, 1).unwrap();
+        insert(&c, "new", "628", "628", "baru", &text(""), 7, 1).unwrap();
+        c.execute("UPDATE inbox_messages SET received_at = 1000 WHERE wa_id = 'old'", [])
+            .unwrap();
+        assert_eq!(sweep(&c, now() - 30 * 86_400).unwrap(), 1);
+        let (list, totals) = chats(&c, 0, 8).unwrap();
+        assert_eq!(totals.messages, 1);
+        assert_eq!(list[0].last_text, "baru");
     }
 
     #[test]

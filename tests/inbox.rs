@@ -27,7 +27,7 @@ const C_PHONE: &str = "6281271030033";
 
 /// Opens the account page of `user`'s active account, then its inbox screen.
 async fn open_inbox(bot: &TestBot, user: i64) -> Sent {
-    bot.say(user, "/status", "Status:").await;
+    bot.say(user, "/status", "Terakhir diperbarui").await;
     bot.tap(user, "Pesan masuk", "Pesan masuk</b>").await
 }
 
@@ -171,7 +171,7 @@ async fn after_removal_nothing_of_the_old_inbox_reaches_the_new_owner_and_old_li
     linked(&bot, A, A_PHONE, &fwd).await;
 
     // A removes the account; D pairs the same number.
-    bot.say(A, "/status", "Status:").await;
+    bot.say(A, "/status", "Terakhir diperbarui").await;
     bot.tap(A, "Hapus", "Hapus").await;
     bot.tap(A, "Ya", "dihapus").await;
     bot.pair(D, A_PHONE).await;
@@ -280,7 +280,7 @@ async fn tap_on(tg: &fake_telegram::FakeTelegram, user: i64, label: &str, want: 
         .into_iter()
         .rev()
         .find(|m| m.button_data(label).is_some())
-        .unwrap_or_else(|| panic!("no button {label:?}"));
+        .unwrap_or_else(|| panic!("no button {label:?} in {:#?}", tg.sent_to(user)));
     let mark = tg.mark();
     tg.push_callback(user, msg.message_id, &msg.button_data(label).unwrap_or_default());
     tg.wait_for_text_to_after(mark, user, want, WAIT).await;
@@ -297,7 +297,7 @@ async fn sigkill_while_a_message_is_being_forwarded_shows_it_once_and_counts_it(
     let mut child = support::app::spawn_binary(dir.path(), &tg.url(), &extra);
     say_to(&tg, A, &format!("/pair {A_PHONE}"), "Terhubung sebagai").await;
     say_to(&tg, B, &format!("/pair {B_PHONE}"), "Terhubung sebagai").await;
-    say_to(&tg, A, "/status", "Status:").await;
+    say_to(&tg, A, "/status", "Terakhir diperbarui").await;
     tap_on(&tg, A, "Pesan masuk", "Pesan masuk</b>").await;
     tap_on(&tg, A, "Teruskan pesan ke sini", "✅ aktif").await;
     // Telegram shows the first forward at once but answers it only after 30 s: the process
@@ -337,7 +337,7 @@ async fn sigkill_while_a_message_is_being_forwarded_shows_it_once_and_counts_it(
             .count();
         assert_eq!(n, 1, "crash {i} shown {n} times");
     }
-    say_to(&tg, A, "/status", "Status:").await;
+    say_to(&tg, A, "/status", "Terakhir diperbarui").await;
     tap_on(&tg, A, "Pesan masuk", "6 pesan dari 1 chat").await;
     child.kill().ok();
     child.wait().ok();
@@ -389,4 +389,319 @@ async fn group_messages_are_forwarded_only_when_they_mention_the_account_and_tha
     // A private message still comes through.
     send_from(&bot, B, A_PHONE, "pribadi").await;
     forwarded(&bot, A, "pribadi").await;
+}
+
+/// The same, over the real adapter and the fake WhatsApp server (a fake build): a person's
+/// phone writes through `tgwa fake send`, and `tgwa fake offline/online` makes the outage.
+#[cfg(feature = "insecure-fake-whatsapp")]
+mod over_the_fake {
+    use super::*;
+    use std::path::Path;
+    use std::process::{Command, Output};
+
+    const FRIEND: &str = "6281271097199";
+
+    fn fake_env() -> Vec<(String, String)> {
+        vec![
+            ("TGWA_WA_BACKEND".into(), "fake".into()),
+            ("RUST_LOG".into(), "error".into()),
+        ]
+    }
+
+    /// `tgwa fake <args>` on the data directory under `dir`, until it succeeds.
+    fn fake(dir: &Path, api: &str, args: &[&str]) -> Output {
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            let out = Command::new(env!("CARGO_BIN_EXE_tgwa"))
+                .arg("fake")
+                .args(args)
+                .current_dir(dir)
+                .env_clear()
+                .env("PATH", std::env::var("PATH").unwrap_or_default())
+                .envs(support::app::env_for(dir, api, &fake_env()))
+                .output()
+                .expect("tgwa fake");
+            if out.status.success() {
+                return out;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "tgwa fake {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_backlog_after_an_outage_arrives_once_each_in_order_marked_delayed_and_replies_go_back() {
+        let tg = fake_telegram::FakeTelegram::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let (d, api) = (dir.path(), tg.url());
+        let mut child = support::app::spawn_binary(d, &api, &fake_env());
+        say_to(&tg, A, &format!("/pair {A_PHONE}"), "Terhubung sebagai").await;
+        say_to(&tg, A, "/status", "Terakhir diperbarui").await;
+        tap_on(&tg, A, "Pesan masuk", "Pesan masuk</b>").await;
+        tap_on(&tg, A, "Teruskan pesan ke sini", "✅ aktif").await;
+
+        // Once the account is logged in (right after pairing the client reconnects, and what
+        // arrives meanwhile is queued like any backlog), a person writes: the owner gets it
+        // with the push name and number, not delayed.
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            let mark = tg.mark();
+            tg.push_message(A, "/status");
+            let page = tg.wait_for_text_to_after(mark, A, "Terakhir diperbarui", WAIT).await;
+            if page.text.contains("🟢 terhubung") {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "never connected: {}", page.text);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        fake(d, &api, &["send", "--from", FRIEND, "--to", A_PHONE, "langsung"]);
+        let now = tg.wait_for_text_to(A, "langsung", WAIT).await;
+        assert!(
+            now.text.contains("Fake 7199") && now.text.contains("+6281271097199"),
+            "{}",
+            now.text
+        );
+        assert!(!now.text.contains("tertunda"), "{}", now.text);
+
+        // The account is cut off; three messages wait at the server and arrive at the next
+        // login, each once, in order, marked as delayed.
+        fake(d, &api, &["offline", A_PHONE]);
+        for i in 1..=3 {
+            fake(
+                d,
+                &api,
+                &["send", "--from", FRIEND, "--to", A_PHONE, &format!("antre {i}")],
+            );
+        }
+        fake(d, &api, &["online", A_PHONE]);
+        let mut at = Vec::new();
+        for i in 1..=3 {
+            let m = tg
+                .wait_for_text_to(A, &format!("antre {i}"), Duration::from_secs(60))
+                .await;
+            assert!(m.text.contains("tertunda"), "{}", m.text);
+            at.push(m.message_id);
+        }
+        assert!(at.windows(2).all(|w| w[0] < w[1]), "in order: {at:?}");
+        for i in 1..=3 {
+            assert_eq!(count_in_chat(&tg, A, &format!("antre {i}")), 1);
+        }
+
+        // A reply goes back to the person from the account's number.
+        tg.push_reply(A, now.message_id, "sudah diterima");
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            let out = fake(d, &api, &["sent", "--json"]);
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+            let back = v["data"]
+                .as_array()
+                .is_some_and(|l| l.iter().any(|m| m["from"] == A_PHONE && m["text"] == "sudah diterima"));
+            if back {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the reply never reached the server: {v}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        child.kill().ok();
+        child.wait().ok();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_hundred_messages_from_phones_arrive_as_digests_and_the_list_keeps_them_all() {
+        let tg = fake_telegram::FakeTelegram::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let (d, api) = (dir.path(), tg.url());
+        let mut env = fake_env();
+        env.push(("TGWA_INBOX_DIGEST_SECS".into(), "1".into()));
+        let mut child = support::app::spawn_binary(d, &api, &env);
+        say_to(&tg, A, &format!("/pair {A_PHONE}"), "Terhubung sebagai").await;
+        say_to(&tg, A, "/status", "Terakhir diperbarui").await;
+        tap_on(&tg, A, "Pesan masuk", "Pesan masuk</b>").await;
+        tap_on(&tg, A, "Teruskan pesan ke sini", "✅ aktif").await;
+        for i in 0..100 {
+            let from = ["6281271097101", "6281271097102", "6281271097103"][i % 3];
+            fake(
+                d,
+                &api,
+                &["send", "--from", from, "--to", A_PHONE, &format!("banjir {i:03}")],
+            );
+        }
+        let digested = |tg: &fake_telegram::FakeTelegram| -> usize {
+            tg.sent_to(A)
+                .iter()
+                .filter_map(|m| m.text.strip_prefix("📬 <b>")?.split(' ').next()?.parse::<usize>().ok())
+                .sum()
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while digested(&tg) + count_in_chat(&tg, A, "banjir ") < 100 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "only {} accounted for",
+                digested(&tg)
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(count_in_chat(&tg, A, "banjir "), 20, "20 one by one");
+        assert_eq!(digested(&tg), 80);
+        say_to(&tg, A, "/status", "Terakhir diperbarui").await;
+        tap_on(&tg, A, "Pesan masuk", "100 pesan dari 3 chat").await;
+        child.kill().ok();
+        child.wait().ok();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sigkill_while_forwarding_a_backlog_shows_each_message_once_and_loses_none() {
+        let tg = fake_telegram::FakeTelegram::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let (d, api) = (dir.path(), tg.url());
+        let mut env = fake_env();
+        env.push(("TGWA_INBOX_DIGEST_SECS".into(), "1".into()));
+        let mut child = support::app::spawn_binary(d, &api, &env);
+        say_to(&tg, A, &format!("/pair {A_PHONE}"), "Terhubung sebagai").await;
+        say_to(&tg, A, "/status", "Terakhir diperbarui").await;
+        tap_on(&tg, A, "Pesan masuk", "Pesan masuk</b>").await;
+        tap_on(&tg, A, "Teruskan pesan ke sini", "✅ aktif").await;
+        fake(d, &api, &["offline", A_PHONE]);
+        for i in 1..=5 {
+            fake(
+                d,
+                &api,
+                &["send", "--from", FRIEND, "--to", A_PHONE, &format!("backlog {i}")],
+            );
+        }
+        // The first forward is shown but Telegram's answer is late: the process dies waiting.
+        tg.delay_next("sendmessage", Some(A), Duration::from_secs(30));
+        fake(d, &api, &["online", A_PHONE]);
+        tg.wait_for_text_to(A, "backlog 1", Duration::from_secs(60)).await;
+        let data = d.join(format!("DB USER TELEGRAM/{A}/bot_data-{A}-{A_PHONE}.db"));
+        until("the backlog stored", || {
+            rusqlite::Connection::open_with_flags(&data, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+                .and_then(|c| c.query_row("SELECT COUNT(*) FROM inbox_messages", [], |r| r.get::<_, i64>(0)))
+                .is_ok_and(|n| n == 5)
+        })
+        .await;
+        child.kill().expect("SIGKILL");
+        child.wait().expect("reaped");
+        let mut child = support::app::spawn_binary(d, &api, &env);
+        for i in 2..=5 {
+            tg.wait_for_text_to(A, &format!("backlog {i}"), Duration::from_secs(60))
+                .await;
+        }
+        tg.wait_for_text_to(A, "1 pesan baru dari 1 chat", WAIT).await;
+        for i in 1..=5 {
+            assert_eq!(count_in_chat(&tg, A, &format!("backlog {i}")), 1, "backlog {i}");
+        }
+        say_to(&tg, A, "/status", "Terakhir diperbarui").await;
+        tap_on(&tg, A, "Pesan masuk", "5 pesan dari 1 chat").await;
+        child.kill().ok();
+        child.wait().ok();
+    }
+
+    fn count_in_chat(tg: &fake_telegram::FakeTelegram, user: i64, needle: &str) -> usize {
+        tg.sent_to(user).iter().filter(|m| m.text.contains(needle)).count()
+    }
+}
+
+/// The real adapter's mapping of what the inbox needs: kinds, captions and file names, push
+/// names, the offline flag, mentions of the account, and no status updates.
+#[test]
+fn the_real_adapter_maps_kinds_push_names_offline_and_mentions() {
+    use std::sync::Arc;
+    use tgwa::wa::real::events::map_messages_for;
+    use tgwa::wa::{MessageKind, WaEvent};
+    use whatsapp_rust::prelude::{wa, MessageField, MessageInfo};
+    use whatsapp_rust::types::events::{InboundMessage, MessageBatch};
+    use whatsapp_rust::types::message::MessageSource;
+    use whatsapp_rust::Jid;
+
+    let jid = |s: &str| s.parse::<Jid>().expect("jid");
+    let one = |id: &str, chat: &str, offline: bool, message: wa::Message| {
+        let group = chat.ends_with("@g.us");
+        InboundMessage::builder()
+            .message(Arc::new(message))
+            .info(Arc::new(MessageInfo {
+                source: MessageSource {
+                    chat: jid(chat),
+                    sender: jid("6281234567890@s.whatsapp.net"),
+                    is_group: group,
+                    ..Default::default()
+                },
+                id: id.to_string(),
+                push_name: "Budi".into(),
+                is_offline: offline,
+                ..Default::default()
+            }))
+            .build()
+    };
+    let me = "6281299990000".to_string();
+    let mention = wa::Message {
+        extended_text_message: MessageField::some(wa::message::ExtendedTextMessage {
+            text: Some("tolong".into()),
+            context_info: MessageField::some(wa::ContextInfo {
+                mentioned_jid: vec![format!("{me}@s.whatsapp.net")],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let image = wa::Message {
+        image_message: MessageField::some(wa::message::ImageMessage {
+            caption: Some("fotonya".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let document = wa::Message {
+        document_message: MessageField::some(wa::message::DocumentMessage {
+            file_name: Some("laporan.pdf".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let voice = wa::Message {
+        audio_message: MessageField::some(wa::message::AudioMessage::default()),
+        ..Default::default()
+    };
+    let status = wa::Message {
+        conversation: Some("status".into()),
+        ..Default::default()
+    };
+    let pn = "6281234567890@s.whatsapp.net";
+    let batch = MessageBatch::builder()
+        .messages(Arc::from(vec![
+            one("m", "120363000000000001@g.us", false, mention),
+            one("i", pn, true, image),
+            one("d", pn, false, document),
+            one("v", pn, false, voice),
+            one("s", "status@broadcast", false, status),
+        ]))
+        .origin(whatsapp_rust::types::events::BatchOrigin::OfflineDrain)
+        .build();
+    let got: Vec<(String, MessageKind, String, bool, bool, String)> = map_messages_for(&batch, &[me])
+        .into_iter()
+        .filter_map(|e| match e {
+            WaEvent::Message { id, text, meta, .. } => {
+                Some((id, meta.kind, text, meta.offline, meta.mentions_me, meta.push_name))
+            }
+            _ => None,
+        })
+        .collect();
+    let row = |id: &str, k, t: &str, off, men| (id.to_string(), k, t.to_string(), off, men, "Budi".to_string());
+    assert_eq!(
+        got,
+        vec![
+            row("m", MessageKind::Text, "tolong", false, true),
+            row("i", MessageKind::Image, "fotonya", true, false),
+            row("d", MessageKind::Document, "laporan.pdf", false, false),
+            row("v", MessageKind::Voice, "", false, false),
+        ]
+    );
 }

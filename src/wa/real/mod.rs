@@ -233,6 +233,10 @@ impl RealBackend {
             .map_err(|e| WaError::Storage(format!("{url}: starting the client: {e}")))?;
         make_private(&path).await;
         let client = bot.client();
+        // Groups address members by LID: a mention of this account may name its LID.
+        if let Some(lid) = client.lid() {
+            sink.add_own(&lid.user);
+        }
         let run_sink = sink.clone();
         let task = tokio::spawn(async move {
             bot.run().await;
