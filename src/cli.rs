@@ -13,6 +13,9 @@ use crate::account::Account;
 use crate::config::Config;
 use crate::scan::{self, Outcome, ScanEntry, ScanOptions, ScanReport};
 
+mod fake;
+pub use fake::FakeVerb;
+
 /// tgwa: one Telegram bot in front of many WhatsApp accounts.
 #[derive(Debug, Parser)]
 #[command(name = "tgwa", version, about)]
@@ -72,6 +75,16 @@ pub enum Command {
         #[arg(long)]
         from: PathBuf,
     },
+    /// Talk to the fake WhatsApp of the `tgwa run` on this data directory (fake builds
+    /// only). Exit 0 done, 1 the fake world refused (the reason is printed), 2 no fake is
+    /// running there, bad arguments, or a build without the fake.
+    Fake {
+        #[command(subcommand)]
+        verb: FakeVerb,
+        /// Print the fake's answer as JSON.
+        #[arg(long, global = true)]
+        json: bool,
+    },
     /// Write an empty master database at the current schema version (for bot_data.db.example).
     #[command(hide = true)]
     InitMaster {
@@ -102,7 +115,15 @@ pub fn main() -> i32 {
     };
     let command = cli.command.unwrap_or(Command::Run);
     if let Command::Run = command {
-        return crate::app::run(config);
+        let fake_socket = fake::socket_of(&config);
+        let code = crate::app::run(config);
+        // The fake's control socket ends with the runtime; its file goes with the process
+        // even when something still held the backend at the end.
+        fake::remove_socket(fake_socket.as_deref());
+        return code;
+    }
+    if let Command::Fake { verb, json } = command {
+        return fake::run(&config, verb, json);
     }
     crate::app::init_tracing(&config, "warn");
     let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
@@ -121,7 +142,7 @@ pub fn main() -> i32 {
             Command::Backup { to } => run_backup(&config, to).await.map(|()| 0),
             Command::Restore { from } => run_restore(&config, from).await.map(|()| 0),
             Command::Check => Ok(crate::preflight::run(&config).await),
-            Command::Run | Command::InitMaster { .. } => Ok(0),
+            Command::Run | Command::InitMaster { .. } | Command::Fake { .. } => Ok(0),
         }
     });
     match res {

@@ -26,6 +26,8 @@ use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use super::real::{RealBackend, RealOptions, RealSession};
+
+pub mod ctl;
 use super::{
     ChatTarget, EventRx, GroupId, GroupInfo, GroupSummary, JoinOutcome, MemberAction, MemberResult, PairCode,
     PhoneNumber, Probe, Profile, SessionSpec, WaBackend, WaError, WaEvent, WaSession,
@@ -46,6 +48,8 @@ pub struct FakeBackend {
     real: RealBackend,
     fake: FakeWhatsApp,
     pair_delay: Duration,
+    /// The control socket (`tgwa fake <verb>`), while it is served.
+    ctl: Option<ctl::Served>,
 }
 
 impl FakeBackend {
@@ -67,7 +71,23 @@ impl FakeBackend {
                 .with_version(tgwa_fakewa::VERSION)
                 .with_outage_after(outage_after),
         );
-        Ok(Self { real, fake, pair_delay })
+        // Served only inside a runtime (`tgwa run`, the in-process test bots).
+        let ctl = match tokio::runtime::Handle::try_current() {
+            Ok(rt) => match ctl::serve(&rt, fake.clone(), &dir.join(ctl::SOCKET)) {
+                Ok(served) => Some(served),
+                Err(e) => {
+                    warn!(error = %e, "no control socket for the fake WhatsApp");
+                    None
+                }
+            },
+            Err(_) => None,
+        };
+        Ok(Self {
+            real,
+            fake,
+            pair_delay,
+            ctl,
+        })
     }
 
     /// The fake server, for tests that want to look inside.
@@ -84,6 +104,9 @@ impl Drop for FakeBackend {
     /// The last state is on disk before a restarted process loads it, even when a session's
     /// tasks still hold the server a while longer.
     fn drop(&mut self) {
+        if let Some(served) = self.ctl.take() {
+            served.stop();
+        }
         if let Err(e) = self.fake.flush() {
             warn!(error = %e, "could not save the fake WhatsApp world");
         }

@@ -21,6 +21,8 @@ pub(crate) enum After {
     Stay,
     /// Close the socket cleanly.
     Close,
+    /// Drop the socket without a word.
+    Drop,
 }
 
 /// Per-connection state the handlers see.
@@ -166,8 +168,8 @@ async fn run(
     let mut rx_cipher = established.rx;
 
     fake.on_established(ctx, &established.payload);
-    if flush(ctx, wire)? {
-        return Ok(Ending::Clean);
+    if let Some(end) = flush(ctx, wire)? {
+        return Ok(end);
     }
 
     loop {
@@ -175,8 +177,8 @@ async fn run(
             let plain = rx_cipher.open(frame)?;
             let node = decode(plain)?;
             fake.on_node(ctx, node);
-            if flush(ctx, wire)? {
-                return Ok(Ending::Clean);
+            if let Some(end) = flush(ctx, wire)? {
+                return Ok(end);
             }
         }
         match rx.recv().await {
@@ -198,12 +200,16 @@ async fn run(
     }
 }
 
-/// Sends what the handler queued; `true` when the handler asked to close.
-fn flush(ctx: &mut ConnCtx, wire: &mut Wire) -> Result<bool> {
+/// Sends what the handler queued; how the connection ends when the handler asked to end it.
+fn flush(ctx: &mut ConnCtx, wire: &mut Wire) -> Result<Option<Ending>> {
     for n in std::mem::take(&mut ctx.out) {
         wire.node(&n)?;
     }
-    Ok(std::mem::replace(&mut ctx.after, After::Stay) == After::Close)
+    Ok(match std::mem::replace(&mut ctx.after, After::Stay) {
+        After::Stay => None,
+        After::Close => Some(Ending::Clean),
+        After::Drop => Some(Ending::Dropped),
+    })
 }
 
 fn decode(plain: BytesMut) -> Result<Node> {

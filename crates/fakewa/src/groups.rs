@@ -115,6 +115,7 @@ impl World {
                 members: m,
                 pending: BTreeSet::new(),
                 invite: random_code(),
+                revoked: Vec::new(),
             },
         );
         id
@@ -161,6 +162,10 @@ pub(crate) fn on_iq(fake: &FakeWhatsApp, ctx: &mut ConnCtx, iq: &Node) -> Node {
         return error(iq, 400, "bad-request");
     };
     let to = attr(iq, "to");
+    let joins = op.tag == "invite" && (to.is_empty() || to == "g.us" || to == "@g.us");
+    if (op.tag == "create" || op.tag == "add" || joins) && crate::world::limited(fake, ctx, crate::RateScope::Groups) {
+        return crate::rules::rate_overlimit(iq);
+    }
     let mut w = fake.world();
     match op.tag.as_ref() {
         "participating" => {
@@ -213,10 +218,15 @@ pub(crate) fn on_iq(fake: &FakeWhatsApp, ctx: &mut ConnCtx, iq: &Node) -> Node {
             result(iq, Vec::new())
         }
         "invite" if to.is_empty() || to == "g.us" || to == "@g.us" => {
-            // Join by code.
+            // Join by code. A code that was reset answers 410 "gone" and one that never
+            // existed 406 "not-acceptable": whatsmeow `JoinGroupWithLink` turns exactly these
+            // into `ErrInviteLinkRevoked` and `ErrInviteLinkInvalid`.
             let code = attr(&op, "code");
             let Some(gid) = w.groups.values().find(|g| g.invite == code).map(|g| g.id.clone()) else {
-                return error(iq, 404, "item-not-found");
+                if w.groups.values().any(|g| g.revoked.contains(&code)) {
+                    return error(iq, 410, "gone");
+                }
+                return error(iq, 406, "not-acceptable");
             };
             let Some(g) = w.groups.get_mut(&gid) else {
                 return error(iq, 404, "item-not-found");
@@ -275,7 +285,8 @@ fn group_op(w: &mut World, me: &str, to: &str, iq: &Node, op: &Node) -> Node {
     match tag.as_str() {
         "invite" => {
             if attr(iq, "type") == "set" {
-                g.invite = random_code();
+                let old = std::mem::replace(&mut g.invite, random_code());
+                g.revoked.push(old);
             }
             let code = g.invite.clone();
             result(iq, vec![NodeBuilder::new("invite").attr("code", code).build()])
@@ -305,12 +316,16 @@ fn group_op(w: &mut World, me: &str, to: &str, iq: &Node, op: &Node) -> Node {
 }
 
 fn participants(w: &mut World, gid: &str, iq: &Node, op: &Node, action: &str) -> Node {
-    let asked: Vec<String> = op
+    // (phone, whether the request named it by phone number)
+    let asked: Vec<(String, bool)> = op
         .get_children_by_tag("participant")
-        .map(|p| phone_from_jid(w, &attr(p, "jid")))
+        .map(|p| {
+            let jid = attr(p, "jid");
+            (phone_from_jid(w, &jid), !jid.ends_with("@lid"))
+        })
         .collect();
     let mut out = Vec::new();
-    for phone in asked {
+    for (phone, by_pn) in asked {
         let known = w.accounts.contains_key(&phone);
         let refusal = w.add_refusals.get(&phone).copied();
         let Some(g) = w.groups.get_mut(gid) else {
@@ -344,7 +359,9 @@ fn participants(w: &mut World, gid: &str, iq: &Node, op: &Node, action: &str) ->
             return error(iq, 404, "item-not-found");
         };
         let mut b = NodeBuilder::new("participant").attr("jid", w.member_jid(g, &phone));
-        if g.lid_addressed && !w.hidden_phones.contains(&phone) {
+        // A hidden number is still given back to whoever named it by that number: it
+        // reveals nothing (no source says whether the server does this).
+        if g.lid_addressed && (by_pn || !w.hidden_phones.contains(&phone)) {
             b = b.attr("phone_number", pn_jid(&phone));
         }
         if let Some(c) = code {

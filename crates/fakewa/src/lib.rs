@@ -16,7 +16,7 @@
 //! # Behaviour by the last four digits (the simulator's table)
 //! | digits | behaviour |
 //! | --- | --- |
-//! | `0429` | a pairing-code request is refused as rate-limited (429, backoff 60 s) |
+//! | `0429` | a pairing-code request is refused as throttled (400 bad-request, no backoff) |
 //! | `0408` | the pairing code is issued but the phone never confirms it |
 //! | `0401` | pairs, then is logged out from the phone 3 s after its first login |
 //! | `0402` | pairs, then gets a temporary ban (code 101, one hour) 3 s after its first login |
@@ -31,13 +31,18 @@
 //! - `signal`: the phones' private Signal state: they read what companions send and write to them.
 //! - `persist`: the world in a state file, so a restarted server keeps it.
 
+pub mod ctl;
 pub mod noise;
 
 mod conn;
 mod groups;
 mod persist;
 mod phone;
+mod queue;
+mod rules;
 mod signal;
+#[cfg(test)]
+mod tests;
 mod transport;
 mod world;
 
@@ -51,6 +56,7 @@ use wacore_binary::Node;
 use whatsapp_rust::transport::TransportFactory;
 
 pub use persist::read_sent_messages;
+pub use rules::{Ban, RateScope};
 pub use transport::{FakeTransport, FakeTransportFactory};
 pub use world::{GroupView, MemberView, SentMessage};
 
@@ -288,6 +294,15 @@ impl FakeWhatsApp {
         tx.is_some_and(|tx| tx.send(ctl).is_ok())
     }
 
+    /// Sends `node` to the live connections of device `device` of `phone`, if any.
+    pub(crate) fn tell_device(&self, phone: &str, device: u16, node: Node) {
+        for (conn, c) in self.conns_of(phone) {
+            if c.device.as_ref().is_some_and(|(_, d)| *d == device) {
+                self.send_to_conn(conn, Ctl::Send(node.clone()));
+            }
+        }
+    }
+
     fn to_each_conn_of(&self, phone: &str, make: impl Fn() -> Ctl) -> usize {
         let conns = self.conns_of(phone);
         let mut n = 0;
@@ -318,24 +333,92 @@ impl FakeWhatsApp {
 
     // ----- what the server can do to a session -----
 
-    /// Another client took over the session (`<stream:error><conflict type="replaced"/>`).
+    /// Another client took over the session: `<stream:error><conflict type="replaced"/>`
+    /// (whatsmeow `handleStreamError`, case `conflictType == "replaced"`, which reads no
+    /// code; whatsapp-rust `handle_stream_error` dispatches `StreamReplaced` for it).
     pub fn replace_session(&self, phone: &str) -> usize {
         self.to_each_conn_of(phone, || Ctl::Close(vec![world::stream_conflict("replaced")]))
     }
 
-    /// The phone unlinked the device (stream error 401); later logins fail with 401.
-    pub fn log_out(&self, phone: &str) -> usize {
-        self.world().unlink_all(phone);
-        self.to_each_conn_of(phone, || Ctl::Close(vec![world::stream_error("401")]))
+    /// The phone removed its linked devices (Settings, Linked devices, Log out): each live
+    /// stream gets `<stream:error code="401"><conflict type="device_removed"/>` (whatsmeow
+    /// `handleStreamError`, case `code == "401" && conflictType == "device_removed"`), the
+    /// devices are forgotten, so later logins fail with `<failure reason="401">`
+    /// (whatsmeow `handleConnectFailure`, `reason.IsLoggedOut()`), and the phone's other
+    /// devices are told the device list changed. Returns the streams ended.
+    pub fn unlink(&self, phone: &str) -> usize {
+        let removed = self.world().unlink_all(phone);
+        let n = self.to_each_conn_of(phone, || Ctl::Close(vec![world::device_removed()]));
+        self.notify_devices_changed(phone, &removed, "remove");
+        n
     }
 
-    /// A temporary ban: connect failure 402 with `code` and `expire` seconds, now and at
-    /// every login until it expires.
-    pub fn ban(&self, phone: &str, code: u32, expire_secs: u64) -> usize {
-        self.world().ban(phone, code, expire_secs);
-        self.to_each_conn_of(phone, || {
-            Ctl::Close(vec![world::failure(402, Some((code, expire_secs)))])
-        })
+    /// The phone unlinked the device: the same as [`unlink`](Self::unlink).
+    pub fn log_out(&self, phone: &str) -> usize {
+        self.unlink(phone)
+    }
+
+    /// WhatsApp bans or locks the account, as the server does it: a live stream is ended
+    /// with `<stream:error code="503"/>` (never a `<failure>` inside a logged-in stream;
+    /// whatsmeow `handleStreamError` case `"503"` and whatsapp-rust let the client
+    /// reconnect), and every later login is refused with `<failure>`: `402` with `code`
+    /// and `expire` until a temporary ban ends, `403` (locked) or `406` (banned) for good.
+    /// Returns the streams ended.
+    pub fn ban(&self, phone: &str, ban: Ban) -> usize {
+        self.world().ensure_account(phone).enforcement = Some(rules::Enforcement::new(ban));
+        self.to_each_conn_of(phone, || Ctl::Close(vec![world::stream_error("503")]))
+    }
+
+    /// A "reach-out timelock" on `phone` for `for_`: until it ends, a message from `phone`
+    /// to a number that never wrote to it is refused with `<ack class="message"
+    /// error="463">`; messages to numbers that wrote to it first go through.
+    pub fn timelock(&self, phone: &str, for_: Duration) {
+        self.world().ensure_account(phone).timelock_until = world::now() + for_.as_secs().max(1);
+    }
+
+    /// Refuses the next message `phone` sends with `<ack class="message" error=code>`
+    /// (e.g. 479, "smax-invalid"), once.
+    pub fn nack_next(&self, phone: &str, code: u16) {
+        self.world().nack_next.insert(phone.to_string(), code);
+    }
+
+    /// Rate-limits `phone`'s devices for `for_`: their contact queries (usync) or group
+    /// create / add / join are answered `<iq type="error"><error code="429"
+    /// text="rate-overlimit"/>`.
+    pub fn rate_limit(&self, phone: &str, scope: RateScope, for_: Duration) {
+        let until = world::now() + for_.as_secs().max(1);
+        let mut w = self.world();
+        let acc = w.ensure_account(phone);
+        match scope {
+            RateScope::Usync => acc.usync_limited_until = until,
+            RateScope::Groups => acc.groups_limited_until = until,
+        }
+    }
+
+    /// Throttles pairing-code requests for `phone` (`Some`) or lifts it (`None`): they are
+    /// refused with `400 bad-request`, carrying `backoff` seconds when given (rare on the
+    /// real server). Numbers ending `0429` are always throttled, without a backoff.
+    pub fn throttle_pair_codes(&self, phone: &str, throttle: Option<Option<Duration>>) {
+        let mut w = self.world();
+        match throttle {
+            Some(backoff) => {
+                let secs = backoff.map(|d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX));
+                w.pair_throttle.insert(phone.to_string(), secs);
+            }
+            None => {
+                w.pair_throttle.remove(phone);
+            }
+        }
+    }
+
+    /// Takes `phone` off the network (`true`): its connections are dropped and its new
+    /// ones refused right after the handshake, as a phone with no network would see; `false`
+    /// lets it back. Other numbers are not affected (see [`set_offline`](Self::set_offline)).
+    pub fn set_number_offline(&self, phone: &str, offline: bool) {
+        self.world().ensure_account(phone).offline = offline;
+        if offline {
+            self.to_each_conn_of(phone, || Ctl::Drop);
+        }
     }
 
     /// A connect failure with `reason` (as `<failure reason=..>`), sent now.
@@ -377,10 +460,24 @@ impl FakeWhatsApp {
     }
 
     /// The phone of `from` sends `text` to `to` (phone digits, or the JID of a group `from`
-    /// is in), Signal-encrypted to each companion device online now; returns the message
-    /// id. Errors when `from` is unknown or not in the group.
+    /// is in), Signal-encrypted to each companion device of the recipient (or members):
+    /// delivered at once to a connected one, queued for one that is not and delivered at
+    /// its next login (see the `queue` module). Returns the message id. Errors when `from`
+    /// or `to` is unknown, or `from` not in the group.
     pub fn send_from(&self, from: &str, to: &str, text: &str) -> anyhow::Result<String> {
-        phone::send_from(self, from, to, text)
+        phone::send_from(self, from, to, text, phone::SendOpts::default())
+    }
+
+    /// As [`send_from`](Self::send_from) to a person, but from `from`'s LID alone, without
+    /// its phone number (`from="<lid>@lid"`, no `sender_pn`): a sender whose number the
+    /// recipient does not get to see.
+    pub fn send_from_lid(&self, from: &str, to: &str, text: &str) -> anyhow::Result<String> {
+        phone::send_from(self, from, to, text, phone::SendOpts { from_lid: true })
+    }
+
+    /// Whether `phone` is a WhatsApp user in this world.
+    pub fn is_user(&self, phone: &str) -> bool {
+        self.world().accounts.contains_key(phone)
     }
 
     /// Every receipt clients sent, oldest first.
@@ -388,8 +485,8 @@ impl FakeWhatsApp {
         self.inner.receipts.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Notes a `<receipt>` (its `id`, and the ids of a batched `<list>`).
-    pub(crate) fn note_receipt(&self, ctx: &ConnCtx, node: &Node) {
+    /// Notes a `<receipt>` (its `id`, and the ids of a batched `<list>`); returns the ids.
+    pub(crate) fn note_receipt(&self, ctx: &ConnCtx, node: &Node) -> Vec<String> {
         let from = ctx.device.as_ref().map(|(p, _)| p.clone()).unwrap_or_default();
         let kind = world::attr(node, "type");
         let mut ids = vec![world::attr(node, "id")];
@@ -397,11 +494,12 @@ impl FakeWhatsApp {
             ids.extend(list.get_children_by_tag("item").map(|i| world::attr(i, "id")));
         }
         let mut r = self.inner.receipts.lock().unwrap_or_else(|e| e.into_inner());
-        r.extend(ids.into_iter().map(|id| Receipt {
+        r.extend(ids.iter().map(|id| Receipt {
             from: from.clone(),
-            id,
+            id: id.clone(),
             kind: kind.clone(),
         }));
+        ids
     }
 
     // ----- the world, for assertions and set-up -----
@@ -510,6 +608,32 @@ impl FakeWhatsApp {
     /// metadata then carries no `phone_number` attribute for it.
     pub fn hide_phone_in_lid_groups(&self, phone: &str) {
         self.world().hide_phone(phone);
+    }
+
+    /// Tells the devices of the people who know `phone` (who wrote to it or it wrote to, or
+    /// share a group with it) that its device list changed: one `<notification
+    /// type="devices">` per device (wacore `stanza/devices.rs`, after WA Web's
+    /// `WAWebHandleDeviceNotification`: one operation per notification, with a
+    /// `<key-index-list ts>`; whatsmeow `handleDeviceNotification`).
+    pub(crate) fn notify_devices_changed(&self, phone: &str, devices: &[u16], op: &str) {
+        let (nodes, watchers) = {
+            let w = self.world();
+            let nodes: Vec<Node> = devices
+                .iter()
+                .map(|d| world::devices_notification(&w, phone, *d, op))
+                .collect();
+            (nodes, w.contacts_of(phone))
+        };
+        if nodes.is_empty() {
+            return;
+        }
+        for who in watchers {
+            for (conn, _) in self.conns_of(&who) {
+                for n in &nodes {
+                    self.send_to_conn(conn, Ctl::Send(n.clone()));
+                }
+            }
+        }
     }
 
     pub(crate) fn on_established(&self, ctx: &mut ConnCtx, payload: &waproto::whatsapp::ClientPayload) {

@@ -18,7 +18,7 @@
 //! overwriting the newer state. (The file's inode would not do: a freed inode is reused by
 //! the next temporary file at once.)
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::Write as _;
 use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
@@ -72,6 +72,8 @@ kept_fields! {
     next_lid: u64,
     next_group: u64,
     next_id: u64,
+    wrote: BTreeSet<(String, String)>,
+    queue: Vec<crate::queue::Queued>,
 }
 
 /// What the file holds.
@@ -302,6 +304,7 @@ mod tests {
             id: "3EB0AA".into(),
             recipients: vec!["6281200000002:0".into()],
             text: None,
+            encryption: Vec::new(),
         });
         assert!(first.note_text("3EB0AA", "halo"));
         assert!(!first.note_text("never-sent", "x"), "an unknown id is not recorded");

@@ -76,11 +76,8 @@ fn send_pair_success(
                         .bytes(identity_bytes)
                         .build(),
                     NodeBuilder::new("platform").attr("name", "android").build(),
-                    // WhatsApp sends `biz` for business accounts only; the fake always does so
-                    // the client learns a push name and skips the app-state bootstrap.
-                    NodeBuilder::new("biz")
-                        .attr("name", format!("Fake {}", &phone[phone.len().saturating_sub(4)..]))
-                        .build(),
+                    // No `biz`: WhatsApp sends it for business accounts only (whatsmeow
+                    // `handlePair` reads `biz` `name` as the business name, optional).
                     NodeBuilder::new("device")
                         .attr("jid", format!("{phone}:{device}@{SERVER}"))
                         .attr("lid", format!("{lid}:{device}@lid"))
@@ -153,6 +150,7 @@ pub(crate) fn on_iq_answer(fake: &FakeWhatsApp, ctx: &mut ConnCtx, iq: &Node) {
         },
     );
     drop(w);
+    fake.notify_devices_changed(&phone, &[device], "add");
     ctx.send(crate::world::stream_error("515"));
     ctx.after = After::Close;
 }
@@ -180,16 +178,24 @@ pub(crate) fn link_code(fake: &FakeWhatsApp, ctx: &mut ConnCtx, iq: &Node) -> No
     let phone = attr(reg, "jid").split('@').next().unwrap_or_default().to_string();
     match stage.as_str() {
         "companion_hello" => {
-            if phone.ends_with("0429") {
+            // Throttled (the `0429` row, or `throttle_pair_codes`): the server answers
+            // `400 bad-request`, the same error as for bad content, and only rarely with a
+            // `backoff` (whatsapp-rust `pair_code.rs`, `PairError::RequestFailed` and
+            // `backoff()`: "the server rarely populates it on this request").
+            let throttled = fake.world().pair_throttle.get(&phone).copied();
+            let throttled = throttled.or_else(|| phone.ends_with("0429").then_some(None));
+            if let Some(backoff) = throttled {
+                let mut e = NodeBuilder::new("error")
+                    .attr("code", "400")
+                    .attr("text", "bad-request");
+                if let Some(secs) = backoff {
+                    e = e.attr("backoff", secs.to_string());
+                }
                 return NodeBuilder::new("iq")
                     .attr("type", "error")
                     .attr("id", attr(iq, "id"))
                     .attr("from", SERVER)
-                    .children([NodeBuilder::new("error")
-                        .attr("code", "429")
-                        .attr("text", "rate-overlimit")
-                        .attr("backoff", "60")
-                        .build()])
+                    .children([e.build()])
                     .build();
             }
             let wrapped = bytes_of(reg.get_optional_child("link_code_pairing_wrapped_companion_ephemeral_pub"));
@@ -394,13 +400,7 @@ pub(crate) fn usync(fake: &FakeWhatsApp, ctx: &ConnCtx, iq: &Node) -> Node {
                 children.push(l.build());
             }
             if wants("devices") {
-                let mut dl = NodeBuilder::new("device-list");
-                if let Some(a) = acc {
-                    dl = dl
-                        .attr("hash", format!("2:{}", a.lid))
-                        .children([NodeBuilder::new("device").attr("id", "0").build()]);
-                }
-                children.push(NodeBuilder::new("devices").children([dl.build()]).build());
+                children.push(devices_node(acc));
             }
             let out_jid = match (acc, by_lid) {
                 (Some(a), true) => format!("{}@lid", a.lid),
@@ -409,8 +409,11 @@ pub(crate) fn usync(fake: &FakeWhatsApp, ctx: &ConnCtx, iq: &Node) -> Node {
                 (None, _) => pn_jid(&phone),
             };
             let mut ub = NodeBuilder::new("user").attr("jid", out_jid);
+            // A number its owner hides is not revealed by asking for its LID.
             if let (Some(a), true) = (acc, by_lid) {
-                ub = ub.attr("pn_jid", pn_jid(&a.phone));
+                if !w.hidden_phones.contains(&a.phone) {
+                    ub = ub.attr("pn_jid", pn_jid(&a.phone));
+                }
             }
             users.push(ub.children(children).build());
         }
@@ -421,6 +424,85 @@ pub(crate) fn usync(fake: &FakeWhatsApp, ctx: &ConnCtx, iq: &Node) -> Node {
             .children([NodeBuilder::new("list").children(users).build()])
             .build()],
     )
+}
+
+/// The `<devices>` of a usync answer: the phone and every companion the phone linked, each
+/// with its `key-index`, and the `<key-index-list>` the client needs beside companions (the
+/// shape of wacore `iq/usync.rs`, which skips a user with companions but no list, and of
+/// Baileys `USyncDeviceProtocol`). Companions registered without keys (imported sessions)
+/// are left out: nobody could encrypt for them.
+fn devices_node(acc: Option<&crate::world::Account>) -> Node {
+    let mut dl = NodeBuilder::new("device-list");
+    let mut extra = Vec::new();
+    if let Some(a) = acc {
+        let usable: Vec<u16> = a
+            .devices
+            .iter()
+            .filter(|(id, d)| **id != 0 && d.keys.skey.is_some() && d.keys.identity != [0; 32])
+            .map(|(id, _)| *id)
+            .collect();
+        let mut devs = vec![NodeBuilder::new("device").attr("id", "0").build()];
+        devs.extend(usable.iter().map(|id| {
+            NodeBuilder::new("device")
+                .attr("id", id.to_string())
+                .attr("key-index", id.to_string())
+                .build()
+        }));
+        let ids: Vec<String> = std::iter::once("0".to_string())
+            .chain(usable.iter().map(|d| d.to_string()))
+            .collect();
+        dl = dl.attr("hash", device_hash(&a.lid, &ids)).children(devs);
+        if !usable.is_empty() {
+            extra.push(
+                NodeBuilder::new("key-index-list")
+                    .attr("ts", crate::world::now().to_string())
+                    .bytes(signed_key_index_list(a, &usable))
+                    .build(),
+            );
+        }
+    }
+    let mut children = vec![dl.build()];
+    children.extend(extra);
+    NodeBuilder::new("devices").children(children).build()
+}
+
+/// A device-list hash that changes whenever the list does (the real one's input is not in
+/// any client's source; clients only compare it).
+fn device_hash(lid: &str, ids: &[String]) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(format!("{lid}:{}", ids.join(",")).as_bytes());
+    format!(
+        "2:{}",
+        base64::engine::general_purpose::STANDARD_NO_PAD.encode(&digest[..6])
+    )
+}
+
+/// `ADVSignedKeyIndexList`: the account's valid key indexes (here each companion's device
+/// id), signed by the account key. Clients decode `details` and defer the signature check
+/// (wacore `adv.rs` `decode_key_index_list`); which prefix, if any, the phone signs with is
+/// in no source, so the fake signs the bare details.
+fn signed_key_index_list(acc: &crate::world::Account, companions: &[u16]) -> Vec<u8> {
+    let valid: Vec<u32> = companions.iter().map(|d| u32::from(*d)).collect();
+    let details = wa::ADVKeyIndexList {
+        raw_id: Some(1),
+        timestamp: Some(crate::world::now()),
+        current_index: valid.iter().copied().max(),
+        valid_indexes: valid,
+        ..Default::default()
+    }
+    .encode_to_vec();
+    let sig = acc
+        .phone_identity
+        .private_key
+        .calculate_signature(&details, &mut rand::rng())
+        .map(|s| s.to_vec())
+        .unwrap_or_default();
+    wa::ADVSignedKeyIndexList {
+        details: Some(details),
+        account_signature: Some(sig),
+        ..Default::default()
+    }
+    .encode_to_vec()
 }
 
 fn bundle_node(jid: &str, keys: &Keys) -> Node {
@@ -456,6 +538,16 @@ fn bundle_node(jid: &str, keys: &Keys) -> Node {
 }
 
 pub(crate) fn prekey_bundles(fake: &FakeWhatsApp, iq: &Node) -> Node {
+    let mut low = Vec::new();
+    let node = prekey_bundles_noting(fake, iq, &mut low);
+    for (phone, device, left) in low {
+        fake.tell_device(&phone, device, crate::world::prekeys_low(left));
+    }
+    node
+}
+
+/// The bundles asked for; devices whose pre-keys just ran low go into `low`.
+fn prekey_bundles_noting(fake: &FakeWhatsApp, iq: &Node, low: &mut Vec<(String, u16, usize)>) -> Node {
     let mut users = Vec::new();
     let mut w = fake.world();
     if let Some(key) = iq.get_optional_child("key") {
@@ -478,6 +570,9 @@ pub(crate) fn prekey_bundles(fake: &FakeWhatsApp, iq: &Node) -> Node {
                     // One-time pre-keys are handed out once.
                     if let Some(first) = d.keys.prekeys.keys().next().copied() {
                         d.keys.prekeys.remove(&first);
+                        if d.keys.prekeys.len() + 1 == crate::world::LOW_PREKEYS {
+                            low.push((phone.clone(), device, d.keys.prekeys.len()));
+                        }
                     }
                     k
                 });
@@ -509,44 +604,117 @@ pub(crate) fn on_message(fake: &FakeWhatsApp, ctx: &mut ConnCtx, msg: &Node) {
         .map(|p| p.get_children_by_tag("to").map(|t| attr(t, "jid")).collect())
         .unwrap_or_default();
     recipients.sort();
-    let err = {
-        let w = fake.world();
-        if to.ends_with("@g.us") {
-            match w.groups.get(&to) {
-                None => Some("404"),
-                Some(g) if !g.members.contains_key(&from) => Some("403"),
-                Some(g) if g.announce && !g.members.get(&from).is_some_and(|m| m.0) => Some("403"),
-                Some(_) => None,
-            }
-        } else {
-            let phone = if to.ends_with("@lid") {
-                w.phone_of_lid(&user_of(&to)).unwrap_or_default()
-            } else {
-                user_of(&to)
-            };
-            (!w.accounts.contains_key(&phone)).then_some("404")
-        }
+    let (err, phash) = {
+        let mut w = fake.world();
+        let err = refusal(&mut w, &from, &to);
+        // The server's own list of the devices a group message should reach, hashed as the
+        // client hashes its list (whatsmeow `participantListHashV2`, wacore
+        // `participant_list_hash`): the ack carries it when the stanza carried one, and a
+        // client whose list differs refreshes it (whatsmeow `sendMessage`, whatsapp-rust
+        // `check_phash_against_ack`).
+        let phash = (err.is_none() && !attr(msg, "phash").is_empty())
+            .then(|| server_phash(&w, &from, from_device, &to))
+            .flatten();
+        (err, phash)
     };
     let mut ack = NodeBuilder::new("ack")
         .attr("class", "message")
         .attr("id", id.clone())
         .attr("from", to.clone())
         .attr("t", crate::world::now().to_string());
+    if let Some(p) = phash {
+        ack = ack.attr("phash", p);
+    }
     if let Some(code) = err {
-        ack = ack.attr("error", code);
+        ack = ack.attr("error", code.to_string());
     } else {
         let mut w = fake.world();
         let text = read_sent(&mut w, &from, from_device, &to, msg);
+        if !to.ends_with("@g.us") {
+            let recipient = recipient_phone(&w, &to);
+            w.wrote.insert((from.clone(), recipient));
+        }
         w.sent.push(SentMessage {
-            from,
-            to,
+            from: from.clone(),
+            to: to.clone(),
             id,
             recipients,
             text,
             encryption: enc_types(msg),
         });
+        drop(w);
+        relay_to_companions(fake, &from, from_device, &to, msg);
     }
     ctx.send(ack.build());
+}
+
+/// The phone digits a direct message to `to` (PN or LID JID) is for.
+fn recipient_phone(w: &World, to: &str) -> String {
+    if to.ends_with("@lid") {
+        w.phone_of_lid(&user_of(to)).unwrap_or_default()
+    } else {
+        user_of(to)
+    }
+}
+
+/// Why the server refuses a message from `from` to `to`, as the `error` of its nack.
+fn refusal(w: &mut World, from: &str, to: &str) -> Option<u16> {
+    // A one-off nack set by the test (e.g. 479 "smax-invalid": whatsmeow `client.go`
+    // names it, whatsapp-rust `take_ack_waiter` logs it as `SmaxInvalid`).
+    if let Some(code) = w.nack_next.remove(from) {
+        return Some(code);
+    }
+    if to.ends_with("@g.us") {
+        return match w.groups.get(to) {
+            None => Some(404),
+            Some(g) if !g.members.contains_key(from) => Some(403),
+            Some(g) if g.announce && !g.members.get(from).is_some_and(|m| m.0) => Some(403),
+            Some(_) => None,
+        };
+    }
+    let phone = recipient_phone(w, to);
+    if !w.accounts.contains_key(&phone) {
+        return Some(404);
+    }
+    // The reach-out timelock: a young or restricted account may not start chats with
+    // strangers. The server nacks with 463 (whatsapp-rust `take_ack_waiter`: "MissingTcToken
+    // ... may indicate a reachout timelock"; whatsmeow #1074, Baileys #2688); a number that
+    // wrote to the account first is no stranger.
+    let locked = w.accounts.get(from).is_some_and(|a| a.timelocked());
+    if locked && phone != from && !w.wrote.contains(&(phone, from.to_string())) {
+        return Some(463);
+    }
+    None
+}
+
+/// The participant-list hash of the devices the server knows for group `to`, in the group's
+/// addressing, without the sending device. `None` for a direct message or unknown group.
+fn server_phash(w: &World, from: &str, from_device: u16, to: &str) -> Option<String> {
+    let g = w.groups.get(to)?;
+    let mut jids = Vec::new();
+    for phone in g.members.keys() {
+        let Some(acc) = w.accounts.get(phone) else { continue };
+        for d in acc.devices.keys() {
+            if phone == from && *d == from_device {
+                continue;
+            }
+            let user = if g.lid_addressed {
+                format!("{}@lid", acc.lid)
+            } else {
+                pn_jid(phone)
+            };
+            let (u, server) = user.split_once('@').unwrap_or((user.as_str(), SERVER));
+            let jid = if *d == 0 {
+                format!("{u}@{server}")
+            } else {
+                format!("{u}:{d}@{server}")
+            };
+            if let Ok(j) = jid.parse::<wacore_binary::Jid>() {
+                jids.push(j);
+            }
+        }
+    }
+    wacore::messages::MessageUtils::participant_list_hash(jids.iter()).ok()
 }
 
 /// (phone digits, device) of a device JID in either addressing (`user[:device]@server`).
@@ -660,75 +828,64 @@ fn read_sent(w: &mut World, from: &str, from_device: u16, to: &str, msg: &Node) 
 
 // ----- messages from the phones -----
 
+/// How a phone's message is addressed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct SendOpts {
+    /// A direct message comes from the sender's LID alone (`from="<lid>@lid"`, no
+    /// `sender_pn`): a sender whose number is hidden from the recipient.
+    pub from_lid: bool,
+}
+
+/// What a phone sent, kept (in memory) so it can encrypt it again when a device asks with
+/// a retry receipt.
+#[derive(Clone)]
+pub(crate) struct PhoneSent {
+    pub from: String,
+    /// The envelope (`<message>` without content).
+    pub envelope: Node,
+    /// The padded plaintext each device gets pairwise.
+    pub pairwise: Vec<u8>,
+    /// The group message under the sender key, for a group.
+    pub skmsg: Option<Vec<u8>>,
+}
+
 /// The phone of `from` writes `text` to `to` (phone digits, or a group JID it is a member
-/// of): encrypted for every companion device of the recipient (or of every other member)
-/// that is online now, and delivered on its connection. Returns the message id.
-///
-/// The server keeps no offline queue: a device that is not connected misses the message.
-pub(crate) fn send_from(fake: &FakeWhatsApp, from: &str, to: &str, text: &str) -> Result<String> {
+/// of). Returns the message id.
+pub(crate) fn send_from(fake: &FakeWhatsApp, from: &str, to: &str, text: &str, opts: SendOpts) -> Result<String> {
     let message = wa::Message {
         conversation: Some(text.to_string()),
         ..Default::default()
     };
+    send_message_from(fake, from, to, &message, opts)
+}
+
+/// The phone of `from` sends `message` to `to` (phone digits, or a group JID it is a member
+/// of): encrypted for every companion device of the recipient (or of every other member),
+/// and handed to each through the offline queue ([`FakeWhatsApp::deliver_or_queue`]): at
+/// once to a connected device, at its next login to one that is not. Returns the id.
+pub(crate) fn send_message_from(
+    fake: &FakeWhatsApp,
+    from: &str,
+    to: &str,
+    message: &wa::Message,
+    opts: SendOpts,
+) -> Result<String> {
     let id = format!("3EB0{:016X}", rand::random::<u64>());
     let group = to.ends_with("@g.us");
-    let readers: Vec<String> = {
-        let w = fake.world();
-        if !w.accounts.contains_key(from) {
-            bail!("{from} is not on the fake WhatsApp");
-        }
-        if group {
-            let g = w.groups.get(to).context("no such group")?;
-            if !g.members.contains_key(from) {
-                bail!("{from} is not a member of {to}");
-            }
-            g.members.keys().filter(|m| *m != from).cloned().collect()
-        } else {
-            if !w.accounts.contains_key(to) {
-                bail!("{to} is not on the fake WhatsApp");
-            }
-            vec![to.to_string()]
-        }
-    };
-    // Companion devices online now: (connection, phone, device).
-    let targets: Vec<(u64, String, u16)> = readers
-        .iter()
-        .flat_map(|p| fake.conns_of(p))
-        .filter_map(|(conn, c)| c.device.filter(|(_, d)| *d != 0).map(|(p, d)| (conn, p, d)))
-        .collect();
     let mut out = Vec::new();
     {
         let mut w = fake.world();
-        let (from_lid, lid_group) = {
-            let lid = w.accounts.get(from).map(|a| a.lid.clone()).unwrap_or_default();
-            (lid, group && w.groups.get(to).is_some_and(|g| g.lid_addressed))
-        };
-        let notify = format!("Fake {}", &from[from.len().saturating_sub(4)..]);
-        let mut stanza = NodeBuilder::new("message")
-            .attr("id", id.clone())
-            .attr("type", "text")
-            .attr("t", crate::world::now().to_string())
-            .attr("notify", notify);
-        stanza = if !group {
-            stanza
-                .attr("from", pn_jid(from))
-                .attr("sender_lid", format!("{from_lid}@lid"))
-        } else if lid_group {
-            stanza
-                .attr("from", to)
-                .attr("participant", format!("{from_lid}@lid"))
-                .attr("participant_pn", pn_jid(from))
-                .attr("addressing_mode", "lid")
-        } else {
-            stanza
-                .attr("from", to)
-                .attr("participant", pn_jid(from))
-                .attr("participant_lid", format!("{from_lid}@lid"))
-                .attr("addressing_mode", "pn")
-        };
-        let envelope = stanza.build();
-        let padded = wacore::messages::MessageUtils::encode_and_pad(&message);
-        // In a group the text goes once under the phone's sender key, and the sender key
+        let readers = readers_of(&w, from, to)?;
+        // Every companion device of the readers, connected or not: the phone learns them
+        // from usync, which lists linked devices whether they are online or not.
+        let targets: Vec<(String, u16)> = readers
+            .iter()
+            .filter_map(|p| w.accounts.get(p))
+            .flat_map(|a| a.devices.keys().filter(|d| **d != 0).map(|d| (a.phone.clone(), *d)))
+            .collect();
+        let envelope = envelope(&w, from, to, &id, opts);
+        let padded = wacore::messages::MessageUtils::encode_and_pad(message);
+        // In a group the message goes once under the phone's sender key, and the sender key
         // pairwise to each device.
         let (pairwise_plain, skmsg) = if group {
             let sig = w.signal.get_mut(from).context("the phone has no keys")?;
@@ -745,27 +902,210 @@ pub(crate) fn send_from(fake: &FakeWhatsApp, from: &str, to: &str, text: &str) -
         } else {
             (padded, None)
         };
-        for (conn, phone, device) in targets {
-            let (kind, ct) = match pairwise(&mut w, from, &phone, device, &pairwise_plain) {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::debug!(error = %e, device, "the fake phone could not encrypt for a device");
-                    continue;
-                }
-            };
-            let mut children = vec![enc(kind, ct)];
-            if let Some(skmsg) = &skmsg {
-                children.push(enc("skmsg", skmsg.clone()));
+        let kept = PhoneSent {
+            from: from.to_string(),
+            envelope,
+            pairwise: pairwise_plain,
+            skmsg,
+        };
+        for (phone, device) in targets {
+            if let Some(node) = encrypt_for(&mut w, &kept, &phone, device) {
+                out.push((phone, device, node));
             }
-            let mut node = envelope.clone();
-            node.content = Some(wacore_binary::NodeContent::Nodes(children));
-            out.push((conn, node));
         }
+        if !group {
+            w.wrote.insert((from.to_string(), to.to_string()));
+        }
+        w.phone_sent.insert(id.clone(), kept);
     }
-    for (conn, node) in out {
-        fake.send_to_conn(conn, Ctl::Send(node));
+    for (phone, device, node) in out {
+        fake.deliver_or_queue(&phone, device, node);
     }
     Ok(id)
+}
+
+/// Who reads what `from` sends to `to`: the recipient, or every other member of the group.
+fn readers_of(w: &World, from: &str, to: &str) -> Result<Vec<String>> {
+    if !w.accounts.contains_key(from) {
+        bail!("{from} is not on the fake WhatsApp");
+    }
+    if to.ends_with("@g.us") {
+        let g = w.groups.get(to).context("no such group")?;
+        if !g.members.contains_key(from) {
+            bail!("{from} is not a member of {to}");
+        }
+        return Ok(g.members.keys().filter(|m| *m != from).cloned().collect());
+    }
+    if !w.accounts.contains_key(to) {
+        bail!("{to} is not on the fake WhatsApp");
+    }
+    Ok(vec![to.to_string()])
+}
+
+/// The `<message>` envelope of a phone's message, as the server delivers it: a direct
+/// message from the sender's PN with its LID beside it (or from the LID alone), a group
+/// message from the group with the sender as `participant` in the group's addressing.
+fn envelope(w: &World, from: &str, to: &str, id: &str, opts: SendOpts) -> Node {
+    let from_lid = w.accounts.get(from).map(|a| a.lid.clone()).unwrap_or_default();
+    let lid_group = w.groups.get(to).is_some_and(|g| g.lid_addressed);
+    let notify = format!("Fake {}", &from[from.len().saturating_sub(4)..]);
+    let stanza = NodeBuilder::new("message")
+        .attr("id", id)
+        .attr("type", "text")
+        .attr("t", crate::world::now().to_string())
+        .attr("notify", notify);
+    let stanza = if !to.ends_with("@g.us") {
+        if opts.from_lid {
+            stanza.attr("from", format!("{from_lid}@lid"))
+        } else {
+            stanza
+                .attr("from", pn_jid(from))
+                .attr("sender_lid", format!("{from_lid}@lid"))
+        }
+    } else if lid_group {
+        let s = stanza
+            .attr("from", to)
+            .attr("participant", format!("{from_lid}@lid"))
+            .attr("addressing_mode", "lid");
+        if w.hidden_phones.contains(from) {
+            s
+        } else {
+            s.attr("participant_pn", pn_jid(from))
+        }
+    } else {
+        stanza
+            .attr("from", to)
+            .attr("participant", pn_jid(from))
+            .attr("participant_lid", format!("{from_lid}@lid"))
+            .attr("addressing_mode", "pn")
+    };
+    stanza.build()
+}
+
+/// `sent` encrypted for device `device` of `phone`; `None` (logged) when the phone cannot
+/// write to it (a device registered without its keys).
+fn encrypt_for(w: &mut World, sent: &PhoneSent, phone: &str, device: u16) -> Option<Node> {
+    let (kind, ct) = match pairwise(w, &sent.from, phone, device, &sent.pairwise) {
+        Ok(x) => x,
+        Err(e) => {
+            tracing::debug!(error = %e, device, "the fake phone could not encrypt for a device");
+            return None;
+        }
+    };
+    let mut children = vec![enc(kind, ct)];
+    if let Some(skmsg) = &sent.skmsg {
+        children.push(enc("skmsg", skmsg.clone()));
+    }
+    let mut node = sent.envelope.clone();
+    node.content = Some(wacore_binary::NodeContent::Nodes(children));
+    Some(node)
+}
+
+/// A `<receipt>` from the device on `ctx`. A retry receipt (the device could not decrypt)
+/// goes to the sender as the server routes it: a fake phone starts a new session with the
+/// device and sends the message again (what whatsmeow `handleRetryReceipt` does on the
+/// sending side); a companion device gets the receipt, `from` the device that asked.
+pub(crate) fn route_receipt(fake: &FakeWhatsApp, ctx: &ConnCtx, receipt: &Node) {
+    if attr(receipt, "type") != "retry" {
+        return;
+    }
+    let Some((phone, device)) = ctx.device.clone() else {
+        return;
+    };
+    let id = attr(receipt, "id");
+    let resend = {
+        let mut w = fake.world();
+        match w.phone_sent.get(&id).cloned() {
+            Some(sent) => {
+                if let Some(sig) = w.signal.get_mut(&sent.from) {
+                    sig.forget_session(&phone, device);
+                }
+                encrypt_for(&mut w, &sent, &phone, device).map(|n| (phone.clone(), device, n))
+            }
+            None => None,
+        }
+    };
+    if let Some((p, d, node)) = resend {
+        fake.deliver_or_queue(&p, d, node);
+        return;
+    }
+    // From a companion: to the sending device, named in `to` (and `participant` in a group).
+    let sender = match attr(receipt, "participant") {
+        p if !p.is_empty() => p,
+        _ => attr(receipt, "to"),
+    };
+    let target = device_of(&fake.world(), &sender).filter(|(_, d)| *d != 0);
+    if let Some((to_phone, to_device)) = target {
+        let mut node = receipt.clone();
+        node.attrs = wacore_binary::Attrs::new();
+        for (k, v) in receipt.attrs.0.iter() {
+            if k != "to" {
+                node.attrs.insert(k.clone(), v.clone());
+            }
+        }
+        node.attrs.insert("from", format!("{phone}:{device}@{SERVER}"));
+        fake.deliver_or_queue(&to_phone, to_device, node);
+    }
+}
+
+/// A message a companion sent, relayed to the other accounts' companion devices it was
+/// encrypted for (the `<participants><to jid="user:device@...">` copies), as the server fans
+/// a message out to each device. The account's own other devices (device sync) are not
+/// relayed.
+fn relay_to_companions(fake: &FakeWhatsApp, from: &str, from_device: u16, to: &str, msg: &Node) {
+    let Some(parts) = msg.get_optional_child("participants") else {
+        return;
+    };
+    let group = to.ends_with("@g.us");
+    let mut out = Vec::new();
+    {
+        let w = fake.world();
+        let from_acc = w.accounts.get(from);
+        let from_lid = from_acc.map(|a| a.lid.clone()).unwrap_or_default();
+        let skmsg = msg
+            .get_children_by_tag("enc")
+            .find(|e| attr(e, "type") == "skmsg")
+            .cloned();
+        for t in parts.get_children_by_tag("to") {
+            let Some((phone, device)) = device_of(&w, &attr(t, "jid")) else {
+                continue;
+            };
+            if device == 0 || phone == from || !w.accounts.get(&phone).is_some_and(|a| a.devices.contains_key(&device))
+            {
+                continue;
+            }
+            let Some(enc) = t.get_optional_child("enc") else {
+                continue;
+            };
+            let sender = format!("{from}:{from_device}@{SERVER}");
+            let mut b = NodeBuilder::new("message")
+                .attr("id", attr(msg, "id"))
+                .attr(
+                    "type",
+                    match attr(msg, "type") {
+                        t if t.is_empty() => "text".to_string(),
+                        t => t,
+                    },
+                )
+                .attr("t", crate::world::now().to_string());
+            b = if group {
+                b.attr("from", to)
+                    .attr("participant", sender)
+                    .attr("participant_lid", format!("{from_lid}:{from_device}@lid"))
+            } else {
+                b.attr("from", sender)
+                    .attr("sender_lid", format!("{from_lid}:{from_device}@lid"))
+            };
+            let mut children = vec![enc.clone()];
+            if let Some(s) = &skmsg {
+                children.push(s.clone());
+            }
+            out.push((phone, device, b.children(children).build()));
+        }
+    }
+    for (phone, device, node) in out {
+        fake.deliver_or_queue(&phone, device, node);
+    }
 }
 
 fn enc(kind: &str, bytes: Vec<u8>) -> Node {

@@ -167,6 +167,11 @@ impl PhoneSignal {
         self.sessions.0.contains_key(&address(peer, device).to_string())
     }
 
+    /// Drops the session with device `device` of `peer` (it asked for a retry: it lost it).
+    pub(crate) fn forget_session(&mut self, peer: &str, device: u16) {
+        self.sessions.0.remove(&address(peer, device).to_string());
+    }
+
     /// Starts a session with device `device` of `peer` from its uploaded keys, taking the
     /// one-time pre-key `prekey` if there is one.
     pub(crate) fn start_session(

@@ -87,8 +87,21 @@ pub(crate) struct Account {
     pub phone_identity: KeyPair,
     pub next_device: u16,
     pub login_failure: Option<u32>,
-    /// (code, expires at unix seconds)
-    pub ban: Option<(u32, u64)>,
+    /// A ban or lock in force ([`crate::FakeWhatsApp::ban`]).
+    #[serde(default)]
+    pub enforcement: Option<crate::rules::Enforcement>,
+    /// Unix seconds until which the reach-out timelock holds.
+    #[serde(default)]
+    pub timelock_until: u64,
+    /// Unix seconds until which usync queries are refused with 429.
+    #[serde(default)]
+    pub usync_limited_until: u64,
+    /// Unix seconds until which group create / add / join are refused with 429.
+    #[serde(default)]
+    pub groups_limited_until: u64,
+    /// The number is off the network ([`crate::FakeWhatsApp::set_number_offline`]).
+    #[serde(default)]
+    pub offline: bool,
     pub first_login_seen: bool,
 }
 
@@ -117,6 +130,9 @@ pub(crate) struct Group {
     pub members: BTreeMap<String, (bool, bool)>,
     pub pending: BTreeSet<String>,
     pub invite: String,
+    /// Invite codes reset before, which now answer 410 "gone".
+    #[serde(default)]
+    pub revoked: Vec<String>,
 }
 
 pub(crate) struct World {
@@ -135,6 +151,22 @@ pub(crate) struct World {
     pub next_lid: u64,
     pub next_group: u64,
     pub next_id: u64,
+    /// Who wrote to whom, (writer, recipient) phone digits: the reach-out timelock lets a
+    /// message through to a number that wrote first.
+    pub wrote: BTreeSet<(String, String)>,
+    /// One-off nacks for the next message of a number ([`crate::FakeWhatsApp::nack_next`]).
+    pub nack_next: HashMap<String, u16>,
+    /// Stanzas waiting for a companion device, oldest first (the offline queue).
+    pub queue: Vec<crate::queue::Queued>,
+    /// Connections that finished their offline delivery: new stanzas go to them at once.
+    pub live: HashMap<u64, (String, u16)>,
+    /// Offline deliveries in progress, by connection.
+    pub drains: HashMap<u64, crate::queue::Drain>,
+    /// Numbers whose pairing-code requests are throttled, with the `backoff` (seconds) the
+    /// refusal carries, if any.
+    pub pair_throttle: HashMap<String, Option<u32>>,
+    /// What the phones sent, by message id, to send again on a retry receipt (in memory).
+    pub phone_sent: HashMap<String, crate::phone::PhoneSent>,
 }
 
 pub(crate) fn now() -> u64 {
@@ -183,6 +215,13 @@ impl World {
             next_lid: 100_000_000_000_001,
             next_group: 120_363_000_000_000_001,
             next_id: 1,
+            wrote: BTreeSet::new(),
+            nack_next: HashMap::new(),
+            queue: Vec::new(),
+            live: HashMap::new(),
+            drains: HashMap::new(),
+            phone_sent: HashMap::new(),
+            pair_throttle: HashMap::new(),
         }
     }
 
@@ -210,7 +249,11 @@ impl World {
                 phone_identity: identity,
                 next_device: 1,
                 login_failure: None,
-                ban: None,
+                enforcement: None,
+                timelock_until: 0,
+                usync_limited_until: 0,
+                groups_limited_until: 0,
+                offline: false,
                 first_login_seen: false,
             }
         })
@@ -227,14 +270,16 @@ impl World {
             .is_some_and(|a| a.devices.keys().any(|d| *d != 0))
     }
 
-    pub fn unlink_all(&mut self, phone: &str) {
-        if let Some(a) = self.accounts.get_mut(phone) {
-            a.devices.retain(|id, _| *id == 0);
-        }
-    }
-
-    pub fn ban(&mut self, phone: &str, code: u32, expire_secs: u64) {
-        self.ensure_account(phone).ban = Some((code, now() + expire_secs));
+    /// Forgets every companion device of `phone` (and what was queued for them); returns
+    /// their ids.
+    pub fn unlink_all(&mut self, phone: &str) -> Vec<u16> {
+        let Some(a) = self.accounts.get_mut(phone) else {
+            return Vec::new();
+        };
+        let removed: Vec<u16> = a.devices.keys().copied().filter(|d| *d != 0).collect();
+        a.devices.retain(|id, _| *id == 0);
+        self.queue.retain(|q| q.phone != phone);
+        removed
     }
 
     pub fn set_login_failure(&mut self, phone: &str, reason: Option<u32>) {
@@ -263,6 +308,31 @@ impl World {
 
     pub fn forget_conn(&mut self, id: u64) {
         self.regs.remove(&id);
+        self.live.remove(&id);
+        self.drains.remove(&id);
+        // What was handed to it without a receipt goes out again at the next login, as the
+        // server keeps a stanza until the device acknowledged it.
+        for q in self.queue.iter_mut().filter(|q| q.on_conn == Some(id)) {
+            q.on_conn = None;
+        }
+    }
+
+    /// The people who know `phone`: who wrote to it, whom it wrote to, who shares a group
+    /// with it.
+    pub fn contacts_of(&self, phone: &str) -> BTreeSet<String> {
+        let mut out: BTreeSet<String> = self
+            .wrote
+            .iter()
+            .filter_map(|(a, b)| match (a == phone, b == phone) {
+                (true, false) => Some(b.clone()),
+                (false, true) => Some(a.clone()),
+                _ => None,
+            })
+            .collect();
+        for g in self.groups.values().filter(|g| g.members.contains_key(phone)) {
+            out.extend(g.members.keys().filter(|m| *m != phone).cloned());
+        }
+        out
     }
 
     /// A group id for a new group.
@@ -292,6 +362,41 @@ pub(crate) fn text_of(node: Option<&Node>) -> String {
 
 pub(crate) fn stream_error(code: &str) -> Node {
     NodeBuilder::new("stream:error").attr("code", code).build()
+}
+
+/// `<stream:error code="401"><conflict type="device_removed"/>`: the phone removed this
+/// device (whatsmeow `handleStreamError`).
+pub(crate) fn device_removed() -> Node {
+    NodeBuilder::new("stream:error")
+        .attr("code", "401")
+        .children([NodeBuilder::new("conflict").attr("type", "device_removed").build()])
+        .build()
+}
+
+/// `<notification type="devices">` saying device `device` of `phone` was added or removed
+/// (`op`), in the shape wacore's `DeviceNotification::try_parse` reads: `from` the user,
+/// `lid` beside it, one `<device>` and the `<key-index-list ts>` (signed bytes for an add are
+/// not modelled: the list is sent empty).
+pub(crate) fn devices_notification(w: &World, phone: &str, device: u16, op: &str) -> Node {
+    let lid = w.accounts.get(phone).map(|a| a.lid.clone()).unwrap_or_default();
+    let t = now().to_string();
+    let mut dev = NodeBuilder::new("device").attr("jid", format!("{phone}:{device}@{SERVER}"));
+    if op == "add" {
+        dev = dev.attr("key-index", device.to_string());
+    }
+    NodeBuilder::new("notification")
+        .attr("from", pn_jid(phone))
+        .attr("lid", format!("{lid}@lid"))
+        .attr("id", format!("{:016X}", rand::random::<u64>()))
+        .attr("t", t.as_str())
+        .attr("type", "devices")
+        .children([NodeBuilder::new_dynamic(op.to_string())
+            .children([
+                dev.build(),
+                NodeBuilder::new("key-index-list").attr("ts", t.as_str()).build(),
+            ])
+            .build()])
+        .build()
 }
 
 pub(crate) fn stream_conflict(kind: &str) -> Node {
@@ -425,16 +530,18 @@ pub(crate) fn on_established(fake: &FakeWhatsApp, ctx: &mut ConnCtx, payload: &w
             }
         }
         match w.accounts.get_mut(&phone) {
-            None => Err(failure(401, None)),
+            None => Err(Some(failure(401, None))),
+            // A number off the network never gets this far on the real server: the socket
+            // just dies (no source says more; this is what a phone without network sees).
+            Some(acc) if acc.offline => Err(None),
             Some(acc) => {
                 let known = acc.devices.get(&device).and_then(|d| d.noise) == Some(ctx.client_static);
-                let now = now();
-                if let Some((code, until)) = acc.ban.filter(|(_, until)| *until > now) {
-                    Err(failure(402, Some((code, until - now))))
+                if let Some(node) = acc.ban_failure() {
+                    Err(Some(node))
                 } else if !known {
-                    Err(failure(401, None))
+                    Err(Some(failure(401, None)))
                 } else if let Some(reason) = acc.login_failure {
-                    Err(failure(reason, None))
+                    Err(Some(failure(reason, None)))
                 } else {
                     let first = !acc.first_login_seen;
                     acc.first_login_seen = true;
@@ -444,10 +551,14 @@ pub(crate) fn on_established(fake: &FakeWhatsApp, ctx: &mut ConnCtx, payload: &w
         }
     };
     match verdict {
-        Err(node) => {
+        Err(Some(node)) => {
             debug!(phone = %phone, "fake refused a login");
             ctx.send(node);
             ctx.after = After::Close;
+        }
+        Err(None) => {
+            debug!(phone = %phone, "fake dropped a login of a number off the network");
+            ctx.after = After::Drop;
         }
         Ok((lid, first)) => {
             ctx.device = Some((phone.clone(), device));
@@ -482,7 +593,7 @@ fn schedule_behaviour(fake: &FakeWhatsApp, phone: &str) {
         })
     } else if phone.ends_with("0402") {
         Some(|f, p| {
-            f.ban(p, 101, 3600);
+            f.ban(p, crate::Ban::Temporary { code: 101, secs: 3600 });
         })
     } else {
         None
@@ -504,9 +615,14 @@ pub(crate) fn on_node(fake: &FakeWhatsApp, ctx: &mut ConnCtx, node: Node) {
     match node.tag.as_ref() {
         "iq" => on_iq(fake, ctx, &node),
         "message" => crate::phone::on_message(fake, ctx, &node),
+        "ib" => crate::queue::on_ib(fake, ctx, &node),
+        // The client's transport ack for a stanza the server sent: it leaves the queue.
+        "ack" => crate::queue::acknowledged(fake, ctx, &[attr(&node, "id")]),
         "receipt" | "notification" | "call" => {
             if node.tag == "receipt" {
-                fake.note_receipt(ctx, &node);
+                let ids = fake.note_receipt(ctx, &node);
+                crate::queue::acknowledged(fake, ctx, &ids);
+                crate::phone::route_receipt(fake, ctx, &node);
             }
             let mut b = NodeBuilder::new("ack")
                 .attr("id", attr(&node, "id"))
@@ -532,12 +648,10 @@ fn on_iq(fake: &FakeWhatsApp, ctx: &mut ConnCtx, iq: &Node) {
     let first_tag = first.map(|c| c.tag.to_string()).unwrap_or_default();
     let reply = match (xmlns.as_str(), ty.as_str(), first_tag.as_str()) {
         ("passive", _, "active") => {
-            // After the client leaves passive mode the server reports the offline queue.
+            // After the client leaves passive mode the server delivers the offline queue.
             ctx.send(result(iq, Vec::new()));
-            NodeBuilder::new("ib")
-                .attr("from", SERVER)
-                .children([NodeBuilder::new("offline").attr("count", "0").build()])
-                .build()
+            crate::queue::start(fake, ctx);
+            return;
         }
         ("encrypt", "get", "count") => {
             let n = ctx
@@ -558,7 +672,8 @@ fn on_iq(fake: &FakeWhatsApp, ctx: &mut ConnCtx, iq: &Node) {
             result(iq, Vec::new())
         }
         ("encrypt", "get", "key") => crate::phone::prekey_bundles(fake, iq),
-        ("encrypt", "get", "digest") => error(iq, 404, "item-not-found"),
+        ("encrypt", "get", "digest") => digest(fake, ctx, iq),
+        ("usync", _, _) if limited(fake, ctx, crate::RateScope::Usync) => crate::rules::rate_overlimit(iq),
         ("usync", _, _) => crate::phone::usync(fake, ctx, iq),
         ("w:sync:app:state", _, _) => app_state(iq),
         ("w:g2", _, _) => crate::groups::on_iq(fake, ctx, iq),
@@ -573,9 +688,162 @@ fn on_iq(fake: &FakeWhatsApp, ctx: &mut ConnCtx, iq: &Node) {
             return;
         }
         ("md", _, "link_code_companion_reg") => crate::phone::link_code(fake, ctx, iq),
-        _ => result(iq, Vec::new()),
+        ("abt", "get", "props") => ab_props(iq),
+        ("blocklist", "get", _) => {
+            // Nobody is blocked in the fake world (blocking is not modelled): an empty list
+            // with its hash (whatsmeow `GetBlocklist`, wacore `iq/blocklist.rs`).
+            result(iq, vec![NodeBuilder::new("list").attr("dhash", "0").build()])
+        }
+        ("privacy", "get", "privacy") => privacy_settings(iq),
+        ("privacy", "set", "tokens") => privacy_tokens(iq),
+        ("privacy", "set", "privacy") => {
+            // The new setting, echoed as the server confirms it (wacore `iq/privacy.rs`).
+            let echoed = first.cloned().into_iter().collect();
+            result(iq, echoed)
+        }
+        _ => {
+            // No source says what the server answers to a query it does not know; the fake
+            // refuses it as XMPP does (`501 feature-not-implemented`) instead of pretending it
+            // worked, so a client feature the fake lacks shows up as a refusal.
+            debug!(%xmlns, %ty, child = %first_tag, "fake refused an unknown iq");
+            error(iq, 501, "feature-not-implemented")
+        }
     };
     ctx.send(reply);
+}
+
+/// The digest of the key bundle the device uploaded (`<iq xmlns="encrypt"><digest/>`), in the
+/// shape of wacore `DigestKeyBundleSpec` (after WA Web's `digestResponseParser`): the bundle
+/// and a SHA-1 over identity, signed pre-key, its signature and each listed pre-key, computed
+/// as the client computes it (`wacore::prekeys::compute_key_bundle_digest`). A device with
+/// nothing uploaded gets 404, which makes whatsapp-rust upload again (`validate_digest_key`).
+fn digest(fake: &FakeWhatsApp, ctx: &ConnCtx, iq: &Node) -> Node {
+    let keys = ctx.device.as_ref().and_then(|(p, d)| {
+        let w = fake.world();
+        w.accounts.get(p).and_then(|a| a.devices.get(d)).map(|d| d.keys.clone())
+    });
+    let Some(keys) = keys.filter(|k| k.identity != [0; 32]) else {
+        return error(iq, 404, "item-not-found");
+    };
+    let Some((skey_id, skey, sig)) = keys.skey.clone() else {
+        return error(iq, 404, "item-not-found");
+    };
+    let prekeys: Vec<&[u8]> = keys.prekeys.values().map(|k| &k[..]).collect();
+    let hash = wacore::prekeys::compute_key_bundle_digest(&keys.identity, &skey, &sig, &prekeys);
+    let id3 = |id: u32| id.to_be_bytes()[1..].to_vec();
+    let node = NodeBuilder::new("digest")
+        .children([
+            NodeBuilder::new("registration")
+                .bytes(keys.reg_id.to_be_bytes().to_vec())
+                .build(),
+            NodeBuilder::new("type").bytes(vec![5u8]).build(),
+            NodeBuilder::new("identity").bytes(keys.identity.to_vec()).build(),
+            NodeBuilder::new("skey")
+                .children([
+                    NodeBuilder::new("id").bytes(id3(skey_id)).build(),
+                    NodeBuilder::new("value").bytes(skey.to_vec()).build(),
+                    NodeBuilder::new("signature").bytes(sig).build(),
+                ])
+                .build(),
+            NodeBuilder::new("list")
+                .children(
+                    keys.prekeys
+                        .keys()
+                        .map(|id| NodeBuilder::new("id").bytes(id3(*id)).build()),
+                )
+                .build(),
+            NodeBuilder::new("hash").bytes(hash).build(),
+        ])
+        .build();
+    result(iq, vec![node])
+}
+
+/// `<props>` for an `abt` query, in the shape of wacore `iq/props.rs` (after WA Web's
+/// `WASmaxInAbPropsConfigs`): the attributes, and no experiment set, so every AB prop
+/// takes the client's default.
+fn ab_props(iq: &Node) -> Node {
+    result(
+        iq,
+        vec![NodeBuilder::new("props")
+            .attr("protocol", "1")
+            .attr("ab_key", "fake")
+            .attr("hash", "fake-0")
+            .attr("refresh", "86400")
+            .attr("refresh_id", "1")
+            .build()],
+    )
+}
+
+/// A fresh account's privacy settings, in the shape and with the category names of wacore
+/// `iq/privacy.rs` (WA Web `WAWebQueryPrivacySettingsJob`); the values are WhatsApp's
+/// defaults as its settings screen shows them.
+fn privacy_settings(iq: &Node) -> Node {
+    let cats = [
+        ("last", "all"),
+        ("online", "all"),
+        ("profile", "all"),
+        ("status", "contacts"),
+        ("groupadd", "all"),
+        ("readreceipts", "all"),
+        ("calladd", "all"),
+        ("messages", "all"),
+        ("defense", "off"),
+    ];
+    let children = cats.iter().map(|(name, value)| {
+        NodeBuilder::new("category")
+            .attr("name", *name)
+            .attr("value", *value)
+            .build()
+    });
+    result(iq, vec![NodeBuilder::new("privacy").children(children).build()])
+}
+
+/// Issued privacy (trusted-contact) tokens: each asked-for token back with its bytes
+/// (wacore `iq/tctoken.rs`, WA Web `WAWebPrivacyTokenJob`). The bytes are random: only the
+/// server reads them.
+fn privacy_tokens(iq: &Node) -> Node {
+    let tokens: Vec<Node> = iq
+        .get_optional_child("tokens")
+        .map(|t| {
+            t.get_children_by_tag("token")
+                .map(|tok| {
+                    NodeBuilder::new("token")
+                        .attr("jid", attr(tok, "jid"))
+                        .attr("t", attr(tok, "t"))
+                        .attr("type", attr(tok, "type"))
+                        .bytes(rand_bytes::<16>().to_vec())
+                        .build()
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    result(iq, vec![NodeBuilder::new("tokens").children(tokens).build()])
+}
+
+/// Fewer one-time pre-keys than this left on the server for a device, and it is told to
+/// upload more. whatsmeow's own threshold (`MinPreKeyCount`) is 5; the server's is in no
+/// source.
+pub(crate) const LOW_PREKEYS: usize = 5;
+
+/// `<notification type="encrypt" from="s.whatsapp.net"><count value=N/>`: the server's
+/// "pre-keys low" notice (whatsapp-rust `handle_encrypt_notification` → `handle_prekey_low`,
+/// WA Web `WAWebHandlePreKeyLow`).
+pub(crate) fn prekeys_low(count: usize) -> Node {
+    NodeBuilder::new("notification")
+        .attr("from", SERVER)
+        .attr("type", "encrypt")
+        .attr("id", format!("{:016X}", rand::random::<u64>()))
+        .attr("t", now().to_string())
+        .children([NodeBuilder::new("count").attr("value", count.to_string()).build()])
+        .build()
+}
+
+/// Whether the account logged in on `ctx` is rate-limited for `scope` now.
+pub(crate) fn limited(fake: &FakeWhatsApp, ctx: &ConnCtx, scope: crate::RateScope) -> bool {
+    let Some((phone, _)) = ctx.device.as_ref() else {
+        return false;
+    };
+    fake.world().accounts.get(phone).is_some_and(|a| a.rate_limited(scope))
 }
 
 fn upload_keys(fake: &FakeWhatsApp, ctx: &ConnCtx, iq: &Node) {

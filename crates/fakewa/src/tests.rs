@@ -1,0 +1,451 @@
+//! The server's behaviours against an unmodified whatsapp-rust client over the in-process
+//! transport: bans, nacks, rate limits, a replaced or unlinked session, a number off the
+//! network, the offline queue, devices as they are, refused and answered IQs.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use wacore::types::events::{ConnectFailureReason, Event, TempBanReason};
+use wacore_binary::builder::NodeBuilder;
+use wacore_binary::Jid;
+use whatsapp_rust::bot::{Bot, BotHandle};
+use whatsapp_rust::store::SqliteStore;
+use whatsapp_rust::Client;
+
+use crate::{Ban, FakeWhatsApp, RateScope};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// An incoming message as a client saw it: (id, chat, sender, text).
+type Incoming = (String, String, String, String);
+
+/// One client on the fake.
+struct Dev {
+    handle: BotHandle,
+    client: Arc<Client>,
+    events: tokio::sync::mpsc::UnboundedReceiver<Arc<Event>>,
+    messages: tokio::sync::mpsc::UnboundedReceiver<Incoming>,
+    qr: tokio::sync::mpsc::UnboundedReceiver<String>,
+}
+
+impl Dev {
+    /// A client on the store at `session` (paired or not), started.
+    async fn start(fake: &FakeWhatsApp, session: &Path) -> Self {
+        let store = SqliteStore::new(&session.display().to_string()).await.unwrap();
+        let (qr_tx, qr) = tokio::sync::mpsc::unbounded_channel();
+        let (ev_tx, events) = tokio::sync::mpsc::unbounded_channel();
+        let (msg_tx, messages) = tokio::sync::mpsc::unbounded_channel();
+        let bot = Bot::builder()
+            .with_backend(store)
+            .with_transport_factory(fake.transport_factory())
+            .with_version(crate::VERSION)
+            .skip_history_sync()
+            .on_qr_code(move |code, _| {
+                let _ = qr_tx.send(code);
+                async {}
+            })
+            .on_event(move |e, _| {
+                let _ = ev_tx.send(e);
+                async {}
+            })
+            .on_message(move |ctx| {
+                let text = crate::signal::text_of(&ctx.message).unwrap_or_default();
+                let _ = msg_tx.send((
+                    ctx.info.id.to_string(),
+                    ctx.info.source.chat.to_string(),
+                    ctx.info.source.sender.to_string(),
+                    text,
+                ));
+                async {}
+            })
+            .build()
+            .await
+            .unwrap();
+        let handle = bot.spawn();
+        let client = handle.client();
+        Self {
+            handle,
+            client,
+            events,
+            messages,
+            qr,
+        }
+    }
+
+    /// A client paired to `phone` by QR, connected.
+    async fn paired(fake: &FakeWhatsApp, dir: &Path, phone: &str) -> Self {
+        let mut dev = Self::start(fake, &dir.join(format!("{phone}.db"))).await;
+        let code = within("a QR code", dev.qr.recv()).await;
+        fake.scan_qr(&code, phone).unwrap();
+        dev.event("Connected", |e| matches!(e, Event::Connected(_))).await;
+        dev
+    }
+
+    /// Waits for the first event `pick` accepts; panics with what was seen otherwise.
+    async fn event(&mut self, what: &str, pick: impl Fn(&Event) -> bool) -> Arc<Event> {
+        let mut seen = Vec::new();
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            match tokio::time::timeout_at(deadline, self.events.recv()).await {
+                Ok(Some(e)) if pick(&e) => return e,
+                Ok(Some(e)) => seen.push(format!("{:.120}", format!("{e:?}"))),
+                Ok(None) => panic!("the events ended before {what}; saw {seen:#?}"),
+                Err(_) => panic!("no {what} within {WAIT:?}; saw {seen:#?}"),
+            }
+        }
+    }
+
+    /// Waits for the message with `id`.
+    async fn message(&mut self, id: &str) -> Incoming {
+        loop {
+            let m = within(&format!("message {id}"), self.messages.recv()).await;
+            if m.0 == id {
+                return m;
+            }
+        }
+    }
+
+    /// Sends `text` to `to` and waits for the server's ack: its `error`, if any.
+    async fn send(&mut self, to: &str, text: &str) -> (String, Option<String>) {
+        let jid: Jid = format!("{to}@s.whatsapp.net").parse().unwrap();
+        let msg = waproto::whatsapp::Message {
+            conversation: Some(text.to_string()),
+            ..Default::default()
+        };
+        let sent = self.client.send_message(jid, msg).await.expect("send");
+        let id = sent.message_id.clone();
+        let ack = self
+            .event(
+                "the message's ack",
+                |e| matches!(e, Event::ServerAck(a) if a.id == id && a.class.as_deref() == Some("message")),
+            )
+            .await;
+        let Event::ServerAck(a) = &*ack else { unreachable!() };
+        (id, a.error.clone())
+    }
+
+    async fn stop(self) {
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.client.disconnect()).await;
+        self.handle.abort();
+    }
+}
+
+async fn within<T>(what: &str, f: impl std::future::Future<Output = Option<T>>) -> T {
+    tokio::time::timeout(WAIT, f)
+        .await
+        .unwrap_or_else(|_| panic!("no {what} within {WAIT:?}"))
+        .unwrap_or_else(|| panic!("{what}: the stream ended"))
+}
+
+fn fast() -> FakeWhatsApp {
+    FakeWhatsApp::default()
+}
+
+fn is_disconnect(e: &Event) -> bool {
+    matches!(e, Event::Disconnected(_))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_temporary_ban_ends_the_stream_with_503_then_each_login_fails_402() {
+    let fake = fast();
+    let dir = tempfile::tempdir().unwrap();
+    let phone = "6281200000101";
+    let mut dev = Dev::paired(&fake, dir.path(), phone).await;
+    assert_eq!(fake.ban(phone, Ban::Temporary { code: 102, secs: 600 }), 1);
+    // The stream ends without a `<failure>` (the client would call that a connect failure):
+    // it reconnects, and the login is refused with the ban and its remaining time.
+    dev.event("the stream's end", is_disconnect).await;
+    let e = dev.event("TemporaryBan", |e| matches!(e, Event::TemporaryBan(_))).await;
+    let Event::TemporaryBan(ban) = &*e else { unreachable!() };
+    assert_eq!(ban.code, TempBanReason::BlockedByUsers);
+    let secs = ban.expire.num_seconds();
+    assert!((590..=600).contains(&secs), "{secs}");
+    dev.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_and_a_ban_are_refused_at_login_as_locked_and_banned() {
+    let fake = fast();
+    let dir = tempfile::tempdir().unwrap();
+    for (phone, ban, reason) in [
+        ("6281200000102", Ban::Locked, ConnectFailureReason::AccountLocked),
+        ("6281200000103", Ban::Banned, ConnectFailureReason::UnknownLogout),
+    ] {
+        let mut dev = Dev::paired(&fake, dir.path(), phone).await;
+        fake.ban(phone, ban);
+        dev.event("the stream's end", is_disconnect).await;
+        let e = dev.event("LoggedOut", |e| matches!(e, Event::LoggedOut(_))).await;
+        let Event::LoggedOut(out) = &*e else { unreachable!() };
+        assert!(out.on_connect, "refused at login, not inside the stream");
+        assert_eq!(out.reason, reason);
+        if ban == Ban::Locked {
+            let msg = out.logout_message.as_ref().expect("a lock carries its message");
+            assert!(msg.header.is_some());
+        }
+        dev.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timelocked_number_is_nacked_463_for_strangers_only() {
+    let fake = fast();
+    let dir = tempfile::tempdir().unwrap();
+    let (me, friend, stranger) = ("6281200000111", "6281200000112", "6281200000113");
+    fake.add_user(friend);
+    fake.add_user(stranger);
+    let mut dev = Dev::paired(&fake, dir.path(), me).await;
+    let id = fake.send_from(friend, me, "halo").unwrap();
+    dev.message(&id).await;
+    fake.timelock(me, Duration::from_secs(600));
+
+    let (to_stranger, err) = dev.send(stranger, "kenalan").await;
+    assert_eq!(err.as_deref(), Some("463"));
+    let (to_friend, err) = dev.send(friend, "balas").await;
+    assert_eq!(err, None, "a contact who wrote first is no stranger");
+    let sent: Vec<String> = fake.sent_messages().into_iter().map(|m| m.id).collect();
+    assert!(sent.contains(&to_friend) && !sent.contains(&to_stranger), "{sent:?}");
+
+    // A one-off nack, then messages go through again.
+    fake.nack_next(me, 479);
+    assert_eq!(dev.send(friend, "lagi").await.1.as_deref(), Some("479"));
+    assert_eq!(dev.send(friend, "lagi").await.1, None);
+    dev.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_refuse_usync_and_group_operations_with_429() {
+    let fake = fast();
+    let dir = tempfile::tempdir().unwrap();
+    let me = "6281200000121";
+    fake.add_user("6281200000122");
+    let dev = Dev::paired(&fake, dir.path(), me).await;
+    let jid: Jid = "6281200000122@s.whatsapp.net".parse().unwrap();
+    assert!(dev
+        .client
+        .contacts()
+        .is_on_whatsapp(std::slice::from_ref(&jid))
+        .await
+        .is_ok());
+    fake.rate_limit(me, RateScope::Usync, Duration::from_secs(600));
+    let err = dev.client.contacts().is_on_whatsapp(&[jid]).await.unwrap_err();
+    assert!(format!("{err:?}").contains("429"), "{err:?}");
+
+    fake.rate_limit(me, RateScope::Groups, Duration::from_secs(600));
+    let opts = wacore::iq::groups::GroupCreateOptions::builder().subject("G").build();
+    let err = dev.client.groups().create_group(opts).await.unwrap_err();
+    assert!(format!("{err:?}").contains("429"), "{err:?}");
+    assert!(fake.groups().is_empty());
+    dev.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replaced_session_and_an_unlinked_device_end_as_whatsapp_ends_them() {
+    let fake = fast();
+    let dir = tempfile::tempdir().unwrap();
+    let phone = "6281200000131";
+    let mut dev = Dev::paired(&fake, dir.path(), phone).await;
+    assert_eq!(fake.replace_session(phone), 1);
+    dev.event("StreamReplaced", |e| matches!(e, Event::StreamReplaced(_)))
+        .await;
+    dev.stop().await;
+
+    // The store is still good: it logs in again, then the phone removes the device.
+    let mut dev = Dev::start(&fake, &dir.path().join(format!("{phone}.db"))).await;
+    dev.event("Connected", |e| matches!(e, Event::Connected(_))).await;
+    assert_eq!(fake.unlink(phone), 1);
+    let e = dev.event("LoggedOut", |e| matches!(e, Event::LoggedOut(_))).await;
+    let Event::LoggedOut(out) = &*e else { unreachable!() };
+    assert!(!out.on_connect, "inside the stream: stream error 401 device_removed");
+    assert!(!fake.has_linked_device(phone));
+    dev.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_to_a_number_off_the_network_wait_and_arrive_in_order_at_its_next_login() {
+    let fake = fast();
+    let dir = tempfile::tempdir().unwrap();
+    let (me, friend) = ("6281200000141", "6281200000142");
+    fake.add_user(friend);
+    let mut dev = Dev::paired(&fake, dir.path(), me).await;
+    fake.set_number_offline(me, true);
+    dev.event("the dropped connection", is_disconnect).await;
+    let ids: Vec<String> = (0..12)
+        .map(|i| fake.send_from(friend, me, &format!("pesan {i}")).unwrap())
+        .collect();
+    assert_eq!(fake.queued_for(me), 12);
+    assert!(!fake.is_online(me), "refused while off the network");
+
+    fake.set_number_offline(me, false);
+    let done = dev
+        .event("the end of the offline delivery", |e| {
+            matches!(e, Event::OfflineSyncCompleted(_))
+        })
+        .await;
+    let Event::OfflineSyncCompleted(done) = &*done else {
+        unreachable!()
+    };
+    assert_eq!(done.count, 12);
+    let mut got = Vec::new();
+    while got.len() < ids.len() {
+        let m = within("a queued message", dev.messages.recv()).await;
+        if ids.contains(&m.0) {
+            got.push((m.0, m.3));
+        }
+    }
+    let want: Vec<(String, String)> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (id.clone(), format!("pesan {i}")))
+        .collect();
+    assert_eq!(got, want, "in the order they were sent");
+    // Each was acknowledged, so none is delivered twice.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while fake.queued_for(me) > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(fake.queued_for(me), 0);
+    dev.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_linked_accounts_write_to_each_other_through_the_server() {
+    let fake = fast();
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = ("6281200000151", "6281200000152");
+    let mut da = Dev::paired(&fake, dir.path(), a).await;
+    let mut db = Dev::paired(&fake, dir.path(), b).await;
+    // The directory lists b's companion device, so a encrypts for it and the server relays.
+    let (id, err) = da.send(b, "dari a").await;
+    assert_eq!(err, None);
+    let got = db.message(&id).await;
+    assert_eq!(got.3, "dari a");
+    assert!(got.2.starts_with(a), "{got:?}");
+    // And the phone of b read it too.
+    let m = fake.sent_messages().into_iter().find(|m| m.id == id).unwrap();
+    assert_eq!(m.text.as_deref(), Some("dari a"));
+    assert!(m.recipients.iter().any(|r| r.starts_with(&format!("{b}:"))), "{m:?}");
+    da.stop().await;
+    db.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sender_with_a_hidden_number_writes_from_its_lid() {
+    let fake = fast();
+    let dir = tempfile::tempdir().unwrap();
+    let (me, hidden) = ("6281200000161", "6281200000162");
+    fake.add_user(hidden);
+    fake.hide_phone_in_lid_groups(hidden);
+    let mut dev = Dev::paired(&fake, dir.path(), me).await;
+    let id = fake.send_from_lid(hidden, me, "siapa?").unwrap();
+    let got = dev.message(&id).await;
+    let lid = fake.lid_of(hidden);
+    assert!(got.2.starts_with(&lid) && got.2.ends_with("@lid"), "{got:?}");
+    assert_eq!(got.3, "siapa?");
+    // Asking the directory about the LID does not reveal the number.
+    let jid: Jid = format!("{lid}@lid").parse().unwrap();
+    let res = dev.client.contacts().is_on_whatsapp(&[jid]).await.unwrap();
+    assert!(!format!("{res:?}").contains(hidden), "{res:?}");
+    dev.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoked_and_unknown_invite_codes_answer_410_and_406() {
+    let fake = fast();
+    let dir = tempfile::tempdir().unwrap();
+    let (me, owner) = ("6281200000171", "6281200000172");
+    let g = fake.create_group(owner, "Undangan", &[], false);
+    let old = fake.group(&g).unwrap().invite_code;
+    fake.world().groups.get_mut(&g).unwrap().revoked.push(old.clone());
+    fake.world().groups.get_mut(&g).unwrap().invite = "NewCodeNewCodeNewCode1".into();
+    let dev = Dev::paired(&fake, dir.path(), me).await;
+    let err = dev.client.groups().join_with_invite_code(&old).await.unwrap_err();
+    assert!(format!("{err:?}").contains("410"), "{err:?}");
+    let err = dev
+        .client
+        .groups()
+        .join_with_invite_code("NeverExistedNeverExist")
+        .await
+        .unwrap_err();
+    assert!(format!("{err:?}").contains("406"), "{err:?}");
+    dev.stop().await;
+}
+
+// ----- answers at the node level -----
+
+/// A connection context for `phone`'s device 1, as after its login.
+fn ctx_for(phone: &str) -> crate::conn::ConnCtx {
+    let (ctl, _rx) = tokio::sync::mpsc::unbounded_channel();
+    crate::conn::ConnCtx {
+        id: 9_999,
+        ctl,
+        out: Vec::new(),
+        after: crate::conn::After::Stay,
+        device: Some((phone.to_string(), 1)),
+        client_static: [0; 32],
+    }
+}
+
+fn iq(xmlns: &str, ty: &str, child: wacore_binary::Node) -> wacore_binary::Node {
+    NodeBuilder::new("iq")
+        .attr("id", "q1")
+        .attr("xmlns", xmlns)
+        .attr("type", ty)
+        .attr("to", "s.whatsapp.net")
+        .children([child])
+        .build()
+}
+
+#[test]
+fn an_unknown_iq_is_refused_not_answered_with_an_empty_success() {
+    let fake = fast();
+    fake.add_user("6281200000181");
+    let mut ctx = ctx_for("6281200000181");
+    crate::world::on_node(
+        &fake,
+        &mut ctx,
+        iq("w:nonsense", "get", NodeBuilder::new("thing").build()),
+    );
+    let reply = ctx.out.pop().expect("a reply");
+    assert_eq!(crate::world::attr(&reply, "type"), "error");
+    let err = reply.get_optional_child("error").expect("an <error>");
+    assert_eq!(crate::world::attr(err, "code"), "501");
+}
+
+#[test]
+fn the_low_prekey_notice_and_the_digest_match_what_was_uploaded() {
+    let fake = fast();
+    let phone = "6281200000191";
+    fake.link_device(phone, 1, [3; 32]);
+    let mut ctx = ctx_for(phone);
+    // Nothing uploaded: 404, so the client uploads.
+    crate::world::on_node(
+        &fake,
+        &mut ctx,
+        iq("encrypt", "get", NodeBuilder::new("digest").build()),
+    );
+    let reply = ctx.out.pop().unwrap();
+    assert_eq!(
+        crate::world::attr(reply.get_optional_child("error").unwrap(), "code"),
+        "404"
+    );
+    {
+        let mut w = fake.world();
+        let keys = &mut w.accounts.get_mut(phone).unwrap().devices.get_mut(&1).unwrap().keys;
+        keys.identity = [1; 32];
+        keys.skey = Some((1, [2; 32], vec![9; 64]));
+        keys.prekeys = (1..=3).map(|i| (i, [i as u8; 32])).collect();
+    }
+    crate::world::on_node(
+        &fake,
+        &mut ctx,
+        iq("encrypt", "get", NodeBuilder::new("digest").build()),
+    );
+    let reply = ctx.out.pop().unwrap();
+    let digest = reply.get_optional_child("digest").expect("a digest");
+    let pks: Vec<[u8; 32]> = (1..=3u8).map(|i| [i; 32]).collect();
+    let pks: Vec<&[u8]> = pks.iter().map(|k| &k[..]).collect();
+    let want = wacore::prekeys::compute_key_bundle_digest(&[1; 32], &[2; 32], &[9; 64], &pks);
+    assert_eq!(crate::world::bytes_of(digest.get_optional_child("hash")), want);
+    assert_eq!(digest.get_optional_child("list").unwrap().children().unwrap().len(), 3);
+}
