@@ -415,6 +415,16 @@ mod over_the_fake {
         let phone = "6281234590440";
         let bot = TestBot::start(FAKE).await;
         bot.pair(U, phone).await;
+        // After pairing the client logs in again; the other device takes over a live session.
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let menu = bot.say(U, "/menu", "Menu utama").await;
+            if menu.text.contains("🟢") {
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "never connected: {}", menu.text);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
         fake(&bot, &["replace", phone]);
         let notice = bot.tg.wait_for_text_to(U, "dibuka oleh klien lain", WAIT).await;
         assert!(
