@@ -18,8 +18,8 @@
 //! | --- | --- |
 //! | `0429` | a pairing-code request is refused as throttled (400 bad-request, no backoff) |
 //! | `0408` | the pairing code is issued but the phone never confirms it |
-//! | `0401` | pairs, then is logged out from the phone 3 s after its first login |
-//! | `0402` | pairs, then gets a temporary ban (code 101, one hour) 3 s after its first login |
+//! | `0401` | pairs, then the phone removes the device 3 s after its first login (401 `device_removed`) |
+//! | `0402` | pairs, then gets a temporary ban (code 101, one hour) 3 s after its first login: the stream ends with 503, the next login fails 402 |
 //! | other | the phone confirms a pairing code after the configured delay |
 //!
 //! # Layout
@@ -27,9 +27,16 @@
 //! - `transport`: the in-process `TransportFactory`;
 //! - `conn`: one connection's loop;
 //! - `world`: accounts, devices, groups, and the answers to the client's requests;
-//! - `phone`: what the primary phone does when it links a device;
+//! - `phone`: what the primary phone does when it links a device, the directory (usync,
+//!   pre-key bundles), messages both ways;
+//! - `rules`: what the server enforces (bans, the 463 timelock, nacks, rate limits);
+//! - `queue`: the offline queue and its delivery at login;
 //! - `signal`: the phones' private Signal state: they read what companions send and write to them.
-//! - `persist`: the world in a state file, so a restarted server keeps it.
+//! - `persist`: the world in a state file, so a restarted server keeps it;
+//! - [`ctl`]: the control protocol `tgwa fake <verb>` speaks.
+//!
+//! Every behaviour cites, next to it, the whatsmeow / Baileys / whatsapp-rust code it was
+//! taken from; where no source says what the server sends, the comment says so.
 
 pub mod ctl;
 pub mod noise;
@@ -382,6 +389,21 @@ impl FakeWhatsApp {
         self.world().nack_next.insert(phone.to_string(), code);
     }
 
+    /// Holds back the server's acks of messages `phone` sends: `Some(Some(d))` sends each
+    /// `d` late, `Some(None)` never, `None` at once again. The messages are accepted either
+    /// way.
+    pub fn delay_acks(&self, phone: &str, delay: Option<Option<Duration>>) {
+        let mut w = self.world();
+        match delay {
+            Some(d) => {
+                w.ack_delays.insert(phone.to_string(), d);
+            }
+            None => {
+                w.ack_delays.remove(phone);
+            }
+        }
+    }
+
     /// Rate-limits `phone`'s devices for `for_`: their contact queries (usync) or group
     /// create / add / join are answered `<iq type="error"><error code="429"
     /// text="rate-overlimit"/>`.
@@ -586,6 +608,23 @@ impl FakeWhatsApp {
     /// Lets the next `add` of `member` to any group fail with `code` (e.g. 403 privacy).
     pub fn refuse_add(&self, member: &str, code: u16) {
         self.world().refuse_add(member, code);
+    }
+
+    /// Answers every usync query by `phone`'s devices with a result-level error (`Some((code,
+    /// backoff secs))`, inside `<usync><result>`; e.g. 429) until cleared with `None`: the
+    /// query fails as a whole, unlike a per-number error ([`usync_error_for`]).
+    ///
+    /// [`usync_error_for`]: Self::usync_error_for
+    pub fn usync_result_error(&self, phone: &str, error: Option<(u16, Option<u32>)>) {
+        let mut w = self.world();
+        match error {
+            Some(e) => {
+                w.usync_result_errors.insert(phone.to_string(), e);
+            }
+            None => {
+                w.usync_result_errors.remove(phone);
+            }
+        }
     }
 
     /// Answers usync queries for `number` with a per-number error (e.g. 429 rate limit).

@@ -361,7 +361,6 @@ pub(crate) fn usync(fake: &FakeWhatsApp, ctx: &ConnCtx, iq: &Node) -> Node {
     let wants = |t: &str| query.iter().any(|q| q == t);
     let mut users = Vec::new();
     let w = fake.world();
-    let _ = ctx;
     if let Some(list) = us.get_optional_child("list") {
         for u in list.get_children_by_tag("user") {
             let jid = attr(u, "jid");
@@ -418,10 +417,31 @@ pub(crate) fn usync(fake: &FakeWhatsApp, ctx: &ConnCtx, iq: &Node) -> Node {
             users.push(ub.children(children).build());
         }
     }
+    // The result-level state of each protocol asked for: a node per protocol, carrying an
+    // `<error code text backoff>` when the whole protocol failed for this query (wacore
+    // `parse_protocol_states` / `reject_result_errors`: a contact query fails as a whole).
+    let failed = ctx
+        .device
+        .as_ref()
+        .and_then(|(p, _)| w.usync_result_errors.get(p).copied());
+    let states = query.iter().map(|q| {
+        let mut b = NodeBuilder::new_dynamic(q.clone());
+        if let Some((code, backoff)) = failed {
+            let mut e = NodeBuilder::new("error")
+                .attr("code", code.to_string())
+                .attr("text", if code == 429 { "rate-overlimit" } else { "error" });
+            if let Some(secs) = backoff {
+                e = e.attr("backoff", secs.to_string());
+            }
+            b = b.children([e.build()]);
+        }
+        b.build()
+    });
+    let result_node = NodeBuilder::new("result").children(states).build();
     result(
         iq,
         vec![NodeBuilder::new("usync")
-            .children([NodeBuilder::new("list").children(users).build()])
+            .children([result_node, NodeBuilder::new("list").children(users).build()])
             .build()],
     )
 }
@@ -645,7 +665,20 @@ pub(crate) fn on_message(fake: &FakeWhatsApp, ctx: &mut ConnCtx, msg: &Node) {
         drop(w);
         relay_to_companions(fake, &from, from_device, &to, msg);
     }
-    ctx.send(ack.build());
+    // An ack held back (`delay_acks`): peers report acks that come late or never (the
+    // issue's "acks that arrive late or not at all"); no source says how late.
+    let delay = fake.world().ack_delays.get(&from).copied();
+    match delay {
+        None => ctx.send(ack.build()),
+        Some(None) => {}
+        Some(Some(d)) => {
+            let (fake, conn, node) = (fake.clone(), ctx.id, ack.build());
+            tokio::spawn(async move {
+                tokio::time::sleep(d).await;
+                fake.send_to_conn(conn, Ctl::Send(node));
+            });
+        }
+    }
 }
 
 /// The phone digits a direct message to `to` (PN or LID JID) is for.

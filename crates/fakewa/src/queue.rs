@@ -52,12 +52,12 @@ pub(crate) struct Drain {
     pub sent: usize,
 }
 
-fn encode(node: &Node) -> Option<String> {
+pub(crate) fn encode(node: &Node) -> Option<String> {
     let bytes = wacore_binary::marshal::marshal(node).ok()?;
     Some(base64::engine::general_purpose::STANDARD.encode(bytes))
 }
 
-fn decode(stanza: &str) -> Option<Node> {
+pub(crate) fn decode(stanza: &str) -> Option<Node> {
     let bytes = base64::engine::general_purpose::STANDARD.decode(stanza).ok()?;
     let data = wacore_binary::util::unpack_bytes(bytes::BytesMut::from(&bytes[..])).ok()?;
     wacore_binary::marshal::unmarshal_ref(&data).ok().map(|n| n.to_owned())

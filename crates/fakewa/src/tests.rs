@@ -231,6 +231,14 @@ async fn rate_limits_refuse_usync_and_group_operations_with_429() {
     let err = dev.client.contacts().is_on_whatsapp(&[jid]).await.unwrap_err();
     assert!(format!("{err:?}").contains("429"), "{err:?}");
 
+    // Result-level: the query comes back, but its contact protocol failed as a whole.
+    fake.world().accounts.get_mut(me).unwrap().usync_limited_until = 0;
+    fake.usync_result_error(me, Some((429, Some(30))));
+    let jid: Jid = "6281200000122@s.whatsapp.net".parse().unwrap();
+    let err = dev.client.contacts().is_on_whatsapp(&[jid]).await.unwrap_err();
+    assert!(format!("{err:?}").contains("429"), "{err:?}");
+    fake.usync_result_error(me, None);
+
     fake.rate_limit(me, RateScope::Groups, Duration::from_secs(600));
     let opts = wacore::iq::groups::GroupCreateOptions::builder().subject("G").build();
     let err = dev.client.groups().create_group(opts).await.unwrap_err();
@@ -371,6 +379,91 @@ async fn revoked_and_unknown_invite_codes_answer_410_and_406() {
     dev.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contacts_hear_when_a_device_is_removed_and_acks_can_come_late() {
+    let fake = fast();
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = ("6281200000201", "6281200000202");
+    let mut da = Dev::paired(&fake, dir.path(), a).await;
+    let db = Dev::paired(&fake, dir.path(), b).await;
+    // They are contacts once a wrote to b.
+    assert_eq!(da.send(b, "halo").await.1, None);
+    fake.unlink(b);
+    let e = da
+        .event("b's device list update", |e| matches!(e, Event::DeviceListUpdate(_)))
+        .await;
+    let Event::DeviceListUpdate(u) = &*e else {
+        unreachable!()
+    };
+    assert_eq!(u.user.user.as_str(), b);
+    assert_eq!(u.update_type, wacore::types::events::DeviceListUpdateType::Remove);
+    db.stop().await;
+
+    // A late ack: the message is accepted at once, its ack comes a second later.
+    fake.delay_acks(a, Some(Some(Duration::from_secs(1))));
+    let started = tokio::time::Instant::now();
+    let (_, err) = da.send("6281200000202", "pelan").await;
+    assert_eq!(err, None);
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
+    da.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_offline_queue_survives_a_restart_of_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("world.json");
+    let kept = || {
+        FakeWhatsApp::new(crate::FakeOptions {
+            state_file: Some(path.clone()),
+            ..crate::FakeOptions::default()
+        })
+    };
+    let (me, friend) = ("6281200000211", "6281200000212");
+    let first = kept();
+    first.add_user(friend);
+    let dev = Dev::paired(&first, dir.path(), me).await;
+    dev.stop().await;
+    let ids: Vec<String> = (0..3)
+        .map(|i| first.send_from(friend, me, &format!("simpan {i}")).unwrap())
+        .collect();
+    assert_eq!(first.queued_for(me), 3);
+    first.flush().unwrap();
+    drop(first);
+
+    let second = kept();
+    assert_eq!(second.queued_for(me), 3);
+    let mut dev = Dev::start(&second, &dir.path().join(format!("{me}.db"))).await;
+    let mut got = Vec::new();
+    while got.len() < ids.len() {
+        let m = within("a kept message", dev.messages.recv()).await;
+        if ids.contains(&m.0) {
+            got.push(m.3);
+        }
+    }
+    assert_eq!(got, vec!["simpan 0", "simpan 1", "simpan 2"]);
+    dev.stop().await;
+}
+
+#[test]
+fn a_stanza_handed_to_a_connection_that_died_unacknowledged_waits_again() {
+    let mut w = crate::world::World::new();
+    w.queue.push(crate::queue::Queued {
+        phone: "6281200000221".into(),
+        device: 1,
+        id: "m1".into(),
+        stanza: String::new(),
+        on_conn: Some(7),
+    });
+    w.live.insert(7, ("6281200000221".into(), 1));
+    w.forget_conn(7);
+    assert_eq!(w.queue[0].on_conn, None);
+    assert!(w.live.is_empty());
+}
+
 // ----- answers at the node level -----
 
 /// A connection context for `phone`'s device 1, as after its login.
@@ -448,4 +541,81 @@ fn the_low_prekey_notice_and_the_digest_match_what_was_uploaded() {
     let want = wacore::prekeys::compute_key_bundle_digest(&[1; 32], &[2; 32], &[9; 64], &pks);
     assert_eq!(crate::world::bytes_of(digest.get_optional_child("hash")), want);
     assert_eq!(digest.get_optional_child("list").unwrap().children().unwrap().len(), 3);
+}
+
+#[test]
+fn a_device_whose_one_time_prekeys_run_low_is_told_once() {
+    let fake = fast();
+    let phone = "6281200000231";
+    fake.link_device(phone, 1, [3; 32]);
+    {
+        let mut w = fake.world();
+        let keys = &mut w.accounts.get_mut(phone).unwrap().devices.get_mut(&1).unwrap().keys;
+        keys.identity = [1; 32];
+        keys.skey = Some((1, [2; 32], vec![9; 64]));
+        keys.prekeys = (1..=6).map(|i| (i, [i as u8; 32])).collect();
+    }
+    // The device is online: its connection is registered.
+    let (ctl, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut ctx = ctx_for(phone);
+    ctx.ctl = ctl;
+    fake.register_conn(&ctx);
+    let ask = || {
+        let key = NodeBuilder::new("key")
+            .children([NodeBuilder::new("user")
+                .attr("jid", format!("{phone}:1@s.whatsapp.net"))
+                .build()])
+            .build();
+        iq("encrypt", "get", key)
+    };
+    let mut notices = Vec::new();
+    for _ in 0..4 {
+        let mut asker = ctx_for("6281200000232");
+        crate::world::on_node(&fake, &mut asker, ask());
+        while let Ok(crate::transport::Ctl::Send(n)) = rx.try_recv() {
+            notices.push(n);
+        }
+    }
+    // 6 → 2 pre-keys: one notice, when fewer than five were left.
+    assert_eq!(notices.len(), 1, "{notices:?}");
+    let n = &notices[0];
+    assert_eq!(crate::world::attr(n, "type"), "encrypt");
+    assert_eq!(crate::world::attr(n.get_optional_child("count").unwrap(), "value"), "4");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_the_device_cannot_read_is_sent_again_after_its_retry_receipt() {
+    let fake = fast();
+    let dir = tempfile::tempdir().unwrap();
+    let (me, friend) = ("6281200000241", "6281200000242");
+    fake.add_user(friend);
+    let mut dev = Dev::paired(&fake, dir.path(), me).await;
+    fake.set_number_offline(me, true);
+    dev.event("the dropped connection", is_disconnect).await;
+    let id = fake.send_from(friend, me, "coba lagi").unwrap();
+    // The copy waiting in the queue is damaged, as a lost session would leave it.
+    {
+        let mut w = fake.world();
+        let q = w.queue.iter_mut().find(|q| q.id == id).unwrap();
+        let mut node = crate::queue::decode(&q.stanza).unwrap();
+        if let Some(wacore_binary::NodeContent::Nodes(children)) = node.content.as_mut() {
+            // Only the inner message, as if the session were old: a device that lost it
+            // cannot read it (no session) and asks again with a retry receipt.
+            let bytes = crate::world::bytes_of(Some(&children[0]));
+            let pkmsg = wacore_libsignal::protocol::PreKeySignalMessage::try_from(bytes.as_slice()).unwrap();
+            children[0].attrs.insert("type", "msg");
+            children[0].content = Some(wacore_binary::NodeContent::Bytes(pkmsg.message().serialized().to_vec()));
+        }
+        q.stanza = crate::queue::encode(&node).unwrap();
+    }
+    fake.set_number_offline(me, false);
+    // The device asks again; the phone starts a new session and sends it once more.
+    let got = dev.message(&id).await;
+    assert_eq!(got.3, "coba lagi");
+    assert!(
+        fake.receipts().iter().any(|r| r.id == id && r.kind == "retry"),
+        "{:?}",
+        fake.receipts()
+    );
+    dev.stop().await;
 }

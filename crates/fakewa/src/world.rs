@@ -162,6 +162,10 @@ pub(crate) struct World {
     pub live: HashMap<u64, (String, u16)>,
     /// Offline deliveries in progress, by connection.
     pub drains: HashMap<u64, crate::queue::Drain>,
+    /// Result-level usync errors for queries by a number's devices: (code, backoff secs).
+    pub usync_result_errors: HashMap<String, (u16, Option<u32>)>,
+    /// Acks of messages from a number held back: `Some(d)` sent after `d`, `None` never.
+    pub ack_delays: HashMap<String, Option<std::time::Duration>>,
     /// Numbers whose pairing-code requests are throttled, with the `backoff` (seconds) the
     /// refusal carries, if any.
     pub pair_throttle: HashMap<String, Option<u32>>,
@@ -222,6 +226,8 @@ impl World {
             drains: HashMap::new(),
             phone_sent: HashMap::new(),
             pair_throttle: HashMap::new(),
+            ack_delays: HashMap::new(),
+            usync_result_errors: HashMap::new(),
         }
     }
 
