@@ -1375,3 +1375,27 @@ async fn a_463_nack_is_reach_out_limited_and_people_who_wrote_still_get_messages
     assert!(matches!(res, Err(WaError::ReachOutLimited { .. })), "{res:?}");
     s.disconnect(Duration::from_secs(5)).await;
 }
+
+/// A result-level usync error (`<usync><result>` carrying `error code=429`; the query fails
+/// as a whole) is a rate limit, so the job engine backs off (2 s doubling, five times) instead
+/// of retrying it at once. wacore 0.7 keeps no backoff for it (`reject_result_errors` turns it
+/// into a message), so none is reported.
+#[tokio::test]
+async fn a_result_level_usync_error_is_a_rate_limit() {
+    let fake = FakeWhatsApp::default();
+    let dir = tempfile::tempdir().unwrap();
+    let me = "6281200000078";
+    let (s, _rx, _) = pair_by_qr(&fake, dir.path(), me).await;
+    let other = "6281200000079";
+    fake.add_user(other);
+    fake.usync_result_error(me, Some((429, Some(30))));
+    let res = s.is_on_whatsapp(&[pn(other)]).await;
+    assert!(
+        matches!(res, Err(WaError::RateLimited { retry_after: None })),
+        "{res:?}"
+    );
+    fake.usync_result_error(me, None);
+    let res = s.is_on_whatsapp(&[pn(other)]).await.expect("cleared");
+    assert_eq!(res, vec![(pn(other), true)]);
+    s.disconnect(Duration::from_secs(5)).await;
+}
