@@ -741,6 +741,7 @@ impl Jobs {
             stop: stop_rx,
             _done: done_tx,
             today: None,
+            linked_at: None,
             cursors: Arc::default(),
         };
         let task = tokio::spawn(worker.run());
@@ -924,6 +925,8 @@ struct Worker {
     _done: watch::Sender<()>,
     /// Items finished today (UTC day start, count), read once and then counted here.
     today: Option<(i64, i64)>,
+    /// When tgwa first linked the number (the warm-up's day one), read once.
+    linked_at: Option<Option<i64>>,
     /// Per job, the `seq` below which every item is finished.
     cursors: Arc<Mutex<HashMap<i64, i64>>>,
 }
@@ -1203,12 +1206,16 @@ impl Worker {
             }
         }
         let (normal, t) = (self.jobs.inner.options.daily_cap, now());
-        // The warm-up counts from the account's row: a new number's first days.
-        let cap = daily_cap_for(
-            normal,
-            &self.jobs.inner.options.warmup_caps,
-            t - self.account.created_at,
-        );
+        // The warm-up counts from the day tgwa first linked the number; accounts imported
+        // or found by the scan were in use before and have no such day.
+        if self.linked_at.is_none() {
+            let linked = self.jobs.db(&self.account, |c| linked_at(c)).await.unwrap_or(None);
+            self.linked_at = Some(linked);
+        }
+        let cap = match self.linked_at.flatten() {
+            Some(at) => daily_cap_for(normal, &self.jobs.inner.options.warmup_caps, t - at),
+            None => normal,
+        };
         let day_start = t - t.rem_euclid(86_400);
         let used = match self.today {
             Some((day, n)) if day == day_start => n,
@@ -1535,6 +1542,29 @@ pub fn set_reach_out_limit(c: &Connection, t: i64, until: Option<i64>) -> Result
         params![REACH_OUT_KEY, value],
     )?;
     Ok(current.is_none())
+}
+
+/// The `settings` key of when tgwa first linked the number (Unix seconds).
+const LINKED_AT_KEY: &str = "linked_at";
+
+/// Records that tgwa linked the number now, for a number paired for the first time (the
+/// warm-up's day one); an earlier record is kept.
+pub fn note_linked(c: &Connection, t: i64) -> Result<(), DbError> {
+    c.execute(
+        "INSERT OR IGNORE INTO settings (key, value) VALUES (?1, ?2)",
+        params![LINKED_AT_KEY, t.to_string()],
+    )?;
+    Ok(())
+}
+
+/// When tgwa first linked the number, if it did.
+fn linked_at(c: &Connection) -> Result<Option<i64>, DbError> {
+    let v: Option<String> = c
+        .query_row("SELECT value FROM settings WHERE key = ?1", [LINKED_AT_KEY], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    Ok(v.and_then(|v| v.parse().ok()))
 }
 
 /// Notes that `phone` wrote to the account (a direct message).
@@ -1864,6 +1894,11 @@ mod tests {
         assert!(set_reach_out_limit(&c, t + 4000, None).unwrap());
         assert!(reach_out_limit(&c, t + 4000 + 86_399).unwrap().is_some());
         assert!(reach_out_limit(&c, t + 4000 + 86_400).unwrap().is_none());
+        // The warm-up's day one is the first pairing through tgwa; none for imported accounts.
+        assert_eq!(linked_at(&c).unwrap(), None);
+        note_linked(&c, 500).unwrap();
+        note_linked(&c, 900).unwrap();
+        assert_eq!(linked_at(&c).unwrap(), Some(500));
         // Who wrote, in WhatsApp's form of the number.
         note_contact(&c, &PhoneNumber::from_digits("541123456789").unwrap()).unwrap();
         assert!(wrote_to_us(&c, "5491123456789").unwrap());

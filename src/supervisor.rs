@@ -650,6 +650,9 @@ impl Supervisor {
                         m.inner.live.pair_completed(owner, &phone);
                         m.invalidate(owner);
                         crate::metrics::pair_outcome("paired");
+                        if repair_from.is_none() {
+                            self.note_linked().await;
+                        }
                         self.mode = Mode::Restore;
                         self.account.status = AccountStatus::Active;
                         self.account.jid = Some(jid);
@@ -869,6 +872,19 @@ impl Supervisor {
             locked,
         });
         self.detach().await;
+    }
+
+    /// Notes in the bot data that tgwa linked this number now: the warm-up's day one.
+    async fn note_linked(&self) {
+        let path = self.account.bot_data_db_path.clone();
+        let res = self
+            .manager
+            .pools()
+            .with(path, crate::db::Schema::Account, |c| crate::jobs::note_linked(c, now()))
+            .await;
+        if let Err(e) = res {
+            warn!(error = %e, "could not note when the number was linked");
+        }
     }
 
     /// Notes that `sender` wrote to this account, in its bot data.

@@ -274,3 +274,174 @@ async fn a_broadcast_types_first_varies_its_text_and_respects_the_warm_up() {
     }
     bot.stop().await;
 }
+
+/// The same refusals from the fake WhatsApp server modelled on the real one, set from outside
+/// the process through its control surface (`tgwa fake <verb>`), in a fake build.
+#[cfg(feature = "insecure-fake-whatsapp")]
+mod over_the_fake {
+    use std::collections::HashMap;
+    use std::process::{Command, Output};
+    use std::time::Duration;
+
+    use super::support::app::{env_for, numbers, TestBot, WAIT};
+    use super::{bot_data, items, told};
+
+    /// The fake backend, with a pause between items so a refusal lands mid-broadcast.
+    const FAKE: &[(&str, &str)] = &[("TGWA_WA_BACKEND", "fake"), ("TGWA_JOB_ITEM_DELAY_MS", "400")];
+
+    /// `tgwa fake <args>` against the bot's data directory; asserts it exits 0.
+    fn fake(bot: &TestBot, args: &[&str]) -> Output {
+        let extra: Vec<(String, String)> = FAKE.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let out = Command::new(env!("CARGO_BIN_EXE_tgwa"))
+            .arg("fake")
+            .args(args)
+            .current_dir(bot.dir.path())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(env_for(bot.dir.path(), &bot.tg.url(), &extra))
+            .output()
+            .expect("tgwa fake");
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "tgwa fake {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    /// How many times each recipient got a message from `from`, as the fake server recorded.
+    fn per_recipient(bot: &TestBot, from: &str) -> HashMap<String, usize> {
+        let mut n = HashMap::new();
+        let path = bot.fake_world();
+        let sent = if path.exists() {
+            tgwa_fakewa::read_sent_messages(&path).unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        for m in sent.into_iter().filter(|m| m.from == from) {
+            let to = m.to.trim_end_matches("@s.whatsapp.net").to_string();
+            *n.entry(to).or_default() += 1;
+        }
+        n
+    }
+
+    /// Waits until the fake server has carried at least `n` messages from `from`.
+    async fn until_sent(bot: &TestBot, from: &str, n: usize) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while per_recipient(bot, from).values().sum::<usize>() < n {
+            assert!(tokio::time::Instant::now() < deadline, "fewer than {n} sent");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_ban_set_from_outside_during_a_broadcast_ends_the_account() {
+        const U: i64 = 9_200_001;
+        let phone = "6281234590406";
+        let bot = TestBot::start(FAKE).await;
+        bot.pair(U, phone).await;
+        bot.broadcast_preview(U, "Promo hari ini", &numbers(10)).await;
+        bot.tap(U, "Mulai", "berjalan").await;
+        until_sent(&bot, phone, 3).await;
+        fake(&bot, &["ban", phone]);
+        bot.tg.wait_for_text_to(U, "Laporan pekerjaan", WAIT).await;
+        let notice = bot.tg.wait_for_text_to(U, "memblokir", WAIT).await;
+        assert!(notice.buttons().is_empty(), "{:?}", notice.buttons());
+        assert_eq!(bot.account_row(phone).unwrap().2, "banned");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(told(&bot, U, "memblokir"), 1);
+        assert_eq!(told(&bot, U, "logout dari ponsel"), 0);
+
+        let sent = per_recipient(&bot, phone);
+        assert!(sent.values().all(|n| *n == 1), "{sent:?}");
+        let items = items(&bot_data(&bot, U, phone));
+        assert_eq!(items.len(), 10);
+        for (input, state, result) in &items {
+            match state.as_str() {
+                "ok" => assert!(sent.contains_key(input), "{input}"),
+                "failed" => assert!(!sent.contains_key(input), "{input}: {result}"),
+                // The one in flight when the stream ended, if any: never run again.
+                "unknown" => {}
+                other => panic!("{input} left {other}: {result}"),
+            }
+        }
+        bot.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_timelock_set_from_outside_mid_broadcast_stops_the_harm() {
+        const U: i64 = 9_200_002;
+        let phone = "6281234590463";
+        let bot = TestBot::start(FAKE).await;
+        bot.pair(U, phone).await;
+        let list = numbers(10);
+        let recipients: Vec<&str> = list.lines().collect();
+        let friends = [recipients[6], recipients[8]];
+        for f in friends {
+            fake(&bot, &["send", "--from", f, "--to", phone, "halo, info promo?"]);
+        }
+        bot.broadcast_preview(U, "Promo hari ini", &list).await;
+        bot.tap(U, "Mulai", "berjalan").await;
+        until_sent(&bot, phone, 3).await;
+        fake(&bot, &["timelock", phone, "--for", "3600"]);
+        bot.tg.wait_for_text_to(U, "Laporan pekerjaan", WAIT).await;
+
+        let sent = per_recipient(&bot, phone);
+        assert!(sent.values().all(|n| *n == 1), "nobody gets it twice: {sent:?}");
+        for f in friends {
+            assert_eq!(sent.get(f), Some(&1), "{f} wrote first and still gets it");
+        }
+        let items = items(&bot_data(&bot, U, phone));
+        let first_refused = items
+            .iter()
+            .position(|(_, _, r)| r.starts_with("refused (463)"))
+            .expect("one message was refused with 463");
+        assert_eq!(
+            items.iter().filter(|(_, _, r)| r.starts_with("refused (463)")).count(),
+            1,
+            "only the first refusal went to WhatsApp: {items:?}"
+        );
+        for (input, state, result) in &items[first_refused + 1..] {
+            if friends.contains(&input.as_str()) {
+                assert_eq!(state, "ok", "{input}: {result}");
+            } else {
+                assert_eq!(state, "failed", "{input}: {result}");
+                assert!(result.starts_with("not sent"), "{input}: {result}");
+                assert!(!sent.contains_key(input), "{input}");
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(told(&bot, U, "kontak baru (463)"), 1);
+        bot.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_session_replaced_from_outside_tells_its_owner_once() {
+        const U: i64 = 9_200_003;
+        let phone = "6281234590440";
+        let bot = TestBot::start(FAKE).await;
+        bot.pair(U, phone).await;
+        // After pairing the client logs in again; the other device takes over a live session.
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let menu = bot.say(U, "/menu", "Menu utama").await;
+            if menu.text.contains("🟢") {
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "never connected: {}", menu.text);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        fake(&bot, &["replace", phone]);
+        let notice = bot.tg.wait_for_text_to(U, "dibuka oleh klien lain", WAIT).await;
+        assert!(
+            notice.buttons().iter().any(|(l, _)| l.contains("Sambungkan lagi")),
+            "{:?}",
+            notice.buttons()
+        );
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(told(&bot, U, "dibuka oleh klien lain"), 1);
+        assert_eq!(bot.account_row(phone).unwrap().2, "active");
+        bot.stop().await;
+    }
+}

@@ -1323,3 +1323,81 @@ async fn a_send_goes_to_the_number_whatsapp_knows() {
     }
     s.disconnect(Duration::from_secs(5)).await;
 }
+
+/// whatsmeow `connectionevents.go` and Baileys PR #1837: a ban ends the stream with 503 and
+/// refuses the next login with `<failure reason="406">` (banned) or `403` (locked); the
+/// adapter reports both as the ban they are.
+#[tokio::test]
+async fn a_ban_or_a_lock_from_the_server_is_account_banned() {
+    use tgwa_fakewa::Ban;
+    let fake = FakeWhatsApp::default();
+    let dir = tempfile::tempdir().unwrap();
+    for (phone, ban, locked) in [
+        ("6281200000076", Ban::Banned, false),
+        ("6281200000073", Ban::Locked, true),
+    ] {
+        let (_s, mut rx, _) = pair_by_qr(&fake, dir.path(), phone).await;
+        fake.ban(phone, ban);
+        let seen = stream_ends(&mut rx).await;
+        assert!(
+            seen.iter()
+                .any(|e| matches!(e, WaEvent::AccountBanned { locked: l, .. } if *l == locked)),
+            "{phone}: {seen:?}"
+        );
+    }
+}
+
+/// The reach-out timelock (whatsmeow #1074, Baileys #2688): a message to a stranger is
+/// nacked 463 and comes back as `ReachOutLimited` ("give up", never "retry"); one to a
+/// number that wrote first goes through; 479 is the same refusal.
+#[tokio::test]
+async fn a_463_nack_is_reach_out_limited_and_people_who_wrote_still_get_messages() {
+    use tgwa::wa::ChatTarget;
+    let fake = FakeWhatsApp::default();
+    let dir = tempfile::tempdir().unwrap();
+    let me = "6281200000074";
+    let (stranger, friend) = ("6281200000075", "6281200000077");
+    fake.add_user(stranger);
+    fake.add_user(friend);
+    let (s, mut rx, _) = pair_by_qr(&fake, dir.path(), me).await;
+    let id = fake.send_from(friend, me, "halo").expect("the friend writes first");
+    incoming(&mut rx, &id).await;
+    fake.timelock(me, Duration::from_secs(3600));
+    let res = s.send_text(&ChatTarget::Phone(pn(stranger)), "promo").await;
+    match res {
+        Err(e @ WaError::ReachOutLimited { .. }) => assert_eq!(e.advice(), Advice::GiveUp),
+        other => panic!("a send under the timelock came back as {other:?}"),
+    }
+    assert!(!fake.sent_messages().iter().any(|m| m.to.starts_with(stranger)));
+    s.send_text(&ChatTarget::Phone(pn(friend)), "promo")
+        .await
+        .expect("a number that wrote first still gets messages");
+    fake.nack_next(me, 479);
+    let res = s.send_text(&ChatTarget::Phone(pn(friend)), "lagi").await;
+    assert!(matches!(res, Err(WaError::ReachOutLimited { .. })), "{res:?}");
+    s.disconnect(Duration::from_secs(5)).await;
+}
+
+/// A result-level usync error (`<usync><result>` carrying `error code=429`; the query fails
+/// as a whole) is a rate limit, so the job engine backs off (2 s doubling, five times) instead
+/// of retrying it at once. wacore 0.7 keeps no backoff for it (`reject_result_errors` turns it
+/// into a message), so none is reported.
+#[tokio::test]
+async fn a_result_level_usync_error_is_a_rate_limit() {
+    let fake = FakeWhatsApp::default();
+    let dir = tempfile::tempdir().unwrap();
+    let me = "6281200000078";
+    let (s, _rx, _) = pair_by_qr(&fake, dir.path(), me).await;
+    let other = "6281200000079";
+    fake.add_user(other);
+    fake.usync_result_error(me, Some((429, Some(30))));
+    let res = s.is_on_whatsapp(&[pn(other)]).await;
+    assert!(
+        matches!(res, Err(WaError::RateLimited { retry_after: None })),
+        "{res:?}"
+    );
+    fake.usync_result_error(me, None);
+    let res = s.is_on_whatsapp(&[pn(other)]).await.expect("cleared");
+    assert_eq!(res, vec![(pn(other), true)]);
+    s.disconnect(Duration::from_secs(5)).await;
+}

@@ -38,6 +38,12 @@ pub fn classify_dyn(err: &(dyn StdError + 'static), what: &str) -> WaError {
         return WaError::Storage(format!("{what}: {store}"));
     }
     let text = innermost(err);
+    // A result-level usync error (`<usync><result>` carrying an error; wacore's
+    // `reject_result_errors`) reaches us only as "usync <protocol> error <code>[: text]"; its
+    // backoff is not kept. The code still says what to do: 429 is a rate limit, not "other".
+    if let Some((code, detail)) = usync_result_code(&text) {
+        return from_server_code(code, detail, None, what);
+    }
     // The client refuses requests before login with a typed "not logged in"; it has no
     // chain-level query, so the message is all there is.
     if text.contains("not logged in") || text.contains("not connected") {
@@ -101,6 +107,15 @@ pub fn from_pair_error(err: &PairError) -> WaError {
         },
         _ => classify(err, "pairing code"),
     }
+}
+
+/// The code and text of wacore's message for a result-level usync error,
+/// `usync contact error 429: rate-overlimit`.
+fn usync_result_code(text: &str) -> Option<(u16, &str)> {
+    let rest = text.strip_prefix("usync ")?;
+    let (_, after) = rest.split_once(" error ")?;
+    let (code, detail) = after.split_once(": ").unwrap_or((after, ""));
+    Some((code.trim().parse().ok()?, detail))
 }
 
 /// The deepest message in the chain: wrapping variants repeat their inner text, so the
@@ -218,6 +233,17 @@ mod tests {
         assert!(matches!(from_pair_error(&e), WaError::Timeout));
         let e = PairError::RequestFailed(IqError::NotConnected);
         assert!(matches!(from_pair_error(&e), WaError::NotConnected));
+    }
+
+    #[test]
+    fn result_level_usync_errors_keep_their_code() {
+        assert_eq!(
+            usync_result_code("usync contact error 429: rate-overlimit"),
+            Some((429, "rate-overlimit"))
+        );
+        assert_eq!(usync_result_code("usync devices error 500"), Some((500, "")));
+        assert_eq!(usync_result_code("usync status error abc"), None);
+        assert_eq!(usync_result_code("something else"), None);
     }
 
     #[test]
