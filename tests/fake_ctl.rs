@@ -59,15 +59,7 @@ mod with_fake {
 
     /// `tgwa fake <args>` on the data directory under `dir`.
     fn fake(dir: &Path, api: &str, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_tgwa"))
-            .arg("fake")
-            .args(args)
-            .current_dir(dir)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .envs(env_for(dir, api, &fake_env()))
-            .output()
-            .expect("tgwa fake")
+        support::app::tgwa_fake(dir, api, &fake_env(), args)
     }
 
     fn code(out: &Output) -> i32 {

@@ -397,7 +397,7 @@ async fn group_messages_are_forwarded_only_when_they_mention_the_account_and_tha
 mod over_the_fake {
     use super::*;
     use std::path::Path;
-    use std::process::{Command, Output};
+    use std::process::Output;
 
     const FRIEND: &str = "6281271097199";
 
@@ -412,15 +412,7 @@ mod over_the_fake {
     fn fake(dir: &Path, api: &str, args: &[&str]) -> Output {
         let deadline = std::time::Instant::now() + WAIT;
         loop {
-            let out = Command::new(env!("CARGO_BIN_EXE_tgwa"))
-                .arg("fake")
-                .args(args)
-                .current_dir(dir)
-                .env_clear()
-                .env("PATH", std::env::var("PATH").unwrap_or_default())
-                .envs(support::app::env_for(dir, api, &fake_env()))
-                .output()
-                .expect("tgwa fake");
+            let out = support::app::tgwa_fake(dir, api, &fake_env(), args);
             if out.status.success() {
                 return out;
             }
@@ -447,17 +439,7 @@ mod over_the_fake {
         // Once the account is logged in (right after pairing the client reconnects, and what
         // arrives meanwhile is queued like any backlog), a person writes: the owner gets it
         // with the push name and number, not delayed.
-        let deadline = std::time::Instant::now() + WAIT;
-        loop {
-            let mark = tg.mark();
-            tg.push_message(A, "/status");
-            let page = tg.wait_for_text_to_after(mark, A, "Terakhir diperbarui", WAIT).await;
-            if page.text.contains("🟢 terhubung") {
-                break;
-            }
-            assert!(std::time::Instant::now() < deadline, "never connected: {}", page.text);
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        until_connected(&tg, A).await;
         fake(d, &api, &["send", "--from", FRIEND, "--to", A_PHONE, "langsung"]);
         let now = tg.wait_for_text_to(A, "langsung", WAIT).await;
         assert!(
@@ -509,6 +491,94 @@ mod over_the_fake {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        child.kill().ok();
+        child.wait().ok();
+    }
+
+    /// Waits until `user`'s account page says it is logged in.
+    async fn until_connected(tg: &fake_telegram::FakeTelegram, user: i64) {
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            let mark = tg.mark();
+            tg.push_message(user, "/status");
+            let page = tg.wait_for_text_to_after(mark, user, "Terakhir diperbarui", WAIT).await;
+            if page.text.contains("🟢 terhubung") {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "never connected: {}", page.text);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Issue 15: thirty messages sent while the account was cut off wait at the server and
+    /// arrive after it reconnects, each counted once: stored once, shown once (one by one up
+    /// to the owner's rate, the rest in a digest), and all thirty in the list.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn thirty_messages_sent_while_offline_arrive_after_the_reconnect_counted_once_each() {
+        let tg = fake_telegram::FakeTelegram::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let (d, api) = (dir.path(), tg.url());
+        let mut env = fake_env();
+        env.push(("TGWA_INBOX_DIGEST_SECS".into(), "1".into()));
+        let mut child = support::app::spawn_binary(d, &api, &env);
+        say_to(&tg, A, &format!("/pair {A_PHONE}"), "Terhubung sebagai").await;
+        say_to(&tg, A, "/status", "Terakhir diperbarui").await;
+        tap_on(&tg, A, "Pesan masuk", "Pesan masuk</b>").await;
+        tap_on(&tg, A, "Teruskan pesan ke sini", "✅ aktif").await;
+        until_connected(&tg, A).await;
+
+        fake(d, &api, &["offline", A_PHONE]);
+        for i in 1..=30 {
+            fake(
+                d,
+                &api,
+                &["send", "--from", FRIEND, "--to", A_PHONE, &format!("luring {i:02}")],
+            );
+        }
+        // Nothing reached the owner while the account was cut off.
+        assert_eq!(count_in_chat(&tg, A, "luring "), 0);
+        fake(d, &api, &["online", A_PHONE]);
+
+        let digested = |tg: &fake_telegram::FakeTelegram| -> usize {
+            tg.sent_to(A)
+                .iter()
+                .filter_map(|m| m.text.strip_prefix("📬 <b>")?.split(' ').next()?.parse::<usize>().ok())
+                .sum()
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while digested(&tg) + count_in_chat(&tg, A, "luring ") < 30 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "only {} of 30 accounted for",
+                digested(&tg) + count_in_chat(&tg, A, "luring ")
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        for i in 1..=30 {
+            assert!(
+                count_in_chat(&tg, A, &format!("luring {i:02}")) <= 1,
+                "luring {i:02} shown twice"
+            );
+        }
+        assert_eq!(
+            digested(&tg) + count_in_chat(&tg, A, "luring "),
+            30,
+            "each counted once"
+        );
+        // Stored once each, all marked as having waited at the server.
+        let stored: (i64, i64, i64) =
+            rusqlite::Connection::open(d.join(format!("DB USER TELEGRAM/{A}/bot_data-{A}-{A_PHONE}.db")))
+                .unwrap()
+                .query_row(
+                    "SELECT COUNT(*), COUNT(DISTINCT wa_id), COALESCE(SUM(offline), 0) FROM inbox_messages
+             WHERE text LIKE 'luring %'",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .unwrap();
+        assert_eq!(stored, (30, 30, 30));
+        say_to(&tg, A, "/status", "Terakhir diperbarui").await;
+        tap_on(&tg, A, "Pesan masuk", "30 pesan dari 1 chat").await;
         child.kill().ok();
         child.wait().ok();
     }

@@ -50,6 +50,23 @@ fn sim_sent_by(bot: &TestBot, from: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Waits until `n` people who wrote to `user`'s account `phone` are known to it.
+async fn until_contacts(bot: &TestBot, user: i64, phone: &str, n: i64) {
+    let contacts = || -> i64 {
+        rusqlite::Connection::open_with_flags(bot_data(bot, user, phone), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .and_then(|c| c.query_row("SELECT COUNT(*) FROM contacts", [], |r| r.get(0)))
+            .unwrap_or(0)
+    };
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while contacts() < n {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the messages of people who wrote never arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// How many messages to `user` contain `needle`.
 fn told(bot: &TestBot, user: i64, needle: &str) -> usize {
     bot.tg.sent_to(user).iter().filter(|m| m.text.contains(needle)).count()
@@ -160,16 +177,7 @@ async fn a_timelock_mid_broadcast_refuses_strangers_once_and_sends_to_people_who
         tgwa::wa::sim::write_to(&bot.world_db(), f, phone, "halo, info promo?").unwrap();
     }
     let bot = bot.restart().await;
-    let contacts = || -> i64 {
-        rusqlite::Connection::open_with_flags(bot_data(&bot, U, phone), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .and_then(|c| c.query_row("SELECT COUNT(*) FROM contacts", [], |r| r.get(0)))
-            .unwrap_or(0)
-    };
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while contacts() < 2 {
-        assert!(tokio::time::Instant::now() < deadline, "the friends' messages never arrived");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_contacts(&bot, U, phone, 2).await;
     bot.broadcast_preview(U, "Promo hari ini", &list).await;
     bot.tap(U, "Mulai", "berjalan").await;
     bot.tg.wait_for_text_to(U, "Laporan pekerjaan", WAIT).await;
@@ -280,10 +288,10 @@ async fn a_broadcast_types_first_varies_its_text_and_respects_the_warm_up() {
 #[cfg(feature = "insecure-fake-whatsapp")]
 mod over_the_fake {
     use std::collections::HashMap;
-    use std::process::{Command, Output};
+    use std::process::Output;
     use std::time::Duration;
 
-    use super::support::app::{env_for, numbers, TestBot, WAIT};
+    use super::support::app::{numbers, TestBot, WAIT};
     use super::{bot_data, items, told};
 
     /// The fake backend, with a pause between items so a refusal lands mid-broadcast.
@@ -292,15 +300,7 @@ mod over_the_fake {
     /// `tgwa fake <args>` against the bot's data directory; asserts it exits 0.
     fn fake(bot: &TestBot, args: &[&str]) -> Output {
         let extra: Vec<(String, String)> = FAKE.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        let out = Command::new(env!("CARGO_BIN_EXE_tgwa"))
-            .arg("fake")
-            .args(args)
-            .current_dir(bot.dir.path())
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .envs(env_for(bot.dir.path(), &bot.tg.url(), &extra))
-            .output()
-            .expect("tgwa fake");
+        let out = super::support::app::tgwa_fake(bot.dir.path(), &bot.tg.url(), &extra, args);
         assert_eq!(
             out.status.code(),
             Some(0),
@@ -381,6 +381,9 @@ mod over_the_fake {
         for f in friends {
             fake(&bot, &["send", "--from", f, "--to", phone, "halo, info promo?"]);
         }
+        // Known to the account before the broadcast reaches them (a message sent right after
+        // pairing waits at the server through the client's restart).
+        super::until_contacts(&bot, U, phone, 2).await;
         bot.broadcast_preview(U, "Promo hari ini", &list).await;
         bot.tap(U, "Mulai", "berjalan").await;
         until_sent(&bot, phone, 3).await;

@@ -36,7 +36,11 @@ pub fn test_backend() -> &'static str {
         _ => {}
     }
     let exe = std::env::current_exe().ok();
-    let name = exe.as_deref().and_then(|p| p.file_name()).and_then(|n| n.to_str()).unwrap_or("");
+    let name = exe
+        .as_deref()
+        .and_then(|p| p.file_name())
+        .and_then(|n| n.to_str())
+        .unwrap_or("");
     if name.starts_with("fake_") {
         "fake"
     } else {
@@ -100,6 +104,21 @@ pub fn spawn_binary(dir: &Path, api_url: &str, extra: &[(String, String)]) -> st
         .stderr(std::process::Stdio::inherit())
         .spawn()
         .expect("start tgwa")
+}
+
+/// Runs `tgwa fake <args>` (a fake build's control verbs) on the data directory under `dir`,
+/// with the tests' environment (`env_for`) plus `extra`, nothing inherited but `PATH`.
+pub fn tgwa_fake(dir: &Path, api_url: &str, extra: &[(String, String)], args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_tgwa"))
+        .arg("fake")
+        .args(args)
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(env_for(dir, api_url, extra))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("tgwa fake")
 }
 
 impl TestBot {
