@@ -416,6 +416,8 @@ mod over_the_fake {
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert_eq!(told(&bot, U, "kontak baru (463)"), 1);
+        // With the end WhatsApp gives when asked (the fake answers the `w:mex` query).
+        assert_eq!(told(&bot, U, "kontak baru (463) sampai"), 1);
         bot.stop().await;
     }
 

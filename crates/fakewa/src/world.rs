@@ -643,6 +643,37 @@ pub(crate) fn on_node(fake: &FakeWhatsApp, ctx: &mut ConnCtx, node: Node) {
     }
 }
 
+/// The GraphQL document of WhatsApp Web's `WAWebMexFetchReachoutTimelockJobQuery` (wacore
+/// `iq/mex_operations.rs`, `fetch_reachout_timelock::DOC_ID`).
+const REACHOUT_TIMELOCK_QUERY: &str = "23983697327930364";
+
+/// The account's reach-out timelock, as the `w:mex` query answers it: `<result>` holding the
+/// GraphQL JSON `{"data":{"xwa2_fetch_account_reachout_timelock":{..}}}` (wacore `iq/mex.rs`
+/// module doc; the fields and their string-typed end time from whatsapp-rust
+/// `features/mex.rs` `decode_reachout_timelock` and its test). `enforcement_type`
+/// `DEFAULT` is the one value that test shows; no public source lists the others.
+fn reachout_timelock(fake: &FakeWhatsApp, ctx: &ConnCtx, iq: &Node) -> Node {
+    let until = ctx
+        .device
+        .as_ref()
+        .and_then(|(p, _)| fake.world().accounts.get(p).map(|a| a.timelock_until))
+        .unwrap_or(0);
+    let state = if until > now() {
+        serde_json::json!({
+            "is_active": true,
+            "time_enforcement_ends": until.to_string(),
+            "enforcement_type": "DEFAULT",
+        })
+    } else {
+        serde_json::json!({ "is_active": false })
+    };
+    let body = serde_json::json!({ "data": { "xwa2_fetch_account_reachout_timelock": state } });
+    result(
+        iq,
+        vec![NodeBuilder::new("result").string_content(body.to_string()).build()],
+    )
+}
+
 fn on_iq(fake: &FakeWhatsApp, ctx: &mut ConnCtx, iq: &Node) {
     let ty = attr(iq, "type");
     if ty == "result" || ty == "error" {
@@ -699,6 +730,9 @@ fn on_iq(fake: &FakeWhatsApp, ctx: &mut ConnCtx, iq: &Node) {
             // Nobody is blocked in the fake world (blocking is not modelled): an empty list
             // with its hash (whatsmeow `GetBlocklist`, wacore `iq/blocklist.rs`).
             result(iq, vec![NodeBuilder::new("list").attr("dhash", "0").build()])
+        }
+        ("w:mex", "get", "query") if attr(first.unwrap_or(iq), "query_id") == REACHOUT_TIMELOCK_QUERY => {
+            reachout_timelock(fake, ctx, iq)
         }
         ("privacy", "get", "privacy") => privacy_settings(iq),
         ("privacy", "set", "tokens") => privacy_tokens(iq),
