@@ -495,6 +495,33 @@ mod over_the_fake {
         child.wait().ok();
     }
 
+    /// The fake backend, with digests a second apart.
+    fn digest_env() -> Vec<(String, String)> {
+        let mut env = fake_env();
+        env.push(("TGWA_INBOX_DIGEST_SECS".into(), "1".into()));
+        env
+    }
+
+    /// The bot over the fake, with digests a second apart; A pairs and turns the inbox on.
+    async fn inbox_on_over_the_fake() -> (fake_telegram::FakeTelegram, tempfile::TempDir, std::process::Child) {
+        let tg = fake_telegram::FakeTelegram::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let child = support::app::spawn_binary(dir.path(), &tg.url(), &digest_env());
+        say_to(&tg, A, &format!("/pair {A_PHONE}"), "Terhubung sebagai").await;
+        say_to(&tg, A, "/status", "Terakhir diperbarui").await;
+        tap_on(&tg, A, "Pesan masuk", "Pesan masuk</b>").await;
+        tap_on(&tg, A, "Teruskan pesan ke sini", "✅ aktif").await;
+        (tg, dir, child)
+    }
+
+    /// How many messages the digests sent to `user` counted.
+    fn digested_in(tg: &fake_telegram::FakeTelegram, user: i64) -> usize {
+        tg.sent_to(user)
+            .iter()
+            .filter_map(|m| m.text.strip_prefix("📬 <b>")?.split(' ').next()?.parse::<usize>().ok())
+            .sum()
+    }
+
     /// Waits until `user`'s account page says it is logged in.
     async fn until_connected(tg: &fake_telegram::FakeTelegram, user: i64) {
         let deadline = std::time::Instant::now() + WAIT;
@@ -515,16 +542,8 @@ mod over_the_fake {
     /// to the owner's rate, the rest in a digest), and all thirty in the list.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn thirty_messages_sent_while_offline_arrive_after_the_reconnect_counted_once_each() {
-        let tg = fake_telegram::FakeTelegram::start().await;
-        let dir = tempfile::tempdir().unwrap();
+        let (tg, dir, mut child) = inbox_on_over_the_fake().await;
         let (d, api) = (dir.path(), tg.url());
-        let mut env = fake_env();
-        env.push(("TGWA_INBOX_DIGEST_SECS".into(), "1".into()));
-        let mut child = support::app::spawn_binary(d, &api, &env);
-        say_to(&tg, A, &format!("/pair {A_PHONE}"), "Terhubung sebagai").await;
-        say_to(&tg, A, "/status", "Terakhir diperbarui").await;
-        tap_on(&tg, A, "Pesan masuk", "Pesan masuk</b>").await;
-        tap_on(&tg, A, "Teruskan pesan ke sini", "✅ aktif").await;
         until_connected(&tg, A).await;
 
         fake(d, &api, &["offline", A_PHONE]);
@@ -539,12 +558,7 @@ mod over_the_fake {
         assert_eq!(count_in_chat(&tg, A, "luring "), 0);
         fake(d, &api, &["online", A_PHONE]);
 
-        let digested = |tg: &fake_telegram::FakeTelegram| -> usize {
-            tg.sent_to(A)
-                .iter()
-                .filter_map(|m| m.text.strip_prefix("📬 <b>")?.split(' ').next()?.parse::<usize>().ok())
-                .sum()
-        };
+        let digested = |tg: &fake_telegram::FakeTelegram| digested_in(tg, A);
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         while digested(&tg) + count_in_chat(&tg, A, "luring ") < 30 {
             assert!(
@@ -585,16 +599,8 @@ mod over_the_fake {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_hundred_messages_from_phones_arrive_as_digests_and_the_list_keeps_them_all() {
-        let tg = fake_telegram::FakeTelegram::start().await;
-        let dir = tempfile::tempdir().unwrap();
+        let (tg, dir, mut child) = inbox_on_over_the_fake().await;
         let (d, api) = (dir.path(), tg.url());
-        let mut env = fake_env();
-        env.push(("TGWA_INBOX_DIGEST_SECS".into(), "1".into()));
-        let mut child = support::app::spawn_binary(d, &api, &env);
-        say_to(&tg, A, &format!("/pair {A_PHONE}"), "Terhubung sebagai").await;
-        say_to(&tg, A, "/status", "Terakhir diperbarui").await;
-        tap_on(&tg, A, "Pesan masuk", "Pesan masuk</b>").await;
-        tap_on(&tg, A, "Teruskan pesan ke sini", "✅ aktif").await;
         for i in 0..100 {
             let from = ["6281271097101", "6281271097102", "6281271097103"][i % 3];
             fake(
@@ -603,12 +609,7 @@ mod over_the_fake {
                 &["send", "--from", from, "--to", A_PHONE, &format!("banjir {i:03}")],
             );
         }
-        let digested = |tg: &fake_telegram::FakeTelegram| -> usize {
-            tg.sent_to(A)
-                .iter()
-                .filter_map(|m| m.text.strip_prefix("📬 <b>")?.split(' ').next()?.parse::<usize>().ok())
-                .sum()
-        };
+        let digested = |tg: &fake_telegram::FakeTelegram| digested_in(tg, A);
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         while digested(&tg) + count_in_chat(&tg, A, "banjir ") < 100 {
             assert!(
@@ -628,16 +629,8 @@ mod over_the_fake {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn sigkill_while_forwarding_a_backlog_shows_each_message_once_and_loses_none() {
-        let tg = fake_telegram::FakeTelegram::start().await;
-        let dir = tempfile::tempdir().unwrap();
+        let (tg, dir, mut child) = inbox_on_over_the_fake().await;
         let (d, api) = (dir.path(), tg.url());
-        let mut env = fake_env();
-        env.push(("TGWA_INBOX_DIGEST_SECS".into(), "1".into()));
-        let mut child = support::app::spawn_binary(d, &api, &env);
-        say_to(&tg, A, &format!("/pair {A_PHONE}"), "Terhubung sebagai").await;
-        say_to(&tg, A, "/status", "Terakhir diperbarui").await;
-        tap_on(&tg, A, "Pesan masuk", "Pesan masuk</b>").await;
-        tap_on(&tg, A, "Teruskan pesan ke sini", "✅ aktif").await;
         fake(d, &api, &["offline", A_PHONE]);
         for i in 1..=5 {
             fake(
@@ -659,7 +652,7 @@ mod over_the_fake {
         .await;
         child.kill().expect("SIGKILL");
         child.wait().expect("reaped");
-        let mut child = support::app::spawn_binary(d, &api, &env);
+        let mut child = support::app::spawn_binary(d, &api, &digest_env());
         for i in 2..=5 {
             tg.wait_for_text_to(A, &format!("backlog {i}"), Duration::from_secs(60))
                 .await;
