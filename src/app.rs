@@ -26,6 +26,7 @@ const MASTER_CHECK_EVERY: Duration = Duration::from_secs(2);
 /// ending on its own, the master database deleted or replaced, a start-up error).
 pub fn run(config: Config) -> i32 {
     init_tracing(&config, "info");
+    raise_open_files_limit();
     if config.bot_token.is_none() {
         eprintln!(
             "tgwa: TELEGRAM_BOT_TOKEN is not set.\n\
@@ -58,6 +59,16 @@ pub fn run(config: Config) -> i32 {
             }
         }
     })
+}
+
+/// Raises the soft open-files limit to the hard one: each account keeps a few descriptors
+/// open, and the usual soft default (1,024) is full after about 260 accounts.
+fn raise_open_files_limit() {
+    match crate::fds::raise_nofile_limit() {
+        Ok((before, after)) if before != after => info!("open-files limit raised from {before} to {after}"),
+        Ok((_, after)) => info!("open-files limit {after}"),
+        Err(e) => warn!(error = %e, "cannot raise the open-files limit"),
+    }
 }
 
 /// The exit code for an error that stopped `run`: a rejected token is bad configuration.

@@ -36,7 +36,11 @@ pub fn test_backend() -> &'static str {
         _ => {}
     }
     let exe = std::env::current_exe().ok();
-    let name = exe.as_deref().and_then(|p| p.file_name()).and_then(|n| n.to_str()).unwrap_or("");
+    let name = exe
+        .as_deref()
+        .and_then(|p| p.file_name())
+        .and_then(|n| n.to_str())
+        .unwrap_or("");
     if name.starts_with("fake_") {
         "fake"
     } else {
