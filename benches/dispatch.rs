@@ -23,7 +23,10 @@ use tgwa::ids::{PhoneNumber, TelegramId};
 use tgwa::manager::AccountManager;
 use tokio::sync::watch;
 
-const USERS: i64 = 500;
+/// Users (and linked accounts): 500, or 5 at the smoke size.
+fn users() -> i64 {
+    support::size("TGWA_BENCH_USERS", 500, 5) as i64
+}
 const PER_USER: i64 = 10;
 const FIRST_USER: i64 = 9_100_000;
 
@@ -60,8 +63,8 @@ async fn measure(tg: &FakeTelegram, menus: &[(i64, i64, String)]) -> f64 {
 /// Commands and callbacks in the load.
 fn expected() -> (usize, usize) {
     let per_user_callbacks = (0..PER_USER).filter(|r| r % 5 == 4).count() as i64;
-    let total = (USERS * PER_USER) as usize;
-    let callbacks = (USERS * per_user_callbacks) as usize;
+    let total = (users() * PER_USER) as usize;
+    let callbacks = (users() * per_user_callbacks) as usize;
     (total - callbacks, callbacks)
 }
 
@@ -69,14 +72,14 @@ async fn run_guarded() -> f64 {
     let tg = FakeTelegram::start().await;
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::for_tests(dir.path());
-    config.max_accounts = USERS as usize + 10;
+    config.max_accounts = users() as usize + 10;
     config.sim_pair_delay = Duration::from_millis(1);
     config.login_concurrency = 64;
     let backend = tgwa::wa::backend_for(&config).await.unwrap();
     {
         // Link one account per user, then stop, so the bot starts as in production.
         let m = AccountManager::open(config.clone(), backend.clone()).await.unwrap();
-        let accounts = (0..USERS)
+        let accounts = (0..users())
             .map(|i| {
                 let owner = TelegramId::new(FIRST_USER + i).unwrap();
                 (owner, PhoneNumber::from_digits(&format!("62815{:06}3", i)).unwrap())
@@ -93,12 +96,12 @@ async fn run_guarded() -> f64 {
 
     // Warm-up: every user opens the menu once; its message takes the button presses.
     let mark = tg.mark();
-    for i in 0..USERS {
+    for i in 0..users() {
         tg.push_message(FIRST_USER + i, "/menu");
     }
-    tg.wait_for_count_after(mark, "sendmessage", USERS as usize, Duration::from_secs(120))
+    tg.wait_for_count_after(mark, "sendmessage", users() as usize, Duration::from_secs(120))
         .await;
-    let menus: Vec<(i64, i64, String)> = (0..USERS)
+    let menus: Vec<(i64, i64, String)> = (0..users())
         .map(|i| {
             let user = FIRST_USER + i;
             let mid = tg.sent_to(user).last().expect("menu").message_id;
@@ -129,7 +132,7 @@ async fn run_bare() -> f64 {
     let mut dispatcher = Dispatcher::builder(tg.bot(), handler).build();
     let token = dispatcher.shutdown_token();
     let task = tokio::spawn(async move { dispatcher.dispatch().await });
-    let menus: Vec<(i64, i64, String)> = (0..USERS).map(|i| (FIRST_USER + i, 1, "m".to_string())).collect();
+    let menus: Vec<(i64, i64, String)> = (0..users()).map(|i| (FIRST_USER + i, 1, "m".to_string())).collect();
     let rate = measure(&tg, &menus).await;
     loop {
         match token.shutdown() {
@@ -151,8 +154,9 @@ fn main() {
         let bare = run_bare().await;
         let guarded = run_guarded().await;
         println!(
-            "dispatch users={USERS} updates={} updates_per_s={guarded:.0} baseline_updates_per_s={bare:.0} ratio={:.2}",
-            USERS * PER_USER,
+            "dispatch users={} updates={} updates_per_s={guarded:.0} baseline_updates_per_s={bare:.0} ratio={:.2}",
+            users(),
+            users() * PER_USER,
             guarded / bare
         );
     });
