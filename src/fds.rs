@@ -28,13 +28,13 @@ pub fn nofile_limits() -> io::Result<(u64, u64)> {
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok((lim.rlim_cur as u64, lim.rlim_max as u64))
+    Ok((lim.rlim_cur, lim.rlim_max))
 }
 
 /// The highest soft limit the kernel takes: the hard limit, or `fs/nr_open` when the hard
 /// limit is "unlimited" (Linux refuses more than `nr_open`).
 fn ceiling(hard: u64) -> u64 {
-    if hard != libc::RLIM_INFINITY as u64 {
+    if hard != libc::RLIM_INFINITY {
         return hard;
     }
     std::fs::read_to_string("/proc/sys/fs/nr_open")
@@ -56,8 +56,8 @@ pub fn raise_nofile_limit() -> io::Result<(u64, u64)> {
         return Ok((soft, soft));
     }
     let lim = libc::rlimit {
-        rlim_cur: want as libc::rlim_t,
-        rlim_max: hard as libc::rlim_t,
+        rlim_cur: want,
+        rlim_max: hard,
     };
     // SAFETY: `setrlimit` only reads the struct we pass.
     if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } != 0 {
@@ -90,7 +90,7 @@ mod tests {
         let (_, after) = raise_nofile_limit().expect("raise");
         let (soft, hard) = nofile_limits().expect("limits");
         assert_eq!(soft, after);
-        assert!(soft == hard || hard == libc::RLIM_INFINITY as u64);
+        assert!(soft == hard || hard == libc::RLIM_INFINITY);
         assert!(open_count().is_some_and(|n| n > 0));
     }
 
