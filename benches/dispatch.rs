@@ -118,7 +118,10 @@ async fn latency(tg: &FakeTelegram, users: i64) -> (f64, f64) {
     let mut ms: Vec<f64> = pushed
         .iter()
         .map(|(user, at)| {
-            let reply = replies.get_mut(user).and_then(|q| q.pop_front()).expect("a reply per update");
+            let reply = replies
+                .get_mut(user)
+                .and_then(|q| q.pop_front())
+                .expect("a reply per update");
             reply.saturating_duration_since(*at).as_secs_f64() * 1000.0
         })
         .collect();
@@ -188,15 +191,17 @@ async fn run_bare(menu: Menu) -> f64 {
     use teloxide::types::ParseMode;
     let tg = FakeTelegram::start().await;
     let handler = dptree::entry()
-        .branch(Update::filter_message().endpoint(|bot: Bot, msg: Message, menu: Menu| async move {
-            bot.send_message(msg.chat.id, menu.text)
-                .parse_mode(ParseMode::Html)
-                .reply_markup(menu.markup)
-                .await?;
-            Ok::<(), teloxide::RequestError>(())
-        }))
-        .branch(Update::filter_callback_query().endpoint(
-            |bot: Bot, q: CallbackQuery, menu: Menu| async move {
+        .branch(
+            Update::filter_message().endpoint(|bot: Bot, msg: Message, menu: Menu| async move {
+                bot.send_message(msg.chat.id, menu.text)
+                    .parse_mode(ParseMode::Html)
+                    .reply_markup(menu.markup)
+                    .await?;
+                Ok::<(), teloxide::RequestError>(())
+            }),
+        )
+        .branch(
+            Update::filter_callback_query().endpoint(|bot: Bot, q: CallbackQuery, menu: Menu| async move {
                 if let Some(m) = &q.message {
                     // The same menu again: Telegram answers "not modified", which the guarded
                     // tree takes as done too.
@@ -208,8 +213,8 @@ async fn run_bare(menu: Menu) -> f64 {
                 }
                 bot.answer_callback_query(q.id).await?;
                 Ok::<(), teloxide::RequestError>(())
-            },
-        ));
+            }),
+        );
     let mut dispatcher = Dispatcher::builder(tg.bot(), handler)
         .dependencies(dptree::deps![menu])
         .build();

@@ -40,7 +40,10 @@ fn env(dir: &Path, api: &str, n: usize, extra: &[(&str, &str)]) -> Vec<(String, 
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
     v.push(("TELEGRAM_API_URL".into(), api.to_string()));
-    v.push(("TGWA_DATA_DIR".into(), dir.join("DB USER TELEGRAM").display().to_string()));
+    v.push((
+        "TGWA_DATA_DIR".into(),
+        dir.join("DB USER TELEGRAM").display().to_string(),
+    ));
     v.push(("TGWA_MASTER_DB".into(), dir.join("bot_data.db").display().to_string()));
     v.push(("TGWA_MAX_ACCOUNTS".into(), (n + 10).to_string()));
     v.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
@@ -57,7 +60,10 @@ async fn prepare(dir: &Path, n: usize) {
     let accounts = (0..n)
         .map(|i| {
             let owner = TelegramId::new(8_500_000 + i as i64).expect("tid");
-            (owner, PhoneNumber::from_digits(&format!("62817{:06}5", i)).expect("phone"))
+            (
+                owner,
+                PhoneNumber::from_digits(&format!("62817{:06}5", i)).expect("phone"),
+            )
         })
         .collect();
     support::pair_all(&m, accounts).await;
@@ -102,7 +108,9 @@ fn run_until_up(dir: &Path, vars: &[(String, String)], n: usize) -> (f64, u64, u
     }
     let took = up.expect("tgwa run ended before its restore finished");
     let rss = status_kib(pid, "VmRSS:");
-    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(0);
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0);
     // Measured: its graceful shutdown (which waits out a long poll) is not, so no SIGTERM.
     let _ = child.kill();
     let _ = child.wait();
