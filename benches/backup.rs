@@ -26,7 +26,7 @@ fn wal_db(path: &Path, fill: impl FnOnce(&mut rusqlite::Connection)) {
 }
 
 fn main() {
-    let n = support::env_or("TGWA_BENCH_ACCOUNTS", 1000);
+    let n = support::size("TGWA_BENCH_ACCOUNTS", 1000, 5);
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("DB USER TELEGRAM");
     let master = dir.path().join("bot_data.db");

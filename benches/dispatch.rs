@@ -1,10 +1,17 @@
 //! Dispatcher throughput: 500 users with linked (simulated) accounts send 5,000 updates,
 //! commands and button presses, through the real handler tree (account guard, signed callback
-//! data, menus) against the fake Bot API on loopback, with Throttle off. The baseline is a bare
-//! tree that answers every update with one call and no guard, measured in the same run.
+//! data, menus) against the fake Bot API on loopback, with the limiter off. The baseline is a
+//! bare tree making the same Bot API calls with the same payloads (for a command the menu's
+//! text and keyboard as the guarded tree sent them; for a button press an edit with them and
+//! an answer), measured in the same run, so the ratio isolates what tgwa adds: resolving the
+//! caller, ownership checks, signing, rendering.
 //!
-//! `cargo bench --bench dispatch` prints one line:
-//! `dispatch users=500 updates=5000 updates_per_s=<guarded> baseline_updates_per_s=<bare> ratio=<guarded/bare>`.
+//! Then latency: `/menu` from 5,000 users offered at 300 updates/s for 10 s; p50 and p99 from
+//! an update's arrival at the fake Bot API to its reply being recorded there.
+//!
+//! `cargo bench --bench dispatch` prints one line: `dispatch users=500 updates=5000
+//! updates_per_s=<guarded> baseline_updates_per_s=<bare> latency_users=5000 offered_per_s=300
+//! p50_ms=.. p99_ms=.. ratio=<guarded/bare>`. `TGWA_BENCH_SMOKE=1`: 5 users, 1 s.
 
 #[path = "../tests/support/fake_telegram.rs"]
 mod fake_telegram;
@@ -23,8 +30,29 @@ use tgwa::ids::{PhoneNumber, TelegramId};
 use tgwa::manager::AccountManager;
 use tokio::sync::watch;
 
-const USERS: i64 = 500;
+/// Users (and linked accounts): 500, or 5 at the smoke size.
+fn users() -> i64 {
+    support::size("TGWA_BENCH_USERS", 500, 5) as i64
+}
 const PER_USER: i64 = 10;
+
+/// Users of the latency run (5,000; 5 at the smoke size).
+fn latency_users() -> i64 {
+    support::size("TGWA_BENCH_LATENCY_USERS", 5000, 5) as i64
+}
+
+/// Updates a second offered in the latency run, and for how long.
+const OFFERED_PER_S: u64 = 300;
+fn offered_secs() -> u64 {
+    support::size("TGWA_BENCH_LATENCY_SECS", 10, 1) as u64
+}
+
+/// The menu as the guarded tree sent it: the baseline sends the same.
+#[derive(Clone)]
+struct Menu {
+    text: String,
+    markup: teloxide::types::InlineKeyboardMarkup,
+}
 const FIRST_USER: i64 = 9_100_000;
 
 /// Pushes the measured load: per user six commands and four button presses on its menu.
@@ -60,23 +88,62 @@ async fn measure(tg: &FakeTelegram, menus: &[(i64, i64, String)]) -> f64 {
 /// Commands and callbacks in the load.
 fn expected() -> (usize, usize) {
     let per_user_callbacks = (0..PER_USER).filter(|r| r % 5 == 4).count() as i64;
-    let total = (USERS * PER_USER) as usize;
-    let callbacks = (USERS * per_user_callbacks) as usize;
+    let total = (users() * PER_USER) as usize;
+    let callbacks = (users() * per_user_callbacks) as usize;
     (total - callbacks, callbacks)
 }
 
-async fn run_guarded() -> f64 {
+/// Offers `/menu` from `users` users at `OFFERED_PER_S`; returns p50 and p99 in ms from an
+/// update's arrival to its reply being recorded.
+async fn latency(tg: &FakeTelegram, users: i64) -> (f64, f64) {
+    let total = OFFERED_PER_S * offered_secs();
+    let mark = tg.mark();
+    let start = tokio::time::Instant::now();
+    let mut pushed: Vec<(i64, std::time::Instant)> = Vec::with_capacity(total as usize);
+    for k in 0..total {
+        tokio::time::sleep_until(start + Duration::from_micros(k * 1_000_000 / OFFERED_PER_S)).await;
+        let user = FIRST_USER + (k as i64 % users);
+        let at = std::time::Instant::now();
+        tg.push_message(user, "/menu");
+        pushed.push((user, at));
+    }
+    tg.wait_for_count_after(mark, "sendmessage", total as usize, Duration::from_secs(300))
+        .await;
+    let calls = tg.calls_after(mark);
+    let mut replies: std::collections::HashMap<i64, std::collections::VecDeque<std::time::Instant>> =
+        std::collections::HashMap::new();
+    for c in calls.iter().filter(|c| c.method == "sendmessage") {
+        replies.entry(c.chat_id.unwrap_or(0)).or_default().push_back(c.at);
+    }
+    let mut ms: Vec<f64> = pushed
+        .iter()
+        .map(|(user, at)| {
+            let reply = replies
+                .get_mut(user)
+                .and_then(|q| q.pop_front())
+                .expect("a reply per update");
+            reply.saturating_duration_since(*at).as_secs_f64() * 1000.0
+        })
+        .collect();
+    ms.sort_by(|a, b| a.total_cmp(b));
+    let pct = |p: f64| ms[((ms.len() as f64 * p).ceil() as usize).clamp(1, ms.len()) - 1];
+    (pct(0.50), pct(0.99))
+}
+
+/// Guarded throughput, the menu it sent, and the latency run's p50 and p99.
+async fn run_guarded() -> (f64, Menu, (f64, f64)) {
     let tg = FakeTelegram::start().await;
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::for_tests(dir.path());
-    config.max_accounts = USERS as usize + 10;
+    let linked = users().max(latency_users());
+    config.max_accounts = linked as usize + 10;
     config.sim_pair_delay = Duration::from_millis(1);
     config.login_concurrency = 64;
     let backend = tgwa::wa::backend_for(&config).await.unwrap();
     {
         // Link one account per user, then stop, so the bot starts as in production.
         let m = AccountManager::open(config.clone(), backend.clone()).await.unwrap();
-        let accounts = (0..USERS)
+        let accounts = (0..linked)
             .map(|i| {
                 let owner = TelegramId::new(FIRST_USER + i).unwrap();
                 (owner, PhoneNumber::from_digits(&format!("62815{:06}3", i)).unwrap())
@@ -93,12 +160,12 @@ async fn run_guarded() -> f64 {
 
     // Warm-up: every user opens the menu once; its message takes the button presses.
     let mark = tg.mark();
-    for i in 0..USERS {
+    for i in 0..users() {
         tg.push_message(FIRST_USER + i, "/menu");
     }
-    tg.wait_for_count_after(mark, "sendmessage", USERS as usize, Duration::from_secs(120))
+    tg.wait_for_count_after(mark, "sendmessage", users() as usize, Duration::from_secs(120))
         .await;
-    let menus: Vec<(i64, i64, String)> = (0..USERS)
+    let menus: Vec<(i64, i64, String)> = (0..users())
         .map(|i| {
             let user = FIRST_USER + i;
             let mid = tg.sent_to(user).last().expect("menu").message_id;
@@ -106,30 +173,67 @@ async fn run_guarded() -> f64 {
         })
         .collect();
 
+    let sent = tg.sent_to(FIRST_USER).last().cloned().expect("menu");
+    let menu = Menu {
+        text: sent.text.clone(),
+        markup: serde_json::from_value(sent.reply_markup.clone().expect("menu keyboard")).expect("keyboard"),
+    };
     let rate = measure(&tg, &menus).await;
+    eprintln!("dispatch: guarded {rate:.0} updates/s; latency run starts");
+    let lat = latency(&tg, latency_users()).await;
     let _ = stop.send(true);
     let _ = server.await;
     tg.shutdown();
-    rate
+    (rate, menu, lat)
 }
 
-async fn run_bare() -> f64 {
+async fn run_bare(menu: Menu) -> f64 {
+    use teloxide::types::ParseMode;
     let tg = FakeTelegram::start().await;
     let handler = dptree::entry()
-        .branch(Update::filter_message().endpoint(|bot: Bot, msg: Message| async move {
-            bot.send_message(msg.chat.id, "ok").await?;
-            Ok::<(), teloxide::RequestError>(())
-        }))
         .branch(
-            Update::filter_callback_query().endpoint(|bot: Bot, q: CallbackQuery| async move {
+            Update::filter_message().endpoint(|bot: Bot, msg: Message, menu: Menu| async move {
+                bot.send_message(msg.chat.id, menu.text)
+                    .parse_mode(ParseMode::Html)
+                    .reply_markup(menu.markup)
+                    .await?;
+                Ok::<(), teloxide::RequestError>(())
+            }),
+        )
+        .branch(
+            Update::filter_callback_query().endpoint(|bot: Bot, q: CallbackQuery, menu: Menu| async move {
+                if let Some(m) = &q.message {
+                    // The same menu again: Telegram answers "not modified", which the guarded
+                    // tree takes as done too.
+                    let _ = bot
+                        .edit_message_text(m.chat().id, m.id(), menu.text)
+                        .parse_mode(ParseMode::Html)
+                        .reply_markup(menu.markup)
+                        .await;
+                }
                 bot.answer_callback_query(q.id).await?;
                 Ok::<(), teloxide::RequestError>(())
             }),
         );
-    let mut dispatcher = Dispatcher::builder(tg.bot(), handler).build();
+    let mut dispatcher = Dispatcher::builder(tg.bot(), handler)
+        .dependencies(dptree::deps![menu])
+        .build();
     let token = dispatcher.shutdown_token();
     let task = tokio::spawn(async move { dispatcher.dispatch().await });
-    let menus: Vec<(i64, i64, String)> = (0..USERS).map(|i| (FIRST_USER + i, 1, "m".to_string())).collect();
+    // The same warm-up as the guarded run: each user's menu message takes the presses.
+    let mark = tg.mark();
+    for i in 0..users() {
+        tg.push_message(FIRST_USER + i, "/menu");
+    }
+    tg.wait_for_count_after(mark, "sendmessage", users() as usize, Duration::from_secs(120))
+        .await;
+    let menus: Vec<(i64, i64, String)> = (0..users())
+        .map(|i| {
+            let user = FIRST_USER + i;
+            let mid = tg.sent_to(user).last().expect("menu").message_id;
+            (user, mid, "m".to_string())
+        })
+        .collect();
     let rate = measure(&tg, &menus).await;
     loop {
         match token.shutdown() {
@@ -148,11 +252,14 @@ async fn run_bare() -> f64 {
 fn main() {
     let rt = support::runtime();
     rt.block_on(async {
-        let bare = run_bare().await;
-        let guarded = run_guarded().await;
+        let (guarded, menu, (p50, p99)) = run_guarded().await;
+        let bare = run_bare(menu).await;
         println!(
-            "dispatch users={USERS} updates={} updates_per_s={guarded:.0} baseline_updates_per_s={bare:.0} ratio={:.2}",
-            USERS * PER_USER,
+            "dispatch users={} updates={} updates_per_s={guarded:.0} baseline_updates_per_s={bare:.0} \
+             latency_users={} offered_per_s={OFFERED_PER_S} p50_ms={p50:.1} p99_ms={p99:.1} ratio={:.2}",
+            users(),
+            users() * PER_USER,
+            latency_users(),
             guarded / bare
         );
     });

@@ -38,7 +38,7 @@ fn numbers(prefix: &str, n: usize) -> Vec<String> {
 }
 
 fn main() {
-    let n = support::env_or("TGWA_BENCH_ITEMS", 10_000);
+    let n = support::size("TGWA_BENCH_ITEMS", 10_000, 20);
     let rt = support::runtime();
     rt.block_on(async move {
         let dir = tempfile::tempdir().unwrap();

@@ -2,19 +2,28 @@
 //! the full Noise handshake and login (`<success>`, pre-keys, passive/active, offline
 //! queue) until `Connected`.
 //!
-//! Measures, in one run: the time until all N are connected at the production login
-//! concurrency (`TGWA_LOGIN_CONCURRENCY`, 8) and at 64; resident memory per connected
-//! client; CPU seconds the process spends while they idle (keepalives) for
-//! `TGWA_BENCH_IDLE_SECS` (default 10; the issue's figure is 60), counted from
-//! `TGWA_BENCH_SETTLE_SECS` (default 10) after the last login; and, as the baseline, N
-//! bare Noise handshakes against the same server with no client around them.
+//! Each figure is measured in a fresh process (this binary started again with
+//! `TGWA_BENCH_ROLE=connect`), from before its first client to after all N are connected and
+//! settled, so memory the allocator kept from an earlier round cannot hide the cost: the time
+//! until all N are connected at the production login concurrency (`TGWA_LOGIN_CONCURRENCY`,
+//! 8) and at 64; resident memory per connected client with the production SQLite cache
+//! (256 KiB), the SQLite share of it (`sqlite3_memory_used`) and the fake server's share (the
+//! heap its tasks hold: they run on a runtime of their own, whose allocations are counted);
+//! descriptors per client; CPU per 1,000 clients while they idle (keepalives) for
+//! `TGWA_BENCH_IDLE_SECS` (default 10), counted from `TGWA_BENCH_SETTLE_SECS` (default 10)
+//! after the last login, the fake's threads counted apart. The baseline is N bare Noise
+//! handshakes against the same server with no client around them.
 //!
-//! `TGWA_BENCH_CLIENTS` sets N (default 50). The N stores are copies of one store paired by
-//! QR, so every client logs in as the same device: the server-side cost per login is the
-//! same, and pairing N accounts is not measured.
+//! `TGWA_BENCH_CLIENTS` sets N (default 50; 3 with `TGWA_BENCH_SMOKE=1`, with a second of
+//! settle and idle). The N stores are copies (`.db` and its `-wal`) of one store paired by
+//! QR; the fake trusts the copies' device, so every client logs in as the same device and
+//! pairing N accounts is not measured.
 //!
 //! Prints one line: `real_clients clients=N ... ratio=<connect at 64> / <baseline>`.
 
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,8 +31,118 @@ use futures::StreamExt;
 use tgwa::ids::{PhoneNumber, TelegramId};
 use tgwa::wa::real::{RealBackend, RealOptions};
 use tgwa::wa::{SessionSpec, WaBackend, WaEvent, WaSession};
-use tgwa_fakewa::FakeWhatsApp;
-use whatsapp_rust::transport::TransportEvent;
+use tgwa_fakewa::{FakeOptions, FakeWhatsApp};
+use whatsapp_rust::transport::{Transport, TransportEvent, TransportFactory};
+
+#[path = "support/mod.rs"]
+mod support;
+
+/// Counts the heap held by allocations made on the fake server's threads, so its share of
+/// the process's memory is measured apart. Each allocation carries a 16-byte header saying
+/// where it was made; the headers' own total is subtracted from the figures too.
+struct Counting;
+
+static FAKE_HEAP: AtomicI64 = AtomicI64::new(0);
+static LIVE_ALLOCS: AtomicI64 = AtomicI64::new(0);
+
+thread_local! {
+    static IN_FAKE: Cell<bool> = const { Cell::new(false) };
+}
+
+fn header(l: &Layout) -> usize {
+    l.align().max(16)
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        let h = header(&l);
+        // SAFETY: size + header with the header's alignment is a valid layout for `System`.
+        let base = unsafe { System.alloc(Layout::from_size_align_unchecked(l.size() + h, h)) };
+        if base.is_null() {
+            return base;
+        }
+        let fake = IN_FAKE.try_with(|c| c.get()).unwrap_or(false);
+        // SAFETY: `base` has room for the header, aligned for a usize.
+        unsafe { *(base as *mut usize) = fake as usize };
+        if fake {
+            FAKE_HEAP.fetch_add(l.size() as i64, Ordering::Relaxed);
+        }
+        LIVE_ALLOCS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: within the allocation.
+        unsafe { base.add(h) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, l: Layout) {
+        let h = header(&l);
+        // SAFETY: `ptr` came from `alloc` above with the same layout.
+        let base = unsafe { ptr.sub(h) };
+        if unsafe { *(base as *const usize) } == 1 {
+            FAKE_HEAP.fetch_sub(l.size() as i64, Ordering::Relaxed);
+        }
+        LIVE_ALLOCS.fetch_sub(1, Ordering::Relaxed);
+        unsafe { System.dealloc(base, Layout::from_size_align_unchecked(l.size() + h, h)) };
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+/// Runs the fake's transports (and so the server task each one spawns) on the fake's own
+/// runtime, so its CPU and heap are counted apart from the clients'.
+struct OnFakeRuntime {
+    inner: Arc<dyn TransportFactory>,
+    rt: tokio::runtime::Handle,
+}
+
+#[async_trait::async_trait]
+impl TransportFactory for OnFakeRuntime {
+    async fn create_transport(
+        &self,
+    ) -> Result<
+        (
+            Arc<dyn Transport>,
+            whatsapp_rust::async_channel::Receiver<TransportEvent>,
+        ),
+        anyhow::Error,
+    > {
+        let inner = self.inner.clone();
+        self.rt.spawn(async move { inner.create_transport().await }).await?
+    }
+}
+
+/// CPU seconds of this process's threads: (all, the fake's), from /proc/self/task.
+fn thread_cpu_s() -> (f64, f64) {
+    // SAFETY: sysconf has no preconditions.
+    let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let (mut all, mut fake) = (0.0, 0.0);
+    for t in std::fs::read_dir("/proc/self/task").into_iter().flatten().flatten() {
+        let Ok(stat) = std::fs::read_to_string(t.path().join("stat")) else {
+            continue;
+        };
+        let Some(close) = stat.rfind(')') else { continue };
+        let name = stat.get(stat.find('(').map_or(0, |i| i + 1)..close).unwrap_or("");
+        let f: Vec<&str> = stat[close + 2..].split(' ').collect();
+        // Fields 14 and 15 of stat (utime, stime) are 11 and 12 after the name.
+        let cpu = (f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
+            + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0))
+            / tick;
+        all += cpu;
+        if name.starts_with("fakewa") {
+            fake += cpu;
+        }
+    }
+    (all, fake)
+}
+
+/// Bytes SQLite holds (page caches included), for every connection in the process.
+fn sqlite_bytes() -> i64 {
+    // SAFETY: a read of SQLite's own counter.
+    unsafe { rusqlite::ffi::sqlite3_memory_used() }
+}
+
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0)
+}
 
 fn env_u64(k: &str, d: u64) -> u64 {
     std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d)
@@ -36,15 +155,6 @@ fn rss_kib() -> u64 {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0)
-}
-
-/// User plus system CPU seconds of this process so far.
-fn cpu_s() -> f64 {
-    // SAFETY: getrusage writes into the zeroed struct we own.
-    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
-    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    tv(u.ru_utime) + tv(u.ru_stime)
 }
 
 const PHONE: &str = "6281255500001";
@@ -89,22 +199,33 @@ async fn paired_store(fake: &FakeWhatsApp, be: &RealBackend, dir: &std::path::Pa
     path
 }
 
-/// Starts N clients on copies of the paired store, `concurrency` logins at a time, and
-/// returns them once all are connected, with the time it took.
+/// `n` copies of the paired store in `dir`: the `.db` and its `-wal` (without the `-wal`
+/// a copy is an unpaired device: the pairing is still in the log).
+fn copies(store: &std::path::Path, dir: &std::path::Path, n: usize) -> Vec<SessionSpec> {
+    let mut wal = store.as_os_str().to_owned();
+    wal.push("-wal");
+    let wal = std::path::PathBuf::from(wal);
+    (0..n)
+        .map(|i| {
+            let s = spec(dir, &format!("c-{i}"));
+            std::fs::copy(store, &s.session_file).expect("copy store");
+            if wal.exists() {
+                let mut to = s.session_file.as_os_str().to_owned();
+                to.push("-wal");
+                std::fs::copy(&wal, std::path::PathBuf::from(to)).expect("copy store's -wal");
+            }
+            s
+        })
+        .collect()
+}
+
+/// Starts a client on each of `specs`, `concurrency` logins at a time, and returns them
+/// once all are connected, with the time it took.
 async fn connect_all(
     be: &RealBackend,
-    store: &std::path::Path,
-    dir: &std::path::Path,
-    n: usize,
+    specs: Vec<SessionSpec>,
     concurrency: usize,
-    tag: &str,
 ) -> (Vec<(Arc<dyn WaSession>, tgwa::wa::EventRx)>, Duration) {
-    let mut specs = Vec::with_capacity(n);
-    for i in 0..n {
-        let s = spec(dir, &format!("{tag}-{i}"));
-        std::fs::copy(store, &s.session_file).expect("copy store");
-        specs.push(s);
-    }
     let t = Instant::now();
     let clients: Vec<_> = futures::stream::iter(specs)
         .map(|s| async move {
@@ -173,66 +294,155 @@ async fn bare_handshake(fake: &FakeWhatsApp) {
     transport.disconnect().await;
 }
 
-fn main() {
-    let n = env_u64("TGWA_BENCH_CLIENTS", 50) as usize;
-    let idle = Duration::from_secs(env_u64("TGWA_BENCH_IDLE_SECS", 10));
+/// The figures of one fresh process (`TGWA_BENCH_ROLE=connect`), one `key=value` line.
+fn child_connect() {
+    let n = env_u64("TGWA_BENCH_CLIENTS", 3) as usize;
+    let concurrency = env_u64("TGWA_BENCH_CONCURRENCY", 8) as usize;
     let settle = Duration::from_secs(env_u64("TGWA_BENCH_SETTLE_SECS", 10));
-    let login_concurrency = env_u64("TGWA_LOGIN_CONCURRENCY", 8) as usize;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    let idle = Duration::from_secs(env_u64("TGWA_BENCH_IDLE_SECS", 10));
+    let store = std::path::PathBuf::from(std::env::var("TGWA_BENCH_STORE").expect("TGWA_BENCH_STORE"));
+    let fake_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("fakewa")
+        .on_thread_start(|| IN_FAKE.with(|c| c.set(true)))
         .enable_all()
         .build()
-        .expect("runtime");
+        .expect("fake runtime");
+    let rt = support::runtime();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fake = FakeWhatsApp::new(FakeOptions {
+        // The copies' device was paired with the parent's server: trusted here.
+        trust_unknown_devices: true,
+        ..FakeOptions::default()
+    });
+    let factory: Arc<dyn TransportFactory> = Arc::new(OnFakeRuntime {
+        inner: fake.transport(),
+        rt: fake_rt.handle().clone(),
+    });
+    let be = RealBackend::with_options(
+        RealOptions::default()
+            .with_transport_factory(factory)
+            .with_version(tgwa_fakewa::VERSION)
+            .with_cache_size_kib(256),
+    );
+    let specs = copies(&store, dir.path(), n);
     rt.block_on(async {
-        let dir = tempfile::tempdir().expect("tempdir");
+        let (rss0, sql0, fake0, allocs0, fds0) = (
+            rss_kib(),
+            sqlite_bytes(),
+            FAKE_HEAP.load(Ordering::Relaxed),
+            LIVE_ALLOCS.load(Ordering::Relaxed),
+            open_fds(),
+        );
+        let (clients, took) = connect_all(&be, specs, concurrency).await;
+        // The work that follows a login (pre-key count, passive mode, offline queue) ends
+        // within seconds; the figures are taken after it.
+        tokio::time::sleep(settle).await;
+        let per = |x: f64| x / n as f64;
+        let headers_kib = (LIVE_ALLOCS.load(Ordering::Relaxed) - allocs0) as f64 * 16.0 / 1024.0;
+        let fake_kib = (FAKE_HEAP.load(Ordering::Relaxed) - fake0) as f64 / 1024.0;
+        let rss = rss_kib().saturating_sub(rss0) as f64 - headers_kib;
+        let sqlite_kib = (sqlite_bytes() - sql0) as f64 / 1024.0;
+        let fds = open_fds() as f64 - fds0 as f64;
+        eprintln!("real_clients: idle window of {idle:?} starts");
+        let (all0, fake_cpu0) = thread_cpu_s();
+        tokio::time::sleep(idle).await;
+        let (all1, fake_cpu1) = thread_cpu_s();
+        let core_pct_per_1000 = |cpu: f64| cpu / idle.as_secs_f64() * 100.0 * 1000.0 / n as f64;
+        let fake_cpu = fake_cpu1 - fake_cpu0;
+        let client_cpu = (all1 - all0) - fake_cpu;
+        println!(
+            "child connect_s={:.3} rss_per_client_kib={:.1} sqlite_per_client_kib={:.1} fake_per_client_kib={:.1} \
+             fds_per_client={:.2} idle_core_pct_per_1000={:.3} fake_idle_core_pct_per_1000={:.3}",
+            took.as_secs_f64(),
+            per(rss - fake_kib),
+            per(sqlite_kib),
+            per(fake_kib),
+            per(fds),
+            core_pct_per_1000(client_cpu),
+            core_pct_per_1000(fake_cpu),
+        );
+        futures::future::join_all(clients.iter().map(|(s, _)| s.disconnect(Duration::from_secs(5)))).await;
+    });
+    rt.shutdown_timeout(Duration::from_secs(2));
+    fake_rt.shutdown_timeout(Duration::from_secs(2));
+}
+
+/// Runs this benchmark again as a fresh process with `extra`; returns its `child` line's
+/// `key=value` pairs.
+fn run_child(extra: &[(&str, String)]) -> std::collections::HashMap<String, String> {
+    let exe = std::env::current_exe().expect("own path");
+    let out = std::process::Command::new(exe)
+        .env("TGWA_BENCH_ROLE", "connect")
+        .envs(extra.iter().map(|(k, v)| (*k, v.as_str())))
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .expect("start the measuring process");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "measuring process failed: {stdout}");
+    let line = stdout.lines().find(|l| l.starts_with("child ")).expect("a child line");
+    line.split_whitespace()
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn main() {
+    if std::env::var("TGWA_BENCH_ROLE").is_ok_and(|r| r == "connect") {
+        return child_connect();
+    }
+    let smoke = support::smoke();
+    let n = support::size("TGWA_BENCH_CLIENTS", 50, 3);
+    let secs = |var: &str| env_u64(var, if smoke { 1 } else { 10 }).to_string();
+    let login_concurrency = env_u64("TGWA_LOGIN_CONCURRENCY", 8) as usize;
+    let rt = support::runtime();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, baseline) = rt.block_on(async {
         let fake = FakeWhatsApp::default();
         let be = RealBackend::with_options(
             RealOptions::default()
                 .with_transport_factory(fake.transport())
                 .with_version(tgwa_fakewa::VERSION)
-                .with_cache_size_kib(64),
+                .with_cache_size_kib(256),
         );
         let store = paired_store(&fake, &be, dir.path()).await;
-
         // Baseline: N bare handshakes, 64 at a time.
         let t = Instant::now();
         futures::stream::iter(0..n)
             .for_each_concurrent(64, |_| bare_handshake(&fake))
             .await;
-        let baseline = t.elapsed();
-
-        let (clients, at_login) = connect_all(&be, &store, dir.path(), n, login_concurrency, "a").await;
-        for (s, _) in &clients {
-            s.disconnect(Duration::from_secs(5)).await;
-        }
-        drop(clients);
-        tokio::time::sleep(Duration::from_secs(2)).await;
-
-        let before = rss_kib();
-        let (clients, at_64) = connect_all(&be, &store, dir.path(), n, 64, "b").await;
-        // The work that follows a login (pre-key count, passive mode, offline queue) ends
-        // within seconds; idle starts after it.
-        tokio::time::sleep(settle).await;
-        let rss_per_client = (rss_kib().saturating_sub(before)) as f64 / n as f64;
-
-        // On stderr, so a profiler can be attached to exactly this window.
-        eprintln!("real_clients: idle window of {idle:?} starts");
-        let cpu0 = cpu_s();
-        tokio::time::sleep(idle).await;
-        let idle_cpu = cpu_s() - cpu0;
-        let pct_of_core_per_1000 = idle_cpu / idle.as_secs_f64() * 100.0 * 1000.0 / n as f64;
-        for (s, _) in &clients {
-            s.disconnect(Duration::from_secs(5)).await;
-        }
-        println!(
-            "real_clients clients={n} login_concurrency={login_concurrency} connect_s={:.2} connect64_s={:.2} \
-             rss_per_client_kib={rss_per_client:.1} idle_s={} idle_cpu_s={idle_cpu:.3} \
-             idle_core_pct_per_1000={pct_of_core_per_1000:.2} baseline_s={:.3} ratio={:.2}",
-            at_login.as_secs_f64(),
-            at_64.as_secs_f64(),
-            idle.as_secs(),
-            baseline.as_secs_f64(),
-            at_64.as_secs_f64() / baseline.as_secs_f64().max(1e-9),
-        );
+        (store, t.elapsed())
     });
+    rt.shutdown_timeout(Duration::from_secs(2));
+    let common = |c: usize| {
+        vec![
+            ("TGWA_BENCH_CLIENTS", n.to_string()),
+            ("TGWA_BENCH_CONCURRENCY", c.to_string()),
+            ("TGWA_BENCH_SETTLE_SECS", secs("TGWA_BENCH_SETTLE_SECS")),
+            ("TGWA_BENCH_IDLE_SECS", secs("TGWA_BENCH_IDLE_SECS")),
+            ("TGWA_BENCH_STORE", store.display().to_string()),
+        ]
+    };
+    let at_login = run_child(&common(login_concurrency));
+    let at_64 = run_child(&common(64));
+    let get = |m: &std::collections::HashMap<String, String>, k: &str| m.get(k).cloned().unwrap_or_default();
+    let c64: f64 = get(&at_64, "connect_s").parse().unwrap_or(f64::NAN);
+    println!(
+        "real_clients clients={n} login_concurrency={login_concurrency} connect_s={} connect64_s={} \
+         rss_per_client_kib={} sqlite_per_client_kib={} fake_per_client_kib={} fds_per_client={} \
+         idle_s={} idle_core_pct_per_1000={} fake_idle_core_pct_per_1000={} \
+         rss_per_client_kib_at64={} baseline_s={:.3} ratio={:.2}",
+        get(&at_login, "connect_s"),
+        c64,
+        get(&at_login, "rss_per_client_kib"),
+        get(&at_login, "sqlite_per_client_kib"),
+        get(&at_login, "fake_per_client_kib"),
+        get(&at_login, "fds_per_client"),
+        secs("TGWA_BENCH_IDLE_SECS"),
+        get(&at_login, "idle_core_pct_per_1000"),
+        get(&at_login, "fake_idle_core_pct_per_1000"),
+        get(&at_64, "rss_per_client_kib"),
+        baseline.as_secs_f64(),
+        c64 / baseline.as_secs_f64().max(1e-9),
+    );
 }

@@ -93,7 +93,7 @@ async fn real_client_kib(dir: &std::path::Path, n: usize) -> f64 {
 }
 
 fn main() {
-    let n = support::env_or("TGWA_BENCH_ACCOUNTS", 1000);
+    let n = support::size("TGWA_BENCH_ACCOUNTS", 1000, 5);
     let rt = support::runtime();
     rt.block_on(async move {
         let dir = tempfile::tempdir().unwrap();
@@ -138,11 +138,12 @@ fn main() {
 
         let real_dir = dir.path().join("real");
         std::fs::create_dir_all(&real_dir).unwrap();
-        let real_kib = real_client_kib(&real_dir, 200).await;
+        let real_n = support::size("TGWA_BENCH_CLIENTS", 200, 3);
+        let real_kib = real_client_kib(&real_dir, real_n).await;
 
         println!(
             "restore accounts={n} concurrency=64 restore_s={:.2} connected={} rss_per_account_kib={per_account_kib:.1} \
-             baseline_s={:.4} baseline_rss_per_task_kib={baseline_kib:.2} real_clients=200 \
+             baseline_s={:.4} baseline_rss_per_task_kib={baseline_kib:.2} real_clients={real_n} \
              rss_per_real_client_kib={real_kib:.1} ratio={:.1}",
             restore.as_secs_f64(),
             summary.connected,

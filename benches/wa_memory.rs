@@ -13,7 +13,8 @@ use tgwa::ids::{PhoneNumber, TelegramId};
 use tgwa::wa::real::{self, RealBackend};
 use tgwa::wa::{SessionSpec, WaBackend, WaSession};
 
-const N: usize = 200;
+#[path = "support/mod.rs"]
+mod support;
 
 /// Resident set size of this process, KiB.
 fn rss_kib() -> u64 {
@@ -44,6 +45,7 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
+    let n = support::size("TGWA_BENCH_CLIENTS", 200, 3);
     rt.block_on(async {
         let dir = tempfile::tempdir().expect("tempdir");
         let backend = Arc::new(RealBackend::with_options(
@@ -62,8 +64,8 @@ fn main() {
         std::fs::create_dir_all(&base_dir).expect("mkdir");
         let before = rss_kib();
         let (stop_tx, _) = tokio::sync::broadcast::channel::<()>(1);
-        let mut holders = Vec::with_capacity(N);
-        for i in 0..N {
+        let mut holders = Vec::with_capacity(n);
+        for i in 0..n {
             let path = base_dir.join(format!("{i}.db"));
             let mut stop = stop_tx.subscribe();
             holders.push(tokio::spawn(async move {
@@ -79,13 +81,13 @@ fn main() {
             }));
         }
         settle().await;
-        let baseline_kib = rss_kib().saturating_sub(before) as f64 / N as f64;
+        let baseline_kib = rss_kib().saturating_sub(before) as f64 / n as f64;
 
         // The clients.
         let client_dir = dir.path().join("clients");
         std::fs::create_dir_all(&client_dir).expect("mkdir");
         let before = rss_kib();
-        let sessions: Vec<Arc<dyn WaSession>> = futures::stream::iter(0..N)
+        let sessions: Vec<Arc<dyn WaSession>> = futures::stream::iter(0..n)
             .map(|i| {
                 let backend = backend.clone();
                 let spec = spec(&client_dir, i + 1);
@@ -100,7 +102,7 @@ fn main() {
             .collect()
             .await;
         settle().await;
-        let per_client_kib = rss_kib().saturating_sub(before) as f64 / N as f64;
+        let per_client_kib = rss_kib().saturating_sub(before) as f64 / n as f64;
 
         let ratio = if baseline_kib > 0.0 {
             per_client_kib / baseline_kib
@@ -108,7 +110,7 @@ fn main() {
             f64::INFINITY
         };
         println!(
-            "wa_memory clients={N} rss_per_client_kib={per_client_kib:.1} baseline_kib={baseline_kib:.1} ratio={ratio:.2}"
+            "wa_memory clients={n} rss_per_client_kib={per_client_kib:.1} baseline_kib={baseline_kib:.1} ratio={ratio:.2}"
         );
 
         // Tear down quickly: an abort is fine here.

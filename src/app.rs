@@ -7,8 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use teloxide::adaptors::throttle::{Limits, Settings};
-use teloxide::adaptors::Throttle;
 use teloxide::dispatching::Dispatcher;
 use teloxide::error_handlers::LoggingErrorHandler;
 use teloxide::prelude::*;
@@ -34,6 +32,7 @@ pub fn run(config: Config) -> i32 {
     unsafe {
         libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }
+    raise_open_files_limit();
     if config.bot_token.is_none() {
         eprintln!(
             "tgwa: TELEGRAM_BOT_TOKEN is not set.\n\
@@ -66,6 +65,16 @@ pub fn run(config: Config) -> i32 {
             }
         }
     })
+}
+
+/// Raises the soft open-files limit to the hard one: each account keeps a few descriptors
+/// open, and the usual soft default (1,024) is full after about 260 accounts.
+fn raise_open_files_limit() {
+    match crate::fds::raise_nofile_limit() {
+        Ok((before, after)) if before != after => info!("open-files limit raised from {before} to {after}"),
+        Ok((_, after)) => info!("open-files limit {after}"),
+        Err(e) => warn!(error = %e, "cannot raise the open-files limit"),
+    }
 }
 
 /// The exit code for an error that stopped `run`: a rejected token is bad configuration.
@@ -205,14 +214,10 @@ pub async fn serve(config: Config, shutdown: watch::Receiver<bool>) -> anyhow::R
     if let Some(url) = &config.telegram_api_url {
         bot = bot.set_api_url(url.parse().context("TELEGRAM_API_URL is not a URL")?);
     }
-    if config.telegram_throttle {
-        // No retry inside Throttle: by default it retries a 429 forever while holding back
-        // every chat; `bot::send::retrying` is the one place that decides about retries.
-        let settings = Settings::default().limits(Limits::default()).no_retry();
-        serve_with(Throttle::spawn_with_settings(bot, settings), app, shutdown).await
-    } else {
-        serve_with(bot, app, shutdown).await
-    }
+    // `TGWA_TELEGRAM_THROTTLE` paces calls per chat inside `bot::send` (the manager's
+    // limiter, `bot::limiter`), not with teloxide's `Throttle`, which stops every chat when
+    // one of them gets a 429.
+    serve_with(bot, app, shutdown).await
 }
 
 /// The Bot API client, each request bounded by `timeout` (`TGWA_TELEGRAM_TIMEOUT_MS`).
@@ -262,8 +267,8 @@ async fn startup_scan(manager: &AccountManager) {
     }
 }
 
-/// Runs the dispatcher and the background tasks over any requester (`Throttle<Bot>` in
-/// production, a plain `Bot` in tests and benchmarks).
+/// Runs the dispatcher and the background tasks over any requester (a plain `Bot` in
+/// production, tests and benchmarks; pacing is the manager's limiter).
 ///
 /// Nothing starts until Telegram answers `getMe` (retried with backoff; a rejected token is
 /// an error). Returns `Ok` after `shutdown`; an error, after the same bounded shutdown of

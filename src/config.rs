@@ -73,7 +73,7 @@ pub struct Config {
     /// How long a WhatsApp connection may stay down before its owner is told of an outage
     /// (once; the recovery after it is told once too). Shorter drops tell nobody.
     pub wa_outage_after: Duration,
-    /// Whether outgoing Telegram calls go through teloxide's `Throttle` (on in production).
+    /// Whether outgoing Telegram calls are paced per chat (`bot::limiter`; on in production).
     pub telegram_throttle: bool,
     /// Days a logged-out or banned account keeps its files before they move to trash.
     pub purge_after_days: u64,

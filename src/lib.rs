@@ -31,6 +31,7 @@ pub mod bot;
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod fds;
 pub mod http;
 pub mod ids;
 pub mod import;

@@ -96,6 +96,8 @@ pub(crate) struct Inner {
     hooks: std::sync::RwLock<Vec<Arc<dyn AccountHook>>>,
     /// Where incoming messages go (see [`MessageSink`]); none: they are only counted.
     sink: std::sync::RwLock<Option<Arc<dyn MessageSink>>>,
+    /// Paces outgoing Telegram calls (`TGWA_TELEGRAM_THROTTLE`); `None` when off.
+    telegram_limiter: Option<Arc<crate::bot::limiter::Limiter>>,
 }
 
 impl AccountManager {
@@ -106,8 +108,12 @@ impl AccountManager {
         let master_path = config.master_db.clone();
         let master = db::blocking(move || db::open_pool(&master_path, Schema::Master, 4, None)).await?;
         let pools = PoolCache::new(config.pool_cache_size);
+        let telegram_limiter = config
+            .telegram_throttle
+            .then(|| crate::bot::limiter::Limiter::new(Default::default()));
         Ok(Self {
             inner: Arc::new(Inner {
+                telegram_limiter,
                 live: LiveMap::default(),
                 hooks: std::sync::RwLock::new(Vec::new()),
                 sink: std::sync::RwLock::new(None),
@@ -124,6 +130,11 @@ impl AccountManager {
     /// The configuration the manager was opened with.
     pub fn config(&self) -> &Config {
         &self.inner.config
+    }
+
+    /// The limiter every outgoing Telegram call waits on; `None` with the throttle off.
+    pub fn telegram_limiter(&self) -> Option<&Arc<crate::bot::limiter::Limiter>> {
+        self.inner.telegram_limiter.as_ref()
     }
 
     /// The data directory layout.

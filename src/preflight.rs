@@ -242,6 +242,16 @@ pub async fn run(config: &Config) -> i32 {
     if let Some(w) = config.http_addr.and_then(crate::http::exposure_warning) {
         findings.push(finding(Level::Warn, w));
     }
+    let master = config.master_db.clone();
+    let accounts = crate::db::blocking(move || Ok(account_rows(&master)))
+        .await
+        .ok()
+        .flatten();
+    findings.extend(descriptor_findings(
+        config,
+        accounts,
+        crate::fds::reachable_limit().ok(),
+    ));
     for f in &findings {
         print_finding(f);
     }
@@ -288,6 +298,53 @@ pub async fn run(config: &Config) -> i32 {
     }
 }
 
+/// The accounts the master database holds (`None` when it cannot be read).
+fn account_rows(path: &Path) -> Option<u64> {
+    if !path.exists() {
+        return Some(0);
+    }
+    let c = crate::db::open_read_only(path).ok()?;
+    c.query_row("SELECT COUNT(*) FROM whatsapp_accounts", [], |r| r.get::<_, i64>(0))
+        .ok()
+        .map(|n| n.max(0) as u64)
+}
+
+/// Whether the open-files limit `tgwa run` will have (`limit`, its hard limit) holds the
+/// descriptors of `accounts` connected accounts, and of `TGWA_MAX_ACCOUNTS` of them: a warning
+/// above 80 %, as a new `/pair` would then fail with "Too many open files".
+pub fn descriptor_findings(config: &Config, accounts: Option<u64>, limit: Option<u64>) -> Vec<Finding> {
+    let Some(limit) = limit else {
+        return vec![finding(Level::Warn, "cannot read the open-files limit (RLIMIT_NOFILE)")];
+    };
+    let cache = config.pool_cache_size as u64;
+    let now = accounts.unwrap_or(0);
+    let need_now = crate::fds::needed(now, cache);
+    let need_max = crate::fds::needed(config.max_accounts as u64, cache);
+    let advice = "raise it (LimitNOFILE= in the systemd unit, ulimits: nofile in compose.yaml, ulimit -n)";
+    if crate::fds::near_limit(need_now, limit) {
+        return vec![finding(
+            Level::Warn,
+            format!(
+                "open-files limit {limit}: {now} accounts need about {need_now} descriptors ({} each); {advice}",
+                crate::fds::PER_ACCOUNT
+            ),
+        )];
+    }
+    if crate::fds::near_limit(need_max, limit) {
+        return vec![finding(
+            Level::Warn,
+            format!(
+                "open-files limit {limit}: enough for {now} accounts, not for TGWA_MAX_ACCOUNTS={} (about {need_max} descriptors); {advice}",
+                config.max_accounts
+            ),
+        )];
+    }
+    vec![finding(
+        Level::Ok,
+        format!("open-files limit {limit} (about {need_now} needed for {now} accounts)"),
+    )]
+}
+
 fn print_finding(f: &Finding) {
     let tag = match f.level {
         Level::Ok => "ok  ",
@@ -301,6 +358,25 @@ fn print_finding(f: &Finding) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn descriptors_near_the_limit_are_a_warning() {
+        let mut config = crate::config::Config::from_map(&std::collections::HashMap::from([(
+            "TELEGRAM_BOT_TOKEN".to_string(),
+            "1:x".to_string(),
+        )]))
+        .expect("config");
+        config.max_accounts = 100;
+        // systemd's default soft limit and 260 accounts: the case that failed `/pair`.
+        let f = descriptor_findings(&config, Some(260), Some(1024));
+        assert_eq!(f[0].level, Level::Warn, "{f:?}");
+        let f = descriptor_findings(&config, Some(50), Some(65_536));
+        assert_eq!(f[0].level, Level::Ok, "{f:?}");
+        config.max_accounts = 20_000;
+        let f = descriptor_findings(&config, Some(50), Some(65_536));
+        assert_eq!(f[0].level, Level::Warn, "{f:?}");
+        assert!(f[0].text.contains("TGWA_MAX_ACCOUNTS"));
+    }
 
     #[test]
     fn master_schema_is_reported() {

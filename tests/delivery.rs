@@ -351,3 +351,48 @@ async fn an_announcement_send_with_an_ambiguous_answer_is_unknown_and_sent_once(
     }
     bot.stop().await;
 }
+
+/// With the production limiter on, a chat Telegram holds back for 20 s (a 429 with
+/// `retry_after` 20) waits alone: another user's menu and the answer to their button press
+/// arrive within a second each (teloxide's `Throttle` froze every chat for the 20 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_throttle_on_one_chats_429_holds_back_that_chat_only() {
+    let bot = start(&[("TGWA_TELEGRAM_THROTTLE", "1")]).await;
+    let limited = 7_100_010;
+    let other = 7_100_011;
+    bot.tg.fail_next(
+        "sendMessage",
+        Some(limited),
+        429,
+        "Too Many Requests: retry after 20",
+        Some(20),
+    );
+    let mark = bot.tg.mark();
+    bot.tg.push_message(limited, "/help");
+    // The 429 has been answered: from here on Telegram holds `limited` back for 20 s.
+    bot.tg.wait_for_method_after(mark, "sendMessage", WAIT).await;
+    let t0 = Instant::now();
+    let mark = bot.tg.mark();
+    bot.tg.push_message(other, "/menu");
+    let m = bot.tg.wait_for_button_after(mark, other, "Bantuan", WAIT).await;
+    let menu_took = t0.elapsed();
+    let t1 = Instant::now();
+    press_help(&bot, other, &m).await;
+    let answer_took = t1.elapsed();
+    assert!(
+        menu_took < Duration::from_secs(1),
+        "the other user's menu took {menu_took:?}"
+    );
+    assert!(
+        answer_took < Duration::from_secs(1),
+        "the other user's button took {answer_took:?}"
+    );
+    // The held chat still gets its reply once, after the 20 s.
+    let mark = bot.tg.mark();
+    bot.tg
+        .wait_for_text_to_after(mark, limited, "Bantuan", Duration::from_secs(40))
+        .await;
+    assert!(t0.elapsed() >= Duration::from_secs(18), "retry_after not honoured");
+    assert_eq!(count(&bot, limited, "Bantuan"), 1);
+    bot.stop().await;
+}

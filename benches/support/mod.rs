@@ -43,3 +43,17 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .build()
         .expect("tokio runtime")
 }
+
+/// Whether the benchmark runs at its smoke size (`TGWA_BENCH_SMOKE=1`): a few accounts and
+/// a second of idle, so CI can run every benchmark once and see that it still works.
+pub fn smoke() -> bool {
+    std::env::var("TGWA_BENCH_SMOKE").is_ok_and(|v| v == "1")
+}
+
+/// `var` from the environment, else `smoke_size` at the smoke size, else `default`.
+pub fn size(var: &str, default: usize, smoke_size: usize) -> usize {
+    std::env::var(var)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if smoke() { smoke_size } else { default })
+}

@@ -302,7 +302,8 @@ impl<R: Req> Outlet for TelegramOutlet<R> {
         let base = self.app.manager().config().telegram_retry_base;
         // A send whose answer is lost is not repeated (it may have been shown): `Repeat::Unsafe`.
         let res = retrying(base, Repeat::Unsafe, "sendMessage (announcement)", || {
-            self.bot.send_message(chat, text.to_string()).into_future()
+            let req = self.bot.send_message(chat, text.to_string()).into_future();
+            super::send::paced(self.app.manager(), chat, super::limiter::Class::Bulk, req)
         })
         .await;
         match res {

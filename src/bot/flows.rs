@@ -52,8 +52,9 @@ pub(crate) async fn on_unresolved_message<R: Req>(bot: R, msg: Message, app: App
     Ok(())
 }
 
-pub(crate) async fn on_unresolved_callback<R: Req>(bot: R, q: CallbackQuery) -> HandlerResult {
-    answer(&bot, &q.id, Some(tr(Lang::Id, Key::Sorry)), true).await;
+pub(crate) async fn on_unresolved_callback<R: Req>(bot: R, q: CallbackQuery, app: App) -> HandlerResult {
+    let chat = ChatId(q.from.id.0 as i64);
+    answer(&bot, app.manager(), chat, &q.id, Some(tr(Lang::Id, Key::Sorry)), true).await;
     Ok(())
 }
 
@@ -68,11 +69,19 @@ pub(crate) async fn on_message<R: Req>(bot: R, msg: Message, app: App, caller: C
 pub(crate) async fn on_callback<R: Req>(bot: R, q: CallbackQuery, app: App, caller: Caller) -> HandlerResult {
     let mid = q.message.as_ref().map(|m| m.id());
     match callback(&bot, &q, &app, &caller, mid).await {
-        Ok(Some((text, alert))) => answer(&bot, &q.id, Some(&text), alert).await,
-        Ok(None) => answer(&bot, &q.id, None, false).await,
+        Ok(Some((text, alert))) => answer(&bot, app.manager(), caller.chat, &q.id, Some(&text), alert).await,
+        Ok(None) => answer(&bot, app.manager(), caller.chat, &q.id, None, false).await,
         Err(e) => {
             error!(telegram_id = %caller.tid, error = %format!("{e:#}"), "callback handler failed");
-            answer(&bot, &q.id, Some(tr(caller.lang, Key::Sorry)), true).await;
+            answer(
+                &bot,
+                app.manager(),
+                caller.chat,
+                &q.id,
+                Some(tr(caller.lang, Key::Sorry)),
+                true,
+            )
+            .await;
         }
     }
     Ok(())
@@ -561,7 +570,7 @@ async fn callback<R: Req>(
             // The countdown ends without a word once its message is gone: the QR goes here.
             if let Some((qchat, qmid)) = app.qr_msg(c.tid, a.id) {
                 app.set_qr_msg(c.tid, a.id, None);
-                let _ = bot.delete_message(qchat, qmid).await;
+                super::send::delete(bot, m, qchat, qmid).await;
             }
             let t = tr_with(l, Key::PairCancelled, &[("phone", &a.phone.to_string())]);
             let kb = InlineKeyboardMarkup::new(vec![vec![btn(
@@ -584,7 +593,7 @@ async fn callback<R: Req>(
                 m.cancel_pairing(c.tid, old.id).await?;
                 if let Some((qchat, qmid)) = app.qr_msg(c.tid, old.id) {
                     app.set_qr_msg(c.tid, old.id, None);
-                    let _ = bot.delete_message(qchat, qmid).await;
+                    super::send::delete(bot, m, qchat, qmid).await;
                 }
             }
             let c2 = refreshed(app, c).await?;
@@ -776,7 +785,8 @@ async fn follow_pairing<R: Req>(
                 let left = ttl.saturating_sub(started.elapsed());
                 let text = format!("{body}\n\n{}", tr_with(l, Key::PairCountdown, &[("left", &super::i18n::duration(left))]));
                 if let Some((chat, mid)) = app.pairing_msg(c.tid, acc.id) {
-                    edit_or_send(&bot, &m, chat, Some(mid), &text, Some(cancel.clone())).await;
+                    // A countdown tick: behind replies, and only the latest when several wait.
+                    super::send::edit_progress(&bot, &m, chat, mid, &text, Some(cancel.clone())).await;
                 }
             }
         }
@@ -787,7 +797,7 @@ async fn follow_pairing<R: Req>(
     };
     if let Some((qchat, qmid)) = app.qr_msg(c.tid, acc.id) {
         app.set_qr_msg(c.tid, acc.id, None);
-        let _ = bot.delete_message(qchat, qmid).await;
+        super::send::delete(&bot, &m, qchat, qmid).await;
     }
     let now_row = m.get(acc.id).await.ok().flatten();
     let phone = acc.phone.to_string();

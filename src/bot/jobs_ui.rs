@@ -321,11 +321,11 @@ impl<R: Req> TelegramObserver<R> {
         let Some(mid) = p.message_id else { return };
         let l = self.lang(owner).await;
         let (t, kb) = progress_view(&self.app, owner, l, account, job, p);
-        edit_or_send(
+        super::send::edit_progress(
             &self.bot,
             self.app.manager(),
             ChatId(p.chat_id),
-            Some(MessageId(mid as i32)),
+            MessageId(mid as i32),
             &t,
             kb,
         )

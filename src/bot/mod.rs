@@ -26,6 +26,7 @@ pub mod groups;
 pub mod i18n;
 pub mod inbox;
 pub mod jobs_ui;
+pub mod limiter;
 pub mod notify;
 pub mod polling;
 pub mod send;
@@ -307,8 +308,8 @@ async fn resolve_callback(q: CallbackQuery, app: App) -> Option<Caller> {
     resolve(&app, &q.from).await
 }
 
-/// The handler tree. Generic over the requester: production passes `Throttle<Bot>`, tests and
-/// benchmarks a plain `Bot`.
+/// The handler tree. Generic over the requester (always a plain `Bot`: production, tests and
+/// benchmarks alike).
 pub fn schema<R>() -> UpdateHandler<anyhow::Error>
 where
     R: flows::Req,

@@ -9,11 +9,13 @@ use tracing::{info, warn};
 use super::callback::Cb;
 use super::flows::Req;
 use super::i18n::{duration, esc, tr, tr_with, Key, Lang};
-use super::send::send_html;
+use super::limiter::Class;
+use super::send::{paced, retrying, send_html, Repeat};
 use super::App;
 use crate::account;
 use crate::ids::TelegramId;
 use crate::supervisor::Notice;
+use std::future::IntoFuture;
 
 /// Consumes notices until the channel closes or `shutdown` fires.
 pub async fn run<R: Req>(
@@ -72,22 +74,31 @@ async fn deliver<R: Req>(bot: &R, app: &App, n: Notice) {
                 .unwrap_or_default();
             let caption = tr_with(lang, Key::QrCaption, &[("phone", &phone)]);
             let chat = ChatId(owner.get());
+            let base = m.config().telegram_retry_base;
             if let Some((c, mid)) = app.qr_msg(owner, account) {
-                let media = InputMedia::Photo(
-                    InputMediaPhoto::new(InputFile::memory(png.clone()).file_name("qr.png"))
-                        .caption(caption.clone())
-                        .parse_mode(teloxide::types::ParseMode::Html),
-                );
-                if bot.edit_message_media(c, mid, media).await.is_ok() {
+                // A new QR replaces the shown one in place; a lost answer may be repeated.
+                let res = retrying(base, Repeat::Safe, "editMessageMedia (QR)", || {
+                    let media = InputMedia::Photo(
+                        InputMediaPhoto::new(InputFile::memory(png.clone()).file_name("qr.png"))
+                            .caption(caption.clone())
+                            .parse_mode(teloxide::types::ParseMode::Html),
+                    );
+                    paced(m, c, Class::Reply, bot.edit_message_media(c, mid, media).into_future())
+                })
+                .await;
+                if res.is_ok() {
                     return;
                 }
             }
-            match bot
-                .send_photo(chat, InputFile::memory(png).file_name("qr.png"))
-                .caption(caption)
-                .parse_mode(teloxide::types::ParseMode::Html)
-                .await
-            {
+            let res = retrying(base, Repeat::Unsafe, "sendPhoto (QR)", || {
+                let req = bot
+                    .send_photo(chat, InputFile::memory(png.clone()).file_name("qr.png"))
+                    .caption(caption.clone())
+                    .parse_mode(teloxide::types::ParseMode::Html);
+                paced(m, chat, Class::Reply, req.into_future())
+            })
+            .await;
+            match res {
                 Ok(msg) => app.set_qr_msg(owner, account, Some((chat, msg.id))),
                 Err(e) => warn!(error = %e, "could not send the QR code"),
             }

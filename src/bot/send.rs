@@ -12,6 +12,7 @@ use teloxide::types::{ChatId, InlineKeyboardMarkup, InputFile, MessageId, ParseM
 use teloxide::{ApiError, RequestError};
 use tracing::warn;
 
+use super::limiter::Class;
 use crate::ids::TelegramId;
 use crate::manager::AccountManager;
 
@@ -221,8 +222,8 @@ pub fn ambiguous(e: &RequestError) -> bool {
 /// The one place that decides whether a Telegram call is tried again: transient failures
 /// after a bounded exponential backoff (`TGWA_TELEGRAM_RETRY_BASE_MS`, doubling), a 429 once
 /// after its `retry_after` (up to [`MAX_RETRY_AFTER`]), a lost answer only when repeating is
-/// harmless. teloxide's `Throttle` is configured not to retry (see `app`), so nothing else
-/// waits on a 429.
+/// harmless. The limiter (`bot::limiter`, through [`paced`]) only decides when a call is
+/// made and holds a chat back after its 429; it never repeats one.
 pub async fn retrying<T, F, Fut>(base: Duration, repeat: Repeat, what: &str, mut op: F) -> Result<T, RequestError>
 where
     F: FnMut() -> Fut,
@@ -258,6 +259,23 @@ where
         };
         warn!(error = %e, ?wait, "{what} failed; trying again");
         tokio::time::sleep(wait).await;
+    }
+}
+
+/// Makes `call` when the limiter lets it (at once with `TGWA_TELEGRAM_THROTTLE=0`). A
+/// progress edit replaced by a newer one of the same message before its turn is not made and
+/// answers "message is not modified": the newer edit carries the text, and every caller
+/// already takes that answer as done, never as a reason to retry or send anew.
+pub async fn paced<T, Fut>(manager: &AccountManager, chat: ChatId, class: Class, call: Fut) -> Result<T, RequestError>
+where
+    Fut: std::future::Future<Output = Result<T, RequestError>>,
+{
+    match manager.telegram_limiter() {
+        Some(l) => l
+            .run(chat, class, call)
+            .await
+            .unwrap_or(Err(RequestError::Api(ApiError::MessageNotModified))),
+        None => call.await,
     }
 }
 
@@ -305,7 +323,7 @@ where
             if let Some(k) = kb.clone() {
                 req = req.reply_markup(k);
             }
-            req.into_future()
+            paced(manager, chat, Class::Reply, req.into_future())
         })
         .await;
         match res {
@@ -333,7 +351,39 @@ pub async fn edit_or_send<R>(
 where
     R: Requester<Err = RequestError>,
 {
+    edit_or_send_as(bot, manager, chat, message, text, markup, false).await
+}
+
+/// [`edit_or_send`] for a job's progress message: it waits behind replies, and when several
+/// edits of the message wait, only the latest is made.
+pub async fn edit_progress<R>(
+    bot: &R,
+    manager: &AccountManager,
+    chat: ChatId,
+    message: MessageId,
+    text: &str,
+    markup: Option<InlineKeyboardMarkup>,
+) -> Option<MessageId>
+where
+    R: Requester<Err = RequestError>,
+{
+    edit_or_send_as(bot, manager, chat, Some(message), text, markup, true).await
+}
+
+async fn edit_or_send_as<R>(
+    bot: &R,
+    manager: &AccountManager,
+    chat: ChatId,
+    message: Option<MessageId>,
+    text: &str,
+    markup: Option<InlineKeyboardMarkup>,
+    progress: bool,
+) -> Option<MessageId>
+where
+    R: Requester<Err = RequestError>,
+{
     if let Some(mid) = message {
+        let class = if progress { Class::Progress(mid.0) } else { Class::Reply };
         if visible_len(text) <= MAX_TEXT {
             let res = retrying(base(manager), Repeat::Safe, "editMessageText", || {
                 let mut req = bot
@@ -342,7 +392,7 @@ where
                 if let Some(k) = markup.clone() {
                     req = req.reply_markup(k);
                 }
-                req.into_future()
+                paced(manager, chat, class, req.into_future())
             })
             .await;
             match res {
@@ -373,10 +423,11 @@ where
     R: Requester<Err = RequestError>,
 {
     let res = retrying(base(manager), Repeat::Unsafe, "sendDocument", || {
-        bot.send_document(chat, InputFile::memory(bytes.clone()).file_name(file_name.to_string()))
+        let req = bot
+            .send_document(chat, InputFile::memory(bytes.clone()).file_name(file_name.to_string()))
             .caption(caption.to_string())
-            .parse_mode(ParseMode::Html)
-            .into_future()
+            .parse_mode(ParseMode::Html);
+        paced(manager, chat, Class::Reply, req.into_future())
     })
     .await;
     match res {
@@ -407,20 +458,50 @@ where
     }
 }
 
-/// Answers a callback query (so the button stops spinning), optionally as an alert.
-pub async fn answer<R>(bot: &R, id: &teloxide::types::CallbackQueryId, text: Option<&str>, alert: bool)
-where
+/// Answers a callback query (so the button stops spinning), optionally as an alert, ahead of
+/// every other waiting call and with the same retries as a send (answering twice is harmless:
+/// Telegram refuses the second).
+pub async fn answer<R>(
+    bot: &R,
+    manager: &AccountManager,
+    chat: ChatId,
+    id: &teloxide::types::CallbackQueryId,
+    text: Option<&str>,
+    alert: bool,
+) where
     R: Requester<Err = RequestError>,
 {
-    let fut = {
+    let res = retrying(base(manager), Repeat::Safe, "answerCallbackQuery", || {
         let mut req = bot.answer_callback_query(id.clone());
         if let Some(t) = text {
             req = req.text(t.to_string()).show_alert(alert);
         }
-        req.into_future()
-    };
-    if let Err(e) = fut.await {
+        paced(manager, chat, Class::Answer, req.into_future())
+    })
+    .await;
+    if let Err(e) = res {
+        crate::metrics::telegram_error(&e);
         warn!(error = %e, "answerCallbackQuery failed");
+    }
+}
+
+/// Deletes a message, with the same retries and pacing as an edit; a message already gone is
+/// not an error worth more than a log line.
+pub async fn delete<R>(bot: &R, manager: &AccountManager, chat: ChatId, message: MessageId)
+where
+    R: Requester<Err = RequestError>,
+{
+    let res = retrying(base(manager), Repeat::Safe, "deleteMessage", || {
+        paced(
+            manager,
+            chat,
+            Class::Reply,
+            bot.delete_message(chat, message).into_future(),
+        )
+    })
+    .await;
+    if let Err(e) = res {
+        warn!(chat_id = chat.0, error = %e, "deleteMessage failed");
     }
 }
 
