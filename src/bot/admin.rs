@@ -186,6 +186,12 @@ pub(crate) async fn callback<R: Req>(
                 let action = if suspend { "admin_suspend" } else { "admin_restore" };
                 m.audit(Some(c.tid), Some(id), action, format!("user {t}")).await?;
                 info!(telegram_id = %t, admin = %c.tid, suspend, "operator changed a user's suspension");
+                let key = if suspend {
+                    Key::NoticeSuspended
+                } else {
+                    Key::NoticeRestored
+                };
+                tell_owner(bot, app, &a, tr(Lang::Id, key), tr(Lang::En, key)).await;
             }
             account_page(app, c, &a).await?
         }

@@ -112,7 +112,15 @@ async fn message<R: Req>(bot: &R, msg: &Message, app: &App, c: &Caller) -> anyho
         }
         return command(bot, app, c, &cmd, arg).await;
     }
-    if !c.has_account() || c.ctx.user.suspended {
+    if c.ctx.user.suspended {
+        return deny(bot, app, c).await;
+    }
+    // The number `/pair` or `/qr` asked for: open to users without an account, as the
+    // commands are.
+    if let Some(qr) = app.take_pair_prompt(c.tid) {
+        return pair(bot, app, c, text, qr, None).await;
+    }
+    if !c.has_account() {
         return deny(bot, app, c).await;
     }
     // A reply to a forwarded WhatsApp message answers that chat.
@@ -139,7 +147,14 @@ async fn message<R: Req>(bot: &R, msg: &Message, app: &App, c: &Caller) -> anyho
 }
 
 async fn deny<R: Req>(bot: &R, app: &App, c: &Caller) -> anyhow::Result<()> {
-    send_html(bot, app.manager(), c.chat, tr(c.lang, Key::AccessDenied), None).await;
+    // A suspended user has an account (or had one): telling them to `/pair` would send them
+    // into another refusal.
+    let key = if c.ctx.user.suspended {
+        Key::Suspended
+    } else {
+        Key::AccessDenied
+    };
+    send_html(bot, app.manager(), c.chat, tr(c.lang, key), None).await;
     Ok(())
 }
 
@@ -436,7 +451,7 @@ async fn callback<R: Req>(
     if c.ctx.user.suspended {
         m.audit(Some(c.tid), None, "refused_suspended", format!("{cb:?}"))
             .await?;
-        return Ok(Some((plain_text(tr(l, Key::AccessDenied)), true)));
+        return Ok(Some((plain_text(tr(l, Key::Suspended)), true)));
     }
     if !c.has_account() && !open_callback(&cb) {
         return Ok(Some((plain_text(tr(l, Key::AccessDenied)), true)));
@@ -651,6 +666,7 @@ pub(crate) async fn pair<R: Req>(
     let m = app.manager();
     if arg.is_empty() {
         let key = if qr { Key::QrUsage } else { Key::PairUsage };
+        app.set_pair_prompt(c.tid, qr);
         send_html(bot, m, c.chat, tr(l, key), None).await;
         return Ok(());
     }

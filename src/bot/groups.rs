@@ -74,8 +74,10 @@ pub(crate) fn wa_error_text(lang: Lang, e: &WaError) -> String {
         ),
         WaError::Banned { .. } => ("nomor ini diblokir oleh WhatsApp", "WhatsApp banned this number"),
     };
+    // WhatsApp's own detail is English and technical: it goes to the log, not to the user.
+    tracing::debug!(error = %e, "WhatsApp refused");
     let base = if lang == Lang::En { en } else { id };
-    format!("{base} ({})", esc(&e.to_string()))
+    base.to_string()
 }
 
 /// `/groups` and the Groups button: page 0 of the list.
@@ -976,6 +978,10 @@ pub(crate) async fn pending_input<R: Req>(
             match s.send_text(&ChatTarget::Phone(phone.clone()), rest.trim()).await {
                 Ok(_) => {
                     reply(t2(l, "✅ Terkirim ke {p}.", "✅ Sent to {p}.").replace("{p}", &phone.to_string())).await
+                }
+                // A number is "not found" when it has no WhatsApp, not because of any group.
+                Err(WaError::NotFound(_)) => {
+                    reply(tr_with(l, Key::NotOnWhatsApp, &[("phone", &phone.to_string())])).await
                 }
                 Err(e) => reply(wa_error_text(l, &e)).await,
             };

@@ -123,6 +123,10 @@ pub enum Key {
     BtnReconnect,
     Reconnecting,
     BtnInbox,
+    Suspended,
+    NoticeSuspended,
+    NoticeRestored,
+    NotOnWhatsApp,
 }
 
 /// A one-off text in both languages, for messages too specific for the [`Key`] table
@@ -179,7 +183,7 @@ fn id(key: Key) -> &'static str {
         BtnLogout => "🚪 Logout",
         BtnRemove => "🗑 Hapus",
         BtnStatus => "ℹ️ Status",
-        PairUsage => "Kirim nomor WhatsApp Anda setelah perintah, misalnya:\n<code>/pair 0812-3456-7890</code>\n<code>/pair +62 812 3456 7890</code>",
+        PairUsage => "Kirim nomor WhatsApp Anda sekarang, misalnya <code>0812-3456-7890</code> atau <code>+62 812 3456 7890</code>.\n\nBisa juga sekaligus: <code>/pair 0812-3456-7890</code>",
         PairInvalid => "❌ Nomor <code>{input}</code> tidak valid: {reason}.\n\nContoh yang benar: <code>/pair 0812-3456-7890</code>",
         PairUserFull => "❌ Anda sudah mencapai batas {max} akun. Hapus salah satu akun di menu «Akun» dulu.",
         PairServerFull => "❌ Server sudah mencapai batas {max} akun. Hubungi admin.",
@@ -197,7 +201,7 @@ fn id(key: Key) -> &'static str {
         PairExpired => "⌛ Kode pairing untuk <b>{phone}</b> kedaluwarsa sebelum dimasukkan. Tidak ada yang didaftarkan. Minta kode baru dengan tombol di bawah.",
         PairFailed => "❌ Pairing <b>{phone}</b> gagal: {reason}. Tidak ada yang didaftarkan.",
         PairCancelled => "✖️ Pairing <b>{phone}</b> dibatalkan. Tidak ada yang didaftarkan.",
-        QrUsage => "Kirim nomor WhatsApp yang akan di-scan, misalnya:\n<code>/qr 0812-3456-7890</code>",
+        QrUsage => "Kirim nomor WhatsApp yang akan men-scan QR sekarang, misalnya <code>0812-3456-7890</code>.\n\nBisa juga sekaligus: <code>/qr 0812-3456-7890</code>",
         QrCaption => "📷 Scan QR ini di WhatsApp → Perangkat tertaut → Tautkan perangkat, untuk <b>{phone}</b>. QR diperbarui otomatis.",
         AccountsTitle => "👤 <b>Akun Anda</b> ({count}/{max})",
         AccountLine => "{mark} <b>{phone}</b> — {state}",
@@ -244,6 +248,10 @@ fn id(key: Key) -> &'static str {
         BtnReconnect => "🔌 Sambungkan lagi di sini",
         Reconnecting => "🔌 Menyambungkan <b>{phone}</b> lagi di bot ini. Sesi di perangkat lain akan terputus.",
         BtnInbox => "📥 Pesan masuk",
+        Suspended => "⛔ <b>AKSES DITOLAK</b>\n\nAkses Anda ke bot ini <b>ditangguhkan</b> oleh operator: perintah dan tombol ditolak sampai dipulihkan. Akun WhatsApp Anda tetap terdaftar. Hubungi operator bot bila ini keliru.",
+        NoticeSuspended => "⛔ Operator bot <b>menangguhkan</b> akses Anda ke bot ini. Perintah dan tombol ditolak sampai dipulihkan; akun WhatsApp Anda tetap terdaftar.",
+        NotOnWhatsApp => "❌ Nomor <b>{phone}</b> tidak terdaftar di WhatsApp; pesan tidak dikirim.",
+        NoticeRestored => "✅ Akses Anda ke bot ini <b>dipulihkan</b> oleh operator. Kirim /menu untuk melanjutkan.",
     }
 }
 
@@ -275,7 +283,7 @@ fn en(key: Key) -> &'static str {
         BtnLogout => "🚪 Log out",
         BtnRemove => "🗑 Remove",
         BtnStatus => "ℹ️ Status",
-        PairUsage => "Send your WhatsApp number after the command, for example:\n<code>/pair 0812-3456-7890</code>\n<code>/pair +62 812 3456 7890</code>",
+        PairUsage => "Send your WhatsApp number now, for example <code>0812-3456-7890</code> or <code>+62 812 3456 7890</code>.\n\nOr in one go: <code>/pair 0812-3456-7890</code>",
         PairInvalid => "❌ <code>{input}</code> is not a valid number: {reason}.\n\nA correct example: <code>/pair 0812-3456-7890</code>",
         PairUserFull => "❌ You have reached the limit of {max} accounts. Remove one under «Accounts» first.",
         PairServerFull => "❌ This server has reached its limit of {max} accounts. Contact the admin.",
@@ -293,7 +301,7 @@ fn en(key: Key) -> &'static str {
         PairExpired => "⌛ The pairing code for <b>{phone}</b> expired before it was entered. Nothing was registered. Ask for a new code with the button below.",
         PairFailed => "❌ Pairing <b>{phone}</b> failed: {reason}. Nothing was registered.",
         PairCancelled => "✖️ Pairing <b>{phone}</b> cancelled. Nothing was registered.",
-        QrUsage => "Send the WhatsApp number that will scan, for example:\n<code>/qr 0812-3456-7890</code>",
+        QrUsage => "Send the WhatsApp number that will scan the QR now, for example <code>0812-3456-7890</code>.\n\nOr in one go: <code>/qr 0812-3456-7890</code>",
         QrCaption => "📷 Scan this QR in WhatsApp → Linked devices → Link a device, for <b>{phone}</b>. It refreshes by itself.",
         AccountsTitle => "👤 <b>Your accounts</b> ({count}/{max})",
         AccountLine => "{mark} <b>{phone}</b> — {state}",
@@ -340,6 +348,10 @@ fn en(key: Key) -> &'static str {
         BtnReconnect => "🔌 Reconnect here",
         Reconnecting => "🔌 Connecting <b>{phone}</b> in this bot again. The session on the other device will end.",
         BtnInbox => "📥 Incoming messages",
+        Suspended => "⛔ <b>Access denied</b>\n\nYour access to this bot is <b>suspended</b> by the operator: commands and buttons are refused until it is restored. Your WhatsApp account stays registered. Contact the bot's operator if this is a mistake.",
+        NoticeSuspended => "⛔ The bot's operator <b>suspended</b> your access to this bot. Commands and buttons are refused until it is restored; your WhatsApp account stays registered.",
+        NotOnWhatsApp => "❌ The number <b>{phone}</b> is not on WhatsApp; the message was not sent.",
+        NoticeRestored => "✅ The operator <b>restored</b> your access to this bot. Send /menu to carry on.",
     }
 }
 

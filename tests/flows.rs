@@ -1,0 +1,75 @@
+//! The eight flows of issue 17 that used to break, walked from outside: the real dispatcher
+//! over the simulator and the fake Bot API.
+
+#[path = "support/fake_telegram.rs"]
+pub mod fake_telegram;
+mod support {
+    pub use super::fake_telegram;
+    #[path = "app.rs"]
+    pub mod app;
+}
+
+use support::app::{TestBot, WAIT};
+
+const ADMIN: i64 = 9_170_000;
+const A: i64 = 9_170_001;
+const A_PHONE: &str = "6281234561701";
+
+/// Flow 3: `/pair` alone asks for the number; the number sent next starts the pairing
+/// (it used to be refused as "AKSES DITOLAK" for a user without an account). Same for `/qr`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pair_alone_then_the_number_pairs() {
+    let bot = TestBot::start(&[]).await;
+    bot.say(A, "/pair", "Kirim nomor WhatsApp").await;
+    let r = bot.say(A, "0812-3456-1701", "Terhubung sebagai").await;
+    assert!(!r.text.contains("DITOLAK"), "{}", r.text);
+    assert_eq!(bot.account_row(A_PHONE).expect("paired").2, "active");
+    let b = 9_170_002;
+    bot.say(b, "/qr", "Kirim nomor WhatsApp").await;
+    let r = bot.say(b, "081234561702", "QR").await;
+    assert!(!r.text.contains("DITOLAK"), "{}", r.text);
+    bot.stop().await;
+}
+
+/// Flow 4: a direct message to a number not on WhatsApp says so, in the user's language,
+/// with no English in parentheses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_to_a_number_not_on_whatsapp_says_so() {
+    let bot = TestBot::start(&[]).await;
+    bot.pair(A, A_PHONE).await;
+    bot.say(A, "/menu", "Menu utama").await;
+    bot.tap(A, "Pesan", "Pesan</b>").await;
+    bot.tap(A, "Kirim ke nomor", "nomor tujuan").await;
+    let r = bot.say(A, "081234567800\nhalo", "tidak terdaftar di WhatsApp").await;
+    assert!(!r.text.contains("keluar dari grup"), "{}", r.text);
+    assert!(!r.text.contains('('), "no English in parentheses: {}", r.text);
+    assert!(r.text.contains("+62"), "names the number: {}", r.text);
+    bot.stop().await;
+}
+
+/// Flow 5: a suspended user is told they are suspended (not that they have no account and
+/// should `/pair`), and told again when restored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suspended_user_is_told_so_and_told_when_restored() {
+    let admin = ADMIN.to_string();
+    let bot = TestBot::start(&[("TGWA_ADMIN_IDS", &admin)]).await;
+    bot.pair(A, A_PHONE).await;
+    bot.say(ADMIN, &format!("/admin {A}"), "cocok dengan").await;
+    bot.tap(ADMIN, "1701", "Riwayat").await;
+    bot.tap(ADMIN, "Tangguhkan pemilik", "Tangguhkan pengguna").await;
+    let mark = bot.tg.mark();
+    bot.tap(ADMIN, "Ya", "Pemilik sedang ditangguhkan").await;
+    bot.tg.wait_for_text_to_after(mark, A, "menangguhkan", WAIT).await;
+    for cmd in ["/menu", "/pair 081234561799", "halo"] {
+        let r = bot.say(A, cmd, "ditangguhkan").await;
+        assert!(!r.text.contains("/pair"), "{cmd}: {}", r.text);
+        assert!(!r.text.contains("belum memiliki"), "{cmd}: {}", r.text);
+    }
+    bot.say(ADMIN, &format!("/admin {A}"), "cocok dengan").await;
+    bot.tap(ADMIN, "1701", "Riwayat").await;
+    bot.tap(ADMIN, "Pulihkan pemilik", "Pulihkan pengguna").await;
+    let mark = bot.tg.mark();
+    bot.tap(ADMIN, "Ya", "Riwayat").await;
+    bot.tg.wait_for_text_to_after(mark, A, "dipulihkan", WAIT).await;
+    bot.stop().await;
+}
