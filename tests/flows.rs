@@ -73,3 +73,31 @@ async fn a_suspended_user_is_told_so_and_told_when_restored() {
     bot.tg.wait_for_text_to_after(mark, A, "dipulihkan", WAIT).await;
     bot.stop().await;
 }
+
+/// Flow 2: «🔄 Kode baru» within the pairing cooldown says to wait and leaves the code on
+/// screen valid (it used to cancel it first); the same from the QR screen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_code_within_the_cooldown_keeps_the_code_on_screen() {
+    let bot = TestBot::start(&[("TGWA_SIM_PAIR_DELAY_MS", "600000"), ("TGWA_PAIR_COOLDOWN_SECS", "300")]).await;
+    for (user, cmd, phone, shown) in [
+        (A, "/pair 081234561701", A_PHONE, "Kode pairing"),
+        (9_170_003, "/qr 081234561703", "6281234561703", "Scan QR"),
+    ] {
+        let screen = bot.say(user, cmd, shown).await;
+        assert_eq!(bot.account_row(phone).expect("pairing row").2, "pairing");
+        let id = bot.press(user, "Kode baru");
+        let ans = bot.tg.wait_for_callback_answer(&id, WAIT).await;
+        assert!(ans["text"].as_str().unwrap_or("").contains("Tunggu"), "{ans}");
+        // The pairing behind the code on screen still runs, and its message still shows it.
+        assert_eq!(bot.account_row(phone).map(|r| r.2).as_deref(), Some("pairing"), "{cmd}");
+        let now = bot
+            .tg
+            .sent_to(user)
+            .into_iter()
+            .find(|m| m.message_id == screen.message_id)
+            .expect("the pairing message");
+        assert!(now.text.contains(shown), "{}", now.text);
+        assert!(!now.text.contains("dibatalkan"), "{}", now.text);
+    }
+    bot.stop().await;
+}

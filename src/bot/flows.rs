@@ -588,6 +588,12 @@ async fn callback<R: Req>(
             edit_or_send(bot, m, c.chat, msg.map(|x| x.1).or(mid), &t, Some(kb)).await;
         }
         (Cb::PairNew(phone), _) => {
+            // The cooldown first: a refused request must not end the code still on screen.
+            let wait = m.pair_cooldown_left(c.tid, &phone);
+            if !wait.is_zero() {
+                let t = tr_with(l, Key::PairCooldown, &[("wait", &super::i18n::duration(wait))]);
+                return Ok(Some((plain_text(&t), true)));
+            }
             // A running pairing of the same number is replaced by a fresh one.
             if let Some(old) = c
                 .ctx
