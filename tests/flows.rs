@@ -101,3 +101,37 @@ async fn a_new_code_within_the_cooldown_keeps_the_code_on_screen() {
     }
     bot.stop().await;
 }
+
+/// Creates a group named `name` on `user`'s active account (Grup > Buat grup).
+async fn create_group(bot: &TestBot, user: i64, name: &str) {
+    bot.say(user, "/groups", "Anda admin").await;
+    bot.tap(user, "Buat grup", "pola nama").await;
+    bot.say(user, &format!("{name}\n1"), "Mulai pekerjaan ini").await;
+    bot.tap(user, "Mulai", "Laporan pekerjaan").await;
+}
+
+/// Flow 6: a group opened from an old list after the account left it says the account is no
+/// longer in that group, with a way back to the list (it used to show raw error text).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_left_since_the_list_says_so_with_a_way_back() {
+    let bot = TestBot::start(&[]).await;
+    bot.pair(A, A_PHONE).await;
+    create_group(&bot, A, "Arisan RT 9").await;
+    let mark = bot.tg.mark();
+    bot.tg.push_message(A, "/groups");
+    let old = bot.tg.wait_for_button_after(mark, A, "Arisan RT 9", WAIT).await;
+    let data = old.button_data("Arisan RT 9").expect("group button");
+    let mark = bot.tg.mark();
+    bot.tg.push_message(A, "/groups");
+    bot.tg.wait_for_button_after(mark, A, "Arisan RT 9", WAIT).await;
+    bot.tap(A, "Arisan RT 9", "Anggota").await;
+    bot.tap(A, "🚪 Keluar", "Keluar dari grup ini?").await;
+    bot.tap(A, "Ya", "Sudah keluar").await;
+
+    let mark = bot.tg.mark();
+    bot.tg.push_callback(A, old.message_id, &data);
+    let r = bot.tg.wait_for_text_to_after(mark, A, "tidak lagi menjadi anggota", WAIT).await;
+    assert!(!r.text.contains("@g.us") && !r.text.contains("not a member"), "{}", r.text);
+    assert!(r.button_data("Daftar grup").is_some(), "a way back to the list: {:?}", r.buttons());
+    bot.stop().await;
+}

@@ -256,6 +256,16 @@ async fn group_page<R: Req>(
     };
     let info = match s.group_info(gid).await {
         Ok(i) => i,
+        // A list shown before the account left (or was removed) still offers the group.
+        Err(WaError::NotFound(_)) => {
+            let t = tr_with(l, Key::NotInGroup, &[("phone", &acc.phone.to_string())]);
+            let kb = InlineKeyboardMarkup::new(vec![vec![
+                btn(app, c, tr(l, Key::BtnGroupList), Cb::Groups(acc.id, 0)),
+                btn(app, c, tr(l, Key::BtnMenu), Cb::Menu),
+            ]]);
+            edit_or_send(bot, app.manager(), c.chat, edit, &t, Some(kb)).await;
+            return Ok(());
+        }
         Err(e) => {
             edit_or_send(
                 bot,

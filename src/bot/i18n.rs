@@ -127,6 +127,8 @@ pub enum Key {
     NoticeSuspended,
     NoticeRestored,
     NotOnWhatsApp,
+    NotInGroup,
+    BtnGroupList,
 }
 
 /// A one-off text in both languages, for messages too specific for the [`Key`] table
@@ -251,6 +253,8 @@ fn id(key: Key) -> &'static str {
         Suspended => "⛔ <b>AKSES DITOLAK</b>\n\nAkses Anda ke bot ini <b>ditangguhkan</b> oleh operator: perintah dan tombol ditolak sampai dipulihkan. Akun WhatsApp Anda tetap terdaftar. Hubungi operator bot bila ini keliru.",
         NoticeSuspended => "⛔ Operator bot <b>menangguhkan</b> akses Anda ke bot ini. Perintah dan tombol ditolak sampai dipulihkan; akun WhatsApp Anda tetap terdaftar.",
         NotOnWhatsApp => "❌ Nomor <b>{phone}</b> tidak terdaftar di WhatsApp; pesan tidak dikirim.",
+        NotInGroup => "🚪 Akun <b>{phone}</b> tidak lagi menjadi anggota grup ini: sudah keluar atau dikeluarkan.",
+        BtnGroupList => "📋 Daftar grup",
         NoticeRestored => "✅ Akses Anda ke bot ini <b>dipulihkan</b> oleh operator. Kirim /menu untuk melanjutkan.",
     }
 }
@@ -351,6 +355,8 @@ fn en(key: Key) -> &'static str {
         Suspended => "⛔ <b>Access denied</b>\n\nYour access to this bot is <b>suspended</b> by the operator: commands and buttons are refused until it is restored. Your WhatsApp account stays registered. Contact the bot's operator if this is a mistake.",
         NoticeSuspended => "⛔ The bot's operator <b>suspended</b> your access to this bot. Commands and buttons are refused until it is restored; your WhatsApp account stays registered.",
         NotOnWhatsApp => "❌ The number <b>{phone}</b> is not on WhatsApp; the message was not sent.",
+        NotInGroup => "🚪 The account <b>{phone}</b> is no longer a member of this group: it left or was removed.",
+        BtnGroupList => "📋 Group list",
         NoticeRestored => "✅ The operator <b>restored</b> your access to this bot. Send /menu to carry on.",
     }
 }
