@@ -135,3 +135,39 @@ async fn a_group_left_since_the_list_says_so_with_a_way_back() {
     assert!(r.button_data("Daftar grup").is_some(), "a way back to the list: {:?}", r.buttons());
     bot.stop().await;
 }
+
+/// Waits until `/status` of `user` shows `want` (the account's state), asking again while not.
+async fn status_until(bot: &TestBot, user: i64, want: &str) -> String {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let page = bot.say(user, "/status", "Status").await;
+        if page.text.contains(want) {
+            return page.text;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never {want:?}: {}", page.text);
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+/// Flow 8: after the operator's «Putuskan sesi» the owner can connect again from the notice
+/// and from the account page (it used to wait for a restart of the server).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_owner_reconnects_after_the_operator_disconnected() {
+    let admin = ADMIN.to_string();
+    let bot = TestBot::start(&[("TGWA_ADMIN_IDS", &admin)]).await;
+    bot.pair(A, A_PHONE).await;
+    bot.say(ADMIN, &format!("/admin {A}"), "cocok dengan").await;
+    bot.tap(ADMIN, "1701", "Riwayat").await;
+    bot.tap(ADMIN, "Putuskan sesi", "Putuskan sesi WhatsApp").await;
+    let mark = bot.tg.mark();
+    bot.press(ADMIN, "Ya");
+    let notice = bot.tg.wait_for_text_to_after(mark, A, "memutus sesi", WAIT).await;
+    assert!(!notice.text.contains("dimulai ulang"), "{}", notice.text);
+    assert!(notice.button_data("Sambungkan lagi").is_some(), "{:?}", notice.buttons());
+    let page = bot.say(A, "/status", "Status").await;
+    assert!(page.button_data("Sambungkan lagi").is_some(), "{:?}", page.buttons());
+    let r = bot.tap(A, "Sambungkan lagi", "Menyambungkan").await;
+    assert!(!r.text.contains("perangkat lain"), "{}", r.text);
+    status_until(&bot, A, "🟢 terhubung").await;
+    bot.stop().await;
+}

@@ -128,7 +128,7 @@ pub(crate) async fn callback<R: Req>(
             t2(
                 l,
                 &format!(
-                    "🔌 Putuskan sesi WhatsApp {} (pemilik {})? Pemilik akan diberi tahu. Akun tersambung lagi saat bot dimulai ulang.",
+                    "🔌 Putuskan sesi WhatsApp {} (pemilik {})? Pemilik akan diberi tahu dan dapat menyambungkannya lagi.",
                     a.phone.masked(),
                     a.telegram_id
                 ),
@@ -249,14 +249,7 @@ pub(crate) async fn callback<R: Req>(
             m.audit(Some(c.tid), Some(id), "admin_disconnect", format!("owner {}", a.telegram_id))
                 .await?;
             info!(account_id = %id, admin = %c.tid, "operator disconnected an account");
-            tell_owner(
-                bot,
-                app,
-                &a,
-                "ℹ️ Operator memutus sesi WhatsApp akun {phone}. Akun tetap terdaftar dan tersambung lagi saat bot dimulai ulang.",
-                "ℹ️ The operator disconnected the WhatsApp session of your account {phone}. It stays registered and connects again when the bot restarts.",
-            )
-            .await;
+            tell_owner_reconnect(bot, app, &a).await;
             let a = m.get(id).await?.unwrap_or(a);
             account_page(app, c, &a).await?
         }
@@ -316,6 +309,24 @@ async fn tell_owner<R: Req>(bot: &R, app: &App, a: &Account, id_text: &str, en_t
     };
     let text = t2(lang, id_text, en_text).replace("{phone}", &esc(&a.phone.to_string()));
     send_html(bot, m, ChatId(owner.get()), &text, None).await;
+    m.invalidate(owner);
+}
+
+/// Tells the owner the operator disconnected their account, with the button that connects
+/// it again (the owner's choice; nothing else would before a restart).
+async fn tell_owner_reconnect<R: Req>(bot: &R, app: &App, a: &Account) {
+    let m = app.manager();
+    let owner = a.telegram_id;
+    let lang = match m.with_master(move |c| account::user(c, owner)).await {
+        Ok(Some(u)) => Lang::from_code(&u.language),
+        _ => Lang::Id,
+    };
+    let text = super::i18n::tr_with(lang, Key::NoticeOperatorDisconnected, &[("phone", &esc(&a.phone.to_string()))]);
+    let kb = InlineKeyboardMarkup::new(vec![vec![teloxide::types::InlineKeyboardButton::callback(
+        tr(lang, Key::BtnReconnectAfterStop),
+        app.codec().encode(owner, &Cb::Reconnect(a.id)),
+    )]]);
+    send_html(bot, m, ChatId(owner.get()), &text, Some(kb)).await;
     m.invalidate(owner);
 }
 

@@ -522,6 +522,9 @@ async fn callback<R: Req>(
             Err(e) => return Err(e.into()),
         },
         (Cb::Reconnect(_), Some(a)) => {
+            // A session opened elsewhere stays in the live map, stopped; one the operator
+            // disconnected is gone from it, and no other device is knocked out.
+            let elsewhere = m.live_status_unchecked(a.id).is_some();
             match m.reconnect(c.tid, a.id).await {
                 Ok(()) => {}
                 Err(PairError::Account(AccountError::WrongState(_))) => {
@@ -529,7 +532,12 @@ async fn callback<R: Req>(
                 }
                 Err(e) => return Err(e.into()),
             }
-            let t = tr_with(l, Key::Reconnecting, &[("phone", &a.phone.to_string())]);
+            let key = if elsewhere {
+                Key::Reconnecting
+            } else {
+                Key::ReconnectingAfterStop
+            };
+            let t = tr_with(l, key, &[("phone", &a.phone.to_string())]);
             edit_or_send(bot, m, c.chat, mid, &t, Some(back_to_menu(app, c))).await;
         }
         (Cb::Logout(_), Some(a)) => {

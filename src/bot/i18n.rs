@@ -129,6 +129,9 @@ pub enum Key {
     NotOnWhatsApp,
     NotInGroup,
     BtnGroupList,
+    NoticeOperatorDisconnected,
+    BtnReconnectAfterStop,
+    ReconnectingAfterStop,
 }
 
 /// A one-off text in both languages, for messages too specific for the [`Key`] table
@@ -255,6 +258,9 @@ fn id(key: Key) -> &'static str {
         NotOnWhatsApp => "❌ Nomor <b>{phone}</b> tidak terdaftar di WhatsApp; pesan tidak dikirim.",
         NotInGroup => "🚪 Akun <b>{phone}</b> tidak lagi menjadi anggota grup ini: sudah keluar atau dikeluarkan.",
         BtnGroupList => "📋 Daftar grup",
+        NoticeOperatorDisconnected => "ℹ️ Operator memutus sesi WhatsApp akun <b>{phone}</b>. Akun tetap terdaftar; sambungkan lagi kapan saja dengan tombol di bawah.",
+        BtnReconnectAfterStop => "🔌 Sambungkan lagi",
+        ReconnectingAfterStop => "🔌 Menyambungkan <b>{phone}</b> lagi…",
         NoticeRestored => "✅ Akses Anda ke bot ini <b>dipulihkan</b> oleh operator. Kirim /menu untuk melanjutkan.",
     }
 }
@@ -357,6 +363,9 @@ fn en(key: Key) -> &'static str {
         NotOnWhatsApp => "❌ The number <b>{phone}</b> is not on WhatsApp; the message was not sent.",
         NotInGroup => "🚪 The account <b>{phone}</b> is no longer a member of this group: it left or was removed.",
         BtnGroupList => "📋 Group list",
+        NoticeOperatorDisconnected => "ℹ️ The operator disconnected the WhatsApp session of your account <b>{phone}</b>. It stays registered; connect it again any time with the button below.",
+        BtnReconnectAfterStop => "🔌 Connect again",
+        ReconnectingAfterStop => "🔌 Connecting <b>{phone}</b> again…",
         NoticeRestored => "✅ The operator <b>restored</b> your access to this bot. Send /menu to carry on.",
     }
 }
