@@ -171,3 +171,60 @@ async fn the_owner_reconnects_after_the_operator_disconnected() {
     status_until(&bot, A, "🟢 terhubung").await;
     bot.stop().await;
 }
+
+/// The current text and buttons of message `mid` in `chat`, once `want` shows in it.
+async fn message_until(bot: &TestBot, chat: i64, mid: i64, want: &str) -> fake_telegram::Sent {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let m = bot.tg.sent_to(chat).into_iter().find(|m| m.message_id == mid);
+        if let Some(m) = m.filter(|m| m.text.contains(want)) {
+            return m;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "message {mid} never showed {want:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// Flow 1: a job the operator paused shows as paused on its owner's progress message, with
+/// «Lanjutkan» and «Batal», and the owner resumes it there (the message used to say
+/// "running" with Pause, which then failed in English, and the notice pointed to a page that
+/// does not exist).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_owner_resumes_a_job_the_operator_paused() {
+    let admin = ADMIN.to_string();
+    let bot = TestBot::start(&[("TGWA_ADMIN_IDS", &admin), ("TGWA_JOB_ITEM_DELAY_MS", "100")]).await;
+    bot.pair(A, A_PHONE).await;
+    let list = (0..100).map(|i| format!("62859{:07}7", i)).collect::<Vec<_>>().join("\n");
+    bot.broadcast_preview(A, "Promo", &list).await;
+    let progress = bot.tap(A, "Mulai", "berjalan").await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while bot.sent_by(A_PHONE).len() < 3 {
+        assert!(tokio::time::Instant::now() < deadline, "the job did not start");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    bot.say(ADMIN, &format!("/admin {A}"), "cocok dengan").await;
+    bot.tap(ADMIN, "1701", "Riwayat").await;
+    bot.tap(ADMIN, "Jeda semua pekerjaan", "Jeda semua pekerjaan yang berjalan").await;
+    let mark = bot.tg.mark();
+    bot.press(ADMIN, "Ya");
+    let notice = bot.tg.wait_for_text_to_after(mark, A, "Operator menjeda", WAIT).await;
+    assert!(!notice.text.contains("halaman pekerjaan"), "{}", notice.text);
+
+    let paused = message_until(&bot, A, progress.message_id, "dijeda").await;
+    assert!(paused.text.contains("operator"), "{}", paused.text);
+    assert!(paused.button_data("Lanjutkan").is_some(), "{:?}", paused.buttons());
+    assert!(paused.button_data("Batal").is_some(), "{:?}", paused.buttons());
+    assert!(paused.button_data("Jeda").is_none(), "{:?}", paused.buttons());
+
+    let at_pause = bot.sent_by(A_PHONE).len();
+    let id = bot.press(A, "Lanjutkan");
+    let ans = bot.tg.wait_for_callback_answer(&id, WAIT).await;
+    assert!(ans["text"].as_str().unwrap_or("").contains("Dilanjutkan"), "{ans}");
+    message_until(&bot, A, progress.message_id, "berjalan").await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while bot.sent_by(A_PHONE).len() < at_pause + 3 {
+        assert!(tokio::time::Instant::now() < deadline, "the job did not go on");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    bot.stop().await;
+}

@@ -215,8 +215,11 @@ pub(crate) async fn callback<R: Req>(
             let owner = a.telegram_id;
             let mut paused = 0usize;
             for (job, _, p) in app.jobs().list(owner, id).await? {
-                if p.state == crate::jobs::JobState::Running && app.jobs().pause(owner, id, job).await.is_ok() {
+                if p.state == crate::jobs::JobState::Running && app.jobs().pause_by_operator(owner, id, job).await.is_ok()
+                {
                     paused += 1;
+                    // The owner's progress message shows it paused, with Resume and Cancel.
+                    super::jobs_ui::show_progress(bot, app, owner, id, job).await;
                 }
             }
             if paused > 0 {
@@ -224,14 +227,8 @@ pub(crate) async fn callback<R: Req>(
                 m.audit(Some(c.tid), Some(id), "admin_pause_jobs", format!("owner {owner}, {paused} paused"))
                     .await?;
                 info!(account_id = %id, admin = %c.tid, paused, "operator paused an account's jobs");
-                tell_owner(
-                    bot,
-                    app,
-                    &a,
-                    "⏸ Operator menjeda pekerjaan massal akun {phone}. Lanjutkan dari halaman pekerjaan bila perlu.",
-                    "⏸ The operator paused the bulk jobs of your account {phone}. Resume them from the job's page if you need to.",
-                )
-                .await;
+                let key = Key::NoticeOperatorPausedJobs;
+                tell_owner(bot, app, &a, tr(Lang::Id, key), tr(Lang::En, key)).await;
             }
             let (text, kb) = account_page(app, c, &a).await?;
             edit_or_send(bot, m, c.chat, mid, &text, Some(kb)).await;

@@ -132,6 +132,8 @@ pub enum Key {
     NoticeOperatorDisconnected,
     BtnReconnectAfterStop,
     ReconnectingAfterStop,
+    NoticeOperatorPausedJobs,
+    JobNowState,
 }
 
 /// A one-off text in both languages, for messages too specific for the [`Key`] table
@@ -261,6 +263,8 @@ fn id(key: Key) -> &'static str {
         NoticeOperatorDisconnected => "ℹ️ Operator memutus sesi WhatsApp akun <b>{phone}</b>. Akun tetap terdaftar; sambungkan lagi kapan saja dengan tombol di bawah.",
         BtnReconnectAfterStop => "🔌 Sambungkan lagi",
         ReconnectingAfterStop => "🔌 Menyambungkan <b>{phone}</b> lagi…",
+        NoticeOperatorPausedJobs => "⏸ Operator menjeda pekerjaan massal akun <b>{phone}</b>. Lanjutkan dengan tombol «▶️ Lanjutkan» pada pesan kemajuan pekerjaan itu bila perlu.",
+        JobNowState => "Pekerjaan ini sekarang {state}.",
         NoticeRestored => "✅ Akses Anda ke bot ini <b>dipulihkan</b> oleh operator. Kirim /menu untuk melanjutkan.",
     }
 }
@@ -366,6 +370,8 @@ fn en(key: Key) -> &'static str {
         NoticeOperatorDisconnected => "ℹ️ The operator disconnected the WhatsApp session of your account <b>{phone}</b>. It stays registered; connect it again any time with the button below.",
         BtnReconnectAfterStop => "🔌 Connect again",
         ReconnectingAfterStop => "🔌 Connecting <b>{phone}</b> again…",
+        NoticeOperatorPausedJobs => "⏸ The operator paused the bulk jobs of your account <b>{phone}</b>. Resume one with «▶️ Resume» on its progress message if you need to.",
+        JobNowState => "This job is now {state}.",
         NoticeRestored => "✅ The operator <b>restored</b> your access to this bot. Send /menu to carry on.",
     }
 }
