@@ -228,3 +228,70 @@ async fn the_owner_resumes_a_job_the_operator_paused() {
     }
     bot.stop().await;
 }
+
+/// Opens the page of group `name` from a new `/groups` list of `user`.
+async fn open_group(bot: &TestBot, user: i64, name: &str) -> fake_telegram::Sent {
+    let mark = bot.tg.mark();
+    bot.tg.push_message(user, "/groups");
+    bot.tg.wait_for_button_after(mark, user, name, WAIT).await;
+    bot.tap(user, name, "Anggota").await
+}
+
+/// Flow 7: a member who is not an admin is not offered the admin-only actions of a group
+/// (invite link, members, settings), the page says why, and an old such button is refused
+/// before any input is asked (they used to take input, run, and fail in an English report).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_only_group_actions_are_not_offered_to_a_member() {
+    let bot = TestBot::start(&[]).await;
+    let b: i64 = 9_170_004;
+    let b_phone = "6281234561704";
+    bot.pair(A, A_PHONE).await;
+    let b_id = bot.pair(b, b_phone).await;
+    create_group(&bot, A, "Arisan RT 7").await;
+    let admin_page = open_group(&bot, A, "Arisan RT 7").await;
+    assert!(admin_page.button_data("Tambah").is_some(), "{:?}", admin_page.buttons());
+    let link_msg = bot.tap(A, "Tautan undangan", "chat.whatsapp.com").await;
+    let link = link_msg
+        .text
+        .split_whitespace()
+        .find(|w| w.contains("chat.whatsapp.com"))
+        .expect("the link")
+        .trim_start_matches("<code>")
+        .trim_end_matches("</code>")
+        .to_string();
+
+    let mark = bot.tg.mark();
+    bot.tg.push_message(b, "/groups");
+    bot.tg.wait_for_button_after(mark, b, "Gabung grup", WAIT).await;
+    bot.tap(b, "Gabung grup", "Tempel tautan").await;
+    bot.say(b, &link, "Mulai pekerjaan ini").await;
+    bot.tap(b, "Mulai", "Laporan pekerjaan").await;
+    let page = open_group(&bot, b, "Arisan RT 7").await;
+    for admin_only in ["Tambah", "Keluarkan", "Jadikan admin", "Cabut admin", "Tautan undangan", "Cabut tautan"] {
+        assert!(page.button_data(admin_only).is_none(), "{admin_only}: {:?}", page.buttons());
+    }
+    assert!(page.text.contains("bukan admin"), "{}", page.text);
+    assert!(page.button_data("👤 Anggota").is_some(), "{:?}", page.buttons());
+    assert!(page.button_data("🚪 Keluar").is_some(), "{:?}", page.buttons());
+
+    // A button made before B lost (or never had) admin rights: refused before the prompt.
+    let codec = tgwa::bot::callback::CallbackCodec::load_or_create(&bot.data_dir().join(".secret")).expect("secret");
+    let data = page.button_data("👤 Anggota").expect("members button");
+    let tid = tgwa::ids::TelegramId::new(b).expect("id");
+    let tgwa::bot::callback::Cb::GroupMembers(acc, g) = codec.decode(tid, &data).expect("decode") else {
+        panic!("not the members button");
+    };
+    assert_eq!(acc.get(), b_id);
+    let mark = bot.tg.mark();
+    let ans = bot
+        .callback(b, &tgwa::bot::callback::Cb::GroupInput(acc, g, tgwa::bot::callback::InputKind::AddMembers))
+        .await;
+    assert_eq!(ans["show_alert"], true, "{ans}");
+    assert!(ans["text"].as_str().unwrap_or("").contains("admin"), "{ans}");
+    assert!(
+        !bot.tg.sent_to(b).iter().any(|m| m.text.contains("Tambah anggota")),
+        "no prompt was asked"
+    );
+    let _ = mark;
+    bot.stop().await;
+}

@@ -302,36 +302,48 @@ async fn group_page<R: Req>(
         t2(l, "hanya admin yang bisa mengubah info", "only admins can edit info"),
         info.description.as_deref().map(esc).unwrap_or_default(),
     );
+    let text = if admin {
+        text
+    } else {
+        format!("{text}\n\n{}", tr(l, Key::GroupNotAdminNote))
+    };
     let a = acc.id;
     let g = gid.clone();
-    let mut rows = vec![vec![
-        btn(
-            app,
-            c,
-            &t2(l, "🔗 Tautan undangan", "🔗 Invite link"),
-            Cb::GroupLink(a, g.clone()),
-        ),
-        btn(
-            app,
-            c,
-            &t2(l, "♻️ Cabut tautan", "♻️ Revoke link"),
-            Cb::GroupRevoke(a, g.clone()),
-        ),
-    ]];
-    rows.push(vec![
-        btn(
-            app,
-            c,
-            &t2(l, "👤 Anggota", "👤 Members"),
-            Cb::GroupMembers(a, g.clone()),
-        ),
-        btn(
+    let mut rows = Vec::new();
+    // WhatsApp lets only admins share the link, manage members and change the settings
+    // (and edit the info when locked, send when announce-only): a member is not offered
+    // what would only fail, and the page says why.
+    if admin {
+        rows.push(vec![
+            btn(
+                app,
+                c,
+                &t2(l, "🔗 Tautan undangan", "🔗 Invite link"),
+                Cb::GroupLink(a, g.clone()),
+            ),
+            btn(
+                app,
+                c,
+                &t2(l, "♻️ Cabut tautan", "♻️ Revoke link"),
+                Cb::GroupRevoke(a, g.clone()),
+            ),
+        ]);
+    }
+    let mut second = vec![btn(
+        app,
+        c,
+        &t2(l, "👤 Anggota", "👤 Members"),
+        Cb::GroupMembers(a, g.clone()),
+    )];
+    if input_allowed(InputKind::SendGroup, &info, admin) {
+        second.push(btn(
             app,
             c,
             &t2(l, "✉️ Kirim pesan", "✉️ Send message"),
             Cb::GroupInput(a, g.clone(), InputKind::SendGroup),
-        ),
-    ]);
+        ));
+    }
+    rows.push(second);
     // Buttons that ask for text about this group, two to a row.
     let inputs = [
         ("➕ Tambah", "➕ Add", InputKind::AddMembers),
@@ -341,27 +353,33 @@ async fn group_page<R: Req>(
         ("✏️ Ganti nama", "✏️ Rename", InputKind::Rename),
         ("📝 Deskripsi", "📝 Description", InputKind::Describe),
     ];
-    for pair in inputs.chunks(2) {
+    let offered: Vec<_> = inputs
+        .iter()
+        .filter(|(_, _, kind)| input_allowed(*kind, &info, admin))
+        .collect();
+    for pair in offered.chunks(2) {
         rows.push(
             pair.iter()
                 .map(|(id, en, kind)| btn(app, c, &t2(l, id, en), Cb::GroupInput(a, g.clone(), *kind)))
                 .collect(),
         );
     }
-    rows.push(vec![
-        btn(
-            app,
-            c,
-            &format!("📣 {}", yes_no(!info.announce)),
-            Cb::GroupAnnounce(a, g.clone(), !info.announce),
-        ),
-        btn(
-            app,
-            c,
-            &format!("🔒 {}", yes_no(!info.locked)),
-            Cb::GroupLock(a, g.clone(), !info.locked),
-        ),
-    ]);
+    if admin {
+        rows.push(vec![
+            btn(
+                app,
+                c,
+                &format!("📣 {}", yes_no(!info.announce)),
+                Cb::GroupAnnounce(a, g.clone(), !info.announce),
+            ),
+            btn(
+                app,
+                c,
+                &format!("🔒 {}", yes_no(!info.locked)),
+                Cb::GroupLock(a, g.clone(), !info.locked),
+            ),
+        ]);
+    }
     rows.push(vec![
         btn(app, c, &t2(l, "🚪 Keluar", "🚪 Leave"), Cb::GroupLeave(a, g.clone())),
         btn(app, c, tr(l, Key::BtnBack), Cb::Groups(a, 0)),
@@ -376,6 +394,20 @@ async fn group_page<R: Req>(
     )
     .await;
     Ok(())
+}
+
+/// True when the account may do `kind` in a group described by `info`: WhatsApp refuses the
+/// member actions to anyone but an admin, the info edits when the group is locked, and sending
+/// when it is announce-only.
+fn input_allowed(kind: InputKind, info: &crate::wa::GroupInfo, admin: bool) -> bool {
+    use InputKind::*;
+    admin
+        || match kind {
+            AddMembers | RemoveMembers | PromoteMembers | DemoteMembers => false,
+            Rename | Describe => !info.locked,
+            SendGroup => !info.announce,
+            _ => true,
+        }
 }
 
 /// What a prompt asks for, naming its action and target (`target` is already the group's
@@ -615,6 +647,22 @@ pub(crate) async fn account_callback<R: Req>(
             group_page(bot, app, c, &acc, g, mid).await?;
         }
         Cb::GroupInput(_, g, kind) => {
+            // An old page may offer what the account may no longer do: refuse before asking.
+            let Some(s) = session(bot, app, c, &acc).await else {
+                return Ok(None);
+            };
+            match s.group_info(&g).await {
+                Ok(info) => {
+                    let admin = info
+                        .members
+                        .iter()
+                        .any(|x| x.phone == acc.phone && (x.is_admin || x.is_super_admin));
+                    if !input_allowed(kind, &info, admin) {
+                        return Ok(Some((super::flows::plain_text(tr(l, Key::GroupAdminOnly)), true)));
+                    }
+                }
+                Err(e) => return Ok(Some((super::flows::plain_text(&wa_error_text(l, &e)), true))),
+            }
             let name = group_name(app, c, &acc, &g).await;
             ask_input(bot, app, c, Pending::new(acc.id, kind, Some(g), name), mid).await;
         }

@@ -134,6 +134,8 @@ pub enum Key {
     ReconnectingAfterStop,
     NoticeOperatorPausedJobs,
     JobNowState,
+    GroupNotAdminNote,
+    GroupAdminOnly,
 }
 
 /// A one-off text in both languages, for messages too specific for the [`Key`] table
@@ -265,6 +267,8 @@ fn id(key: Key) -> &'static str {
         ReconnectingAfterStop => "🔌 Menyambungkan <b>{phone}</b> lagi…",
         NoticeOperatorPausedJobs => "⏸ Operator menjeda pekerjaan massal akun <b>{phone}</b>. Lanjutkan dengan tombol «▶️ Lanjutkan» pada pesan kemajuan pekerjaan itu bila perlu.",
         JobNowState => "Pekerjaan ini sekarang {state}.",
+        GroupNotAdminNote => "ℹ️ Akun ini bukan admin grup ini: tautan undangan, anggota, dan pengaturan grup hanya bisa diubah admin.",
+        GroupAdminOnly => "⛔ Hanya admin grup yang bisa melakukan ini, dan akun ini bukan admin grup tersebut.",
         NoticeRestored => "✅ Akses Anda ke bot ini <b>dipulihkan</b> oleh operator. Kirim /menu untuk melanjutkan.",
     }
 }
@@ -372,6 +376,8 @@ fn en(key: Key) -> &'static str {
         ReconnectingAfterStop => "🔌 Connecting <b>{phone}</b> again…",
         NoticeOperatorPausedJobs => "⏸ The operator paused the bulk jobs of your account <b>{phone}</b>. Resume one with «▶️ Resume» on its progress message if you need to.",
         JobNowState => "This job is now {state}.",
+        GroupNotAdminNote => "ℹ️ This account is not an admin of this group: the invite link, the members and the group's settings are for admins only.",
+        GroupAdminOnly => "⛔ Only the group's admins can do this, and this account is not one of them.",
         NoticeRestored => "✅ The operator <b>restored</b> your access to this bot. Send /menu to carry on.",
     }
 }
