@@ -449,6 +449,23 @@ mod tests {
     }
 
     #[test]
+    fn asking_the_wait_counts_no_request() {
+        let live = LiveMap::default();
+        let limits = PairLimits {
+            cooldown: Duration::from_secs(30),
+            per_hour: 5,
+        };
+        let u = TelegramId::new(1).unwrap();
+        let p = PhoneNumber::from_digits("6281234560001").unwrap();
+        assert!(live.pair_wait(u, &p, limits).is_zero());
+        assert!(live.pair_wait(u, &p, limits).is_zero(), "a question is not a request");
+        assert!(live.pair_request(u, &p, limits).is_ok());
+        let wait = live.pair_wait(u, &p, limits);
+        assert!(wait > Duration::from_secs(25), "{wait:?}");
+        assert!(live.pair_request(u, &p, limits).unwrap_err() >= wait - Duration::from_secs(1));
+    }
+
+    #[test]
     fn a_strangers_requests_do_not_use_up_the_owners_allowance() {
         let live = LiveMap::default();
         let limits = PairLimits {

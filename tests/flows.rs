@@ -130,9 +130,20 @@ async fn a_group_left_since_the_list_says_so_with_a_way_back() {
 
     let mark = bot.tg.mark();
     bot.tg.push_callback(A, old.message_id, &data);
-    let r = bot.tg.wait_for_text_to_after(mark, A, "tidak lagi menjadi anggota", WAIT).await;
-    assert!(!r.text.contains("@g.us") && !r.text.contains("not a member"), "{}", r.text);
-    assert!(r.button_data("Daftar grup").is_some(), "a way back to the list: {:?}", r.buttons());
+    let r = bot
+        .tg
+        .wait_for_text_to_after(mark, A, "tidak lagi menjadi anggota", WAIT)
+        .await;
+    assert!(
+        !r.text.contains("@g.us") && !r.text.contains("not a member"),
+        "{}",
+        r.text
+    );
+    assert!(
+        r.button_data("Daftar grup").is_some(),
+        "a way back to the list: {:?}",
+        r.buttons()
+    );
     bot.stop().await;
 }
 
@@ -163,7 +174,11 @@ async fn the_owner_reconnects_after_the_operator_disconnected() {
     bot.press(ADMIN, "Ya");
     let notice = bot.tg.wait_for_text_to_after(mark, A, "memutus sesi", WAIT).await;
     assert!(!notice.text.contains("dimulai ulang"), "{}", notice.text);
-    assert!(notice.button_data("Sambungkan lagi").is_some(), "{:?}", notice.buttons());
+    assert!(
+        notice.button_data("Sambungkan lagi").is_some(),
+        "{:?}",
+        notice.buttons()
+    );
     let page = bot.say(A, "/status", "Status").await;
     assert!(page.button_data("Sambungkan lagi").is_some(), "{:?}", page.buttons());
     let r = bot.tap(A, "Sambungkan lagi", "Menyambungkan").await;
@@ -180,7 +195,10 @@ async fn message_until(bot: &TestBot, chat: i64, mid: i64, want: &str) -> fake_t
         if let Some(m) = m.filter(|m| m.text.contains(want)) {
             return m;
         }
-        assert!(tokio::time::Instant::now() < deadline, "message {mid} never showed {want:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "message {mid} never showed {want:?}"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
@@ -194,7 +212,10 @@ async fn the_owner_resumes_a_job_the_operator_paused() {
     let admin = ADMIN.to_string();
     let bot = TestBot::start(&[("TGWA_ADMIN_IDS", &admin), ("TGWA_JOB_ITEM_DELAY_MS", "100")]).await;
     bot.pair(A, A_PHONE).await;
-    let list = (0..100).map(|i| format!("62859{:07}7", i)).collect::<Vec<_>>().join("\n");
+    let list = (0..100)
+        .map(|i| format!("62859{:07}7", i))
+        .collect::<Vec<_>>()
+        .join("\n");
     bot.broadcast_preview(A, "Promo", &list).await;
     let progress = bot.tap(A, "Mulai", "berjalan").await;
     let deadline = tokio::time::Instant::now() + WAIT;
@@ -204,7 +225,8 @@ async fn the_owner_resumes_a_job_the_operator_paused() {
     }
     bot.say(ADMIN, &format!("/admin {A}"), "cocok dengan").await;
     bot.tap(ADMIN, "1701", "Riwayat").await;
-    bot.tap(ADMIN, "Jeda semua pekerjaan", "Jeda semua pekerjaan yang berjalan").await;
+    bot.tap(ADMIN, "Jeda semua pekerjaan", "Jeda semua pekerjaan yang berjalan")
+        .await;
     let mark = bot.tg.mark();
     bot.press(ADMIN, "Ya");
     let notice = bot.tg.wait_for_text_to_after(mark, A, "Operator menjeda", WAIT).await;
@@ -267,8 +289,19 @@ async fn admin_only_group_actions_are_not_offered_to_a_member() {
     bot.say(b, &link, "Mulai pekerjaan ini").await;
     bot.tap(b, "Mulai", "Laporan pekerjaan").await;
     let page = open_group(&bot, b, "Arisan RT 7").await;
-    for admin_only in ["Tambah", "Keluarkan", "Jadikan admin", "Cabut admin", "Tautan undangan", "Cabut tautan"] {
-        assert!(page.button_data(admin_only).is_none(), "{admin_only}: {:?}", page.buttons());
+    for admin_only in [
+        "Tambah",
+        "Keluarkan",
+        "Jadikan admin",
+        "Cabut admin",
+        "Tautan undangan",
+        "Cabut tautan",
+    ] {
+        assert!(
+            page.button_data(admin_only).is_none(),
+            "{admin_only}: {:?}",
+            page.buttons()
+        );
     }
     assert!(page.text.contains("bukan admin"), "{}", page.text);
     assert!(page.button_data("👤 Anggota").is_some(), "{:?}", page.buttons());
@@ -284,7 +317,10 @@ async fn admin_only_group_actions_are_not_offered_to_a_member() {
     assert_eq!(acc.get(), b_id);
     let mark = bot.tg.mark();
     let ans = bot
-        .callback(b, &tgwa::bot::callback::Cb::GroupInput(acc, g, tgwa::bot::callback::InputKind::AddMembers))
+        .callback(
+            b,
+            &tgwa::bot::callback::Cb::GroupInput(acc, g, tgwa::bot::callback::InputKind::AddMembers),
+        )
         .await;
     assert_eq!(ans["show_alert"], true, "{ans}");
     assert!(ans["text"].as_str().unwrap_or("").contains("admin"), "{ans}");

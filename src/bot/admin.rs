@@ -318,7 +318,11 @@ async fn tell_owner_reconnect<R: Req>(bot: &R, app: &App, a: &Account) {
         Ok(Some(u)) => Lang::from_code(&u.language),
         _ => Lang::Id,
     };
-    let text = super::i18n::tr_with(lang, Key::NoticeOperatorDisconnected, &[("phone", &esc(&a.phone.to_string()))]);
+    let text = super::i18n::tr_with(
+        lang,
+        Key::NoticeOperatorDisconnected,
+        &[("phone", &esc(&a.phone.to_string()))],
+    );
     let kb = InlineKeyboardMarkup::new(vec![vec![teloxide::types::InlineKeyboardButton::callback(
         tr(lang, Key::BtnReconnectAfterStop),
         app.codec().encode(owner, &Cb::Reconnect(a.id)),

@@ -215,7 +215,15 @@ pub(crate) async fn show_progress<R: Req>(bot: &R, app: &App, owner: TelegramId,
         _ => Lang::Id,
     };
     let (t, kb) = progress_view(app, owner, lang, account, job, &p);
-    edit_or_send(bot, app.manager(), ChatId(p.chat_id), Some(MessageId(mid as i32)), &t, kb).await;
+    edit_or_send(
+        bot,
+        app.manager(),
+        ChatId(p.chat_id),
+        Some(MessageId(mid as i32)),
+        &t,
+        kb,
+    )
+    .await;
 }
 
 fn state_word(l: Lang, s: JobState) -> String {
