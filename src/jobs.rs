@@ -526,6 +526,21 @@ impl Jobs {
         .map(|_| ())
     }
 
+    /// Pauses a running job for the operator: the owner sees it paused "by the operator"
+    /// and may resume it.
+    pub async fn pause_by_operator(&self, owner: TelegramId, account: AccountId, job: JobId) -> Result<(), JobError> {
+        self.set_state(
+            owner,
+            account,
+            job,
+            &[JobState::Running],
+            JobState::Paused,
+            Some("operator"),
+        )
+        .await
+        .map(|_| ())
+    }
+
     /// Resumes a paused job.
     pub async fn resume(&self, owner: TelegramId, account: AccountId, job: JobId) -> Result<(), JobError> {
         let acc = self

@@ -321,6 +321,32 @@ impl LiveMap {
         tokio::time::timeout(bound, all).await.is_ok()
     }
 
+    /// How long `owner` must wait before asking for a code for `phone`, without counting
+    /// a request (zero: now). The «🔄 Kode baru» button asks this before it ends the code on
+    /// screen, so a refused request leaves that code valid.
+    pub(crate) fn pair_wait(&self, owner: TelegramId, phone: &PhoneNumber, limits: PairLimits) -> Duration {
+        let now = Instant::now();
+        let hour = Duration::from_secs(3600);
+        let r = self.requests.lock().unwrap_or_else(|e| e.into_inner());
+        let wait_of = |q: Option<&VecDeque<Instant>>| -> Duration {
+            let recent: Vec<Instant> = q
+                .map(|q| q.iter().copied().filter(|t| now.duration_since(*t) < hour).collect())
+                .unwrap_or_default();
+            let mut wait = Duration::ZERO;
+            if let Some(last) = recent.last() {
+                wait = wait.max(limits.cooldown.saturating_sub(now.duration_since(*last)));
+            }
+            if limits.per_hour > 0 && recent.len() >= limits.per_hour {
+                if let Some(first) = recent.get(recent.len() - limits.per_hour) {
+                    wait = wait.max(hour.saturating_sub(now.duration_since(*first)));
+                }
+            }
+            wait
+        };
+        let key = (owner, phone.digits().to_string());
+        wait_of(r.by_user.get(&owner)).max(wait_of(r.by_phone.get(&key)))
+    }
+
     /// Records a pairing-code request by `owner` for `phone`, or says how long to wait when
     /// either is over its cooldown or hourly cap. Nothing is recorded when refused.
     pub(crate) fn pair_request(
@@ -420,6 +446,23 @@ mod tests {
         assert!(live.pair_request(u, &p, limits).is_ok());
         let wait = live.pair_request(u, &p, limits).unwrap_err();
         assert!(wait > Duration::from_secs(3500), "{wait:?}");
+    }
+
+    #[test]
+    fn asking_the_wait_counts_no_request() {
+        let live = LiveMap::default();
+        let limits = PairLimits {
+            cooldown: Duration::from_secs(30),
+            per_hour: 5,
+        };
+        let u = TelegramId::new(1).unwrap();
+        let p = PhoneNumber::from_digits("6281234560001").unwrap();
+        assert!(live.pair_wait(u, &p, limits).is_zero());
+        assert!(live.pair_wait(u, &p, limits).is_zero(), "a question is not a request");
+        assert!(live.pair_request(u, &p, limits).is_ok());
+        let wait = live.pair_wait(u, &p, limits);
+        assert!(wait > Duration::from_secs(25), "{wait:?}");
+        assert!(live.pair_request(u, &p, limits).unwrap_err() >= wait - Duration::from_secs(1));
     }
 
     #[test]

@@ -253,6 +253,11 @@ impl AccountManager {
         }
     }
 
+    /// How long `owner` must wait before a new code for `phone` may be asked (zero: now).
+    pub fn pair_cooldown_left(&self, owner: TelegramId, phone: &PhoneNumber) -> Duration {
+        self.inner.live.pair_wait(owner, phone, self.pair_limits())
+    }
+
     /// True once for a pairing that was cancelled because another user asked for its number.
     pub fn pairing_taken_over(&self, id: AccountId) -> bool {
         self.inner.live.take_taken_over(id)

@@ -128,7 +128,7 @@ pub(crate) async fn callback<R: Req>(
             t2(
                 l,
                 &format!(
-                    "🔌 Putuskan sesi WhatsApp {} (pemilik {})? Pemilik akan diberi tahu. Akun tersambung lagi saat bot dimulai ulang.",
+                    "🔌 Putuskan sesi WhatsApp {} (pemilik {})? Pemilik akan diberi tahu dan dapat menyambungkannya lagi.",
                     a.phone.masked(),
                     a.telegram_id
                 ),
@@ -186,6 +186,12 @@ pub(crate) async fn callback<R: Req>(
                 let action = if suspend { "admin_suspend" } else { "admin_restore" };
                 m.audit(Some(c.tid), Some(id), action, format!("user {t}")).await?;
                 info!(telegram_id = %t, admin = %c.tid, suspend, "operator changed a user's suspension");
+                let key = if suspend {
+                    Key::NoticeSuspended
+                } else {
+                    Key::NoticeRestored
+                };
+                tell_owner(bot, app, &a, tr(Lang::Id, key), tr(Lang::En, key)).await;
             }
             account_page(app, c, &a).await?
         }
@@ -209,8 +215,11 @@ pub(crate) async fn callback<R: Req>(
             let owner = a.telegram_id;
             let mut paused = 0usize;
             for (job, _, p) in app.jobs().list(owner, id).await? {
-                if p.state == crate::jobs::JobState::Running && app.jobs().pause(owner, id, job).await.is_ok() {
+                if p.state == crate::jobs::JobState::Running && app.jobs().pause_by_operator(owner, id, job).await.is_ok()
+                {
                     paused += 1;
+                    // The owner's progress message shows it paused, with Resume and Cancel.
+                    super::jobs_ui::show_progress(bot, app, owner, id, job).await;
                 }
             }
             if paused > 0 {
@@ -218,14 +227,8 @@ pub(crate) async fn callback<R: Req>(
                 m.audit(Some(c.tid), Some(id), "admin_pause_jobs", format!("owner {owner}, {paused} paused"))
                     .await?;
                 info!(account_id = %id, admin = %c.tid, paused, "operator paused an account's jobs");
-                tell_owner(
-                    bot,
-                    app,
-                    &a,
-                    "⏸ Operator menjeda pekerjaan massal akun {phone}. Lanjutkan dari halaman pekerjaan bila perlu.",
-                    "⏸ The operator paused the bulk jobs of your account {phone}. Resume them from the job's page if you need to.",
-                )
-                .await;
+                let key = Key::NoticeOperatorPausedJobs;
+                tell_owner(bot, app, &a, tr(Lang::Id, key), tr(Lang::En, key)).await;
             }
             let (text, kb) = account_page(app, c, &a).await?;
             edit_or_send(bot, m, c.chat, mid, &text, Some(kb)).await;
@@ -243,14 +246,7 @@ pub(crate) async fn callback<R: Req>(
             m.audit(Some(c.tid), Some(id), "admin_disconnect", format!("owner {}", a.telegram_id))
                 .await?;
             info!(account_id = %id, admin = %c.tid, "operator disconnected an account");
-            tell_owner(
-                bot,
-                app,
-                &a,
-                "ℹ️ Operator memutus sesi WhatsApp akun {phone}. Akun tetap terdaftar dan tersambung lagi saat bot dimulai ulang.",
-                "ℹ️ The operator disconnected the WhatsApp session of your account {phone}. It stays registered and connects again when the bot restarts.",
-            )
-            .await;
+            tell_owner_reconnect(bot, app, &a).await;
             let a = m.get(id).await?.unwrap_or(a);
             account_page(app, c, &a).await?
         }
@@ -310,6 +306,28 @@ async fn tell_owner<R: Req>(bot: &R, app: &App, a: &Account, id_text: &str, en_t
     };
     let text = t2(lang, id_text, en_text).replace("{phone}", &esc(&a.phone.to_string()));
     send_html(bot, m, ChatId(owner.get()), &text, None).await;
+    m.invalidate(owner);
+}
+
+/// Tells the owner the operator disconnected their account, with the button that connects
+/// it again (the owner's choice; nothing else would before a restart).
+async fn tell_owner_reconnect<R: Req>(bot: &R, app: &App, a: &Account) {
+    let m = app.manager();
+    let owner = a.telegram_id;
+    let lang = match m.with_master(move |c| account::user(c, owner)).await {
+        Ok(Some(u)) => Lang::from_code(&u.language),
+        _ => Lang::Id,
+    };
+    let text = super::i18n::tr_with(
+        lang,
+        Key::NoticeOperatorDisconnected,
+        &[("phone", &esc(&a.phone.to_string()))],
+    );
+    let kb = InlineKeyboardMarkup::new(vec![vec![teloxide::types::InlineKeyboardButton::callback(
+        tr(lang, Key::BtnReconnectAfterStop),
+        app.codec().encode(owner, &Cb::Reconnect(a.id)),
+    )]]);
+    send_html(bot, m, ChatId(owner.get()), &text, Some(kb)).await;
     m.invalidate(owner);
 }
 

@@ -121,7 +121,15 @@ async fn message<R: Req>(bot: &R, msg: &Message, app: &App, c: &Caller) -> anyho
         }
         return command(bot, app, c, &cmd, arg).await;
     }
-    if !c.has_account() || c.ctx.user.suspended {
+    if c.ctx.user.suspended {
+        return deny(bot, app, c).await;
+    }
+    // The number `/pair` or `/qr` asked for: open to users without an account, as the
+    // commands are.
+    if let Some(qr) = app.take_pair_prompt(c.tid) {
+        return pair(bot, app, c, text, qr, None).await;
+    }
+    if !c.has_account() {
         return deny(bot, app, c).await;
     }
     // A reply to a forwarded WhatsApp message answers that chat.
@@ -148,7 +156,14 @@ async fn message<R: Req>(bot: &R, msg: &Message, app: &App, c: &Caller) -> anyho
 }
 
 async fn deny<R: Req>(bot: &R, app: &App, c: &Caller) -> anyhow::Result<()> {
-    send_html(bot, app.manager(), c.chat, tr(c.lang, Key::AccessDenied), None).await;
+    // A suspended user has an account (or had one): telling them to `/pair` would send them
+    // into another refusal.
+    let key = if c.ctx.user.suspended {
+        Key::Suspended
+    } else {
+        Key::AccessDenied
+    };
+    send_html(bot, app.manager(), c.chat, tr(c.lang, key), None).await;
     Ok(())
 }
 
@@ -445,7 +460,7 @@ async fn callback<R: Req>(
     if c.ctx.user.suspended {
         m.audit(Some(c.tid), None, "refused_suspended", format!("{cb:?}"))
             .await?;
-        return Ok(Some((plain_text(tr(l, Key::AccessDenied)), true)));
+        return Ok(Some((plain_text(tr(l, Key::Suspended)), true)));
     }
     if !c.has_account() && !open_callback(&cb) {
         return Ok(Some((plain_text(tr(l, Key::AccessDenied)), true)));
@@ -516,6 +531,9 @@ async fn callback<R: Req>(
             Err(e) => return Err(e.into()),
         },
         (Cb::Reconnect(_), Some(a)) => {
+            // A session opened elsewhere stays in the live map, stopped; one the operator
+            // disconnected is gone from it, and no other device is knocked out.
+            let elsewhere = m.live_status_unchecked(a.id).is_some();
             match m.reconnect(c.tid, a.id).await {
                 Ok(()) => {}
                 Err(PairError::Account(AccountError::WrongState(_))) => {
@@ -523,7 +541,12 @@ async fn callback<R: Req>(
                 }
                 Err(e) => return Err(e.into()),
             }
-            let t = tr_with(l, Key::Reconnecting, &[("phone", &a.phone.to_string())]);
+            let key = if elsewhere {
+                Key::Reconnecting
+            } else {
+                Key::ReconnectingAfterStop
+            };
+            let t = tr_with(l, key, &[("phone", &a.phone.to_string())]);
             edit_or_send(bot, m, c.chat, mid, &t, Some(back_to_menu(app, c))).await;
         }
         (Cb::Logout(_), Some(a)) => {
@@ -582,6 +605,12 @@ async fn callback<R: Req>(
             edit_or_send(bot, m, c.chat, msg.map(|x| x.1).or(mid), &t, Some(kb)).await;
         }
         (Cb::PairNew(phone), _) => {
+            // The cooldown first: a refused request must not end the code still on screen.
+            let wait = m.pair_cooldown_left(c.tid, &phone);
+            if !wait.is_zero() {
+                let t = tr_with(l, Key::PairCooldown, &[("wait", &super::i18n::duration(wait))]);
+                return Ok(Some((plain_text(&t), true)));
+            }
             // A running pairing of the same number is replaced by a fresh one.
             if let Some(old) = c
                 .ctx
@@ -660,6 +689,7 @@ pub(crate) async fn pair<R: Req>(
     let m = app.manager();
     if arg.is_empty() {
         let key = if qr { Key::QrUsage } else { Key::PairUsage };
+        app.set_pair_prompt(c.tid, qr);
         send_html(bot, m, c.chat, tr(l, key), None).await;
         return Ok(());
     }

@@ -74,8 +74,10 @@ pub(crate) fn wa_error_text(lang: Lang, e: &WaError) -> String {
         ),
         WaError::Banned { .. } => ("nomor ini diblokir oleh WhatsApp", "WhatsApp banned this number"),
     };
+    // WhatsApp's own detail is English and technical: it goes to the log, not to the user.
+    tracing::debug!(error = %e, "WhatsApp refused");
     let base = if lang == Lang::En { en } else { id };
-    format!("{base} ({})", esc(&e.to_string()))
+    base.to_string()
 }
 
 /// `/groups` and the Groups button: page 0 of the list.
@@ -254,6 +256,16 @@ async fn group_page<R: Req>(
     };
     let info = match s.group_info(gid).await {
         Ok(i) => i,
+        // A list shown before the account left (or was removed) still offers the group.
+        Err(WaError::NotFound(_)) => {
+            let t = tr_with(l, Key::NotInGroup, &[("phone", &acc.phone.to_string())]);
+            let kb = InlineKeyboardMarkup::new(vec![vec![
+                btn(app, c, tr(l, Key::BtnGroupList), Cb::Groups(acc.id, 0)),
+                btn(app, c, tr(l, Key::BtnMenu), Cb::Menu),
+            ]]);
+            edit_or_send(bot, app.manager(), c.chat, edit, &t, Some(kb)).await;
+            return Ok(());
+        }
         Err(e) => {
             edit_or_send(
                 bot,
@@ -290,36 +302,48 @@ async fn group_page<R: Req>(
         t2(l, "hanya admin yang bisa mengubah info", "only admins can edit info"),
         info.description.as_deref().map(esc).unwrap_or_default(),
     );
+    let text = if admin {
+        text
+    } else {
+        format!("{text}\n\n{}", tr(l, Key::GroupNotAdminNote))
+    };
     let a = acc.id;
     let g = gid.clone();
-    let mut rows = vec![vec![
-        btn(
-            app,
-            c,
-            &t2(l, "🔗 Tautan undangan", "🔗 Invite link"),
-            Cb::GroupLink(a, g.clone()),
-        ),
-        btn(
-            app,
-            c,
-            &t2(l, "♻️ Cabut tautan", "♻️ Revoke link"),
-            Cb::GroupRevoke(a, g.clone()),
-        ),
-    ]];
-    rows.push(vec![
-        btn(
-            app,
-            c,
-            &t2(l, "👤 Anggota", "👤 Members"),
-            Cb::GroupMembers(a, g.clone()),
-        ),
-        btn(
+    let mut rows = Vec::new();
+    // WhatsApp lets only admins share the link, manage members and change the settings
+    // (and edit the info when locked, send when announce-only): a member is not offered
+    // what would only fail, and the page says why.
+    if admin {
+        rows.push(vec![
+            btn(
+                app,
+                c,
+                &t2(l, "🔗 Tautan undangan", "🔗 Invite link"),
+                Cb::GroupLink(a, g.clone()),
+            ),
+            btn(
+                app,
+                c,
+                &t2(l, "♻️ Cabut tautan", "♻️ Revoke link"),
+                Cb::GroupRevoke(a, g.clone()),
+            ),
+        ]);
+    }
+    let mut second = vec![btn(
+        app,
+        c,
+        &t2(l, "👤 Anggota", "👤 Members"),
+        Cb::GroupMembers(a, g.clone()),
+    )];
+    if input_allowed(InputKind::SendGroup, &info, admin) {
+        second.push(btn(
             app,
             c,
             &t2(l, "✉️ Kirim pesan", "✉️ Send message"),
             Cb::GroupInput(a, g.clone(), InputKind::SendGroup),
-        ),
-    ]);
+        ));
+    }
+    rows.push(second);
     // Buttons that ask for text about this group, two to a row.
     let inputs = [
         ("➕ Tambah", "➕ Add", InputKind::AddMembers),
@@ -329,27 +353,33 @@ async fn group_page<R: Req>(
         ("✏️ Ganti nama", "✏️ Rename", InputKind::Rename),
         ("📝 Deskripsi", "📝 Description", InputKind::Describe),
     ];
-    for pair in inputs.chunks(2) {
+    let offered: Vec<_> = inputs
+        .iter()
+        .filter(|(_, _, kind)| input_allowed(*kind, &info, admin))
+        .collect();
+    for pair in offered.chunks(2) {
         rows.push(
             pair.iter()
                 .map(|(id, en, kind)| btn(app, c, &t2(l, id, en), Cb::GroupInput(a, g.clone(), *kind)))
                 .collect(),
         );
     }
-    rows.push(vec![
-        btn(
-            app,
-            c,
-            &format!("📣 {}", yes_no(!info.announce)),
-            Cb::GroupAnnounce(a, g.clone(), !info.announce),
-        ),
-        btn(
-            app,
-            c,
-            &format!("🔒 {}", yes_no(!info.locked)),
-            Cb::GroupLock(a, g.clone(), !info.locked),
-        ),
-    ]);
+    if admin {
+        rows.push(vec![
+            btn(
+                app,
+                c,
+                &format!("📣 {}", yes_no(!info.announce)),
+                Cb::GroupAnnounce(a, g.clone(), !info.announce),
+            ),
+            btn(
+                app,
+                c,
+                &format!("🔒 {}", yes_no(!info.locked)),
+                Cb::GroupLock(a, g.clone(), !info.locked),
+            ),
+        ]);
+    }
     rows.push(vec![
         btn(app, c, &t2(l, "🚪 Keluar", "🚪 Leave"), Cb::GroupLeave(a, g.clone())),
         btn(app, c, tr(l, Key::BtnBack), Cb::Groups(a, 0)),
@@ -364,6 +394,20 @@ async fn group_page<R: Req>(
     )
     .await;
     Ok(())
+}
+
+/// True when the account may do `kind` in a group described by `info`: WhatsApp refuses the
+/// member actions to anyone but an admin, the info edits when the group is locked, and sending
+/// when it is announce-only.
+fn input_allowed(kind: InputKind, info: &crate::wa::GroupInfo, admin: bool) -> bool {
+    use InputKind::*;
+    admin
+        || match kind {
+            AddMembers | RemoveMembers | PromoteMembers | DemoteMembers => false,
+            Rename | Describe => !info.locked,
+            SendGroup => !info.announce,
+            _ => true,
+        }
 }
 
 /// What a prompt asks for, naming its action and target (`target` is already the group's
@@ -603,6 +647,22 @@ pub(crate) async fn account_callback<R: Req>(
             group_page(bot, app, c, &acc, g, mid).await?;
         }
         Cb::GroupInput(_, g, kind) => {
+            // An old page may offer what the account may no longer do: refuse before asking.
+            let Some(s) = session(bot, app, c, &acc).await else {
+                return Ok(None);
+            };
+            match s.group_info(&g).await {
+                Ok(info) => {
+                    let admin = info
+                        .members
+                        .iter()
+                        .any(|x| x.phone == acc.phone && (x.is_admin || x.is_super_admin));
+                    if !input_allowed(kind, &info, admin) {
+                        return Ok(Some((super::flows::plain_text(tr(l, Key::GroupAdminOnly)), true)));
+                    }
+                }
+                Err(e) => return Ok(Some((super::flows::plain_text(&wa_error_text(l, &e)), true))),
+            }
             let name = group_name(app, c, &acc, &g).await;
             ask_input(bot, app, c, Pending::new(acc.id, kind, Some(g), name), mid).await;
         }
@@ -976,6 +1036,10 @@ pub(crate) async fn pending_input<R: Req>(
             match s.send_text(&ChatTarget::Phone(phone.clone()), rest.trim()).await {
                 Ok(_) => {
                     reply(t2(l, "✅ Terkirim ke {p}.", "✅ Sent to {p}.").replace("{p}", &phone.to_string())).await
+                }
+                // A number is "not found" when it has no WhatsApp, not because of any group.
+                Err(WaError::NotFound(_)) => {
+                    reply(tr_with(l, Key::NotOnWhatsApp, &[("phone", &phone.to_string())])).await
                 }
                 Err(e) => reply(wa_error_text(l, &e)).await,
             };

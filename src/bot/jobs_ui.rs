@@ -188,7 +188,51 @@ pub(crate) async fn job_button<R: Req>(
             }
             Ok(Some((ack, false)))
         }
+        // A button from before a change the owner did not make (the operator paused the
+        // job, it finished): the message is brought up to date instead of an error.
+        Err(JobError::WrongState(_)) => match jobs.progress(c.tid, acc.id, job).await {
+            Ok(p) => {
+                let (t, kb) = progress_view(app, c.tid, l, acc.id, job, &p);
+                edit_or_send(bot, app.manager(), c.chat, mid, &t, kb).await;
+                let now = tr_with(l, Key::JobNowState, &[("state", &state_word(l, p.state))]);
+                Ok(Some((now, false)))
+            }
+            Err(e) => Ok(Some((plain_text(&job_error_text(l, &e)), true))),
+        },
         Err(e) => Ok(Some((plain_text(&job_error_text(l, &e)), true))),
+    }
+}
+
+/// Edits the owner's progress message of `job` to its current state (after a change made by
+/// someone else: the operator).
+pub(crate) async fn show_progress<R: Req>(bot: &R, app: &App, owner: TelegramId, account: AccountId, job: JobId) {
+    let Ok(p) = app.jobs().progress(owner, account, job).await else {
+        return;
+    };
+    let Some(mid) = p.message_id else { return };
+    let lang = match app.manager().with_master(move |c| crate::account::user(c, owner)).await {
+        Ok(Some(u)) => Lang::from_code(&u.language),
+        _ => Lang::Id,
+    };
+    let (t, kb) = progress_view(app, owner, lang, account, job, &p);
+    edit_or_send(
+        bot,
+        app.manager(),
+        ChatId(p.chat_id),
+        Some(MessageId(mid as i32)),
+        &t,
+        kb,
+    )
+    .await;
+}
+
+fn state_word(l: Lang, s: JobState) -> String {
+    match s {
+        JobState::Draft => t2(l, "menunggu konfirmasi", "waiting for confirmation"),
+        JobState::Running => t2(l, "berjalan", "running"),
+        JobState::Paused => t2(l, "dijeda", "paused"),
+        JobState::Cancelled => t2(l, "dibatalkan", "cancelled"),
+        JobState::Done => t2(l, "selesai", "finished"),
     }
 }
 
@@ -208,13 +252,7 @@ fn progress_view(
     p: &JobProgress,
 ) -> (String, Option<InlineKeyboardMarkup>) {
     let finished = p.done + p.failed + p.unknown;
-    let state = match p.state {
-        JobState::Draft => t2(l, "menunggu konfirmasi", "waiting for confirmation"),
-        JobState::Running => t2(l, "berjalan", "running"),
-        JobState::Paused => t2(l, "dijeda", "paused"),
-        JobState::Cancelled => t2(l, "dibatalkan", "cancelled"),
-        JobState::Done => t2(l, "selesai", "finished"),
-    };
+    let state = state_word(l, p.state);
     let mut text = format!(
         "⚙️ <b>{} #{}</b> — {state}\n<code>{}</code> {}/{}\n✅ {}  ❌ {}",
         t2(l, "Pekerjaan", "Job"),
@@ -280,6 +318,11 @@ fn pause_reason_text(l: Lang, r: &str) -> String {
             "the account is logged out or banned; link it again, then resume",
         ),
         "paused by owner" | "owner" => t2(l, "dijeda oleh pemilik", "paused by the owner"),
+        "operator" => t2(
+            l,
+            "dijeda oleh operator bot; lanjutkan bila perlu",
+            "paused by the bot's operator; resume it if you need to",
+        ),
         "account removed" => t2(l, "akun dihapus", "the account was removed"),
         "account logged out" => t2(l, "akun logout", "the account was logged out"),
         "account paired again" => t2(l, "akun dipasangkan ulang", "the account was paired again"),

@@ -96,6 +96,9 @@ struct AppInner {
     pairing_msgs: Mutex<HashMap<(TelegramId, AccountId), (ChatId, MessageId)>>,
     /// The photo message showing the current QR, per owner and account. Cleared likewise.
     qr_msgs: Mutex<HashMap<(TelegramId, AccountId), (ChatId, MessageId)>>,
+    /// Users whose next text is the number `/pair` or `/qr` (sent alone) asked for; true
+    /// for `/qr`. Ended like a prompt, by any other command or button.
+    pair_prompts: Mutex<HashMap<TelegramId, bool>>,
     /// The bulk job engine.
     jobs: Jobs,
     /// The operators' announcements to every user.
@@ -122,6 +125,7 @@ impl App {
                 pending: Mutex::new(HashMap::new()),
                 pairing_msgs: Mutex::new(HashMap::new()),
                 qr_msgs: Mutex::new(HashMap::new()),
+                pair_prompts: Mutex::new(HashMap::new()),
                 jobs,
                 announcements,
                 inbox,
@@ -184,7 +188,22 @@ impl App {
 
     /// Ends `tid`'s prompt, if any; true when one was waiting.
     pub(crate) fn clear_pending(&self, tid: TelegramId) -> bool {
-        self.pending_map().remove(&tid).is_some()
+        let asked_number = self.take_pair_prompt(tid).is_some();
+        self.pending_map().remove(&tid).is_some() || asked_number
+    }
+
+    /// Waits for `tid`'s number after `/pair` (or `/qr` when `qr`) was sent alone.
+    pub(crate) fn set_pair_prompt(&self, tid: TelegramId, qr: bool) {
+        self.pair_prompt_map().insert(tid, qr);
+    }
+
+    /// The number prompt waiting for `tid`, removed: `Some(qr)`.
+    pub(crate) fn take_pair_prompt(&self, tid: TelegramId) -> Option<bool> {
+        self.pair_prompt_map().remove(&tid)
+    }
+
+    fn pair_prompt_map(&self) -> std::sync::MutexGuard<'_, HashMap<TelegramId, bool>> {
+        self.inner.pair_prompts.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// How long a prompt waits (`TGWA_PROMPT_TIMEOUT_SECS`).
