@@ -114,6 +114,12 @@ pub enum Notice {
         account: AccountId,
         phone: PhoneNumber,
     },
+    /// Logged in again at the owner's request («Sambungkan lagi»).
+    Resumed {
+        owner: TelegramId,
+        account: AccountId,
+        phone: PhoneNumber,
+    },
     /// Back online after an outage of `after`.
     Reconnected {
         owner: TelegramId,

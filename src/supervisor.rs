@@ -52,6 +52,9 @@ pub fn jid_digits(jid: &str) -> &str {
 enum Mode {
     /// Restoring a paired account.
     Restore,
+    /// Restoring at the owner's request (after another client took the session or the
+    /// operator disconnected it): the owner pressed a button and waits to hear it worked.
+    Reconnect,
     /// A new pairing; `repair_from` when the row existed before (logged out / unpaired).
     Pair {
         repair_from: Option<AccountStatus>,
@@ -309,7 +312,7 @@ impl AccountManager {
         };
         let (session, events) = self.inner.backend.start(spec).await?;
         let initial = match mode {
-            Mode::Restore => LiveState::Connecting,
+            Mode::Restore | Mode::Reconnect => LiveState::Connecting,
             Mode::Pair { .. } => LiveState::Pairing,
         };
         let (status_tx, status_rx) = watch::channel(LiveStatus::new(initial, None));
@@ -380,7 +383,7 @@ impl AccountManager {
         self.stop_session(id).await;
         self.set_status(id, AccountStatus::Active, None, None).await?;
         self.audit(Some(owner), Some(id), "reconnect", String::new()).await?;
-        self.launch(acc, Mode::Restore).await?;
+        self.launch(acc, Mode::Reconnect).await?;
         Ok(())
     }
 
@@ -566,7 +569,7 @@ impl Supervisor {
     async fn run(mut self, mut events: EventRx, mut stop: watch::Receiver<bool>) {
         let deadline = match self.mode {
             Mode::Pair { deadline, .. } => Some(tokio::time::Instant::now() + deadline),
-            Mode::Restore => None,
+            Mode::Restore | Mode::Reconnect => None,
         };
         loop {
             let pairing = matches!(self.mode, Mode::Pair { .. });
@@ -692,6 +695,15 @@ impl Supervisor {
                 if matches!(self.mode, Mode::Pair { .. }) {
                     // Connected to the server but not yet paired: keep waiting for the code.
                     return true;
+                }
+                if matches!(self.mode, Mode::Reconnect) {
+                    // The owner asked for this login; it is news once, then a plain session.
+                    self.mode = Mode::Restore;
+                    m.notify(Notice::Resumed {
+                        owner,
+                        account: id,
+                        phone: phone.clone(),
+                    });
                 }
                 // Only an outage the owner was told about earns a "connected again"; a
                 // routine stream recycle comes and goes unannounced.

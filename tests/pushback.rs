@@ -230,7 +230,12 @@ async fn a_replaced_session_tells_its_owner_once_and_is_not_fought_for() {
     assert_eq!(bot.account_row(phone).unwrap().2, "active");
     // The owner takes the session back from the notice's button; it stays (the simulated
     // other device replaces it only once).
+    let mark = bot.tg.mark();
     bot.tap(U, "Sambungkan lagi", "Menyambungkan").await;
+    // Told once the session is back, with the way on.
+    bot.tg
+        .wait_for_text_to_after(mark, U, "terhubung lagi di bot ini", WAIT)
+        .await;
     bot.say(U, "/menu", "terhubung").await;
     // The notice became the "connecting" message; no second one came.
     assert_eq!(told(&bot, U, "dibuka oleh klien lain"), 0);

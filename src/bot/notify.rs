@@ -173,6 +173,17 @@ async fn deliver<R: Req>(bot: &R, app: &App, n: Notice) {
             )]]);
             send_html(bot, m, ChatId(owner.get()), &t, Some(kb)).await;
         }
+        Notice::Resumed { owner, phone, .. } => {
+            let Some(lang) = recipient(app, owner).await else {
+                return;
+            };
+            let t = tr_with(lang, Key::NoticeResumed, &[("phone", &phone.to_string())]);
+            let kb = InlineKeyboardMarkup::new(vec![vec![InlineKeyboardButton::callback(
+                tr(lang, Key::BtnMenu),
+                app.codec().encode(owner, &Cb::Menu),
+            )]]);
+            send_html(bot, m, ChatId(owner.get()), &t, Some(kb)).await;
+        }
         Notice::Reconnected {
             owner, phone, after, ..
         } => {
