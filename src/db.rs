@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -233,6 +234,9 @@ struct PoolCacheInner {
     map: Mutex<LruMap>,
     /// One timer thread shared by every pool (r2d2 would start three per pool otherwise).
     threads: Arc<ScheduledThreadPool>,
+    /// Pools opened and closed since start: churn past the capacity shows here first.
+    opened: AtomicU64,
+    closed: AtomicU64,
 }
 
 #[derive(Default)]
@@ -254,8 +258,18 @@ impl PoolCache {
                         .thread_name_pattern("sqlite-pool-{}")
                         .build(),
                 ),
+                opened: AtomicU64::new(0),
+                closed: AtomicU64::new(0),
             }),
         }
+    }
+
+    /// `(opened, closed)`: pools opened and closed (evicted or dropped for a move) so far.
+    pub fn churn(&self) -> (u64, u64) {
+        (
+            self.inner.opened.load(Ordering::Relaxed),
+            self.inner.closed.load(Ordering::Relaxed),
+        )
     }
 
     /// The pool for `path`, opened (and migrated) on first use. Blocking.
@@ -271,15 +285,22 @@ impl PoolCache {
         }
         // Opened outside the lock: another account's request must not wait on this file.
         let pool = open_pool(path, schema, 2, Some(self.inner.threads.clone()))?;
+        self.inner.opened.fetch_add(1, Ordering::Relaxed);
         let mut m = self.inner.map.lock().unwrap_or_else(|e| e.into_inner());
         m.tick += 1;
         let tick = m.tick;
-        let pool = m.pools.entry(path.to_path_buf()).or_insert((pool, tick)).0.clone();
+        let entry = m.pools.entry(path.to_path_buf());
+        if matches!(entry, std::collections::hash_map::Entry::Occupied(_)) {
+            // Another request opened it meanwhile; this copy is dropped.
+            self.inner.closed.fetch_add(1, Ordering::Relaxed);
+        }
+        let pool = entry.or_insert((pool, tick)).0.clone();
         while m.pools.len() > self.inner.capacity {
             let oldest = m.pools.iter().min_by_key(|(_, (_, t))| *t).map(|(p, _)| p.clone());
             match oldest {
                 Some(p) => {
                     m.pools.remove(&p);
+                    self.inner.closed.fetch_add(1, Ordering::Relaxed);
                 }
                 None => break,
             }
@@ -305,7 +326,9 @@ impl PoolCache {
     /// Closes the pool of `path` (before its file is moved away).
     pub fn evict(&self, path: &Path) {
         let mut m = self.inner.map.lock().unwrap_or_else(|e| e.into_inner());
-        m.pools.remove(path);
+        if m.pools.remove(path).is_some() {
+            self.inner.closed.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// How many pools are open now.
@@ -528,6 +551,12 @@ mod tests {
             assert!(cache.len() <= 3);
         }
         assert_eq!(cache.len(), 3);
+        // Ten opened, seven evicted; a hit opens nothing.
+        assert_eq!(cache.churn(), (10, 7));
+        cache.get_blocking(&dir.path().join("9.db"), Schema::Account).unwrap();
+        assert_eq!(cache.churn(), (10, 7));
+        cache.evict(&dir.path().join("9.db"));
+        assert_eq!(cache.churn(), (10, 8));
     }
 
     #[test]

@@ -360,6 +360,7 @@ async fn metrics(State(st): State<HttpState>) -> Response {
     if let Some(age) = st.heartbeat.age() {
         crate::metrics::set_poll_age(age);
     }
+    crate::metrics::set_pools(st.manager.pools().len(), st.manager.pools().churn());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render()).into_response()
 }
 

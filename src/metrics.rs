@@ -15,6 +15,9 @@
 //! | `tgwa_telegram_errors_total` | counter | `kind`: blocked, retry_after, network, api, other |
 //! | `tgwa_update_seconds` | histogram | |
 //! | `tgwa_telegram_last_poll_age_seconds` | gauge, set at each scrape | |
+//! | `tgwa_sqlite_pools_open` | gauge, set at each scrape | |
+//! | `tgwa_sqlite_pools_opened_total` | counter, set at each scrape | |
+//! | `tgwa_sqlite_pools_closed_total` | counter, set at each scrape | |
 //!
 //! Beside the counters, a small in-memory ring of the last hour's error timestamps per source
 //! (Telegram, WhatsApp) feeds the `/admin` overview ([`errors_last_hour`]).
@@ -58,6 +61,9 @@ fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
     describe_gauge!("tgwa_accounts", "Accounts in the master database by status");
     describe_gauge!("tgwa_sessions_connected", "WhatsApp sessions connected now");
+    describe_gauge!("tgwa_sqlite_pools_open", "Per-account SQLite pools open now");
+    describe_counter!("tgwa_sqlite_pools_opened_total", "Per-account SQLite pools opened");
+    describe_counter!("tgwa_sqlite_pools_closed_total", "Per-account SQLite pools closed");
     describe_counter!("tgwa_reconnects_total", "WhatsApp sessions back online after an outage");
     describe_counter!(
         "tgwa_messages_received_total",
@@ -94,6 +100,14 @@ pub fn set_accounts(counts: &[(String, u64)]) {
 /// Sets `tgwa_sessions_connected`.
 pub fn set_connected(n: usize) {
     metrics::gauge!("tgwa_sessions_connected").set(n as f64);
+}
+
+/// Sets the SQLite pool cache's figures: pools open now, opened and closed since start (a
+/// closed count that climbs with the opened one means `TGWA_POOL_CACHE_SIZE` is too small).
+pub fn set_pools(open: usize, (opened, closed): (u64, u64)) {
+    metrics::gauge!("tgwa_sqlite_pools_open").set(open as f64);
+    metrics::counter!("tgwa_sqlite_pools_opened_total").absolute(opened);
+    metrics::counter!("tgwa_sqlite_pools_closed_total").absolute(closed);
 }
 
 /// Sets `tgwa_telegram_last_poll_age_seconds`.

@@ -498,6 +498,9 @@ async fn metrics_parse_and_account_gauges_match_the_cli() {
     }
     assert_eq!(value("tgwa_accounts", "status=\"active\""), 2.0);
     assert_eq!(value("tgwa_sessions_connected", ""), 2.0);
+    // The pool cache: every open account's pool counted, and opened at least once.
+    assert!(value("tgwa_sqlite_pools_open", "") >= 2.0);
+    assert!(value("tgwa_sqlite_pools_opened_total", "") >= value("tgwa_sqlite_pools_open", ""));
     // Counters are per process (other tests here add to them): at least what this test did.
     assert!(value("tgwa_pair_code_requests_total", "") >= 3.0);
     assert!(value("tgwa_pair_outcomes_total", "outcome=\"paired\"") >= 3.0);

@@ -10,21 +10,37 @@ use tgwa::manager::AccountManager;
 use tgwa::supervisor::Notice;
 
 /// Pairs every `(owner, phone)` (32 at a time) and waits until all are linked; returns their
-/// account IDs in the order pairing finished. Takes the manager's notices.
+/// account IDs in the order pairing finished. Takes the manager's notices. A user pairs one
+/// number at a time, so an owner with several accounts has them linked one round each.
 pub async fn pair_all(m: &AccountManager, accounts: Vec<(TelegramId, PhoneNumber)>) -> Vec<AccountId> {
     let mut notices = m.take_notices().expect("notices not taken yet");
-    let n = accounts.len();
-    futures::stream::iter(accounts)
-        .for_each_concurrent(32, |(owner, phone)| async move {
-            m.start_pairing(owner, phone).await.expect("pairing starts");
-        })
-        .await;
-    let mut ids = Vec::with_capacity(n);
-    while ids.len() < n {
-        match tokio::time::timeout(Duration::from_secs(60), notices.recv()).await {
-            Ok(Some(Notice::Paired { account, .. })) => ids.push(account),
-            Ok(Some(_)) => {}
-            other => panic!("pairing stalled at {}/{n}: {other:?}", ids.len()),
+    let mut rounds: Vec<Vec<(TelegramId, PhoneNumber)>> = Vec::new();
+    let mut seen = std::collections::HashMap::new();
+    for (owner, phone) in accounts {
+        let round = seen.entry(owner).and_modify(|r| *r += 1).or_insert(0usize);
+        if rounds.len() <= *round {
+            rounds.push(Vec::new());
+        }
+        rounds[*round].push((owner, phone));
+    }
+    let mut ids = Vec::new();
+    for round in rounds {
+        let n = round.len();
+        futures::stream::iter(round)
+            .for_each_concurrent(32, |(owner, phone)| async move {
+                m.start_pairing(owner, phone).await.expect("pairing starts");
+            })
+            .await;
+        let mut linked = 0;
+        while linked < n {
+            match tokio::time::timeout(Duration::from_secs(60), notices.recv()).await {
+                Ok(Some(Notice::Paired { account, .. })) => {
+                    ids.push(account);
+                    linked += 1;
+                }
+                Ok(Some(_)) => {}
+                other => panic!("pairing stalled at {linked}/{n}: {other:?}"),
+            }
         }
     }
     ids
