@@ -344,7 +344,9 @@ impl Jobs {
         let cancelled = self
             .db(acc, move |c| {
                 let ids: Vec<(i64, i64)> = c
-                    .prepare("SELECT id, telegram_id FROM jobs WHERE state IN ('draft', 'running', 'paused', 'scheduled')")?
+                    .prepare(
+                        "SELECT id, telegram_id FROM jobs WHERE state IN ('draft', 'running', 'paused', 'scheduled')",
+                    )?
                     .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
                     .collect::<Result<_, _>>()?;
                 c.execute(
@@ -584,7 +586,12 @@ impl Jobs {
 
     /// Cancels a job that has not finished; items not yet run stay unrun.
     pub async fn cancel(&self, owner: TelegramId, account: AccountId, job: JobId) -> Result<(), JobError> {
-        let from = &[JobState::Draft, JobState::Running, JobState::Paused, JobState::Scheduled];
+        let from = &[
+            JobState::Draft,
+            JobState::Running,
+            JobState::Paused,
+            JobState::Scheduled,
+        ];
         let acc = self
             .set_state(owner, account, job, from, JobState::Cancelled, None)
             .await?;
@@ -1808,7 +1815,13 @@ pub struct ScheduledJob {
 
 impl Jobs {
     /// Schedules a draft (or moves a scheduled job) to start at `run_at` (Unix seconds, UTC).
-    pub async fn schedule(&self, owner: TelegramId, account: AccountId, job: JobId, run_at: i64) -> Result<(), JobError> {
+    pub async fn schedule(
+        &self,
+        owner: TelegramId,
+        account: AccountId,
+        job: JobId,
+        run_at: i64,
+    ) -> Result<(), JobError> {
         let acc = self.inner.manager.account_of(owner, account).await?;
         let res = self
             .db(&acc, move |c| {
@@ -1865,7 +1878,9 @@ impl Jobs {
             for row in rows {
                 let (id, params, run_at, total) = row?;
                 // A job whose parameters no longer read cannot run; it is not offered either.
-                let Ok(kind) = serde_json::from_str(&params) else { continue };
+                let Ok(kind) = serde_json::from_str(&params) else {
+                    continue;
+                };
                 out.push(ScheduledJob {
                     id: JobId(id),
                     kind,
@@ -1917,10 +1932,11 @@ impl Jobs {
             }
             let rows = self
                 .db(&acc, |c| {
-                    Ok(c
-                        .prepare("SELECT id, run_at FROM jobs WHERE state = 'scheduled' AND run_at IS NOT NULL")?
-                        .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?
-                        .collect::<Result<Vec<_>, _>>()?)
+                    Ok(
+                        c.prepare("SELECT id, run_at FROM jobs WHERE state = 'scheduled' AND run_at IS NOT NULL")?
+                            .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?
+                            .collect::<Result<Vec<_>, _>>()?,
+                    )
                 })
                 .await;
             match rows {
@@ -1969,13 +1985,18 @@ impl Jobs {
     /// Starts a scheduled job whose time has come: one guarded update (only while it is still
     /// scheduled for `run_at`), so it starts once however often this is called; then its
     /// worker and its owner are told. `late`: its time passed while the process was down.
-    pub async fn start_scheduled(&self, account: AccountId, job: JobId, run_at: i64, late: bool) {
+    /// An account that cannot work now is the worker's to handle (it pauses the job and says
+    /// why). Returns `false` when the databases could not be read: the entry is put back, to
+    /// be tried again.
+    pub async fn start_scheduled(&self, account: AccountId, job: JobId, run_at: i64, late: bool) -> bool {
         let acc = match self.inner.manager.get(account).await {
-            Ok(Some(a)) if a.status == AccountStatus::Active => a,
-            Ok(_) => return,
+            Ok(Some(a)) if a.status != AccountStatus::Removed => a,
+            // A removed account's jobs were cancelled with it.
+            Ok(_) => return true,
             Err(e) => {
                 warn!(account_id = %account, error = %e, "could not read a scheduled job's account");
-                return;
+                self.put_back(account, job, run_at);
+                return false;
             }
         };
         let started = self
@@ -1997,20 +2018,29 @@ impl Jobs {
             .await;
         let owner = match started {
             Ok(Some(o)) => o,
-            Ok(None) => return,
+            // Cancelled, started by hand or moved to another time meanwhile.
+            Ok(None) => return true,
+            Err(JobError::NotFound) => return true,
             Err(e) => {
                 warn!(account_id = %account, job = job.get(), error = %e, "could not start a scheduled job");
-                return;
+                self.put_back(account, job, run_at);
+                return false;
             }
         };
         info!(account_id = %account, job = job.get(), late, "scheduled job started");
         self.wake(&acc);
         let (Ok(owner), Some(obs)) = (TelegramId::new(owner), self.observer()) else {
-            return;
+            return true;
         };
         if let Ok(Some((_, p))) = self.db(&acc, move |c| read_progress(c, job)).await {
             obs.started_on_schedule(owner, account, job, &p, run_at, late).await;
         }
+        true
+    }
+
+    fn put_back(&self, account: AccountId, job: JobId, run_at: i64) {
+        let mut idx = self.inner.schedule.lock().unwrap_or_else(|e| e.into_inner());
+        idx.insert((run_at, account, job.0));
     }
 }
 
@@ -2049,17 +2079,20 @@ pub fn personalise(text: &str, name: Option<&str>) -> String {
     while let Some(open) = rest.find('{') {
         out.push_str(&rest[..open]);
         let after = &rest[open + 1..];
-        let field = after.find(['{', '}']).filter(|i| after.as_bytes()[*i] == b'}').and_then(|close| {
-            let inner = &after[..close];
-            let (key, fallback) = match inner.split_once('|') {
-                Some((k, f)) if !f.contains('|') => (k, Some(f)),
-                Some(_) => return None,
-                None => (inner, None),
-            };
-            FIELDS
-                .contains(&key.trim().to_lowercase().as_str())
-                .then(|| (close, fallback))
-        });
+        let field = after
+            .find(['{', '}'])
+            .filter(|i| after.as_bytes()[*i] == b'}')
+            .and_then(|close| {
+                let inner = &after[..close];
+                let (key, fallback) = match inner.split_once('|') {
+                    Some((k, f)) if !f.contains('|') => (k, Some(f)),
+                    Some(_) => return None,
+                    None => (inner, None),
+                };
+                FIELDS
+                    .contains(&key.trim().to_lowercase().as_str())
+                    .then_some((close, fallback))
+            });
         match field {
             Some((close, fallback)) => {
                 out.push_str(name.as_deref().or(fallback).unwrap_or(""));
@@ -2097,7 +2130,10 @@ mod personal_tests {
         // A name cannot make a variation of its own.
         assert_eq!(personalise("Halo {nama}", Some("{A|B}")), "Halo AB");
         // Other braces are left for the variations.
-        assert_eq!(personalise("{hari ini|besok} {kota}", Some("X")), "{hari ini|besok} {kota}");
+        assert_eq!(
+            personalise("{hari ini|besok} {kota}", Some("X")),
+            "{hari ini|besok} {kota}"
+        );
         let mut rng = rand::thread_rng();
         for _ in 0..50 {
             let out = render(text, &item_input("6281234567890", Some("Budi")), &mut rng);

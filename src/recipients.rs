@@ -45,10 +45,7 @@ pub fn parse(text: &str, default_cc: &str) -> (Vec<(PhoneNumber, Option<String>)
             }
             continue;
         }
-        let parsed: Vec<Option<PhoneNumber>> = fields
-            .iter()
-            .map(|f| PhoneNumber::parse(f, default_cc).ok())
-            .collect();
+        let parsed: Vec<Option<PhoneNumber>> = fields.iter().map(|f| PhoneNumber::parse(f, default_cc).ok()).collect();
         match parsed.as_slice() {
             // Every piece a number (or one piece): a list of numbers, as always.
             all if all.iter().all(Option::is_some) || fields.len() == 1 => {

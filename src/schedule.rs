@@ -178,7 +178,12 @@ fn date_part<'a>(words: &'a [&'a str], today: NaiveDate) -> Result<(NaiveDate, &
 /// all. A day and month without a year is the next such day from `today`.
 fn parse_date(s: &str, today: NaiveDate) -> Result<Option<NaiveDate>, WhenError> {
     let parts: Vec<&str> = s.split(['/', '-', '.']).collect();
-    if parts.len() < 2 || parts.len() > 3 || !parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())) {
+    if parts.len() < 2
+        || parts.len() > 3
+        || !parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+    {
         return Ok(None);
     }
     // `14.30` is a time, not the 14th of a 30th month.
@@ -226,12 +231,16 @@ pub fn show(at: i64, tz: FixedOffset, english: bool) -> String {
     let (days, months): (&[&str; 7], &[&str; 12]) = if english {
         (
             &["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"],
-            &["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"],
+            &[
+                "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+            ],
         )
     } else {
         (
             &["Sen", "Sel", "Rab", "Kam", "Jum", "Sab", "Min"],
-            &["Jan", "Feb", "Mar", "Apr", "Mei", "Jun", "Jul", "Agu", "Sep", "Okt", "Nov", "Des"],
+            &[
+                "Jan", "Feb", "Mar", "Apr", "Mei", "Jun", "Jul", "Agu", "Sep", "Okt", "Nov", "Des",
+            ],
         )
     };
     let zone = match tz.local_minus_utc() {
@@ -255,6 +264,9 @@ pub fn show(at: i64, tz: FixedOffset, english: bool) -> String {
 /// forward (or a suspended machine) is noticed within this, so a job starts within a minute
 /// of its time. Each look is in memory only.
 const MAX_SLEEP: Duration = Duration::from_secs(30);
+
+/// How long a start that failed on its database waits before it is tried again.
+const RETRY_AFTER: Duration = Duration::from_secs(5);
 
 /// The scheduler: waits for `ready` (the start-up logins), loads every account's scheduled
 /// jobs, then starts each at its time until `shutdown`. Jobs whose time passed while the
@@ -281,13 +293,16 @@ pub async fn run(jobs: Jobs, clock: Clock, mut ready: watch::Receiver<bool>, mut
         tokio::pin!(notified);
         notified.as_mut().enable();
         let now = clock.now();
+        let mut failed = false;
         for (account, job, run_at) in jobs.take_due(now) {
-            jobs.start_scheduled(account, job, run_at, run_at < started).await;
+            failed |= !jobs.start_scheduled(account, job, run_at, run_at < started).await;
         }
         let wait = match jobs.next_run_at() {
             Some(at) => Duration::from_secs((at - clock.now()).max(0) as u64).min(MAX_SLEEP),
             None => MAX_SLEEP,
         };
+        // A job put back after a database error is tried again a little later, not at once.
+        let wait = if failed { wait.max(RETRY_AFTER) } else { wait };
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = &mut notified => {}

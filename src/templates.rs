@@ -33,29 +33,31 @@ pub enum TemplateError {
 
 /// The account's templates, by name.
 pub fn list(c: &Connection) -> Result<Vec<Template>, DbError> {
-    Ok(c
-        .prepare("SELECT id, name, text FROM templates ORDER BY name COLLATE NOCASE, id")?
-        .query_map([], |r| {
-            Ok(Template {
-                id: r.get(0)?,
-                name: r.get(1)?,
-                text: r.get(2)?,
-            })
-        })?
-        .collect::<Result<_, _>>()?)
+    Ok(
+        c.prepare("SELECT id, name, text FROM templates ORDER BY name COLLATE NOCASE, id")?
+            .query_map([], |r| {
+                Ok(Template {
+                    id: r.get(0)?,
+                    name: r.get(1)?,
+                    text: r.get(2)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?,
+    )
 }
 
 /// One template.
 pub fn get(c: &Connection, id: i64) -> Result<Option<Template>, DbError> {
-    Ok(c
-        .query_row("SELECT id, name, text FROM templates WHERE id = ?1", [id], |r| {
+    Ok(
+        c.query_row("SELECT id, name, text FROM templates WHERE id = ?1", [id], |r| {
             Ok(Template {
                 id: r.get(0)?,
                 name: r.get(1)?,
                 text: r.get(2)?,
             })
         })
-        .optional()?)
+        .optional()?,
+    )
 }
 
 /// Saves `text` under `name`; a template of the same name is replaced. Returns its ID.
@@ -102,7 +104,10 @@ mod tests {
         let b = save(&c, "arisan", "Kumpul besok").unwrap().unwrap();
         assert_eq!(save(&c, "Promo", "Halo lagi").unwrap(), Ok(a), "same name: replaced");
         let all = list(&c).unwrap();
-        assert_eq!(all.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), ["arisan", "Promo"]);
+        assert_eq!(
+            all.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(),
+            ["arisan", "Promo"]
+        );
         assert_eq!(get(&c, a).unwrap().unwrap().text, "Halo lagi");
         assert_eq!(save(&c, "  ", "x").unwrap(), Err(TemplateError::EmptyName));
         assert_eq!(save(&c, &"x".repeat(41), "x").unwrap(), Err(TemplateError::NameTooLong));
@@ -139,13 +144,19 @@ mod tests {
         .unwrap();
         crate::db::migrate(&mut c, crate::db::Schema::Account).unwrap();
         let row: (String, i64, i64, Option<i64>) = c
-            .query_row("SELECT state, telegram_id, generation, run_at FROM jobs WHERE id = 1", [], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-            })
+            .query_row(
+                "SELECT state, telegram_id, generation, run_at FROM jobs WHERE id = 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
             .unwrap();
         assert_eq!(row, ("paused".into(), 7, 4, None));
         let items: i64 = c
-            .query_row("SELECT COUNT(*) FROM job_items JOIN jobs ON jobs.id = job_items.job_id", [], |r| r.get(0))
+            .query_row(
+                "SELECT COUNT(*) FROM job_items JOIN jobs ON jobs.id = job_items.job_id",
+                [],
+                |r| r.get(0),
+            )
             .unwrap();
         assert_eq!(items, 1, "the items kept their job");
         c.execute("UPDATE jobs SET state = 'scheduled', run_at = 100 WHERE id = 1", [])

@@ -56,8 +56,9 @@ fn bot_data(bot: &TestBot, user: i64, phone: &str) -> PathBuf {
 
 /// `(id, state)` of every job of the account.
 fn job_states(bot: &TestBot, user: i64, phone: &str) -> Vec<(i64, String)> {
-    let c = rusqlite::Connection::open_with_flags(bot_data(bot, user, phone), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .unwrap();
+    let c =
+        rusqlite::Connection::open_with_flags(bot_data(bot, user, phone), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
     let mut st = c.prepare("SELECT id, state FROM jobs ORDER BY id").unwrap();
     st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
         .unwrap()
@@ -81,7 +82,11 @@ async fn a_scheduled_broadcast_starts_on_time_once_across_a_restart_and_a_cancel
     // Job 1: five numbers, scheduled two minutes ahead after two refused answers.
     bot.broadcast_preview(U, "Jadwal A", &numbers(5)).await;
     let ask = bot.tap(U, "Jadwalkan", "Kapan pekerjaan #1").await;
-    assert!(ask.text.contains("besok 08:00") && ask.text.contains("WIB"), "{}", ask.text);
+    assert!(
+        ask.text.contains("besok 08:00") && ask.text.contains("WIB"),
+        "{}",
+        ask.text
+    );
     let again = bot.say(U, "kapan-kapan", "tidak dikenali").await;
     assert!(again.text.contains("Senin 09:30"), "the examples again: {}", again.text);
     bot.say(U, "hari ini 09:00", "sudah lewat").await;
@@ -113,7 +118,9 @@ async fn a_scheduled_broadcast_starts_on_time_once_across_a_restart_and_a_cancel
         .wait_for_text_to_after(mark, U, "Pekerjaan terjadwal #1 dimulai", WAIT)
         .await;
     assert!(!started.text.contains("terlewat"), "on time: {}", started.text);
-    bot.tg.wait_for_text_to_after(mark, U, "Laporan pekerjaan #1", WAIT).await;
+    bot.tg
+        .wait_for_text_to_after(mark, U, "Laporan pekerjaan #1", WAIT)
+        .await;
     let sent = sent_by(&bot, phone);
     let mut per: HashMap<&str, usize> = HashMap::new();
     for (to, text) in &sent {
@@ -153,7 +160,9 @@ async fn a_job_missed_while_the_bot_was_down_starts_at_start_up_and_says_so() {
     let bot = TestBot::start_with_clock(tg, dir, extra, Some(clock.clone())).await;
     let notice = bot.tg.wait_for_text_to_after(mark, U, "terlewat", WAIT).await;
     assert!(notice.text.contains("Sen 07 Des 2026 10:01 WIB"), "{}", notice.text);
-    bot.tg.wait_for_text_to_after(mark, U, "Laporan pekerjaan #1", WAIT).await;
+    bot.tg
+        .wait_for_text_to_after(mark, U, "Laporan pekerjaan #1", WAIT)
+        .await;
     let sent = sent_by(&bot, phone);
     assert_eq!(sent.len(), 3, "{sent:?}");
     assert!(sent.iter().all(|(_, t)| t == "Terlewat"));
@@ -193,7 +202,9 @@ async fn every_recipient_of_a_named_list_gets_their_own_name_and_the_rest_the_fa
     assert!(own[0].1.contains(" Nama0, promo "), "{own:?}");
 
     bot.tap(U, "Mulai", "berjalan").await;
-    bot.tg.wait_for_text_to(U, "Laporan pekerjaan", Duration::from_secs(60)).await;
+    bot.tg
+        .wait_for_text_to(U, "Laporan pekerjaan", Duration::from_secs(60))
+        .await;
     let sent: Vec<_> = sent_by(&bot, phone).into_iter().filter(|(to, _)| to != phone).collect();
     assert_eq!(sent.len(), 50, "{sent:?}");
     let mut seen = std::collections::HashSet::new();
@@ -233,10 +244,18 @@ async fn templates_and_scheduling_in_english_with_a_way_back_from_every_screen()
     assert!(ask.button_data("Use a template").is_some(), "{:?}", ask.buttons());
     bot.say(U, "Hello {name|friend}!", "Send it where").await;
     let mark = bot.tg.mark();
-    bot.tg
-        .push_document(U, "list.csv", b"phone,name\n081234500011,Ann\n081234500022,\n".to_vec(), None);
+    bot.tg.push_document(
+        U,
+        "list.csv",
+        b"phone,name\n081234500011,Ann\n081234500022,\n".to_vec(),
+        None,
+    );
     let preview = bot.tg.wait_for_text_to_after(mark, U, "Start this job?", WAIT).await;
-    assert!(preview.text.contains("Hello Ann!") && preview.text.contains("Hello friend!"), "{}", preview.text);
+    assert!(
+        preview.text.contains("Hello Ann!") && preview.text.contains("Hello friend!"),
+        "{}",
+        preview.text
+    );
     bot.tap(U, "Save as template", "Type a name").await;
     bot.say(U, "Promo", "Template «Promo» saved").await;
 
@@ -250,11 +269,17 @@ async fn templates_and_scheduling_in_english_with_a_way_back_from_every_screen()
     let preview = bot.tg.wait_for_text_to_after(mark, U, "Start this job?", WAIT).await;
     assert!(preview.text.contains("Hello Bob!"), "{}", preview.text);
     bot.tap(U, "Schedule", "When should job #2 start").await;
-    bot.say(U, "tomorrow 08:00", "Scheduled: Tue 08 Dec 2026 08:00 WIB").await;
+    bot.say(U, "tomorrow 08:00", "Scheduled: Tue 08 Dec 2026 08:00 WIB")
+        .await;
     let listed = bot.tap(U, "⏰ Scheduled", "Scheduled</b>").await;
-    assert!(listed.text.contains("#2") && listed.text.contains("Tue 08 Dec 2026 08:00 WIB"), "{}", listed.text);
+    assert!(
+        listed.text.contains("#2") && listed.text.contains("Tue 08 Dec 2026 08:00 WIB"),
+        "{}",
+        listed.text
+    );
     bot.tap(U, "#2 Change time", "When should job #2 start").await;
-    bot.say(U, "Wednesday 09:30", "Scheduled: Wed 09 Dec 2026 09:30 WIB").await;
+    bot.say(U, "Wednesday 09:30", "Scheduled: Wed 09 Dec 2026 09:30 WIB")
+        .await;
     assert_eq!(
         job_states(&bot, U, phone),
         vec![(1, "draft".to_string()), (2, "scheduled".to_string())]

@@ -141,15 +141,35 @@ pub(crate) async fn propose<R: Req>(
     let mut rows = vec![vec![
         btn(app, c, &t2(l, "▶️ Mulai", "▶️ Start"), Cb::JobStart(acc.id, id.get())),
         // --- sched ---
-        btn(app, c, &t2(l, "⏰ Jadwalkan", "⏰ Schedule"), Cb::JobSchedule(acc.id, id.get())),
+        btn(
+            app,
+            c,
+            &t2(l, "⏰ Jadwalkan", "⏰ Schedule"),
+            Cb::JobSchedule(acc.id, id.get()),
+        ),
     ]];
     if broadcast {
         rows.push(vec![
-            btn(app, c, &t2(l, "🧪 Kirim tes", "🧪 Send a test"), Cb::JobTest(acc.id, id.get())),
-            btn(app, c, &t2(l, "💾 Simpan template", "💾 Save as template"), Cb::TemplateSave(acc.id, id.get())),
+            btn(
+                app,
+                c,
+                &t2(l, "🧪 Kirim tes", "🧪 Send a test"),
+                Cb::JobTest(acc.id, id.get()),
+            ),
+            btn(
+                app,
+                c,
+                &t2(l, "💾 Simpan template", "💾 Save as template"),
+                Cb::TemplateSave(acc.id, id.get()),
+            ),
         ]);
     }
-    rows.push(vec![btn(app, c, tr(l, Key::BtnCancel), Cb::JobCancel(acc.id, id.get()))]);
+    rows.push(vec![btn(
+        app,
+        c,
+        tr(l, Key::BtnCancel),
+        Cb::JobCancel(acc.id, id.get()),
+    )]);
     let kb = InlineKeyboardMarkup::new(rows);
     edit_or_send(bot, m, c.chat, edit, &text, Some(kb)).await;
     Ok(())
@@ -324,11 +344,20 @@ pub(crate) fn progress_view(
         // --- sched ---
         JobState::Scheduled => Some(InlineKeyboardMarkup::new(vec![
             vec![
-                c(t2(l, "✏️ Ubah waktu", "✏️ Change time"), Cb::JobSchedule(account, job.get())),
-                c(t2(l, "▶️ Mulai sekarang", "▶️ Start now"), Cb::JobStart(account, job.get())),
+                c(
+                    t2(l, "✏️ Ubah waktu", "✏️ Change time"),
+                    Cb::JobSchedule(account, job.get()),
+                ),
+                c(
+                    t2(l, "▶️ Mulai sekarang", "▶️ Start now"),
+                    Cb::JobStart(account, job.get()),
+                ),
             ],
             vec![
-                c(t2(l, "✖️ Batalkan jadwal", "✖️ Cancel schedule"), Cb::JobCancel(account, job.get())),
+                c(
+                    t2(l, "✖️ Batalkan jadwal", "✖️ Cancel schedule"),
+                    Cb::JobCancel(account, job.get()),
+                ),
                 c(t2(l, "⏰ Terjadwal", "⏰ Scheduled"), Cb::Scheduled(account)),
             ],
         ])),

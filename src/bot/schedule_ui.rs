@@ -120,7 +120,11 @@ pub(crate) async fn time_input<R: Req>(
                     "«{x}» tidak dikenali sebagai waktu.",
                     "«{x}» is not a time this bot understands.",
                 ),
-                WhenError::Invalid => t2(l, "Tanggal atau jam «{x}» tidak ada.", "There is no such date or time as «{x}»."),
+                WhenError::Invalid => t2(
+                    l,
+                    "Tanggal atau jam «{x}» tidak ada.",
+                    "There is no such date or time as «{x}».",
+                ),
                 WhenError::Past => t2(
                     l,
                     "«{x}» sudah lewat (sekarang {now}); pilih waktu yang akan datang.",

@@ -163,7 +163,15 @@ async fn list<R: Req>(
         btn(app, c, &t2(l, "⬅️ Pesan", "⬅️ Messages"), Cb::Messages(acc.id)),
         btn(app, c, tr(l, Key::BtnMenu), Cb::Menu),
     ]);
-    edit_or_send(bot, app.manager(), c.chat, mid, &text, Some(InlineKeyboardMarkup::new(rows))).await;
+    edit_or_send(
+        bot,
+        app.manager(),
+        c.chat,
+        mid,
+        &text,
+        Some(InlineKeyboardMarkup::new(rows)),
+    )
+    .await;
     Ok(())
 }
 
