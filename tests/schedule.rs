@@ -293,3 +293,39 @@ async fn templates_and_scheduling_in_english_with_a_way_back_from_every_screen()
     bot.tap(U, "⬅️ Messages", "Messages</b>").await;
     bot.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_started_just_before_a_crash_runs_once_and_is_not_started_again() {
+    const U: i64 = 9_300_005;
+    let phone = "6281234590055";
+    let clock = Clock::starting_at(monday_ten());
+    let bot = start(&clock).await;
+    bot.pair(U, phone).await;
+    bot.broadcast_preview(U, "Sekali saja", &numbers(4)).await;
+    bot.tap(U, "Jadwalkan", "Kapan pekerjaan").await;
+    bot.say(U, "10:01", "Dijadwalkan").await;
+    let data = bot_data(&bot, U, phone);
+    let (tg, dir, extra) = bot.stop().await;
+    // What the scheduler's one guarded update leaves when the process dies right after it:
+    // the job running, its time passed, nothing sent yet.
+    rusqlite::Connection::open(&data)
+        .unwrap()
+        .execute(
+            "UPDATE jobs SET state = 'running' WHERE id = 1 AND state = 'scheduled'",
+            [],
+        )
+        .unwrap();
+    clock.advance(Duration::from_secs(600));
+    let mark = tg.mark();
+    let bot = TestBot::start_with_clock(tg, dir, extra, Some(clock.clone())).await;
+    bot.tg
+        .wait_for_text_to_after(mark, U, "Laporan pekerjaan #1", WAIT)
+        .await;
+    let sent = sent_by(&bot, phone);
+    assert_eq!(sent.len(), 4, "once each: {sent:?}");
+    // The engine resumed it; the scheduler did not start it a second time.
+    let texts: Vec<String> = bot.tg.sent_to(U).into_iter().map(|m| m.text).collect();
+    assert!(!texts.iter().any(|t| t.contains("terlewat")), "{texts:?}");
+    assert_eq!(job_states(&bot, U, phone), vec![(1, "done".to_string())]);
+    bot.stop().await;
+}
