@@ -1,8 +1,8 @@
 //! Recipient lists for a broadcast: numbers, each with an optional name for `{nama}`.
 //!
-//! A line is `0812…`, `0812…,Budi`, `0812…;Budi` or `0812…<TAB>Budi`; a spreadsheet's CSV with
-//! a header row (`nomor,nama`, `name;phone`, …) is read by its columns. A line of several
-//! numbers (`0812…, 0813…`) is still several recipients, as before names existed.
+//! A line is `0812…`, `0812…,Budi`, `0812…;Budi`, `0812…<TAB>Budi` or `0812… Budi`; a
+//! spreadsheet's CSV with a header row (`nomor,nama`, `name;phone`, …) is read by its columns.
+//! A line of several //! numbers (`0812…, 0813…`) is still several recipients, as before names existed.
 
 use std::collections::BTreeSet;
 
@@ -44,6 +44,13 @@ pub fn parse(text: &str, default_cc: &str) -> (Vec<(PhoneNumber, Option<String>)
                 Err(_) => bad.push(line.chars().take(40).collect()),
             }
             continue;
+        }
+        // `0812-3456-7890 Budi Santoso`: a number, a space, then a name.
+        if let [only] = fields.as_slice() {
+            if let Some((p, name)) = spaced_name(only, default_cc) {
+                add(p, Some(name));
+                continue;
+            }
         }
         let parsed: Vec<Option<PhoneNumber>> = fields.iter().map(|f| PhoneNumber::parse(f, default_cc).ok()).collect();
         match parsed.as_slice() {
@@ -98,6 +105,18 @@ fn split(line: &str) -> Vec<String> {
         out.pop();
     }
     out
+}
+
+/// A number followed by a name after a space, when the whole is no number.
+fn spaced_name(field: &str, default_cc: &str) -> Option<(PhoneNumber, String)> {
+    if PhoneNumber::parse(field, default_cc).is_ok() {
+        return None;
+    }
+    let at = field.find(|c: char| c.is_alphabetic())?;
+    let (num, name) = field.split_at(at);
+    let p = PhoneNumber::parse(num.trim(), default_cc).ok()?;
+    let name = clean_name(Some(&name.to_string()))?;
+    Some((p, name))
 }
 
 fn clean_name(s: Option<&String>) -> Option<String> {
@@ -157,6 +176,21 @@ mod tests {
         let (ok, _) = parse("081234567890, 081311112222", "62");
         assert_eq!(ok.len(), 2);
         assert!(ok.iter().all(|(_, n)| n.is_none()));
+    }
+
+    #[test]
+    fn a_name_may_follow_a_number_after_a_space() {
+        let got = names("0812-3456-7890 Budi Santoso\n+62 813 1111 2222 Siti\n");
+        assert_eq!(
+            got,
+            vec![
+                ("6281234567890".into(), Some("Budi Santoso".into())),
+                ("6281311112222".into(), Some("Siti".into())),
+            ]
+        );
+        let (ok, bad) = parse("Budi\n", "62");
+        assert!(ok.is_empty());
+        assert_eq!(bad, vec!["Budi".to_string()]);
     }
 
     #[test]

@@ -159,7 +159,7 @@ fn date_part<'a>(words: &'a [&'a str], today: NaiveDate) -> Result<(NaiveDate, &
     match *first {
         "besok" | "tomorrow" | "bsk" => return Ok((day(1), &words[1..], false)),
         "lusa" => return Ok((day(2), &words[1..], false)),
-        "nanti" | "today" | "later" | "tonight" | "nanti malam" => return Ok((today, &words[1..], false)),
+        "nanti" | "today" | "later" | "tonight" => return Ok((today, &words[1..], false)),
         "hari" if words.get(1) == Some(&"ini") => return Ok((today, &words[2..], false)),
         _ => {}
     }
