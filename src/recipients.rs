@@ -2,7 +2,8 @@
 //!
 //! A line is `0812…`, `0812…,Budi`, `0812…;Budi`, `0812…<TAB>Budi` or `0812… Budi`; a
 //! spreadsheet's CSV with a header row (`nomor,nama`, `name;phone`, …) is read by its columns.
-//! A line of several //! numbers (`0812…, 0813…`) is still several recipients, as before names existed.
+//! A line of several numbers (`0812…, 0813…`) is still several recipients, as before names
+//! existed.
 
 use std::collections::BTreeSet;
 
