@@ -309,6 +309,8 @@ where
     // The digest waits for the startup logins, so accounts still logging in are not reported
     // offline.
     let (restored_tx, restored_rx) = watch::channel(false);
+    // --- sched ---
+    let schedule_ready = restored_rx.clone();
     let digest = tokio::spawn(bot::digest::run(
         bot.clone(),
         app.clone(),
@@ -317,6 +319,14 @@ where
     ));
     let jobs = app.jobs().clone();
     jobs.set_observer(bot::jobs_ui::observer(bot.clone(), app.clone()));
+    // --- sched ---: one scheduler per process; it loads the schedule once the accounts are
+    // back, and starts each job at its time.
+    let scheduler = tokio::spawn(crate::schedule::run(
+        jobs.clone(),
+        config.clock.clone(),
+        schedule_ready,
+        shutdown.clone(),
+    ));
     // Its own stop signal: it must also stop when the dispatcher ends on its own.
     let (announcer_stop, announcer_rx) = watch::channel(false);
     let announcer = tokio::spawn(
@@ -414,6 +424,8 @@ where
     };
     info!("dispatcher stopped; disconnecting sessions");
     restore.abort();
+    // --- sched ---: nothing more starts; a job it started is the engine's to stop.
+    scheduler.abort();
     if let Some(w) = watcher {
         w.abort();
     }

@@ -138,6 +138,10 @@ pub struct Config {
     pub inbox_digest_every: Duration,
     /// Inbox: days incoming messages are kept.
     pub inbox_retention_days: u64,
+    // --- sched ---
+    /// The clock scheduled jobs follow (the system clock; tests put a fake one here). The
+    /// time zone users type times in is `utc_offset` (`TGWA_TIMEZONE`).
+    pub clock: crate::schedule::Clock,
 }
 
 impl std::fmt::Debug for Config {
@@ -191,6 +195,8 @@ impl std::fmt::Debug for Config {
             .field("typing_per_char", &self.typing_per_char)
             .field("typing_max", &self.typing_max)
             .field("warmup_caps", &self.warmup_caps)
+            // --- sched ---
+            .field("clock", &self.clock)
             .finish()
     }
 }
@@ -311,6 +317,8 @@ impl Config {
             inbox_rate_per_min: num("TGWA_INBOX_RATE_PER_MIN", 20, 1)? as usize,
             inbox_digest_every: Duration::from_secs(num("TGWA_INBOX_DIGEST_SECS", 60, 1)?),
             inbox_retention_days: num("TGWA_INBOX_RETENTION_DAYS", 30, 1)?,
+            // --- sched ---
+            clock: crate::schedule::Clock::system(),
             http_addr,
             health_max_age: Duration::from_secs(num("TGWA_HEALTH_MAX_AGE_SECS", 60, 1)?),
             bot_token,

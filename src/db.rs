@@ -53,6 +53,8 @@ const ACCOUNT_MIGRATIONS: &[&str] = &[
     include_str!("../migrations/account/003_exactly_once.sql"),
     include_str!("../migrations/account/004_contacts.sql"),
     include_str!("../migrations/account/005_inbox.sql"),
+    // --- sched ---
+    include_str!("../migrations/account/007_schedule_templates.sql"),
 ];
 
 impl Schema {

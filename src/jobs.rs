@@ -99,6 +99,9 @@ pub enum JobState {
     Paused,
     Cancelled,
     Done,
+    // --- sched ---
+    /// Waits for its time (`run_at`); the scheduler starts it then.
+    Scheduled,
 }
 
 impl JobState {
@@ -110,6 +113,7 @@ impl JobState {
             JobState::Paused => "paused",
             JobState::Cancelled => "cancelled",
             JobState::Done => "done",
+            JobState::Scheduled => "scheduled",
         }
     }
 
@@ -120,6 +124,7 @@ impl JobState {
             "paused" => JobState::Paused,
             "cancelled" => JobState::Cancelled,
             "done" => JobState::Done,
+            "scheduled" => JobState::Scheduled,
             _ => JobState::Draft,
         }
     }
@@ -144,6 +149,9 @@ pub struct JobProgress {
     /// The Telegram message showing the progress.
     pub message_id: Option<i64>,
     pub chat_id: i64,
+    // --- sched ---
+    /// When a scheduled job starts (Unix seconds, UTC).
+    pub run_at: Option<i64>,
 }
 
 /// Why a job request was refused.
@@ -179,6 +187,20 @@ pub trait JobObserver: Send + Sync {
     /// ends, when WhatsApp said.
     async fn reach_out_limited(&self, owner: TelegramId, account: AccountId, job: JobId, until: Option<i64>) {
         let _ = (owner, account, job, until);
+    }
+    // --- sched ---
+    /// A scheduled job started; `late` when its time (`run_at`) passed while the process was
+    /// down.
+    async fn started_on_schedule(
+        &self,
+        owner: TelegramId,
+        account: AccountId,
+        job: JobId,
+        p: &JobProgress,
+        run_at: i64,
+        late: bool,
+    ) {
+        let _ = (owner, account, job, p, run_at, late);
     }
 }
 
@@ -255,6 +277,12 @@ struct Inner {
     /// Results of items that ran but could not be recorded (the database stayed busy), by
     /// account, job and item: recorded by the next worker of the account, never run again.
     unrecorded: Mutex<HashMap<ItemKey, Recorded>>,
+    // --- sched ---
+    /// Every scheduled job of every account: (run_at, account, job). Loaded at start-up
+    /// ([`Jobs::load_schedule`]), kept up to date by scheduling, starting and cancelling.
+    schedule: Mutex<std::collections::BTreeSet<(i64, AccountId, i64)>>,
+    /// Tells the scheduler its index changed.
+    schedule_changed: Arc<Notify>,
 }
 
 /// An item of an account's job: (account, job, seq).
@@ -294,6 +322,8 @@ impl Jobs {
                 shutdown,
                 tasks: Mutex::new(Vec::new()),
                 unrecorded: Mutex::new(HashMap::new()),
+                schedule: Mutex::new(std::collections::BTreeSet::new()),
+                schedule_changed: Arc::new(Notify::new()),
             }),
         }
     }
@@ -314,12 +344,14 @@ impl Jobs {
         let cancelled = self
             .db(acc, move |c| {
                 let ids: Vec<(i64, i64)> = c
-                    .prepare("SELECT id, telegram_id FROM jobs WHERE state IN ('draft', 'running', 'paused')")?
+                    .prepare(
+                        "SELECT id, telegram_id FROM jobs WHERE state IN ('draft', 'running', 'paused', 'scheduled')",
+                    )?
                     .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
                     .collect::<Result<_, _>>()?;
                 c.execute(
                     "UPDATE jobs SET state = 'cancelled', pause_reason = ?1, updated_at = ?2
-                     WHERE state IN ('draft', 'running', 'paused')",
+                     WHERE state IN ('draft', 'running', 'paused', 'scheduled')",
                     params![reason, now()],
                 )?;
                 Ok(ids)
@@ -505,9 +537,11 @@ impl Jobs {
 
     /// Confirms a draft: it starts running.
     pub async fn start(&self, owner: TelegramId, account: AccountId, job: JobId) -> Result<(), JobError> {
+        let from = &[JobState::Draft, JobState::Scheduled];
         let acc = self
-            .set_state(owner, account, job, &[JobState::Draft], JobState::Running, None)
+            .set_state(owner, account, job, from, JobState::Running, None)
             .await?;
+        self.unschedule(account, job);
         self.wake(&acc);
         Ok(())
     }
@@ -552,10 +586,16 @@ impl Jobs {
 
     /// Cancels a job that has not finished; items not yet run stay unrun.
     pub async fn cancel(&self, owner: TelegramId, account: AccountId, job: JobId) -> Result<(), JobError> {
-        let from = &[JobState::Draft, JobState::Running, JobState::Paused];
+        let from = &[
+            JobState::Draft,
+            JobState::Running,
+            JobState::Paused,
+            JobState::Scheduled,
+        ];
         let acc = self
             .set_state(owner, account, job, from, JobState::Cancelled, None)
             .await?;
+        self.unschedule(account, job);
         crate::metrics::job_outcome("cancelled");
         self.wake(&acc);
         Ok(())
@@ -790,15 +830,15 @@ impl AccountHook for EndHook {
 
 /// Reads a job's counts; `None` when there is no such job. Returns the owner too.
 fn read_progress(c: &Connection, job: JobId) -> Result<Option<(i64, JobProgress)>, DbError> {
-    type Row = (String, Option<String>, i64, i64, Option<i64>);
+    type Row = (String, Option<String>, i64, i64, Option<i64>, Option<i64>);
     let row: Option<Row> = c
         .query_row(
-            "SELECT state, pause_reason, telegram_id, chat_id, message_id FROM jobs WHERE id = ?1",
+            "SELECT state, pause_reason, telegram_id, chat_id, message_id, run_at FROM jobs WHERE id = ?1",
             [job.0],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
         )
         .optional()?;
-    let Some((state, pause_reason, tid, chat_id, message_id)) = row else {
+    let Some((state, pause_reason, tid, chat_id, message_id, run_at)) = row else {
         return Ok(None);
     };
     let (total, done, failed, unknown): (i64, i64, i64, i64) = c.query_row(
@@ -821,6 +861,7 @@ fn read_progress(c: &Connection, job: JobId) -> Result<Option<(i64, JobProgress)
             eta: None,
             message_id,
             chat_id,
+            run_at,
         },
     )))
 }
@@ -1454,10 +1495,10 @@ impl Worker {
     /// A broadcast item to a person while the account's reach-out timelock is in force: the
     /// refusal to record, without sending, unless the person wrote to the account before.
     async fn refused_for_reach_out(&self, kind: &JobKind, item: &Item) -> Option<String> {
-        if !matches!(kind, JobKind::Broadcast { .. }) || GroupId::parse(&item.input).is_some() {
+        if !matches!(kind, JobKind::Broadcast { .. }) || GroupId::parse(item_parts(&item.input).0).is_some() {
             return None;
         }
-        let input = item.input.clone();
+        let input = item_parts(&item.input).0.to_string();
         let refuse = self
             .jobs
             .db(&self.account, move |c| {
@@ -1648,12 +1689,13 @@ async fn execute(s: &dyn WaSession, kind: &JobKind, input: &str, typing: Option<
             }
         }
         JobKind::Broadcast { text } => {
-            let to = match GroupId::parse(input) {
+            let (target, _) = item_parts(input);
+            let to = match GroupId::parse(target) {
                 Some(g) => ChatTarget::Group(g),
-                None => ChatTarget::Phone(phone(input)?),
+                None => ChatTarget::Phone(phone(target)?),
             };
-            // Each recipient gets one choice of every `{a|b}` variation.
-            let text = spin(text, &mut rand::thread_rng());
+            // Each recipient gets their name, then one choice of every `{a|b}` variation.
+            let text = render(text, input, &mut rand::thread_rng());
             if let Some(t) = typing {
                 // Best effort: a send that can work does not depend on the indicator.
                 if let Err(e) = s.show_typing(&to, t.time_for(&text)).await {
@@ -1755,6 +1797,360 @@ impl Rate {
         if p.rate_per_min > 0.0 {
             p.eta = Some(Duration::from_secs_f64(left * 60.0 / p.rate_per_min));
         }
+    }
+}
+
+// --- sched ---
+
+/// A scheduled job, for the list of what is waiting.
+#[derive(Debug, Clone)]
+pub struct ScheduledJob {
+    pub id: JobId,
+    pub kind: JobKind,
+    /// How many items it has.
+    pub total: usize,
+    /// When it starts (Unix seconds, UTC).
+    pub run_at: i64,
+}
+
+impl Jobs {
+    /// Schedules a draft (or moves a scheduled job) to start at `run_at` (Unix seconds, UTC).
+    pub async fn schedule(
+        &self,
+        owner: TelegramId,
+        account: AccountId,
+        job: JobId,
+        run_at: i64,
+    ) -> Result<(), JobError> {
+        let acc = self.inner.manager.account_of(owner, account).await?;
+        let res = self
+            .db(&acc, move |c| {
+                let state: Option<(String, i64)> = c
+                    .query_row("SELECT state, telegram_id FROM jobs WHERE id = ?1", [job.0], |r| {
+                        Ok((r.get(0)?, r.get(1)?))
+                    })
+                    .optional()?;
+                match state {
+                    Some((_, tid)) if tid != owner.get() => Ok(Err(JobError::NotFound)),
+                    None => Ok(Err(JobError::NotFound)),
+                    Some((s, _)) if !matches!(JobState::parse(&s), JobState::Draft | JobState::Scheduled) => {
+                        Ok(Err(JobError::WrongState(JobState::parse(&s))))
+                    }
+                    Some(_) => {
+                        c.execute(
+                            "UPDATE jobs SET state = 'scheduled', run_at = ?2, updated_at = ?3
+                             WHERE id = ?1 AND state IN ('draft', 'scheduled')",
+                            params![job.0, run_at, now()],
+                        )?;
+                        Ok(Ok(()))
+                    }
+                }
+            })
+            .await?;
+        res?;
+        {
+            let mut idx = self.inner.schedule.lock().unwrap_or_else(|e| e.into_inner());
+            idx.retain(|(_, a, j)| !(*a == account && *j == job.0));
+            idx.insert((run_at, account, job.0));
+        }
+        info!(account_id = %account, job = job.get(), run_at, "job scheduled");
+        self.inner.schedule_changed.notify_one();
+        Ok(())
+    }
+
+    /// The account's scheduled jobs of `owner`, soonest first.
+    pub async fn list_scheduled(&self, owner: TelegramId, account: AccountId) -> Result<Vec<ScheduledJob>, JobError> {
+        let acc = self.inner.manager.account_of(owner, account).await?;
+        self.db(&acc, move |c| {
+            let mut st = c.prepare(
+                "SELECT j.id, j.params, j.run_at, (SELECT COUNT(*) FROM job_items i WHERE i.job_id = j.id)
+                 FROM jobs j WHERE j.state = 'scheduled' AND j.telegram_id = ?1 ORDER BY j.run_at, j.id LIMIT 50",
+            )?;
+            let rows = st.query_map([owner.get()], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<i64>>(2)?,
+                    r.get::<_, i64>(3)?,
+                ))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (id, params, run_at, total) = row?;
+                // A job whose parameters no longer read cannot run; it is not offered either.
+                let Ok(kind) = serde_json::from_str(&params) else {
+                    continue;
+                };
+                out.push(ScheduledJob {
+                    id: JobId(id),
+                    kind,
+                    total: total as usize,
+                    run_at: run_at.unwrap_or(0),
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// The job's kind and its first `n` items, for the preview and the test send.
+    pub async fn first_items(
+        &self,
+        owner: TelegramId,
+        account: AccountId,
+        job: JobId,
+        n: usize,
+    ) -> Result<(JobKind, Vec<String>), JobError> {
+        let acc = self.inner.manager.account_of(owner, account).await?;
+        self.db(&acc, move |c| {
+            let row: Option<(String, i64)> = c
+                .query_row("SELECT params, telegram_id FROM jobs WHERE id = ?1", [job.0], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()?;
+            let Some((params, tid)) = row.filter(|(_, t)| *t == owner.get()) else {
+                return Ok(None);
+            };
+            let _ = tid;
+            let kind: JobKind = serde_json::from_str(&params).map_err(|e| DbError::Task(e.to_string()))?;
+            let items = c
+                .prepare("SELECT input FROM job_items WHERE job_id = ?1 ORDER BY seq LIMIT ?2")?
+                .query_map(params![job.0, n as i64], |r| r.get(0))?
+                .collect::<Result<Vec<String>, _>>()?;
+            Ok(Some((kind, items)))
+        })
+        .await?
+        .ok_or(JobError::NotFound)
+    }
+
+    /// Start-up: reads every active account's scheduled jobs into the index. Returns how many.
+    pub async fn load_schedule(&self) -> Result<usize, JobError> {
+        let mut found = Vec::new();
+        for acc in self.inner.manager.all_rows().await? {
+            if acc.status != AccountStatus::Active || !acc.bot_data_db_path.exists() {
+                continue;
+            }
+            let rows = self
+                .db(&acc, |c| {
+                    Ok(
+                        c.prepare("SELECT id, run_at FROM jobs WHERE state = 'scheduled' AND run_at IS NOT NULL")?
+                            .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?
+                            .collect::<Result<Vec<_>, _>>()?,
+                    )
+                })
+                .await;
+            match rows {
+                Ok(rows) => found.extend(rows.into_iter().map(|(id, at)| (at, acc.id, id))),
+                Err(e) => warn!(account_id = %acc.id, error = %e, "could not read the account's scheduled jobs"),
+            }
+        }
+        let n = found.len();
+        self.inner
+            .schedule
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(found);
+        self.inner.schedule_changed.notify_one();
+        Ok(n)
+    }
+
+    /// Wakes the scheduler whenever the index changes.
+    pub fn schedule_changed(&self) -> Arc<Notify> {
+        self.inner.schedule_changed.clone()
+    }
+
+    /// The earliest `run_at` in the index.
+    pub fn next_run_at(&self) -> Option<i64> {
+        let idx = self.inner.schedule.lock().unwrap_or_else(|e| e.into_inner());
+        idx.first().map(|(at, _, _)| *at)
+    }
+
+    /// Removes and returns every entry due at `now`: (account, job, run_at).
+    pub fn take_due(&self, now: i64) -> Vec<(AccountId, JobId, i64)> {
+        let mut idx = self.inner.schedule.lock().unwrap_or_else(|e| e.into_inner());
+        let mut due = Vec::new();
+        while idx.first().is_some_and(|(at, _, _)| *at <= now) {
+            if let Some((at, a, j)) = idx.pop_first() {
+                due.push((a, JobId(j), at));
+            }
+        }
+        due
+    }
+
+    fn unschedule(&self, account: AccountId, job: JobId) {
+        let mut idx = self.inner.schedule.lock().unwrap_or_else(|e| e.into_inner());
+        idx.retain(|(_, a, j)| !(*a == account && *j == job.0));
+    }
+
+    /// Starts a scheduled job whose time has come: one guarded update (only while it is still
+    /// scheduled for `run_at`), so it starts once however often this is called; then its
+    /// worker and its owner are told. `late`: its time passed while the process was down.
+    /// An account that cannot work now is the worker's to handle (it pauses the job and says
+    /// why). Returns `false` when the databases could not be read: the entry is put back, to
+    /// be tried again.
+    pub async fn start_scheduled(&self, account: AccountId, job: JobId, run_at: i64, late: bool) -> bool {
+        let acc = match self.inner.manager.get(account).await {
+            Ok(Some(a)) if a.status != AccountStatus::Removed => a,
+            // A removed account's jobs were cancelled with it.
+            Ok(_) => return true,
+            Err(e) => {
+                warn!(account_id = %account, error = %e, "could not read a scheduled job's account");
+                self.put_back(account, job, run_at);
+                return false;
+            }
+        };
+        let started = self
+            .db(&acc, move |c| {
+                let owner: Option<i64> = c
+                    .query_row(
+                        "SELECT telegram_id FROM jobs WHERE id = ?1 AND state = 'scheduled' AND run_at = ?2",
+                        params![job.0, run_at],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                let n = c.execute(
+                    "UPDATE jobs SET state = 'running', updated_at = ?3
+                     WHERE id = ?1 AND state = 'scheduled' AND run_at = ?2",
+                    params![job.0, run_at, now()],
+                )?;
+                Ok(owner.filter(|_| n == 1))
+            })
+            .await;
+        let owner = match started {
+            Ok(Some(o)) => o,
+            // Cancelled, started by hand or moved to another time meanwhile.
+            Ok(None) => return true,
+            Err(JobError::NotFound) => return true,
+            Err(e) => {
+                warn!(account_id = %account, job = job.get(), error = %e, "could not start a scheduled job");
+                self.put_back(account, job, run_at);
+                return false;
+            }
+        };
+        info!(account_id = %account, job = job.get(), late, "scheduled job started");
+        self.wake(&acc);
+        let (Ok(owner), Some(obs)) = (TelegramId::new(owner), self.observer()) else {
+            return true;
+        };
+        if let Ok(Some((_, p))) = self.db(&acc, move |c| read_progress(c, job)).await {
+            obs.started_on_schedule(owner, account, job, &p, run_at, late).await;
+        }
+        true
+    }
+
+    fn put_back(&self, account: AccountId, job: JobId, run_at: i64) {
+        let mut idx = self.inner.schedule.lock().unwrap_or_else(|e| e.into_inner());
+        idx.insert((run_at, account, job.0));
+    }
+}
+
+/// The fields a broadcast text may name for each recipient: `{nama}` (and `{name}` for
+/// English texts), with an optional fallback for lines without a name: `{nama|Kak}`.
+const FIELDS: [&str; 2] = ["nama", "name"];
+
+/// A broadcast item: its target (digits or a group JID) and the recipient's name, stored as
+/// `target<TAB>name` (a tab never occurs in either).
+pub fn item_input(target: &str, name: Option<&str>) -> String {
+    match name.map(str::trim).filter(|n| !n.is_empty()) {
+        Some(n) => format!("{target}\t{}", n.replace(['\t', '\n', '\r'], " ")),
+        None => target.to_string(),
+    }
+}
+
+/// The target and name of a stored broadcast item ([`item_input`]).
+pub fn item_parts(input: &str) -> (&str, Option<&str>) {
+    match input.split_once('\t') {
+        Some((t, n)) if !n.trim().is_empty() => (t, Some(n.trim())),
+        Some((t, _)) => (t, None),
+        None => (input, None),
+    }
+}
+
+/// `text` with every `{nama}` / `{nama|fallback}` replaced by `name` (the fallback, or
+/// nothing, without one). This runs BEFORE the variations are picked ([`spin`]), so a field
+/// inside a variation (`{Halo {nama}|Hai}`) works and a field is never taken for a choice;
+/// and `{`, `}` and `|` are taken out of the name, so no name can make a variation.
+pub fn personalise(text: &str, name: Option<&str>) -> String {
+    let name: Option<String> = name
+        .map(|n| n.replace(['{', '}', '|'], "").trim().to_string())
+        .filter(|n| !n.is_empty());
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let field = after
+            .find(['{', '}'])
+            .filter(|i| after.as_bytes()[*i] == b'}')
+            .and_then(|close| {
+                let inner = &after[..close];
+                let (key, fallback) = match inner.split_once('|') {
+                    Some((k, f)) if !f.contains('|') => (k, Some(f)),
+                    Some(_) => return None,
+                    None => (inner, None),
+                };
+                FIELDS
+                    .contains(&key.trim().to_lowercase().as_str())
+                    .then_some((close, fallback))
+            });
+        match field {
+            Some((close, fallback)) => {
+                out.push_str(name.as_deref().or(fallback).unwrap_or(""));
+                rest = &after[close + 1..];
+            }
+            None => {
+                out.push('{');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The message one recipient gets: their name put in ([`personalise`]), then one choice of
+/// every variation ([`spin`]). `input` is the stored item ([`item_input`]).
+pub fn render(text: &str, input: &str, rng: &mut impl Rng) -> String {
+    spin(&personalise(text, item_parts(input).1), rng)
+}
+
+#[cfg(test)]
+mod personal_tests {
+    use super::*;
+
+    #[test]
+    fn names_are_put_in_before_variations_and_never_taken_for_a_choice() {
+        let text = "{Halo|Hai|Selamat pagi} {nama|Kak}, promo!";
+        assert_eq!(personalise(text, Some("Budi")), "{Halo|Hai|Selamat pagi} Budi, promo!");
+        assert_eq!(personalise(text, None), "{Halo|Hai|Selamat pagi} Kak, promo!");
+        assert_eq!(personalise("Halo {nama}!", None), "Halo !");
+        assert_eq!(personalise("Hi {Name|friend}", Some("Ann")), "Hi Ann");
+        // A field inside a variation: the name is in every choice that names it.
+        assert_eq!(personalise("{Halo {nama}|Hai}", Some("Sri")), "{Halo Sri|Hai}");
+        // A name cannot make a variation of its own.
+        assert_eq!(personalise("Halo {nama}", Some("{A|B}")), "Halo AB");
+        // Other braces are left for the variations.
+        assert_eq!(
+            personalise("{hari ini|besok} {kota}", Some("X")),
+            "{hari ini|besok} {kota}"
+        );
+        let mut rng = rand::thread_rng();
+        for _ in 0..50 {
+            let out = render(text, &item_input("6281234567890", Some("Budi")), &mut rng);
+            assert!(out.ends_with(" Budi, promo!"), "{out}");
+            assert!(!out.contains('{'), "{out}");
+            let out = render(text, "6281234567890", &mut rng);
+            assert!(out.ends_with(" Kak, promo!"), "{out}");
+        }
+    }
+
+    #[test]
+    fn items_carry_their_name_after_a_tab() {
+        assert_eq!(item_input("62812", Some(" Budi ")), "62812\tBudi");
+        assert_eq!(item_input("62812", Some("  ")), "62812");
+        assert_eq!(item_parts("62812\tBudi"), ("62812", Some("Budi")));
+        assert_eq!(item_parts("62812"), ("62812", None));
+        assert_eq!(item_parts("120363@g.us"), ("120363@g.us", None));
     }
 }
 

@@ -22,6 +22,9 @@
 //! - [`announcement`]: the operators' announcements to every user, paced, resumable, sent once.
 //! - [`backup`]: `tgwa backup` and `tgwa restore`: consistent copies of every database.
 //! - [`inbox`]: incoming WhatsApp messages kept per account and forwarded to their owner.
+//! - [`schedule`]: the clock, the times users type, and the task that starts scheduled jobs.
+//! - [`recipients`]: broadcast recipient lists with a name per number.
+//! - [`templates`]: broadcast texts saved per account.
 
 pub mod account;
 pub mod announcement;
@@ -42,8 +45,11 @@ pub mod live;
 pub mod manager;
 pub mod metrics;
 pub mod preflight;
+pub mod recipients;
 pub mod scan;
+pub mod schedule;
 pub mod supervisor;
 pub mod telegram;
+pub mod templates;
 pub mod text;
 pub mod wa;

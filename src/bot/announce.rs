@@ -37,6 +37,8 @@ fn state_label(l: Lang, s: JobState) -> String {
         JobState::Paused => t2(l, "dijeda", "paused"),
         JobState::Cancelled => t2(l, "dibatalkan", "cancelled"),
         JobState::Done => t2(l, "selesai", "done"),
+        // Announcements are never scheduled; the engine's jobs share the states.
+        JobState::Scheduled => t2(l, "terjadwal", "scheduled"),
     }
 }
 
@@ -253,7 +255,7 @@ fn progress_view(app: &App, tid: TelegramId, l: Lang, p: &Progress) -> (String, 
         ],
         JobState::Paused => vec![("▶️ Lanjutkan", "▶️ Resume", AdminCb::AnnounceResume(id)), cancel],
         JobState::Draft => vec![("📣 Kirim", "📣 Send", AdminCb::AnnounceYes(id)), cancel],
-        JobState::Cancelled | JobState::Done => vec![],
+        JobState::Cancelled | JobState::Done | JobState::Scheduled => vec![],
     };
     let row: Vec<_> = actions
         .into_iter()

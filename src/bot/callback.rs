@@ -102,6 +102,21 @@ pub enum Cb {
     InboxToggle(AccountId, bool),
     /// Switch forwarding of group messages that mention the account on or off.
     InboxMentions(AccountId, bool),
+    // --- sched ---
+    /// Ask when a draft (or scheduled) job should start.
+    JobSchedule(AccountId, i64),
+    /// The account's scheduled jobs.
+    Scheduled(AccountId),
+    /// Send the broadcast's first message to the account's own number.
+    JobTest(AccountId, i64),
+    /// Ask a name to save the broadcast's text under.
+    TemplateSave(AccountId, i64),
+    /// The account's templates.
+    Templates(AccountId),
+    /// Broadcast a template's text.
+    TemplateUse(AccountId, i64),
+    /// Delete a template.
+    TemplateDelete(AccountId, i64),
 }
 
 /// The operator's buttons. They name accounts of any owner, so they never pass the owner
@@ -175,11 +190,16 @@ pub enum InputKind {
     Broadcast,
     CheckNumbers,
     SearchGroups,
+    // --- sched ---
+    /// When a job starts (its ID in the prompt's data).
+    ScheduleAt,
+    /// A template's name (the job whose text it keeps in the prompt's data).
+    TemplateName,
 }
 
 impl InputKind {
     /// Every kind, each with its callback code.
-    const ALL: [(InputKind, &'static str); 14] = [
+    const ALL: [(InputKind, &'static str); 16] = [
         (InputKind::Rename, "rn"),
         (InputKind::Describe, "ds"),
         (InputKind::AddMembers, "ma"),
@@ -194,6 +214,9 @@ impl InputKind {
         (InputKind::Broadcast, "bc"),
         (InputKind::CheckNumbers, "ck"),
         (InputKind::SearchGroups, "sr"),
+        // --- sched ---
+        (InputKind::ScheduleAt, "sa"),
+        (InputKind::TemplateName, "tn"),
     ];
 
     /// Every kind of input, in declaration order.
@@ -257,6 +280,14 @@ impl Cb {
             Inbox(a, page) => format!("ib:{a}:{page}"),
             InboxToggle(a, on) => format!("it:{a}:{}", *on as u8),
             InboxMentions(a, on) => format!("iM:{a}:{}", *on as u8),
+            // --- sched ---
+            JobSchedule(a, j) => format!("jS:{a}:{j}"),
+            Scheduled(a) => format!("sc:{a}"),
+            JobTest(a, j) => format!("jt:{a}:{j}"),
+            TemplateSave(a, j) => format!("ts:{a}:{j}"),
+            Templates(a) => format!("tl:{a}"),
+            TemplateUse(a, t) => format!("tu:{a}:{t}"),
+            TemplateDelete(a, t) => format!("td:{a}:{t}"),
             Admin(a) => match a {
                 AdminCb::Overview => "A".into(),
                 AdminCb::Accounts(page) => format!("Al:{page}"),
@@ -342,6 +373,14 @@ impl Cb {
             ("ib", 3) => Inbox(acc(1)?, parts[2].parse().ok().filter(|p: &u32| *p < 100_000)?),
             ("it", 3) => InboxToggle(acc(1)?, flag(2)?),
             ("iM", 3) => InboxMentions(acc(1)?, flag(2)?),
+            // --- sched ---
+            ("jS", 3) => JobSchedule(acc(1)?, job(2)?),
+            ("sc", 2) => Scheduled(acc(1)?),
+            ("jt", 3) => JobTest(acc(1)?, job(2)?),
+            ("ts", 3) => TemplateSave(acc(1)?, job(2)?),
+            ("tl", 2) => Templates(acc(1)?),
+            ("tu", 3) => TemplateUse(acc(1)?, job(2)?),
+            ("td", 3) => TemplateDelete(acc(1)?, job(2)?),
             ("ic", 1) => InputCancel,
             ("_", 1) => Noop,
             ("A", 1) => Admin(AdminCb::Overview),
@@ -402,7 +441,15 @@ impl Cb {
             | BroadcastTo(a, _)
             | Inbox(a, _)
             | InboxToggle(a, _)
-            | InboxMentions(a, _) => Some(*a),
+            | InboxMentions(a, _)
+            // --- sched ---
+            | JobSchedule(a, _)
+            | Scheduled(a)
+            | JobTest(a, _)
+            | TemplateSave(a, _)
+            | Templates(a)
+            | TemplateUse(a, _)
+            | TemplateDelete(a, _) => Some(*a),
             Menu | Help | LangMenu | SetLang(_) | Accounts | PairNew(_) | InputCancel | Noop | Admin(_) => None,
         }
     }
@@ -472,6 +519,14 @@ impl Cb {
             Cb::InboxToggle(a, false),
             Cb::InboxMentions(a, true),
             Cb::InboxMentions(a, false),
+            // --- sched ---
+            Cb::JobSchedule(a, job),
+            Cb::Scheduled(a),
+            Cb::JobTest(a, job),
+            Cb::TemplateSave(a, job),
+            Cb::Templates(a),
+            Cb::TemplateUse(a, job),
+            Cb::TemplateDelete(a, job),
         ];
         for (k, _) in InputKind::ALL {
             v.push(Cb::Input(a, k));
@@ -492,6 +547,9 @@ impl Cb {
             | GroupLeaveYes(..) | GroupAnnounce(..) | GroupLock(..) | GroupInput(..) | ExportLinks(_) | Input(..)
             | JobStart(..) | JobPause(..) | JobResume(..) | JobCancel(..) | Messages(_) | BroadcastTo(..)
             | InputCancel | Noop | Admin(_) | Inbox(..) | InboxToggle(..) | InboxMentions(..) => {}
+            // --- sched ---
+            JobSchedule(..) | Scheduled(_) | JobTest(..) | TemplateSave(..) | Templates(_) | TemplateUse(..)
+            | TemplateDelete(..) => {}
         }
     }
 }

@@ -440,12 +440,15 @@ fn input_prompt(lang: Lang, kind: InputKind, target: &str) -> String {
         Broadcast => t2(lang, "📢 Siaran dari {t}: kirim teks pesan siaran.", "📢 Broadcast from {t}: send the broadcast text."),
         CheckNumbers => t2(lang, "🔎 Cek nomor dengan {t}: Tempel nomor (satu per baris) atau unggah file .txt untuk dicek di WhatsApp.", "🔎 Check numbers with {t}: paste numbers (one per line) or upload a .txt file to check on WhatsApp."),
         SearchGroups => t2(lang, "🔎 Cari grup {t}: kirim kata yang dicari di nama grup.", "🔎 Search the groups of {t}: send a word to search group names for."),
+        // --- sched ---
+        ScheduleAt => super::schedule_ui::ask_text(lang),
+        TemplateName => t2(lang, "💾 Ketik nama untuk menyimpan teks pekerjaan {t} sebagai template (maks. 40 karakter).", "💾 Type a name to save the text of job {t} as a template (at most 40 characters)."),
     };
     text.replace("{t}", &t)
 }
 
 /// The second step of a broadcast: where the text goes.
-fn broadcast_where(lang: Lang) -> String {
+pub(crate) fn broadcast_where(lang: Lang) -> String {
     t2(
         lang,
         "📢 Kirim ke mana? Pilih tombol, atau tempel/unggah daftar nomor tujuan.",
@@ -478,6 +481,9 @@ pub(crate) fn prompt_action(lang: Lang, p: &Pending) -> String {
         Broadcast => ("siaran dari {t}", "broadcast from {t}"),
         CheckNumbers => ("mengecek nomor dengan {t}", "check numbers with {t}"),
         SearchGroups => ("mencari grup {t}", "search the groups of {t}"),
+        // --- sched ---
+        ScheduleAt => ("menjadwalkan pekerjaan {t}", "schedule job {t}"),
+        TemplateName => ("menyimpan template dari pekerjaan {t}", "save a template from job {t}"),
     };
     t2(lang, id, en).replace("{t}", &esc(&p.target))
 }
@@ -489,12 +495,19 @@ fn prompt_message(app: &App, c: &Caller, p: &Pending) -> (String, InlineKeyboard
     } else {
         input_prompt(c.lang, p.kind, &p.target)
     };
+    // --- sched ---: the time zone a time is asked in.
+    let ask = ask.replace("{zone}", &super::schedule_ui::zone(app));
     let t = format!("{ask}\n\n{}", tr(c.lang, Key::PromptCancelHint));
-    let kb = InlineKeyboardMarkup::new(vec![vec![btn(app, c, tr(c.lang, Key::BtnCancel), Cb::InputCancel)]]);
+    let mut kb = InlineKeyboardMarkup::new(vec![vec![btn(app, c, tr(c.lang, Key::BtnCancel), Cb::InputCancel)]]);
+    // --- sched ---
+    if p.kind == InputKind::Broadcast && p.data.is_none() {
+        let label = t2(c.lang, "📄 Pakai template", "📄 Use a template");
+        kb = kb.append_row(vec![btn(app, c, &label, Cb::Templates(p.account))]);
+    }
     (t, kb)
 }
 
-async fn ask_input<R: Req>(bot: &R, app: &App, c: &Caller, p: Pending, edit: Option<MessageId>) {
+pub(crate) async fn ask_input<R: Req>(bot: &R, app: &App, c: &Caller, p: Pending, edit: Option<MessageId>) {
     let (t, kb) = prompt_message(app, c, &p);
     app.set_pending(c.tid, p);
     edit_or_send(bot, app.manager(), c.chat, edit, &t, Some(kb)).await;
@@ -502,7 +515,7 @@ async fn ask_input<R: Req>(bot: &R, app: &App, c: &Caller, p: Pending, edit: Opt
 
 /// The input could not be used: says why, asks again and keeps waiting (with a fresh timeout,
 /// since the user is plainly still at it).
-async fn reask<R: Req>(bot: &R, app: &App, c: &Caller, mut p: Pending, why: &str) {
+pub(crate) async fn reask<R: Req>(bot: &R, app: &App, c: &Caller, mut p: Pending, why: &str) {
     p.created_at = std::time::Instant::now();
     let (t, kb) = prompt_message(app, c, &p);
     app.set_pending(c.tid, p);
@@ -693,6 +706,11 @@ pub(crate) async fn account_callback<R: Req>(
                     &t2(l, "🔎 Cek nomor WhatsApp", "🔎 Check numbers on WhatsApp"),
                     Cb::Input(acc.id, InputKind::CheckNumbers),
                 )],
+                // --- sched ---
+                vec![
+                    btn(app, c, &t2(l, "⏰ Terjadwal", "⏰ Scheduled"), Cb::Scheduled(acc.id)),
+                    btn(app, c, &t2(l, "📄 Template", "📄 Templates"), Cb::Templates(acc.id)),
+                ],
                 vec![btn(app, c, tr(l, Key::BtnMenu), Cb::Menu)],
             ]);
             edit_or_send(bot, m, c.chat, mid, &t, Some(kb)).await;
@@ -734,6 +752,13 @@ pub(crate) async fn account_callback<R: Req>(
         }
         cb @ (Cb::JobStart(..) | Cb::JobPause(..) | Cb::JobResume(..) | Cb::JobCancel(..)) => {
             return super::jobs_ui::job_button(bot, app, c, &acc, cb, mid).await;
+        }
+        // --- sched ---
+        cb @ (Cb::JobSchedule(..) | Cb::Scheduled(_) | Cb::JobTest(..)) => {
+            return super::schedule_ui::button(bot, app, c, &acc, cb, mid).await;
+        }
+        cb @ (Cb::TemplateSave(..) | Cb::Templates(_) | Cb::TemplateUse(..) | Cb::TemplateDelete(..)) => {
+            return super::templates_ui::button(bot, app, c, &acc, cb, mid).await;
         }
         _ => return Ok(Some((super::flows::plain_text(tr(l, Key::StaleButton)), true))),
     }
@@ -955,6 +980,9 @@ pub(crate) async fn pending_input<R: Req>(
     let reply = |t: String| async move { send_html(bot, m, c.chat, &t, Some(back_to_menu(app, c))).await };
     use InputKind::*;
     match (p.kind, p.group.clone()) {
+        // --- sched ---
+        (ScheduleAt, _) => super::schedule_ui::time_input(bot, app, c, &acc, p, &text).await?,
+        (TemplateName, _) => super::templates_ui::name_input(bot, app, c, &acc, p, &text).await?,
         (SearchGroups, _) => groups_page(bot, app, c, &acc, 0, Some(text.trim()), None).await?,
         (Rename, Some(g)) | (Describe, Some(g)) | (SendGroup, Some(g)) => {
             let Some(s) = session(bot, app, c, &acc).await else {
@@ -1220,13 +1248,17 @@ pub(crate) async fn broadcast_numbers<R: Req>(
             return Ok(());
         }
     };
-    let (nums, bad) = parse_numbers(&text, &app.manager().config().default_country_code);
+    // Each line may carry the recipient's name for `{nama}` (sched).
+    let (nums, bad) = crate::recipients::parse(&text, &app.manager().config().default_country_code);
     if nums.is_empty() {
         let why = t2(c.lang, "Tidak ada nomor yang valid.", "No valid numbers.");
         reask(bot, app, c, p, &why).await;
         return Ok(());
     }
-    let items = nums.iter().map(|n| n.digits().to_string()).collect();
+    let items = nums
+        .iter()
+        .map(|(n, name)| crate::jobs::item_input(n.digits(), name.as_deref()))
+        .collect();
     let kind = crate::jobs::JobKind::Broadcast {
         text: p.data.unwrap_or_default(),
     };

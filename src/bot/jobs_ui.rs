@@ -16,7 +16,7 @@ use crate::account::Account;
 use crate::ids::{AccountId, TelegramId};
 use crate::jobs::{JobError, JobId, JobKind, JobObserver, JobProgress, JobState};
 
-fn kind_label(lang: Lang, kind: &JobKind) -> String {
+pub(crate) fn kind_label(lang: Lang, kind: &JobKind) -> String {
     match kind {
         JobKind::CreateGroups { .. } => t2(lang, "Buat grup", "Create groups"),
         JobKind::JoinGroups => t2(lang, "Gabung grup", "Join groups"),
@@ -32,7 +32,7 @@ fn kind_label(lang: Lang, kind: &JobKind) -> String {
     }
 }
 
-fn job_error_text(lang: Lang, e: &JobError) -> String {
+pub(crate) fn job_error_text(lang: Lang, e: &JobError) -> String {
     match e {
         JobError::Empty => t2(
             lang,
@@ -104,6 +104,9 @@ pub(crate) async fn propose<R: Req>(
     }
     let label = kind_label(l, &kind);
     let spins = variations_note(l, &kind);
+    // --- sched ---
+    let broadcast = matches!(kind, JobKind::Broadcast { .. });
+    let first_messages = super::schedule_ui::first_messages_note(l, &kind, &items);
     let jobs = app.jobs();
     let id = match jobs.create(c.tid, acc.id, c.chat.0, kind, items.clone()).await {
         Ok(id) => id,
@@ -120,21 +123,54 @@ pub(crate) async fn propose<R: Req>(
         items.len()
     );
     for it in items.iter().take(10) {
+        // A broadcast item may carry the recipient's name after its number (sched).
+        let (target, name) = crate::jobs::item_parts(it);
+        let name = name.map(|n| format!(" — {}", esc(n))).unwrap_or_default();
         text.push_str(&format!(
-            "• <code>{}</code>\n",
-            esc(&it.chars().take(80).collect::<String>())
+            "• <code>{}</code>{name}\n",
+            esc(&target.chars().take(80).collect::<String>())
         ));
     }
     if items.len() > 10 {
         text.push_str("…\n");
     }
     text.push_str(&spins);
+    text.push_str(&first_messages);
     text.push_str(&notes);
     text.push_str(&t2(l, "\n\nMulai pekerjaan ini?", "\n\nStart this job?"));
-    let kb = InlineKeyboardMarkup::new(vec![vec![
+    let mut rows = vec![vec![
         btn(app, c, &t2(l, "▶️ Mulai", "▶️ Start"), Cb::JobStart(acc.id, id.get())),
-        btn(app, c, tr(l, Key::BtnCancel), Cb::JobCancel(acc.id, id.get())),
-    ]]);
+        // --- sched ---
+        btn(
+            app,
+            c,
+            &t2(l, "⏰ Jadwalkan", "⏰ Schedule"),
+            Cb::JobSchedule(acc.id, id.get()),
+        ),
+    ]];
+    if broadcast {
+        rows.push(vec![
+            btn(
+                app,
+                c,
+                &t2(l, "🧪 Kirim tes", "🧪 Send a test"),
+                Cb::JobTest(acc.id, id.get()),
+            ),
+            btn(
+                app,
+                c,
+                &t2(l, "💾 Simpan template", "💾 Save as template"),
+                Cb::TemplateSave(acc.id, id.get()),
+            ),
+        ]);
+    }
+    rows.push(vec![btn(
+        app,
+        c,
+        tr(l, Key::BtnCancel),
+        Cb::JobCancel(acc.id, id.get()),
+    )]);
+    let kb = InlineKeyboardMarkup::new(rows);
     edit_or_send(bot, m, c.chat, edit, &text, Some(kb)).await;
     Ok(())
 }
@@ -233,6 +269,8 @@ fn state_word(l: Lang, s: JobState) -> String {
         JobState::Paused => t2(l, "dijeda", "paused"),
         JobState::Cancelled => t2(l, "dibatalkan", "cancelled"),
         JobState::Done => t2(l, "selesai", "finished"),
+        // --- sched ---
+        JobState::Scheduled => t2(l, "terjadwal", "scheduled"),
     }
 }
 
@@ -243,7 +281,7 @@ fn bar(done: usize, total: usize) -> String {
 }
 
 /// The progress message and its buttons.
-fn progress_view(
+pub(crate) fn progress_view(
     app: &App,
     owner: TelegramId,
     l: Lang,
@@ -283,6 +321,15 @@ fn progress_view(
     if let Some(r) = &p.pause_reason {
         text.push_str(&format!("\n⏸ {}", esc(&pause_reason_text(l, r))));
     }
+    // --- sched ---
+    if let (JobState::Scheduled, Some(at)) = (p.state, p.run_at) {
+        let tz = app.manager().config().utc_offset;
+        text.push_str(&format!(
+            "\n⏰ {}: {}",
+            t2(l, "mulai", "starts"),
+            crate::schedule::show(at, tz, l == Lang::En)
+        ));
+    }
     let c =
         |label: String, cb: Cb| teloxide::types::InlineKeyboardButton::callback(label, app.codec().encode(owner, &cb));
     let kb = match p.state {
@@ -294,6 +341,32 @@ fn progress_view(
             c(t2(l, "▶️ Lanjutkan", "▶️ Resume"), Cb::JobResume(account, job.get())),
             c(tr(l, Key::BtnCancel).to_string(), Cb::JobCancel(account, job.get())),
         ]])),
+        // --- sched ---
+        JobState::Scheduled => Some(InlineKeyboardMarkup::new(vec![
+            vec![
+                c(
+                    t2(l, "✏️ Ubah waktu", "✏️ Change time"),
+                    Cb::JobSchedule(account, job.get()),
+                ),
+                c(
+                    t2(l, "▶️ Mulai sekarang", "▶️ Start now"),
+                    Cb::JobStart(account, job.get()),
+                ),
+            ],
+            vec![
+                c(
+                    t2(l, "✖️ Batalkan jadwal", "✖️ Cancel schedule"),
+                    Cb::JobCancel(account, job.get()),
+                ),
+                c(t2(l, "⏰ Terjadwal", "⏰ Scheduled"), Cb::Scheduled(account)),
+            ],
+        ])),
+        // --- sched ---
+        // A job that was scheduled leads back to the list of scheduled jobs.
+        _ if p.run_at.is_some() => Some(InlineKeyboardMarkup::new(vec![vec![c(
+            t2(l, "⏰ Terjadwal", "⏰ Scheduled"),
+            Cb::Scheduled(account),
+        )]])),
         _ => None,
     };
     (text, kb)
@@ -447,6 +520,43 @@ impl<R: Req> JobObserver for TelegramObserver<R> {
             None => tr_with(l, Key::NoticeReachOutLimited, &[("phone", &phone), ("job", &job_no)]),
         };
         send_html(&self.bot, self.app.manager(), ChatId(owner.get()), &t, None).await;
+    }
+
+    // --- sched ---
+    async fn started_on_schedule(
+        &self,
+        owner: TelegramId,
+        account: AccountId,
+        job: JobId,
+        p: &JobProgress,
+        run_at: i64,
+        late: bool,
+    ) {
+        let l = self.lang(owner).await;
+        let m = self.app.manager();
+        let at = crate::schedule::show(run_at, m.config().utc_offset, l == Lang::En);
+        let notice = if late {
+            t2(
+                l,
+                "⏰ Pekerjaan #{job} dijadwalkan {at}, saat bot sedang tidak berjalan. Pekerjaan ini terlewat dan dimulai sekarang.",
+                "⏰ Job #{job} was scheduled for {at}, while the bot was not running. It was missed and starts now.",
+            )
+        } else {
+            t2(
+                l,
+                "⏰ Pekerjaan terjadwal #{job} dimulai ({at}).",
+                "⏰ Scheduled job #{job} has started ({at}).",
+            )
+        }
+        .replace("{job}", &job.get().to_string())
+        .replace("{at}", &at);
+        send_html(&self.bot, m, ChatId(p.chat_id), &notice, None).await;
+        let (t, kb) = progress_view(&self.app, owner, l, account, job, p);
+        if let Some(mid) = send_html(&self.bot, m, ChatId(p.chat_id), &t, kb).await {
+            if let Err(e) = self.app.jobs().set_message(owner, account, job, mid.0 as i64).await {
+                tracing::warn!(job = job.get(), error = %e, "could not remember the progress message");
+            }
+        }
     }
 }
 

@@ -30,6 +30,9 @@ pub mod limiter;
 pub mod notify;
 pub mod polling;
 pub mod send;
+// --- sched ---
+pub mod schedule_ui;
+pub mod templates_ui;
 
 use callback::CallbackCodec;
 use i18n::Lang;

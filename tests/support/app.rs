@@ -24,6 +24,8 @@ pub struct TestBot {
     pub extra: Vec<(String, String)>,
     stop: watch::Sender<bool>,
     task: JoinHandle<anyhow::Result<()>>,
+    /// The clock scheduled jobs follow, when the test moves it by hand (kept by `restart`).
+    pub clock: Option<tgwa::schedule::Clock>,
 }
 
 /// The WhatsApp backend the suites run on: `TGWA_TEST_WA_BACKEND` when set; else `fake` for
@@ -132,7 +134,20 @@ impl TestBot {
 
     /// A bot over an existing directory (prepared by the test) and fake Telegram.
     pub async fn start_in(tg: FakeTelegram, dir: Arc<tempfile::TempDir>, extra: Vec<(String, String)>) -> Self {
-        let config = Config::from_map(&env_for(dir.path(), &tg.url(), &extra)).expect("config");
+        Self::start_with_clock(tg, dir, extra, None).await
+    }
+
+    /// [`TestBot::start_in`] with the clock scheduled jobs follow (`None`: the system's).
+    pub async fn start_with_clock(
+        tg: FakeTelegram,
+        dir: Arc<tempfile::TempDir>,
+        extra: Vec<(String, String)>,
+        clock: Option<tgwa::schedule::Clock>,
+    ) -> Self {
+        let mut config = Config::from_map(&env_for(dir.path(), &tg.url(), &extra)).expect("config");
+        if let Some(c) = &clock {
+            config.clock = c.clone();
+        }
         let (stop, rx) = watch::channel(false);
         let task = tokio::spawn(tgwa::app::serve(config, rx));
         Self {
@@ -141,6 +156,7 @@ impl TestBot {
             extra,
             stop,
             task,
+            clock,
         }
     }
 
@@ -156,8 +172,9 @@ impl TestBot {
 
     /// Stops and starts the bot again on the same data and the same fake Telegram.
     pub async fn restart(self) -> Self {
+        let clock = self.clock.clone();
         let (tg, dir, extra) = self.stop().await;
-        Self::start_in(tg, dir, extra).await
+        Self::start_with_clock(tg, dir, extra, clock).await
     }
 
     /// How many refusals `who` got for actions `LIKE action`: one audit row per user, action

@@ -1,0 +1,210 @@
+//! Broadcast templates in Telegram: «💾 Simpan template» on a broadcast's confirmation asks
+//! for a name; the «📄 Template» screen (from the messages menu, and «📄 Pakai template» where a
+//! broadcast asks for its text) lists them to use or delete.
+
+use teloxide::types::{InlineKeyboardMarkup, MessageId};
+
+use super::callback::{BroadcastTarget, Cb, InputKind};
+use super::flows::{btn, plain_text, Req};
+use super::groups::{ask_input, broadcast_where, reask};
+use super::i18n::{esc, t2, tr, Key};
+use super::jobs_ui::job_error_text;
+use super::send::{edit_or_send, send_html};
+use super::{App, Caller, Pending};
+use crate::account::Account;
+use crate::db::Schema;
+use crate::jobs::{JobId, JobKind};
+use crate::templates::{self, Template, TemplateError};
+
+/// The template buttons: save, list, use, delete.
+pub(crate) async fn button<R: Req>(
+    bot: &R,
+    app: &App,
+    c: &Caller,
+    acc: &Account,
+    cb: Cb,
+    mid: Option<MessageId>,
+) -> anyhow::Result<Option<(String, bool)>> {
+    let l = c.lang;
+    match cb {
+        Cb::TemplateSave(_, j) => {
+            let mut p = Pending::new(acc.id, InputKind::TemplateName, None, format!("#{j}"));
+            p.data = Some(j.to_string());
+            ask_input(bot, app, c, p, None).await;
+        }
+        Cb::Templates(_) => list(bot, app, c, acc, mid, None).await?,
+        Cb::TemplateUse(_, id) => {
+            let Some(t) = db(app, acc, move |conn| templates::get(conn, id)).await? else {
+                return Ok(Some((plain_text(tr(l, Key::StaleButton)), true)));
+            };
+            use_template(bot, app, c, acc, t, mid).await;
+        }
+        Cb::TemplateDelete(_, id) => {
+            let gone = db(app, acc, move |conn| templates::delete(conn, id)).await?;
+            let note = gone.then(|| t2(l, "🗑 Template dihapus.", "🗑 Template deleted."));
+            list(bot, app, c, acc, mid, note).await?;
+        }
+        _ => return Ok(Some((plain_text(tr(l, Key::StaleButton)), true))),
+    }
+    Ok(None)
+}
+
+async fn db<F, T>(app: &App, acc: &Account, f: F) -> anyhow::Result<T>
+where
+    F: FnOnce(&mut rusqlite::Connection) -> Result<T, crate::db::DbError> + Send + 'static,
+    T: Send + 'static,
+{
+    Ok(app
+        .manager()
+        .pools()
+        .with(acc.bot_data_db_path.clone(), Schema::Account, f)
+        .await?)
+}
+
+/// The name typed for a [`InputKind::TemplateName`] prompt: saves the job's text under it.
+pub(crate) async fn name_input<R: Req>(
+    bot: &R,
+    app: &App,
+    c: &Caller,
+    acc: &Account,
+    p: Pending,
+    name: &str,
+) -> anyhow::Result<()> {
+    let l = c.lang;
+    let m = app.manager();
+    let Some(job) = p.data.as_deref().and_then(|d| d.parse::<i64>().ok()).map(JobId::new) else {
+        send_html(bot, m, c.chat, tr(l, Key::StaleButton), None).await;
+        return Ok(());
+    };
+    let text = match app.jobs().first_items(c.tid, acc.id, job, 0).await {
+        Ok((JobKind::Broadcast { text }, _)) => text,
+        Ok(_) => {
+            send_html(bot, m, c.chat, tr(l, Key::StaleButton), None).await;
+            return Ok(());
+        }
+        Err(e) => {
+            send_html(bot, m, c.chat, &job_error_text(l, &e), None).await;
+            return Ok(());
+        }
+    };
+    let name = name.trim().to_string();
+    let saved = {
+        let name = name.clone();
+        db(app, acc, move |conn| templates::save(conn, &name, &text)).await?
+    };
+    match saved {
+        Ok(_) => {
+            let t = t2(
+                l,
+                "💾 Template «{name}» disimpan. Pakai lewat «📄 Pakai template» saat membuat siaran.",
+                "💾 Template «{name}» saved. Use it with «📄 Use a template» when you start a broadcast.",
+            )
+            .replace("{name}", &esc(&name));
+            let kb = InlineKeyboardMarkup::new(vec![vec![
+                btn(app, c, &t2(l, "📄 Template", "📄 Templates"), Cb::Templates(acc.id)),
+                btn(app, c, tr(l, Key::BtnMenu), Cb::Menu),
+            ]]);
+            send_html(bot, m, c.chat, &t, Some(kb)).await;
+        }
+        Err(e) => {
+            let why = match e {
+                TemplateError::EmptyName => t2(l, "Nama kosong.", "The name is empty."),
+                TemplateError::NameTooLong => t2(
+                    l,
+                    "Nama terlalu panjang (maks. 40 karakter).",
+                    "The name is too long (at most 40 characters).",
+                ),
+                TemplateError::Full => t2(
+                    l,
+                    "Sudah ada 50 template; hapus satu dulu di «📄 Template».",
+                    "There are 50 templates already; delete one under «📄 Templates» first.",
+                ),
+            };
+            reask(bot, app, c, p, &why).await;
+        }
+    }
+    Ok(())
+}
+
+/// The «📄 Template» screen: each template with «📄 Pakai» and «🗑».
+async fn list<R: Req>(
+    bot: &R,
+    app: &App,
+    c: &Caller,
+    acc: &Account,
+    mid: Option<MessageId>,
+    note: Option<String>,
+) -> anyhow::Result<()> {
+    let l = c.lang;
+    let all: Vec<Template> = db(app, acc, |conn| templates::list(conn)).await?;
+    let mut text = t2(l, "📄 <b>Template</b> — {phone}", "📄 <b>Templates</b> — {phone}")
+        .replace("{phone}", &esc(&acc.phone.to_string()));
+    if let Some(n) = note {
+        text.push_str(&format!("\n{n}"));
+    }
+    if all.is_empty() {
+        text.push_str(&t2(
+            l,
+            "\n\nBelum ada template. Simpan teks siaran dengan «💾 Simpan template» di konfirmasinya.",
+            "\n\nNo templates yet. Save a broadcast's text with «💾 Save as template» on its confirmation.",
+        ));
+    }
+    let mut rows = Vec::new();
+    for t in &all {
+        let snippet: String = t.text.chars().take(80).collect();
+        text.push_str(&format!("\n\n<b>{}</b>\n<i>{}</i>", esc(&t.name), esc(&snippet)));
+        let name: String = t.name.chars().take(24).collect();
+        rows.push(vec![
+            btn(app, c, &format!("📄 {name}"), Cb::TemplateUse(acc.id, t.id)),
+            btn(app, c, &format!("🗑 {name}"), Cb::TemplateDelete(acc.id, t.id)),
+        ]);
+    }
+    rows.push(vec![
+        btn(app, c, &t2(l, "⬅️ Pesan", "⬅️ Messages"), Cb::Messages(acc.id)),
+        btn(app, c, tr(l, Key::BtnMenu), Cb::Menu),
+    ]);
+    edit_or_send(
+        bot,
+        app.manager(),
+        c.chat,
+        mid,
+        &text,
+        Some(InlineKeyboardMarkup::new(rows)),
+    )
+    .await;
+    Ok(())
+}
+
+/// Starts a broadcast with the template's text: the same second step as a typed text
+/// (where it goes).
+async fn use_template<R: Req>(bot: &R, app: &App, c: &Caller, acc: &Account, t: Template, mid: Option<MessageId>) {
+    let l = c.lang;
+    let mut p = Pending::new(acc.id, InputKind::Broadcast, None, acc.phone.to_string());
+    p.data = Some(t.text.clone());
+    app.set_pending(c.tid, p);
+    let kb = InlineKeyboardMarkup::new(vec![
+        vec![btn(
+            app,
+            c,
+            &t2(l, "👥 Semua grup saya", "👥 All my groups"),
+            Cb::BroadcastTo(acc.id, BroadcastTarget::AllGroups),
+        )],
+        vec![btn(
+            app,
+            c,
+            &t2(l, "👑 Grup tempat saya admin", "👑 Groups where I am admin"),
+            Cb::BroadcastTo(acc.id, BroadcastTarget::AdminGroups),
+        )],
+        vec![btn(app, c, tr(l, Key::BtnCancel), Cb::InputCancel)],
+    ]);
+    let snippet: String = t.text.chars().take(300).collect();
+    let prompt = format!(
+        "📄 {} «{}»\n<blockquote>{}</blockquote>\n\n{}\n\n{}",
+        t2(l, "Template", "Template"),
+        esc(&t.name),
+        esc(&snippet),
+        broadcast_where(l),
+        tr(l, Key::PromptCancelHint)
+    );
+    edit_or_send(bot, app.manager(), c.chat, mid, &prompt, Some(kb)).await;
+}
