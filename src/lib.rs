@@ -22,6 +22,7 @@
 //! - [`announcement`]: the operators' announcements to every user, paced, resumable, sent once.
 //! - [`backup`]: `tgwa backup` and `tgwa restore`: consistent copies of every database.
 //! - [`inbox`]: incoming WhatsApp messages kept per account and forwarded to their owner.
+//! - [`members`]: group member exports as spreadsheet rows and contact cards.
 
 pub mod account;
 pub mod announcement;
@@ -40,6 +41,7 @@ pub mod jobs;
 pub mod layout;
 pub mod live;
 pub mod manager;
+pub mod members;
 pub mod metrics;
 pub mod preflight;
 pub mod scan;
