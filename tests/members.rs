@@ -290,11 +290,23 @@ async fn approving_three_of_five_adds_exactly_those_and_reject_all_empties_the_r
     let page = bot.tg.sent_to(A).into_iter().rev().find(|m| m.button_data("Setujui anggota baru").is_some()).unwrap();
     assert!(page.button_data("✅ Setujui anggota baru: ON").is_some(), "{:?}", page.buttons());
 
-    // A second account using the link now waits for approval (the simulator records it).
+    // Another account using the link now waits for approval instead of joining.
     bot.pair(B, B_PHONE).await;
+    let shown = bot.tap(A, "Tautan undangan", "chat.whatsapp.com").await;
+    let link = shown.text.split(['>', '<']).find(|p| p.starts_with("https://chat.whatsapp.com/")).unwrap().to_string();
+    bot.tap(A, "Kembali", "Anggota").await;
+    bot.say(B, "/menu", "Menu utama").await;
+    bot.tap(B, "👥 Grup", "Anda admin").await;
+    bot.tap(B, "Gabung grup", "Tempel tautan").await;
+    bot.say(B, &link, "Mulai pekerjaan ini").await;
+    let mark = bot.tg.mark();
+    bot.press(B, "Mulai");
+    bot.tg.wait_for_text_to_after(mark, B, "Laporan pekerjaan", Duration::from_secs(60)).await;
+    assert_eq!(tgwa::wa::sim::read_join_requests(&bot.world_db(), &g).unwrap(), vec![B_PHONE.to_string()]);
     let people = five_requests(&bot, &g);
     let before = member_digits(&bot, &g).await;
-    let list = bot.tap(A, "Permintaan bergabung", "Permintaan bergabung</b>: 5").await;
+    assert!(!before.contains(&B_PHONE.to_string()));
+    let list = bot.tap(A, "Permintaan bergabung", "Permintaan bergabung</b>: 6").await;
     for (_, name) in &people {
         assert!(list.text.contains(name.as_str()), "{}", list.text);
     }
@@ -307,14 +319,17 @@ async fn approving_three_of_five_adds_exactly_those_and_reject_all_empties_the_r
     let mut want: Vec<String> = [1usize, 3, 5].iter().map(|i| people[i - 1].0.clone()).collect();
     want.sort();
     assert_eq!(added, want, "exactly the three approved");
-    let waiting = tgwa::wa::sim::read_join_requests(&bot.world_db(), &g).unwrap();
-    assert_eq!(waiting, vec![people[1].0.clone(), people[3].0.clone()]);
+    let mut waiting = tgwa::wa::sim::read_join_requests(&bot.world_db(), &g).unwrap();
+    waiting.sort();
+    let mut want_waiting = vec![people[1].0.clone(), people[3].0.clone(), B_PHONE.to_string()];
+    want_waiting.sort();
+    assert_eq!(waiting, want_waiting, "the other two (and B) still wait");
 
     // Reject all asks first; "no" changes nothing, "yes" empties the list.
-    bot.tap(A, "Tolak semua", "Tolak semua 2 permintaan").await;
-    bot.tap(A, "Tidak", "Permintaan bergabung</b>: 2").await;
-    bot.tap(A, "Tolak semua", "Tolak semua 2 permintaan").await;
-    bot.tap(A, "Ya", "2 permintaan ditolak").await;
+    bot.tap(A, "Tolak semua", "Tolak semua 3 permintaan").await;
+    bot.tap(A, "Tidak", "Permintaan bergabung</b>: 3").await;
+    bot.tap(A, "Tolak semua", "Tolak semua 3 permintaan").await;
+    bot.tap(A, "Ya", "3 permintaan ditolak").await;
     assert!(tgwa::wa::sim::read_join_requests(&bot.world_db(), &g).unwrap().is_empty());
     assert_eq!(member_digits(&bot, &g).await, after, "rejected people did not join");
     bot.stop().await;
