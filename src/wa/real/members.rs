@@ -114,45 +114,49 @@ impl RealSession {
             .into_iter()
             .map(|(j, r)| (r.id, j))
             .collect();
-        let mut out: Vec<RequestResult> = Vec::with_capacity(who.len());
-        let mut asked: Vec<(PersonId, Jid)> = Vec::new();
-        for p in who {
-            match listed.get(p) {
-                Some(j) => asked.push((p.clone(), j.clone())),
-                None => out.push((p.clone(), Err("no pending request".into()))),
+        let asked: Vec<(PersonId, Jid)> = who
+            .iter()
+            .filter_map(|p| listed.get(p).map(|j| (p.clone(), j.clone())))
+            .collect();
+        let mut outcomes: HashMap<PersonId, Result<(), String>> = HashMap::new();
+        if !asked.is_empty() {
+            let jids: Vec<Jid> = asked.iter().map(|(_, j)| j.clone()).collect();
+            let g = self.client.groups();
+            let gj = group_jid(id);
+            let responses = if approve {
+                self.call("approving join requests", g.approve_membership_requests(gj, &jids))
+                    .await?
+            } else {
+                self.call("rejecting join requests", g.reject_membership_requests(gj, &jids))
+                    .await?
+            };
+            // Matched by address kind and user: the reply may add a device part.
+            let by_jid: HashMap<(bool, String), Option<String>> = responses
+                .iter()
+                .map(|r| ((r.jid.is_lid(), r.jid.user_base().to_string()), r.error.clone()))
+                .collect();
+            for (p, j) in asked {
+                let outcome = match by_jid.get(&(j.is_lid(), j.user_base().to_string())) {
+                    Some(None) => Ok(()),
+                    Some(Some(code)) => Err(errors::describe_participant_error(code)),
+                    None => {
+                        debug!(jid = %j, "no result for a join request");
+                        Err("WhatsApp did not report on this request".to_string())
+                    }
+                };
+                outcomes.insert(p, outcome);
             }
         }
-        if asked.is_empty() {
-            return Ok(out);
-        }
-        let jids: Vec<Jid> = asked.iter().map(|(_, j)| j.clone()).collect();
-        let g = self.client.groups();
-        let gj = group_jid(id);
-        let responses = if approve {
-            self.call("approving join requests", g.approve_membership_requests(gj, &jids))
-                .await?
-        } else {
-            self.call("rejecting join requests", g.reject_membership_requests(gj, &jids))
-                .await?
-        };
-        // Matched by address kind and user: the reply may add a device part or drop the agent.
-        let by_jid: HashMap<(bool, String), Option<String>> = responses
+        // One result per person asked, in the order asked.
+        Ok(who
             .iter()
-            .map(|r| ((r.jid.is_lid(), r.jid.user_base().to_string()), r.error.clone()))
-            .collect();
-        for (p, j) in asked {
-            let key = (j.is_lid(), j.user_base().to_string());
-            let outcome = match by_jid.get(&key) {
-                Some(None) => Ok(()),
-                Some(Some(code)) => Err(errors::describe_participant_error(code)),
-                None => {
-                    debug!(jid = %j, "no result for a join request");
-                    Err("WhatsApp did not report on this request".to_string())
-                }
-            };
-            out.push((p, outcome));
-        }
-        Ok(out)
+            .map(|p| {
+                let outcome = outcomes
+                    .remove(p)
+                    .unwrap_or_else(|| Err("no pending request".to_string()));
+                (p.clone(), outcome)
+            })
+            .collect())
     }
 
     pub(super) async fn approval_of(&self, id: &GroupId) -> Result<bool, WaError> {
