@@ -901,7 +901,10 @@ mod nickname_tests {
         assert_eq!(Nickname::parse("  Toko Batik ").unwrap().as_str(), "Toko Batik");
         assert_eq!(Nickname::parse(&"é".repeat(32)).unwrap().as_str().chars().count(), 32);
         assert_eq!(Nickname::parse("   "), Err(NicknameError::Empty));
-        assert_eq!(Nickname::parse(&"x".repeat(33)), Err(NicknameError::TooLong { max: 32 }));
+        assert_eq!(
+            Nickname::parse(&"x".repeat(33)),
+            Err(NicknameError::TooLong { max: 32 })
+        );
         assert_eq!(Nickname::parse("a\nb"), Err(NicknameError::Control));
     }
 }

@@ -316,7 +316,11 @@ impl AccountManager {
     ) -> Result<(), AccountError> {
         self.with_master(move |c| {
             account::set_nickname(c, owner, id, nickname.as_ref())?;
-            let what = if nickname.is_some() { "nickname_set" } else { "nickname_cleared" };
+            let what = if nickname.is_some() {
+                "nickname_set"
+            } else {
+                "nickname_cleared"
+            };
             account::audit(c, Some(owner), Some(id), what, "")
         })
         .await?;

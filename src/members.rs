@@ -165,7 +165,13 @@ pub fn members_vcf(members: &[RosterEntry], group: &str) -> String {
 pub fn file_stem(name: &str) -> String {
     let s: String = name
         .chars()
-        .map(|c| if c.is_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .take(40)
         .collect();
     let s = s.trim_matches('_').to_string();
@@ -205,7 +211,11 @@ mod tests {
     #[test]
     fn lid_members_are_marked_never_numbered() {
         let list = vec![
-            m(PersonId::Phone(PhoneNumber::from_digits("6281234567890").unwrap()), Some("Budi, \"Pak\"; 🙂"), true),
+            m(
+                PersonId::Phone(PhoneNumber::from_digits("6281234567890").unwrap()),
+                Some("Budi, \"Pak\"; 🙂"),
+                true,
+            ),
             m(PersonId::Lid("123456789012345".into()), None, false),
         ];
         let csv = members_csv(&list, &ExportWords::EN);

@@ -59,7 +59,9 @@ fn account_id(bot: &TestBot, phone: &str) -> AccountId {
 /// Phone numbers of a group's members in the simulated world.
 async fn member_digits(bot: &TestBot, g: &GroupId) -> Vec<String> {
     let c = rusqlite::Connection::open(bot.world_db()).unwrap();
-    let mut st = c.prepare("SELECT phone FROM members WHERE jid = ?1 ORDER BY phone").unwrap();
+    let mut st = c
+        .prepare("SELECT phone FROM members WHERE jid = ?1 ORDER BY phone")
+        .unwrap();
     st.query_map([g.as_str()], |r| r.get(0))
         .unwrap()
         .map(Result::unwrap)
@@ -192,7 +194,10 @@ async fn a_300_member_export_opens_in_a_spreadsheet_and_a_phone() {
     let text = String::from_utf8(bytes[3..].to_vec()).unwrap();
     let rows = parse_csv(&text);
     assert_eq!(rows.len(), 301, "header + 300");
-    assert_eq!(rows[0], ["Nomor", "Nama WhatsApp", "Admin", "LID (nomor disembunyikan)"]);
+    assert_eq!(
+        rows[0],
+        ["Nomor", "Nama WhatsApp", "Admin", "LID (nomor disembunyikan)"]
+    );
     assert!(rows.iter().all(|r| r.len() == 4), "every row has 4 cells");
     let by_number = |n: &str| rows.iter().find(|r| r[0] == n).cloned();
     let me = by_number(A_PHONE).expect("the creator");
@@ -212,9 +217,7 @@ async fn a_300_member_export_opens_in_a_spreadsheet_and_a_phone() {
     // VCF: one card per member, FN = name or number, TEL only for real numbers.
     let cards = parse_vcf(&String::from_utf8(vcf.bytes.clone().unwrap()).unwrap());
     assert_eq!(cards.len(), 300);
-    let prop = |card: &Vec<(String, String)>, name: &str| {
-        card.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone())
-    };
+    let prop = |card: &Vec<(String, String)>, name: &str| card.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
     for card in &cards {
         assert_eq!(prop(card, "VERSION").as_deref(), Some("3.0"));
         assert!(prop(card, "FN").is_some_and(|f| !f.is_empty()));
@@ -230,7 +233,10 @@ async fn a_300_member_export_opens_in_a_spreadsheet_and_a_phone() {
             .unwrap()
     };
     for i in [0usize, 1, 3, 4] {
-        assert_eq!(prop(&card_of(&format!("+62857{:07}9", i)), "FN").unwrap(), tricky_name(i));
+        assert_eq!(
+            prop(&card_of(&format!("+62857{:07}9", i)), "FN").unwrap(),
+            tricky_name(i)
+        );
     }
     assert_eq!(prop(&card_of("+6285700000029"), "FN").unwrap(), "+6285700000029");
     let lid_card = cards.iter().find(|c| prop(c, "TEL;type=CELL").is_none()).unwrap();
@@ -260,7 +266,9 @@ async fn every_admin_group_in_one_csv_with_a_group_column() {
     let rows = parse_csv(&text);
     assert_eq!(rows[0][..3], ["Grup", "ID grup", "Nomor"]);
     assert_eq!(rows.len(), 1 + 2 + 1, "{rows:?}");
-    assert!(rows.iter().any(|r| r[0] == "Grup Satu" && r[2] == "6285711111119" && r[3] == "Ani"));
+    assert!(rows
+        .iter()
+        .any(|r| r[0] == "Grup Satu" && r[2] == "6285711111119" && r[3] == "Ani"));
     assert!(rows.iter().any(|r| r[0] == "Grup Dua" && r[1] == g2.as_str()));
     assert!(!rows.iter().any(|r| r[0] == "Grup Orang Lain"));
     bot.stop().await;
@@ -285,15 +293,34 @@ async fn approving_three_of_five_adds_exactly_those_and_reject_all_empties_the_r
 
     // The toggle shows its state and flips it.
     let page = open_group(&bot, A, "Komunitas Batik", "Anggota").await;
-    assert!(page.button_data("Setujui anggota baru: OFF").is_some(), "{:?}", page.buttons());
+    assert!(
+        page.button_data("Setujui anggota baru: OFF").is_some(),
+        "{:?}",
+        page.buttons()
+    );
     bot.tap(A, "Setujui anggota baru: OFF", "Anggota").await;
-    let page = bot.tg.sent_to(A).into_iter().rev().find(|m| m.button_data("Setujui anggota baru").is_some()).unwrap();
-    assert!(page.button_data("✅ Setujui anggota baru: ON").is_some(), "{:?}", page.buttons());
+    let page = bot
+        .tg
+        .sent_to(A)
+        .into_iter()
+        .rev()
+        .find(|m| m.button_data("Setujui anggota baru").is_some())
+        .unwrap();
+    assert!(
+        page.button_data("✅ Setujui anggota baru: ON").is_some(),
+        "{:?}",
+        page.buttons()
+    );
 
     // Another account using the link now waits for approval instead of joining.
     bot.pair(B, B_PHONE).await;
     let shown = bot.tap(A, "Tautan undangan", "chat.whatsapp.com").await;
-    let link = shown.text.split(['>', '<']).find(|p| p.starts_with("https://chat.whatsapp.com/")).unwrap().to_string();
+    let link = shown
+        .text
+        .split(['>', '<'])
+        .find(|p| p.starts_with("https://chat.whatsapp.com/"))
+        .unwrap()
+        .to_string();
     bot.tap(A, "Kembali", "Anggota").await;
     bot.say(B, "/menu", "Menu utama").await;
     bot.tap(B, "👥 Grup", "Anda admin").await;
@@ -301,8 +328,13 @@ async fn approving_three_of_five_adds_exactly_those_and_reject_all_empties_the_r
     bot.say(B, &link, "Mulai pekerjaan ini").await;
     let mark = bot.tg.mark();
     bot.press(B, "Mulai");
-    bot.tg.wait_for_text_to_after(mark, B, "Laporan pekerjaan", Duration::from_secs(60)).await;
-    assert_eq!(tgwa::wa::sim::read_join_requests(&bot.world_db(), &g).unwrap(), vec![B_PHONE.to_string()]);
+    bot.tg
+        .wait_for_text_to_after(mark, B, "Laporan pekerjaan", Duration::from_secs(60))
+        .await;
+    assert_eq!(
+        tgwa::wa::sim::read_join_requests(&bot.world_db(), &g).unwrap(),
+        vec![B_PHONE.to_string()]
+    );
     let people = five_requests(&bot, &g);
     let before = member_digits(&bot, &g).await;
     assert!(!before.contains(&B_PHONE.to_string()));
@@ -330,7 +362,9 @@ async fn approving_three_of_five_adds_exactly_those_and_reject_all_empties_the_r
     bot.tap(A, "Tidak", "Permintaan bergabung</b>: 3").await;
     bot.tap(A, "Tolak semua", "Tolak semua 3 permintaan").await;
     bot.tap(A, "Ya", "3 permintaan ditolak").await;
-    assert!(tgwa::wa::sim::read_join_requests(&bot.world_db(), &g).unwrap().is_empty());
+    assert!(tgwa::wa::sim::read_join_requests(&bot.world_db(), &g)
+        .unwrap()
+        .is_empty());
     assert_eq!(member_digits(&bot, &g).await, after, "rejected people did not join");
     bot.stop().await;
 }
@@ -347,8 +381,16 @@ async fn members_are_not_offered_join_requests_and_forged_buttons_are_refused() 
     // B is a plain member: the export, yes; requests and the toggle, no.
     let page = open_group(&bot, B, "Grup RT 05", "Anggota").await;
     assert!(page.button_data("Ekspor anggota").is_some());
-    assert!(page.button_data("Permintaan bergabung").is_none(), "{:?}", page.buttons());
-    assert!(page.button_data("Setujui anggota baru").is_none(), "{:?}", page.buttons());
+    assert!(
+        page.button_data("Permintaan bergabung").is_none(),
+        "{:?}",
+        page.buttons()
+    );
+    assert!(
+        page.button_data("Setujui anggota baru").is_none(),
+        "{:?}",
+        page.buttons()
+    );
 
     // Buttons B could be sent for B's own account still need admin rights.
     let b_acc = account_id(&bot, B_PHONE);
@@ -361,16 +403,28 @@ async fn members_are_not_offered_join_requests_and_forged_buttons_are_refused() 
         Cb::JoinApproval(b_acc, g.clone(), true),
     ] {
         let answer = bot.callback(B, &cb).await;
-        assert!(answer["text"].as_str().unwrap().contains("Hanya admin grup"), "{cb:?}: {answer}");
+        assert!(
+            answer["text"].as_str().unwrap().contains("Hanya admin grup"),
+            "{cb:?}: {answer}"
+        );
     }
     // Buttons naming A's account are not B's to press, signed for B or not.
     let answer = bot.callback(B, &Cb::JoinAnswerAllYes(a_acc, g.clone(), true)).await;
-    assert!(answer["text"].as_str().unwrap().contains("bukan milik Anda"), "{answer}");
+    assert!(
+        answer["text"].as_str().unwrap().contains("bukan milik Anda"),
+        "{answer}"
+    );
     let codec = tgwa::bot::callback::CallbackCodec::load_or_create(&bot.data_dir().join(".secret")).unwrap();
-    let for_a = codec.encode(tgwa::ids::TelegramId::new(A).unwrap(), &Cb::JoinAnswerAllYes(a_acc, g.clone(), true));
+    let for_a = codec.encode(
+        tgwa::ids::TelegramId::new(A).unwrap(),
+        &Cb::JoinAnswerAllYes(a_acc, g.clone(), true),
+    );
     let id = bot.tg.push_callback(B, 1, &for_a);
     let answer = bot.tg.wait_for_callback_answer(&id, WAIT).await;
-    assert!(answer["text"].as_str().unwrap().contains("bukan milik Anda"), "{answer}");
+    assert!(
+        answer["text"].as_str().unwrap().contains("bukan milik Anda"),
+        "{answer}"
+    );
 
     assert_eq!(tgwa::wa::sim::read_join_requests(&bot.world_db(), &g).unwrap().len(), 5);
     let members = member_digits(&bot, &g).await;
@@ -397,10 +451,15 @@ async fn a_nickname_is_set_shown_next_to_the_number_and_cleared() {
     open_account_page(&bot, A, "Terakhir diperbarui").await;
     bot.tap(A, "Nama panggilan", "1–32 karakter").await;
     // Refused, each with its reason, and asked again.
-    bot.say(A, &"x".repeat(33), "terlalu panjang (maksimal 32 karakter)").await;
+    bot.say(A, &"x".repeat(33), "terlalu panjang (maksimal 32 karakter)")
+        .await;
     bot.say(A, "Toko\u{7}Batik", "harus satu baris").await;
     let saved = bot.say(A, "  Toko <Batik> & Co  ", "Nama panggilan disimpan").await;
-    assert!(saved.text.contains("Toko &lt;Batik&gt; &amp; Co ("), "escaped: {}", saved.text);
+    assert!(
+        saved.text.contains("Toko &lt;Batik&gt; &amp; Co ("),
+        "escaped: {}",
+        saved.text
+    );
     let nick: Option<String> = bot
         .master()
         .query_row(
@@ -423,14 +482,19 @@ async fn a_nickname_is_set_shown_next_to_the_number_and_cleared() {
         .unwrap();
     let mark = bot.tg.mark();
     bot.tg.push_callback(A, list.message_id, &other.1);
-    bot.tg.wait_for_text_to_after(mark, A, "Terakhir diperbarui", WAIT).await;
+    bot.tg
+        .wait_for_text_to_after(mark, A, "Terakhir diperbarui", WAIT)
+        .await;
     bot.tap(A, "Pakai", "Akun aktif sekarang").await;
     let list = bot.tap(A, "Akun", "Toko &lt;Batik&gt;").await;
     let mine = list.button_data("Toko").unwrap();
     let mark = bot.tg.mark();
     bot.tg.push_callback(A, list.message_id, &mine);
-    bot.tg.wait_for_text_to_after(mark, A, "Terakhir diperbarui", WAIT).await;
-    bot.tap(A, "Pakai", "Akun aktif sekarang <b>Toko &lt;Batik&gt; &amp; Co (").await;
+    bot.tg
+        .wait_for_text_to_after(mark, A, "Terakhir diperbarui", WAIT)
+        .await;
+    bot.tap(A, "Pakai", "Akun aktif sekarang <b>Toko &lt;Batik&gt; &amp; Co (")
+        .await;
 
     // A job report names the account by its nickname too.
     bot.say(A, "/menu", "Menu utama").await;
@@ -467,7 +531,11 @@ async fn the_new_screens_speak_english_with_a_way_back() {
 
     let page = open_group(&bot, A, "English Club", "Members").await;
     assert!(page.button_data("📤 Export members").is_some(), "{:?}", page.buttons());
-    assert!(page.button_data("Approve new members: OFF").is_some(), "{:?}", page.buttons());
+    assert!(
+        page.button_data("Approve new members: OFF").is_some(),
+        "{:?}",
+        page.buttons()
+    );
     tgwa::wa::sim::seed_join_request(&bot.world_db(), &g, "6285799999999", Some("Guest")).unwrap();
     let list = bot.tap(A, "🙋 Join requests", "Join requests</b>: 1").await;
     assert!(list.button_data("Approve all").is_some() && list.button_data("Reject all").is_some());
@@ -480,7 +548,10 @@ async fn the_new_screens_speak_english_with_a_way_back() {
     assert!(done.button_data("Back").is_some());
     let csv = document(&bot, A, mark, ".csv").await;
     let text = String::from_utf8(csv.bytes.clone().unwrap()[3..].to_vec()).unwrap();
-    assert!(text.starts_with("Number,WhatsApp name,Admin,LID (number hidden)\n"), "{text}");
+    assert!(
+        text.starts_with("Number,WhatsApp name,Admin,LID (number hidden)\n"),
+        "{text}"
+    );
 
     bot.say(A, "/groups", "you are admin").await;
     bot.tap(A, "Export admin groups' members", "Group column").await;

@@ -1461,9 +1461,17 @@ async fn join_requests_are_listed_approved_and_rejected_over_the_fake_server() {
     fake.request_to_join(&lid_gid, &people[0]);
     let list = s.join_requests(&lid_id).await.expect("list");
     assert_eq!(list.len(), 1);
-    let res = s.answer_join_requests(&lid_id, true, &[list[0].id.clone()]).await.expect("approve");
+    let res = s
+        .answer_join_requests(&lid_id, true, &[list[0].id.clone()])
+        .await
+        .expect("approve");
     assert!(res[0].1.is_ok(), "{res:?}");
-    assert!(fake.group(&lid_gid).unwrap().members.iter().any(|m| m.phone == people[0]));
+    assert!(fake
+        .group(&lid_gid)
+        .unwrap()
+        .members
+        .iter()
+        .any(|m| m.phone == people[0]));
     let roster = s.group_roster(&lid_id).await.expect("roster");
     assert_eq!(roster.len(), 2);
     s2.disconnect(Duration::from_secs(5)).await;

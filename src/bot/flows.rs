@@ -266,7 +266,7 @@ fn main_menu(app: &App, c: &Caller) -> (String, InlineKeyboardMarkup) {
                 l,
                 Key::MenuTitle,
                 &[
-                    ("phone", &account_label(&a)),
+                    ("phone", &account_label(a)),
                     ("state", state_label(l, a, live.as_ref())),
                 ],
             )
@@ -327,7 +327,7 @@ fn accounts_menu(app: &App, c: &Caller) -> (String, InlineKeyboardMarkup) {
             Key::AccountLine,
             &[
                 ("mark", mark),
-                ("phone", &account_label(&a)),
+                ("phone", &account_label(a)),
                 ("state", state_label(l, a, live.as_ref())),
             ],
         ));
@@ -355,7 +355,7 @@ fn account_page(app: &App, c: &Caller, a: &Account) -> (String, InlineKeyboardMa
         l,
         Key::AccountDetail,
         &[
-            ("phone", &account_label(&a)),
+            ("phone", &account_label(a)),
             ("state", state_label(l, a, live.as_ref())),
             ("updated", &updated),
             ("error", &error),
@@ -522,10 +522,7 @@ async fn callback<R: Req>(
             Ok(()) => {
                 let c2 = refreshed(app, c).await?;
                 let (t, kb) = main_menu(app, &c2);
-                let t = format!(
-                    "{}\n\n{t}",
-                    tr_with(l, Key::Switched, &[("phone", &account_label(&a))])
-                );
+                let t = format!("{}\n\n{t}", tr_with(l, Key::Switched, &[("phone", &account_label(&a))]));
                 edit_or_send(bot, m, c.chat, mid, &t, Some(kb)).await;
             }
             Err(AccountError::WrongState(_)) => return Ok(Some((plain_text(tr(l, Key::StaleButton)), true))),

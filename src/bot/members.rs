@@ -67,7 +67,10 @@ pub(crate) async fn group_rows(
 /// «✅ Setujui anggota baru: ON».
 fn approval_label(l: Lang, on: bool) -> String {
     let (mark, state) = if on { ("✅", "ON") } else { ("▫️", "OFF") };
-    format!("{mark} {}: {state}", t2(l, "Setujui anggota baru", "Approve new members"))
+    format!(
+        "{mark} {}: {state}",
+        t2(l, "Setujui anggota baru", "Approve new members")
+    )
 }
 
 /// Whether the account is an admin of `g`, as WhatsApp says now.
@@ -222,12 +225,8 @@ async fn requests_page<R: Req>(
     let page = page.min(pages - 1);
     let mut text = note.map(|n| format!("{n}\n\n")).unwrap_or_default();
     text.push_str(
-        &t2(
-            l,
-            "🙋 <b>Permintaan bergabung</b>: {n}",
-            "🙋 <b>Join requests</b>: {n}",
-        )
-        .replace("{n}", &list.len().to_string()),
+        &t2(l, "🙋 <b>Permintaan bergabung</b>: {n}", "🙋 <b>Join requests</b>: {n}")
+            .replace("{n}", &list.len().to_string()),
     );
     if list.is_empty() {
         text.push_str(&t2(
@@ -329,7 +328,8 @@ async fn inbox_names(app: &App, acc: &Account) -> HashMap<String, String> {
         .manager()
         .pools()
         .with(acc.bot_data_db_path.clone(), crate::db::Schema::Account, |conn| {
-            let mut st = conn.prepare("SELECT sender, push_name FROM inbox_messages WHERE push_name != '' ORDER BY seq")?;
+            let mut st =
+                conn.prepare("SELECT sender, push_name FROM inbox_messages WHERE push_name != '' ORDER BY seq")?;
             let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
             // Later rows win: the newest name a person used.
             Ok(rows.filter_map(Result::ok).collect::<HashMap<_, _>>())
@@ -360,7 +360,12 @@ async fn roster(s: &dyn WaSession, g: &GroupId, names: &HashMap<String, String>)
 async fn export_group<R: Req>(bot: &R, app: &App, c: &Caller, acc: &Account, s: &dyn WaSession, g: &GroupId) {
     let l = c.lang;
     let m = app.manager();
-    let back = InlineKeyboardMarkup::new(vec![vec![btn(app, c, tr(l, Key::BtnBack), Cb::Group(acc.id, g.clone()))]]);
+    let back = InlineKeyboardMarkup::new(vec![vec![btn(
+        app,
+        c,
+        tr(l, Key::BtnBack),
+        Cb::Group(acc.id, g.clone()),
+    )]]);
     let names = inbox_names(app, acc).await;
     let (info, list) = match s.group_info(g).await {
         Ok(info) => match roster(s, g, &names).await {
@@ -403,14 +408,7 @@ async fn export_group<R: Req>(bot: &R, app: &App, c: &Caller, acc: &Account, s: 
 }
 
 /// Sends the members of every group where the account is admin as one `.csv`.
-async fn export_all<R: Req>(
-    bot: &R,
-    app: &App,
-    c: &Caller,
-    acc: &Account,
-    s: &dyn WaSession,
-    mid: Option<MessageId>,
-) {
+async fn export_all<R: Req>(bot: &R, app: &App, c: &Caller, acc: &Account, s: &dyn WaSession, mid: Option<MessageId>) {
     let l = c.lang;
     let m = app.manager();
     let back = InlineKeyboardMarkup::new(vec![vec![btn(app, c, tr(l, Key::BtnBack), Cb::Groups(acc.id, 0))]]);
@@ -448,7 +446,15 @@ async fn export_all<R: Req>(
     }
     let rows: usize = all.iter().map(|(_, _, v)| v.len()).sum();
     let csv = groups_csv(&all, words(l));
-    send_document(bot, m, c.chat, "admin-groups-members.csv", csv.into_bytes(), "admin-groups-members.csv").await;
+    send_document(
+        bot,
+        m,
+        c.chat,
+        "admin-groups-members.csv",
+        csv.into_bytes(),
+        "admin-groups-members.csv",
+    )
+    .await;
     let mut t = t2(
         l,
         "📤 {r} anggota dari {ok} grup admin diekspor dalam satu .csv (kolom Grup).",
@@ -524,7 +530,8 @@ pub(crate) async fn nickname_input<R: Req>(
     };
     app.manager().set_nickname(c.tid, acc.id, Some(nick)).await?;
     let fresh = app.manager().account_of(c.tid, acc.id).await?;
-    let t = t2(c.lang, "🏷️ Nama panggilan disimpan: {a}", "🏷️ Nickname saved: {a}").replace("{a}", &account_label(&fresh));
+    let t =
+        t2(c.lang, "🏷️ Nama panggilan disimpan: {a}", "🏷️ Nickname saved: {a}").replace("{a}", &account_label(&fresh));
     let kb = InlineKeyboardMarkup::new(vec![vec![btn(app, c, tr(c.lang, Key::BtnBack), Cb::Account(acc.id))]]);
     send_html(bot, app.manager(), c.chat, &t, Some(kb)).await;
     Ok(Ok(()))

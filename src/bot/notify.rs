@@ -181,7 +181,11 @@ async fn deliver<R: Req>(bot: &R, app: &App, n: Notice) {
             let Some(lang) = recipient(app, owner).await else {
                 return;
             };
-            let t = tr_with(lang, Key::NoticeStreamReplaced, &[("phone", &shown(app, account, &phone).await)]);
+            let t = tr_with(
+                lang,
+                Key::NoticeStreamReplaced,
+                &[("phone", &shown(app, account, &phone).await)],
+            );
             // The owner decides whether this bot takes the session back.
             let kb = InlineKeyboardMarkup::new(vec![vec![InlineKeyboardButton::callback(
                 tr(lang, Key::BtnReconnect),

@@ -527,7 +527,9 @@ pub trait WaSession: Send + Sync {
     /// The group's pending join requests (admins only).
     async fn join_requests(&self, id: &GroupId) -> Result<Vec<JoinRequest>, WaError> {
         let _ = id;
-        Err(WaError::Invalid("join requests are not supported by this backend".into()))
+        Err(WaError::Invalid(
+            "join requests are not supported by this backend".into(),
+        ))
     }
     /// Approves (`approve`) or rejects pending join requests; one result per requester.
     async fn answer_join_requests(
@@ -537,17 +539,23 @@ pub trait WaSession: Send + Sync {
         who: &[PersonId],
     ) -> Result<Vec<RequestResult>, WaError> {
         let _ = (id, approve, who);
-        Err(WaError::Invalid("join requests are not supported by this backend".into()))
+        Err(WaError::Invalid(
+            "join requests are not supported by this backend".into(),
+        ))
     }
     /// Whether new members need an admin's approval ("approve new members").
     async fn join_approval(&self, id: &GroupId) -> Result<bool, WaError> {
         let _ = id;
-        Err(WaError::Invalid("join approval is not supported by this backend".into()))
+        Err(WaError::Invalid(
+            "join approval is not supported by this backend".into(),
+        ))
     }
     /// Turns "approve new members" on or off.
     async fn set_join_approval(&self, id: &GroupId, on: bool) -> Result<(), WaError> {
         let _ = (id, on);
-        Err(WaError::Invalid("join approval is not supported by this backend".into()))
+        Err(WaError::Invalid(
+            "join approval is not supported by this backend".into(),
+        ))
     }
 }
 

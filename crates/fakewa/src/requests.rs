@@ -80,7 +80,8 @@ fn list(w: &World, to: &str, iq: &Node) -> Node {
         .pending
         .iter()
         .map(|p| {
-            let mut b = NodeBuilder::new("membership_approval_request").attr("jid", requester_jid(w, g.lid_addressed, p));
+            let mut b =
+                NodeBuilder::new("membership_approval_request").attr("jid", requester_jid(w, g.lid_addressed, p));
             if g.lid_addressed && !w.hidden_phones.contains(p) {
                 b = b.attr("phone_number", pn_jid(p));
             }
@@ -90,7 +91,9 @@ fn list(w: &World, to: &str, iq: &Node) -> Node {
         .collect();
     result(
         iq,
-        vec![NodeBuilder::new("membership_approval_requests").children(children).build()],
+        vec![NodeBuilder::new("membership_approval_requests")
+            .children(children)
+            .build()],
     )
 }
 
@@ -129,7 +132,9 @@ fn act(w: &mut World, to: &str, iq: &Node, op: &Node) -> Node {
     result(
         iq,
         vec![NodeBuilder::new("membership_requests_action")
-            .children([NodeBuilder::new(if approve { "approve" } else { "reject" }).children(out).build()])
+            .children([NodeBuilder::new(if approve { "approve" } else { "reject" })
+                .children(out)
+                .build()])
             .build()],
     )
 }

@@ -172,10 +172,7 @@ impl RealSession {
             MembershipApprovalMode::Off
         };
         let g = self.client.groups();
-        self.call(
-            "changing join approval",
-            g.set_membership_approval(group_jid(id), mode),
-        )
-        .await
+        self.call("changing join approval", g.set_membership_approval(group_jid(id), mode))
+            .await
     }
 }

@@ -97,7 +97,11 @@ pub(super) fn requests(c: &Connection, me: &str, id: &GroupId) -> Result<Vec<Joi
         .map_err(sql)?;
     let rows = st
         .query_map([id.as_str()], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?, r.get::<_, i64>(2)?))
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, Option<String>>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
         })
         .map_err(sql)?;
     Ok(rows
@@ -150,8 +154,10 @@ pub(super) fn answer(
 /// Whether the group needs approval to join (any member may see it).
 pub(super) fn approval(c: &Connection, me: &str, id: &GroupId) -> Result<bool, WaError> {
     role(c, id.as_str(), me)?;
-    c.query_row("SELECT approval FROM groups WHERE jid = ?1", [id.as_str()], |r| r.get(0))
-        .map_err(sql)
+    c.query_row("SELECT approval FROM groups WHERE jid = ?1", [id.as_str()], |r| {
+        r.get(0)
+    })
+    .map_err(sql)
 }
 
 /// Turns approval on or off, as an admin.

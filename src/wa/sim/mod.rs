@@ -25,8 +25,8 @@
 //! the other's session as an incoming [`WaEvent::Message`] (a mention is `@<digits>` in the
 //! text); a session that is not connected gets it at its next login, marked `offline`.
 
-mod world;
 mod members;
+mod world;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
