@@ -12,7 +12,7 @@ mod support {
 use std::time::Duration;
 
 use support::app::{TestBot, WAIT};
-use tgwa::bot::callback::Cb;
+use tgwa::bot::callback::{AdminCb, Cb};
 use tgwa::ids::{AccountId, PhoneNumber};
 use tgwa::wa::{GroupId, PersonId};
 
@@ -21,6 +21,8 @@ const B: i64 = 6_100_002;
 const A_PHONE: &str = "6281234562001";
 const A2_PHONE: &str = "6281234562011";
 const B_PHONE: &str = "6281234562002";
+/// An operator (`TGWA_ADMIN_IDS`).
+const OPERATOR: i64 = 6_100_009;
 
 /// Creates a group named `name` (alone) through the groups menu and returns its ID.
 async fn create_group(bot: &TestBot, user: i64, name: &str) -> GroupId {
@@ -445,7 +447,7 @@ async fn open_account_page(bot: &TestBot, user: i64, want: &str) -> fake_telegra
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_nickname_is_set_shown_next_to_the_number_and_cleared() {
-    let bot = TestBot::start(&[]).await;
+    let bot = TestBot::start(&[("TGWA_ADMIN_IDS", &OPERATOR.to_string())]).await;
     bot.pair(A, A2_PHONE).await;
     bot.pair(A, A_PHONE).await;
     open_account_page(&bot, A, "Terakhir diperbarui").await;
@@ -509,6 +511,40 @@ async fn a_nickname_is_set_shown_next_to_the_number_and_cleared() {
         .await;
     assert!(report.text.contains("Toko &lt;Batik&gt; &amp; Co ("), "{}", report.text);
 
+    // The operator's account page shows it next to the masked number, and the notice the
+    // owner gets when the operator disconnects the session names it.
+    let id = account_id(&bot, A_PHONE);
+    let answer = bot.callback(OPERATOR, &Cb::Admin(AdminCb::Account(id))).await;
+    assert!(answer["text"].is_null(), "no refusal: {answer}");
+    let page = bot
+        .tg
+        .wait_for_text_to(OPERATOR, "Toko &lt;Batik&gt; &amp; Co (", WAIT)
+        .await;
+    assert!(
+        !page.text.contains(A_PHONE),
+        "the operator sees a masked number: {}",
+        page.text
+    );
+    let generation: i64 = bot
+        .master()
+        .query_row(
+            "SELECT generation FROM whatsapp_accounts WHERE id = ?1",
+            [id.get()],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let mark = bot.tg.mark();
+    bot.callback(OPERATOR, &Cb::Admin(AdminCb::DisconnectYes(id, generation)))
+        .await;
+    bot.tg
+        .wait_for_text_to_after(
+            mark,
+            A,
+            "Operator memutus sesi WhatsApp akun <b>Toko &lt;Batik&gt; &amp; Co (",
+            WAIT,
+        )
+        .await;
+
     // Cleared: the number alone again.
     open_account_page(&bot, A, "Terakhir diperbarui").await;
     bot.tap(A, "Hapus nama panggilan", "dihapus").await;
@@ -536,11 +572,20 @@ async fn the_new_screens_speak_english_with_a_way_back() {
         "{:?}",
         page.buttons()
     );
-    tgwa::wa::sim::seed_join_request(&bot.world_db(), &g, "6285799999999", Some("Guest")).unwrap();
-    let list = bot.tap(A, "🙋 Join requests", "Join requests</b>: 1").await;
+    for i in 0..10 {
+        let who = format!("62857999999{i:02}");
+        tgwa::wa::sim::seed_join_request(&bot.world_db(), &g, &who, Some(&format!("Guest {i}"))).unwrap();
+    }
+    // Ten requests: eight on the first page, two on the second.
+    let list = bot.tap(A, "🙋 Join requests", "Join requests</b>: 10").await;
     assert!(list.button_data("Approve all").is_some() && list.button_data("Reject all").is_some());
-    bot.tap(A, "Approve all", "Approve all 1 join requests?").await;
-    bot.tap(A, "No", "Join requests</b>: 1").await;
+    assert_eq!(list.buttons().iter().filter(|(l, _)| l.contains("Guest")).count(), 8);
+    assert!(list.button_data("1/2").is_some());
+    let second = bot.tap(A, "▶️", "Join requests</b>: 10").await;
+    assert_eq!(second.buttons().iter().filter(|(l, _)| l.contains("Guest")).count(), 2);
+    assert!(second.button_data("◀️").is_some() && second.button_data("2/2").is_some());
+    bot.tap(A, "Approve all", "Approve all 10 join requests?").await;
+    bot.tap(A, "No", "Join requests</b>: 10").await;
     bot.tap(A, "⬅️ Back", "Members").await;
     let mark = bot.tg.mark();
     bot.press(A, "Export members");
