@@ -610,3 +610,174 @@ async fn the_new_screens_speak_english_with_a_way_back() {
     bot.tap(A, "Clear nickname", "Nickname of").await;
     bot.stop().await;
 }
+
+/// The same flows over the real adapter and the fake WhatsApp server, with the bot as a
+/// separate process (`tgwa run` with `TGWA_WA_BACKEND=fake`), requests made with
+/// `tgwa fake request-join`, and the outcome read back through the bot's own export.
+#[cfg(feature = "insecure-fake-whatsapp")]
+mod over_the_fake {
+    use super::*;
+    use std::path::Path;
+    use std::process::Output;
+
+    fn fake_env() -> Vec<(String, String)> {
+        vec![
+            ("TGWA_WA_BACKEND".into(), "fake".into()),
+            ("RUST_LOG".into(), "error".into()),
+        ]
+    }
+
+    /// `tgwa fake <args>` on the data directory under `dir`, until it succeeds.
+    fn fake(dir: &Path, api: &str, args: &[&str]) -> Output {
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            let out = support::app::tgwa_fake(dir, api, &fake_env(), args);
+            if out.status.success() {
+                return out;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "tgwa fake {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    async fn say(tg: &fake_telegram::FakeTelegram, user: i64, text: &str, want: &str) -> fake_telegram::Sent {
+        let mark = tg.mark();
+        tg.push_message(user, text);
+        tg.wait_for_text_to_after(mark, user, want, WAIT).await
+    }
+
+    async fn tap(tg: &fake_telegram::FakeTelegram, user: i64, label: &str, want: &str) -> fake_telegram::Sent {
+        let msg = tg
+            .sent_to(user)
+            .into_iter()
+            .rev()
+            .find(|m| m.button_data(label).is_some())
+            .unwrap_or_else(|| panic!("no button {label:?}"));
+        let mark = tg.mark();
+        tg.push_callback(user, msg.message_id, &msg.button_data(label).unwrap_or_default());
+        tg.wait_for_text_to_after(mark, user, want, WAIT).await
+    }
+
+    /// Presses the newest button whose label and data satisfy `pick`.
+    fn press(tg: &fake_telegram::FakeTelegram, user: i64, pick: impl Fn(&str, &str) -> bool) {
+        let (mid, data) = tg
+            .sent_to(user)
+            .into_iter()
+            .rev()
+            .find_map(|m| {
+                let b = m.buttons().into_iter().find(|(l, d)| pick(l, d))?;
+                Some((m.message_id, b.1))
+            })
+            .expect("no such button");
+        tg.push_callback(user, mid, &data);
+    }
+
+    async fn until_connected(tg: &fake_telegram::FakeTelegram, user: i64) {
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            let page = say(tg, user, "/status", "Terakhir diperbarui").await;
+            if page.text.contains("🟢 terhubung") {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "never connected: {}", page.text);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// The newest `.csv` sent to `user` after `mark`, parsed (BOM checked and dropped).
+    async fn csv_after(tg: &fake_telegram::FakeTelegram, user: i64, mark: fake_telegram::Mark) -> Vec<Vec<String>> {
+        tg.wait_for_method_after(mark, "senddocument", WAIT).await;
+        let doc = tg
+            .sent_to(user)
+            .into_iter()
+            .rev()
+            .find(|m| m.file_name.as_deref().is_some_and(|n| n.ends_with(".csv")))
+            .expect("a .csv");
+        let bytes = doc.bytes.expect("bytes");
+        assert!(bytes.starts_with(b"\xEF\xBB\xBF"));
+        parse_csv(std::str::from_utf8(&bytes[3..]).unwrap())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn approving_three_of_five_over_the_fake_server() {
+        let tg = fake_telegram::FakeTelegram::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let (d, api) = (dir.path(), tg.url());
+        let mut child = support::app::spawn_binary(d, &api, &fake_env());
+        say(&tg, A, &format!("/pair {A_PHONE}"), "Terhubung sebagai").await;
+        until_connected(&tg, A).await;
+
+        // A group, made through the bot; its id from the admin-groups export.
+        say(&tg, A, "/groups", "Anda admin").await;
+        tap(&tg, A, "Buat grup", "pola nama").await;
+        say(&tg, A, "Paguyuban Batik\n1", "Mulai pekerjaan ini").await;
+        let mark = tg.mark();
+        press(&tg, A, |label, _| label.contains("Mulai"));
+        tg.wait_for_text_to_after(mark, A, "Laporan pekerjaan", Duration::from_secs(60))
+            .await;
+        say(&tg, A, "/groups", "Anda admin").await;
+        let mark = tg.mark();
+        tap(&tg, A, "Ekspor anggota grup admin", "kolom Grup").await;
+        let rows = csv_after(&tg, A, mark).await;
+        let gid = rows.iter().find(|r| r[0] == "Paguyuban Batik").expect("group row")[1].clone();
+
+        // Approval on through the toggle, five people ask, three are approved.
+        say(&tg, A, "/groups", "Anda admin").await;
+        let page = tap(&tg, A, "Paguyuban Batik", "Anggota").await;
+        assert!(
+            page.button_data("Setujui anggota baru: OFF").is_some(),
+            "{:?} {}",
+            page.buttons(),
+            page.text
+        );
+        tap(&tg, A, "Setujui anggota baru: OFF", "Anggota").await;
+        assert!(tg
+            .sent_to(A)
+            .iter()
+            .rev()
+            .find_map(|m| m.button_data("✅ Setujui anggota baru: ON"))
+            .is_some());
+        let people: Vec<String> = (1..=5).map(|i| format!("628571234570{i}")).collect();
+        for p in &people {
+            fake(d, &api, &["request-join", &gid, p]);
+        }
+        tap(&tg, A, "Permintaan bergabung", "Permintaan bergabung</b>: 5").await;
+        // Each requester's approve button, found by the number its data names (not by how
+        // the number is displayed).
+        for i in [0usize, 2, 4] {
+            let mark = tg.mark();
+            let code = format!(":p{}:1~", people[i]);
+            press(&tg, A, |_, data| data.contains(&code));
+            tg.wait_for_text_to_after(mark, A, "1 permintaan disetujui", WAIT).await;
+        }
+        let left = tap(&tg, A, "Kembali", "Anggota").await;
+        assert!(left.text.contains("Anggota: 4"), "{}", left.text);
+        let mark = tg.mark();
+        tap(&tg, A, "Ekspor anggota", "4 anggota").await;
+        let rows = csv_after(&tg, A, mark).await;
+        let mut numbers: Vec<String> = rows[1..].iter().map(|r| r[0].clone()).collect();
+        numbers.sort();
+        let mut want = vec![
+            A_PHONE.to_string(),
+            people[0].clone(),
+            people[2].clone(),
+            people[4].clone(),
+        ];
+        want.sort();
+        assert_eq!(numbers, want, "exactly the three approved joined");
+
+        // The other two still wait; reject all empties the list.
+        tap(&tg, A, "Permintaan bergabung", "Permintaan bergabung</b>: 2").await;
+        tap(&tg, A, "Tolak semua", "Tolak semua 2 permintaan").await;
+        tap(&tg, A, "Ya", "2 permintaan ditolak").await;
+        say(&tg, A, "/groups", "Anda admin").await;
+        tap(&tg, A, "Paguyuban Batik", "Anggota: 4").await;
+        tap(&tg, A, "Permintaan bergabung", "Permintaan bergabung</b>: 0").await;
+        child.kill().ok();
+        child.wait().ok();
+    }
+}
