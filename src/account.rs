@@ -74,6 +74,8 @@ pub struct Account {
     /// Pairings of this row: a re-pair of an own logged-out number bumps it, so work queued
     /// for an earlier pairing can tell it is stale.
     pub generation: i64,
+    /// The owner's name for it («Toko Batik»), shown next to the number; see [`Account::label`].
+    pub nickname: Option<String>,
 }
 
 /// Why an account operation was refused. Each variant has its own message in the bot.
@@ -109,7 +111,7 @@ impl From<rusqlite::Error> for AccountError {
     }
 }
 
-const COLS: &str = "id, telegram_id, phone_number, jid, db_path, bot_data_db_path, status, last_error, banned_until, status_changed_at, created_at, updated_at, generation";
+const COLS: &str = "id, telegram_id, phone_number, jid, db_path, bot_data_db_path, status, last_error, banned_until, status_changed_at, created_at, updated_at, generation, nickname";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Account> {
     let bad = |i: usize, what: &str| {
@@ -133,6 +135,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Account> {
         created_at: r.get(10)?,
         updated_at: r.get(11)?,
         generation: r.get(12)?,
+        nickname: r.get(13)?,
     })
 }
 
@@ -797,5 +800,111 @@ mod tests {
             2,
             "other actions are each kept"
         );
+    }
+}
+
+// --- members ---
+
+/// An account's nickname: trimmed, 1 to 32 characters, no control characters (it is shown
+/// inline next to the number, so no line breaks).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Nickname(String);
+
+/// Why a nickname was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum NicknameError {
+    #[error("the nickname is empty")]
+    Empty,
+    #[error("the nickname is longer than {max} characters")]
+    TooLong { max: usize },
+    #[error("the nickname holds line breaks or control characters")]
+    Control,
+}
+
+impl Nickname {
+    /// The longest nickname, in characters.
+    pub const MAX: usize = 32;
+
+    /// Trims and checks a nickname the owner typed.
+    pub fn parse(s: &str) -> Result<Self, NicknameError> {
+        let t = s.trim();
+        if t.is_empty() {
+            return Err(NicknameError::Empty);
+        }
+        if t.chars().count() > Self::MAX {
+            return Err(NicknameError::TooLong { max: Self::MAX });
+        }
+        if t.chars().any(char::is_control) {
+            return Err(NicknameError::Control);
+        }
+        Ok(Self(t.to_string()))
+    }
+
+    /// The nickname.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Account {
+    /// How the account is shown to people, as plain text: `Toko Batik (+62…)` with a
+    /// nickname, else the number. The one place that puts the two together, so a change of
+    /// the number's display happens in `PhoneNumber`'s `Display` alone.
+    pub fn label(&self) -> String {
+        self.label_around(&self.phone.to_string())
+    }
+
+    /// [`Account::label`] with the number shown as `shown` (an operator screen's masked
+    /// number).
+    pub fn label_around(&self, shown: &str) -> String {
+        match self.nickname.as_deref().filter(|n| !n.is_empty()) {
+            Some(n) => format!("{n} ({shown})"),
+            None => shown.to_string(),
+        }
+    }
+}
+
+/// Sets (or clears, with `None`) the nickname of the owner's account.
+pub fn set_nickname(
+    conn: &mut Connection,
+    tid: TelegramId,
+    id: AccountId,
+    nickname: Option<&Nickname>,
+) -> Result<(), AccountError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let owner: Option<i64> = tx
+        .query_row(
+            "SELECT telegram_id FROM whatsapp_accounts WHERE id = ?1 AND status != 'removed'",
+            [id.get()],
+            |r| r.get(0),
+        )
+        .optional()?;
+    match owner {
+        None => return Err(AccountError::NotFound),
+        Some(o) if o != tid.get() => return Err(AccountError::NotOwner),
+        Some(_) => {}
+    }
+    tx.execute(
+        "UPDATE whatsapp_accounts SET nickname = ?2, updated_at = ?3 WHERE id = ?1",
+        params![id.get(), nickname.map(Nickname::as_str), now()],
+    )?;
+    tx.commit()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod nickname_tests {
+    use super::*;
+
+    #[test]
+    fn nicknames_are_trimmed_and_bounded() {
+        assert_eq!(Nickname::parse("  Toko Batik ").unwrap().as_str(), "Toko Batik");
+        assert_eq!(Nickname::parse(&"é".repeat(32)).unwrap().as_str().chars().count(), 32);
+        assert_eq!(Nickname::parse("   "), Err(NicknameError::Empty));
+        assert_eq!(
+            Nickname::parse(&"x".repeat(33)),
+            Err(NicknameError::TooLong { max: 32 })
+        );
+        assert_eq!(Nickname::parse("a\nb"), Err(NicknameError::Control));
     }
 }

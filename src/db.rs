@@ -46,6 +46,8 @@ const MASTER_MIGRATIONS: &[&str] = &[
     include_str!("../migrations/master/003_account_history.sql"),
     include_str!("../migrations/master/004_suspended.sql"),
     include_str!("../migrations/master/005_announcements.sql"),
+    // --- members ---
+    include_str!("../migrations/master/008_nickname.sql"),
 ];
 const ACCOUNT_MIGRATIONS: &[&str] = &[
     include_str!("../migrations/account/001_init.sql"),

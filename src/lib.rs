@@ -25,6 +25,7 @@
 //! - [`schedule`]: the clock, the times users type, and the task that starts scheduled jobs.
 //! - [`recipients`]: broadcast recipient lists with a name per number.
 //! - [`templates`]: broadcast texts saved per account.
+//! - [`members`]: group member exports as spreadsheet rows and contact cards.
 
 pub mod account;
 pub mod announcement;
@@ -43,6 +44,7 @@ pub mod jobs;
 pub mod layout;
 pub mod live;
 pub mod manager;
+pub mod members;
 pub mod metrics;
 pub mod preflight;
 pub mod recipients;

@@ -306,6 +306,28 @@ impl AccountManager {
         Ok(())
     }
 
+    // --- members ---
+    /// Sets (or clears, with `None`) the nickname of the owner's account.
+    pub async fn set_nickname(
+        &self,
+        owner: TelegramId,
+        id: AccountId,
+        nickname: Option<account::Nickname>,
+    ) -> Result<(), AccountError> {
+        self.with_master(move |c| {
+            account::set_nickname(c, owner, id, nickname.as_ref())?;
+            let what = if nickname.is_some() {
+                "nickname_set"
+            } else {
+                "nickname_cleared"
+            };
+            account::audit(c, Some(owner), Some(id), what, "")
+        })
+        .await?;
+        self.invalidate(owner);
+        Ok(())
+    }
+
     /// Removes the owner's account: ends its work, stops its session, marks the row `removed`
     /// (history: the ID is never reused) and moves its files into `.trash/<timestamp>/`.
     /// Never unlinks.

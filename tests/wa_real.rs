@@ -1401,3 +1401,79 @@ async fn a_result_level_usync_error_is_a_rate_limit() {
     assert_eq!(res, vec![(pn(other), true)]);
     s.disconnect(Duration::from_secs(5)).await;
 }
+
+// --- members ---
+
+/// Issue 19 over the real adapter and the fake server: the typed `w:g2` join-request IQs of
+/// whatsapp-rust 0.7 list, approve and reject requests (in a PN and a LID group), and the
+/// approval mode is read from the metadata and set.
+#[tokio::test]
+async fn join_requests_are_listed_approved_and_rejected_over_the_fake_server() {
+    use tgwa::wa::PersonId;
+    let fake = FakeWhatsApp::default();
+    let dir = tempfile::tempdir().unwrap();
+    let me = "6281200000030";
+    let (member, outsider) = ("6281200000031", "6281200000032");
+    fake.add_user(member);
+    let (s, _rx, _) = pair_by_qr(&fake, dir.path(), me).await;
+    let gid = fake.create_group(me, "Requests", &[member], false);
+    let id = tgwa::wa::GroupId::parse(&gid).unwrap();
+
+    assert!(!s.join_approval(&id).await.expect("mode"));
+    s.set_join_approval(&id, true).await.expect("set mode");
+    assert!(s.join_approval(&id).await.expect("mode"));
+    let people: Vec<String> = (1..=5).map(|i| format!("628120000004{i}")).collect();
+    for p in &people {
+        fake.request_to_join(&gid, p);
+    }
+    let list = s.join_requests(&id).await.expect("list");
+    let phone = |d: &str| PersonId::Phone(pn(d));
+    assert_eq!(list.len(), 5);
+    assert!(list.iter().all(|r| r.requested_at.is_some()));
+    let pick: Vec<PersonId> = [0usize, 2, 4].iter().map(|&i| phone(&people[i])).collect();
+    let mut asked = pick.clone();
+    asked.push(phone(outsider));
+    let res = s.answer_join_requests(&id, true, &asked).await.expect("approve");
+    assert!(res[..3].iter().all(|(_, r)| r.is_ok()), "{res:?}");
+    assert!(res[3].1.is_err(), "no request, no approval: {res:?}");
+    let g = fake.group(&gid).unwrap();
+    for i in [0usize, 2, 4] {
+        assert!(g.members.iter().any(|m| m.phone == people[i]));
+    }
+    let mut waiting = g.pending.clone();
+    waiting.sort();
+    assert_eq!(waiting, vec![people[1].clone(), people[3].clone()]);
+    let rest: Vec<PersonId> = s.join_requests(&id).await.unwrap().into_iter().map(|r| r.id).collect();
+    let res = s.answer_join_requests(&id, false, &rest).await.expect("reject");
+    assert!(res.iter().all(|(_, r)| r.is_ok()), "{res:?}");
+    let g = fake.group(&gid).unwrap();
+    assert!(g.pending.is_empty());
+    assert_eq!(g.members.len(), 5, "me, the member and the three approved");
+
+    // A member who is not an admin is refused by the server.
+    let (s2, _rx2, _) = pair_by_qr(&fake, &dir.path().join("m"), member).await;
+    assert!(s2.join_requests(&id).await.is_err());
+    assert!(s2.set_join_approval(&id, false).await.is_err());
+
+    // In a LID group the requester is listed by LID and answered by that LID.
+    let lid_gid = fake.create_group(me, "LID requests", &[], true);
+    let lid_id = tgwa::wa::GroupId::parse(&lid_gid).unwrap();
+    fake.request_to_join(&lid_gid, &people[0]);
+    let list = s.join_requests(&lid_id).await.expect("list");
+    assert_eq!(list.len(), 1);
+    let res = s
+        .answer_join_requests(&lid_id, true, &[list[0].id.clone()])
+        .await
+        .expect("approve");
+    assert!(res[0].1.is_ok(), "{res:?}");
+    assert!(fake
+        .group(&lid_gid)
+        .unwrap()
+        .members
+        .iter()
+        .any(|m| m.phone == people[0]));
+    let roster = s.group_roster(&lid_id).await.expect("roster");
+    assert_eq!(roster.len(), 2);
+    s2.disconnect(Duration::from_secs(5)).await;
+    s.disconnect(Duration::from_secs(5)).await;
+}

@@ -304,7 +304,7 @@ async fn tell_owner<R: Req>(bot: &R, app: &App, a: &Account, id_text: &str, en_t
         Ok(Some(u)) => Lang::from_code(&u.language),
         _ => Lang::Id,
     };
-    let text = t2(lang, id_text, en_text).replace("{phone}", &esc(&a.phone.to_string()));
+    let text = t2(lang, id_text, en_text).replace("{phone}", &super::i18n::account_label(a));
     send_html(bot, m, ChatId(owner.get()), &text, None).await;
     m.invalidate(owner);
 }
@@ -321,7 +321,7 @@ async fn tell_owner_reconnect<R: Req>(bot: &R, app: &App, a: &Account) {
     let text = super::i18n::tr_with(
         lang,
         Key::NoticeOperatorDisconnected,
-        &[("phone", &esc(&a.phone.to_string()))],
+        &[("phone", &super::i18n::account_label(a))],
     );
     let kb = InlineKeyboardMarkup::new(vec![vec![teloxide::types::InlineKeyboardButton::callback(
         tr(lang, Key::BtnReconnectAfterStop),
@@ -458,7 +458,7 @@ async fn accounts_page(
             "\n#{} · {} · {} · {} · {}{error}",
             a.id,
             a.telegram_id,
-            a.phone.masked(),
+            esc(&a.label_around(&a.phone.masked())),
             state_label(l, a, live.as_ref()),
             date(a.status_changed_at.max(a.updated_at)),
         ));
@@ -524,7 +524,7 @@ async fn account_page(app: &App, c: &Caller, a: &Account) -> anyhow::Result<(Str
             "📱 <b>Akun #{}</b>\nPemilik: <code>{}</code>\nNomor: {}\nStatus: {} ({})\nGalat terakhir: {error}\nBerubah: {}\n\n<b>Riwayat</b>",
             a.id,
             a.telegram_id,
-            a.phone.masked(),
+            esc(&a.label_around(&a.phone.masked())),
             state_label(l, a, live.as_ref()),
             a.status.as_str(),
             date(a.status_changed_at.max(a.updated_at)),
@@ -533,7 +533,7 @@ async fn account_page(app: &App, c: &Caller, a: &Account) -> anyhow::Result<(Str
             "📱 <b>Account #{}</b>\nOwner: <code>{}</code>\nNumber: {}\nStatus: {} ({})\nLast error: {error}\nChanged: {}\n\n<b>History</b>",
             a.id,
             a.telegram_id,
-            a.phone.masked(),
+            esc(&a.label_around(&a.phone.masked())),
             state_label(l, a, live.as_ref()),
             a.status.as_str(),
             date(a.status_changed_at.max(a.updated_at)),
@@ -623,6 +623,7 @@ mod tests {
             created_at: 0,
             updated_at: 0,
             generation: 1,
+            nickname: None,
         }
     }
 

@@ -15,7 +15,7 @@ use sha2::Sha256;
 
 use super::i18n::Lang;
 use crate::ids::{AccountId, PhoneNumber, TelegramId};
-use crate::wa::GroupId;
+use crate::wa::{GroupId, PersonId};
 
 /// Telegram's limit on callback data.
 pub const MAX_LEN: usize = 64;
@@ -117,6 +117,23 @@ pub enum Cb {
     TemplateUse(AccountId, i64),
     /// Delete a template.
     TemplateDelete(AccountId, i64),
+    // --- members ---
+    /// Send the group's members as .csv and .vcf.
+    MembersExport(AccountId, GroupId),
+    /// Send the members of every group where the account is admin as one .csv.
+    MembersExportAll(AccountId),
+    /// The group's pending join requests, one page.
+    JoinRequests(AccountId, GroupId, u32),
+    /// Approve (`true`) or reject one requester.
+    JoinAnswer(AccountId, GroupId, PersonId, bool),
+    /// Ask to approve (`true`) or reject every pending request.
+    JoinAnswerAll(AccountId, GroupId, bool),
+    /// Confirmed: approve or reject every pending request.
+    JoinAnswerAllYes(AccountId, GroupId, bool),
+    /// Set "approve new members" on or off.
+    JoinApproval(AccountId, GroupId, bool),
+    /// Clear the account's nickname (setting one is `Input(_, InputKind::Nickname)`).
+    NicknameClear(AccountId),
 }
 
 /// The operator's buttons. They name accounts of any owner, so they never pass the owner
@@ -195,11 +212,13 @@ pub enum InputKind {
     ScheduleAt,
     /// A template's name (the job whose text it keeps in the prompt's data).
     TemplateName,
+    // --- members ---
+    Nickname,
 }
 
 impl InputKind {
     /// Every kind, each with its callback code.
-    const ALL: [(InputKind, &'static str); 16] = [
+    const ALL: [(InputKind, &'static str); 17] = [
         (InputKind::Rename, "rn"),
         (InputKind::Describe, "ds"),
         (InputKind::AddMembers, "ma"),
@@ -217,6 +236,8 @@ impl InputKind {
         // --- sched ---
         (InputKind::ScheduleAt, "sa"),
         (InputKind::TemplateName, "tn"),
+        // --- members ---
+        (InputKind::Nickname, "nk"),
     ];
 
     /// Every kind of input, in declaration order.
@@ -288,6 +309,15 @@ impl Cb {
             Templates(a) => format!("tl:{a}"),
             TemplateUse(a, t) => format!("tu:{a}:{t}"),
             TemplateDelete(a, t) => format!("td:{a}:{t}"),
+            // --- members ---
+            MembersExport(a, gid) => format!("Mx:{}", g(a, gid)),
+            MembersExportAll(a) => format!("MX:{a}"),
+            JoinRequests(a, gid, page) => format!("Mq:{}:{page}", g(a, gid)),
+            JoinAnswer(a, gid, who, yes) => format!("Mj:{}:{}:{}", g(a, gid), who.code(), *yes as u8),
+            JoinAnswerAll(a, gid, yes) => format!("Ma:{}:{}", g(a, gid), *yes as u8),
+            JoinAnswerAllYes(a, gid, yes) => format!("Ma!:{}:{}", g(a, gid), *yes as u8),
+            JoinApproval(a, gid, on) => format!("Mm:{}:{}", g(a, gid), *on as u8),
+            NicknameClear(a) => format!("Nc:{a}"),
             Admin(a) => match a {
                 AdminCb::Overview => "A".into(),
                 AdminCb::Accounts(page) => format!("Al:{page}"),
@@ -381,6 +411,15 @@ impl Cb {
             ("tl", 2) => Templates(acc(1)?),
             ("tu", 3) => TemplateUse(acc(1)?, job(2)?),
             ("td", 3) => TemplateDelete(acc(1)?, job(2)?),
+            // --- members ---
+            ("Mx", 3) => MembersExport(acc(1)?, gid(2)?),
+            ("MX", 2) => MembersExportAll(acc(1)?),
+            ("Mq", 4) => JoinRequests(acc(1)?, gid(2)?, parts[3].parse().ok().filter(|p: &u32| *p < 100_000)?),
+            ("Mj", 5) => JoinAnswer(acc(1)?, gid(2)?, PersonId::from_code(parts[3])?, flag(4)?),
+            ("Ma", 4) => JoinAnswerAll(acc(1)?, gid(2)?, flag(3)?),
+            ("Ma!", 4) => JoinAnswerAllYes(acc(1)?, gid(2)?, flag(3)?),
+            ("Mm", 4) => JoinApproval(acc(1)?, gid(2)?, flag(3)?),
+            ("Nc", 2) => NicknameClear(acc(1)?),
             ("ic", 1) => InputCancel,
             ("_", 1) => Noop,
             ("A", 1) => Admin(AdminCb::Overview),
@@ -406,6 +445,12 @@ impl Cb {
         };
         // Canonical form only: anything that does not re-encode to itself was not made by us.
         (cb.payload() == s).then_some(cb)
+    }
+
+    /// Whether the button's data fits Telegram's 64 bytes (a long LID in a long group ID
+    /// may not): a button that does not fit is not offered.
+    pub fn fits(&self) -> bool {
+        self.payload().len() + 1 + 8 <= MAX_LEN
     }
 
     /// The account this button acts on, if any (checked for ownership by the handlers).
@@ -450,6 +495,15 @@ impl Cb {
             | Templates(a)
             | TemplateUse(a, _)
             | TemplateDelete(a, _) => Some(*a),
+            // --- members ---
+            | MembersExport(a, _)
+            | MembersExportAll(a)
+            | JoinRequests(a, _, _)
+            | JoinAnswer(a, _, _, _)
+            | JoinAnswerAll(a, _, _)
+            | JoinAnswerAllYes(a, _, _)
+            | JoinApproval(a, _, _)
+            | NicknameClear(a) => Some(*a),
             Menu | Help | LangMenu | SetLang(_) | Accounts | PairNew(_) | InputCancel | Noop | Admin(_) => None,
         }
     }
@@ -527,6 +581,16 @@ impl Cb {
             Cb::Templates(a),
             Cb::TemplateUse(a, job),
             Cb::TemplateDelete(a, job),
+            // --- members ---
+            Cb::MembersExport(a, g.clone()),
+            Cb::MembersExportAll(a),
+            Cb::JoinRequests(a, g.clone(), 3),
+            Cb::JoinAnswer(a, g.clone(), PersonId::Phone(phone.clone()), true),
+            Cb::JoinAnswer(a, g.clone(), PersonId::Lid("123456789012345".into()), false),
+            Cb::JoinAnswerAll(a, g.clone(), true),
+            Cb::JoinAnswerAllYes(a, g.clone(), false),
+            Cb::JoinApproval(a, g.clone(), true),
+            Cb::NicknameClear(a),
         ];
         for (k, _) in InputKind::ALL {
             v.push(Cb::Input(a, k));
@@ -550,6 +614,9 @@ impl Cb {
             // --- sched ---
             JobSchedule(..) | Scheduled(_) | JobTest(..) | TemplateSave(..) | Templates(_) | TemplateUse(..)
             | TemplateDelete(..) => {}
+            // --- members ---
+            MembersExport(..) | MembersExportAll(_) | JoinRequests(..) | JoinAnswer(..) | JoinAnswerAll(..)
+            | JoinAnswerAllYes(..) | JoinApproval(..) | NicknameClear(_) => {}
         }
     }
 }

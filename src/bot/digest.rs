@@ -298,6 +298,7 @@ mod tests {
             created_at: 0,
             updated_at: changed,
             generation: 1,
+            nickname: None,
         }
     }
 

@@ -10,7 +10,7 @@ use teloxide::{DownloadError, RequestError};
 use tracing::{error, info, warn};
 
 use super::callback::{Cb, CbError};
-use super::i18n::{esc, tr, tr_with, Key, Lang};
+use super::i18n::{account_label, esc, tr, tr_with, Key, Lang};
 use super::send::{answer, edit_or_send, send_html};
 use super::{App, Caller};
 use crate::account::{Account, AccountError, AccountStatus};
@@ -266,7 +266,7 @@ fn main_menu(app: &App, c: &Caller) -> (String, InlineKeyboardMarkup) {
                 l,
                 Key::MenuTitle,
                 &[
-                    ("phone", &a.phone.to_string()),
+                    ("phone", &account_label(a)),
                     ("state", state_label(l, a, live.as_ref())),
                 ],
             )
@@ -327,12 +327,12 @@ fn accounts_menu(app: &App, c: &Caller) -> (String, InlineKeyboardMarkup) {
             Key::AccountLine,
             &[
                 ("mark", mark),
-                ("phone", &a.phone.to_string()),
+                ("phone", &account_label(a)),
                 ("state", state_label(l, a, live.as_ref())),
             ],
         ));
         if a.status != AccountStatus::Pairing {
-            rows.push(vec![btn(app, c, &format!("{mark} {}", a.phone), Cb::Account(a.id))]);
+            rows.push(vec![btn(app, c, &format!("{mark} {}", a.label()), Cb::Account(a.id))]);
         }
     }
     rows.push(vec![btn(app, c, tr(l, Key::BtnMenu), Cb::Menu)]);
@@ -355,7 +355,7 @@ fn account_page(app: &App, c: &Caller, a: &Account) -> (String, InlineKeyboardMa
         l,
         Key::AccountDetail,
         &[
-            ("phone", &a.phone.to_string()),
+            ("phone", &account_label(a)),
             ("state", state_label(l, a, live.as_ref())),
             ("updated", &updated),
             ("error", &error),
@@ -376,6 +376,7 @@ fn account_page(app: &App, c: &Caller, a: &Account) -> (String, InlineKeyboardMa
         rows.push(vec![btn(app, c, tr(l, Key::BtnReconnect), Cb::Reconnect(a.id))]);
     }
     rows.push(vec![btn(app, c, tr(l, Key::BtnInbox), Cb::Inbox(a.id, 0))]);
+    rows.push(super::members::nickname_row(app, c, a));
     if matches!(a.status, AccountStatus::LoggedOut | AccountStatus::Unpaired) {
         rows.push(vec![btn(
             app,
@@ -521,10 +522,7 @@ async fn callback<R: Req>(
             Ok(()) => {
                 let c2 = refreshed(app, c).await?;
                 let (t, kb) = main_menu(app, &c2);
-                let t = format!(
-                    "{}\n\n{t}",
-                    tr_with(l, Key::Switched, &[("phone", &a.phone.to_string())])
-                );
+                let t = format!("{}\n\n{t}", tr_with(l, Key::Switched, &[("phone", &account_label(&a))]));
                 edit_or_send(bot, m, c.chat, mid, &t, Some(kb)).await;
             }
             Err(AccountError::WrongState(_)) => return Ok(Some((plain_text(tr(l, Key::StaleButton)), true))),
@@ -546,11 +544,11 @@ async fn callback<R: Req>(
             } else {
                 Key::ReconnectingAfterStop
             };
-            let t = tr_with(l, key, &[("phone", &a.phone.to_string())]);
+            let t = tr_with(l, key, &[("phone", &account_label(&a))]);
             edit_or_send(bot, m, c.chat, mid, &t, Some(back_to_menu(app, c))).await;
         }
         (Cb::Logout(_), Some(a)) => {
-            let t = tr_with(l, Key::LogoutConfirm, &[("phone", &a.phone.to_string())]);
+            let t = tr_with(l, Key::LogoutConfirm, &[("phone", &account_label(&a))]);
             edit_or_send(
                 bot,
                 m,
@@ -563,11 +561,11 @@ async fn callback<R: Req>(
         }
         (Cb::LogoutYes(_), Some(a)) => {
             m.logout(c.tid, a.id).await?;
-            let t = tr_with(l, Key::LoggedOutDone, &[("phone", &a.phone.to_string())]);
+            let t = tr_with(l, Key::LoggedOutDone, &[("phone", &account_label(&a))]);
             edit_or_send(bot, m, c.chat, mid, &t, Some(back_to_menu(app, c))).await;
         }
         (Cb::Remove(_), Some(a)) => {
-            let t = tr_with(l, Key::RemoveConfirm, &[("phone", &a.phone.to_string())]);
+            let t = tr_with(l, Key::RemoveConfirm, &[("phone", &account_label(&a))]);
             edit_or_send(
                 bot,
                 m,
@@ -580,7 +578,7 @@ async fn callback<R: Req>(
         }
         (Cb::RemoveYes(_), Some(a)) => {
             m.remove(c.tid, a.id).await?;
-            let t = tr_with(l, Key::RemovedDone, &[("phone", &a.phone.to_string())]);
+            let t = tr_with(l, Key::RemovedDone, &[("phone", &account_label(&a))]);
             let c2 = refreshed(app, c).await?;
             edit_or_send(bot, m, c.chat, mid, &t, Some(back_to_menu(app, &c2))).await;
         }
@@ -595,7 +593,7 @@ async fn callback<R: Req>(
                 app.set_qr_msg(c.tid, a.id, None);
                 super::send::delete(bot, m, qchat, qmid).await;
             }
-            let t = tr_with(l, Key::PairCancelled, &[("phone", &a.phone.to_string())]);
+            let t = tr_with(l, Key::PairCancelled, &[("phone", &account_label(&a))]);
             let kb = InlineKeyboardMarkup::new(vec![vec![btn(
                 app,
                 c,

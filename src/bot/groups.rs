@@ -10,7 +10,7 @@ use teloxide::types::{InlineKeyboardMarkup, MessageId};
 
 use super::callback::{Cb, InputKind};
 use super::flows::{back_to_menu, btn, Req};
-use super::i18n::{esc, t2, tr, tr_with, Key, Lang};
+use super::i18n::{account_label, esc, t2, tr, tr_with, Key, Lang};
 use super::send::{edit_or_send, send_document, send_html, send_long};
 use super::{App, Caller, Pending};
 use crate::account::{Account, AccountError};
@@ -35,7 +35,7 @@ pub(crate) async fn session<R: Req>(
             let t = tr_with(
                 c.lang,
                 Key::NotConnected,
-                &[("phone", &acc.phone.to_string()), ("state", state)],
+                &[("phone", &account_label(acc)), ("state", state)],
             );
             send_html(bot, app.manager(), c.chat, &t, Some(back_to_menu(app, c))).await;
             None
@@ -136,7 +136,7 @@ async fn groups_page<R: Req>(
         )
         .replace("{q}", &esc(q)),
         None => t2(l, "👥 <b>Grup</b> {phone}: {n}", "👥 <b>Groups</b> of {phone}: {n}")
-            .replace("{phone}", &acc.phone.to_string()),
+            .replace("{phone}", &account_label(acc)),
     }
     .replace("{n}", &groups.len().to_string());
     text.push_str(&t2(l, "\n👑 = Anda admin", "\n👑 = you are admin"));
@@ -193,6 +193,15 @@ async fn groups_page<R: Req>(
         ),
         btn(app, c, tr(l, Key::BtnMenu), Cb::Menu),
     ]);
+    rows.insert(
+        rows.len() - 1,
+        vec![btn(
+            app,
+            c,
+            &t2(l, "📤 Ekspor anggota grup admin", "📤 Export admin groups' members"),
+            Cb::MembersExportAll(acc.id),
+        )],
+    );
     edit_or_send(
         bot,
         app.manager(),
@@ -242,7 +251,7 @@ async fn cache_groups(app: &App, acc: &Account, groups: &[GroupSummary]) {
     }
 }
 
-async fn group_page<R: Req>(
+pub(crate) async fn group_page<R: Req>(
     bot: &R,
     app: &App,
     c: &Caller,
@@ -258,7 +267,7 @@ async fn group_page<R: Req>(
         Ok(i) => i,
         // A list shown before the account left (or was removed) still offers the group.
         Err(WaError::NotFound(_)) => {
-            let t = tr_with(l, Key::NotInGroup, &[("phone", &acc.phone.to_string())]);
+            let t = tr_with(l, Key::NotInGroup, &[("phone", &account_label(acc))]);
             let kb = InlineKeyboardMarkup::new(vec![vec![
                 btn(app, c, tr(l, Key::BtnGroupList), Cb::Groups(acc.id, 0)),
                 btn(app, c, tr(l, Key::BtnMenu), Cb::Menu),
@@ -380,6 +389,7 @@ async fn group_page<R: Req>(
             ),
         ]);
     }
+    rows.extend(super::members::group_rows(app, c, acc, s.as_ref(), gid, admin).await);
     rows.push(vec![
         btn(app, c, &t2(l, "🚪 Keluar", "🚪 Leave"), Cb::GroupLeave(a, g.clone())),
         btn(app, c, tr(l, Key::BtnBack), Cb::Groups(a, 0)),
@@ -443,6 +453,8 @@ fn input_prompt(lang: Lang, kind: InputKind, target: &str) -> String {
         // --- sched ---
         ScheduleAt => super::schedule_ui::ask_text(lang),
         TemplateName => t2(lang, "💾 Ketik nama untuk menyimpan teks pekerjaan {t} sebagai template (maks. 40 karakter).", "💾 Type a name to save the text of job {t} as a template (at most 40 characters)."),
+        // --- members ---
+        Nickname => return super::members::nickname_prompt(lang, target),
     };
     text.replace("{t}", &t)
 }
@@ -484,6 +496,8 @@ pub(crate) fn prompt_action(lang: Lang, p: &Pending) -> String {
         // --- sched ---
         ScheduleAt => ("menjadwalkan pekerjaan {t}", "schedule job {t}"),
         TemplateName => ("menyimpan template dari pekerjaan {t}", "save a template from job {t}"),
+        // --- members ---
+        Nickname => ("memberi nama panggilan {t}", "set a nickname for {t}"),
     };
     t2(lang, id, en).replace("{t}", &esc(&p.target))
 }
@@ -680,13 +694,13 @@ pub(crate) async fn account_callback<R: Req>(
             ask_input(bot, app, c, Pending::new(acc.id, kind, Some(g), name), mid).await;
         }
         Cb::Input(_, kind) => {
-            let p = Pending::new(acc.id, kind, None, acc.phone.to_string());
+            let p = Pending::new(acc.id, kind, None, acc.label());
             ask_input(bot, app, c, p, mid).await;
         }
         Cb::ExportLinks(_) => export_links(bot, app, c, &acc, mid).await?,
         Cb::Messages(_) => {
             let t = t2(l, "✉️ <b>Pesan</b> dari {phone}", "✉️ <b>Messages</b> from {phone}")
-                .replace("{phone}", &acc.phone.to_string());
+                .replace("{phone}", &account_label(&acc));
             let kb = InlineKeyboardMarkup::new(vec![
                 vec![btn(
                     app,
@@ -760,6 +774,15 @@ pub(crate) async fn account_callback<R: Req>(
         cb @ (Cb::TemplateSave(..) | Cb::Templates(_) | Cb::TemplateUse(..) | Cb::TemplateDelete(..)) => {
             return super::templates_ui::button(bot, app, c, &acc, cb, mid).await;
         }
+        // --- members ---
+        cb @ (Cb::MembersExport(..)
+        | Cb::MembersExportAll(_)
+        | Cb::JoinRequests(..)
+        | Cb::JoinAnswer(..)
+        | Cb::JoinAnswerAll(..)
+        | Cb::JoinAnswerAllYes(..)
+        | Cb::JoinApproval(..)
+        | Cb::NicknameClear(_)) => return super::members::button(bot, app, c, mid, cb, acc).await,
         _ => return Ok(Some((super::flows::plain_text(tr(l, Key::StaleButton)), true))),
     }
     Ok(None)
@@ -983,6 +1006,12 @@ pub(crate) async fn pending_input<R: Req>(
         // --- sched ---
         (ScheduleAt, _) => super::schedule_ui::time_input(bot, app, c, &acc, p, &text).await?,
         (TemplateName, _) => super::templates_ui::name_input(bot, app, c, &acc, p, &text).await?,
+        // --- members ---
+        (Nickname, _) => {
+            if let Err(why) = super::members::nickname_input(bot, app, c, &acc, &text).await? {
+                reask(bot, app, c, p, &why).await;
+            }
+        }
         (SearchGroups, _) => groups_page(bot, app, c, &acc, 0, Some(text.trim()), None).await?,
         (Rename, Some(g)) | (Describe, Some(g)) | (SendGroup, Some(g)) => {
             let Some(s) = session(bot, app, c, &acc).await else {

@@ -402,6 +402,14 @@ pub fn duration(d: std::time::Duration) -> String {
     }
 }
 
+// --- members ---
+
+/// How an account is shown in a message (HTML): its nickname next to its number
+/// ([`crate::account::Account::label`]), escaped. Every screen naming an account uses this.
+pub fn account_label(a: &crate::account::Account) -> String {
+    esc(&a.label())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

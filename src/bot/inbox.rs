@@ -228,7 +228,7 @@ async fn digest<R: Req>(bot: &R, app: &App, id: AccountId) -> anyhow::Result<()>
     )
     .replace("{n}", &count.messages.to_string())
     .replace("{k}", &count.chats.to_string())
-    .replace("{phone}", &acc.phone.to_string());
+    .replace("{phone}", &super::i18n::account_label(&acc));
     let label = t2(lang, "📥 Lihat pesan masuk", "📥 See incoming messages");
     let kb = InlineKeyboardMarkup::new(vec![vec![InlineKeyboardButton::callback(
         label,
@@ -269,7 +269,7 @@ fn render_row(lang: Lang, app: &App, acc: &Account, row: &Stored, with_file: boo
     if row.chat.ends_with("@g.us") {
         head.push_str(&t2(lang, " · 👥 grup", " · 👥 group"));
     }
-    head.push_str(&format!(" → {}", acc.phone));
+    head.push_str(&format!(" → {}", super::i18n::account_label(acc)));
     if row.offline {
         let at = chrono::DateTime::from_timestamp(row.sent_at, 0)
             .map(|t| {
@@ -412,7 +412,7 @@ async fn screen(app: &App, c: &Caller, acc: &Account, page: u32) -> anyhow::Resu
         "📥 <b>Pesan masuk</b> · {phone}\nDiteruskan ke sini: {on}\nPesan grup yang menyebut akun ini: {men}\n{n} pesan dari {k} chat (disimpan {days} hari)",
         "📥 <b>Incoming messages</b> · {phone}\nForwarded here: {on}\nGroup messages that mention this account: {men}\n{n} messages from {k} chats (kept {days} days)",
     )
-    .replace("{phone}", &acc.phone.to_string())
+    .replace("{phone}", &super::i18n::account_label(acc))
     .replace("{on}", &onoff(s.enabled))
     .replace("{men}", &onoff(s.mentions))
     .replace("{n}", &totals.messages.to_string())

@@ -488,6 +488,10 @@ impl<R: Req> JobObserver for TelegramObserver<R> {
         if p.unknown > 0 {
             caption.push_str(&format!(" ❔ {}", p.unknown));
         }
+        // --- members ---
+        if let Ok(Some(a)) = self.app.manager().get(account).await {
+            caption.push_str(&format!(" · {}", super::i18n::account_label(&a)));
+        }
         send_document(
             &self.bot,
             self.app.manager(),
@@ -502,7 +506,7 @@ impl<R: Req> JobObserver for TelegramObserver<R> {
     async fn reach_out_limited(&self, owner: TelegramId, account: AccountId, job: JobId, until: Option<i64>) {
         let l = self.lang(owner).await;
         let phone = match self.app.manager().get(account).await {
-            Ok(Some(a)) => a.phone.to_string(),
+            Ok(Some(a)) => super::i18n::account_label(&a),
             _ => String::new(),
         };
         let job_no = job.get().to_string();

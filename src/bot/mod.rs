@@ -27,6 +27,7 @@ pub mod i18n;
 pub mod inbox;
 pub mod jobs_ui;
 pub mod limiter;
+pub mod members;
 pub mod notify;
 pub mod polling;
 pub mod send;

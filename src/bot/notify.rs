@@ -34,6 +34,16 @@ pub async fn run<R: Req>(
 }
 
 /// The recipient's language, or `None` if they blocked the bot.
+// --- members ---
+/// The account of a notice as the owner knows it ([`super::i18n::account_label`]): its
+/// nickname next to the number; the bare number when the row is gone.
+async fn shown(app: &App, account: crate::ids::AccountId, phone: &crate::ids::PhoneNumber) -> String {
+    match app.manager().get(account).await {
+        Ok(Some(a)) => super::i18n::account_label(&a),
+        _ => esc(&phone.to_string()),
+    }
+}
+
 async fn recipient(app: &App, tid: TelegramId) -> Option<Lang> {
     let user = app
         .manager()
@@ -104,7 +114,11 @@ async fn deliver<R: Req>(bot: &R, app: &App, n: Notice) {
             }
         }
         Notice::LoggedOut {
-            owner, phone, reason, ..
+            owner,
+            phone,
+            reason,
+            account,
+            ..
         } => {
             let Some(lang) = recipient(app, owner).await else {
                 return;
@@ -112,7 +126,7 @@ async fn deliver<R: Req>(bot: &R, app: &App, n: Notice) {
             let t = tr_with(
                 lang,
                 Key::NoticeLoggedOut,
-                &[("phone", &phone.to_string()), ("reason", &esc(&reason))],
+                &[("phone", &shown(app, account, &phone).await), ("reason", &esc(&reason))],
             );
             let kb = InlineKeyboardMarkup::new(vec![vec![InlineKeyboardButton::callback(
                 tr(lang, Key::BtnPairAgain),
@@ -125,6 +139,7 @@ async fn deliver<R: Req>(bot: &R, app: &App, n: Notice) {
             phone,
             reason,
             until,
+            account,
             ..
         } => {
             let Some(lang) = recipient(app, owner).await else {
@@ -137,7 +152,7 @@ async fn deliver<R: Req>(bot: &R, app: &App, n: Notice) {
                 lang,
                 Key::NoticeBanned,
                 &[
-                    ("phone", &phone.to_string()),
+                    ("phone", &shown(app, account, &phone).await),
                     ("reason", &esc(&reason)),
                     ("until", &until),
                 ],
@@ -149,6 +164,7 @@ async fn deliver<R: Req>(bot: &R, app: &App, n: Notice) {
             phone,
             reason,
             locked,
+            account,
             ..
         } => {
             // No "pair again" button: a banned or locked number cannot be linked again until
@@ -158,14 +174,18 @@ async fn deliver<R: Req>(bot: &R, app: &App, n: Notice) {
             } else {
                 Key::NoticeAccountBanned
             };
-            let params = [("phone", phone.to_string()), ("reason", esc(&reason))];
+            let params = [("phone", shown(app, account, &phone).await), ("reason", esc(&reason))];
             tell(bot, app, owner, key, &borrowed(&params)).await;
         }
         Notice::StreamReplaced { owner, account, phone } => {
             let Some(lang) = recipient(app, owner).await else {
                 return;
             };
-            let t = tr_with(lang, Key::NoticeStreamReplaced, &[("phone", &phone.to_string())]);
+            let t = tr_with(
+                lang,
+                Key::NoticeStreamReplaced,
+                &[("phone", &shown(app, account, &phone).await)],
+            );
             // The owner decides whether this bot takes the session back.
             let kb = InlineKeyboardMarkup::new(vec![vec![InlineKeyboardButton::callback(
                 tr(lang, Key::BtnReconnect),
@@ -185,9 +205,13 @@ async fn deliver<R: Req>(bot: &R, app: &App, n: Notice) {
             send_html(bot, m, ChatId(owner.get()), &t, Some(kb)).await;
         }
         Notice::Reconnected {
-            owner, phone, after, ..
+            owner,
+            phone,
+            after,
+            account,
+            ..
         } => {
-            let params = [("phone", phone.to_string()), ("after", duration(after))];
+            let params = [("phone", shown(app, account, &phone).await), ("after", duration(after))];
             tell(bot, app, owner, Key::NoticeReconnected, &borrowed(&params)).await;
         }
         Notice::ConnectFailures {
@@ -195,19 +219,24 @@ async fn deliver<R: Req>(bot: &R, app: &App, n: Notice) {
             phone,
             count,
             reason,
+            account,
             ..
         } => {
             let params = [
-                ("phone", phone.to_string()),
+                ("phone", shown(app, account, &phone).await),
                 ("count", count.to_string()),
                 ("reason", esc(&reason)),
             ];
             tell(bot, app, owner, Key::NoticeConnectFailures, &borrowed(&params)).await;
         }
         Notice::ConnectRefused {
-            owner, phone, reason, ..
+            owner,
+            phone,
+            reason,
+            account,
+            ..
         } => {
-            let params = [("phone", phone.to_string()), ("reason", esc(&reason))];
+            let params = [("phone", shown(app, account, &phone).await), ("reason", esc(&reason))];
             tell(bot, app, owner, Key::NoticeConnectRefused, &borrowed(&params)).await;
         }
         Notice::Restored(s) => {

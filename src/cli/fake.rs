@@ -66,6 +66,13 @@ pub enum FakeVerb {
     },
     /// What the server accepted, and what the recipients' phones read.
     Sent,
+    // --- members ---
+    /// A WhatsApp user asks to join a group that needs an admin's approval.
+    RequestJoin {
+        /// The group id (`...@g.us`).
+        group: String,
+        number: String,
+    },
 }
 
 /// Runs `verb` against the fake under `config`'s data directory; returns the exit code.
@@ -148,6 +155,11 @@ fn request(config: &Config, verb: FakeVerb) -> Result<Value, String> {
             json!({ "verb": "send", "from": n(&from)?, "to": to, "text": text })
         }
         FakeVerb::Sent => json!({ "verb": "sent" }),
+        // --- members ---
+        FakeVerb::RequestJoin { group, number } => {
+            let group = crate::wa::GroupId::parse(group.trim()).ok_or_else(|| format!("not a group id: {group}"))?;
+            json!({ "verb": "request-join", "group": group.as_str(), "number": n(&number)? })
+        }
     })
 }
 

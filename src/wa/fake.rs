@@ -285,6 +285,27 @@ impl WaSession for FakePhoneSession {
     async fn reach_out_until(&self) -> Option<i64> {
         self.inner.reach_out_until().await
     }
+    // --- members ---
+    async fn group_roster(&self, id: &GroupId) -> Result<Vec<super::RosterEntry>, WaError> {
+        self.inner.group_roster(id).await
+    }
+    async fn join_requests(&self, id: &GroupId) -> Result<Vec<super::JoinRequest>, WaError> {
+        self.inner.join_requests(id).await
+    }
+    async fn answer_join_requests(
+        &self,
+        id: &GroupId,
+        approve: bool,
+        who: &[super::PersonId],
+    ) -> Result<Vec<super::RequestResult>, WaError> {
+        self.inner.answer_join_requests(id, approve, who).await
+    }
+    async fn join_approval(&self, id: &GroupId) -> Result<bool, WaError> {
+        self.inner.join_approval(id).await
+    }
+    async fn set_join_approval(&self, id: &GroupId, on: bool) -> Result<(), WaError> {
+        self.inner.set_join_approval(id, on).await
+    }
 }
 
 #[cfg(test)]

@@ -343,6 +343,69 @@ pub struct Profile {
     pub push_name: String,
 }
 
+// --- members ---
+
+/// Who a group member or a join request is: a phone number, or only a LID (WhatsApp's
+/// hidden-number ID, `<digits>@lid`) when WhatsApp did not tell the number. A LID is never
+/// shown or exported as if it were a number.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PersonId {
+    /// A phone number.
+    Phone(PhoneNumber),
+    /// The digits of a LID (without `@lid`).
+    Lid(String),
+}
+
+impl PersonId {
+    /// A LID's digits, validated (1 to 20 ASCII digits).
+    pub fn lid(digits: &str) -> Option<Self> {
+        let ok = !digits.is_empty() && digits.len() <= 20 && digits.bytes().all(|b| b.is_ascii_digit());
+        ok.then(|| Self::Lid(digits.to_string()))
+    }
+
+    /// The compact form used in callback data: `p<digits>` or `l<digits>`.
+    pub fn code(&self) -> String {
+        match self {
+            PersonId::Phone(p) => format!("p{}", p.digits()),
+            PersonId::Lid(l) => format!("l{l}"),
+        }
+    }
+
+    /// Parses [`PersonId::code`].
+    pub fn from_code(s: &str) -> Option<Self> {
+        if let Some(d) = s.strip_prefix('p') {
+            PhoneNumber::from_digits(d).ok().map(PersonId::Phone)
+        } else {
+            Self::lid(s.strip_prefix('l')?)
+        }
+    }
+}
+
+/// A group member with what is known about them, for exports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RosterEntry {
+    /// Their number, or their LID when WhatsApp hid the number.
+    pub id: PersonId,
+    /// Their WhatsApp (push) name, when known.
+    pub name: Option<String>,
+    pub is_admin: bool,
+    pub is_super_admin: bool,
+}
+
+/// Someone waiting for an admin to let them into a group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinRequest {
+    /// The requester.
+    pub id: PersonId,
+    /// Their WhatsApp name, when known.
+    pub name: Option<String>,
+    /// When they asked (Unix seconds), when WhatsApp said.
+    pub requested_at: Option<i64>,
+}
+
+/// One requester's result of approving or rejecting: `Err` carries WhatsApp's reason.
+pub type RequestResult = (PersonId, Result<(), String>);
+
 /// Everything a backend needs to start one account's session.
 #[derive(Debug, Clone)]
 pub struct SessionSpec {
@@ -443,6 +506,56 @@ pub trait WaSession: Send + Sync {
     /// WhatsApp says when. Asked once after a 463 refusal.
     async fn reach_out_until(&self) -> Option<i64> {
         None
+    }
+
+    // --- members ---
+    /// One group's members with names where known and LID-only members kept as LIDs (for
+    /// exports). The default has no names and no LIDs: the members of [`WaSession::group_info`].
+    async fn group_roster(&self, id: &GroupId) -> Result<Vec<RosterEntry>, WaError> {
+        let info = self.group_info(id).await?;
+        Ok(info
+            .members
+            .into_iter()
+            .map(|m| RosterEntry {
+                id: PersonId::Phone(m.phone),
+                name: None,
+                is_admin: m.is_admin,
+                is_super_admin: m.is_super_admin,
+            })
+            .collect())
+    }
+    /// The group's pending join requests (admins only).
+    async fn join_requests(&self, id: &GroupId) -> Result<Vec<JoinRequest>, WaError> {
+        let _ = id;
+        Err(WaError::Invalid(
+            "join requests are not supported by this backend".into(),
+        ))
+    }
+    /// Approves (`approve`) or rejects pending join requests; one result per requester.
+    async fn answer_join_requests(
+        &self,
+        id: &GroupId,
+        approve: bool,
+        who: &[PersonId],
+    ) -> Result<Vec<RequestResult>, WaError> {
+        let _ = (id, approve, who);
+        Err(WaError::Invalid(
+            "join requests are not supported by this backend".into(),
+        ))
+    }
+    /// Whether new members need an admin's approval ("approve new members").
+    async fn join_approval(&self, id: &GroupId) -> Result<bool, WaError> {
+        let _ = id;
+        Err(WaError::Invalid(
+            "join approval is not supported by this backend".into(),
+        ))
+    }
+    /// Turns "approve new members" on or off.
+    async fn set_join_approval(&self, id: &GroupId, on: bool) -> Result<(), WaError> {
+        let _ = (id, on);
+        Err(WaError::Invalid(
+            "join approval is not supported by this backend".into(),
+        ))
     }
 }
 

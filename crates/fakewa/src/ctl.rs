@@ -36,6 +36,9 @@ pub enum Request {
     Send { from: String, to: String, text: String },
     /// [`FakeWhatsApp::sent_messages`].
     Sent,
+    // --- members ---
+    /// [`FakeWhatsApp::request_to_join`]: `number` asks to join `group` (a `...@g.us` JID).
+    RequestJoin { group: String, number: String },
 }
 
 /// The answer: `ok` with a short line (and data for `sent`), or refused with why.
@@ -155,6 +158,14 @@ fn run(fake: &FakeWhatsApp, req: Request) -> Result<Response, Response> {
             let mut r = Response::done(format!("{} message(s) accepted", sent.len()));
             r.data = serde_json::to_value(&sent).unwrap_or_default();
             r
+        }
+        // --- members ---
+        Request::RequestJoin { group, number } => {
+            if fake.group(&group).is_none() {
+                return Err(Response::refused(format!("there is no group {group}")));
+            }
+            fake.request_to_join(&group, &number);
+            Response::done(format!("{number} asked to join {group}"))
         }
     })
 }

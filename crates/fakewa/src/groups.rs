@@ -116,6 +116,7 @@ impl World {
                 pending: BTreeSet::new(),
                 invite: random_code(),
                 revoked: Vec::new(),
+                requested_at: BTreeMap::new(),
             },
         );
         id
@@ -232,6 +233,7 @@ pub(crate) fn on_iq(fake: &FakeWhatsApp, ctx: &mut ConnCtx, iq: &Node) -> Node {
                 return error(iq, 404, "item-not-found");
             };
             if g.approval {
+                g.requested_at.insert(me.clone(), now());
                 g.pending.insert(me);
                 return result(
                     iq,
@@ -271,6 +273,10 @@ fn group_op(w: &mut World, me: &str, to: &str, iq: &Node, op: &Node) -> Node {
                 return error(iq, 401, "not-authorized");
             }
             return participants(w, to, iq, op, &tag);
+        }
+        // --- members ---
+        "membership_approval_requests" | "membership_requests_action" | "membership_approval_mode" => {
+            return crate::requests::on_op(w, me, to, iq, op, is_admin);
         }
         "subject" | "description" | "announcement" | "not_announcement" | "locked" | "unlocked" => {
             if member.is_none() || ((g.locked || tag.contains("announce") || tag.contains("locked")) && !is_admin) {

@@ -46,6 +46,7 @@ mod groups;
 mod persist;
 mod phone;
 mod queue;
+mod requests;
 mod rules;
 mod signal;
 #[cfg(test)]
@@ -603,6 +604,13 @@ impl FakeWhatsApp {
     /// Makes joining `group` by invite need the admins' approval.
     pub fn set_join_approval(&self, group: &str, on: bool) {
         self.world().set_join_approval(group, on);
+    }
+
+    // --- members ---
+    /// `phone` asks to join `group` as a link would while approval is on (a user of the
+    /// fake world is made for it if needed).
+    pub fn request_to_join(&self, group: &str, phone: &str) {
+        self.world().request_to_join(group, phone);
     }
 
     /// Lets the next `add` of `member` to any group fail with `code` (e.g. 403 privacy).

@@ -133,6 +133,10 @@ pub(crate) struct Group {
     /// Invite codes reset before, which now answer 410 "gone".
     #[serde(default)]
     pub revoked: Vec<String>,
+    // --- members ---
+    /// When each pending requester asked (Unix seconds), for `request_time`.
+    #[serde(default)]
+    pub requested_at: BTreeMap<String, u64>,
 }
 
 pub(crate) struct World {

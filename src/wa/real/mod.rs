@@ -12,6 +12,7 @@
 
 pub mod errors;
 pub mod events;
+mod members;
 pub mod offline;
 pub mod probe;
 
@@ -969,6 +970,32 @@ impl WaSession for RealSession {
                 (n.clone(), known.unwrap_or(false))
             })
             .collect())
+    }
+
+    // --- members ---
+    async fn group_roster(&self, id: &GroupId) -> Result<Vec<super::RosterEntry>, WaError> {
+        self.roster_of(id).await
+    }
+
+    async fn join_requests(&self, id: &GroupId) -> Result<Vec<super::JoinRequest>, WaError> {
+        self.join_requests_of(id).await
+    }
+
+    async fn answer_join_requests(
+        &self,
+        id: &GroupId,
+        approve: bool,
+        who: &[super::PersonId],
+    ) -> Result<Vec<super::RequestResult>, WaError> {
+        self.answer_requests(id, approve, who).await
+    }
+
+    async fn join_approval(&self, id: &GroupId) -> Result<bool, WaError> {
+        self.approval_of(id).await
+    }
+
+    async fn set_join_approval(&self, id: &GroupId, on: bool) -> Result<(), WaError> {
+        self.set_approval(id, on).await
     }
 }
 

@@ -25,6 +25,7 @@
 //! the other's session as an incoming [`WaEvent::Message`] (a mention is `@<digits>` in the
 //! text); a session that is not connected gets it at its next login, marked `offline`.
 
+mod members;
 mod world;
 
 use std::collections::HashMap;
@@ -47,6 +48,7 @@ use crate::db::now;
 use crate::ids::PhoneNumber;
 use crate::layout::Layout;
 
+pub use members::{read_join_requests, seed_join_request, seed_members};
 pub use world::{read_sent_messages, read_typing, write_to, DeviceState, SentMessage};
 use world::{Setting, World};
 
@@ -854,5 +856,43 @@ impl WaSession for SimSession {
     async fn is_on_whatsapp(&self, numbers: &[PhoneNumber]) -> Result<Vec<(PhoneNumber, bool)>, WaError> {
         self.ready()?;
         Ok(numbers.iter().map(|n| (n.clone(), world::on_whatsapp(n))).collect())
+    }
+
+    // --- members ---
+    async fn group_roster(&self, id: &GroupId) -> Result<Vec<super::RosterEntry>, WaError> {
+        let me = self.ready()?;
+        let id = id.clone();
+        self.world.run(move |c| members::roster(c, &me, &id)).await
+    }
+
+    async fn join_requests(&self, id: &GroupId) -> Result<Vec<super::JoinRequest>, WaError> {
+        let me = self.ready()?;
+        let id = id.clone();
+        self.world.run(move |c| members::requests(c, &me, &id)).await
+    }
+
+    async fn answer_join_requests(
+        &self,
+        id: &GroupId,
+        approve: bool,
+        who: &[super::PersonId],
+    ) -> Result<Vec<super::RequestResult>, WaError> {
+        let me = self.ready()?;
+        let (id, who) = (id.clone(), who.to_vec());
+        self.world
+            .run(move |c| members::answer(c, &me, &id, approve, &who))
+            .await
+    }
+
+    async fn join_approval(&self, id: &GroupId) -> Result<bool, WaError> {
+        let me = self.ready()?;
+        let id = id.clone();
+        self.world.run(move |c| members::approval(c, &me, &id)).await
+    }
+
+    async fn set_join_approval(&self, id: &GroupId, on: bool) -> Result<(), WaError> {
+        let me = self.ready()?;
+        let id = id.clone();
+        self.world.run(move |c| members::set_approval(c, &me, &id, on)).await
     }
 }

@@ -114,7 +114,7 @@ pub struct World {
     conn: Mutex<Connection>,
 }
 
-fn sql(e: rusqlite::Error) -> WaError {
+pub(super) fn sql(e: rusqlite::Error) -> WaError {
     WaError::Storage(format!("simulator world: {e}"))
 }
 
@@ -136,6 +136,7 @@ impl World {
             .map_err(sql)?;
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(sql)?;
         conn.execute_batch(SCHEMA).map_err(sql)?;
+        conn.execute_batch(super::members::SCHEMA).map_err(sql)?;
         Ok(Self {
             path: path.to_path_buf(),
             conn: Mutex::new(conn),
@@ -187,7 +188,7 @@ fn link(code: &str) -> String {
 }
 
 /// `(admin, superadmin)` of `me` in `jid`, or `NotFound` when not a member.
-fn role(c: &Connection, jid: &str, me: &str) -> Result<(bool, bool), WaError> {
+pub(super) fn role(c: &Connection, jid: &str, me: &str) -> Result<(bool, bool), WaError> {
     c.query_row(
         "SELECT admin, superadmin FROM members WHERE jid = ?1 AND phone = ?2",
         params![jid, me],
@@ -198,7 +199,7 @@ fn role(c: &Connection, jid: &str, me: &str) -> Result<(bool, bool), WaError> {
     .ok_or_else(|| WaError::NotFound(format!("not a member of {jid}")))
 }
 
-fn require_admin(c: &Connection, jid: &str, me: &str) -> Result<(), WaError> {
+pub(super) fn require_admin(c: &Connection, jid: &str, me: &str) -> Result<(), WaError> {
     match role(c, jid, me)? {
         (true, _) | (_, true) => Ok(()),
         _ => Err(WaError::Forbidden("only group admins may do that".into())),
@@ -369,6 +370,7 @@ pub(crate) fn join(c: &Connection, me: &str, link_or_code: &str) -> Result<JoinO
         return Ok(JoinOutcome::Joined(id));
     }
     if approval {
+        super::members::request(c, &jid, me)?;
         return Ok(JoinOutcome::PendingApproval);
     }
     c.execute("INSERT INTO members (jid, phone) VALUES (?1, ?2)", params![jid, me])
