@@ -180,3 +180,67 @@ async fn a_voice_note_to_a_number_in_english_names_what_was_sent() {
     assert_eq!(uploads[0].mime, "audio/ogg; codecs=opus");
     bot.stop().await;
 }
+
+#[cfg(feature = "insecure-fake-whatsapp")]
+mod over_the_fake {
+    use std::collections::HashMap;
+    use std::time::Duration;
+
+    use super::support::app::{numbers, TestBot, WAIT};
+    use super::{open_broadcast, A};
+
+    /// The real adapter against the fake WhatsApp server.
+    const FAKE: &[(&str, &str)] = &[("TGWA_WA_BACKEND", "fake")];
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_voice_note_broadcast_is_uploaded_once_and_each_phone_decrypts_it_once() {
+        let bot = TestBot::start(FAKE).await;
+        let p = "6281234581011";
+        bot.pair(A, p).await;
+        open_broadcast(&bot, A).await;
+        let voice: Vec<u8> = (0..30_000u32).map(|i| (i * 13 % 256) as u8).collect();
+        let mark = bot.tg.mark();
+        bot.tg
+            .push_file(A, "voice", "", "audio/ogg", voice.clone(), None, "");
+        let asked = bot.tg.wait_for_text_to_after(mark, A, "Kirim ke mana", WAIT).await;
+        assert!(asked.text.contains("Kirim ke mana"));
+        let mark = bot.tg.mark();
+        bot.tg
+            .push_document(A, "numbers.txt", numbers(20).into_bytes(), None);
+        let preview = bot
+            .tg
+            .wait_for_text_to_after(mark, A, "Mulai pekerjaan ini", WAIT)
+            .await;
+        assert!(preview.text.contains("Pesan suara"), "{}", preview.text);
+        bot.tap(A, "Mulai", "berjalan").await;
+        let report = bot
+            .tg
+            .wait_for_text_to(A, "Laporan pekerjaan", Duration::from_secs(120))
+            .await;
+        assert!(report.text.contains("✅ 20"), "{}", report.text);
+
+        let sent: Vec<_> = tgwa_fakewa::read_sent_messages(&bot.fake_world())
+            .expect("the fake server's record")
+            .into_iter()
+            .filter(|m| m.from == p)
+            .collect();
+        let want = tgwa::wa::sha256_hex(&voice);
+        let mut per: HashMap<String, usize> = HashMap::new();
+        let mut paths = std::collections::HashSet::new();
+        for m in &sent {
+            let media = m.media.as_ref().unwrap_or_else(|| panic!("not a media message: {m:?}"));
+            assert_eq!(media.kind, "audio");
+            assert!(media.ptt, "a voice note is push-to-talk audio");
+            assert_eq!(media.mime, "audio/ogg; codecs=opus");
+            assert_eq!(media.sha256.as_deref(), Some(want.as_str()), "the phone decrypted the same bytes");
+            assert_eq!(media.size, voice.len());
+            paths.insert(media.direct_path.clone());
+            let to = m.to.strip_suffix("@s.whatsapp.net").unwrap_or(&m.to).to_string();
+            *per.entry(to).or_default() += 1;
+        }
+        assert_eq!(paths.len(), 1, "one upload carried by every message: {paths:?}");
+        assert_eq!(per.len(), 20, "{per:?}");
+        assert!(per.values().all(|n| *n == 1), "each phone got it once: {per:?}");
+        bot.stop().await;
+    }
+}

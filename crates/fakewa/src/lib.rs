@@ -32,6 +32,8 @@
 //! - `rules`: what the server enforces (bans, the 463 timelock, nacks, rate limits);
 //! - `queue`: the offline queue and its delivery at login;
 //! - `signal`: the phones' private Signal state: they read what companions send and write to them.
+//! - `media`: the media servers (`media_conn`, uploads and downloads over an in-process
+//!   HTTP client) and the phones' download and decryption of media messages;
 //! - `persist`: the world in a state file, so a restarted server keeps it;
 //! - [`ctl`]: the control protocol `tgwa fake <verb>` speaks.
 //!
@@ -43,6 +45,7 @@ pub mod noise;
 
 mod conn;
 mod groups;
+mod media;
 mod persist;
 mod phone;
 mod queue;
@@ -62,6 +65,7 @@ use std::time::Duration;
 use wacore_binary::Node;
 use whatsapp_rust::transport::TransportFactory;
 
+pub use media::{FakeMediaHttp, ReceivedMedia, Upload, MEDIA_HOST};
 pub use persist::read_sent_messages;
 pub use rules::{Ban, RateScope};
 pub use transport::{FakeTransport, FakeTransportFactory};
@@ -560,6 +564,17 @@ impl FakeWhatsApp {
     /// Whether `phone` has a linked companion device.
     pub fn has_linked_device(&self, phone: &str) -> bool {
         self.world().has_linked_device(phone)
+    }
+
+    /// whatsapp-rust's HTTP client for media, answered by this server's media hosts
+    /// in-process (pass it to the client's builder: `with_http_client`).
+    pub fn http_client(&self) -> FakeMediaHttp {
+        FakeMediaHttp { fake: self.clone() }
+    }
+
+    /// Every file uploaded to the media servers, oldest first.
+    pub fn uploads(&self) -> Vec<Upload> {
+        self.world().media.uploads.clone()
     }
 
     /// Every message the server accepted, oldest first.
