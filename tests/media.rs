@@ -111,6 +111,52 @@ async fn a_photo_broadcast_to_20_numbers_is_uploaded_once_and_reaches_each_once(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_document_broadcast_restarted_midway_is_not_uploaded_again_nor_sent_twice() {
+    let extra = [("TGWA_WA_BACKEND", "sim"), ("TGWA_JOB_ITEM_DELAY_MS", "250")];
+    let bot = TestBot::start(&extra).await;
+    let p = "6281234581004";
+    bot.pair(A, p).await;
+    open_broadcast(&bot, A).await;
+    let pdf: Vec<u8> = b"%PDF-1.4 katalog".iter().copied().cycle().take(70_000).collect();
+    let mark = bot.tg.mark();
+    bot.tg
+        .push_file(A, "document", "katalog.pdf", "application/pdf", pdf.clone(), None, "Katalog baru");
+    bot.tg.wait_for_text_to_after(mark, A, "Kirim ke mana", WAIT).await;
+    let mark = bot.tg.mark();
+    bot.tg
+        .push_document(A, "numbers.txt", numbers(12).into_bytes(), None);
+    let preview = bot
+        .tg
+        .wait_for_text_to_after(mark, A, "Mulai pekerjaan ini", WAIT)
+        .await;
+    assert!(preview.text.contains("Dokumen «katalog.pdf»"), "{}", preview.text);
+    bot.tap(A, "Mulai", "berjalan").await;
+    let world = bot.world_db();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while tgwa::wa::sim::read_media_sends(&world).unwrap().len() < 3 {
+        assert!(tokio::time::Instant::now() < deadline, "the job did not start");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // Stopped in the middle and started again: the job resumes with the upload it kept.
+    let bot = bot.restart().await;
+    bot.tg
+        .wait_for_text_to(A, "Laporan pekerjaan", std::time::Duration::from_secs(60))
+        .await;
+    let uploads = tgwa::wa::sim::read_uploads(&world).unwrap();
+    assert_eq!(uploads.len(), 1, "one upload across the restart: {uploads:?}");
+    assert_eq!(uploads[0].name, "katalog.pdf");
+    let sends = tgwa::wa::sim::read_media_sends(&world).unwrap();
+    let mut per: HashMap<&str, usize> = HashMap::new();
+    for s in &sends {
+        assert_eq!((s.kind.as_str(), s.text.as_str()), ("document", "Katalog baru"));
+        *per.entry(s.to.as_str()).or_default() += 1;
+    }
+    assert_eq!(per.len(), 12, "{per:?}");
+    assert!(per.values().all(|n| *n == 1), "nobody got it twice: {per:?}");
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn files_over_telegrams_or_whatsapps_limit_are_refused_before_anything_is_queued() {
     let bot = TestBot::start(SIM).await;
     let p = "6281234581002";
