@@ -613,7 +613,40 @@ impl Jobs {
             .await?;
         crate::metrics::job_outcome("cancelled");
         self.wake(&acc);
+        self.forget_file(&acc, job).await;
         Ok(())
+    }
+
+    /// Deletes the stored file of a job that has ended (done or cancelled): nothing will
+    /// upload it again. A failure only leaves a file behind, which is logged.
+    async fn forget_file(&self, acc: &Account, job: JobId) {
+        let params = self
+            .db(acc, move |c| {
+                Ok(c
+                    .query_row(
+                        "SELECT params FROM jobs WHERE id = ?1 AND state IN ('done', 'cancelled')",
+                        [job.0],
+                        |r| r.get::<_, String>(0),
+                    )
+                    .optional()?)
+            })
+            .await;
+        let Ok(Some(params)) = params else {
+            return;
+        };
+        let Ok(JobKind::Broadcast { media: Some(m), .. }) = serde_json::from_str::<JobKind>(&params) else {
+            return;
+        };
+        let path = media_dir(acc).join(&m.file);
+        let res = crate::db::blocking(move || match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(DbError::Task(e.to_string())),
+        })
+        .await;
+        if let Err(e) = res {
+            warn!(account_id = %acc.id, job = job.get(), error = %e, "could not delete a finished job's file");
+        }
     }
 
     /// Remembers the Telegram message that shows the job's progress.
@@ -1072,6 +1105,7 @@ impl Worker {
                         })
                         .await;
                     info!(account_id = %id, job = job.get(), "job finished");
+                    self.jobs.forget_file(&self.account, job).await;
                     crate::metrics::job_outcome("done");
                     if let (Some(obs), Some(p)) = (self.jobs.observer(), self.read(job).await) {
                         obs.finished(owner, id, job, &p).await;

@@ -153,6 +153,10 @@ async fn a_document_broadcast_restarted_midway_is_not_uploaded_again_nor_sent_tw
     }
     assert_eq!(per.len(), 12, "{per:?}");
     assert!(per.values().all(|n| *n == 1), "nobody got it twice: {per:?}");
+    // The job is over: its copy of the file is gone from the account's folder.
+    let kept = bot.data_dir().join(format!("{A}/media"));
+    let left = std::fs::read_dir(&kept).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(left, 0, "files left in {kept:?}");
     bot.stop().await;
 }
 
