@@ -70,7 +70,7 @@ pub enum JobKind {
     Broadcast {
         text: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        media: Option<JobMedia>,
+        media: Option<Box<JobMedia>>,
     },
     /// Item: a phone number (digits).
     CheckNumbers,
@@ -622,13 +622,12 @@ impl Jobs {
     async fn forget_file(&self, acc: &Account, job: JobId) {
         let params = self
             .db(acc, move |c| {
-                Ok(c
-                    .query_row(
-                        "SELECT params FROM jobs WHERE id = ?1 AND state IN ('done', 'cancelled')",
-                        [job.0],
-                        |r| r.get::<_, String>(0),
-                    )
-                    .optional()?)
+                Ok(c.query_row(
+                    "SELECT params FROM jobs WHERE id = ?1 AND state IN ('done', 'cancelled')",
+                    [job.0],
+                    |r| r.get::<_, String>(0),
+                )
+                .optional()?)
             })
             .await;
         let Ok(Some(params)) = params else {
@@ -1581,10 +1580,10 @@ impl Worker {
         info!(account_id = %self.account.id, job = job.get(), kind = m.kind.as_str(), size = bytes.len(), "job file uploaded");
         let new = JobKind::Broadcast {
             text: text.clone(),
-            media: Some(JobMedia {
+            media: Some(Box::new(JobMedia {
                 uploaded: Some(uploaded),
-                ..m.clone()
-            }),
+                ..(**m).clone()
+            })),
         };
         let params = serde_json::to_string(&new).map_err(|e| WaError::Storage(e.to_string()))?;
         self.jobs
@@ -1599,12 +1598,22 @@ impl Worker {
 
     /// What to do after the job's file could not be uploaded: `None` to try again (after a
     /// wait), or the item's outcome. Nothing was sent, so no outcome is "unknown".
-    async fn upload_failed(&mut self, job: JobId, item: &Item, marked: bool, e: &WaError, attempt: u32) -> Option<Outcome> {
+    async fn upload_failed(
+        &mut self,
+        job: JobId,
+        item: &Item,
+        marked: bool,
+        e: &WaError,
+        attempt: u32,
+    ) -> Option<Outcome> {
         let outcome = match e.advice() {
             Advice::RePair | Advice::StopAccount => Outcome::Offline,
             Advice::GiveUp => Outcome::Failed(format!("the file could not be uploaded: {e}")),
             Advice::Retry => match retry_wait(e, attempt) {
-                None => Outcome::Failed(format!("the file could not be uploaded: {e}: gave up after {} tries", attempt + 1)),
+                None => Outcome::Failed(format!(
+                    "the file could not be uploaded: {e}: gave up after {} tries",
+                    attempt + 1
+                )),
                 Some(wait) => {
                     warn!(account_id = %self.account.id, ?wait, error = %e, "upload failed for a passing reason; trying again");
                     let stopped = tokio::select! {
@@ -1981,7 +1990,7 @@ mod tests {
         );
         let with_file = JobKind::Broadcast {
             text: "foto".into(),
-            media: Some(JobMedia {
+            media: Some(Box::new(JobMedia {
                 kind: MediaKind::Voice,
                 mime: "audio/ogg; codecs=opus".into(),
                 file_name: "voice.ogg".into(),
@@ -1989,7 +1998,7 @@ mod tests {
                 sha256: crate::wa::sha256_hex(b"abc"),
                 file: "x.bin".into(),
                 uploaded: None,
-            }),
+            })),
         };
         let s = serde_json::to_string(&with_file).unwrap();
         assert_eq!(serde_json::from_str::<JobKind>(&s).unwrap(), with_file);

@@ -59,8 +59,7 @@ async fn a_photo_broadcast_to_20_numbers_is_uploaded_once_and_reaches_each_once(
         .push_file(A, "photo", "", "image/jpeg", bytes.clone(), None, "Promo hari ini 🎉");
     bot.tg.wait_for_text_to_after(mark, A, "Kirim ke mana", WAIT).await;
     let mark = bot.tg.mark();
-    bot.tg
-        .push_document(A, "numbers.txt", numbers(20).into_bytes(), None);
+    bot.tg.push_document(A, "numbers.txt", numbers(20).into_bytes(), None);
     let preview = bot
         .tg
         .wait_for_text_to_after(mark, A, "Mulai pekerjaan ini", WAIT)
@@ -82,7 +81,11 @@ async fn a_photo_broadcast_to_20_numbers_is_uploaded_once_and_reaches_each_once(
         .collect();
     assert_eq!(uploads.len(), 1, "uploaded once per job: {uploads:?}");
     assert_eq!(uploads[0].kind, "photo");
-    assert_eq!(uploads[0].sha256, tgwa::wa::sha256_hex(&bytes), "the bytes Telegram had");
+    assert_eq!(
+        uploads[0].sha256,
+        tgwa::wa::sha256_hex(&bytes),
+        "the bytes Telegram had"
+    );
     let sends: Vec<_> = tgwa::wa::sim::read_media_sends(&world)
         .unwrap()
         .into_iter()
@@ -103,7 +106,10 @@ async fn a_photo_broadcast_to_20_numbers_is_uploaded_once_and_reaches_each_once(
     // The report names every recipient as done, with what it got.
     let doc = String::from_utf8(report.bytes.clone().expect("the report file")).unwrap();
     for n in &expected {
-        let line = doc.lines().find(|l| l.contains(n.as_str())).expect("recipient in the report");
+        let line = doc
+            .lines()
+            .find(|l| l.contains(n.as_str()))
+            .expect("recipient in the report");
         assert!(line.contains("\tok\t") && line.contains("sent photo"), "{line}");
     }
     assert!(report.text.contains("✅ 20"), "{}", report.text);
@@ -119,12 +125,18 @@ async fn a_document_broadcast_restarted_midway_is_not_uploaded_again_nor_sent_tw
     open_broadcast(&bot, A).await;
     let pdf: Vec<u8> = b"%PDF-1.4 katalog".iter().copied().cycle().take(70_000).collect();
     let mark = bot.tg.mark();
-    bot.tg
-        .push_file(A, "document", "katalog.pdf", "application/pdf", pdf.clone(), None, "Katalog baru");
+    bot.tg.push_file(
+        A,
+        "document",
+        "katalog.pdf",
+        "application/pdf",
+        pdf.clone(),
+        None,
+        "Katalog baru",
+    );
     bot.tg.wait_for_text_to_after(mark, A, "Kirim ke mana", WAIT).await;
     let mark = bot.tg.mark();
-    bot.tg
-        .push_document(A, "numbers.txt", numbers(12).into_bytes(), None);
+    bot.tg.push_document(A, "numbers.txt", numbers(12).into_bytes(), None);
     let preview = bot
         .tg
         .wait_for_text_to_after(mark, A, "Mulai pekerjaan ini", WAIT)
@@ -250,13 +262,11 @@ mod over_the_fake {
         open_broadcast(&bot, A).await;
         let voice: Vec<u8> = (0..30_000u32).map(|i| (i * 13 % 256) as u8).collect();
         let mark = bot.tg.mark();
-        bot.tg
-            .push_file(A, "voice", "", "audio/ogg", voice.clone(), None, "");
+        bot.tg.push_file(A, "voice", "", "audio/ogg", voice.clone(), None, "");
         let asked = bot.tg.wait_for_text_to_after(mark, A, "Kirim ke mana", WAIT).await;
         assert!(asked.text.contains("Kirim ke mana"));
         let mark = bot.tg.mark();
-        bot.tg
-            .push_document(A, "numbers.txt", numbers(20).into_bytes(), None);
+        bot.tg.push_document(A, "numbers.txt", numbers(20).into_bytes(), None);
         let preview = bot
             .tg
             .wait_for_text_to_after(mark, A, "Mulai pekerjaan ini", WAIT)
@@ -282,7 +292,11 @@ mod over_the_fake {
             assert_eq!(media.kind, "audio");
             assert!(media.ptt, "a voice note is push-to-talk audio");
             assert_eq!(media.mime, "audio/ogg; codecs=opus");
-            assert_eq!(media.sha256.as_deref(), Some(want.as_str()), "the phone decrypted the same bytes");
+            assert_eq!(
+                media.sha256.as_deref(),
+                Some(want.as_str()),
+                "the phone decrypted the same bytes"
+            );
             assert_eq!(media.size, voice.len());
             paths.insert(media.direct_path.clone());
             let to = m.to.strip_suffix("@s.whatsapp.net").unwrap_or(&m.to).to_string();

@@ -725,7 +725,10 @@ pub(crate) async fn account_callback<R: Req>(
                 app,
                 c,
                 &acc,
-                crate::jobs::JobKind::Broadcast { text, media: p.media },
+                crate::jobs::JobKind::Broadcast {
+                    text,
+                    media: p.media.map(Box::new),
+                },
                 items,
                 Vec::new(),
                 mid,
@@ -1280,7 +1283,10 @@ async fn media_input<R: Req>(
     };
     let t = match sent {
         Ok(_) => t2(l, "✅ {kind} terkirim ke {to}.", "✅ {kind} sent to {to}.")
-            .replace("{kind}", &super::media::describe(l, file.kind, &file.file_name, bytes.len() as u64))
+            .replace(
+                "{kind}",
+                &super::media::describe(l, file.kind, &file.file_name, bytes.len() as u64),
+            )
             .replace("{to}", &to),
         Err(WaError::NotFound(_)) if matches!(target, ChatTarget::Phone(_)) => {
             tr_with(l, Key::NotOnWhatsApp, &[("phone", &to)])
@@ -1314,7 +1320,14 @@ async fn keep_broadcast_file<R: Req>(
         Ok(n) => n,
         Err(e) => {
             tracing::warn!(account_id = %acc.id, error = %e, "could not keep a broadcast file");
-            send_html(bot, app.manager(), c.chat, tr(c.lang, Key::Sorry), Some(back_to_menu(app, c))).await;
+            send_html(
+                bot,
+                app.manager(),
+                c.chat,
+                tr(c.lang, Key::Sorry),
+                Some(back_to_menu(app, c)),
+            )
+            .await;
             return Ok(());
         }
     };
@@ -1366,7 +1379,7 @@ pub(crate) async fn broadcast_numbers<R: Req>(
     }
     let items = nums.iter().map(|n| n.digits().to_string()).collect();
     let kind = crate::jobs::JobKind::Broadcast {
-        media: p.media,
+        media: p.media.map(Box::new),
         text: p.data.unwrap_or_default(),
     };
     super::jobs_ui::propose(bot, app, c, &acc, kind, items, bad, None).await

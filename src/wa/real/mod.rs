@@ -467,7 +467,6 @@ impl RealSession {
         Ok(sent.message_id)
     }
 
-
     async fn call<T, E, F>(&self, what: &str, fut: F) -> Result<T, WaError>
     where
         F: Future<Output = Result<T, E>> + Send,
@@ -802,7 +801,9 @@ impl WaSession for RealSession {
             super::MessageKind::Video => super::MediaKind::Video,
             _ => return Err(WaError::Invalid("only photos, videos and documents can be sent".into())),
         };
-        let uploaded = self.upload_media(kind, &file.bytes, &file.mime, &file.file_name).await?;
+        let uploaded = self
+            .upload_media(kind, &file.bytes, &file.mime, &file.file_name)
+            .await?;
         self.send_uploaded(to, &uploaded, caption).await
     }
 

@@ -47,8 +47,8 @@ use crate::db::now;
 use crate::ids::PhoneNumber;
 use crate::layout::Layout;
 
-pub use world::{read_sent_messages, read_typing, write_to, DeviceState, SentMessage};
 pub use world::{read_media_sends, read_uploads, SimMediaSend, SimUpload};
+pub use world::{read_sent_messages, read_typing, write_to, DeviceState, SentMessage};
 use world::{Setting, World};
 
 /// Crockford's base32 alphabet, which WhatsApp's pairing codes use.
@@ -760,7 +760,10 @@ impl WaSession for SimSession {
             return Err(WaError::Invalid("an empty file cannot be sent".into()));
         }
         if bytes.len() as u64 > kind.limit() {
-            return Err(WaError::Invalid(format!("the file is over WhatsApp's {} MB limit", kind.limit() >> 20)));
+            return Err(WaError::Invalid(format!(
+                "the file is over WhatsApp's {} MB limit",
+                kind.limit() >> 20
+            )));
         }
         let (data, m, n) = (bytes.to_vec(), mime.to_string(), file_name.to_string());
         let id = self

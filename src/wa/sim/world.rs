@@ -844,7 +844,14 @@ pub struct SimMediaSend {
 }
 
 /// Stores an upload; returns its ID.
-pub(crate) fn upload(c: &Connection, owner: &str, kind: &str, mime: &str, name: &str, bytes: &[u8]) -> Result<i64, WaError> {
+pub(crate) fn upload(
+    c: &Connection,
+    owner: &str,
+    kind: &str,
+    mime: &str,
+    name: &str,
+    bytes: &[u8],
+) -> Result<i64, WaError> {
     c.execute(
         "INSERT INTO uploads (owner, kind, mime, name, size, bytes, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         params![owner, kind, mime, name, bytes.len() as i64, bytes, now()],
