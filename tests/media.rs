@@ -307,4 +307,57 @@ mod over_the_fake {
         assert!(per.values().all(|n| *n == 1), "each phone got it once: {per:?}");
         bot.stop().await;
     }
+
+    /// Issue 16's reply path over the real adapter: a Telegram photo sent as a reply to a
+    /// forwarded message goes back to that chat as a WhatsApp image, which the person's
+    /// phone downloads and decrypts.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_photo_reply_to_a_forwarded_message_reaches_the_persons_phone_as_an_image() {
+        let bot = TestBot::start(FAKE).await;
+        let p = "6281234581012";
+        let friend = "6281271097155";
+        bot.pair(A, p).await;
+        bot.say(A, "/status", "Terakhir diperbarui").await;
+        bot.tap(A, "Pesan masuk", "Pesan masuk</b>").await;
+        bot.tap(A, "Teruskan pesan ke sini", "✅ aktif").await;
+        let extra: Vec<(String, String)> = FAKE.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let out = super::support::app::tgwa_fake(
+            bot.dir.path(),
+            &bot.tg.url(),
+            &extra,
+            &["send", "--from", friend, "--to", p, "minta fotonya dong"],
+        );
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        let fwd = bot
+            .tg
+            .wait_for_text_to(A, "minta fotonya dong", Duration::from_secs(60))
+            .await;
+        let photo: Vec<u8> = (0..20_000u32).map(|i| (i * 31 % 256) as u8).collect();
+        bot.tg.push_photo_reply(A, fwd.message_id, photo.clone(), "ini fotonya");
+        let want = tgwa::wa::sha256_hex(&photo);
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let sent = tgwa_fakewa::read_sent_messages(&bot.fake_world()).unwrap_or_default();
+            let back = sent
+                .iter()
+                .find(|m| m.from == p && m.to.starts_with(friend) && m.media.is_some());
+            if let Some(m) = back {
+                let media = m.media.as_ref().unwrap();
+                assert_eq!(media.kind, "image");
+                assert_eq!(media.caption.as_deref(), Some("ini fotonya"));
+                assert_eq!(
+                    media.sha256.as_deref(),
+                    Some(want.as_str()),
+                    "the phone decrypted the photo"
+                );
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the photo never reached the phone: {sent:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        bot.stop().await;
+    }
 }
