@@ -501,6 +501,21 @@ impl FakeWhatsApp {
         phone::send_from(self, from, to, text, phone::SendOpts { from_lid: true })
     }
 
+    /// The phone of `from` sends a photo (`kind` `image`) or a document (`document`) to
+    /// `to`: the file goes to the media servers encrypted, the message carries its
+    /// reference. Returns the message id.
+    pub fn send_file_from(
+        &self,
+        from: &str,
+        to: &str,
+        kind: &str,
+        bytes: &[u8],
+        file_name: &str,
+        caption: &str,
+    ) -> anyhow::Result<String> {
+        media::send_file_from(self, from, to, kind, bytes, file_name, caption)
+    }
+
     /// Whether `phone` is a WhatsApp user in this world.
     pub fn is_user(&self, phone: &str) -> bool {
         self.world().accounts.contains_key(phone)

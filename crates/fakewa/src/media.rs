@@ -280,3 +280,68 @@ pub(crate) fn received(w: &World, m: &waproto::whatsapp::Message) -> Option<Rece
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
+
+/// The phone of `from` sends a photo (`image`) or a document to `to`, as a phone does:
+/// encrypts the file (wacore `encrypt_media`), puts it on the media servers, and sends an
+/// image or document message with its reference. Returns the message id.
+pub(crate) fn send_file_from(
+    fake: &FakeWhatsApp,
+    from: &str,
+    to: &str,
+    kind: &str,
+    bytes: &[u8],
+    file_name: &str,
+    caption: &str,
+) -> anyhow::Result<String> {
+    let ty = if kind == "image" {
+        MediaType::Image
+    } else {
+        MediaType::Document
+    };
+    let enc = wacore::upload::encrypt_media(bytes, ty)?;
+    let direct_path = {
+        let mut w = fake.world();
+        let n = w.media.uploads.len() + 1;
+        let path = format!("/v/t62.7117-24/{n}_phone.enc");
+        w.media.files.insert(path.clone(), enc.data_to_upload.clone());
+        w.media.uploads.push(Upload {
+            mms_type: ty.mms_type().to_string(),
+            direct_path: path.clone(),
+            size: enc.data_to_upload.len(),
+        });
+        path
+    };
+    let url = Some(format!("https://{MEDIA_HOST}{direct_path}"));
+    let caption = (!caption.is_empty()).then(|| caption.to_string());
+    let mut m = waproto::whatsapp::Message::default();
+    if ty == MediaType::Image {
+        m.image_message = waproto::whatsapp::message::ImageMessage {
+            url,
+            mimetype: Some("image/jpeg".into()),
+            caption,
+            file_sha256: Some(enc.file_sha256.to_vec()),
+            file_length: Some(bytes.len() as u64),
+            media_key: Some(enc.media_key.to_vec()),
+            file_enc_sha256: Some(enc.file_enc_sha256.to_vec()),
+            direct_path: Some(direct_path),
+            ..Default::default()
+        }
+        .into();
+    } else {
+        m.document_message = waproto::whatsapp::message::DocumentMessage {
+            url,
+            mimetype: Some("application/pdf".into()),
+            file_name: Some(file_name.to_string()),
+            title: Some(file_name.to_string()),
+            caption,
+            file_sha256: Some(enc.file_sha256.to_vec()),
+            file_length: Some(bytes.len() as u64),
+            media_key: Some(enc.media_key.to_vec()),
+            file_enc_sha256: Some(enc.file_enc_sha256.to_vec()),
+            direct_path: Some(direct_path),
+            ..Default::default()
+        }
+        .into();
+    }
+    crate::phone::send_message_from(fake, from, to, &m, crate::phone::SendOpts::default())
+}

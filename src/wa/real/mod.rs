@@ -260,6 +260,7 @@ impl RealBackend {
             .map_err(|e| WaError::Storage(format!("{url}: starting the client: {e}")))?;
         make_private(&path).await;
         let client = bot.client();
+        sink.fetch_media_with(Arc::downgrade(&client));
         // Groups address members by LID: a mention of this account may name its LID.
         if let Some(lid) = client.lid() {
             sink.add_own(&lid.user);
