@@ -72,7 +72,10 @@ fn main() {
                 owner,
                 account,
                 owner.get(),
-                JobKind::Broadcast { text: "bench".into() },
+                JobKind::Broadcast {
+                    text: "bench".into(),
+                    media: None,
+                },
                 items,
             )
             .await

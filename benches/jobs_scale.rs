@@ -111,7 +111,10 @@ fn main() {
                 let jobs = jobs.clone();
                 async move {
                     let items = (0..k).map(|j| format!("62859{:05}{:03}7", i, j)).collect();
-                    let kind = JobKind::Broadcast { text: "bench".into() };
+                    let kind = JobKind::Broadcast {
+                        text: "bench".into(),
+                        media: None,
+                    };
                     let id = jobs
                         .create(owner, account, owner.get(), kind, items)
                         .await

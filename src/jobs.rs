@@ -35,7 +35,7 @@ use crate::ids::{AccountId, PhoneNumber, TelegramId};
 use crate::manager::AccountManager;
 use crate::manager::{AccountHook, Ending};
 use crate::supervisor::LiveState;
-use crate::wa::{Advice, ChatTarget, GroupId, JoinOutcome, MemberAction, WaError, WaSession};
+use crate::wa::{Advice, ChatTarget, GroupId, JoinOutcome, MediaKind, MediaRef, MemberAction, WaError, WaSession};
 
 /// A job's number within its account's database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -65,8 +65,13 @@ pub enum JobKind {
     LeaveGroups,
     /// Item: a phone number (digits).
     Members { group: GroupId, action: MemberAction },
-    /// Item: a group JID or a phone number (digits).
-    Broadcast { text: String },
+    /// Item: a group JID or a phone number (digits). With `media`, every message carries
+    /// that file and `text` is its caption.
+    Broadcast {
+        text: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        media: Option<Box<JobMedia>>,
+    },
     /// Item: a phone number (digits).
     CheckNumbers,
 }
@@ -87,6 +92,56 @@ impl JobKind {
     fn idempotent(&self) -> bool {
         !matches!(self, JobKind::Broadcast { .. } | JobKind::CreateGroups { .. })
     }
+}
+
+/// A file a job's messages carry. The bytes stay in the account's folder
+/// (`media/<file>`) until the job ends; the file is uploaded to WhatsApp once per job, before
+/// its first message, and the upload's reference is written into the job before any message
+/// carries it, so neither a later item nor a restarted worker uploads it again. Any stored
+/// message that may carry a file (a job, later a template) holds one of these.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobMedia {
+    /// Photo, document, video, voice note or audio.
+    pub kind: MediaKind,
+    /// Its MIME type.
+    pub mime: String,
+    /// The name shown with a document.
+    pub file_name: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// SHA-256 of the bytes, hex: the stored file is checked against it before upload.
+    pub sha256: String,
+    /// The file's name inside the account's `media` folder.
+    pub file: String,
+    /// The upload, once done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uploaded: Option<MediaRef>,
+}
+
+/// The folder of an account's stored job files (beside its `bot_data` database).
+pub fn media_dir(acc: &Account) -> PathBuf {
+    acc.bot_data_db_path
+        .parent()
+        .map(|p| p.join("media"))
+        .unwrap_or_else(|| PathBuf::from("media"))
+}
+
+/// Stores `bytes` in `dir` (made private if new) under a fresh name; returns the name.
+pub fn store_media_file(dir: &std::path::Path, bytes: &[u8]) -> std::io::Result<String> {
+    crate::layout::create_private_dir(dir)?;
+    let name = format!(
+        "{}-{:016x}.bin",
+        &crate::wa::sha256_hex(bytes)[..16],
+        rand::thread_rng().gen::<u64>()
+    );
+    let path = dir.join(&name);
+    std::fs::write(&path, bytes)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(name)
 }
 
 /// A job's life.
@@ -598,7 +653,39 @@ impl Jobs {
         self.unschedule(account, job);
         crate::metrics::job_outcome("cancelled");
         self.wake(&acc);
+        self.forget_file(&acc, job).await;
         Ok(())
+    }
+
+    /// Deletes the stored file of a job that has ended (done or cancelled): nothing will
+    /// upload it again. A failure only leaves a file behind, which is logged.
+    async fn forget_file(&self, acc: &Account, job: JobId) {
+        let params = self
+            .db(acc, move |c| {
+                Ok(c.query_row(
+                    "SELECT params FROM jobs WHERE id = ?1 AND state IN ('done', 'cancelled')",
+                    [job.0],
+                    |r| r.get::<_, String>(0),
+                )
+                .optional()?)
+            })
+            .await;
+        let Ok(Some(params)) = params else {
+            return;
+        };
+        let Ok(JobKind::Broadcast { media: Some(m), .. }) = serde_json::from_str::<JobKind>(&params) else {
+            return;
+        };
+        let path = media_dir(acc).join(&m.file);
+        let res = crate::db::blocking(move || match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(DbError::Task(e.to_string())),
+        })
+        .await;
+        if let Err(e) = res {
+            warn!(account_id = %acc.id, job = job.get(), error = %e, "could not delete a finished job's file");
+        }
     }
 
     /// Remembers the Telegram message that shows the job's progress.
@@ -1058,6 +1145,7 @@ impl Worker {
                         })
                         .await;
                     info!(account_id = %id, job = job.get(), "job finished");
+                    self.jobs.forget_file(&self.account, job).await;
                     crate::metrics::job_outcome("done");
                     if let (Some(obs), Some(p)) = (self.jobs.observer(), self.read(job).await) {
                         obs.finished(owner, id, job, &p).await;
@@ -1431,6 +1519,7 @@ impl Worker {
         let mut marked = item.interrupted;
         let typing = self.jobs.inner.options.typing;
         let mut attempt = 0;
+        let mut with_upload: Option<JobKind> = None;
         loop {
             let session = match self.session(owner, generation).await {
                 Ok(s) => s,
@@ -1441,6 +1530,21 @@ impl Worker {
                     return outcome;
                 }
             };
+            // The job's file goes up once, before the item is marked: an upload sends
+            // nothing to anyone, so its failure leaves the item as it was.
+            if with_upload.is_none() {
+                match self.ensure_uploaded(job, session.as_ref(), kind).await {
+                    Ok(k) => with_upload = k,
+                    Err(e) => match self.upload_failed(job, item, marked, &e, attempt).await {
+                        Some(outcome) => return outcome,
+                        None => {
+                            attempt += 1;
+                            continue;
+                        }
+                    },
+                }
+            }
+            let kind = with_upload.as_ref().unwrap_or(kind);
             if !marked {
                 if !self.mark(job, item.seq).await {
                     return Outcome::Interrupted;
@@ -1490,6 +1594,85 @@ impl Worker {
                 return Outcome::Unknown(format!("{e}: stopped before a retry; it may have been done"));
             }
         }
+    }
+
+    /// Uploads a broadcast's file if the job has not yet: returns the job's kind with the
+    /// upload's reference, written into the job first (`None`: nothing to upload).
+    async fn ensure_uploaded(
+        &self,
+        job: JobId,
+        session: &dyn WaSession,
+        kind: &JobKind,
+    ) -> Result<Option<JobKind>, WaError> {
+        let JobKind::Broadcast { text, media: Some(m) } = kind else {
+            return Ok(None);
+        };
+        if m.uploaded.is_some() {
+            return Ok(None);
+        }
+        let path = media_dir(&self.account).join(&m.file);
+        let bytes = crate::db::blocking(move || std::fs::read(&path).map_err(|e| DbError::Task(e.to_string())))
+            .await
+            .map_err(|e| WaError::Storage(format!("the job's file: {e}")))?;
+        if crate::wa::sha256_hex(&bytes) != m.sha256 {
+            return Err(WaError::Storage("the job's file changed on disk".into()));
+        }
+        let uploaded = session.upload_media(m.kind, &bytes, &m.mime, &m.file_name).await?;
+        info!(account_id = %self.account.id, job = job.get(), kind = m.kind.as_str(), size = bytes.len(), "job file uploaded");
+        let new = JobKind::Broadcast {
+            text: text.clone(),
+            media: Some(Box::new(JobMedia {
+                uploaded: Some(uploaded),
+                ..(**m).clone()
+            })),
+        };
+        let params = serde_json::to_string(&new).map_err(|e| WaError::Storage(e.to_string()))?;
+        self.jobs
+            .db(&self.account, move |c| {
+                c.execute("UPDATE jobs SET params = ?2 WHERE id = ?1", params![job.0, params])?;
+                Ok(())
+            })
+            .await
+            .map_err(|e| WaError::Storage(format!("keeping the upload: {e}")))?;
+        Ok(Some(new))
+    }
+
+    /// What to do after the job's file could not be uploaded: `None` to try again (after a
+    /// wait), or the item's outcome. Nothing was sent, so no outcome is "unknown".
+    async fn upload_failed(
+        &mut self,
+        job: JobId,
+        item: &Item,
+        marked: bool,
+        e: &WaError,
+        attempt: u32,
+    ) -> Option<Outcome> {
+        let outcome = match e.advice() {
+            Advice::RePair | Advice::StopAccount => Outcome::Offline,
+            Advice::GiveUp => Outcome::Failed(format!("the file could not be uploaded: {e}")),
+            Advice::Retry => match retry_wait(e, attempt) {
+                None => Outcome::Failed(format!(
+                    "the file could not be uploaded: {e}: gave up after {} tries",
+                    attempt + 1
+                )),
+                Some(wait) => {
+                    warn!(account_id = %self.account.id, ?wait, error = %e, "upload failed for a passing reason; trying again");
+                    let stopped = tokio::select! {
+                        _ = tokio::time::sleep(wait) => false,
+                        _ = self.shutdown.changed() => true,
+                        _ = self.stop.changed() => true,
+                    };
+                    if !stopped {
+                        return None;
+                    }
+                    Outcome::Interrupted
+                }
+            },
+        };
+        if marked && matches!(outcome, Outcome::Offline | Outcome::Interrupted) {
+            self.unmark(job, item.seq).await;
+        }
+        Some(outcome)
     }
 
     /// A broadcast item to a person while the account's reach-out timelock is in force: the
@@ -1688,7 +1871,7 @@ async fn execute(s: &dyn WaSession, kind: &JobKind, input: &str, typing: Option<
                 Some(Err(why)) => Err(ItemError::Bad(why)),
             }
         }
-        JobKind::Broadcast { text } => {
+        JobKind::Broadcast { text, media } => {
             let (target, _) = item_parts(input);
             let to = match GroupId::parse(target) {
                 Some(g) => ChatTarget::Group(g),
@@ -1702,8 +1885,20 @@ async fn execute(s: &dyn WaSession, kind: &JobKind, input: &str, typing: Option<
                     tracing::debug!(error = %e, "could not show typing");
                 }
             }
-            let id = s.send_text(&to, &text).await?;
-            Ok(format!("sent {id}"))
+            match media {
+                None => {
+                    let id = s.send_text(&to, &text).await?;
+                    Ok(format!("sent {id}"))
+                }
+                Some(m) => {
+                    let uploaded = m
+                        .uploaded
+                        .as_ref()
+                        .ok_or_else(|| ItemError::Bad("the file was not uploaded".into()))?;
+                    let id = s.send_uploaded(&to, uploaded, &text).await?;
+                    Ok(format!("sent {} {id}", m.kind.as_str()))
+                }
+            }
         }
         JobKind::CheckNumbers => {
             let p = phone(input)?;
@@ -2171,6 +2366,7 @@ mod tests {
                 action: MemberAction::Add,
             },
             JobKind::Broadcast {
+                media: None,
                 text: "halo\nsemua".into(),
             },
             JobKind::CheckNumbers,
@@ -2179,6 +2375,29 @@ mod tests {
             let s = serde_json::to_string(&k).unwrap();
             assert_eq!(serde_json::from_str::<JobKind>(&s).unwrap(), k, "{s}");
         }
+        // A broadcast stored before jobs carried files reads as one without a file.
+        let old: JobKind = serde_json::from_str(r#"{"kind":"broadcast","text":"halo"}"#).unwrap();
+        assert_eq!(
+            old,
+            JobKind::Broadcast {
+                text: "halo".into(),
+                media: None
+            }
+        );
+        let with_file = JobKind::Broadcast {
+            text: "foto".into(),
+            media: Some(Box::new(JobMedia {
+                kind: MediaKind::Voice,
+                mime: "audio/ogg; codecs=opus".into(),
+                file_name: "voice.ogg".into(),
+                size: 3,
+                sha256: crate::wa::sha256_hex(b"abc"),
+                file: "x.bin".into(),
+                uploaded: None,
+            })),
+        };
+        let s = serde_json::to_string(&with_file).unwrap();
+        assert_eq!(serde_json::from_str::<JobKind>(&s).unwrap(), with_file);
     }
 
     #[test]
@@ -2197,7 +2416,11 @@ mod tests {
     #[test]
     fn only_side_effect_free_kinds_are_retried_after_a_crash() {
         assert!(JobKind::JoinGroups.idempotent());
-        assert!(!JobKind::Broadcast { text: String::new() }.idempotent());
+        assert!(!JobKind::Broadcast {
+            text: String::new(),
+            media: None
+        }
+        .idempotent());
         assert!(!JobKind::CreateGroups { members: vec![] }.idempotent());
     }
 

@@ -916,6 +916,47 @@ async fn messages_from_a_person_and_in_groups_arrive_with_the_sender_phone_and_t
 }
 
 #[tokio::test]
+async fn a_photo_and_a_document_from_a_phone_arrive_with_their_files() {
+    let fake = FakeWhatsApp::default();
+    let dir = tempfile::tempdir().unwrap();
+    let me = "6281200000060";
+    let friend = "6281200000061";
+    fake.add_user(friend);
+    let (_s, mut rx, _) = pair_by_qr(&fake, dir.path(), me).await;
+    let photo: Vec<u8> = (0..50_000u32).map(|i| (i * 17 % 256) as u8).collect();
+    let pdf: Vec<u8> = b"%PDF-1.4 daftar harga".iter().copied().cycle().take(9_000).collect();
+    let first = fake
+        .send_file_from(friend, me, "image", &photo, "", "lihat ini")
+        .expect("the phone sends a photo");
+    let second = fake
+        .send_file_from(friend, me, "document", &pdf, "harga.pdf", "")
+        .expect("the phone sends a document");
+    let mut got = Vec::new();
+    while got.len() < 2 {
+        let ev = fakewa::wait_for(&mut rx, "an incoming file", |e| match e {
+            WaEvent::Message { id, text, meta, .. } if *id == first || *id == second => {
+                Some((id.clone(), text.clone(), meta.clone()))
+            }
+            _ => None,
+        })
+        .await;
+        got.push(ev);
+    }
+    assert_eq!(got[0].0, first, "in the order they were sent");
+    let (_, text, meta) = &got[0];
+    assert_eq!((meta.kind, text.as_str()), (tgwa::wa::MessageKind::Image, "lihat ini"));
+    assert_eq!(
+        meta.media.as_ref().map(|m| &m.bytes),
+        Some(&photo),
+        "the decrypted photo"
+    );
+    let (_, _, meta) = &got[1];
+    assert_eq!(meta.kind, tgwa::wa::MessageKind::Document);
+    let doc = meta.media.as_ref().expect("the document's file");
+    assert_eq!((doc.file_name.as_str(), &doc.bytes), ("harga.pdf", &pdf));
+}
+
+#[tokio::test]
 async fn number_check_understands_canonical_jids_and_per_number_errors() {
     let fake = FakeWhatsApp::default();
     let dir = tempfile::tempdir().unwrap();

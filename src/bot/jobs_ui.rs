@@ -52,18 +52,27 @@ pub(crate) fn job_error_text(lang: Lang, e: &JobError) -> String {
 /// The broadcast text's variations (`{Halo|Hai}`), shown before Start: each recipient gets
 /// one choice of every group, at random.
 fn variations_note(l: Lang, kind: &JobKind) -> String {
-    let JobKind::Broadcast { text } = kind else {
+    let JobKind::Broadcast { text, media } = kind else {
         return String::new();
     };
+    let mut out = String::new();
+    // What every recipient gets: the file, and the text as its caption.
+    if let Some(m) = media {
+        out.push('\n');
+        out.push_str(&super::media::describe(l, m.kind, &m.file_name, m.size));
+        if !text.trim().is_empty() {
+            out.push_str(&format!("\n💬 {}", esc(&text.chars().take(200).collect::<String>())));
+        }
+    }
     let groups = crate::jobs::variations(text);
     if groups.is_empty() {
-        return String::new();
+        return out;
     }
-    let mut out = t2(
+    out.push_str(&t2(
         l,
         "\n🔀 Variasi teks (tiap penerima mendapat satu pilihan acak):",
         "\n🔀 Text variations (each recipient gets one at random):",
-    );
+    ));
     for g in groups.iter().take(10) {
         let choices: Vec<String> = g.iter().map(|c| format!("<code>{}</code>", esc(c))).collect();
         out.push_str(&format!("\n• {}", choices.join(" / ")));

@@ -27,6 +27,7 @@ pub mod i18n;
 pub mod inbox;
 pub mod jobs_ui;
 pub mod limiter;
+pub mod media;
 pub mod members;
 pub mod notify;
 pub mod polling;
@@ -56,6 +57,9 @@ pub struct Pending {
     pub target: String,
     /// When it was asked; it expires a configured time later.
     pub created_at: Instant,
+    /// The file gathered by an earlier step (the broadcast's photo, voice note, ...), kept
+    /// in the account's folder.
+    pub media: Option<crate::jobs::JobMedia>,
 }
 
 impl Pending {
@@ -73,6 +77,7 @@ impl Pending {
             data: None,
             target,
             created_at: Instant::now(),
+            media: None,
         }
     }
 

@@ -35,7 +35,7 @@ pub(crate) fn zone(app: &App) -> String {
 /// The first two messages of a broadcast as they will arrive (names put in, one choice of
 /// every variation), for the confirmation.
 pub(crate) fn first_messages_note(l: Lang, kind: &JobKind, items: &[String]) -> String {
-    let JobKind::Broadcast { text } = kind else {
+    let JobKind::Broadcast { text, .. } = kind else {
         return String::new();
     };
     let mut rng = rand::thread_rng();
@@ -193,7 +193,7 @@ async fn list<R: Req>(bot: &R, app: &App, c: &Caller, acc: &Account, mid: Option
             t2(l, "item", "items"),
             show(j.run_at, tz, l == Lang::En)
         ));
-        if let JobKind::Broadcast { text: body } = &j.kind {
+        if let JobKind::Broadcast { text: body, .. } = &j.kind {
             let snippet: String = body.chars().take(60).collect();
             text.push_str(&format!("\n<i>{}</i>", esc(&snippet)));
         }
@@ -234,7 +234,7 @@ async fn test_send<R: Req>(
         Ok(x) => x,
         Err(e) => return Ok(Some((plain_text(&job_error_text(l, &e)), true))),
     };
-    let (JobKind::Broadcast { text }, Some(first)) = (kind, items.first()) else {
+    let (JobKind::Broadcast { text, .. }, Some(first)) = (kind, items.first()) else {
         return Ok(Some((plain_text(tr(l, Key::StaleButton)), true)));
     };
     let msg = crate::jobs::render(&text, first, &mut rand::thread_rng());

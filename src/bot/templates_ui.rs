@@ -77,7 +77,7 @@ pub(crate) async fn name_input<R: Req>(
         return Ok(());
     };
     let text = match app.jobs().first_items(c.tid, acc.id, job, 0).await {
-        Ok((JobKind::Broadcast { text }, _)) => text,
+        Ok((JobKind::Broadcast { text, .. }, _)) => text,
         Ok(_) => {
             send_html(bot, m, c.chat, tr(l, Key::StaleButton), None).await;
             return Ok(());

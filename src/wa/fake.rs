@@ -69,6 +69,7 @@ impl FakeBackend {
             RealOptions::default()
                 .with_transport_factory(fake.transport())
                 .with_version(tgwa_fakewa::VERSION)
+                .with_http_client(Arc::new(fake.http_client()))
                 .with_outage_after(outage_after),
         );
         // Served only inside a runtime (`tgwa run`, the in-process test bots).
@@ -223,6 +224,42 @@ impl WaSession for FakePhoneSession {
         self.fake.note_text(&id, text);
         // As the simulator commits each message before its send returns: the record on disk
         // holds every send that returned Ok, whatever stops the process next.
+        self.save().await;
+        Ok(id)
+    }
+    async fn upload_media(
+        &self,
+        kind: super::MediaKind,
+        bytes: &[u8],
+        mime: &str,
+        file_name: &str,
+    ) -> Result<super::MediaRef, WaError> {
+        self.inner.upload_media(kind, bytes, mime, file_name).await
+    }
+    async fn send_uploaded(&self, to: &ChatTarget, media: &super::MediaRef, caption: &str) -> Result<String, WaError> {
+        if let ChatTarget::Phone(p) = to {
+            if on_whatsapp(p) {
+                self.fake.add_user(p.digits());
+            }
+        }
+        // What the recipients' phones downloaded and decrypted is recorded by the server.
+        let id = self.inner.send_uploaded(to, media, caption).await?;
+        self.save().await;
+        Ok(id)
+    }
+    async fn send_media(
+        &self,
+        to: &ChatTarget,
+        kind: super::MessageKind,
+        media: &super::Media,
+        caption: &str,
+    ) -> Result<String, WaError> {
+        if let ChatTarget::Phone(p) = to {
+            if on_whatsapp(p) {
+                self.fake.add_user(p.digits());
+            }
+        }
+        let id = self.inner.send_media(to, kind, media, caption).await?;
         self.save().await;
         Ok(id)
     }

@@ -462,6 +462,70 @@ impl FakeTelegram {
         mid
     }
 
+    /// A message carrying a file in `field` (`photo`, `document`, `video`, `voice` or
+    /// `audio`) with `caption`, shaped as the Bot API's `Message` does it. The bot can fetch
+    /// `bytes` with getFile; `announced` is the size Telegram states instead of their length
+    /// (a file too large for a bot to download is announced and never stored). Returns the
+    /// message ID.
+    #[allow(clippy::too_many_arguments)]
+    pub fn push_file(
+        &self,
+        from: i64,
+        field: &str,
+        file_name: &str,
+        mime: &str,
+        bytes: Vec<u8>,
+        announced: Option<u64>,
+        caption: &str,
+    ) -> i64 {
+        let (mid, file_id, size) = {
+            let mut st = self.lock();
+            st.next_file += 1;
+            let file_id = format!("{field}{}", st.next_file);
+            let size = announced.unwrap_or(bytes.len() as u64);
+            if announced.is_none() {
+                st.files.insert(file_id.clone(), bytes);
+            }
+            (Self::next_mid(&mut st, from), file_id, size)
+        };
+        let meta = json!({"file_id": file_id, "file_unique_id": format!("u{file_id}"), "file_size": size});
+        let mut file = meta.clone();
+        match field {
+            "photo" => {
+                file["width"] = json!(640);
+                file["height"] = json!(480);
+                file = json!([file]);
+            }
+            "video" => {
+                file["width"] = json!(640);
+                file["height"] = json!(480);
+                file["duration"] = json!(3);
+                file["file_name"] = json!(file_name);
+                file["mime_type"] = json!(mime);
+            }
+            "voice" => {
+                file["duration"] = json!(2);
+                file["mime_type"] = json!(mime);
+            }
+            _ => {
+                if field == "audio" {
+                    file["duration"] = json!(5);
+                }
+                file["file_name"] = json!(file_name);
+                file["mime_type"] = json!(mime);
+            }
+        }
+        let mut message = json!({
+            "message_id": mid, "date": now_unix(), "chat": chat(from), "from": user(from, "id"),
+        });
+        message[field] = file;
+        if !caption.is_empty() {
+            message["caption"] = json!(caption);
+        }
+        self.push_update(json!({"message": message}));
+        mid
+    }
+
     /// An uploaded document; the bot can fetch it with getFile and download it.
     pub fn push_document(&self, from: i64, file_name: &str, bytes: Vec<u8>, caption: Option<&str>) -> PushedDocument {
         let (mid, file_id, size) = {

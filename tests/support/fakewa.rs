@@ -24,6 +24,7 @@ pub fn options(fake: &FakeWhatsApp) -> RealOptions {
     RealOptions::default()
         .with_transport_factory(fake.transport())
         .with_version(tgwa_fakewa::VERSION)
+        .with_http_client(std::sync::Arc::new(fake.http_client()))
         .with_socket_wait(Duration::from_secs(10))
         .with_shutdown_bound(Duration::from_secs(5))
 }

@@ -32,6 +32,8 @@
 //! - `rules`: what the server enforces (bans, the 463 timelock, nacks, rate limits);
 //! - `queue`: the offline queue and its delivery at login;
 //! - `signal`: the phones' private Signal state: they read what companions send and write to them.
+//! - `media`: the media servers (`media_conn`, uploads and downloads over an in-process
+//!   HTTP client) and the phones' download and decryption of media messages;
 //! - `persist`: the world in a state file, so a restarted server keeps it;
 //! - [`ctl`]: the control protocol `tgwa fake <verb>` speaks.
 //!
@@ -43,6 +45,7 @@ pub mod noise;
 
 mod conn;
 mod groups;
+mod media;
 mod persist;
 mod phone;
 mod queue;
@@ -63,6 +66,7 @@ use std::time::Duration;
 use wacore_binary::Node;
 use whatsapp_rust::transport::TransportFactory;
 
+pub use media::{FakeMediaHttp, ReceivedMedia, Upload, MEDIA_HOST};
 pub use persist::read_sent_messages;
 pub use rules::{Ban, RateScope};
 pub use transport::{FakeTransport, FakeTransportFactory};
@@ -498,6 +502,21 @@ impl FakeWhatsApp {
         phone::send_from(self, from, to, text, phone::SendOpts { from_lid: true })
     }
 
+    /// The phone of `from` sends a photo (`kind` `image`) or a document (`document`) to
+    /// `to`: the file goes to the media servers encrypted, the message carries its
+    /// reference. Returns the message id.
+    pub fn send_file_from(
+        &self,
+        from: &str,
+        to: &str,
+        kind: &str,
+        bytes: &[u8],
+        file_name: &str,
+        caption: &str,
+    ) -> anyhow::Result<String> {
+        media::send_file_from(self, from, to, kind, bytes, file_name, caption)
+    }
+
     /// Whether `phone` is a WhatsApp user in this world.
     pub fn is_user(&self, phone: &str) -> bool {
         self.world().accounts.contains_key(phone)
@@ -561,6 +580,17 @@ impl FakeWhatsApp {
     /// Whether `phone` has a linked companion device.
     pub fn has_linked_device(&self, phone: &str) -> bool {
         self.world().has_linked_device(phone)
+    }
+
+    /// whatsapp-rust's HTTP client for media, answered by this server's media hosts
+    /// in-process (pass it to the client's builder: `with_http_client`).
+    pub fn http_client(&self) -> FakeMediaHttp {
+        FakeMediaHttp { fake: self.clone() }
+    }
+
+    /// Every file uploaded to the media servers, oldest first.
+    pub fn uploads(&self) -> Vec<Upload> {
+        self.world().media.uploads.clone()
     }
 
     /// Every message the server accepted, oldest first.

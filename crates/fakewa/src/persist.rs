@@ -305,6 +305,7 @@ mod tests {
             recipients: vec!["6281200000002:0".into()],
             text: None,
             encryption: Vec::new(),
+            media: None,
         });
         assert!(first.note_text("3EB0AA", "halo"));
         assert!(!first.note_text("never-sent", "x"), "an unknown id is not recorded");

@@ -653,7 +653,7 @@ pub(crate) fn on_message(fake: &FakeWhatsApp, ctx: &mut ConnCtx, msg: &Node) {
         ack = ack.attr("error", code.to_string());
     } else {
         let mut w = fake.world();
-        let text = read_sent(&mut w, &from, from_device, &to, msg);
+        let (text, media) = read_sent(&mut w, &from, from_device, &to, msg);
         if !to.ends_with("@g.us") {
             let recipient = recipient_phone(&w, &to);
             w.wrote.insert((from.clone(), recipient));
@@ -665,6 +665,7 @@ pub(crate) fn on_message(fake: &FakeWhatsApp, ctx: &mut ConnCtx, msg: &Node) {
             recipients,
             text,
             encryption: enc_types(msg),
+            media,
         });
         drop(w);
         relay_to_companions(fake, &from, from_device, &to, msg);
@@ -791,7 +792,29 @@ fn enc_version(enc: &Node) -> u8 {
 /// The fake phones read what device `from_device` of `from` sent to `to`: the recipient's
 /// phone its pairwise copy, or in a group every member phone the sender key it was given
 /// and then the group message. Returns the text the first reader found.
-fn read_sent(w: &mut World, from: &str, from_device: u16, to: &str, msg: &Node) -> Option<String> {
+/// What the recipients' phones read of a message: its text, and the file of a media message
+/// (downloaded and decrypted by the first phone that could read it).
+fn read_sent(
+    w: &mut World,
+    from: &str,
+    from_device: u16,
+    to: &str,
+    msg: &Node,
+) -> (Option<String>, Option<crate::media::ReceivedMedia>) {
+    let mut read: Vec<waproto::whatsapp::Message> = Vec::new();
+    let text = read_sent_text(w, from, from_device, to, msg, &mut read);
+    let media = read.iter().find_map(|m| crate::media::received(w, m));
+    (text, media)
+}
+
+fn read_sent_text(
+    w: &mut World,
+    from: &str,
+    from_device: u16,
+    to: &str,
+    msg: &Node,
+    read: &mut Vec<waproto::whatsapp::Message>,
+) -> Option<String> {
     let group = to.ends_with("@g.us");
     let addressed = if group { None } else { device_of(w, to) };
     let recipient = addressed.as_ref().map(|(p, _)| p.clone());
@@ -836,6 +859,7 @@ fn read_sent(w: &mut World, from: &str, from_device: u16, to: &str, msg: &Node) 
                     }
                 }
                 text = text.or_else(|| crate::signal::text_of(&plain.message));
+                read.push(plain.message);
             }
             Err(e) => tracing::debug!(error = %e, "a fake phone could not decrypt a message"),
         }
@@ -855,7 +879,10 @@ fn read_sent(w: &mut World, from: &str, from_device: u16, to: &str, msg: &Node) 
                 continue;
             };
             match sig.group_decrypt(to, from, from_device, enc_version(enc), &bytes) {
-                Ok(plain) => text = text.or_else(|| crate::signal::text_of(&plain.message)),
+                Ok(plain) => {
+                    text = text.or_else(|| crate::signal::text_of(&plain.message));
+                    read.push(plain.message);
+                }
                 Err(e) => tracing::debug!(error = %e, "a member phone could not decrypt a group message"),
             }
         }

@@ -36,6 +36,9 @@ pub struct SentMessage {
     /// Every kind of `<enc>` the stanza carried (`msg`, `pkmsg`, `skmsg`), sorted, once each.
     #[serde(default)]
     pub encryption: Vec<String>,
+    /// The file of a media message, as a recipient's phone downloaded and decrypted it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media: Option<crate::media::ReceivedMedia>,
 }
 
 /// A group member as the server sees it.
@@ -175,6 +178,8 @@ pub(crate) struct World {
     pub pair_throttle: HashMap<String, Option<u32>>,
     /// What the phones sent, by message id, to send again on a retry receipt (in memory).
     pub phone_sent: HashMap<String, crate::phone::PhoneSent>,
+    /// The media servers' files (in memory).
+    pub media: crate::media::MediaStore,
 }
 
 pub(crate) fn now() -> u64 {
@@ -191,7 +196,7 @@ fn rand_bytes<const N: usize>() -> [u8; N] {
     b
 }
 
-fn random_token(len: usize) -> String {
+pub(crate) fn random_token(len: usize) -> String {
     const ALPHA: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     rand_bytes::<64>()
         .iter()
@@ -229,6 +234,7 @@ impl World {
             live: HashMap::new(),
             drains: HashMap::new(),
             phone_sent: HashMap::new(),
+            media: Default::default(),
             pair_throttle: HashMap::new(),
             ack_delays: HashMap::new(),
             usync_result_errors: HashMap::new(),
@@ -739,6 +745,7 @@ fn on_iq(fake: &FakeWhatsApp, ctx: &mut ConnCtx, iq: &Node) {
             reachout_timelock(fake, ctx, iq)
         }
         ("privacy", "get", "privacy") => privacy_settings(iq),
+        ("w:m", "set", "media_conn") => crate::media::media_conn(fake, iq),
         ("privacy", "set", "tokens") => privacy_tokens(iq),
         ("privacy", "set", "privacy") => {
             // The new setting, echoed as the server confirms it (wacore `iq/privacy.rs`).
@@ -945,4 +952,10 @@ fn app_state(iq: &Node) -> Node {
             .build()
     });
     result(iq, vec![NodeBuilder::new("sync").children(cols).build()])
+}
+
+/// SHA-256 of `b`.
+pub(crate) fn sha256(b: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(b).into()
 }

@@ -17,6 +17,7 @@ use whatsapp_rust::types::events::{
     ConnectFailureReason, Event, EventHandler, EventInterest, EventKind, LoggedOut, MessageBatch,
 };
 use whatsapp_rust::wacore::proto_helpers::MessageExt;
+use whatsapp_rust::waproto::whatsapp::Message;
 
 use crate::wa::{MessageKind, WaEvent};
 
@@ -129,8 +130,8 @@ pub fn map_messages(batch: &MessageBatch) -> Vec<WaEvent> {
 /// device of this account) and messages with nothing to show (reactions, protocol messages,
 /// key distribution) are left out. `own` holds the user parts of this account's JIDs (its
 /// phone digits, its LID when known): a group message naming one in `mentionedJid` mentions
-/// it. Media arrive without their bytes: the adapter does not download from WhatsApp's media
-/// servers (the inbox names the file instead).
+/// it. Media arrive without their bytes here; the sink downloads the files of photos and
+/// documents ([`EventSink::fetch_media_with`]).
 pub fn map_messages_for(batch: &MessageBatch, own: &[String]) -> Vec<WaEvent> {
     batch
         .iter()
@@ -273,6 +274,9 @@ struct SinkInner {
     /// `None` once the stream is closed: after a terminal event, a disconnect, or the end of
     /// the run loop.
     tx: Mutex<Option<mpsc::UnboundedSender<WaEvent>>>,
+    /// Once the client exists: incoming messages go through this queue, in order, so the
+    /// file of a photo or document can be downloaded before its message is passed on.
+    fetcher: Mutex<Option<mpsc::UnboundedSender<Fetch>>>,
     /// The owner asked for QR login: forward QR codes and QR failures.
     qr_mode: AtomicBool,
     /// The user parts of this account's own JIDs, to recognise mentions of it.
@@ -314,6 +318,7 @@ impl EventSink {
         let sink = Self {
             inner: Arc::new(SinkInner {
                 tx: Mutex::new(Some(tx)),
+                fetcher: Mutex::new(None),
                 qr_mode: AtomicBool::new(false),
                 own: Mutex::new(Vec::new()),
                 requesting: AtomicUsize::new(0),
@@ -358,6 +363,58 @@ impl EventSink {
         }
         if wake {
             self.inner.changed.notify_waiters();
+        }
+    }
+
+    /// From now on downloads the files of incoming photos and documents through `client`
+    /// (from WhatsApp's media servers, decrypted by the library) before passing their
+    /// messages on. One task per session keeps the messages in the order they came; it
+    /// ends with the sink.
+    pub fn fetch_media_with(&self, client: std::sync::Weak<whatsapp_rust::Client>) {
+        let (tx, mut rx) = mpsc::unbounded_channel::<Fetch>();
+        let sink = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            while let Some((mut ev, media)) = rx.recv().await {
+                if let (Some(m), Some(client)) = (media, client.upgrade()) {
+                    if let WaEvent::Message { meta, .. } = &mut ev {
+                        meta.media = download(&client, &m).await;
+                    }
+                }
+                match sink.upgrade() {
+                    Some(inner) => EventSink { inner }.send(ev),
+                    None => break,
+                }
+            }
+        });
+        *self.inner.fetcher.lock().unwrap_or_else(|e| e.into_inner()) = Some(tx);
+    }
+
+    /// Passes incoming messages on, through the download queue when there is one.
+    fn messages(&self, batch: &MessageBatch) {
+        let own = self.inner.own.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let fetcher = self.inner.fetcher.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let Some(fetcher) = fetcher else {
+            for m in map_messages_for(batch, &own) {
+                self.send(m);
+            }
+            return;
+        };
+        let mut files: std::collections::HashMap<String, Box<Message>> = batch
+            .iter()
+            .filter_map(|m| {
+                let b = m.message.get_base_message();
+                let file = b.image_message.as_option().is_some() || b.document_message.as_option().is_some();
+                file.then(|| (m.info.id.to_string(), Box::new(b.clone())))
+            })
+            .collect();
+        for ev in map_messages_for(batch, &own) {
+            let file = match &ev {
+                WaEvent::Message { id, .. } => files.remove(id),
+                _ => None,
+            };
+            if let Err(e) = fetcher.send((ev, file)) {
+                self.send(e.0 .0);
+            }
         }
     }
 
@@ -539,10 +596,7 @@ impl EventSink {
                 return;
             }
             Event::Messages(batch) => {
-                let own = self.inner.own.lock().unwrap_or_else(|e| e.into_inner()).clone();
-                for m in map_messages_for(batch, &own) {
-                    self.send(m);
-                }
+                self.messages(batch);
                 return;
             }
             _ => {}
@@ -567,6 +621,44 @@ pub struct RequestGuard {
 impl Drop for RequestGuard {
     fn drop(&mut self) {
         self.sink.inner.requesting.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// An incoming message on its way, with the message holding its file, if any.
+type Fetch = (WaEvent, Option<Box<Message>>);
+
+/// The file of a photo or document message, downloaded and decrypted; `None` (the inbox
+/// then names the file) when it is over the inbox's size limit or cannot be fetched.
+async fn download(client: &whatsapp_rust::Client, m: &Message) -> Option<crate::wa::Media> {
+    use whatsapp_rust::download::Downloadable;
+    let (file, file_name, mime, length): (&dyn Downloadable, String, Option<String>, Option<u64>) =
+        if let Some(i) = m.image_message.as_option() {
+            (i, "photo.jpg".into(), i.mimetype.clone(), i.file_length)
+        } else if let Some(d) = m.document_message.as_option() {
+            let name = d.file_name.clone().unwrap_or_else(|| "file".into());
+            (d, name, d.mimetype.clone(), d.file_length)
+        } else {
+            return None;
+        };
+    let max = crate::inbox::MAX_MEDIA_BYTES;
+    if length.is_some_and(|l| l > max as u64) {
+        return None;
+    }
+    match tokio::time::timeout(Duration::from_secs(60), client.download(file)).await {
+        Ok(Ok(bytes)) if bytes.len() <= max => Some(crate::wa::Media {
+            file_name,
+            mime: mime.unwrap_or_default(),
+            bytes,
+        }),
+        Ok(Ok(_)) => None,
+        Ok(Err(e)) => {
+            warn!(error = %format!("{e:#}"), "could not download an incoming file");
+            None
+        }
+        Err(_) => {
+            warn!("downloading an incoming file timed out");
+            None
+        }
     }
 }
 

@@ -12,6 +12,7 @@
 
 pub mod errors;
 pub mod events;
+mod media;
 mod members;
 pub mod offline;
 pub mod probe;
@@ -72,6 +73,22 @@ pub struct RealOptions {
     /// restart right after pairing, a routine recycle, a short drop) before it fails with
     /// [`WaError::NotConnected`].
     pub reconnect_grace: Duration,
+    /// The HTTP client for media uploads and downloads instead of the library's own
+    /// (tests hand in the fake server's in-process one).
+    pub http: Option<Arc<dyn whatsapp_rust::http::HttpClient>>,
+}
+
+/// An HTTP client shared by every session (the builder takes one by value).
+struct SharedHttp(Arc<dyn whatsapp_rust::http::HttpClient>);
+
+#[async_trait]
+impl whatsapp_rust::http::HttpClient for SharedHttp {
+    async fn execute(
+        &self,
+        request: whatsapp_rust::http::HttpRequest,
+    ) -> anyhow::Result<whatsapp_rust::http::HttpResponse> {
+        self.0.execute(request).await
+    }
 }
 
 impl Default for RealOptions {
@@ -86,6 +103,7 @@ impl Default for RealOptions {
             skip_history_sync: true,
             outage_after: Duration::from_secs(120),
             reconnect_grace: Duration::from_secs(10),
+            http: None,
         }
     }
 }
@@ -110,6 +128,12 @@ impl RealOptions {
     /// Uses `factory` for connections instead of the WebSocket.
     pub fn with_transport_factory(mut self, factory: Arc<dyn TransportFactory>) -> Self {
         self.transport = Some(factory);
+        self
+    }
+
+    /// Uses `client` for media uploads and downloads.
+    pub fn with_http_client(mut self, client: Arc<dyn whatsapp_rust::http::HttpClient>) -> Self {
+        self.http = Some(client);
         self
     }
 
@@ -225,6 +249,9 @@ impl RealBackend {
         if let Some(v) = self.opts.version {
             builder = builder.with_version(v);
         }
+        if let Some(http) = &self.opts.http {
+            builder = builder.with_http_client(SharedHttp(http.clone()));
+        }
         if self.opts.skip_history_sync {
             builder = builder.skip_history_sync();
         }
@@ -234,6 +261,7 @@ impl RealBackend {
             .map_err(|e| WaError::Storage(format!("{url}: starting the client: {e}")))?;
         make_private(&path).await;
         let client = bot.client();
+        sink.fetch_media_with(Arc::downgrade(&client));
         // Groups address members by LID: a mention of this account may name its LID.
         if let Some(lid) = client.lid() {
             sink.add_own(&lid.user);
@@ -386,6 +414,61 @@ impl RealSession {
     }
 
     /// Runs one library call with the readiness check, the time bound and error mapping.
+    /// Sends `message` to `to` and waits a bounded time for the server's verdict (its ack):
+    /// a refusal there is the send's error. Text and media go out the same way.
+    async fn send_built(
+        &self,
+        to: &ChatTarget,
+        message: whatsapp_rust::waproto::whatsapp::Message,
+    ) -> Result<String, WaError> {
+        let jid = match to {
+            ChatTarget::Phone(p) => self.send_jid(p).await?,
+            ChatTarget::Group(g) => group_jid(g),
+        };
+        if let ChatTarget::Phone(p) = to {
+            // whatsapp-rust 0.7 sends to nobody and returns Ok when the number has no
+            // devices; the device list (cached by the library, reused by the send) says so.
+            let devices = self
+                .call(
+                    "looking up the recipient",
+                    self.client.signal().get_user_devices(std::slice::from_ref(&jid)),
+                )
+                .await?;
+            if devices.is_empty() {
+                return Err(WaError::NotFound(format!("{} is not on WhatsApp", p.masked())));
+            }
+        }
+        // The server's verdict comes as an <ack> carrying the message id, after the send
+        // returned: listen for it before sending.
+        let id = self.client.generate_message_id();
+        let ack = self
+            .client
+            .wait_for_node(NodeFilter::tag("ack").attr("class", "message").attr("id", id.clone()));
+        let options = SendOptions::default().with_message_id(id.clone());
+        let sent = self
+            .call(
+                "sending a message",
+                self.client.send_message_with_options(jid, message, options),
+            )
+            .await?;
+        match tokio::time::timeout(ACK_WAIT, ack).await {
+            Ok(Ok(node)) => {
+                if let Some(code) = node.get_attr("error").map(|v| v.as_str().into_owned()) {
+                    let code = code.parse::<u16>().unwrap_or(0);
+                    return Err(match errors::from_server_code(code, "", None, "sending a message") {
+                        WaError::ReachOutLimited { .. } => WaError::ReachOutLimited {
+                            until: self.reach_out_until().await,
+                        },
+                        other => other,
+                    });
+                }
+            }
+            // No ack in time: the message left; WhatsApp may still deliver it.
+            _ => debug!(id = %sent.message_id, "no server ack for a sent message in time"),
+        }
+        Ok(sent.message_id)
+    }
+
     async fn call<T, E, F>(&self, what: &str, fut: F) -> Result<T, WaError>
     where
         F: Future<Output = Result<T, E>> + Send,
@@ -686,56 +769,44 @@ impl WaSession for RealSession {
         if text.trim().is_empty() {
             return Err(WaError::Invalid("empty message".into()));
         }
-        let jid = match to {
-            ChatTarget::Phone(p) => self.send_jid(p).await?,
-            ChatTarget::Group(g) => group_jid(g),
-        };
-        if let ChatTarget::Phone(p) = to {
-            // whatsapp-rust 0.7 sends to nobody and returns Ok when the number has no
-            // devices; the device list (cached by the library, reused by the send) says so.
-            let devices = self
-                .call(
-                    "looking up the recipient",
-                    self.client.signal().get_user_devices(std::slice::from_ref(&jid)),
-                )
-                .await?;
-            if devices.is_empty() {
-                return Err(WaError::NotFound(format!("{} is not on WhatsApp", p.masked())));
-            }
-        }
-        // The server's verdict comes as an <ack> carrying the message id, after the send
-        // returned: listen for it before sending.
-        let id = self.client.generate_message_id();
-        let ack = self
-            .client
-            .wait_for_node(NodeFilter::tag("ack").attr("class", "message").attr("id", id.clone()));
         let message = whatsapp_rust::waproto::whatsapp::Message {
             conversation: Some(text.to_string()),
             ..Default::default()
         };
-        let options = SendOptions::default().with_message_id(id.clone());
-        let sent = self
-            .call(
-                "sending a message",
-                self.client.send_message_with_options(jid, message, options),
-            )
+        self.send_built(to, message).await
+    }
+
+    async fn upload_media(
+        &self,
+        kind: super::MediaKind,
+        bytes: &[u8],
+        mime: &str,
+        file_name: &str,
+    ) -> Result<super::MediaRef, WaError> {
+        media::upload(self, kind, bytes, mime, file_name).await
+    }
+
+    async fn send_uploaded(&self, to: &ChatTarget, media: &super::MediaRef, caption: &str) -> Result<String, WaError> {
+        self.send_built(to, media::message(media, caption)).await
+    }
+
+    async fn send_media(
+        &self,
+        to: &ChatTarget,
+        kind: super::MessageKind,
+        file: &super::Media,
+        caption: &str,
+    ) -> Result<String, WaError> {
+        let kind = match kind {
+            super::MessageKind::Image => super::MediaKind::Photo,
+            super::MessageKind::Document => super::MediaKind::Document,
+            super::MessageKind::Video => super::MediaKind::Video,
+            _ => return Err(WaError::Invalid("only photos, videos and documents can be sent".into())),
+        };
+        let uploaded = self
+            .upload_media(kind, &file.bytes, &file.mime, &file.file_name)
             .await?;
-        match tokio::time::timeout(ACK_WAIT, ack).await {
-            Ok(Ok(node)) => {
-                if let Some(code) = node.get_attr("error").map(|v| v.as_str().into_owned()) {
-                    let code = code.parse::<u16>().unwrap_or(0);
-                    return Err(match errors::from_server_code(code, "", None, "sending a message") {
-                        WaError::ReachOutLimited { .. } => WaError::ReachOutLimited {
-                            until: self.reach_out_until().await,
-                        },
-                        other => other,
-                    });
-                }
-            }
-            // No ack in time: the message left; WhatsApp may still deliver it.
-            _ => debug!(id = %sent.message_id, "no server ack for a sent message in time"),
-        }
-        Ok(sent.message_id)
+        self.send_uploaded(to, &uploaded, caption).await
     }
 
     async fn show_typing(&self, to: &ChatTarget, how_long: Duration) -> Result<(), WaError> {

@@ -41,14 +41,15 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::{
-    ChatTarget, EventRx, GroupId, GroupInfo, GroupSummary, JoinOutcome, Media, MemberAction, MemberResult, MessageKind,
-    PairCode, Probe, Profile, SessionSpec, WaBackend, WaError, WaEvent, WaSession,
+    ChatTarget, EventRx, GroupId, GroupInfo, GroupSummary, JoinOutcome, Media, MediaKind, MediaRef, MemberAction,
+    MemberResult, MessageKind, PairCode, Probe, Profile, SessionSpec, WaBackend, WaError, WaEvent, WaSession,
 };
 use crate::db::now;
 use crate::ids::PhoneNumber;
 use crate::layout::Layout;
 
 pub use members::{read_join_requests, seed_join_request, seed_members};
+pub use world::{read_media_sends, read_uploads, SimMediaSend, SimUpload};
 pub use world::{read_sent_messages, read_typing, write_to, DeviceState, SentMessage};
 use world::{Setting, World};
 
@@ -747,6 +748,66 @@ impl WaSession for SimSession {
             return Err(WaError::Invalid("only photos and documents can be sent".into()));
         }
         self.send_message(to, caption, Some((kind, media.clone()))).await
+    }
+
+    async fn upload_media(
+        &self,
+        kind: MediaKind,
+        bytes: &[u8],
+        mime: &str,
+        file_name: &str,
+    ) -> Result<MediaRef, WaError> {
+        let me = self.ready()?;
+        if bytes.is_empty() {
+            return Err(WaError::Invalid("an empty file cannot be sent".into()));
+        }
+        if bytes.len() as u64 > kind.limit() {
+            return Err(WaError::Invalid(format!(
+                "the file is over WhatsApp's {} MB limit",
+                kind.limit() >> 20
+            )));
+        }
+        let (data, m, n) = (bytes.to_vec(), mime.to_string(), file_name.to_string());
+        let id = self
+            .world
+            .run(move |c| world::upload(c, &me, kind.as_str(), &m, &n, &data))
+            .await?;
+        Ok(MediaRef {
+            kind,
+            mime: mime.to_string(),
+            file_name: file_name.to_string(),
+            size: bytes.len() as u64,
+            url: format!("sim://upload/{id}"),
+            direct_path: format!("/sim/{id}"),
+            media_key: Vec::new(),
+            file_sha256: crate::wa::sha256(bytes).to_vec(),
+            file_enc_sha256: Vec::new(),
+            media_key_timestamp: now(),
+            streaming_sidecar: None,
+        })
+    }
+
+    async fn send_uploaded(&self, to: &ChatTarget, media: &MediaRef, caption: &str) -> Result<String, WaError> {
+        self.ready()?;
+        let id: i64 = media
+            .direct_path
+            .strip_prefix("/sim/")
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| WaError::Invalid("not a simulator upload".into()))?;
+        let file = self.world.run(move |c| world::uploaded(c, id)).await?;
+        // Voice notes and audio carry no caption in WhatsApp.
+        let caption = match media.kind {
+            MediaKind::Voice | MediaKind::Audio => "",
+            _ => caption,
+        };
+        let msg = self
+            .send_message(to, caption, Some((media.kind.message_kind(), file)))
+            .await?;
+        let (mid, kind) = (msg.clone(), media.kind.as_str());
+        self.world
+            .run(move |c| world::note_media_send(c, &mid, id, kind))
+            .await?;
+        Ok(msg)
     }
 
     async fn show_typing(&self, to: &ChatTarget, how_long: Duration) -> Result<(), WaError> {

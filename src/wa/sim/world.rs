@@ -70,6 +70,23 @@ CREATE TABLE IF NOT EXISTS chatstates (
     ms      INTEGER NOT NULL,
     at      INTEGER NOT NULL
 );
+-- Files accounts uploaded to the media servers (`upload_media`), one row per upload.
+CREATE TABLE IF NOT EXISTS uploads (
+    id     INTEGER PRIMARY KEY AUTOINCREMENT,
+    owner  TEXT    NOT NULL,
+    kind   TEXT    NOT NULL,
+    mime   TEXT    NOT NULL,
+    name   TEXT    NOT NULL,
+    size   INTEGER NOT NULL,
+    bytes  BLOB    NOT NULL,
+    at     INTEGER NOT NULL
+);
+-- Messages that carried an uploaded file (`send_uploaded`), for tests.
+CREATE TABLE IF NOT EXISTS media_sends (
+    seq       INTEGER PRIMARY KEY REFERENCES messages (seq),
+    upload_id INTEGER NOT NULL REFERENCES uploads (id),
+    kind      TEXT    NOT NULL
+);
 -- What the server did to a number once and for good: `banned`, `locked`, `replaced`, and
 -- `timelock` (with `until`), keyed by the number.
 CREATE TABLE IF NOT EXISTS fates (
@@ -795,4 +812,133 @@ pub fn read_typing(world_db: &Path) -> Result<Vec<(String, String, u64)>, WaErro
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64)))
         .map_err(sql)?;
     Ok(rows.filter_map(|r| r.ok()).collect())
+}
+
+// --- media ---
+
+/// A file an account uploaded, as the simulated media servers hold it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimUpload {
+    pub id: i64,
+    /// The uploader's number (digits).
+    pub owner: String,
+    pub kind: String,
+    pub mime: String,
+    pub name: String,
+    pub size: i64,
+    /// SHA-256 of the bytes, hex.
+    pub sha256: String,
+}
+
+/// A message that carried an uploaded file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimMediaSend {
+    /// WhatsApp's message ID.
+    pub id: String,
+    pub from: String,
+    /// A number (digits) or a group JID.
+    pub to: String,
+    /// The caption.
+    pub text: String,
+    pub upload_id: i64,
+    /// `photo`, `voice`, ...
+    pub kind: String,
+}
+
+/// Stores an upload; returns its ID.
+pub(crate) fn upload(
+    c: &Connection,
+    owner: &str,
+    kind: &str,
+    mime: &str,
+    name: &str,
+    bytes: &[u8],
+) -> Result<i64, WaError> {
+    c.execute(
+        "INSERT INTO uploads (owner, kind, mime, name, size, bytes, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![owner, kind, mime, name, bytes.len() as i64, bytes, now()],
+    )
+    .map_err(sql)?;
+    Ok(c.last_insert_rowid())
+}
+
+/// The bytes of upload `id` and its name and MIME type; `NotFound` for an unknown one.
+pub(crate) fn uploaded(c: &Connection, id: i64) -> Result<Media, WaError> {
+    c.query_row("SELECT name, mime, bytes FROM uploads WHERE id = ?1", [id], |r| {
+        Ok(Media {
+            file_name: r.get(0)?,
+            mime: r.get(1)?,
+            bytes: r.get(2)?,
+        })
+    })
+    .optional()
+    .map_err(sql)?
+    .ok_or_else(|| WaError::NotFound(format!("no upload {id} on the media servers")))
+}
+
+/// Notes that message `id` carried upload `upload_id`.
+pub(crate) fn note_media_send(c: &Connection, id: &str, upload_id: i64, kind: &str) -> Result<(), WaError> {
+    c.execute(
+        "INSERT INTO media_sends (seq, upload_id, kind) SELECT seq, ?2, ?3 FROM messages WHERE id = ?1",
+        params![id, upload_id, kind],
+    )
+    .map_err(sql)?;
+    Ok(())
+}
+
+fn open_read_only(world_db: &Path) -> Result<Connection, WaError> {
+    let c = Connection::open_with_flags(
+        world_db,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(sql)?;
+    c.busy_timeout(std::time::Duration::from_secs(5)).map_err(sql)?;
+    Ok(c)
+}
+
+/// Every upload a world file recorded, oldest first (for tests: "uploaded once").
+pub fn read_uploads(world_db: &Path) -> Result<Vec<SimUpload>, WaError> {
+    let c = open_read_only(world_db)?;
+    let mut st = c
+        .prepare("SELECT id, owner, kind, mime, name, size, bytes FROM uploads ORDER BY id")
+        .map_err(sql)?;
+    let rows = st
+        .query_map([], |r| {
+            let bytes: Vec<u8> = r.get(6)?;
+            Ok(SimUpload {
+                id: r.get(0)?,
+                owner: r.get(1)?,
+                kind: r.get(2)?,
+                mime: r.get(3)?,
+                name: r.get(4)?,
+                size: r.get(5)?,
+                sha256: crate::wa::sha256_hex(&bytes),
+            })
+        })
+        .map_err(sql)?;
+    rows.collect::<Result<_, _>>().map_err(sql)
+}
+
+/// Every message that carried an uploaded file, oldest first.
+pub fn read_media_sends(world_db: &Path) -> Result<Vec<SimMediaSend>, WaError> {
+    let c = open_read_only(world_db)?;
+    let mut st = c
+        .prepare(
+            "SELECT m.id, m.from_pn, m.to_id, m.text, s.upload_id, s.kind
+             FROM media_sends s JOIN messages m ON m.seq = s.seq ORDER BY s.seq",
+        )
+        .map_err(sql)?;
+    let rows = st
+        .query_map([], |r| {
+            Ok(SimMediaSend {
+                id: r.get(0)?,
+                from: r.get(1)?,
+                to: r.get(2)?,
+                text: r.get(3)?,
+                upload_id: r.get(4)?,
+                kind: r.get(5)?,
+            })
+        })
+        .map_err(sql)?;
+    rows.collect::<Result<_, _>>().map_err(sql)
 }
