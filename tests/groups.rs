@@ -70,7 +70,7 @@ async fn create_export_join_list_members_and_broadcast_across_two_accounts() {
     assert_eq!(job_count(&bot, A, A_PHONE), 1);
     let report = start_job_and_wait(&bot, A).await;
     let body = String::from_utf8(report.bytes.clone().expect("report file")).unwrap();
-    assert_eq!(body.lines().filter(|l| l.contains("\tok\t")).count(), 5, "{body}");
+    assert_eq!(body.lines().filter(|l| l.contains("\tberhasil\t")).count(), 5, "{body}");
 
     // A exports the links as .txt and .csv.
     open_groups(&bot, A).await;

@@ -50,7 +50,8 @@ pub(crate) async fn command<R: Req>(bot: &R, app: &App, c: &Caller, arg: &str) -
     if !is_admin(app, c.tid) {
         warn!(telegram_id = %c.tid, "/admin from a non-operator");
         m.audit(Some(c.tid), None, "refused_admin", "/admin".into()).await?;
-        send_html(bot, m, c.chat, tr(c.lang, Key::AccessDenied), None).await;
+        let kb = super::flows::back_to_menu(app, c);
+        send_html(bot, m, c.chat, tr(c.lang, Key::AccessDenied), Some(kb)).await;
         return Ok(());
     }
     // An announcement is audited by itself (`admin_announce_draft`), not as a view.
@@ -305,7 +306,11 @@ async fn tell_owner<R: Req>(bot: &R, app: &App, a: &Account, id_text: &str, en_t
         _ => Lang::Id,
     };
     let text = t2(lang, id_text, en_text).replace("{phone}", &esc(&a.phone.to_string()));
-    send_html(bot, m, ChatId(owner.get()), &text, None).await;
+    let kb = InlineKeyboardMarkup::new(vec![vec![teloxide::types::InlineKeyboardButton::callback(
+        tr(lang, Key::BtnMenu),
+        app.codec().encode(owner, &Cb::Menu),
+    )]]);
+    send_html(bot, m, ChatId(owner.get()), &text, Some(kb)).await;
     m.invalidate(owner);
 }
 
@@ -460,7 +465,7 @@ async fn accounts_page(
             a.telegram_id,
             a.phone.masked(),
             state_label(l, a, live.as_ref()),
-            date(a.status_changed_at.max(a.updated_at)),
+            date(app, a.status_changed_at.max(a.updated_at)),
         ));
         rows.push(back(
             app,
@@ -494,10 +499,8 @@ async fn accounts_page(
     Ok((text, InlineKeyboardMarkup::new(rows)))
 }
 
-fn date(t: i64) -> String {
-    chrono::DateTime::from_timestamp(t, 0)
-        .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
-        .unwrap_or_default()
+fn date(app: &App, t: i64) -> String {
+    super::flows::local_time(app.manager().config(), t)
 }
 
 async fn account_page(app: &App, c: &Caller, a: &Account) -> anyhow::Result<(String, InlineKeyboardMarkup)> {
@@ -527,7 +530,7 @@ async fn account_page(app: &App, c: &Caller, a: &Account) -> anyhow::Result<(Str
             a.phone.masked(),
             state_label(l, a, live.as_ref()),
             a.status.as_str(),
-            date(a.status_changed_at.max(a.updated_at)),
+            date(app, a.status_changed_at.max(a.updated_at)),
         ),
         &format!(
             "📱 <b>Account #{}</b>\nOwner: <code>{}</code>\nNumber: {}\nStatus: {} ({})\nLast error: {error}\nChanged: {}\n\n<b>History</b>",
@@ -536,7 +539,7 @@ async fn account_page(app: &App, c: &Caller, a: &Account) -> anyhow::Result<(Str
             a.phone.masked(),
             state_label(l, a, live.as_ref()),
             a.status.as_str(),
-            date(a.status_changed_at.max(a.updated_at)),
+            date(app, a.status_changed_at.max(a.updated_at)),
         ),
     );
     for h in &history {
@@ -546,7 +549,7 @@ async fn account_page(app: &App, c: &Caller, a: &Account) -> anyhow::Result<(Str
         } else {
             format!(" · {}", esc(&h.detail.chars().take(60).collect::<String>()))
         };
-        text.push_str(&format!("\n{} · {} · {}{detail}", date(h.at), esc(&h.action), who));
+        text.push_str(&format!("\n{} · {} · {}{detail}", date(app, h.at), esc(&h.action), who));
     }
     if history.is_empty() {
         text.push_str("\n-");

@@ -102,6 +102,10 @@ pub enum Cb {
     InboxToggle(AccountId, bool),
     /// Switch forwarding of group messages that mention the account on or off.
     InboxMentions(AccountId, bool),
+    // --- ways ---
+    /// Ask for a number to link (`true`: with a QR), as `/pair` alone does: the way on from
+    /// «AKSES DITOLAK» and from a refused pairing.
+    PairStart(bool),
 }
 
 /// The operator's buttons. They name accounts of any owner, so they never pass the owner
@@ -257,6 +261,7 @@ impl Cb {
             Inbox(a, page) => format!("ib:{a}:{page}"),
             InboxToggle(a, on) => format!("it:{a}:{}", *on as u8),
             InboxMentions(a, on) => format!("iM:{a}:{}", *on as u8),
+            PairStart(qr) => format!("ps:{}", *qr as u8),
             Admin(a) => match a {
                 AdminCb::Overview => "A".into(),
                 AdminCb::Accounts(page) => format!("Al:{page}"),
@@ -342,6 +347,7 @@ impl Cb {
             ("ib", 3) => Inbox(acc(1)?, parts[2].parse().ok().filter(|p: &u32| *p < 100_000)?),
             ("it", 3) => InboxToggle(acc(1)?, flag(2)?),
             ("iM", 3) => InboxMentions(acc(1)?, flag(2)?),
+            ("ps", 2) => PairStart(flag(1)?),
             ("ic", 1) => InputCancel,
             ("_", 1) => Noop,
             ("A", 1) => Admin(AdminCb::Overview),
@@ -404,6 +410,7 @@ impl Cb {
             | InboxToggle(a, _)
             | InboxMentions(a, _) => Some(*a),
             Menu | Help | LangMenu | SetLang(_) | Accounts | PairNew(_) | InputCancel | Noop | Admin(_) => None,
+            PairStart(_) => None,
         }
     }
 }
@@ -472,6 +479,9 @@ impl Cb {
             Cb::InboxToggle(a, false),
             Cb::InboxMentions(a, true),
             Cb::InboxMentions(a, false),
+            // --- ways ---
+            Cb::PairStart(false),
+            Cb::PairStart(true),
         ];
         for (k, _) in InputKind::ALL {
             v.push(Cb::Input(a, k));
@@ -492,6 +502,7 @@ impl Cb {
             | GroupLeaveYes(..) | GroupAnnounce(..) | GroupLock(..) | GroupInput(..) | ExportLinks(_) | Input(..)
             | JobStart(..) | JobPause(..) | JobResume(..) | JobCancel(..) | Messages(_) | BroadcastTo(..)
             | InputCancel | Noop | Admin(_) | Inbox(..) | InboxToggle(..) | InboxMentions(..) => {}
+            PairStart(_) => {}
         }
     }
 }

@@ -11,7 +11,7 @@ use teloxide::types::{InlineKeyboardMarkup, MessageId};
 use super::callback::{Cb, InputKind};
 use super::flows::{back_to_menu, btn, Req};
 use super::i18n::{esc, t2, tr, tr_with, Key, Lang};
-use super::send::{edit_or_send, send_document, send_html, send_long};
+use super::send::{edit_or_send, send_document, send_html};
 use super::{App, Caller, Pending};
 use crate::account::{Account, AccountError};
 use crate::ids::{AccountId, PhoneNumber};
@@ -32,20 +32,49 @@ pub(crate) async fn session<R: Req>(
         Err(AccountError::NotLive | AccountError::WrongState(_)) => {
             let live = app.manager().live_status_unchecked(acc.id);
             let state = super::flows::state_label(c.lang, acc, live.as_ref());
-            let t = tr_with(
-                c.lang,
-                Key::NotConnected,
-                &[("phone", &acc.phone.to_string()), ("state", state)],
-            );
-            send_html(bot, app.manager(), c.chat, &t, Some(back_to_menu(app, c))).await;
+            let (key, kb) = match offline_ways(app, c, acc, live.as_ref()) {
+                Some(kb) => (Key::NotConnectedOffline, kb),
+                None => (Key::NotConnected, back_to_menu(app, c)),
+            };
+            let t = tr_with(c.lang, key, &[("phone", &acc.phone.to_string()), ("state", state)]);
+            send_html(bot, app.manager(), c.chat, &t, Some(kb)).await;
             None
         }
         Err(e) => {
             tracing::warn!(account_id = %acc.id, error = %e, "no session");
-            send_html(bot, app.manager(), c.chat, tr(c.lang, Key::Sorry), None).await;
+            send_html(bot, app.manager(), c.chat, tr(c.lang, Key::Sorry), Some(back_to_menu(app, c))).await;
             None
         }
     }
+}
+
+/// «Hubungkan lagi» and «Pakai akun lain» for an account that will not come back by itself
+/// (logged out, banned, stopped); `None` while it is still connecting or retrying, where
+/// waiting does help.
+fn offline_ways(
+    app: &App,
+    c: &Caller,
+    acc: &Account,
+    live: Option<&crate::supervisor::LiveStatus>,
+) -> Option<InlineKeyboardMarkup> {
+    use crate::supervisor::LiveState;
+    let again = match live.map(|s| s.state) {
+        Some(LiveState::Connecting | LiveState::Disconnected | LiveState::Connected | LiveState::Pairing) => {
+            return None
+        }
+        // A stopped session of an active account starts again in place.
+        Some(LiveState::Stopped) | None if acc.status == crate::account::AccountStatus::Active => {
+            Cb::Reconnect(acc.id)
+        }
+        _ => Cb::PairNew(acc.phone.clone()),
+    };
+    Some(InlineKeyboardMarkup::new(vec![
+        vec![btn(app, c, tr(c.lang, Key::BtnPairAgain), again)],
+        vec![
+            btn(app, c, tr(c.lang, Key::BtnOtherAccount), Cb::Accounts),
+            btn(app, c, tr(c.lang, Key::BtnMenu), Cb::Menu),
+        ],
+    ]))
 }
 
 /// Explains a WhatsApp failure to the user.
@@ -250,6 +279,19 @@ async fn group_page<R: Req>(
     gid: &GroupId,
     edit: Option<MessageId>,
 ) -> anyhow::Result<()> {
+    group_page_noted(bot, app, c, acc, gid, edit, "").await
+}
+
+/// The group's page with `note` (what was just done there) above it.
+async fn group_page_noted<R: Req>(
+    bot: &R,
+    app: &App,
+    c: &Caller,
+    acc: &Account,
+    gid: &GroupId,
+    edit: Option<MessageId>,
+    note: &str,
+) -> anyhow::Result<()> {
     let l = c.lang;
     let Some(s) = session(bot, app, c, acc).await else {
         return Ok(());
@@ -306,6 +348,11 @@ async fn group_page<R: Req>(
         text
     } else {
         format!("{text}\n\n{}", tr(l, Key::GroupNotAdminNote))
+    };
+    let text = if note.is_empty() {
+        text
+    } else {
+        format!("{note}\n\n{text}")
     };
     let a = acc.id;
     let g = gid.clone();
@@ -433,7 +480,7 @@ fn input_prompt(lang: Lang, kind: InputKind, target: &str) -> String {
         CreateGroups => t2(
             lang,
             "➕ Buat grup dengan {t}: kirim pola nama, jumlah, dan (opsional) anggota awal, satu per baris:\n<code>Grup Arisan {n}\n5\n0812-3456-7890, 0813-1111-2222</code>",
-            "➕ Create groups with {t}: send a name pattern, a count and (optionally) initial members, one per line:\n<code>Grup Arisan {n}\n5\n0812-3456-7890, 0813-1111-2222</code>",
+            "➕ Create groups with {t}: send a name pattern, a count and (optionally) initial members, one per line:\n<code>Book Club {n}\n5\n0812-3456-7890, 0813-1111-2222</code>",
         ),
         JoinGroups => t2(lang, "🔗 Gabung grup dengan {t}: Tempel tautan undangan (satu per baris) atau unggah file .txt.", "🔗 Join groups with {t}: paste invite links (one per line) or upload a .txt file."),
         LeaveGroups => t2(lang, "🚪 Keluar dari grup dengan {t}: kirim kata dari nama grup yang akan ditinggalkan (<code>*</code> untuk semua grup).", "🚪 Leave groups with {t}: send a word from the names of the groups to leave (<code>*</code> for all groups)."),
@@ -606,10 +653,24 @@ pub(crate) async fn account_callback<R: Req>(
                         };
                         text.push_str(&format!("{}{role}\n", mem.phone));
                     }
-                    send_long(bot, m, c.chat, &text, "members.txt", &esc(&info.name)).await;
+                    text.push_str(&t2(
+                        l,
+                        "\n👑 admin · 👑👑 pembuat grup",
+                        "\n👑 admin · 👑👑 the group's creator",
+                    ));
+                    let kb = InlineKeyboardMarkup::new(vec![vec![
+                        btn(app, c, tr(l, Key::BtnBack), Cb::Group(acc.id, g.clone())),
+                        btn(app, c, tr(l, Key::BtnMenu), Cb::Menu),
+                    ]]);
+                    super::send::send_long_with(bot, m, c.chat, &text, "members.txt", &esc(&info.name), Some(kb))
+                        .await;
                 }
                 Err(e) => {
-                    send_html(bot, m, c.chat, &wa_error_text(l, &e), None).await;
+                    let kb = InlineKeyboardMarkup::new(vec![vec![
+                        btn(app, c, tr(l, Key::BtnBack), Cb::Group(acc.id, g.clone())),
+                        btn(app, c, tr(l, Key::BtnMenu), Cb::Menu),
+                    ]]);
+                    send_html(bot, m, c.chat, &wa_error_text(l, &e), Some(kb)).await;
                 }
             }
         }
@@ -711,7 +772,7 @@ pub(crate) async fn account_callback<R: Req>(
             let groups = match s.groups().await {
                 Ok(g) => g,
                 Err(e) => {
-                    send_html(bot, m, c.chat, &wa_error_text(l, &e), None).await;
+                    send_html(bot, m, c.chat, &wa_error_text(l, &e), Some(back_to_menu(app, c))).await;
                     return Ok(None);
                 }
             };
@@ -756,7 +817,7 @@ async fn export_links<R: Req>(
     let groups = match s.groups().await {
         Ok(g) => g.into_iter().filter(|g| g.is_admin).collect::<Vec<_>>(),
         Err(e) => {
-            send_html(bot, m, c.chat, &wa_error_text(l, &e), None).await;
+            send_html(bot, m, c.chat, &wa_error_text(l, &e), Some(back_to_menu(app, c))).await;
             return Ok(());
         }
     };
@@ -918,7 +979,7 @@ pub(crate) async fn pending_input<R: Req>(
     let acc = match m.account_of(c.tid, p.account).await {
         Ok(a) => a,
         Err(_) => {
-            send_html(bot, m, c.chat, tr(l, Key::StaleButton), None).await;
+            send_html(bot, m, c.chat, tr(l, Key::StaleButton), Some(back_to_menu(app, c))).await;
             return Ok(());
         }
     };
@@ -976,8 +1037,18 @@ pub(crate) async fn pending_input<R: Req>(
                 _ => s.send_text(&ChatTarget::Group(g.clone()), &text).await.map(|_| ()),
             };
             match res {
-                Ok(()) => reply(t2(l, "✅ Selesai.", "✅ Done.")).await,
-                Err(e) => reply(wa_error_text(l, &e)).await,
+                Ok(()) => {
+                    let what = match p.kind {
+                        Rename => t2(l, "✅ Nama grup diganti", "✅ Group renamed"),
+                        Describe => t2(l, "✅ Deskripsi grup diganti", "✅ Group description changed"),
+                        _ => t2(l, "✅ Pesan terkirim ke grup", "✅ Message sent to the group"),
+                    };
+                    let note = format!("{what} {} {}.", t2(l, "dari", "from"), acc.phone);
+                    group_page_noted(bot, app, c, &acc, &g, None, &note).await?;
+                }
+                Err(e) => {
+                    reply(wa_error_text(l, &e)).await;
+                }
             };
         }
         (AddMembers | RemoveMembers | PromoteMembers | DemoteMembers, Some(g)) => {
@@ -1198,7 +1269,7 @@ pub(crate) async fn pending_input<R: Req>(
             super::jobs_ui::propose(bot, app, c, &acc, crate::jobs::JobKind::CheckNumbers, items, bad, None).await?;
         }
         _ => {
-            send_html(bot, m, c.chat, tr(l, Key::StaleButton), None).await;
+            send_html(bot, m, c.chat, tr(l, Key::StaleButton), Some(back_to_menu(app, c))).await;
         }
     }
     Ok(())

@@ -136,6 +136,13 @@ pub enum Key {
     JobNowState,
     GroupNotAdminNote,
     GroupAdminOnly,
+    // --- ways ---
+    BtnLinkNumber,
+    BtnOtherAccount,
+    PromptClosed,
+    NotConnectedOffline,
+    BtnReport,
+    BtnJobs,
 }
 
 /// A one-off text in both languages, for messages too specific for the [`Key`] table
@@ -270,6 +277,13 @@ fn id(key: Key) -> &'static str {
         GroupNotAdminNote => "ℹ️ Akun ini bukan admin grup ini: tautan undangan, anggota, dan pengaturan grup hanya bisa diubah admin.",
         GroupAdminOnly => "⛔ Hanya admin grup yang bisa melakukan ini, dan akun ini bukan admin grup tersebut.",
         NoticeRestored => "✅ Akses Anda ke bot ini <b>dipulihkan</b> oleh operator. Kirim /menu untuk melanjutkan.",
+        // --- ways ---
+        BtnLinkNumber => "🔗 Hubungkan nomor",
+        BtnOtherAccount => "🔄 Pakai akun lain",
+        PromptClosed => "ℹ️ Pertanyaan yang menunggu jawaban Anda sudah ditutup; teks berikutnya tidak dipakai untuk itu.",
+        NotConnectedOffline => "⚠️ Akun <b>{phone}</b> tidak terhubung ke WhatsApp ({state}). Hubungkan lagi, atau pakai akun lain.",
+        BtnReport => "📄 Laporan",
+        BtnJobs => "📋 Pekerjaan",
     }
 }
 
@@ -379,6 +393,13 @@ fn en(key: Key) -> &'static str {
         GroupNotAdminNote => "ℹ️ This account is not an admin of this group: the invite link, the members and the group's settings are for admins only.",
         GroupAdminOnly => "⛔ Only the group's admins can do this, and this account is not one of them.",
         NoticeRestored => "✅ The operator <b>restored</b> your access to this bot. Send /menu to carry on.",
+        // --- ways ---
+        BtnLinkNumber => "🔗 Link a number",
+        BtnOtherAccount => "🔄 Use another account",
+        PromptClosed => "ℹ️ The question waiting for your answer was closed; your next text is not used for it.",
+        NotConnectedOffline => "⚠️ Account <b>{phone}</b> is not connected to WhatsApp ({state}). Link it again, or use another account.",
+        BtnReport => "📄 Report",
+        BtnJobs => "📋 Jobs",
     }
 }
 

@@ -10,7 +10,7 @@ use teloxide::types::{ChatId, InlineKeyboardMarkup, MessageId};
 use super::callback::Cb;
 use super::flows::{back_to_menu, btn, plain_text, Req};
 use super::i18n::{duration, esc, t2, tr, tr_with, Key, Lang};
-use super::send::{edit_or_send, send_document, send_html};
+use super::send::{edit_or_send, send_document_with, send_html};
 use super::{App, Caller};
 use crate::account::Account;
 use crate::ids::{AccountId, TelegramId};
@@ -180,6 +180,21 @@ pub(crate) async fn job_button<R: Req>(
         Cb::JobStart(_, j) | Cb::JobPause(_, j) | Cb::JobResume(_, j) | Cb::JobCancel(_, j) => JobId::new(j),
         _ => return Ok(None),
     };
+    // A started job cancelled by its owner gets its report too: who got it and who did not.
+    let was_started = matches!(cb, Cb::JobCancel(..))
+        && jobs
+            .progress(c.tid, acc.id, job)
+            .await
+            .is_ok_and(|p| p.state != JobState::Draft);
+    let res = match res {
+        Ok(ack) if was_started => {
+            if let Ok(p) = jobs.progress(c.tid, acc.id, job).await {
+                send_report(bot, app, c.tid, l, acc.id, job, &p).await;
+            }
+            Ok(ack)
+        }
+        other => other,
+    };
     match res {
         Ok(ack) => {
             if let Ok(p) = jobs.progress(c.tid, acc.id, job).await {
@@ -294,9 +309,88 @@ fn progress_view(
             c(t2(l, "▶️ Lanjutkan", "▶️ Resume"), Cb::JobResume(account, job.get())),
             c(tr(l, Key::BtnCancel).to_string(), Cb::JobCancel(account, job.get())),
         ]])),
-        _ => None,
+        // Finished, cancelled or never started: the way on is the menu.
+        _ => Some(InlineKeyboardMarkup::new(vec![vec![c(
+            tr(l, Key::BtnMenu).to_string(),
+            Cb::Menu,
+        )]])),
     };
     (text, kb)
+}
+
+/// The job's report as a document, in the owner's language, with a way on.
+async fn send_report<R: Req>(
+    bot: &R,
+    app: &App,
+    owner: TelegramId,
+    l: Lang,
+    account: AccountId,
+    job: JobId,
+    p: &JobProgress,
+) {
+    let report = match app.jobs().report(owner, account, job).await {
+        Ok(r) => localized_report(l, &r, p.state == JobState::Cancelled),
+        Err(e) => {
+            tracing::warn!(job = job.get(), error = %e, "could not build the job report");
+            return;
+        }
+    };
+    let mut caption = format!(
+        "📄 {} #{}: ✅ {} ❌ {}",
+        t2(l, "Laporan pekerjaan", "Job report"),
+        job.get(),
+        p.done,
+        p.failed
+    );
+    if p.unknown > 0 {
+        caption.push_str(&format!(" ❔ {}", p.unknown));
+    }
+    let unsent = p.total.saturating_sub(p.done + p.failed + p.unknown);
+    if p.state == JobState::Cancelled && unsent > 0 {
+        caption.push_str(&format!(" ✖️ {unsent} {}", t2(l, "tidak dikirim", "not sent")));
+    }
+    let menu = InlineKeyboardMarkup::new(vec![vec![teloxide::types::InlineKeyboardButton::callback(
+        tr(l, Key::BtnMenu).to_string(),
+        app.codec().encode(owner, &Cb::Menu),
+    )]]);
+    send_document_with(
+        bot,
+        app.manager(),
+        ChatId(p.chat_id),
+        &format!("job-{}-report.txt", job.get()),
+        report.into_bytes(),
+        &caption,
+        Some(menu),
+    )
+    .await;
+}
+
+/// The engine's report (`#, item, status, result`, tab-separated) with its header and item
+/// states in the owner's words; items a cancelled job never ran are "not sent".
+fn localized_report(l: Lang, report: &str, cancelled: bool) -> String {
+    let mut out = String::with_capacity(report.len());
+    for (i, line) in report.lines().enumerate() {
+        if i == 0 {
+            out.push_str(&t2(l, "#\titem\tstatus\thasil\n", "#\titem\tstatus\tresult\n"));
+            continue;
+        }
+        let mut cols: Vec<&str> = line.splitn(4, '\t').collect();
+        let state = cols.get(2).copied().unwrap_or("");
+        let word = match state {
+            "ok" => t2(l, "berhasil", "done"),
+            "failed" => t2(l, "gagal", "failed"),
+            "unknown" => t2(l, "tidak pasti", "uncertain"),
+            "pending" | "running" if cancelled => t2(l, "tidak dikirim", "not sent"),
+            "pending" | "running" => t2(l, "menunggu", "waiting"),
+            other => other.to_string(),
+        };
+        if cols.len() > 2 {
+            cols[2] = &word;
+        }
+        out.push_str(&cols.join("\t"));
+        out.push('\n');
+    }
+    out
 }
 
 fn pause_reason_text(l: Lang, r: &str) -> String {
@@ -391,39 +485,14 @@ impl<R: Req> JobObserver for TelegramObserver<R> {
             job.get(),
             esc(&pause_reason_text(l, reason))
         );
-        send_html(&self.bot, self.app.manager(), ChatId(p.chat_id), &t, None).await;
+        let (_, kb) = progress_view(&self.app, owner, l, account, job, p);
+        send_html(&self.bot, self.app.manager(), ChatId(p.chat_id), &t, kb).await;
     }
 
     async fn finished(&self, owner: TelegramId, account: AccountId, job: JobId, p: &JobProgress) {
         self.refresh(owner, account, job, p).await;
-        let jobs = self.app.jobs();
-        let report = match jobs.report(owner, account, job).await {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::warn!(job = job.get(), error = %e, "could not build the job report");
-                return;
-            }
-        };
         let l = self.lang(owner).await;
-        let mut caption = format!(
-            "📄 {} #{}: ✅ {} ❌ {}",
-            t2(l, "Laporan pekerjaan", "Job report"),
-            job.get(),
-            p.done,
-            p.failed
-        );
-        if p.unknown > 0 {
-            caption.push_str(&format!(" ❔ {}", p.unknown));
-        }
-        send_document(
-            &self.bot,
-            self.app.manager(),
-            ChatId(p.chat_id),
-            &format!("job-{}-report.txt", job.get()),
-            report.into_bytes(),
-            &caption,
-        )
-        .await;
+        send_report(&self.bot, &self.app, owner, l, account, job, p).await;
     }
 
     async fn reach_out_limited(&self, owner: TelegramId, account: AccountId, job: JobId, until: Option<i64>) {
@@ -446,7 +515,11 @@ impl<R: Req> JobObserver for TelegramObserver<R> {
             ),
             None => tr_with(l, Key::NoticeReachOutLimited, &[("phone", &phone), ("job", &job_no)]),
         };
-        send_html(&self.bot, self.app.manager(), ChatId(owner.get()), &t, None).await;
+        let menu = InlineKeyboardMarkup::new(vec![vec![teloxide::types::InlineKeyboardButton::callback(
+            tr(l, Key::BtnMenu).to_string(),
+            self.app.codec().encode(owner, &Cb::Menu),
+        )]]);
+        send_html(&self.bot, self.app.manager(), ChatId(owner.get()), &t, Some(menu)).await;
     }
 }
 

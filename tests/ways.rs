@@ -1,0 +1,331 @@
+//! Issue 17, "every message has a way on" and "the user's words": walked from outside, the
+//! real dispatcher over the simulator and the fake Bot API. Every message a user meets
+//! carries at least one button, and no text of one language carries words of the other.
+
+#[path = "support/fake_telegram.rs"]
+pub mod fake_telegram;
+mod support {
+    pub use super::fake_telegram;
+    #[path = "app.rs"]
+    pub mod app;
+}
+
+use fake_telegram::Sent;
+use support::app::{numbers, TestBot, WAIT};
+
+const ADMIN: i64 = 9_180_000;
+const A: i64 = 9_180_001;
+const A_PHONE: &str = "6281234561801";
+/// A user who never linked a number.
+const NEW: i64 = 9_180_002;
+/// A user whose number the simulator logs out from the phone a while after it connects.
+const GONE: i64 = 9_180_003;
+const GONE_PHONE: &str = "6281200000401";
+/// A user whose number the simulator bans for a while after it connects.
+const BANNED: i64 = 9_180_004;
+const BANNED_PHONE: &str = "6281200000402";
+/// An English-speaking user without an account.
+const EN: i64 = 9_180_005;
+
+/// Asserts `m` offers at least one inline button, naming what it is for the failure message.
+#[track_caller]
+fn has_way_on(what: &str, m: &Sent) {
+    assert!(
+        !m.buttons().is_empty(),
+        "{what}: a message without a button: {:?}",
+        m.text
+    );
+}
+
+/// The latest state of message `mid` in `chat` (edits included).
+fn now(bot: &TestBot, chat: i64, mid: i64) -> Sent {
+    bot.tg
+        .sent_to(chat)
+        .into_iter()
+        .find(|m| m.message_id == mid)
+        .expect("the message")
+}
+
+/// Waits until `chat` got a document whose caption holds `caption`, sent after `mark`.
+async fn document_after(bot: &TestBot, mark: fake_telegram::Mark, chat: i64, caption: &str) -> Sent {
+    let d = bot.tg.wait_for_text_to_after(mark, chat, caption, WAIT).await;
+    assert!(d.file_name.is_some(), "{caption}: not a document");
+    d
+}
+
+/// A user without an account, and the ways out of what refuses them: «AKSES DITOLAK» offers
+/// «🔗 Hubungkan nomor», which asks for the number (with «Batal»); «Dibatalkan.», an unknown
+/// command, a refused number and `/cancel` with nothing to cancel all carry a button. The
+/// same in English.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_user_always_has_a_way_on() {
+    let bot = TestBot::start(&[]).await;
+    let denied = bot.say(NEW, "halo", "AKSES DITOLAK").await;
+    has_way_on("AKSES DITOLAK", &denied);
+    assert!(denied.button_data("Hubungkan nomor").is_some(), "{:?}", denied.buttons());
+    let ask = bot.tap(NEW, "Hubungkan nomor", "Kirim nomor WhatsApp").await;
+    has_way_on("the number prompt", &ask);
+    let cancelled = bot.tap(NEW, "Batal", "Dibatalkan").await;
+    has_way_on("Dibatalkan.", &cancelled);
+    has_way_on("/cancel", &bot.say(NEW, "/cancel", "Tidak ada input").await);
+    // A command only account holders may use is refused with the same way on.
+    let refused = bot.say(NEW, "/frobnicate", "AKSES DITOLAK").await;
+    assert!(refused.button_data("Hubungkan nomor").is_some(), "{:?}", refused.buttons());
+    let refused = bot.say(NEW, "/pair 12", "tidak valid").await;
+    has_way_on("a refused number", &refused);
+    // «Coba lagi» asks for the number again, and the number then pairs.
+    bot.tap(NEW, "Coba lagi", "Kirim nomor WhatsApp").await;
+    bot.say(NEW, "081234561802", "Terhubung sebagai").await;
+
+    let mark = bot.tg.mark();
+    bot.tg.push_message_lang(EN, "hello", "en");
+    let denied = bot.tg.wait_for_text_to_after(mark, EN, "Access denied", WAIT).await;
+    assert!(denied.button_data("Link a number").is_some(), "{:?}", denied.buttons());
+    let mark = bot.tg.mark();
+    bot.tg.push_message_lang(EN, "/frobnicate", "en");
+    let unknown = bot.tg.wait_for_text_to_after(mark, EN, "Access denied", WAIT).await;
+    has_way_on("a refused command (en)", &unknown);
+    bot.tg.push_message_lang(EN, "/pair", "en");
+    let ask = bot.tg.wait_for_text_to_after(mark, EN, "Send your WhatsApp number", WAIT).await;
+    has_way_on("the number prompt (en)", &ask);
+    let mark = bot.tg.mark();
+    bot.tg.push_message_lang(EN, "/help", "en");
+    let help = bot.tg.wait_for_text_to_after(mark, EN, "was closed", WAIT).await;
+    has_way_on("/help (en)", &help);
+    bot.stop().await;
+}
+
+/// `/help` in the middle of a prompt says the prompt was closed, and the text after it is
+/// not taken as the answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn help_in_the_middle_of_a_prompt_says_it_was_closed() {
+    let bot = TestBot::start(&[]).await;
+    bot.pair(A, A_PHONE).await;
+    bot.say(A, "/menu", "Menu utama").await;
+    bot.tap(A, "Pesan", "Pesan</b>").await;
+    bot.tap(A, "Kirim ke nomor", "nomor tujuan").await;
+    let help = bot.say(A, "/help", "Bantuan").await;
+    assert!(help.text.contains("ditutup"), "{}", help.text);
+    has_way_on("/help", &help);
+    let r = bot.say(A, "081234567811\nhalo", "Perintah tidak dikenal").await;
+    has_way_on("an unexpected text", &r);
+    assert!(bot.sent_by(A_PHONE).is_empty(), "the closed prompt still sent");
+    bot.stop().await;
+}
+
+/// A job's finished message and its report, the member list, and a job cancelled while it
+/// runs (its report too: who got it and who did not) all carry a button.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn job_messages_reports_and_the_member_list_have_a_way_on() {
+    let bot = TestBot::start(&[("TGWA_JOB_ITEM_DELAY_MS", "400")]).await;
+    bot.pair(A, A_PHONE).await;
+    bot.say(A, "/groups", "Anda admin").await;
+    bot.tap(A, "Buat grup", "pola nama").await;
+    let preview = bot.say(A, "Kelas Pagi\n1", "Mulai pekerjaan ini").await;
+    let mark = bot.tg.mark();
+    bot.press(A, "Mulai");
+    let report = document_after(&bot, mark, A, "Laporan pekerjaan").await;
+    has_way_on("a job report", &report);
+    let body = String::from_utf8(report.bytes.clone().expect("report")).unwrap();
+    assert!(body.starts_with("#\titem\tstatus\thasil"), "{body}");
+    assert!(body.contains("\tberhasil\t"), "{body}");
+    let finished = now(&bot, A, preview.message_id);
+    assert!(finished.text.contains("selesai"), "{}", finished.text);
+    has_way_on("a finished job", &finished);
+
+    bot.say(A, "/groups", "Anda admin").await;
+    bot.tap(A, "Kelas Pagi", "Anggota").await;
+    let members = bot.tap(A, "👤 Anggota", "👑").await;
+    has_way_on("the member list", &members);
+
+    // A broadcast to 30 numbers, cancelled while it runs.
+    bot.broadcast_preview(A, "Halo semua", &numbers(30)).await;
+    let mark = bot.tg.mark();
+    bot.press(A, "Mulai");
+    bot.tg.wait_for_text_to_after(mark, A, "berjalan", WAIT).await;
+    let mark = bot.tg.mark();
+    bot.press(A, "Batal");
+    let report = document_after(&bot, mark, A, "Laporan pekerjaan").await;
+    has_way_on("a cancelled job's report", &report);
+    assert!(report.text.contains("tidak dikirim"), "{}", report.text);
+    let body = String::from_utf8(report.bytes.clone().expect("report")).unwrap();
+    assert!(body.contains("\ttidak dikirim"), "{body}");
+    assert!(!body.contains("pending"), "{body}");
+    let cancelled = bot.tg.wait_for_text_to_after(mark, A, "dibatalkan", WAIT).await;
+    has_way_on("a cancelled job", &cancelled);
+    bot.stop().await;
+}
+
+/// A number logged out from the phone, and one banned by WhatsApp: the notice offers
+/// «Hubungkan lagi» / «Pakai akun lain» (never "Coba lagi nanti"), and so does a screen that
+/// needs the session; the ban's end is in WIB, not UTC.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logged_out_or_banned_account_offers_a_way_on() {
+    let bot = TestBot::start(&[]).await;
+    bot.pair(GONE, GONE_PHONE).await;
+    let notice = bot.tg.wait_for_text_to(GONE, "logout dari ponsel", WAIT).await;
+    assert!(notice.button_data("Hubungkan lagi").is_some(), "{:?}", notice.buttons());
+    assert!(notice.button_data("Pakai akun lain").is_some(), "{:?}", notice.buttons());
+    let r = bot.say(GONE, "/groups", "tidak terhubung").await;
+    assert!(!r.text.contains("Coba lagi nanti"), "{}", r.text);
+    assert!(r.button_data("Hubungkan lagi").is_some(), "{:?}", r.buttons());
+    assert!(r.button_data("Pakai akun lain").is_some(), "{:?}", r.buttons());
+
+    bot.pair(BANNED, BANNED_PHONE).await;
+    let notice = bot.tg.wait_for_text_to(BANNED, "diblokir sementara", WAIT).await;
+    assert!(notice.button_data("Pakai akun lain").is_some(), "{:?}", notice.buttons());
+    assert!(notice.text.contains("WIB") && !notice.text.contains("UTC"), "{}", notice.text);
+    bot.stop().await;
+}
+
+/// A received announcement carries a button, and the refusal of `/admin` to a user does too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_announcement_and_the_admin_refusal_have_a_way_on() {
+    let admin = ADMIN.to_string();
+    let bot = TestBot::start(&[("TGWA_ADMIN_IDS", &admin)]).await;
+    bot.pair(A, A_PHONE).await;
+    has_way_on("/admin refused", &bot.say(A, "/admin", "AKSES DITOLAK").await);
+    bot.say(ADMIN, "/start", "").await;
+    bot.say(ADMIN, "/admin announce Server dipelihara malam ini", "Pratinjau pengumuman")
+        .await;
+    let mark = bot.tg.mark();
+    bot.press(ADMIN, "Kirim ke");
+    let got = bot
+        .tg
+        .wait_for_text_to_after(mark, A, "Server dipelihara malam ini", WAIT)
+        .await;
+    has_way_on("a received announcement", &got);
+    bot.stop().await;
+}
+
+// ----- words of the other language -----
+
+/// English words that have no place in an Indonesian text (and would show a half-translated
+/// screen), and the reverse.
+const ENGLISH: &[&str] = &[
+    "the", "failed", "error", "pending", "seconds", "please", "cancelled", "and", "is", "not", "found",
+];
+const INDONESIAN: &[&str] = &[
+    "dan", "yang", "tidak", "gagal", "akun", "grup", "nomor", "pesan", "sudah", "belum", "untuk", "dengan", "dari",
+    "batal", "selesai", "detik", "menit", "dibatalkan",
+];
+
+/// The words of a user-visible text: tags, placeholders, `<code>` examples and commands left
+/// out, lower-cased.
+fn words(s: &str) -> Vec<String> {
+    let mut clean = String::new();
+    let (mut tag, mut hole) = (false, false);
+    for ch in s.replace("\\n", " ").chars() {
+        match ch {
+            '<' => tag = true,
+            '>' if tag => tag = false,
+            '{' => hole = true,
+            '}' if hole => hole = false,
+            _ if tag || hole => {}
+            _ => clean.push(ch),
+        }
+    }
+    clean
+        .split_whitespace()
+        .filter(|w| !w.starts_with('/'))
+        .flat_map(|w| w.split(|c: char| !c.is_alphanumeric()))
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect()
+}
+
+/// The string literals in `src` from `at`: `(text, end)`, escapes kept as written.
+fn literal_at(src: &str, at: usize) -> Option<(String, usize)> {
+    let rest = &src[at..];
+    let open = rest.find('"')?;
+    let mut out = String::new();
+    let mut escaped = false;
+    for (i, ch) in rest[open + 1..].char_indices() {
+        if escaped {
+            out.push('\\');
+            out.push(ch);
+            escaped = false;
+        } else if ch == '\\' {
+            escaped = true;
+        } else if ch == '"' {
+            return Some((out, at + open + 1 + i + 1));
+        } else {
+            out.push(ch);
+        }
+    }
+    None
+}
+
+/// Every `(Indonesian, English)` pair of the bot's texts: the [`Key`] table of `i18n.rs`
+/// (matched by key name) and every `t2(lang, "…", "…")` in `src/`.
+fn pairs() -> Vec<(String, String, String)> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let i18n = std::fs::read_to_string(root.join("bot/i18n.rs")).unwrap();
+    let table = |from: &str, to: &str| -> std::collections::HashMap<String, String> {
+        let start = i18n.find(from).unwrap();
+        let end = i18n[start..].find(to).map_or(i18n.len(), |e| start + e);
+        i18n[start..end]
+            .lines()
+            .filter_map(|l| {
+                let (k, v) = l.trim().split_once(" => \"")?;
+                Some((k.to_string(), literal_at(&format!("\"{v}"), 0)?.0))
+            })
+            .collect()
+    };
+    let id = table("fn id(key: Key)", "fn en(key: Key)");
+    let en = table("fn en(key: Key)", "/// Escapes text");
+    let mut out: Vec<(String, String, String)> = id
+        .iter()
+        .map(|(k, v)| (format!("Key::{k}"), v.clone(), en.get(k).cloned().unwrap_or_default()))
+        .collect();
+    let mut files = vec![root.clone()];
+    while let Some(p) = files.pop() {
+        if p.is_dir() {
+            files.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+            continue;
+        }
+        if p.extension().is_none_or(|e| e != "rs") {
+            continue;
+        }
+        let src = std::fs::read_to_string(&p).unwrap();
+        let mut at = 0;
+        while let Some(i) = src[at..].find("t2(") {
+            let call = at + i;
+            at = call + 3;
+            // Not a call of `t2` itself (`fn t2(` or `xt2(`).
+            if src[..call].ends_with(|c: char| c.is_alphanumeric() || c == '_') || src[..call].ends_with("fn ") {
+                continue;
+            }
+            let Some((first, end)) = literal_at(&src, call) else { break };
+            let Some((second, _)) = literal_at(&src, end) else { break };
+            // Both literals belong to this call only when no other call starts in between.
+            if src[call + 3..end].contains("t2(") {
+                continue;
+            }
+            out.push((format!("{}:{}", p.display(), src[..call].lines().count()), first, second));
+        }
+    }
+    out
+}
+
+/// No Indonesian text carries an English word from the stop-list, and no English text an
+/// Indonesian one.
+#[test]
+fn no_text_carries_words_of_the_other_language() {
+    let all = pairs();
+    assert!(all.len() > 250, "too few texts found: {}", all.len());
+    let mut wrong = Vec::new();
+    for (at, id, en) in &all {
+        for w in words(id) {
+            if ENGLISH.contains(&w.as_str()) {
+                wrong.push(format!("{at}: English {w:?} in {id:?}"));
+            }
+        }
+        for w in words(en) {
+            if INDONESIAN.contains(&w.as_str()) {
+                wrong.push(format!("{at}: Indonesian {w:?} in {en:?}"));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{} texts:\n{}", wrong.len(), wrong.join("\n"));
+}
