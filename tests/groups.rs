@@ -121,7 +121,7 @@ async fn create_export_join_list_members_and_broadcast_across_two_accounts() {
         .await;
     let report = start_job_and_wait(&bot, B).await;
     let body = String::from_utf8(report.bytes.clone().unwrap()).unwrap();
-    assert_eq!(body.lines().filter(|l| l.contains("joined")).count(), 5, "{body}");
+    assert_eq!(body.lines().filter(|l| l.contains("bergabung")).count(), 5, "{body}");
 
     // A's member list of one group shows B's number.
     open_group(&bot, A, "Grup Arisan 2").await;

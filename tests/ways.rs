@@ -329,3 +329,99 @@ fn no_text_carries_words_of_the_other_language() {
     }
     assert!(wrong.is_empty(), "{} texts:\n{}", wrong.len(), wrong.join("\n"));
 }
+
+// ----- names, not IDs; controls that explain themselves -----
+
+/// Ten groups list in natural order (Kelas 2 before Kelas 10), and Back from a group returns
+/// to the page it was on. The group's switches say what they are and their state; an edit
+/// returns to the group's page saying what changed and from which number; the leave
+/// confirmation names the group and warns the last admin; a leave-all preview and the job
+/// report show names, not `…@g.us`; the create report carries each group's invite link.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_by_name_in_natural_order_with_labelled_controls() {
+    let bot = TestBot::start(&[]).await;
+    bot.pair(A, A_PHONE).await;
+    bot.say(A, "/groups", "Anda admin").await;
+    bot.tap(A, "Buat grup", "pola nama").await;
+    bot.say(A, "Kelas {n}\n10\n081234567001", "Mulai pekerjaan ini").await;
+    let mark = bot.tg.mark();
+    bot.press(A, "Mulai");
+    let report = document_after(&bot, mark, A, "Laporan pekerjaan").await;
+    let body = String::from_utf8(report.bytes.clone().expect("report")).unwrap();
+    assert_eq!(body.matches("https://chat.whatsapp.com/").count(), 10, "{body}");
+    assert!(!body.contains("@g.us"), "{body}");
+
+    let list = bot.say(A, "/groups", "Anda admin").await;
+    let labels: Vec<String> = list.buttons().into_iter().map(|b| b.0).collect();
+    assert!(labels.iter().any(|l| l.contains("Kelas 2 (")), "{labels:?}");
+    assert!(!labels.iter().any(|l| l.contains("Kelas 10 (")), "{labels:?}");
+    let mark = bot.tg.mark();
+    bot.press(A, "▶️");
+    bot.tg.wait_for_button_after(mark, A, "2/2", WAIT).await;
+    bot.tap(A, "Kelas 10 (", "Anggota").await;
+    let back = bot.tap(A, "Kembali", "Anda admin").await;
+    assert!(back.button_data("2/2").is_some(), "Back went elsewhere: {:?}", back.buttons());
+
+    let page = bot.tap(A, "Kelas 10 (", "Anggota").await;
+    assert!(page.button_data("Hanya admin kirim: OFF").is_some(), "{:?}", page.buttons());
+    let page = bot.tap(A, "Hanya admin kirim: OFF", "Anggota").await;
+    assert!(page.button_data("Hanya admin kirim: ON").is_some(), "{:?}", page.buttons());
+    bot.tap(A, "Ganti nama", "nama").await;
+    let page = bot.say(A, "Kelas Sepuluh", "Nama grup diganti").await;
+    assert!(page.text.contains("1801"), "names the number: {}", page.text);
+    has_way_on("the group page after a rename", &page);
+    let confirm = bot.tap(A, "🚪 Keluar", "Keluar dari grup ini").await;
+    assert!(confirm.text.contains("Kelas Sepuluh"), "{}", confirm.text);
+    assert!(confirm.text.contains("satu-satunya admin"), "{}", confirm.text);
+
+    bot.say(A, "/groups", "Anda admin").await;
+    bot.tap(A, "Keluar dari grup", "kata dari nama grup").await;
+    let preview = bot.say(A, "Kelas", "Mulai pekerjaan ini").await;
+    assert!(preview.text.contains("Kelas 2"), "{}", preview.text);
+    assert!(!preview.text.contains("@g.us"), "{}", preview.text);
+    bot.stop().await;
+}
+
+/// The broadcast preview shows the text and how many recipients; a number check says how many
+/// are on WhatsApp and how many are not; «ℹ️ Status» answers with a toast; «Hapus» says the
+/// device is unlinked from the phone too. In English as well.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn previews_checks_status_and_remove_explain_themselves() {
+    let bot = TestBot::start(&[]).await;
+    bot.pair(A, A_PHONE).await;
+    bot.broadcast_preview(A, "Halo semua, rapat jam 7", &numbers(3)).await;
+    let preview = bot.tg.sent_to(A).into_iter().rev().find(|m| m.text.contains("Mulai pekerjaan")).unwrap();
+    assert!(preview.text.contains("Halo semua, rapat jam 7"), "{}", preview.text);
+    assert!(preview.text.contains("penerima: 3"), "{}", preview.text);
+    bot.tap(A, "Batal", "").await;
+
+    bot.say(A, "/menu", "Menu utama").await;
+    bot.tap(A, "Pesan", "Pesan</b>").await;
+    bot.tap(A, "Cek nomor", "Cek nomor dengan").await;
+    bot.say(A, "081234567801\n081234567800", "Mulai pekerjaan ini").await;
+    let mark = bot.tg.mark();
+    bot.press(A, "Mulai");
+    let report = document_after(&bot, mark, A, "Laporan pekerjaan").await;
+    assert!(report.text.contains("1 nomor ada di WhatsApp, 1 tidak"), "{}", report.text);
+
+    bot.say(A, "/status", "Status").await;
+    let id = bot.press(A, "ℹ️ Status");
+    let ans = bot.tg.wait_for_callback_answer(&id, WAIT).await;
+    assert!(ans["text"].as_str().unwrap_or("").contains("Status diperbarui"), "{ans}");
+    let confirm = bot.tap(A, "Hapus", "Hapus <b>").await;
+    assert!(confirm.text.contains("dilepas dari WhatsApp"), "{}", confirm.text);
+
+    let b = 9_180_006;
+    let mark = bot.tg.mark();
+    bot.tg.push_message_lang(b, "/pair 081234561806", "en");
+    bot.tg.wait_for_text_to_after(mark, b, "Connected as", WAIT).await;
+    let mark = bot.tg.mark();
+    bot.tg.push_message_lang(b, "/status", "en");
+    bot.tg.wait_for_text_to_after(mark, b, "Status", WAIT).await;
+    let id = bot.press(b, "ℹ️ Status");
+    let ans = bot.tg.wait_for_callback_answer(&id, WAIT).await;
+    assert!(ans["text"].as_str().unwrap_or("").contains("Status refreshed"), "{ans}");
+    let confirm = bot.tap(b, "Remove", "Remove <b>").await;
+    assert!(confirm.text.contains("unlinked from WhatsApp"), "{}", confirm.text);
+    bot.stop().await;
+}

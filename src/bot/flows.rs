@@ -549,6 +549,8 @@ async fn callback<R: Req>(
         (Cb::Account(_), Some(a)) => {
             let (t, kb) = account_page(app, c, &a);
             edit_or_send(bot, m, c.chat, mid, &t, Some(kb)).await;
+            // «ℹ️ Status» edits the page in place, often to the same text: say it was read.
+            return Ok(Some((tr(l, Key::StatusRefreshed).to_string(), false)));
         }
         (Cb::Switch(_), Some(a)) => match m.set_active(c.tid, a.id).await {
             Ok(()) => {
@@ -612,6 +614,13 @@ async fn callback<R: Req>(
             .await;
         }
         (Cb::RemoveYes(_), Some(a)) => {
+            // Removing unlinks the device from the phone too, as the confirmation said:
+            // otherwise it would stay listed under the phone's linked devices.
+            if let Ok(s) = m.session_of(c.tid, a.id).await {
+                if let Err(e) = s.logout().await {
+                    warn!(account_id = %a.id, error = %e, "unlinking before removal failed; removing anyway");
+                }
+            }
             m.remove(c.tid, a.id).await?;
             let t = tr_with(l, Key::RemovedDone, &[("phone", &a.phone.to_string())]);
             let c2 = refreshed(app, c).await?;

@@ -153,7 +153,7 @@ async fn groups_page<R: Req>(
         let q = q.to_lowercase();
         groups.retain(|g| g.name.to_lowercase().contains(&q));
     }
-    groups.sort_by_key(|g| g.name.to_lowercase());
+    groups.sort_by(|a, b| crate::text::natural_cmp(&a.name, &b.name));
     let pages = groups.len().div_ceil(PAGE).max(1) as u32;
     let page = page.min(pages - 1);
     let start = page as usize * PAGE;
@@ -416,20 +416,20 @@ async fn group_page_noted<R: Req>(
             btn(
                 app,
                 c,
-                &format!("📣 {}", yes_no(!info.announce)),
+                &toggle_label(l, "📣", ("Hanya admin kirim", "Admins-only sending"), info.announce),
                 Cb::GroupAnnounce(a, g.clone(), !info.announce),
             ),
             btn(
                 app,
                 c,
-                &format!("🔒 {}", yes_no(!info.locked)),
+                &toggle_label(l, "🔒", ("Info dikunci", "Info locked"), info.locked),
                 Cb::GroupLock(a, g.clone(), !info.locked),
             ),
         ]);
     }
     rows.push(vec![
         btn(app, c, &t2(l, "🚪 Keluar", "🚪 Leave"), Cb::GroupLeave(a, g.clone())),
-        btn(app, c, tr(l, Key::BtnBack), Cb::Groups(a, 0)),
+        btn(app, c, tr(l, Key::BtnBack), Cb::Groups(a, list_page_of(app, acc, gid).await)),
     ]);
     edit_or_send(
         bot,
@@ -441,6 +441,82 @@ async fn group_page_noted<R: Req>(
     )
     .await;
     Ok(())
+}
+
+/// True when the account is the group's only admin (leaving would leave it unmanaged).
+async fn last_admin(app: &App, c: &Caller, acc: &Account, g: &GroupId) -> bool {
+    let Ok(s) = app.manager().session_of(c.tid, acc.id).await else {
+        return false;
+    };
+    let Ok(info) = s.group_info(g).await else {
+        return false;
+    };
+    let admins: Vec<_> = info
+        .members
+        .iter()
+        .filter(|m| m.is_admin || m.is_super_admin)
+        .collect();
+    admins.len() == 1 && admins[0].phone == acc.phone && info.members.len() > 1
+}
+
+/// Group names by JID from the account's cached list, for texts that would otherwise show a
+/// `…@g.us` ID.
+pub(crate) async fn cached_group_names(app: &App, acc: &Account) -> std::collections::HashMap<String, String> {
+    app.manager()
+        .pools()
+        .with(acc.bot_data_db_path.clone(), crate::db::Schema::Account, |conn| {
+            let mut st = conn.prepare("SELECT jid, name FROM groups_cache")?;
+            let rows = st
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+                .collect::<Result<std::collections::HashMap<_, _>, _>>()?;
+            Ok(rows)
+        })
+        .await
+        .unwrap_or_default()
+}
+
+/// Keeps the cached list's name of a group the account just renamed, so the next screen
+/// (a leave confirmation, a preview) names it as the user now knows it.
+async fn rename_cached(app: &App, acc: &Account, g: &GroupId, name: &str) {
+    let (jid, name) = (g.as_str().to_string(), name.to_string());
+    let res = app
+        .manager()
+        .pools()
+        .with(acc.bot_data_db_path.clone(), crate::db::Schema::Account, move |conn| {
+            conn.execute("UPDATE groups_cache SET name = ?2 WHERE jid = ?1", [jid, name])?;
+            Ok(())
+        })
+        .await;
+    if let Err(e) = res {
+        tracing::warn!(account_id = %acc.id, error = %e, "could not update the cached group name");
+    }
+}
+
+/// A switch's label with its state: «📣 Hanya admin kirim: ON». Pressing it flips it.
+fn toggle_label(l: Lang, icon: &str, (id, en): (&str, &str), on: bool) -> String {
+    format!("{icon} {}: {}", t2(l, id, en), if on { "ON" } else { "OFF" })
+}
+
+/// The page of the (unfiltered) group list that shows `gid`, from the cached list in its
+/// order: Back from a group returns to where the user found it.
+async fn list_page_of(app: &App, acc: &Account, gid: &GroupId) -> u32 {
+    let names = app
+        .manager()
+        .pools()
+        .with(acc.bot_data_db_path.clone(), crate::db::Schema::Account, |conn| {
+            let mut st = conn.prepare("SELECT jid, name FROM groups_cache")?;
+            let rows = st
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .await;
+    let Ok(mut names) = names else { return 0 };
+    names.sort_by(|a, b| crate::text::natural_cmp(&a.1, &b.1));
+    names
+        .iter()
+        .position(|(jid, _)| jid == gid.as_str())
+        .map_or(0, |i| (i / PAGE) as u32)
 }
 
 /// True when the account may do `kind` in a group described by `info`: WhatsApp refuses the
@@ -675,7 +751,21 @@ pub(crate) async fn account_callback<R: Req>(
             }
         }
         Cb::GroupLeave(_, g) => {
-            let t = t2(l, "🚪 Keluar dari grup ini?", "🚪 Leave this group?");
+            let name = group_name(app, c, &acc, &g).await;
+            let mut t = t2(
+                l,
+                "🚪 Keluar dari grup ini? «{g}» — {phone} tidak lagi menerima pesannya.",
+                "🚪 Leave this group? «{g}» — {phone} stops getting its messages.",
+            )
+            .replace("{g}", &esc(&name))
+            .replace("{phone}", &acc.phone.to_string());
+            if last_admin(app, c, &acc, &g).await {
+                t.push_str(&t2(
+                    l,
+                    "\n\n⚠️ Akun ini satu-satunya admin grup: setelah keluar, tidak ada yang bisa mengelolanya (WhatsApp memilih admin baru secara acak bila masih ada anggota).",
+                    "\n\n⚠️ This account is the group's only admin: after it leaves, nobody can manage it (WhatsApp picks a new admin at random if members remain).",
+                ));
+            }
             let kb = InlineKeyboardMarkup::new(vec![vec![
                 btn(app, c, tr(l, Key::BtnYes), Cb::GroupLeaveYes(acc.id, g.clone())),
                 btn(app, c, tr(l, Key::BtnNo), Cb::Group(acc.id, g)),
@@ -1038,6 +1128,9 @@ pub(crate) async fn pending_input<R: Req>(
             };
             match res {
                 Ok(()) => {
+                    if p.kind == Rename {
+                        rename_cached(app, &acc, &g, t).await;
+                    }
                     let what = match p.kind {
                         Rename => t2(l, "✅ Nama grup diganti", "✅ Group renamed"),
                         Describe => t2(l, "✅ Deskripsi grup diganti", "✅ Group description changed"),

@@ -143,6 +143,7 @@ pub enum Key {
     NotConnectedOffline,
     BtnReport,
     BtnJobs,
+    StatusRefreshed,
 }
 
 /// A one-off text in both languages, for messages too specific for the [`Key`] table
@@ -225,7 +226,7 @@ fn id(key: Key) -> &'static str {
         Switched => "✅ Akun aktif sekarang <b>{phone}</b>.",
         LogoutConfirm => "🚪 Logout <b>{phone}</b>? Perangkat akan dilepas dari WhatsApp dan sesi dipindahkan ke sampah. Data bot tetap ada sampai akun dihapus.",
         LoggedOutDone => "🚪 <b>{phone}</b> sudah logout. Hubungkan lagi dengan /pair kapan saja.",
-        RemoveConfirm => "🗑 Hapus <b>{phone}</b> dari bot? Sesi dihentikan dan semua filenya dipindahkan ke folder sampah.",
+        RemoveConfirm => "🗑 Hapus <b>{phone}</b> dari bot? Perangkat ini juga dilepas dari WhatsApp di ponsel (seperti Logout), sesi dihentikan, dan semua filenya dipindahkan ke folder sampah.",
         RemovedDone => "🗑 <b>{phone}</b> dihapus. Filenya disimpan di folder sampah server.",
         LanguageTitle => "🌐 Pilih bahasa:",
         LanguageSet => "✅ Bahasa diganti ke Bahasa Indonesia.",
@@ -284,6 +285,7 @@ fn id(key: Key) -> &'static str {
         NotConnectedOffline => "⚠️ Akun <b>{phone}</b> tidak terhubung ke WhatsApp ({state}). Hubungkan lagi, atau pakai akun lain.",
         BtnReport => "📄 Laporan",
         BtnJobs => "📋 Pekerjaan",
+        StatusRefreshed => "ℹ️ Status diperbarui",
     }
 }
 
@@ -341,7 +343,7 @@ fn en(key: Key) -> &'static str {
         Switched => "✅ Your active account is now <b>{phone}</b>.",
         LogoutConfirm => "🚪 Log out <b>{phone}</b>? The device is unlinked from WhatsApp and the session goes to trash. Bot data stays until the account is removed.",
         LoggedOutDone => "🚪 <b>{phone}</b> is logged out. Link it again with /pair any time.",
-        RemoveConfirm => "🗑 Remove <b>{phone}</b> from the bot? The session stops and all its files move to the trash folder.",
+        RemoveConfirm => "🗑 Remove <b>{phone}</b> from the bot? This device is also unlinked from WhatsApp on the phone (as Log out does), the session stops and all its files move to the trash folder.",
         RemovedDone => "🗑 <b>{phone}</b> removed. Its files are kept in the server's trash folder.",
         LanguageTitle => "🌐 Choose a language:",
         LanguageSet => "✅ Language set to English.",
@@ -400,6 +402,7 @@ fn en(key: Key) -> &'static str {
         NotConnectedOffline => "⚠️ Account <b>{phone}</b> is not connected to WhatsApp ({state}). Link it again, or use another account.",
         BtnReport => "📄 Report",
         BtnJobs => "📋 Jobs",
+        StatusRefreshed => "ℹ️ Status refreshed",
     }
 }
 

@@ -104,6 +104,23 @@ pub(crate) async fn propose<R: Req>(
     }
     let label = kind_label(l, &kind);
     let spins = variations_note(l, &kind);
+    let count_word = match &kind {
+        JobKind::Broadcast { .. } => t2(l, "penerima", "recipients"),
+        _ => t2(l, "item", "items"),
+    };
+    let message = match &kind {
+        JobKind::Broadcast { text } => format!(
+            "💬 {}:\n<blockquote>{}</blockquote>\n",
+            t2(l, "Teks", "Text"),
+            esc(&text.chars().take(500).collect::<String>())
+        ),
+        _ => String::new(),
+    };
+    let names = if items.iter().any(|i| i.ends_with("@g.us")) {
+        super::groups::cached_group_names(app, acc).await
+    } else {
+        Default::default()
+    };
     let jobs = app.jobs();
     let id = match jobs.create(c.tid, acc.id, c.chat.0, kind, items.clone()).await {
         Ok(id) => id,
@@ -113,17 +130,14 @@ pub(crate) async fn propose<R: Req>(
             return Ok(());
         }
     };
-    let mut text = format!(
-        "📋 <b>{}</b> — {}: {}\n",
-        esc(&label),
-        t2(l, "item", "items"),
-        items.len()
-    );
+    let mut text = format!("📋 <b>{}</b> — {}: {}\n{message}", esc(&label), count_word, items.len());
     for it in items.iter().take(10) {
-        text.push_str(&format!(
-            "• <code>{}</code>\n",
-            esc(&it.chars().take(80).collect::<String>())
-        ));
+        // A group shows by its name, never by its `…@g.us` ID.
+        let shown = match names.get(it) {
+            Some(name) => format!("👥 {}", esc(name)),
+            None => format!("<code>{}</code>", esc(&it.chars().take(80).collect::<String>())),
+        };
+        text.push_str(&format!("• {shown}\n"));
     }
     if items.len() > 10 {
         text.push_str("…\n");
@@ -328,8 +342,12 @@ async fn send_report<R: Req>(
     job: JobId,
     p: &JobProgress,
 ) {
+    let names = match app.manager().get(account).await {
+        Ok(Some(acc)) => super::groups::cached_group_names(app, &acc).await,
+        _ => Default::default(),
+    };
     let report = match app.jobs().report(owner, account, job).await {
-        Ok(r) => localized_report(l, &r, p.state == JobState::Cancelled),
+        Ok(r) => localized_report(l, &r, p.state == JobState::Cancelled, &names),
         Err(e) => {
             tracing::warn!(job = job.get(), error = %e, "could not build the job report");
             return;
@@ -344,6 +362,22 @@ async fn send_report<R: Req>(
     );
     if p.unknown > 0 {
         caption.push_str(&format!(" ❔ {}", p.unknown));
+    }
+    let result_is = |want: &str| report.lines().filter(|line| line.ends_with(want)).count();
+    let (on, off) = (
+        result_is(&t2(l, "\tada di WhatsApp", "\ton WhatsApp")),
+        result_is(&t2(l, "tidak ada di WhatsApp", "not on WhatsApp")),
+    );
+    if on + off > 0 {
+        caption.push_str(
+            &t2(
+                l,
+                "\n📱 {on} nomor ada di WhatsApp, {off} tidak.",
+                "\n📱 {on} numbers are on WhatsApp, {off} are not.",
+            )
+            .replace("{on}", &on.to_string())
+            .replace("{off}", &off.to_string()),
+        );
     }
     let unsent = p.total.saturating_sub(p.done + p.failed + p.unknown);
     if p.state == JobState::Cancelled && unsent > 0 {
@@ -365,9 +399,54 @@ async fn send_report<R: Req>(
     .await;
 }
 
+/// An item's result line in the owner's words: no WhatsApp message IDs, groups by name, and
+/// a new group's invite link kept.
+fn localized_result(l: Lang, r: &str, names: &std::collections::HashMap<String, String>) -> String {
+    if let Some(rest) = r.strip_prefix("created ") {
+        // `created <jid> (<n> members) [<link>]`
+        let n = rest
+            .split_once(" (")
+            .and_then(|(_, t)| t.split_once(' '))
+            .map_or("", |(n, _)| n);
+        let link = rest.rsplit_once(' ').map(|(_, l)| l).filter(|l| l.starts_with("https://"));
+        let mut out = t2(l, "dibuat, {n} anggota", "created, {n} members").replace("{n}", n);
+        if let Some(link) = link {
+            out.push_str(&format!(", {link}"));
+        }
+        return out;
+    }
+    if let Some(jid) = r.strip_prefix("joined ") {
+        let base = t2(l, "bergabung", "joined");
+        return match names.get(jid) {
+            Some(name) => format!("{base}: {name}"),
+            None => base,
+        };
+    }
+    if r.starts_with("sent ") {
+        return t2(l, "terkirim", "sent");
+    }
+    match r {
+        "ok" => t2(l, "berhasil", "done"),
+        "left" => t2(l, "keluar dari grup", "left the group"),
+        "on WhatsApp" => t2(l, "ada di WhatsApp", "on WhatsApp"),
+        "not on WhatsApp" => t2(l, "tidak ada di WhatsApp", "not on WhatsApp"),
+        "pending approval by the group's admins" => t2(
+            l,
+            "menunggu persetujuan admin grup",
+            "waiting for the group's admins to approve",
+        ),
+        other => other.to_string(),
+    }
+}
+
 /// The engine's report (`#, item, status, result`, tab-separated) with its header and item
 /// states in the owner's words; items a cancelled job never ran are "not sent".
-fn localized_report(l: Lang, report: &str, cancelled: bool) -> String {
+fn localized_report(
+    l: Lang,
+    report: &str,
+    cancelled: bool,
+    names: &std::collections::HashMap<String, String>,
+) -> String {
     let mut out = String::with_capacity(report.len());
     for (i, line) in report.lines().enumerate() {
         if i == 0 {
@@ -386,6 +465,15 @@ fn localized_report(l: Lang, report: &str, cancelled: bool) -> String {
         };
         if cols.len() > 2 {
             cols[2] = &word;
+        }
+        // A group by its name, never by its `…@g.us` ID.
+        if let Some(name) = cols.get(1).and_then(|jid| names.get(*jid)) {
+            cols[1] = name;
+        }
+        let result;
+        if let Some(r) = cols.get(3) {
+            result = localized_result(l, r, names);
+            cols[3] = &result;
         }
         out.push_str(&cols.join("\t"));
         out.push('\n');
