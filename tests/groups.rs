@@ -214,7 +214,9 @@ async fn pause_resume_and_cancel_work_for_the_owner_only() {
     let cancel = bot.button(A, "Batal");
     let id = bot.tg.push_callback(B, 1, &cancel);
     assert_eq!(bot.tg.wait_for_callback_answer(&id, WAIT).await["show_alert"], true);
-    bot.tap(A, "Batal", "dibatalkan").await;
+    // A running job is cancelled once the owner confirms (issue 17).
+    bot.tap(A, "Batal", "Batalkan pekerjaan").await;
+    bot.tap(A, "Ya", "dibatalkan").await;
     let cancelled_at = bot.sent_by(A_PHONE).len();
     tokio::time::sleep(Duration::from_millis(600)).await;
     let after = bot.sent_by(A_PHONE).len();

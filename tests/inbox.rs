@@ -353,7 +353,7 @@ async fn post_in_group(bot: &TestBot, user: i64, name: &str, text: &str) {
         .push_callback(user, list.message_id, &list.button_data(name).unwrap_or_default());
     bot.tg.wait_for_text_to_after(mark, user, "Anggota", WAIT).await;
     bot.tap(user, "Kirim pesan", "Ketik teks").await;
-    bot.say(user, text, "Selesai").await;
+    bot.say(user, text, "Pesan terkirim ke grup").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -143,8 +143,11 @@ async fn job_messages_reports_and_the_member_list_have_a_way_on() {
     let mark = bot.tg.mark();
     bot.press(A, "Mulai");
     bot.tg.wait_for_text_to_after(mark, A, "berjalan", WAIT).await;
+    // «Batal» on a running job asks first.
+    let ask = bot.tap(A, "Batal", "Batalkan pekerjaan").await;
+    has_way_on("the cancel confirmation", &ask);
     let mark = bot.tg.mark();
-    bot.press(A, "Batal");
+    bot.press(A, "Ya");
     let report = document_after(&bot, mark, A, "Laporan pekerjaan").await;
     has_way_on("a cancelled job's report", &report);
     assert!(report.text.contains("tidak dikirim"), "{}", report.text);
@@ -153,6 +156,18 @@ async fn job_messages_reports_and_the_member_list_have_a_way_on() {
     assert!(!body.contains("pending"), "{body}");
     let cancelled = bot.tg.wait_for_text_to_after(mark, A, "dibatalkan", WAIT).await;
     has_way_on("a cancelled job", &cancelled);
+
+    // The jobs screen lists both, opens one with its report.
+    bot.say(A, "/status", "Terakhir diperbarui").await;
+    let screen = bot.tap(A, "📋 Pekerjaan", "Pekerjaan</b>").await;
+    let labels: Vec<String> = screen.buttons().into_iter().map(|b| b.0).collect();
+    assert!(labels.iter().any(|l| l.contains("#1 Buat grup · selesai 1/1")), "{labels:?}");
+    assert!(labels.iter().any(|l| l.contains("Siaran pesan · dibatalkan")), "{labels:?}");
+    let view = bot.tap(A, "#1 Buat grup", "Pekerjaan #1").await;
+    has_way_on("a job opened from the jobs screen", &view);
+    let mark = bot.tg.mark();
+    bot.press(A, "📄 Laporan");
+    document_after(&bot, mark, A, "Laporan pekerjaan #1").await;
     bot.stop().await;
 }
 
@@ -404,7 +419,7 @@ async fn previews_checks_status_and_remove_explain_themselves() {
     let report = document_after(&bot, mark, A, "Laporan pekerjaan").await;
     assert!(report.text.contains("1 nomor ada di WhatsApp, 1 tidak"), "{}", report.text);
 
-    bot.say(A, "/status", "Status").await;
+    bot.say(A, "/status", "Terakhir diperbarui").await;
     let id = bot.press(A, "ℹ️ Status");
     let ans = bot.tg.wait_for_callback_answer(&id, WAIT).await;
     assert!(ans["text"].as_str().unwrap_or("").contains("Status diperbarui"), "{ans}");
@@ -417,7 +432,7 @@ async fn previews_checks_status_and_remove_explain_themselves() {
     bot.tg.wait_for_text_to_after(mark, b, "Connected as", WAIT).await;
     let mark = bot.tg.mark();
     bot.tg.push_message_lang(b, "/status", "en");
-    bot.tg.wait_for_text_to_after(mark, b, "Status", WAIT).await;
+    bot.tg.wait_for_text_to_after(mark, b, "Last updated", WAIT).await;
     let id = bot.press(b, "ℹ️ Status");
     let ans = bot.tg.wait_for_callback_answer(&id, WAIT).await;
     assert!(ans["text"].as_str().unwrap_or("").contains("Status refreshed"), "{ans}");

@@ -106,6 +106,14 @@ pub enum Cb {
     /// Ask for a number to link (`true`: with a QR), as `/pair` alone does: the way on from
     /// «AKSES DITOLAK» and from a refused pairing.
     PairStart(bool),
+    /// The account's jobs screen, one page.
+    Jobs(AccountId, u32),
+    /// One job of the jobs screen: its progress, buttons and report.
+    JobView(AccountId, i64),
+    /// Send a job's report again.
+    JobReport(AccountId, i64),
+    /// Confirmed cancel of a job that already started.
+    JobCancelYes(AccountId, i64),
 }
 
 /// The operator's buttons. They name accounts of any owner, so they never pass the owner
@@ -262,6 +270,10 @@ impl Cb {
             InboxToggle(a, on) => format!("it:{a}:{}", *on as u8),
             InboxMentions(a, on) => format!("iM:{a}:{}", *on as u8),
             PairStart(qr) => format!("ps:{}", *qr as u8),
+            Jobs(a, page) => format!("jl:{a}:{page}"),
+            JobView(a, j) => format!("jv:{a}:{j}"),
+            JobReport(a, j) => format!("jR:{a}:{j}"),
+            JobCancelYes(a, j) => format!("jc!:{a}:{j}"),
             Admin(a) => match a {
                 AdminCb::Overview => "A".into(),
                 AdminCb::Accounts(page) => format!("Al:{page}"),
@@ -348,6 +360,10 @@ impl Cb {
             ("it", 3) => InboxToggle(acc(1)?, flag(2)?),
             ("iM", 3) => InboxMentions(acc(1)?, flag(2)?),
             ("ps", 2) => PairStart(flag(1)?),
+            ("jl", 3) => Jobs(acc(1)?, parts[2].parse().ok().filter(|p: &u32| *p < 100_000)?),
+            ("jv", 3) => JobView(acc(1)?, job(2)?),
+            ("jR", 3) => JobReport(acc(1)?, job(2)?),
+            ("jc!", 3) => JobCancelYes(acc(1)?, job(2)?),
             ("ic", 1) => InputCancel,
             ("_", 1) => Noop,
             ("A", 1) => Admin(AdminCb::Overview),
@@ -411,6 +427,7 @@ impl Cb {
             | InboxMentions(a, _) => Some(*a),
             Menu | Help | LangMenu | SetLang(_) | Accounts | PairNew(_) | InputCancel | Noop | Admin(_) => None,
             PairStart(_) => None,
+            Jobs(a, _) | JobView(a, _) | JobReport(a, _) | JobCancelYes(a, _) => Some(*a),
         }
     }
 }
@@ -482,6 +499,10 @@ impl Cb {
             // --- ways ---
             Cb::PairStart(false),
             Cb::PairStart(true),
+            Cb::Jobs(a, 1),
+            Cb::JobView(a, job),
+            Cb::JobReport(a, job),
+            Cb::JobCancelYes(a, job),
         ];
         for (k, _) in InputKind::ALL {
             v.push(Cb::Input(a, k));
@@ -502,7 +523,7 @@ impl Cb {
             | GroupLeaveYes(..) | GroupAnnounce(..) | GroupLock(..) | GroupInput(..) | ExportLinks(_) | Input(..)
             | JobStart(..) | JobPause(..) | JobResume(..) | JobCancel(..) | Messages(_) | BroadcastTo(..)
             | InputCancel | Noop | Admin(_) | Inbox(..) | InboxToggle(..) | InboxMentions(..) => {}
-            PairStart(_) => {}
+            PairStart(_) | Jobs(..) | JobView(..) | JobReport(..) | JobCancelYes(..) => {}
         }
     }
 }

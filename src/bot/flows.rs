@@ -396,6 +396,7 @@ fn account_page(app: &App, c: &Caller, a: &Account) -> (String, InlineKeyboardMa
         rows.push(vec![btn(app, c, tr(l, Key::BtnReconnect), Cb::Reconnect(a.id))]);
     }
     rows.push(vec![btn(app, c, tr(l, Key::BtnInbox), Cb::Inbox(a.id, 0))]);
+    rows.push(vec![btn(app, c, tr(l, Key::BtnJobs), Cb::Jobs(a.id, 0))]);
     if matches!(a.status, AccountStatus::LoggedOut | AccountStatus::Unpaired) {
         rows.push(vec![btn(
             app,

@@ -844,7 +844,10 @@ pub(crate) async fn account_callback<R: Req>(
                     &t2(l, "🔎 Cek nomor WhatsApp", "🔎 Check numbers on WhatsApp"),
                     Cb::Input(acc.id, InputKind::CheckNumbers),
                 )],
-                vec![btn(app, c, tr(l, Key::BtnMenu), Cb::Menu)],
+                vec![
+                    btn(app, c, tr(l, Key::BtnJobs), Cb::Jobs(acc.id, 0)),
+                    btn(app, c, tr(l, Key::BtnMenu), Cb::Menu),
+                ],
             ]);
             edit_or_send(bot, m, c.chat, mid, &t, Some(kb)).await;
         }
@@ -883,7 +886,14 @@ pub(crate) async fn account_callback<R: Req>(
             )
             .await?;
         }
-        cb @ (Cb::JobStart(..) | Cb::JobPause(..) | Cb::JobResume(..) | Cb::JobCancel(..)) => {
+        cb @ (Cb::JobStart(..)
+        | Cb::JobPause(..)
+        | Cb::JobResume(..)
+        | Cb::JobCancel(..)
+        | Cb::JobCancelYes(..)
+        | Cb::Jobs(..)
+        | Cb::JobView(..)
+        | Cb::JobReport(..)) => {
             return super::jobs_ui::job_button(bot, app, c, &acc, cb, mid).await;
         }
         _ => return Ok(Some((super::flows::plain_text(tr(l, Key::StaleButton)), true))),

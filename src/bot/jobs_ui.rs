@@ -165,6 +165,47 @@ pub(crate) async fn job_button<R: Req>(
 ) -> anyhow::Result<Option<(String, bool)>> {
     let l = c.lang;
     let jobs = app.jobs();
+    match cb {
+        Cb::Jobs(_, page) => {
+            jobs_screen(bot, app, c, acc, page, mid).await?;
+            return Ok(None);
+        }
+        Cb::JobView(_, j) => return job_view(bot, app, c, acc, JobId::new(j), mid).await,
+        Cb::JobReport(_, j) => {
+            let job = JobId::new(j);
+            return match jobs.progress(c.tid, acc.id, job).await {
+                Ok(p) => {
+                    send_report(bot, app, c.tid, l, acc.id, job, &p).await;
+                    Ok(None)
+                }
+                Err(e) => Ok(Some((plain_text(&job_error_text(l, &e)), true))),
+            };
+        }
+        // A job that already runs is cancelled only once the owner confirms: its unsent
+        // items would never go out.
+        Cb::JobCancel(_, j) => {
+            if let Ok(p) = jobs.progress(c.tid, acc.id, JobId::new(j)).await {
+                if matches!(p.state, JobState::Running | JobState::Paused) {
+                    let left = p.total.saturating_sub(p.done + p.failed + p.unknown);
+                    let t = t2(
+                        l,
+                        "⚠️ Batalkan pekerjaan #{n}? {left} item yang belum jalan tidak akan dikirim. Laporannya tetap dikirim.",
+                        "⚠️ Cancel job #{n}? {left} items not yet run will not be sent. Its report is still sent.",
+                    )
+                    .replace("{n}", &j.to_string())
+                    .replace("{left}", &left.to_string());
+                    let kb = InlineKeyboardMarkup::new(vec![vec![
+                        btn(app, c, tr(l, Key::BtnYes), Cb::JobCancelYes(acc.id, j)),
+                        btn(app, c, tr(l, Key::BtnNo), Cb::JobView(acc.id, j)),
+                    ]]);
+                    // A new message: the progress message keeps being edited while it runs.
+                    send_html(bot, app.manager(), c.chat, &t, Some(kb)).await;
+                    return Ok(None);
+                }
+            }
+        }
+        _ => {}
+    }
     let res = match cb {
         Cb::JobStart(_, j) => {
             let id = JobId::new(j);
@@ -184,18 +225,22 @@ pub(crate) async fn job_button<R: Req>(
             .resume(c.tid, acc.id, JobId::new(j))
             .await
             .map(|_| t2(l, "▶️ Dilanjutkan", "▶️ Resumed")),
-        Cb::JobCancel(_, j) => jobs
+        Cb::JobCancel(_, j) | Cb::JobCancelYes(_, j) => jobs
             .cancel(c.tid, acc.id, JobId::new(j))
             .await
             .map(|_| t2(l, "✖️ Dibatalkan", "✖️ Cancelled")),
         _ => return Ok(None),
     };
     let job = match cb {
-        Cb::JobStart(_, j) | Cb::JobPause(_, j) | Cb::JobResume(_, j) | Cb::JobCancel(_, j) => JobId::new(j),
+        Cb::JobStart(_, j)
+        | Cb::JobPause(_, j)
+        | Cb::JobResume(_, j)
+        | Cb::JobCancel(_, j)
+        | Cb::JobCancelYes(_, j) => JobId::new(j),
         _ => return Ok(None),
     };
     // A started job cancelled by its owner gets its report too: who got it and who did not.
-    let was_started = matches!(cb, Cb::JobCancel(..))
+    let was_started = matches!(cb, Cb::JobCancel(..) | Cb::JobCancelYes(..))
         && jobs
             .progress(c.tid, acc.id, job)
             .await
@@ -323,13 +368,115 @@ fn progress_view(
             c(t2(l, "▶️ Lanjutkan", "▶️ Resume"), Cb::JobResume(account, job.get())),
             c(tr(l, Key::BtnCancel).to_string(), Cb::JobCancel(account, job.get())),
         ]])),
-        // Finished, cancelled or never started: the way on is the menu.
-        _ => Some(InlineKeyboardMarkup::new(vec![vec![c(
-            tr(l, Key::BtnMenu).to_string(),
-            Cb::Menu,
-        )]])),
+        // Finished, cancelled or never started: the way on is the jobs screen or the menu.
+        _ => Some(InlineKeyboardMarkup::new(vec![vec![
+            c(tr(l, Key::BtnJobs).to_string(), Cb::Jobs(account, 0)),
+            c(tr(l, Key::BtnMenu).to_string(), Cb::Menu),
+        ]])),
     };
     (text, kb)
+}
+
+/// Jobs per page of the jobs screen.
+const JOBS_PAGE: usize = 6;
+
+/// A stored job kind (`JobKind::name`) in the owner's words; a kind this build does not
+/// know is still listed.
+fn kind_name_label(l: Lang, kind: &str) -> String {
+    match kind {
+        "create_groups" => t2(l, "Buat grup", "Create groups"),
+        "join_groups" => t2(l, "Gabung grup", "Join groups"),
+        "leave_groups" => t2(l, "Keluar dari grup", "Leave groups"),
+        "members" => t2(l, "Anggota grup", "Group members"),
+        "broadcast" => t2(l, "Siaran pesan", "Broadcast"),
+        "check_numbers" => t2(l, "Cek nomor", "Check numbers"),
+        _ => t2(l, "Pekerjaan", "Job"),
+    }
+}
+
+/// «📋 Pekerjaan»: the account's jobs, newest first (running, paused and recent ones), each
+/// with its progress; a button opens one.
+async fn jobs_screen<R: Req>(
+    bot: &R,
+    app: &App,
+    c: &Caller,
+    acc: &Account,
+    page: u32,
+    mid: Option<MessageId>,
+) -> anyhow::Result<()> {
+    let l = c.lang;
+    let list = app.jobs().list(c.tid, acc.id).await?;
+    let pages = list.len().div_ceil(JOBS_PAGE).max(1) as u32;
+    let page = page.min(pages - 1);
+    let mut text = t2(l, "📋 <b>Pekerjaan</b> {phone}: {n}", "📋 <b>Jobs</b> of {phone}: {n}")
+        .replace("{phone}", &acc.phone.to_string())
+        .replace("{n}", &list.len().to_string());
+    if list.is_empty() {
+        text.push_str(&t2(
+            l,
+            "\n\nBelum ada pekerjaan. Pekerjaan massal dimulai dari menu Grup dan Pesan.",
+            "\n\nNo jobs yet. Bulk jobs start from the Groups and Messages menus.",
+        ));
+    }
+    let mut rows = Vec::new();
+    for (id, kind, p) in list.iter().skip(page as usize * JOBS_PAGE).take(JOBS_PAGE) {
+        let finished = p.done + p.failed + p.unknown;
+        let label = format!(
+            "#{} {} · {} {}/{}",
+            id.get(),
+            kind_name_label(l, kind),
+            state_word(l, p.state),
+            finished,
+            p.total
+        );
+        rows.push(vec![btn(app, c, &label, Cb::JobView(acc.id, id.get()))]);
+    }
+    if pages > 1 {
+        let mut nav = Vec::new();
+        if page > 0 {
+            nav.push(btn(app, c, "◀️", Cb::Jobs(acc.id, page - 1)));
+        }
+        nav.push(btn(app, c, &format!("{}/{}", page + 1, pages), Cb::Noop));
+        if page + 1 < pages {
+            nav.push(btn(app, c, "▶️", Cb::Jobs(acc.id, page + 1)));
+        }
+        rows.push(nav);
+    }
+    rows.push(vec![
+        btn(app, c, tr(l, Key::BtnBack), Cb::Account(acc.id)),
+        btn(app, c, tr(l, Key::BtnMenu), Cb::Menu),
+    ]);
+    edit_or_send(bot, app.manager(), c.chat, mid, &text, Some(InlineKeyboardMarkup::new(rows))).await;
+    Ok(())
+}
+
+/// One job opened from the jobs screen: its progress and buttons, its report, and Back.
+async fn job_view<R: Req>(
+    bot: &R,
+    app: &App,
+    c: &Caller,
+    acc: &Account,
+    job: JobId,
+    mid: Option<MessageId>,
+) -> anyhow::Result<Option<(String, bool)>> {
+    let l = c.lang;
+    let p = match app.jobs().progress(c.tid, acc.id, job).await {
+        Ok(p) => p,
+        Err(e) => return Ok(Some((plain_text(&job_error_text(l, &e)), true))),
+    };
+    let (t, kb) = progress_view(app, c.tid, l, acc.id, job, &p);
+    let mut rows = match p.state {
+        JobState::Running | JobState::Paused => kb.map(|k| k.inline_keyboard).unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    let mut last = Vec::new();
+    if p.state != JobState::Draft {
+        last.push(btn(app, c, tr(l, Key::BtnReport), Cb::JobReport(acc.id, job.get())));
+    }
+    last.push(btn(app, c, tr(l, Key::BtnBack), Cb::Jobs(acc.id, 0)));
+    rows.push(last);
+    edit_or_send(bot, app.manager(), c.chat, mid, &t, Some(InlineKeyboardMarkup::new(rows))).await;
+    Ok(None)
 }
 
 /// The job's report as a document, in the owner's language, with a way on.
