@@ -443,7 +443,7 @@ mod over_the_fake {
         fake(d, &api, &["send", "--from", FRIEND, "--to", A_PHONE, "langsung"]);
         let now = tg.wait_for_text_to(A, "langsung", WAIT).await;
         assert!(
-            now.text.contains("Fake 7199") && now.text.contains("+6281271097199"),
+            now.text.contains("Fake 7199") && now.text.contains("+62 812-7109-7199"),
             "{}",
             now.text
         );

@@ -440,3 +440,23 @@ async fn previews_checks_status_and_remove_explain_themselves() {
     assert!(confirm.text.contains("unlinked from WhatsApp"), "{}", confirm.text);
     bot.stop().await;
 }
+
+/// A wrong answer edits the prompt with the reason (no second copy of it); an answer takes
+/// the prompt's «Batal» away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prompt_is_edited_with_the_reason_and_loses_its_cancel_once_answered() {
+    let bot = TestBot::start(&[]).await;
+    bot.pair(A, A_PHONE).await;
+    bot.say(A, "/menu", "Menu utama").await;
+    bot.tap(A, "Pesan", "Pesan</b>").await;
+    let prompt = bot.tap(A, "Cek nomor", "Cek nomor dengan").await;
+    let before = bot.tg.sent_to(A).len();
+    let again = bot.say(A, "abc", "Tidak ada item yang valid").await;
+    assert_eq!(again.message_id, prompt.message_id, "the prompt was sent again");
+    assert!(again.button_data("Batal").is_some(), "{:?}", again.buttons());
+    assert_eq!(bot.tg.sent_to(A).len(), before, "a second copy of the prompt");
+    bot.say(A, "081234567801", "Mulai pekerjaan ini").await;
+    let answered = now(&bot, A, prompt.message_id);
+    assert!(answered.buttons().is_empty(), "an answered prompt keeps {:?}", answered.buttons());
+    bot.stop().await;
+}

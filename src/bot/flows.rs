@@ -153,6 +153,11 @@ async fn message<R: Req>(bot: &R, msg: &Message, app: &App, c: &Caller) -> anyho
             send_html(bot, app.manager(), c.chat, &t, Some(back_to_menu(app, c))).await;
             return Ok(());
         }
+        // Answered: the prompt's «Batal» no longer cancels anything (a wrong answer puts it
+        // back with the reason).
+        if let Some(mid) = p.prompt {
+            super::send::clear_buttons(bot, app.manager(), c.chat, mid).await;
+        }
         if p.kind == super::callback::InputKind::Broadcast && p.data.is_some() {
             return super::groups::broadcast_numbers(bot, app, c, p, msg).await;
         }

@@ -620,7 +620,9 @@ fn prompt_message(app: &App, c: &Caller, p: &Pending) -> (String, InlineKeyboard
 async fn ask_input<R: Req>(bot: &R, app: &App, c: &Caller, p: Pending, edit: Option<MessageId>) {
     let (t, kb) = prompt_message(app, c, &p);
     app.set_pending(c.tid, p);
-    edit_or_send(bot, app.manager(), c.chat, edit, &t, Some(kb)).await;
+    if let Some(mid) = edit_or_send(bot, app.manager(), c.chat, edit, &t, Some(kb)).await {
+        app.set_pending_prompt(c.tid, mid);
+    }
 }
 
 /// The input could not be used: says why, asks again and keeps waiting (with a fresh timeout,
@@ -628,8 +630,12 @@ async fn ask_input<R: Req>(bot: &R, app: &App, c: &Caller, p: Pending, edit: Opt
 async fn reask<R: Req>(bot: &R, app: &App, c: &Caller, mut p: Pending, why: &str) {
     p.created_at = std::time::Instant::now();
     let (t, kb) = prompt_message(app, c, &p);
+    // The prompt itself says what was wrong (its «Batal» back), rather than a second copy.
+    let at = p.prompt;
     app.set_pending(c.tid, p);
-    send_html(bot, app.manager(), c.chat, &format!("❌ {why}\n\n{t}"), Some(kb)).await;
+    if let Some(mid) = edit_or_send(bot, app.manager(), c.chat, at, &format!("❌ {why}\n\n{t}"), Some(kb)).await {
+        app.set_pending_prompt(c.tid, mid);
+    }
 }
 
 /// The name the user knows a group by: from the cached list, else from WhatsApp, else its ID.
@@ -1360,7 +1366,9 @@ pub(crate) async fn pending_input<R: Req>(
             ]);
             let kb = kb.append_row(vec![btn(app, c, tr(l, Key::BtnCancel), Cb::InputCancel)]);
             let prompt = format!("{}\n\n{}", broadcast_where(l), tr(l, Key::PromptCancelHint));
-            send_html(bot, m, c.chat, &prompt, Some(kb)).await;
+            if let Some(mid) = send_html(bot, m, c.chat, &prompt, Some(kb)).await {
+                app.set_pending_prompt(c.tid, mid);
+            }
         }
         (CheckNumbers, _) => {
             let (nums, bad) = parse_numbers(&text, &cc);

@@ -52,6 +52,10 @@ pub struct Pending {
     pub target: String,
     /// When it was asked; it expires a configured time later.
     pub created_at: Instant,
+    // --- ways ---
+    /// The message that asks (in the user's chat): a wrong answer edits it with the reason,
+    /// and an answer takes its «Batal» away.
+    pub prompt: Option<teloxide::types::MessageId>,
 }
 
 impl Pending {
@@ -69,6 +73,7 @@ impl Pending {
             data: None,
             target,
             created_at: Instant::now(),
+            prompt: None,
         }
     }
 
@@ -179,6 +184,13 @@ impl App {
     /// Waits for `tid`'s text for `p` (replacing any earlier prompt of theirs).
     pub(crate) fn set_pending(&self, tid: TelegramId, p: Pending) {
         self.pending_map().insert(tid, p);
+    }
+
+    /// Notes which message asks for the prompt waiting for `tid` (sent after it was set).
+    pub(crate) fn set_pending_prompt(&self, tid: TelegramId, message: teloxide::types::MessageId) {
+        if let Some(p) = self.pending_map().get_mut(&tid) {
+            p.prompt = Some(message);
+        }
     }
 
     /// The prompt waiting for `tid`'s text, removed (expired or not: the caller says which).

@@ -534,6 +534,26 @@ pub async fn answer<R>(
     }
 }
 
+/// Takes the buttons off a message (an answered prompt), with the same retries and pacing as
+/// an edit; a message already without them is not an error worth more than a log line.
+pub async fn clear_buttons<R>(bot: &R, manager: &AccountManager, chat: ChatId, message: MessageId)
+where
+    R: Requester<Err = RequestError>,
+{
+    let res = retrying(base(manager), Repeat::Safe, "editMessageReplyMarkup", || {
+        paced(
+            manager,
+            chat,
+            Class::Reply,
+            bot.edit_message_reply_markup(chat, message).into_future(),
+        )
+    })
+    .await;
+    if let Err(e) = res {
+        tracing::debug!(chat_id = chat.0, error = %e, "editMessageReplyMarkup failed");
+    }
+}
+
 /// Deletes a message, with the same retries and pacing as an edit; a message already gone is
 /// not an error worth more than a log line.
 pub async fn delete<R>(bot: &R, manager: &AccountManager, chat: ChatId, message: MessageId)
