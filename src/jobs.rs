@@ -613,6 +613,29 @@ impl Jobs {
         .await
     }
 
+    /// Today's use of the account's daily cap, as the engine counts it: `(items run today,
+    /// today's cap (the warm-up's while it lasts), when the day ends (Unix, UTC midnight))`.
+    pub async fn quota_today(&self, owner: TelegramId, account: AccountId) -> Result<(i64, u32, i64), JobError> {
+        let acc = self.inner.manager.account_of(owner, account).await?;
+        let (normal, t) = (self.inner.options.daily_cap, now());
+        let day_start = t - t.rem_euclid(86_400);
+        let (linked, used) = self
+            .db(&acc, move |c| {
+                let used = c.query_row(
+                    "SELECT COUNT(*) FROM job_items WHERE state IN ('ok', 'failed') AND updated_at >= ?1",
+                    [day_start],
+                    |r| r.get::<_, i64>(0),
+                )?;
+                Ok((linked_at(c)?, used))
+            })
+            .await?;
+        let cap = match linked {
+            Some(at) => daily_cap_for(normal, &self.inner.options.warmup_caps, t - at),
+            None => normal,
+        };
+        Ok((used, cap, day_start + 86_400))
+    }
+
     /// A line per item: `seq<TAB>input<TAB>ok|failed|pending<TAB>result`.
     pub async fn report(&self, owner: TelegramId, account: AccountId, job: JobId) -> Result<String, JobError> {
         let acc = self.inner.manager.account_of(owner, account).await?;

@@ -460,3 +460,23 @@ async fn a_prompt_is_edited_with_the_reason_and_loses_its_cancel_once_answered()
     assert!(answered.buttons().is_empty(), "an answered prompt keeps {:?}", answered.buttons());
     bot.stop().await;
 }
+
+/// The daily cap in sight: the preview warns what goes today and when the rest goes, the
+/// account page shows today's quota, and «Lanjutkan» on a capped job says when it can go
+/// on instead of pausing it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daily_cap_is_visible_and_explained() {
+    let bot = TestBot::start(&[("TGWA_JOB_DAILY_CAP", "2")]).await;
+    bot.pair(A, A_PHONE).await;
+    bot.broadcast_preview(A, "Halo", &numbers(3)).await;
+    let preview = bot.tg.sent_to(A).into_iter().rev().find(|m| m.text.contains("Mulai pekerjaan")).unwrap();
+    assert!(preview.text.contains("2 dari 3 hari ini, sisanya besok 07:00 WIB"), "{}", preview.text);
+    bot.tap(A, "Mulai", "batas harian").await;
+    let id = bot.press(A, "Lanjutkan");
+    let ans = bot.tg.wait_for_callback_answer(&id, WAIT).await;
+    let said = ans["text"].as_str().unwrap_or("");
+    assert!(said.contains("Kuota harian habis") && said.contains("07:00 WIB"), "{ans}");
+    let page = bot.say(A, "/status", "Terakhir diperbarui").await;
+    assert!(page.text.contains("Kuota hari ini: 2/2"), "{}", page.text);
+    bot.stop().await;
+}

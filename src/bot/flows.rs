@@ -214,6 +214,7 @@ async fn command<R: Req>(bot: &R, app: &App, c: &Caller, cmd: &str, arg: &str) -
         "status" => match c.active() {
             Some(a) => {
                 let (t, kb) = account_page(app, c, a);
+                let t = format!("{t}{}", super::jobs_ui::quota_note(app, c, a, None).await);
                 send_html(bot, m, c.chat, &t, Some(kb)).await;
             }
             None => show_menu(bot, app, c, None).await,
@@ -554,6 +555,7 @@ async fn callback<R: Req>(
         }
         (Cb::Account(_), Some(a)) => {
             let (t, kb) = account_page(app, c, &a);
+            let t = format!("{t}{}", super::jobs_ui::quota_note(app, c, &a, None).await);
             edit_or_send(bot, m, c.chat, mid, &t, Some(kb)).await;
             // «ℹ️ Status» edits the page in place, often to the same text: say it was read.
             return Ok(Some((tr(l, Key::StatusRefreshed).to_string(), false)));

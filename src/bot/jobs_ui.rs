@@ -144,6 +144,7 @@ pub(crate) async fn propose<R: Req>(
     }
     text.push_str(&spins);
     text.push_str(&notes);
+    text.push_str(&quota_note(app, c, acc, Some(items.len())).await);
     text.push_str(&t2(l, "\n\nMulai pekerjaan ini?", "\n\nStart this job?"));
     let kb = InlineKeyboardMarkup::new(vec![vec![
         btn(app, c, &t2(l, "▶️ Mulai", "▶️ Start"), Cb::JobStart(acc.id, id.get())),
@@ -171,6 +172,28 @@ pub(crate) async fn job_button<R: Req>(
             return Ok(None);
         }
         Cb::JobView(_, j) => return job_view(bot, app, c, acc, JobId::new(j), mid).await,
+        // Resuming a job the daily cap paused would only pause it again: say when it can go.
+        Cb::JobResume(_, j) => {
+            let capped = jobs
+                .progress(c.tid, acc.id, JobId::new(j))
+                .await
+                .ok()
+                .and_then(|p| p.pause_reason)
+                .is_some_and(|r| r == "daily_cap" || r == "warmup_cap");
+            if let (true, Ok((used, cap, day_end))) = (capped, jobs.quota_today(c.tid, acc.id).await) {
+                if used >= cap as i64 {
+                    let t = t2(
+                        l,
+                        "⏳ Kuota harian habis ({used}/{cap}). Pekerjaan ini bisa dilanjutkan mulai {at}.",
+                        "⏳ The daily quota is used up ({used}/{cap}). This job can continue from {at}.",
+                    )
+                    .replace("{used}", &used.to_string())
+                    .replace("{cap}", &cap.to_string())
+                    .replace("{at}", &super::flows::local_time(app.manager().config(), day_end));
+                    return Ok(Some((t, true)));
+                }
+            }
+        }
         Cb::JobReport(_, j) => {
             let job = JobId::new(j);
             return match jobs.progress(c.tid, acc.id, job).await {
@@ -375,6 +398,32 @@ fn progress_view(
         ]])),
     };
     (text, kb)
+}
+
+/// «📊 Kuota hari ini: 5/8 item» and, when `wanted` items would pass it, when the rest goes
+/// ("5 dari 8 hari ini, sisanya besok 07:00 WIB"); empty when the quota cannot be read.
+pub(crate) async fn quota_note(app: &App, c: &Caller, acc: &Account, wanted: Option<usize>) -> String {
+    let l = c.lang;
+    let Ok((used, cap, day_end)) = app.jobs().quota_today(c.tid, acc.id).await else {
+        return String::new();
+    };
+    let left = (cap as i64 - used).max(0) as usize;
+    let at = super::flows::local_time(app.manager().config(), day_end);
+    let at = at.split_once(' ').map_or(at.as_str(), |(_, time)| time).to_string();
+    match wanted {
+        None => t2(l, "\n📊 Kuota hari ini: {used}/{cap} item", "\n📊 Today's quota: {used}/{cap} items")
+            .replace("{used}", &used.to_string())
+            .replace("{cap}", &cap.to_string()),
+        Some(n) if n > left => t2(
+            l,
+            "\n\n⚠️ Kuota harian: {left} dari {n} hari ini, sisanya besok {at}.",
+            "\n\n⚠️ Daily quota: {left} of {n} today, the rest tomorrow {at}.",
+        )
+        .replace("{left}", &left.to_string())
+        .replace("{n}", &n.to_string())
+        .replace("{at}", &at),
+        Some(_) => String::new(),
+    }
 }
 
 /// Jobs per page of the jobs screen.
