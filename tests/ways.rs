@@ -210,6 +210,13 @@ async fn an_announcement_and_the_admin_refusal_have_a_way_on() {
         .wait_for_text_to_after(mark, A, "Server dipelihara malam ini", WAIT)
         .await;
     has_way_on("a received announcement", &got);
+
+    // The operator's confirmation names the owner and the full account.
+    bot.say(ADMIN, &format!("/admin {A}"), "cocok dengan").await;
+    bot.tap(ADMIN, "1801", "Riwayat").await;
+    let ask = bot.tap(ADMIN, "Putuskan sesi", "Putuskan sesi WhatsApp").await;
+    assert!(ask.text.contains("+62 812-3456-1801"), "{}", ask.text);
+    assert!(ask.text.contains(&A.to_string()), "{}", ask.text);
     bot.stop().await;
 }
 

@@ -129,13 +129,13 @@ pub(crate) async fn callback<R: Req>(
             t2(
                 l,
                 &format!(
-                    "🔌 Putuskan sesi WhatsApp {} (pemilik {})? Pemilik akan diberi tahu dan dapat menyambungkannya lagi.",
-                    a.phone.masked(),
+                    "🔌 Putuskan sesi WhatsApp {} (pemilik: pengguna Telegram {})? Pemilik akan diberi tahu dan dapat menyambungkannya lagi.",
+                    a.phone,
                     a.telegram_id
                 ),
                 &format!(
-                    "🔌 Disconnect the WhatsApp session of {} (owner {})? The owner will be told. The account connects again when the bot restarts.",
-                    a.phone.masked(),
+                    "🔌 Disconnect the WhatsApp session of {} (owner: Telegram user {})? The owner will be told and can connect it again.",
+                    a.phone,
                     a.telegram_id
                 ),
             ),
@@ -145,13 +145,13 @@ pub(crate) async fn callback<R: Req>(
             t2(
                 l,
                 &format!(
-                    "🚪 Paksa logout {} (pemilik {})? Perangkat ditautkan dihapus dari WhatsApp; pemilik harus memasangkan ulang. Pemilik akan diberi tahu.",
-                    a.phone.masked(),
+                    "🚪 Paksa logout {} (pemilik: pengguna Telegram {})? Perangkat ditautkan dihapus dari WhatsApp; pemilik harus memasangkan ulang. Pemilik akan diberi tahu.",
+                    a.phone,
                     a.telegram_id
                 ),
                 &format!(
-                    "🚪 Force-logout {} (owner {})? The linked device is removed from WhatsApp; the owner must pair again. The owner will be told.",
-                    a.phone.masked(),
+                    "🚪 Force-logout {} (owner: Telegram user {})? The linked device is removed from WhatsApp; the owner must pair again. The owner will be told.",
+                    a.phone,
                     a.telegram_id
                 ),
             ),
@@ -163,19 +163,19 @@ pub(crate) async fn callback<R: Req>(
             AdminCb::Suspend(t, _) | AdminCb::SuspendYes(t, _) | AdminCb::Unsuspend(t, _) | AdminCb::UnsuspendYes(t, _),
             Some(a),
         ) if t != a.telegram_id => return Ok(Some((tr(l, Key::StaleButton).to_string(), true))),
-        (AdminCb::Suspend(t, id), Some(_)) => (
+        (AdminCb::Suspend(t, id), Some(a)) => (
             t2(
                 l,
-                &format!("⛔ Tangguhkan pengguna {t}? Semua perintah dan tombolnya ditolak; sesi WhatsApp-nya tetap berjalan."),
-                &format!("⛔ Suspend user {t}? Every command and button of theirs is refused; their WhatsApp sessions keep running."),
+                &format!("⛔ Tangguhkan pengguna Telegram {t}, pemilik {}? Semua perintah dan tombolnya ditolak; sesi WhatsApp-nya tetap berjalan.", a.phone),
+                &format!("⛔ Suspend Telegram user {t}, owner of {}? Every command and button of theirs is refused; their WhatsApp sessions keep running.", a.phone),
             ),
             confirm(app, c, Cb::Admin(AdminCb::SuspendYes(t, id)), Cb::Admin(AdminCb::Account(id))),
         ),
-        (AdminCb::Unsuspend(t, id), Some(_)) => (
+        (AdminCb::Unsuspend(t, id), Some(a)) => (
             t2(
                 l,
-                &format!("✅ Pulihkan pengguna {t}?"),
-                &format!("✅ Restore user {t}?"),
+                &format!("✅ Pulihkan pengguna Telegram {t}, pemilik {}?", a.phone),
+                &format!("✅ Restore Telegram user {t}, owner of {}?", a.phone),
             ),
             confirm(app, c, Cb::Admin(AdminCb::UnsuspendYes(t, id)), Cb::Admin(AdminCb::Account(id))),
         ),
@@ -200,13 +200,13 @@ pub(crate) async fn callback<R: Req>(
             t2(
                 l,
                 &format!(
-                    "⏸ Jeda semua pekerjaan yang berjalan di {} (pemilik {})? Pemilik dapat melanjutkannya. Pemilik akan diberi tahu.",
-                    a.phone.masked(),
+                    "⏸ Jeda semua pekerjaan yang berjalan di {} (pemilik: pengguna Telegram {})? Pemilik dapat melanjutkannya. Pemilik akan diberi tahu.",
+                    a.phone,
                     a.telegram_id
                 ),
                 &format!(
-                    "⏸ Pause every running job of {} (owner {})? The owner can resume them. The owner will be told.",
-                    a.phone.masked(),
+                    "⏸ Pause every running job of {} (owner: Telegram user {})? The owner can resume them. The owner will be told.",
+                    a.phone,
                     a.telegram_id
                 ),
             ),
