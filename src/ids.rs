@@ -633,8 +633,14 @@ mod tests {
     fn phone_display_and_mask() {
         let n = PhoneNumber::parse("081234567890", "62").unwrap();
         assert_eq!(n.to_string(), "+62 812-3456-7890");
-        assert_eq!(PhoneNumber::from_digits("628123456789").unwrap().to_string(), "+62 812-345-6789");
-        assert_eq!(PhoneNumber::from_digits("14155550123").unwrap().to_string(), "+14155550123");
+        assert_eq!(
+            PhoneNumber::from_digits("628123456789").unwrap().to_string(),
+            "+62 812-345-6789"
+        );
+        assert_eq!(
+            PhoneNumber::from_digits("14155550123").unwrap().to_string(),
+            "+14155550123"
+        );
         assert_eq!(n.masked(), "+62*******7890");
         assert_eq!(n.last4(), "7890");
     }

@@ -1655,7 +1655,9 @@ async fn execute(s: &dyn WaSession, kind: &JobKind, input: &str, typing: Option<
             // The report hands the owner each new group's invite link; a link WhatsApp will
             // not give now does not undo the creation.
             let link = s.invite_link(&g.id, false).await.unwrap_or_default();
-            Ok(format!("created {} ({} members) {link}", g.id, g.members.len()).trim_end().to_string())
+            Ok(format!("created {} ({} members) {link}", g.id, g.members.len())
+                .trim_end()
+                .to_string())
         }
         JobKind::JoinGroups => match s.join_group(input).await? {
             JoinOutcome::Joined(g) => Ok(format!("joined {g}")),

@@ -62,7 +62,11 @@ async fn a_new_user_always_has_a_way_on() {
     let bot = TestBot::start(&[]).await;
     let denied = bot.say(NEW, "halo", "AKSES DITOLAK").await;
     has_way_on("AKSES DITOLAK", &denied);
-    assert!(denied.button_data("Hubungkan nomor").is_some(), "{:?}", denied.buttons());
+    assert!(
+        denied.button_data("Hubungkan nomor").is_some(),
+        "{:?}",
+        denied.buttons()
+    );
     let ask = bot.tap(NEW, "Hubungkan nomor", "Kirim nomor WhatsApp").await;
     has_way_on("the number prompt", &ask);
     let cancelled = bot.tap(NEW, "Batal", "Dibatalkan").await;
@@ -70,7 +74,11 @@ async fn a_new_user_always_has_a_way_on() {
     has_way_on("/cancel", &bot.say(NEW, "/cancel", "Tidak ada input").await);
     // A command only account holders may use is refused with the same way on.
     let refused = bot.say(NEW, "/frobnicate", "AKSES DITOLAK").await;
-    assert!(refused.button_data("Hubungkan nomor").is_some(), "{:?}", refused.buttons());
+    assert!(
+        refused.button_data("Hubungkan nomor").is_some(),
+        "{:?}",
+        refused.buttons()
+    );
     let refused = bot.say(NEW, "/pair 12", "tidak valid").await;
     has_way_on("a refused number", &refused);
     // «Coba lagi» asks for the number again, and the number then pairs.
@@ -86,7 +94,10 @@ async fn a_new_user_always_has_a_way_on() {
     let unknown = bot.tg.wait_for_text_to_after(mark, EN, "Access denied", WAIT).await;
     has_way_on("a refused command (en)", &unknown);
     bot.tg.push_message_lang(EN, "/pair", "en");
-    let ask = bot.tg.wait_for_text_to_after(mark, EN, "Send your WhatsApp number", WAIT).await;
+    let ask = bot
+        .tg
+        .wait_for_text_to_after(mark, EN, "Send your WhatsApp number", WAIT)
+        .await;
     has_way_on("the number prompt (en)", &ask);
     let mark = bot.tg.mark();
     bot.tg.push_message_lang(EN, "/help", "en");
@@ -161,8 +172,14 @@ async fn job_messages_reports_and_the_member_list_have_a_way_on() {
     bot.say(A, "/status", "Terakhir diperbarui").await;
     let screen = bot.tap(A, "📋 Pekerjaan", "Pekerjaan</b>").await;
     let labels: Vec<String> = screen.buttons().into_iter().map(|b| b.0).collect();
-    assert!(labels.iter().any(|l| l.contains("#1 Buat grup · selesai 1/1")), "{labels:?}");
-    assert!(labels.iter().any(|l| l.contains("Siaran pesan · dibatalkan")), "{labels:?}");
+    assert!(
+        labels.iter().any(|l| l.contains("#1 Buat grup · selesai 1/1")),
+        "{labels:?}"
+    );
+    assert!(
+        labels.iter().any(|l| l.contains("Siaran pesan · dibatalkan")),
+        "{labels:?}"
+    );
     let view = bot.tap(A, "#1 Buat grup", "Pekerjaan #1").await;
     has_way_on("a job opened from the jobs screen", &view);
     let mark = bot.tg.mark();
@@ -180,7 +197,11 @@ async fn a_logged_out_or_banned_account_offers_a_way_on() {
     bot.pair(GONE, GONE_PHONE).await;
     let notice = bot.tg.wait_for_text_to(GONE, "logout dari ponsel", WAIT).await;
     assert!(notice.button_data("Hubungkan lagi").is_some(), "{:?}", notice.buttons());
-    assert!(notice.button_data("Pakai akun lain").is_some(), "{:?}", notice.buttons());
+    assert!(
+        notice.button_data("Pakai akun lain").is_some(),
+        "{:?}",
+        notice.buttons()
+    );
     let r = bot.say(GONE, "/groups", "tidak terhubung").await;
     assert!(!r.text.contains("Coba lagi nanti"), "{}", r.text);
     assert!(r.button_data("Hubungkan lagi").is_some(), "{:?}", r.buttons());
@@ -188,8 +209,16 @@ async fn a_logged_out_or_banned_account_offers_a_way_on() {
 
     bot.pair(BANNED, BANNED_PHONE).await;
     let notice = bot.tg.wait_for_text_to(BANNED, "diblokir sementara", WAIT).await;
-    assert!(notice.button_data("Pakai akun lain").is_some(), "{:?}", notice.buttons());
-    assert!(notice.text.contains("WIB") && !notice.text.contains("UTC"), "{}", notice.text);
+    assert!(
+        notice.button_data("Pakai akun lain").is_some(),
+        "{:?}",
+        notice.buttons()
+    );
+    assert!(
+        notice.text.contains("WIB") && !notice.text.contains("UTC"),
+        "{}",
+        notice.text
+    );
     bot.stop().await;
 }
 
@@ -201,8 +230,12 @@ async fn an_announcement_and_the_admin_refusal_have_a_way_on() {
     bot.pair(A, A_PHONE).await;
     has_way_on("/admin refused", &bot.say(A, "/admin", "AKSES DITOLAK").await);
     bot.say(ADMIN, "/start", "").await;
-    bot.say(ADMIN, "/admin announce Server dipelihara malam ini", "Pratinjau pengumuman")
-        .await;
+    bot.say(
+        ADMIN,
+        "/admin announce Server dipelihara malam ini",
+        "Pratinjau pengumuman",
+    )
+    .await;
     let mark = bot.tg.mark();
     bot.press(ADMIN, "Kirim ke");
     let got = bot
@@ -225,11 +258,37 @@ async fn an_announcement_and_the_admin_refusal_have_a_way_on() {
 /// English words that have no place in an Indonesian text (and would show a half-translated
 /// screen), and the reverse.
 const ENGLISH: &[&str] = &[
-    "the", "failed", "error", "pending", "seconds", "please", "cancelled", "and", "is", "not", "found",
+    "the",
+    "failed",
+    "error",
+    "pending",
+    "seconds",
+    "please",
+    "cancelled",
+    "and",
+    "is",
+    "not",
+    "found",
 ];
 const INDONESIAN: &[&str] = &[
-    "dan", "yang", "tidak", "gagal", "akun", "grup", "nomor", "pesan", "sudah", "belum", "untuk", "dengan", "dari",
-    "batal", "selesai", "detik", "menit", "dibatalkan",
+    "dan",
+    "yang",
+    "tidak",
+    "gagal",
+    "akun",
+    "grup",
+    "nomor",
+    "pesan",
+    "sudah",
+    "belum",
+    "untuk",
+    "dengan",
+    "dari",
+    "batal",
+    "selesai",
+    "detik",
+    "menit",
+    "dibatalkan",
 ];
 
 /// The words of a user-visible text: tags, placeholders, `<code>` examples and commands left
@@ -318,13 +377,21 @@ fn pairs() -> Vec<(String, String, String)> {
             if src[..call].ends_with(|c: char| c.is_alphanumeric() || c == '_') || src[..call].ends_with("fn ") {
                 continue;
             }
-            let Some((first, end)) = literal_at(&src, call) else { break };
-            let Some((second, _)) = literal_at(&src, end) else { break };
+            let Some((first, end)) = literal_at(&src, call) else {
+                break;
+            };
+            let Some((second, _)) = literal_at(&src, end) else {
+                break;
+            };
             // Both literals belong to this call only when no other call starts in between.
             if src[call + 3..end].contains("t2(") {
                 continue;
             }
-            out.push((format!("{}:{}", p.display(), src[..call].lines().count()), first, second));
+            out.push((
+                format!("{}:{}", p.display(), src[..call].lines().count()),
+                first,
+                second,
+            ));
         }
     }
     out
@@ -382,12 +449,24 @@ async fn groups_by_name_in_natural_order_with_labelled_controls() {
     bot.tg.wait_for_button_after(mark, A, "2/2", WAIT).await;
     bot.tap(A, "Kelas 10 (", "Anggota").await;
     let back = bot.tap(A, "Kembali", "Anda admin").await;
-    assert!(back.button_data("2/2").is_some(), "Back went elsewhere: {:?}", back.buttons());
+    assert!(
+        back.button_data("2/2").is_some(),
+        "Back went elsewhere: {:?}",
+        back.buttons()
+    );
 
     let page = bot.tap(A, "Kelas 10 (", "Anggota").await;
-    assert!(page.button_data("Hanya admin kirim: OFF").is_some(), "{:?}", page.buttons());
+    assert!(
+        page.button_data("Hanya admin kirim: OFF").is_some(),
+        "{:?}",
+        page.buttons()
+    );
     let page = bot.tap(A, "Hanya admin kirim: OFF", "Anggota").await;
-    assert!(page.button_data("Hanya admin kirim: ON").is_some(), "{:?}", page.buttons());
+    assert!(
+        page.button_data("Hanya admin kirim: ON").is_some(),
+        "{:?}",
+        page.buttons()
+    );
     bot.tap(A, "Ganti nama", "nama").await;
     let page = bot.say(A, "Kelas Sepuluh", "Nama grup diganti").await;
     assert!(page.text.contains("1801"), "names the number: {}", page.text);
@@ -412,7 +491,13 @@ async fn previews_checks_status_and_remove_explain_themselves() {
     let bot = TestBot::start(&[]).await;
     bot.pair(A, A_PHONE).await;
     bot.broadcast_preview(A, "Halo semua, rapat jam 7", &numbers(3)).await;
-    let preview = bot.tg.sent_to(A).into_iter().rev().find(|m| m.text.contains("Mulai pekerjaan")).unwrap();
+    let preview = bot
+        .tg
+        .sent_to(A)
+        .into_iter()
+        .rev()
+        .find(|m| m.text.contains("Mulai pekerjaan"))
+        .unwrap();
     assert!(preview.text.contains("Halo semua, rapat jam 7"), "{}", preview.text);
     assert!(preview.text.contains("penerima: 3"), "{}", preview.text);
     bot.tap(A, "Batal", "").await;
@@ -424,12 +509,19 @@ async fn previews_checks_status_and_remove_explain_themselves() {
     let mark = bot.tg.mark();
     bot.press(A, "Mulai");
     let report = document_after(&bot, mark, A, "Laporan pekerjaan").await;
-    assert!(report.text.contains("1 nomor ada di WhatsApp, 1 tidak"), "{}", report.text);
+    assert!(
+        report.text.contains("1 nomor ada di WhatsApp, 1 tidak"),
+        "{}",
+        report.text
+    );
 
     bot.say(A, "/status", "Terakhir diperbarui").await;
     let id = bot.press(A, "ℹ️ Status");
     let ans = bot.tg.wait_for_callback_answer(&id, WAIT).await;
-    assert!(ans["text"].as_str().unwrap_or("").contains("Status diperbarui"), "{ans}");
+    assert!(
+        ans["text"].as_str().unwrap_or("").contains("Status diperbarui"),
+        "{ans}"
+    );
     let confirm = bot.tap(A, "Hapus", "Hapus <b>").await;
     assert!(confirm.text.contains("dilepas dari WhatsApp"), "{}", confirm.text);
 
@@ -464,7 +556,11 @@ async fn a_prompt_is_edited_with_the_reason_and_loses_its_cancel_once_answered()
     assert_eq!(bot.tg.sent_to(A).len(), before, "a second copy of the prompt");
     bot.say(A, "081234567801", "Mulai pekerjaan ini").await;
     let answered = now(&bot, A, prompt.message_id);
-    assert!(answered.buttons().is_empty(), "an answered prompt keeps {:?}", answered.buttons());
+    assert!(
+        answered.buttons().is_empty(),
+        "an answered prompt keeps {:?}",
+        answered.buttons()
+    );
     bot.stop().await;
 }
 
@@ -476,13 +572,26 @@ async fn the_daily_cap_is_visible_and_explained() {
     let bot = TestBot::start(&[("TGWA_JOB_DAILY_CAP", "2")]).await;
     bot.pair(A, A_PHONE).await;
     bot.broadcast_preview(A, "Halo", &numbers(3)).await;
-    let preview = bot.tg.sent_to(A).into_iter().rev().find(|m| m.text.contains("Mulai pekerjaan")).unwrap();
-    assert!(preview.text.contains("2 dari 3 hari ini, sisanya besok 07:00 WIB"), "{}", preview.text);
+    let preview = bot
+        .tg
+        .sent_to(A)
+        .into_iter()
+        .rev()
+        .find(|m| m.text.contains("Mulai pekerjaan"))
+        .unwrap();
+    assert!(
+        preview.text.contains("2 dari 3 hari ini, sisanya besok 07:00 WIB"),
+        "{}",
+        preview.text
+    );
     bot.tap(A, "Mulai", "batas harian").await;
     let id = bot.press(A, "Lanjutkan");
     let ans = bot.tg.wait_for_callback_answer(&id, WAIT).await;
     let said = ans["text"].as_str().unwrap_or("");
-    assert!(said.contains("Kuota harian habis") && said.contains("07:00 WIB"), "{ans}");
+    assert!(
+        said.contains("Kuota harian habis") && said.contains("07:00 WIB"),
+        "{ans}"
+    );
     let page = bot.say(A, "/status", "Terakhir diperbarui").await;
     assert!(page.text.contains("Kuota hari ini: 2/2"), "{}", page.text);
     bot.stop().await;

@@ -313,7 +313,11 @@ impl<R: Req> Outlet for TelegramOutlet<R> {
                 "🏠 Menu",
                 self.app.codec().encode(to, &Cb::Menu),
             )]]);
-            let req = self.bot.send_message(chat, text.to_string()).reply_markup(menu).into_future();
+            let req = self
+                .bot
+                .send_message(chat, text.to_string())
+                .reply_markup(menu)
+                .into_future();
             super::send::paced(self.app.manager(), chat, super::limiter::Class::Bulk, req)
         })
         .await;

@@ -163,7 +163,14 @@ async fn message<R: Req>(bot: &R, msg: &Message, app: &App, c: &Caller) -> anyho
         }
         return super::groups::pending_input(bot, app, c, p, msg).await;
     }
-    send_html(bot, app.manager(), c.chat, tr(c.lang, Key::UnknownCommand), Some(menu_and_help(app, c))).await;
+    send_html(
+        bot,
+        app.manager(),
+        c.chat,
+        tr(c.lang, Key::UnknownCommand),
+        Some(menu_and_help(app, c)),
+    )
+    .await;
     Ok(())
 }
 
@@ -174,7 +181,14 @@ async fn deny<R: Req>(bot: &R, app: &App, c: &Caller) -> anyhow::Result<()> {
         send_html(bot, app.manager(), c.chat, tr(c.lang, Key::Suspended), None).await;
         return Ok(());
     }
-    send_html(bot, app.manager(), c.chat, tr(c.lang, Key::AccessDenied), Some(link_number(app, c))).await;
+    send_html(
+        bot,
+        app.manager(),
+        c.chat,
+        tr(c.lang, Key::AccessDenied),
+        Some(link_number(app, c)),
+    )
+    .await;
     Ok(())
 }
 
@@ -228,7 +242,14 @@ async fn command<R: Req>(bot: &R, app: &App, c: &Caller, cmd: &str, arg: &str) -
             None => show_menu(bot, app, c, None).await,
         },
         _ => {
-            send_html(bot, m, c.chat, tr(c.lang, Key::UnknownCommand), Some(menu_and_help(app, c))).await;
+            send_html(
+                bot,
+                m,
+                c.chat,
+                tr(c.lang, Key::UnknownCommand),
+                Some(menu_and_help(app, c)),
+            )
+            .await;
         }
     }
     Ok(())
@@ -946,7 +967,12 @@ pub(crate) fn local_time(config: &crate::config::Config, unix: i64) -> String {
         28800 => "WITA".to_string(),
         32400 => "WIT".to_string(),
         0 => "UTC".to_string(),
-        s => format!("UTC{}{:02}:{:02}", if s < 0 { '-' } else { '+' }, s.abs() / 3600, s.abs() % 3600 / 60),
+        s => format!(
+            "UTC{}{:02}:{:02}",
+            if s < 0 { '-' } else { '+' },
+            s.abs() / 3600,
+            s.abs() % 3600 / 60
+        ),
     };
     chrono::DateTime::from_timestamp(unix, 0)
         .map(|t| format!("{} {zone}", t.with_timezone(&off).format("%Y-%m-%d %H:%M")))

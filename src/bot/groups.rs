@@ -42,7 +42,14 @@ pub(crate) async fn session<R: Req>(
         }
         Err(e) => {
             tracing::warn!(account_id = %acc.id, error = %e, "no session");
-            send_html(bot, app.manager(), c.chat, tr(c.lang, Key::Sorry), Some(back_to_menu(app, c))).await;
+            send_html(
+                bot,
+                app.manager(),
+                c.chat,
+                tr(c.lang, Key::Sorry),
+                Some(back_to_menu(app, c)),
+            )
+            .await;
             None
         }
     }
@@ -63,9 +70,7 @@ fn offline_ways(
             return None
         }
         // A stopped session of an active account starts again in place.
-        Some(LiveState::Stopped) | None if acc.status == crate::account::AccountStatus::Active => {
-            Cb::Reconnect(acc.id)
-        }
+        Some(LiveState::Stopped) | None if acc.status == crate::account::AccountStatus::Active => Cb::Reconnect(acc.id),
         _ => Cb::PairNew(acc.phone.clone()),
     };
     Some(InlineKeyboardMarkup::new(vec![
@@ -429,7 +434,12 @@ async fn group_page_noted<R: Req>(
     }
     rows.push(vec![
         btn(app, c, &t2(l, "🚪 Keluar", "🚪 Leave"), Cb::GroupLeave(a, g.clone())),
-        btn(app, c, tr(l, Key::BtnBack), Cb::Groups(a, list_page_of(app, acc, gid).await)),
+        btn(
+            app,
+            c,
+            tr(l, Key::BtnBack),
+            Cb::Groups(a, list_page_of(app, acc, gid).await),
+        ),
     ]);
     edit_or_send(
         bot,
@@ -451,11 +461,7 @@ async fn last_admin(app: &App, c: &Caller, acc: &Account, g: &GroupId) -> bool {
     let Ok(info) = s.group_info(g).await else {
         return false;
     };
-    let admins: Vec<_> = info
-        .members
-        .iter()
-        .filter(|m| m.is_admin || m.is_super_admin)
-        .collect();
+    let admins: Vec<_> = info.members.iter().filter(|m| m.is_admin || m.is_super_admin).collect();
     admins.len() == 1 && admins[0].phone == acc.phone && info.members.len() > 1
 }
 
@@ -744,8 +750,7 @@ pub(crate) async fn account_callback<R: Req>(
                         btn(app, c, tr(l, Key::BtnBack), Cb::Group(acc.id, g.clone())),
                         btn(app, c, tr(l, Key::BtnMenu), Cb::Menu),
                     ]]);
-                    super::send::send_long_with(bot, m, c.chat, &text, "members.txt", &esc(&info.name), Some(kb))
-                        .await;
+                    super::send::send_long_with(bot, m, c.chat, &text, "members.txt", &esc(&info.name), Some(kb)).await;
                 }
                 Err(e) => {
                     let kb = InlineKeyboardMarkup::new(vec![vec![

@@ -411,9 +411,13 @@ pub(crate) async fn quota_note(app: &App, c: &Caller, acc: &Account, wanted: Opt
     let at = super::flows::local_time(app.manager().config(), day_end);
     let at = at.split_once(' ').map_or(at.as_str(), |(_, time)| time).to_string();
     match wanted {
-        None => t2(l, "\n📊 Kuota hari ini: {used}/{cap} item", "\n📊 Today's quota: {used}/{cap} items")
-            .replace("{used}", &used.to_string())
-            .replace("{cap}", &cap.to_string()),
+        None => t2(
+            l,
+            "\n📊 Kuota hari ini: {used}/{cap} item",
+            "\n📊 Today's quota: {used}/{cap} items",
+        )
+        .replace("{used}", &used.to_string())
+        .replace("{cap}", &cap.to_string()),
         Some(n) if n > left => t2(
             l,
             "\n\n⚠️ Kuota harian: {left} dari {n} hari ini, sisanya besok {at}.",
@@ -495,7 +499,15 @@ async fn jobs_screen<R: Req>(
         btn(app, c, tr(l, Key::BtnBack), Cb::Account(acc.id)),
         btn(app, c, tr(l, Key::BtnMenu), Cb::Menu),
     ]);
-    edit_or_send(bot, app.manager(), c.chat, mid, &text, Some(InlineKeyboardMarkup::new(rows))).await;
+    edit_or_send(
+        bot,
+        app.manager(),
+        c.chat,
+        mid,
+        &text,
+        Some(InlineKeyboardMarkup::new(rows)),
+    )
+    .await;
     Ok(())
 }
 
@@ -524,7 +536,15 @@ async fn job_view<R: Req>(
     }
     last.push(btn(app, c, tr(l, Key::BtnBack), Cb::Jobs(acc.id, 0)));
     rows.push(last);
-    edit_or_send(bot, app.manager(), c.chat, mid, &t, Some(InlineKeyboardMarkup::new(rows))).await;
+    edit_or_send(
+        bot,
+        app.manager(),
+        c.chat,
+        mid,
+        &t,
+        Some(InlineKeyboardMarkup::new(rows)),
+    )
+    .await;
     Ok(None)
 }
 
@@ -604,7 +624,10 @@ fn localized_result(l: Lang, r: &str, names: &std::collections::HashMap<String, 
             .split_once(" (")
             .and_then(|(_, t)| t.split_once(' '))
             .map_or("", |(n, _)| n);
-        let link = rest.rsplit_once(' ').map(|(_, l)| l).filter(|l| l.starts_with("https://"));
+        let link = rest
+            .rsplit_once(' ')
+            .map(|(_, l)| l)
+            .filter(|l| l.starts_with("https://"));
         let mut out = t2(l, "dibuat, {n} anggota", "created, {n} members").replace("{n}", n);
         if let Some(link) = link {
             out.push_str(&format!(", {link}"));

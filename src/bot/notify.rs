@@ -227,7 +227,8 @@ async fn deliver<R: Req>(bot: &R, app: &App, n: Notice) {
                 );
                 let kb = InlineKeyboardMarkup::new(vec![vec![InlineKeyboardButton::callback(
                     tr(lang, Key::BtnMenu),
-                    app.codec().encode(admin, &Cb::Admin(super::callback::AdminCb::Overview)),
+                    app.codec()
+                        .encode(admin, &Cb::Admin(super::callback::AdminCb::Overview)),
                 )]]);
                 send_html(bot, m, ChatId(admin.get()), &t, Some(kb)).await;
             }
