@@ -1672,6 +1672,9 @@ async fn execute(s: &dyn WaSession, kind: &JobKind, input: &str, typing: Option<
             let results = s.update_members(group, *action, std::slice::from_ref(&p)).await?;
             match results.into_iter().find(|(n, _)| n == &p).map(|(_, r)| r) {
                 Some(Ok(())) | None => Ok("ok".into()),
+                // Already a member (or already in that role; WhatsApp's 409): what was asked
+                // holds, so it is not a failure.
+                Some(Err(why)) if why.starts_with("already") => Ok("already".into()),
                 Some(Err(why)) => Err(ItemError::Bad(why)),
             }
         }

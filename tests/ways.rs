@@ -596,3 +596,28 @@ async fn the_daily_cap_is_visible_and_explained() {
     assert!(page.text.contains("Kuota hari ini: 2/2"), "{}", page.text);
     bot.stop().await;
 }
+
+/// Adding a number that is already a member is not a failure; the report says so in the
+/// user's words.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn already_a_member_is_not_a_failure() {
+    let bot = TestBot::start(&[]).await;
+    bot.pair(A, A_PHONE).await;
+    bot.say(A, "/groups", "Anda admin").await;
+    bot.tap(A, "Buat grup", "pola nama").await;
+    bot.say(A, "Kelas Sore\n1\n081234567001", "Mulai pekerjaan ini").await;
+    let mark = bot.tg.mark();
+    bot.press(A, "Mulai");
+    document_after(&bot, mark, A, "Laporan pekerjaan").await;
+    bot.say(A, "/groups", "Anda admin").await;
+    bot.tap(A, "Kelas Sore", "Anggota").await;
+    bot.tap(A, "➕ Tambah", "Kelas Sore").await;
+    bot.say(A, "081234567001\n081234567002", "Mulai pekerjaan ini").await;
+    let mark = bot.tg.mark();
+    bot.press(A, "Mulai");
+    let report = document_after(&bot, mark, A, "Laporan pekerjaan").await;
+    assert!(report.text.contains("✅ 2 ❌ 0"), "{}", report.text);
+    let body = String::from_utf8(report.bytes.clone().expect("report")).unwrap();
+    assert!(body.contains("sudah anggota"), "{body}");
+    bot.stop().await;
+}

@@ -646,6 +646,13 @@ fn localized_result(l: Lang, r: &str, names: &std::collections::HashMap<String, 
     }
     match r {
         "ok" => t2(l, "berhasil", "done"),
+        "already" => t2(
+            l,
+            "sudah begitu (sudah anggota atau sudah perannya)",
+            "already so (a member, or in that role)",
+        ),
+        "not a member" => t2(l, "bukan anggota grup", "not a member of the group"),
+        "not an admin" => t2(l, "bukan admin", "not an admin"),
         "left" => t2(l, "keluar dari grup", "left the group"),
         "on WhatsApp" => t2(l, "ada di WhatsApp", "on WhatsApp"),
         "not on WhatsApp" => t2(l, "tidak ada di WhatsApp", "not on WhatsApp"),
