@@ -679,7 +679,7 @@ async fn callback<R: Req>(
             // The cooldown first: a refused request must not end the code still on screen.
             let wait = m.pair_cooldown_left(c.tid, &phone);
             if !wait.is_zero() {
-                let t = tr_with(l, Key::PairCooldown, &[("wait", &super::i18n::duration(wait))]);
+                let t = tr_with(l, Key::PairCooldown, &[("wait", &super::i18n::duration_in(l, wait))]);
                 return Ok(Some((plain_text(&t), true)));
             }
             // A running pairing of the same number is replaced by a fresh one.
@@ -801,11 +801,11 @@ pub(crate) async fn pair<R: Req>(
                 PairError::Account(AccountError::PairingInProgress) => tr(l, Key::PairInProgress).to_string(),
                 PairError::Wa(WaError::RateLimited { retry_after }) => {
                     let wait = retry_after.unwrap_or(Duration::from_secs(60));
-                    tr_with(l, Key::PairRateLimited, &[("wait", &super::i18n::duration(wait))])
+                    tr_with(l, Key::PairRateLimited, &[("wait", &super::i18n::duration_in(l, wait))])
                 }
                 PairError::Locked => tr(l, Key::PairLocked).to_string(),
                 PairError::Cooldown { wait } => {
-                    tr_with(l, Key::PairCooldown, &[("wait", &super::i18n::duration(*wait))])
+                    tr_with(l, Key::PairCooldown, &[("wait", &super::i18n::duration_in(l, *wait))])
                 }
                 other => {
                     warn!(telegram_id = %c.tid, phone = %phone.masked(), error = %other, "pairing could not start");
@@ -834,7 +834,7 @@ pub(crate) async fn pair<R: Req>(
     };
     let text = format!(
         "{body}\n\n{}",
-        tr_with(l, Key::PairCountdown, &[("left", &super::i18n::duration(ttl))])
+        tr_with(l, Key::PairCountdown, &[("left", &super::i18n::duration_in(l, ttl))])
     );
     let Some(mid) = edit_or_send(bot, m, c.chat, edit, &text, Some(cancel.clone())).await else {
         return Ok(());
@@ -898,7 +898,7 @@ async fn follow_pairing<R: Req>(
             _ = tick.tick() => {
                 if app.pairing_msg(c.tid, acc.id).is_none() { return; }
                 let left = ttl.saturating_sub(started.elapsed());
-                let text = format!("{body}\n\n{}", tr_with(l, Key::PairCountdown, &[("left", &super::i18n::duration(left))]));
+                let text = format!("{body}\n\n{}", tr_with(l, Key::PairCountdown, &[("left", &super::i18n::duration_in(l, left))]));
                 if let Some((chat, mid)) = app.pairing_msg(c.tid, acc.id) {
                     // A countdown tick: behind replies, and only the latest when several wait.
                     super::send::edit_progress(&bot, &m, chat, mid, &text, Some(cancel.clone())).await;
@@ -945,7 +945,7 @@ async fn follow_pairing<R: Req>(
     let text = if m.pairing_taken_over(acc.id) {
         tr_with(l, Key::PairTakenOver, &[("phone", &phone)])
     } else if let Some(wait) = retry_after {
-        tr_with(l, Key::PairRateLimited, &[("wait", &super::i18n::duration(wait))])
+        tr_with(l, Key::PairRateLimited, &[("wait", &super::i18n::duration_in(l, wait))])
     } else if reason == crate::supervisor::REASON_WRONG_NUMBER {
         tr_with(l, Key::PairWrongNumber, &[("phone", &phone)])
     } else if reason == crate::supervisor::REASON_SERVER_FULL {

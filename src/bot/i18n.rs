@@ -423,9 +423,38 @@ pub fn duration(d: std::time::Duration) -> String {
     }
 }
 
+// --- ways ---
+
+/// A duration in the user's units: `2 mnt 05 dtk`, `1 jam 00 mnt`, `45 dtk` in Indonesian,
+/// [`duration`]'s `2m 05s` in English.
+pub fn duration_in(lang: Lang, d: std::time::Duration) -> String {
+    if lang == Lang::En {
+        return duration(d);
+    }
+    let s = d.as_secs();
+    if s >= 3600 {
+        format!("{} jam {:02} mnt", s / 3600, (s % 3600) / 60)
+    } else if s >= 60 {
+        format!("{} mnt {:02} dtk", s / 60, s % 60)
+    } else {
+        format!("{s} dtk")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_in_the_users_units() {
+        let d = std::time::Duration::from_secs(125);
+        assert_eq!(duration_in(Lang::Id, d), "2 mnt 05 dtk");
+        assert_eq!(duration_in(Lang::En, d), "2m 05s");
+        assert_eq!(
+            duration_in(Lang::Id, std::time::Duration::from_secs(3600)),
+            "1 jam 00 mnt"
+        );
+    }
 
     #[test]
     fn placeholders_match_between_languages() {

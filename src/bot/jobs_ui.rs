@@ -9,7 +9,7 @@ use teloxide::types::{ChatId, InlineKeyboardMarkup, MessageId};
 
 use super::callback::Cb;
 use super::flows::{back_to_menu, btn, plain_text, Req};
-use super::i18n::{duration, esc, t2, tr, tr_with, Key, Lang};
+use super::i18n::{esc, t2, tr, tr_with, Key, Lang};
 use super::send::{edit_or_send, send_document_with, send_html};
 use super::{App, Caller};
 use crate::account::Account;
@@ -374,7 +374,7 @@ fn progress_view(
     if p.state == JobState::Running {
         text.push_str(&format!("\n⏱ {:.1}/{}", p.rate_per_min, t2(l, "menit", "min")));
         if let Some(eta) = p.eta {
-            text.push_str(&format!("  ETA {}", duration(eta)));
+            text.push_str(&format!("  ETA {}", super::i18n::duration_in(l, eta)));
         }
     }
     if let Some(r) = &p.pause_reason {
