@@ -499,6 +499,36 @@ async fn accounts_page(
     Ok((text, InlineKeyboardMarkup::new(rows)))
 }
 
+/// An audit row's action in the operator's words; an action this build does not name shows
+/// as stored.
+fn audit_word(l: Lang, action: &str) -> String {
+    let (id, en) = match action {
+        "paired" => ("dipasangkan", "paired"),
+        "switch" => ("ganti akun aktif", "switched active account"),
+        "logout" => ("logout oleh pemilik", "logged out by the owner"),
+        "logged_out" => ("logout dari ponsel", "logged out from the phone"),
+        "remove" => ("dihapus", "removed"),
+        "reconnect" => ("disambungkan lagi", "reconnected"),
+        "banned" => ("diblokir WhatsApp", "banned by WhatsApp"),
+        "stream_replaced" => ("dibuka di perangkat lain", "opened on another device"),
+        "connect_failed" => ("gagal tersambung", "could not connect"),
+        "pairing_discarded" => ("pairing dibuang", "pairing discarded"),
+        "inbox_on" => ("pesan masuk diaktifkan", "inbox switched on"),
+        "admin_view" => ("dilihat operator", "viewed by an operator"),
+        "admin_disconnect" => ("sesi diputus operator", "disconnected by an operator"),
+        "admin_logout" => ("logout paksa oleh operator", "force-logged out by an operator"),
+        "admin_pause_jobs" => ("pekerjaan dijeda operator", "jobs paused by an operator"),
+        "admin_suspend" => ("penangguhan pemilik", "owner suspended"),
+        "admin_restore" => ("pemulihan pemilik", "owner restored"),
+        "refused_not_owner" => ("ditolak: bukan pemilik", "refused: not the owner"),
+        "refused_callback" => ("ditolak: tombol tidak sah", "refused: invalid button"),
+        "refused_suspended" => ("ditolak selama penangguhan", "refused: suspended"),
+        "refused_admin" => ("ditolak: bukan operator", "refused: not an operator"),
+        other => return other.to_string(),
+    };
+    t2(l, id, en)
+}
+
 fn date(app: &App, t: i64) -> String {
     super::flows::local_time(app.manager().config(), t)
 }
@@ -524,21 +554,19 @@ async fn account_page(app: &App, c: &Caller, a: &Account) -> anyhow::Result<(Str
     let mut text = t2(
         l,
         &format!(
-            "📱 <b>Akun #{}</b>\nPemilik: <code>{}</code>\nNomor: {}\nStatus: {} ({})\nGalat terakhir: {error}\nBerubah: {}\n\n<b>Riwayat</b>",
+            "📱 <b>Akun #{}</b>\nPemilik: <code>{}</code>\nNomor: {}\nStatus: {}\nGalat terakhir: {error}\nBerubah: {}\n\n<b>Riwayat</b>",
             a.id,
             a.telegram_id,
             a.phone.masked(),
             state_label(l, a, live.as_ref()),
-            a.status.as_str(),
             date(app, a.status_changed_at.max(a.updated_at)),
         ),
         &format!(
-            "📱 <b>Account #{}</b>\nOwner: <code>{}</code>\nNumber: {}\nStatus: {} ({})\nLast error: {error}\nChanged: {}\n\n<b>History</b>",
+            "📱 <b>Account #{}</b>\nOwner: <code>{}</code>\nNumber: {}\nStatus: {}\nLast error: {error}\nChanged: {}\n\n<b>History</b>",
             a.id,
             a.telegram_id,
             a.phone.masked(),
             state_label(l, a, live.as_ref()),
-            a.status.as_str(),
             date(app, a.status_changed_at.max(a.updated_at)),
         ),
     );
@@ -549,7 +577,8 @@ async fn account_page(app: &App, c: &Caller, a: &Account) -> anyhow::Result<(Str
         } else {
             format!(" · {}", esc(&h.detail.chars().take(60).collect::<String>()))
         };
-        text.push_str(&format!("\n{} · {} · {}{detail}", date(app, h.at), esc(&h.action), who));
+        let action = audit_word(l, &h.action);
+        text.push_str(&format!("\n{} · {} · {}{detail}", date(app, h.at), esc(&action), who));
     }
     if history.is_empty() {
         text.push_str("\n-");
