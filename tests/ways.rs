@@ -377,6 +377,10 @@ fn pairs() -> Vec<(String, String, String)> {
             if src[..call].ends_with(|c: char| c.is_alphanumeric() || c == '_') || src[..call].ends_with("fn ") {
                 continue;
             }
+            // A call whose arguments are not literals (`t2(l, id, en)`) closes before any.
+            if src[call + 3..].find('"').is_none_or(|q| src[call + 3..call + 3 + q].contains(')')) {
+                continue;
+            }
             let Some((first, end)) = literal_at(&src, call) else {
                 break;
             };
