@@ -378,7 +378,10 @@ fn pairs() -> Vec<(String, String, String)> {
                 continue;
             }
             // A call whose arguments are not literals (`t2(l, id, en)`) closes before any.
-            if src[call + 3..].find('"').is_none_or(|q| src[call + 3..call + 3 + q].contains(')')) {
+            if src[call + 3..]
+                .find('"')
+                .is_none_or(|q| src[call + 3..call + 3 + q].contains(')'))
+            {
                 continue;
             }
             let Some((first, end)) = literal_at(&src, call) else {
@@ -484,6 +487,27 @@ async fn groups_by_name_in_natural_order_with_labelled_controls() {
     let preview = bot.say(A, "Kelas", "Mulai pekerjaan ini").await;
     assert!(preview.text.contains("Kelas 2"), "{}", preview.text);
     assert!(!preview.text.contains("@g.us"), "{}", preview.text);
+
+    // The exported links' CSV speaks the user's language too.
+    bot.say(A, "/groups", "Anda admin").await;
+    let mark = bot.tg.mark();
+    bot.press(A, "Ekspor tautan");
+    let csv = loop {
+        bot.tg.wait_for_method_after(mark, "senddocument", WAIT).await;
+        let found = bot
+            .tg
+            .sent_to(A)
+            .into_iter()
+            .find(|m| m.file_name.as_deref().is_some_and(|n| n.ends_with(".csv")));
+        if let Some(c) = found {
+            break c;
+        }
+    };
+    let body = String::from_utf8_lossy(csv.bytes.as_deref().expect("csv")).to_string();
+    assert!(
+        body.trim_start_matches('\u{feff}').starts_with("nama,tautan,anggota"),
+        "{body}"
+    );
     bot.stop().await;
 }
 

@@ -951,7 +951,11 @@ async fn export_links<R: Req>(
     let total = groups.len();
     let progress = edit_or_send(bot, m, c.chat, mid, &format!("📤 0/{total}"), None).await;
     let mut txt = String::new();
-    let mut rows = vec![["name".to_string(), "link".to_string(), "members".to_string()]];
+    let mut rows = vec![[
+        t2(l, "nama", "name"),
+        t2(l, "tautan", "link"),
+        t2(l, "anggota", "members"),
+    ]];
     let mut failed = Vec::new();
     let mut last_edit = std::time::Instant::now();
     for (i, g) in groups.iter().enumerate() {
@@ -961,7 +965,7 @@ async fn export_links<R: Req>(
                 txt.push('\n');
                 rows.push([g.name.clone(), link, g.member_count.to_string()]);
             }
-            Err(e) => failed.push(format!("{}: {e}", g.name)),
+            Err(e) => failed.push(format!("{}: {}", g.name, wa_error_text(l, &e))),
         }
         if last_edit.elapsed() > std::time::Duration::from_secs(2) {
             last_edit = std::time::Instant::now();
