@@ -52,6 +52,8 @@ const ACCOUNT_MIGRATIONS: &[&str] = &[
     include_str!("../migrations/account/003_exactly_once.sql"),
     include_str!("../migrations/account/004_contacts.sql"),
     include_str!("../migrations/account/005_inbox.sql"),
+    // --- ways ---
+    include_str!("../migrations/account/009_item_rerun.sql"),
 ];
 
 impl Schema {

@@ -613,6 +613,63 @@ impl Jobs {
         .await
     }
 
+    /// A new draft job of the items a cancelled job never ran (still `pending`), with its kind.
+    /// In the same transaction those items are marked `rerun` in the old job, so a second
+    /// press finds nothing and no item can be in two jobs: none is ever sent twice. Items
+    /// that were in flight (`running`, `unknown`) stay where they are.
+    pub async fn rerun_unsent(&self, owner: TelegramId, account: AccountId, job: JobId) -> Result<JobId, JobError> {
+        let acc = self.inner.manager.account_of(owner, account).await?;
+        let (account_id, generation) = (acc.id.get(), acc.generation);
+        let id = self
+            .db(&acc, move |c| {
+                let tx = c.transaction()?;
+                let row: Option<(String, String, String, i64)> = tx
+                    .query_row(
+                        "SELECT state, kind, params, chat_id FROM jobs WHERE id = ?1 AND telegram_id = ?2",
+                        params![job.0, owner.get()],
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                    )
+                    .optional()?;
+                let Some((state, name, params, chat_id)) = row else {
+                    return Ok(Err(JobError::NotFound));
+                };
+                if state != "cancelled" {
+                    return Ok(Err(JobError::WrongState(JobState::parse(&state))));
+                }
+                let items: Vec<String> = tx
+                    .prepare("SELECT input FROM job_items WHERE job_id = ?1 AND state = 'pending' ORDER BY seq")?
+                    .query_map([job.0], |r| r.get(0))?
+                    .collect::<Result<_, _>>()?;
+                if items.is_empty() {
+                    return Ok(Err(JobError::Empty));
+                }
+                let t = now();
+                tx.execute(
+                    "INSERT INTO jobs (kind, state, params, telegram_id, chat_id, created_at, updated_at, account_id, generation)
+                     VALUES (?1, 'draft', ?2, ?3, ?4, ?5, ?5, ?6, ?7)",
+                    params![name, params, owner.get(), chat_id, t, account_id, generation],
+                )?;
+                let id = tx.last_insert_rowid();
+                {
+                    let mut ins = tx.prepare(
+                        "INSERT INTO job_items (job_id, seq, input, state, updated_at) VALUES (?1, ?2, ?3, 'pending', ?4)",
+                    )?;
+                    for (i, it) in items.iter().enumerate() {
+                        ins.execute(params![id, i as i64, it, t])?;
+                    }
+                }
+                tx.execute(
+                    "UPDATE job_items SET state = 'rerun', updated_at = ?2 WHERE job_id = ?1 AND state = 'pending'",
+                    params![job.0, t],
+                )?;
+                tx.commit()?;
+                Ok(Ok(id))
+            })
+            .await??;
+        info!(account_id = %account, job = id, from = job.get(), "job created from a cancelled job's unsent items");
+        Ok(JobId(id))
+    }
+
     /// Today's use of the account's daily cap, as the engine counts it: `(items run today,
     /// today's cap (the warm-up's while it lasts), when the day ends (Unix, UTC midnight))`.
     pub async fn quota_today(&self, owner: TelegramId, account: AccountId) -> Result<(i64, u32, i64), JobError> {

@@ -168,6 +168,34 @@ async fn job_messages_reports_and_the_member_list_have_a_way_on() {
     let cancelled = bot.tg.wait_for_text_to_after(mark, A, "dibatalkan", WAIT).await;
     has_way_on("a cancelled job", &cancelled);
 
+    // «Kirim sisanya» makes a job of exactly the items never sent; pressed twice, nothing
+    // more; run, every number got the text exactly once.
+    let unsent = body.lines().filter(|l| l.contains("\ttidak dikirim")).count();
+    let mark = bot.tg.mark();
+    bot.press(A, "Kirim sisanya");
+    let again = bot
+        .tg
+        .wait_for_text_to_after(mark, A, "Mulai pekerjaan ini", WAIT)
+        .await;
+    assert!(
+        again.text.contains(&format!("{unsent} item yang belum terkirim")),
+        "{}",
+        again.text
+    );
+    let data = report.button_data("Kirim sisanya").expect("the report's rerun button");
+    let id = bot.tg.push_callback(A, report.message_id, &data);
+    let ans = bot.tg.wait_for_callback_answer(&id, WAIT).await;
+    assert!(ans["text"].as_str().unwrap_or("").contains("Tidak ada sisa"), "{ans}");
+    let mark = bot.tg.mark();
+    bot.press(A, "Mulai");
+    document_after(&bot, mark, A, "Laporan pekerjaan #3").await;
+    let mut got: Vec<String> = bot.sent_by(A_PHONE).into_iter().map(|(to, _)| to).collect();
+    got.sort();
+    let n = got.len();
+    got.dedup();
+    assert_eq!(got.len(), n, "a number got the broadcast twice");
+    assert!(n >= 29, "only {n} of 30 numbers got it");
+
     // The jobs screen lists both, opens one with its report.
     bot.say(A, "/status", "Terakhir diperbarui").await;
     let screen = bot.tap(A, "📋 Pekerjaan", "Pekerjaan</b>").await;

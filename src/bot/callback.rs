@@ -114,6 +114,8 @@ pub enum Cb {
     JobReport(AccountId, i64),
     /// Confirmed cancel of a job that already started.
     JobCancelYes(AccountId, i64),
+    /// A new job of the items a cancelled job never ran.
+    JobRerun(AccountId, i64),
 }
 
 /// The operator's buttons. They name accounts of any owner, so they never pass the owner
@@ -274,6 +276,7 @@ impl Cb {
             JobView(a, j) => format!("jv:{a}:{j}"),
             JobReport(a, j) => format!("jR:{a}:{j}"),
             JobCancelYes(a, j) => format!("jc!:{a}:{j}"),
+            JobRerun(a, j) => format!("jx:{a}:{j}"),
             Admin(a) => match a {
                 AdminCb::Overview => "A".into(),
                 AdminCb::Accounts(page) => format!("Al:{page}"),
@@ -364,6 +367,7 @@ impl Cb {
             ("jv", 3) => JobView(acc(1)?, job(2)?),
             ("jR", 3) => JobReport(acc(1)?, job(2)?),
             ("jc!", 3) => JobCancelYes(acc(1)?, job(2)?),
+            ("jx", 3) => JobRerun(acc(1)?, job(2)?),
             ("ic", 1) => InputCancel,
             ("_", 1) => Noop,
             ("A", 1) => Admin(AdminCb::Overview),
@@ -427,7 +431,7 @@ impl Cb {
             | InboxMentions(a, _) => Some(*a),
             Menu | Help | LangMenu | SetLang(_) | Accounts | PairNew(_) | InputCancel | Noop | Admin(_) => None,
             PairStart(_) => None,
-            Jobs(a, _) | JobView(a, _) | JobReport(a, _) | JobCancelYes(a, _) => Some(*a),
+            Jobs(a, _) | JobView(a, _) | JobReport(a, _) | JobCancelYes(a, _) | JobRerun(a, _) => Some(*a),
         }
     }
 }
@@ -503,6 +507,7 @@ impl Cb {
             Cb::JobView(a, job),
             Cb::JobReport(a, job),
             Cb::JobCancelYes(a, job),
+            Cb::JobRerun(a, job),
         ];
         for (k, _) in InputKind::ALL {
             v.push(Cb::Input(a, k));
@@ -523,7 +528,7 @@ impl Cb {
             | GroupLeaveYes(..) | GroupAnnounce(..) | GroupLock(..) | GroupInput(..) | ExportLinks(_) | Input(..)
             | JobStart(..) | JobPause(..) | JobResume(..) | JobCancel(..) | Messages(_) | BroadcastTo(..)
             | InputCancel | Noop | Admin(_) | Inbox(..) | InboxToggle(..) | InboxMentions(..) => {}
-            PairStart(_) | Jobs(..) | JobView(..) | JobReport(..) | JobCancelYes(..) => {}
+            PairStart(_) | Jobs(..) | JobView(..) | JobReport(..) | JobCancelYes(..) | JobRerun(..) => {}
         }
     }
 }

@@ -904,7 +904,8 @@ pub(crate) async fn account_callback<R: Req>(
         | Cb::JobCancelYes(..)
         | Cb::Jobs(..)
         | Cb::JobView(..)
-        | Cb::JobReport(..)) => {
+        | Cb::JobReport(..)
+        | Cb::JobRerun(..)) => {
             return super::jobs_ui::job_button(bot, app, c, &acc, cb, mid).await;
         }
         _ => return Ok(Some((super::flows::plain_text(tr(l, Key::StaleButton)), true))),

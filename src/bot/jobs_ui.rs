@@ -172,6 +172,7 @@ pub(crate) async fn job_button<R: Req>(
             return Ok(None);
         }
         Cb::JobView(_, j) => return job_view(bot, app, c, acc, JobId::new(j), mid).await,
+        Cb::JobRerun(_, j) => return rerun(bot, app, c, acc, JobId::new(j)).await,
         // Resuming a job the daily cap paused would only pause it again: say when it can go.
         Cb::JobResume(_, j) => {
             let capped = jobs
@@ -430,6 +431,51 @@ pub(crate) async fn quota_note(app: &App, c: &Caller, acc: &Account, wanted: Opt
     }
 }
 
+/// «🔁 Kirim sisanya»: a new job of what a cancelled job never sent, shown with Start.
+async fn rerun<R: Req>(
+    bot: &R,
+    app: &App,
+    c: &Caller,
+    acc: &Account,
+    from: JobId,
+) -> anyhow::Result<Option<(String, bool)>> {
+    let l = c.lang;
+    let new = match app.jobs().rerun_unsent(c.tid, acc.id, from).await {
+        Ok(id) => id,
+        Err(JobError::Empty) => {
+            let t = t2(
+                l,
+                "Tidak ada sisa yang belum dikirim (mungkin sudah dikirim ulang).",
+                "Nothing is left unsent (it may have been re-run already).",
+            );
+            return Ok(Some((t, true)));
+        }
+        Err(e) => return Ok(Some((plain_text(&job_error_text(l, &e)), true))),
+    };
+    let n = app
+        .jobs()
+        .progress(c.tid, acc.id, new)
+        .await
+        .map(|p| p.total)
+        .unwrap_or_default();
+    let mut text = t2(
+        l,
+        "🔁 <b>Pekerjaan #{new}</b>: {n} item yang belum terkirim dari pekerjaan #{old}.",
+        "🔁 <b>Job #{new}</b>: {n} items job #{old} did not send.",
+    )
+    .replace("{new}", &new.get().to_string())
+    .replace("{old}", &from.get().to_string())
+    .replace("{n}", &n.to_string());
+    text.push_str(&quota_note(app, c, acc, Some(n)).await);
+    text.push_str(&t2(l, "\n\nMulai pekerjaan ini?", "\n\nStart this job?"));
+    let kb = InlineKeyboardMarkup::new(vec![vec![
+        btn(app, c, &t2(l, "▶️ Mulai", "▶️ Start"), Cb::JobStart(acc.id, new.get())),
+        btn(app, c, tr(l, Key::BtnCancel), Cb::JobCancel(acc.id, new.get())),
+    ]]);
+    send_html(bot, app.manager(), c.chat, &text, Some(kb)).await;
+    Ok(None)
+}
+
 /// Jobs per page of the jobs screen.
 const JOBS_PAGE: usize = 6;
 
@@ -599,10 +645,17 @@ async fn send_report<R: Req>(
     if p.state == JobState::Cancelled && unsent > 0 {
         caption.push_str(&format!(" ✖️ {unsent} {}", t2(l, "tidak dikirim", "not sent")));
     }
-    let menu = InlineKeyboardMarkup::new(vec![vec![teloxide::types::InlineKeyboardButton::callback(
-        tr(l, Key::BtnMenu).to_string(),
-        app.codec().encode(owner, &Cb::Menu),
-    )]]);
+    let b =
+        |label: String, cb: Cb| teloxide::types::InlineKeyboardButton::callback(label, app.codec().encode(owner, &cb));
+    let mut row = Vec::new();
+    if p.state == JobState::Cancelled && unsent > 0 {
+        row.push(b(
+            t2(l, "🔁 Kirim sisanya", "🔁 Send the rest"),
+            Cb::JobRerun(account, job.get()),
+        ));
+    }
+    row.push(b(tr(l, Key::BtnMenu).to_string(), Cb::Menu));
+    let menu = InlineKeyboardMarkup::new(vec![row]);
     send_document_with(
         bot,
         app.manager(),
@@ -686,6 +739,7 @@ fn localized_report(
             "failed" => t2(l, "gagal", "failed"),
             "unknown" => t2(l, "tidak pasti", "uncertain"),
             "pending" | "running" if cancelled => t2(l, "tidak dikirim", "not sent"),
+            "rerun" => t2(l, "dikirim ulang lewat pekerjaan baru", "re-run in a new job"),
             "pending" | "running" => t2(l, "menunggu", "waiting"),
             other => other.to_string(),
         };
