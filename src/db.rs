@@ -57,6 +57,8 @@ const ACCOUNT_MIGRATIONS: &[&str] = &[
     include_str!("../migrations/account/005_inbox.sql"),
     // --- sched ---
     include_str!("../migrations/account/007_schedule_templates.sql"),
+    // --- ways ---
+    include_str!("../migrations/account/009_item_rerun.sql"),
 ];
 
 impl Schema {

@@ -436,9 +436,19 @@ impl From<PhoneNumber> for String {
 }
 
 impl fmt::Display for PhoneNumber {
-    /// `+6281234567890`
+    /// The one way a number is shown to people: `+62 812-3456-7890` for Indonesia (the
+    /// national part as its first three digits, the middle, and the last four, so the last
+    /// four that name an account stay together); other countries `+<digits>`, having no
+    /// table of their country codes.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "+{}", self.0)
+        match self.0.strip_prefix("62").filter(|rest| rest.len() >= 8) {
+            Some(rest) => {
+                let (head, tail) = rest.split_at(3);
+                let (middle, last) = tail.split_at(tail.len() - 4);
+                write!(f, "+62 {head}-{middle}-{last}")
+            }
+            None => write!(f, "+{}", self.0),
+        }
     }
 }
 
@@ -622,7 +632,15 @@ mod tests {
     #[test]
     fn phone_display_and_mask() {
         let n = PhoneNumber::parse("081234567890", "62").unwrap();
-        assert_eq!(n.to_string(), "+6281234567890");
+        assert_eq!(n.to_string(), "+62 812-3456-7890");
+        assert_eq!(
+            PhoneNumber::from_digits("628123456789").unwrap().to_string(),
+            "+62 812-345-6789"
+        );
+        assert_eq!(
+            PhoneNumber::from_digits("14155550123").unwrap().to_string(),
+            "+14155550123"
+        );
         assert_eq!(n.masked(), "+62*******7890");
         assert_eq!(n.last4(), "7890");
     }

@@ -740,6 +740,86 @@ impl Jobs {
         .await
     }
 
+    /// A new draft job of the items a cancelled job never ran (still `pending`), with its kind.
+    /// In the same transaction those items are marked `rerun` in the old job, so a second
+    /// press finds nothing and no item can be in two jobs: none is ever sent twice. Items
+    /// that were in flight (`running`, `unknown`) stay where they are.
+    pub async fn rerun_unsent(&self, owner: TelegramId, account: AccountId, job: JobId) -> Result<JobId, JobError> {
+        let acc = self.inner.manager.account_of(owner, account).await?;
+        let (account_id, generation) = (acc.id.get(), acc.generation);
+        let id = self
+            .db(&acc, move |c| {
+                let tx = c.transaction()?;
+                let row: Option<(String, String, String, i64)> = tx
+                    .query_row(
+                        "SELECT state, kind, params, chat_id FROM jobs WHERE id = ?1 AND telegram_id = ?2",
+                        params![job.0, owner.get()],
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                    )
+                    .optional()?;
+                let Some((state, name, params, chat_id)) = row else {
+                    return Ok(Err(JobError::NotFound));
+                };
+                if state != "cancelled" {
+                    return Ok(Err(JobError::WrongState(JobState::parse(&state))));
+                }
+                let items: Vec<String> = tx
+                    .prepare("SELECT input FROM job_items WHERE job_id = ?1 AND state = 'pending' ORDER BY seq")?
+                    .query_map([job.0], |r| r.get(0))?
+                    .collect::<Result<_, _>>()?;
+                if items.is_empty() {
+                    return Ok(Err(JobError::Empty));
+                }
+                let t = now();
+                tx.execute(
+                    "INSERT INTO jobs (kind, state, params, telegram_id, chat_id, created_at, updated_at, account_id, generation)
+                     VALUES (?1, 'draft', ?2, ?3, ?4, ?5, ?5, ?6, ?7)",
+                    params![name, params, owner.get(), chat_id, t, account_id, generation],
+                )?;
+                let id = tx.last_insert_rowid();
+                {
+                    let mut ins = tx.prepare(
+                        "INSERT INTO job_items (job_id, seq, input, state, updated_at) VALUES (?1, ?2, ?3, 'pending', ?4)",
+                    )?;
+                    for (i, it) in items.iter().enumerate() {
+                        ins.execute(params![id, i as i64, it, t])?;
+                    }
+                }
+                tx.execute(
+                    "UPDATE job_items SET state = 'rerun', updated_at = ?2 WHERE job_id = ?1 AND state = 'pending'",
+                    params![job.0, t],
+                )?;
+                tx.commit()?;
+                Ok(Ok(id))
+            })
+            .await??;
+        info!(account_id = %account, job = id, from = job.get(), "job created from a cancelled job's unsent items");
+        Ok(JobId(id))
+    }
+
+    /// Today's use of the account's daily cap, as the engine counts it: `(items run today,
+    /// today's cap (the warm-up's while it lasts), when the day ends (Unix, UTC midnight))`.
+    pub async fn quota_today(&self, owner: TelegramId, account: AccountId) -> Result<(i64, u32, i64), JobError> {
+        let acc = self.inner.manager.account_of(owner, account).await?;
+        let (normal, t) = (self.inner.options.daily_cap, now());
+        let day_start = t - t.rem_euclid(86_400);
+        let (linked, used) = self
+            .db(&acc, move |c| {
+                let used = c.query_row(
+                    "SELECT COUNT(*) FROM job_items WHERE state IN ('ok', 'failed') AND updated_at >= ?1",
+                    [day_start],
+                    |r| r.get::<_, i64>(0),
+                )?;
+                Ok((linked_at(c)?, used))
+            })
+            .await?;
+        let cap = match linked {
+            Some(at) => daily_cap_for(normal, &self.inner.options.warmup_caps, t - at),
+            None => normal,
+        };
+        Ok((used, cap, day_start + 86_400))
+    }
+
     /// A line per item: `seq<TAB>input<TAB>ok|failed|pending<TAB>result`.
     pub async fn report(&self, owner: TelegramId, account: AccountId, job: JobId) -> Result<String, JobError> {
         let acc = self.inner.manager.account_of(owner, account).await?;
@@ -1853,7 +1933,12 @@ async fn execute(s: &dyn WaSession, kind: &JobKind, input: &str, typing: Option<
     match kind {
         JobKind::CreateGroups { members } => {
             let g = s.create_group(input, members).await?;
-            Ok(format!("created {} ({} members)", g.id, g.members.len()))
+            // The report hands the owner each new group's invite link; a link WhatsApp will
+            // not give now does not undo the creation.
+            let link = s.invite_link(&g.id, false).await.unwrap_or_default();
+            Ok(format!("created {} ({} members) {link}", g.id, g.members.len())
+                .trim_end()
+                .to_string())
         }
         JobKind::JoinGroups => match s.join_group(input).await? {
             JoinOutcome::Joined(g) => Ok(format!("joined {g}")),
@@ -1868,6 +1953,9 @@ async fn execute(s: &dyn WaSession, kind: &JobKind, input: &str, typing: Option<
             let results = s.update_members(group, *action, std::slice::from_ref(&p)).await?;
             match results.into_iter().find(|(n, _)| n == &p).map(|(_, r)| r) {
                 Some(Ok(())) | None => Ok("ok".into()),
+                // Already a member (or already in that role; WhatsApp's 409): what was asked
+                // holds, so it is not a failure.
+                Some(Err(why)) if why.starts_with("already") => Ok("already".into()),
                 Some(Err(why)) => Err(ItemError::Bad(why)),
             }
         }

@@ -79,9 +79,50 @@ fn utf16(bytes: &[u8], unit: fn([u8; 2]) -> u16) -> Result<String, DecodeError> 
         .map_err(|_| DecodeError::NotText)
 }
 
+// --- ways ---
+
+/// Orders names the way people read them: case aside, and runs of digits by their value, so
+/// "Angkatan 2" comes before "Angkatan 10".
+pub fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    let (ka, kb) = (natural_key(a), natural_key(b));
+    ka.cmp(&kb).then_with(|| a.cmp(b))
+}
+
+/// A name as comparable pieces: text lower-cased, numbers as (length without leading zeros,
+/// digits), which orders them by value however long they are.
+fn natural_key(s: &str) -> Vec<(String, usize, String)> {
+    let mut out = Vec::new();
+    let mut chars = s.chars().peekable();
+    while let Some(&c) = chars.peek() {
+        let digit = c.is_ascii_digit();
+        let mut run = String::new();
+        while let Some(&d) = chars.peek() {
+            if d.is_ascii_digit() != digit {
+                break;
+            }
+            run.push(d);
+            chars.next();
+        }
+        if digit {
+            let trimmed = run.trim_start_matches('0').to_string();
+            out.push((String::new(), trimmed.len(), trimmed));
+        } else {
+            out.push((run.to_lowercase(), 0, String::new()));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_sort_naturally() {
+        let mut v = vec!["Angkatan 10", "angkatan 2", "Angkatan 1", "Arisan", "Angkatan 02b"];
+        v.sort_by(|a, b| natural_cmp(a, b));
+        assert_eq!(v, ["Angkatan 1", "angkatan 2", "Angkatan 02b", "Angkatan 10", "Arisan"]);
+    }
 
     #[test]
     fn formulas_are_neutralised() {

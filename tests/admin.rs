@@ -104,7 +104,11 @@ async fn the_operator_sees_every_account_disconnects_one_and_logs_one_out_and_ow
         found.text
     );
     let page = tap(&bot, ADMIN, "4002", "Riwayat").await;
-    assert!(page.text.contains("paired"), "history shows the pairing: {}", page.text);
+    assert!(
+        page.text.contains("dipasangkan"),
+        "history shows the pairing: {}",
+        page.text
+    );
     tap(&bot, ADMIN, "Putuskan sesi", "Putuskan sesi WhatsApp").await;
     let b_before = bot.tg.sent_to(B).len();
     let mark = bot.tg.mark();

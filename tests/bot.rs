@@ -381,7 +381,7 @@ async fn qr_login_sends_a_png_and_links_the_account() {
         .expect("a photo");
     let png = photo.bytes.expect("photo bytes");
     assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
-    assert!(photo.text.contains("+6281234560031"), "{}", photo.text);
+    assert!(photo.text.contains("+62 812-3456-0031"), "{}", photo.text);
     bot.tg.wait_for_text_to_after(mark, A, "Terhubung sebagai", WAIT).await;
     assert_eq!(bot.account_row("6281234560031").unwrap().2, "active");
     bot.stop().await;

@@ -70,7 +70,7 @@ async fn create_export_join_list_members_and_broadcast_across_two_accounts() {
     assert_eq!(job_count(&bot, A, A_PHONE), 1);
     let report = start_job_and_wait(&bot, A).await;
     let body = String::from_utf8(report.bytes.clone().expect("report file")).unwrap();
-    assert_eq!(body.lines().filter(|l| l.contains("\tok\t")).count(), 5, "{body}");
+    assert_eq!(body.lines().filter(|l| l.contains("\tberhasil\t")).count(), 5, "{body}");
 
     // A exports the links as .txt and .csv.
     open_groups(&bot, A).await;
@@ -121,7 +121,7 @@ async fn create_export_join_list_members_and_broadcast_across_two_accounts() {
         .await;
     let report = start_job_and_wait(&bot, B).await;
     let body = String::from_utf8(report.bytes.clone().unwrap()).unwrap();
-    assert_eq!(body.lines().filter(|l| l.contains("joined")).count(), 5, "{body}");
+    assert_eq!(body.lines().filter(|l| l.contains("bergabung")).count(), 5, "{body}");
 
     // A's member list of one group shows B's number.
     open_group(&bot, A, "Grup Arisan 2").await;
@@ -214,7 +214,9 @@ async fn pause_resume_and_cancel_work_for_the_owner_only() {
     let cancel = bot.button(A, "Batal");
     let id = bot.tg.push_callback(B, 1, &cancel);
     assert_eq!(bot.tg.wait_for_callback_answer(&id, WAIT).await["show_alert"], true);
-    bot.tap(A, "Batal", "dibatalkan").await;
+    // A running job is cancelled once the owner confirms (issue 17).
+    bot.tap(A, "Batal", "Batalkan pekerjaan").await;
+    bot.tap(A, "Ya", "dibatalkan").await;
     let cancelled_at = bot.sent_by(A_PHONE).len();
     tokio::time::sleep(Duration::from_millis(600)).await;
     let after = bot.sent_by(A_PHONE).len();

@@ -353,7 +353,7 @@ async fn post_in_group(bot: &TestBot, user: i64, name: &str, text: &str) {
         .push_callback(user, list.message_id, &list.button_data(name).unwrap_or_default());
     bot.tg.wait_for_text_to_after(mark, user, "Anggota", WAIT).await;
     bot.tap(user, "Kirim pesan", "Ketik teks").await;
-    bot.say(user, text, "Selesai").await;
+    bot.say(user, text, "Pesan terkirim ke grup").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -443,7 +443,7 @@ mod over_the_fake {
         fake(d, &api, &["send", "--from", FRIEND, "--to", A_PHONE, "langsung"]);
         let now = tg.wait_for_text_to(A, "langsung", WAIT).await;
         assert!(
-            now.text.contains("Fake 7199") && now.text.contains("+6281271097199"),
+            now.text.contains("Fake 7199") && now.text.contains("+62 812-7109-7199"),
             "{}",
             now.text
         );

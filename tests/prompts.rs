@@ -109,7 +109,7 @@ async fn text_typed_after_other_buttons_is_not_posted_into_the_group() {
     // And a text right after the prompt is posted.
     open_group(&bot).await;
     tap(&bot, A, "Kirim pesan", "teks pesan untuk grup").await;
-    say(&bot, A, "Halo warga RT 1", "Selesai").await;
+    say(&bot, A, "Halo warga RT 1", "Pesan terkirim ke grup").await;
     let sent = sent_by(&bot, A_PHONE);
     assert_eq!(
         sent.iter().filter(|(_, t)| t == "Halo warga RT 1").count(),
@@ -168,7 +168,7 @@ async fn a_validation_error_asks_again_and_keeps_the_prompt() {
     tap(&bot, A, "Ganti nama", "✏️").await;
     let again = say(&bot, A, &"x".repeat(101), "maksimal 100 karakter").await;
     assert!(again.text.contains("Ketik nama baru untuk grup"), "{}", again.text);
-    say(&bot, A, "Arisan RT 1 Baru", "Selesai").await;
+    say(&bot, A, "Arisan RT 1 Baru", "Nama grup diganti").await;
     let names = group_names(&bot, A).await;
     assert!(names.iter().any(|n| n.contains("Arisan RT 1 Baru")), "{names:?}");
 

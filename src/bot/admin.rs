@@ -50,7 +50,8 @@ pub(crate) async fn command<R: Req>(bot: &R, app: &App, c: &Caller, arg: &str) -
     if !is_admin(app, c.tid) {
         warn!(telegram_id = %c.tid, "/admin from a non-operator");
         m.audit(Some(c.tid), None, "refused_admin", "/admin".into()).await?;
-        send_html(bot, m, c.chat, tr(c.lang, Key::AccessDenied), None).await;
+        let kb = super::flows::back_to_menu(app, c);
+        send_html(bot, m, c.chat, tr(c.lang, Key::AccessDenied), Some(kb)).await;
         return Ok(());
     }
     // An announcement is audited by itself (`admin_announce_draft`), not as a view.
@@ -128,13 +129,13 @@ pub(crate) async fn callback<R: Req>(
             t2(
                 l,
                 &format!(
-                    "🔌 Putuskan sesi WhatsApp {} (pemilik {})? Pemilik akan diberi tahu dan dapat menyambungkannya lagi.",
-                    a.phone.masked(),
+                    "🔌 Putuskan sesi WhatsApp {} (pemilik: pengguna Telegram {})? Pemilik akan diberi tahu dan dapat menyambungkannya lagi.",
+                    a.phone,
                     a.telegram_id
                 ),
                 &format!(
-                    "🔌 Disconnect the WhatsApp session of {} (owner {})? The owner will be told. The account connects again when the bot restarts.",
-                    a.phone.masked(),
+                    "🔌 Disconnect the WhatsApp session of {} (owner: Telegram user {})? The owner will be told and can connect it again.",
+                    a.phone,
                     a.telegram_id
                 ),
             ),
@@ -144,13 +145,13 @@ pub(crate) async fn callback<R: Req>(
             t2(
                 l,
                 &format!(
-                    "🚪 Paksa logout {} (pemilik {})? Perangkat ditautkan dihapus dari WhatsApp; pemilik harus memasangkan ulang. Pemilik akan diberi tahu.",
-                    a.phone.masked(),
+                    "🚪 Paksa logout {} (pemilik: pengguna Telegram {})? Perangkat ditautkan dihapus dari WhatsApp; pemilik harus memasangkan ulang. Pemilik akan diberi tahu.",
+                    a.phone,
                     a.telegram_id
                 ),
                 &format!(
-                    "🚪 Force-logout {} (owner {})? The linked device is removed from WhatsApp; the owner must pair again. The owner will be told.",
-                    a.phone.masked(),
+                    "🚪 Force-logout {} (owner: Telegram user {})? The linked device is removed from WhatsApp; the owner must pair again. The owner will be told.",
+                    a.phone,
                     a.telegram_id
                 ),
             ),
@@ -162,19 +163,19 @@ pub(crate) async fn callback<R: Req>(
             AdminCb::Suspend(t, _) | AdminCb::SuspendYes(t, _) | AdminCb::Unsuspend(t, _) | AdminCb::UnsuspendYes(t, _),
             Some(a),
         ) if t != a.telegram_id => return Ok(Some((tr(l, Key::StaleButton).to_string(), true))),
-        (AdminCb::Suspend(t, id), Some(_)) => (
+        (AdminCb::Suspend(t, id), Some(a)) => (
             t2(
                 l,
-                &format!("⛔ Tangguhkan pengguna {t}? Semua perintah dan tombolnya ditolak; sesi WhatsApp-nya tetap berjalan."),
-                &format!("⛔ Suspend user {t}? Every command and button of theirs is refused; their WhatsApp sessions keep running."),
+                &format!("⛔ Tangguhkan pengguna Telegram {t}, pemilik {}? Semua perintah dan tombolnya ditolak; sesi WhatsApp-nya tetap berjalan.", a.phone),
+                &format!("⛔ Suspend Telegram user {t}, owner of {}? Every command and button of theirs is refused; their WhatsApp sessions keep running.", a.phone),
             ),
             confirm(app, c, Cb::Admin(AdminCb::SuspendYes(t, id)), Cb::Admin(AdminCb::Account(id))),
         ),
-        (AdminCb::Unsuspend(t, id), Some(_)) => (
+        (AdminCb::Unsuspend(t, id), Some(a)) => (
             t2(
                 l,
-                &format!("✅ Pulihkan pengguna {t}?"),
-                &format!("✅ Restore user {t}?"),
+                &format!("✅ Pulihkan pengguna Telegram {t}, pemilik {}?", a.phone),
+                &format!("✅ Restore Telegram user {t}, owner of {}?", a.phone),
             ),
             confirm(app, c, Cb::Admin(AdminCb::UnsuspendYes(t, id)), Cb::Admin(AdminCb::Account(id))),
         ),
@@ -199,13 +200,13 @@ pub(crate) async fn callback<R: Req>(
             t2(
                 l,
                 &format!(
-                    "⏸ Jeda semua pekerjaan yang berjalan di {} (pemilik {})? Pemilik dapat melanjutkannya. Pemilik akan diberi tahu.",
-                    a.phone.masked(),
+                    "⏸ Jeda semua pekerjaan yang berjalan di {} (pemilik: pengguna Telegram {})? Pemilik dapat melanjutkannya. Pemilik akan diberi tahu.",
+                    a.phone,
                     a.telegram_id
                 ),
                 &format!(
-                    "⏸ Pause every running job of {} (owner {})? The owner can resume them. The owner will be told.",
-                    a.phone.masked(),
+                    "⏸ Pause every running job of {} (owner: Telegram user {})? The owner can resume them. The owner will be told.",
+                    a.phone,
                     a.telegram_id
                 ),
             ),
@@ -305,7 +306,11 @@ async fn tell_owner<R: Req>(bot: &R, app: &App, a: &Account, id_text: &str, en_t
         _ => Lang::Id,
     };
     let text = t2(lang, id_text, en_text).replace("{phone}", &super::i18n::account_label(a));
-    send_html(bot, m, ChatId(owner.get()), &text, None).await;
+    let kb = InlineKeyboardMarkup::new(vec![vec![teloxide::types::InlineKeyboardButton::callback(
+        tr(lang, Key::BtnMenu),
+        app.codec().encode(owner, &Cb::Menu),
+    )]]);
+    send_html(bot, m, ChatId(owner.get()), &text, Some(kb)).await;
     m.invalidate(owner);
 }
 
@@ -460,7 +465,7 @@ async fn accounts_page(
             a.telegram_id,
             esc(&a.label_around(&a.phone.masked())),
             state_label(l, a, live.as_ref()),
-            date(a.status_changed_at.max(a.updated_at)),
+            date(app, a.status_changed_at.max(a.updated_at)),
         ));
         rows.push(back(
             app,
@@ -494,10 +499,38 @@ async fn accounts_page(
     Ok((text, InlineKeyboardMarkup::new(rows)))
 }
 
-fn date(t: i64) -> String {
-    chrono::DateTime::from_timestamp(t, 0)
-        .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
-        .unwrap_or_default()
+/// An audit row's action in the operator's words; an action this build does not name shows
+/// as stored.
+fn audit_word(l: Lang, action: &str) -> String {
+    let (id, en) = match action {
+        "paired" => ("dipasangkan", "paired"),
+        "switch" => ("ganti akun aktif", "switched active account"),
+        "logout" => ("logout oleh pemilik", "logged out by the owner"),
+        "logged_out" => ("logout dari ponsel", "logged out from the phone"),
+        "remove" => ("dihapus", "removed"),
+        "reconnect" => ("disambungkan lagi", "reconnected"),
+        "banned" => ("diblokir WhatsApp", "banned by WhatsApp"),
+        "stream_replaced" => ("dibuka di perangkat lain", "opened on another device"),
+        "connect_failed" => ("gagal tersambung", "could not connect"),
+        "pairing_discarded" => ("pairing dibuang", "pairing discarded"),
+        "inbox_on" => ("pesan masuk diaktifkan", "inbox switched on"),
+        "admin_view" => ("dilihat operator", "viewed by an operator"),
+        "admin_disconnect" => ("sesi diputus operator", "disconnected by an operator"),
+        "admin_logout" => ("logout paksa oleh operator", "force-logged out by an operator"),
+        "admin_pause_jobs" => ("pekerjaan dijeda operator", "jobs paused by an operator"),
+        "admin_suspend" => ("penangguhan pemilik", "owner suspended"),
+        "admin_restore" => ("pemulihan pemilik", "owner restored"),
+        "refused_not_owner" => ("ditolak: bukan pemilik", "refused: not the owner"),
+        "refused_callback" => ("ditolak: tombol tidak sah", "refused: invalid button"),
+        "refused_suspended" => ("ditolak selama penangguhan", "refused: suspended"),
+        "refused_admin" => ("ditolak: bukan operator", "refused: not an operator"),
+        other => return other.to_string(),
+    };
+    t2(l, id, en)
+}
+
+fn date(app: &App, t: i64) -> String {
+    super::flows::local_time(app.manager().config(), t)
 }
 
 async fn account_page(app: &App, c: &Caller, a: &Account) -> anyhow::Result<(String, InlineKeyboardMarkup)> {
@@ -521,22 +554,20 @@ async fn account_page(app: &App, c: &Caller, a: &Account) -> anyhow::Result<(Str
     let mut text = t2(
         l,
         &format!(
-            "📱 <b>Akun #{}</b>\nPemilik: <code>{}</code>\nNomor: {}\nStatus: {} ({})\nGalat terakhir: {error}\nBerubah: {}\n\n<b>Riwayat</b>",
+            "📱 <b>Akun #{}</b>\nPemilik: <code>{}</code>\nNomor: {}\nStatus: {}\nGalat terakhir: {error}\nBerubah: {}\n\n<b>Riwayat</b>",
             a.id,
             a.telegram_id,
             esc(&a.label_around(&a.phone.masked())),
             state_label(l, a, live.as_ref()),
-            a.status.as_str(),
-            date(a.status_changed_at.max(a.updated_at)),
+            date(app, a.status_changed_at.max(a.updated_at)),
         ),
         &format!(
-            "📱 <b>Account #{}</b>\nOwner: <code>{}</code>\nNumber: {}\nStatus: {} ({})\nLast error: {error}\nChanged: {}\n\n<b>History</b>",
+            "📱 <b>Account #{}</b>\nOwner: <code>{}</code>\nNumber: {}\nStatus: {}\nLast error: {error}\nChanged: {}\n\n<b>History</b>",
             a.id,
             a.telegram_id,
             esc(&a.label_around(&a.phone.masked())),
             state_label(l, a, live.as_ref()),
-            a.status.as_str(),
-            date(a.status_changed_at.max(a.updated_at)),
+            date(app, a.status_changed_at.max(a.updated_at)),
         ),
     );
     for h in &history {
@@ -546,7 +577,8 @@ async fn account_page(app: &App, c: &Caller, a: &Account) -> anyhow::Result<(Str
         } else {
             format!(" · {}", esc(&h.detail.chars().take(60).collect::<String>()))
         };
-        text.push_str(&format!("\n{} · {} · {}{detail}", date(h.at), esc(&h.action), who));
+        let action = audit_word(l, &h.action);
+        text.push_str(&format!("\n{} · {} · {}{detail}", date(app, h.at), esc(&action), who));
     }
     if history.is_empty() {
         text.push_str("\n-");

@@ -68,7 +68,13 @@ pub(crate) async fn command<R: Req>(bot: &R, app: &App, c: &Caller, text: &str) 
                 &format!("❌ Pengumuman terlalu panjang ({n} karakter; maksimal {MAX_CHARS})."),
                 &format!("❌ The announcement is too long ({n} characters; at most {MAX_CHARS})."),
             );
-            send_html(bot, m, c.chat, &t, None).await;
+            let kb = InlineKeyboardMarkup::new(vec![vec![button(
+                app,
+                c.tid,
+                tr(c.lang, Key::BtnBack),
+                AdminCb::Announcements,
+            )]]);
+            send_html(bot, m, c.chat, &t, Some(kb)).await;
             return Ok(());
         }
         Err(e) => return Err(e.into()),
@@ -304,7 +310,16 @@ impl<R: Req> Outlet for TelegramOutlet<R> {
         let base = self.app.manager().config().telegram_retry_base;
         // A send whose answer is lost is not repeated (it may have been shown): `Repeat::Unsafe`.
         let res = retrying(base, Repeat::Unsafe, "sendMessage (announcement)", || {
-            let req = self.bot.send_message(chat, text.to_string()).into_future();
+            // A way on from the announcement: the menu (its label is the same in both languages).
+            let menu = InlineKeyboardMarkup::new(vec![vec![InlineKeyboardButton::callback(
+                "🏠 Menu",
+                self.app.codec().encode(to, &Cb::Menu),
+            )]]);
+            let req = self
+                .bot
+                .send_message(chat, text.to_string())
+                .reply_markup(menu)
+                .into_future();
             super::send::paced(self.app.manager(), chat, super::limiter::Class::Bulk, req)
         })
         .await;

@@ -134,6 +134,20 @@ pub enum Cb {
     JoinApproval(AccountId, GroupId, bool),
     /// Clear the account's nickname (setting one is `Input(_, InputKind::Nickname)`).
     NicknameClear(AccountId),
+    // --- ways ---
+    /// Ask for a number to link (`true`: with a QR), as `/pair` alone does: the way on from
+    /// «AKSES DITOLAK» and from a refused pairing.
+    PairStart(bool),
+    /// The account's jobs screen, one page.
+    Jobs(AccountId, u32),
+    /// One job of the jobs screen: its progress, buttons and report.
+    JobView(AccountId, i64),
+    /// Send a job's report again.
+    JobReport(AccountId, i64),
+    /// Confirmed cancel of a job that already started.
+    JobCancelYes(AccountId, i64),
+    /// A new job of the items a cancelled job never ran.
+    JobRerun(AccountId, i64),
 }
 
 /// The operator's buttons. They name accounts of any owner, so they never pass the owner
@@ -318,6 +332,12 @@ impl Cb {
             JoinAnswerAllYes(a, gid, yes) => format!("Ma!:{}:{}", g(a, gid), *yes as u8),
             JoinApproval(a, gid, on) => format!("Mm:{}:{}", g(a, gid), *on as u8),
             NicknameClear(a) => format!("Nc:{a}"),
+            PairStart(qr) => format!("ps:{}", *qr as u8),
+            Jobs(a, page) => format!("jl:{a}:{page}"),
+            JobView(a, j) => format!("jv:{a}:{j}"),
+            JobReport(a, j) => format!("jR:{a}:{j}"),
+            JobCancelYes(a, j) => format!("jc!:{a}:{j}"),
+            JobRerun(a, j) => format!("jx:{a}:{j}"),
             Admin(a) => match a {
                 AdminCb::Overview => "A".into(),
                 AdminCb::Accounts(page) => format!("Al:{page}"),
@@ -420,6 +440,12 @@ impl Cb {
             ("Ma!", 4) => JoinAnswerAllYes(acc(1)?, gid(2)?, flag(3)?),
             ("Mm", 4) => JoinApproval(acc(1)?, gid(2)?, flag(3)?),
             ("Nc", 2) => NicknameClear(acc(1)?),
+            ("ps", 2) => PairStart(flag(1)?),
+            ("jl", 3) => Jobs(acc(1)?, parts[2].parse().ok().filter(|p: &u32| *p < 100_000)?),
+            ("jv", 3) => JobView(acc(1)?, job(2)?),
+            ("jR", 3) => JobReport(acc(1)?, job(2)?),
+            ("jc!", 3) => JobCancelYes(acc(1)?, job(2)?),
+            ("jx", 3) => JobRerun(acc(1)?, job(2)?),
             ("ic", 1) => InputCancel,
             ("_", 1) => Noop,
             ("A", 1) => Admin(AdminCb::Overview),
@@ -505,6 +531,8 @@ impl Cb {
             | JoinApproval(a, _, _)
             | NicknameClear(a) => Some(*a),
             Menu | Help | LangMenu | SetLang(_) | Accounts | PairNew(_) | InputCancel | Noop | Admin(_) => None,
+            PairStart(_) => None,
+            Jobs(a, _) | JobView(a, _) | JobReport(a, _) | JobCancelYes(a, _) | JobRerun(a, _) => Some(*a),
         }
     }
 }
@@ -591,6 +619,14 @@ impl Cb {
             Cb::JoinAnswerAllYes(a, g.clone(), false),
             Cb::JoinApproval(a, g.clone(), true),
             Cb::NicknameClear(a),
+            // --- ways ---
+            Cb::PairStart(false),
+            Cb::PairStart(true),
+            Cb::Jobs(a, 1),
+            Cb::JobView(a, job),
+            Cb::JobReport(a, job),
+            Cb::JobCancelYes(a, job),
+            Cb::JobRerun(a, job),
         ];
         for (k, _) in InputKind::ALL {
             v.push(Cb::Input(a, k));
@@ -617,6 +653,7 @@ impl Cb {
             // --- members ---
             MembersExport(..) | MembersExportAll(_) | JoinRequests(..) | JoinAnswer(..) | JoinAnswerAll(..)
             | JoinAnswerAllYes(..) | JoinApproval(..) | NicknameClear(_) => {}
+            PairStart(_) | Jobs(..) | JobView(..) | JobReport(..) | JobCancelYes(..) | JobRerun(..) => {}
         }
     }
 }

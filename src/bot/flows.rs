@@ -61,7 +61,8 @@ pub(crate) async fn on_unresolved_callback<R: Req>(bot: R, q: CallbackQuery, app
 pub(crate) async fn on_message<R: Req>(bot: R, msg: Message, app: App, caller: Caller) -> HandlerResult {
     if let Err(e) = message(&bot, &msg, &app, &caller).await {
         error!(telegram_id = %caller.tid, error = %format!("{e:#}"), "message handler failed");
-        send_html(&bot, app.manager(), caller.chat, tr(caller.lang, Key::Sorry), None).await;
+        let kb = back_to_menu(&app, &caller);
+        send_html(&bot, app.manager(), caller.chat, tr(caller.lang, Key::Sorry), Some(kb)).await;
     }
     Ok(())
 }
@@ -116,7 +117,13 @@ async fn message<R: Req>(bot: &R, msg: &Message, app: &App, c: &Caller) -> anyho
             } else {
                 Key::NothingToCancel
             };
-            send_html(bot, app.manager(), c.chat, tr(c.lang, key), None).await;
+            send_html(bot, app.manager(), c.chat, tr(c.lang, key), Some(back_to_menu(app, c))).await;
+            return Ok(());
+        }
+        if cmd == "help" && had_prompt {
+            // The prompt closed without a word would leave the next text doing something else.
+            let t = format!("{}\n\n{}", tr(c.lang, Key::PromptClosed), tr(c.lang, Key::Help));
+            send_html(bot, app.manager(), c.chat, &t, Some(back_to_menu(app, c))).await;
             return Ok(());
         }
         return command(bot, app, c, &cmd, arg).await;
@@ -146,25 +153,59 @@ async fn message<R: Req>(bot: &R, msg: &Message, app: &App, c: &Caller) -> anyho
             send_html(bot, app.manager(), c.chat, &t, Some(back_to_menu(app, c))).await;
             return Ok(());
         }
+        // Answered: the prompt's «Batal» no longer cancels anything (a wrong answer puts it
+        // back with the reason).
+        if let Some(mid) = p.prompt {
+            super::send::clear_buttons(bot, app.manager(), c.chat, mid).await;
+        }
         if p.kind == super::callback::InputKind::Broadcast && p.data.is_some() {
             return super::groups::broadcast_numbers(bot, app, c, p, msg).await;
         }
         return super::groups::pending_input(bot, app, c, p, msg).await;
     }
-    send_html(bot, app.manager(), c.chat, tr(c.lang, Key::UnknownCommand), None).await;
+    send_html(
+        bot,
+        app.manager(),
+        c.chat,
+        tr(c.lang, Key::UnknownCommand),
+        Some(menu_and_help(app, c)),
+    )
+    .await;
     Ok(())
 }
 
 async fn deny<R: Req>(bot: &R, app: &App, c: &Caller) -> anyhow::Result<()> {
     // A suspended user has an account (or had one): telling them to `/pair` would send them
     // into another refusal.
-    let key = if c.ctx.user.suspended {
-        Key::Suspended
-    } else {
-        Key::AccessDenied
-    };
-    send_html(bot, app.manager(), c.chat, tr(c.lang, key), None).await;
+    if c.ctx.user.suspended {
+        send_html(bot, app.manager(), c.chat, tr(c.lang, Key::Suspended), None).await;
+        return Ok(());
+    }
+    send_html(
+        bot,
+        app.manager(),
+        c.chat,
+        tr(c.lang, Key::AccessDenied),
+        Some(link_number(app, c)),
+    )
+    .await;
     Ok(())
+}
+
+/// «🔗 Hubungkan nomor» and Help: the way on for a user without an account.
+pub(crate) fn link_number(app: &App, c: &Caller) -> InlineKeyboardMarkup {
+    InlineKeyboardMarkup::new(vec![vec![
+        btn(app, c, tr(c.lang, Key::BtnLinkNumber), Cb::PairStart(false)),
+        btn(app, c, tr(c.lang, Key::BtnHelp), Cb::Help),
+    ]])
+}
+
+/// Menu and Help: the way on from a text the bot did not understand.
+fn menu_and_help(app: &App, c: &Caller) -> InlineKeyboardMarkup {
+    InlineKeyboardMarkup::new(vec![vec![
+        btn(app, c, tr(c.lang, Key::BtnMenu), Cb::Menu),
+        btn(app, c, tr(c.lang, Key::BtnHelp), Cb::Help),
+    ]])
 }
 
 async fn command<R: Req>(bot: &R, app: &App, c: &Caller, cmd: &str, arg: &str) -> anyhow::Result<()> {
@@ -187,6 +228,7 @@ async fn command<R: Req>(bot: &R, app: &App, c: &Caller, cmd: &str, arg: &str) -
         "status" => match c.active() {
             Some(a) => {
                 let (t, kb) = account_page(app, c, a);
+                let t = format!("{t}{}", super::jobs_ui::quota_note(app, c, a, None).await);
                 send_html(bot, m, c.chat, &t, Some(kb)).await;
             }
             None => show_menu(bot, app, c, None).await,
@@ -200,7 +242,14 @@ async fn command<R: Req>(bot: &R, app: &App, c: &Caller, cmd: &str, arg: &str) -
             None => show_menu(bot, app, c, None).await,
         },
         _ => {
-            send_html(bot, m, c.chat, tr(c.lang, Key::UnknownCommand), None).await;
+            send_html(
+                bot,
+                m,
+                c.chat,
+                tr(c.lang, Key::UnknownCommand),
+                Some(menu_and_help(app, c)),
+            )
+            .await;
         }
     }
     Ok(())
@@ -342,9 +391,7 @@ fn accounts_menu(app: &App, c: &Caller) -> (String, InlineKeyboardMarkup) {
 fn account_page(app: &App, c: &Caller, a: &Account) -> (String, InlineKeyboardMarkup) {
     let l = c.lang;
     let live = app.manager().live_status_unchecked(a.id);
-    let updated = chrono::DateTime::from_timestamp(a.updated_at, 0)
-        .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
-        .unwrap_or_default();
+    let updated = local_time(app.manager().config(), a.updated_at);
     let error = live
         .as_ref()
         .and_then(|s| s.last_error.clone())
@@ -377,6 +424,7 @@ fn account_page(app: &App, c: &Caller, a: &Account) -> (String, InlineKeyboardMa
     }
     rows.push(vec![btn(app, c, tr(l, Key::BtnInbox), Cb::Inbox(a.id, 0))]);
     rows.push(super::members::nickname_row(app, c, a));
+    rows.push(vec![btn(app, c, tr(l, Key::BtnJobs), Cb::Jobs(a.id, 0))]);
     if matches!(a.status, AccountStatus::LoggedOut | AccountStatus::Unpaired) {
         rows.push(vec![btn(
             app,
@@ -419,7 +467,15 @@ async fn refreshed(app: &App, c: &Caller) -> anyhow::Result<Caller> {
 fn open_callback(cb: &Cb) -> bool {
     matches!(
         cb,
-        Cb::Menu | Cb::Help | Cb::LangMenu | Cb::SetLang(_) | Cb::PairCancel(_) | Cb::PairNew(_) | Cb::Noop
+        Cb::Menu
+            | Cb::Help
+            | Cb::LangMenu
+            | Cb::SetLang(_)
+            | Cb::PairCancel(_)
+            | Cb::PairNew(_)
+            | Cb::Noop
+            | Cb::PairStart(_)
+            | Cb::InputCancel
     )
 }
 
@@ -465,6 +521,11 @@ async fn callback<R: Req>(
     }
     if !c.has_account() && !open_callback(&cb) {
         return Ok(Some((plain_text(tr(l, Key::AccessDenied)), true)));
+    }
+    if let Cb::PairStart(qr) = cb {
+        app.clear_pending(c.tid);
+        pair(bot, app, c, "", qr, mid).await?;
+        return Ok(None);
     }
     // Every account named in a button must be the caller's own, checked again now.
     let acc = match cb.account() {
@@ -516,7 +577,10 @@ async fn callback<R: Req>(
         }
         (Cb::Account(_), Some(a)) => {
             let (t, kb) = account_page(app, c, &a);
+            let t = format!("{t}{}", super::jobs_ui::quota_note(app, c, &a, None).await);
             edit_or_send(bot, m, c.chat, mid, &t, Some(kb)).await;
+            // «ℹ️ Status» edits the page in place, often to the same text: say it was read.
+            return Ok(Some((tr(l, Key::StatusRefreshed).to_string(), false)));
         }
         (Cb::Switch(_), Some(a)) => match m.set_active(c.tid, a.id).await {
             Ok(()) => {
@@ -577,6 +641,13 @@ async fn callback<R: Req>(
             .await;
         }
         (Cb::RemoveYes(_), Some(a)) => {
+            // Removing unlinks the device from the phone too, as the confirmation said:
+            // otherwise it would stay listed under the phone's linked devices.
+            if let Ok(s) = m.session_of(c.tid, a.id).await {
+                if let Err(e) = s.logout().await {
+                    warn!(account_id = %a.id, error = %e, "unlinking before removal failed; removing anyway");
+                }
+            }
             m.remove(c.tid, a.id).await?;
             let t = tr_with(l, Key::RemovedDone, &[("phone", &account_label(&a))]);
             let c2 = refreshed(app, c).await?;
@@ -606,7 +677,7 @@ async fn callback<R: Req>(
             // The cooldown first: a refused request must not end the code still on screen.
             let wait = m.pair_cooldown_left(c.tid, &phone);
             if !wait.is_zero() {
-                let t = tr_with(l, Key::PairCooldown, &[("wait", &super::i18n::duration(wait))]);
+                let t = tr_with(l, Key::PairCooldown, &[("wait", &super::i18n::duration_in(l, wait))]);
                 return Ok(Some((plain_text(&t), true)));
             }
             // A running pairing of the same number is replaced by a fresh one.
@@ -688,7 +759,8 @@ pub(crate) async fn pair<R: Req>(
     if arg.is_empty() {
         let key = if qr { Key::QrUsage } else { Key::PairUsage };
         app.set_pair_prompt(c.tid, qr);
-        send_html(bot, m, c.chat, tr(l, key), None).await;
+        let kb = InlineKeyboardMarkup::new(vec![vec![btn(app, c, tr(l, Key::BtnCancel), Cb::InputCancel)]]);
+        edit_or_send(bot, m, c.chat, edit, tr(l, key), Some(kb)).await;
         return Ok(());
     }
     let phone = match PhoneNumber::parse(arg, &m.config().default_country_code) {
@@ -700,7 +772,7 @@ pub(crate) async fn pair<R: Req>(
                 Key::PairInvalid,
                 &[("input", &esc(&shown)), ("reason", parse_reason(l, &e))],
             );
-            send_html(bot, m, c.chat, &t, None).await;
+            send_html(bot, m, c.chat, &t, Some(pair_refused(app, c, qr, false))).await;
             return Ok(());
         }
     };
@@ -727,11 +799,11 @@ pub(crate) async fn pair<R: Req>(
                 PairError::Account(AccountError::PairingInProgress) => tr(l, Key::PairInProgress).to_string(),
                 PairError::Wa(WaError::RateLimited { retry_after }) => {
                     let wait = retry_after.unwrap_or(Duration::from_secs(60));
-                    tr_with(l, Key::PairRateLimited, &[("wait", &super::i18n::duration(wait))])
+                    tr_with(l, Key::PairRateLimited, &[("wait", &super::i18n::duration_in(l, wait))])
                 }
                 PairError::Locked => tr(l, Key::PairLocked).to_string(),
                 PairError::Cooldown { wait } => {
-                    tr_with(l, Key::PairCooldown, &[("wait", &super::i18n::duration(*wait))])
+                    tr_with(l, Key::PairCooldown, &[("wait", &super::i18n::duration_in(l, *wait))])
                 }
                 other => {
                     warn!(telegram_id = %c.tid, phone = %phone.masked(), error = %other, "pairing could not start");
@@ -740,7 +812,8 @@ pub(crate) async fn pair<R: Req>(
             };
             info!(telegram_id = %c.tid, phone = %phone.masked(), error = %e, "pairing refused");
             let _ = ph;
-            send_html(bot, m, c.chat, &t, None).await;
+            let full = matches!(e, PairError::Account(AccountError::UserFull { .. }));
+            send_html(bot, m, c.chat, &t, Some(pair_refused(app, c, qr, full))).await;
             return Ok(());
         }
     };
@@ -759,7 +832,7 @@ pub(crate) async fn pair<R: Req>(
     };
     let text = format!(
         "{body}\n\n{}",
-        tr_with(l, Key::PairCountdown, &[("left", &super::i18n::duration(ttl))])
+        tr_with(l, Key::PairCountdown, &[("left", &super::i18n::duration_in(l, ttl))])
     );
     let Some(mid) = edit_or_send(bot, m, c.chat, edit, &text, Some(cancel.clone())).await else {
         return Ok(());
@@ -775,6 +848,18 @@ pub(crate) async fn pair<R: Req>(
         cancel,
     ));
     Ok(())
+}
+
+/// The way on from a refused pairing: try again (asks for the number), or the accounts when
+/// the user is at their limit, and the menu.
+fn pair_refused(app: &App, c: &Caller, qr: bool, full: bool) -> InlineKeyboardMarkup {
+    let l = c.lang;
+    let first = if full {
+        btn(app, c, tr(l, Key::BtnAccounts), Cb::Accounts)
+    } else {
+        btn(app, c, tr(l, Key::BtnRetry), Cb::PairStart(qr))
+    };
+    InlineKeyboardMarkup::new(vec![vec![first, btn(app, c, tr(l, Key::BtnMenu), Cb::Menu)]])
 }
 
 /// Keeps the pairing message current: a countdown, then success, expiry or failure.
@@ -811,7 +896,7 @@ async fn follow_pairing<R: Req>(
             _ = tick.tick() => {
                 if app.pairing_msg(c.tid, acc.id).is_none() { return; }
                 let left = ttl.saturating_sub(started.elapsed());
-                let text = format!("{body}\n\n{}", tr_with(l, Key::PairCountdown, &[("left", &super::i18n::duration(left))]));
+                let text = format!("{body}\n\n{}", tr_with(l, Key::PairCountdown, &[("left", &super::i18n::duration_in(l, left))]));
                 if let Some((chat, mid)) = app.pairing_msg(c.tid, acc.id) {
                     // A countdown tick: behind replies, and only the latest when several wait.
                     super::send::edit_progress(&bot, &m, chat, mid, &text, Some(cancel.clone())).await;
@@ -839,7 +924,7 @@ async fn follow_pairing<R: Req>(
             chat,
             Some(mid),
             &tr_with(l, Key::PairSuccess, &[("phone", &phone)]),
-            None,
+            Some(back_to_menu(&app, &c)),
         )
         .await;
         if let Ok(c2) = refreshed(&app, &c).await {
@@ -858,7 +943,7 @@ async fn follow_pairing<R: Req>(
     let text = if m.pairing_taken_over(acc.id) {
         tr_with(l, Key::PairTakenOver, &[("phone", &phone)])
     } else if let Some(wait) = retry_after {
-        tr_with(l, Key::PairRateLimited, &[("wait", &super::i18n::duration(wait))])
+        tr_with(l, Key::PairRateLimited, &[("wait", &super::i18n::duration_in(l, wait))])
     } else if reason == crate::supervisor::REASON_WRONG_NUMBER {
         tr_with(l, Key::PairWrongNumber, &[("phone", &phone)])
     } else if reason == crate::supervisor::REASON_SERVER_FULL {
@@ -869,6 +954,27 @@ async fn follow_pairing<R: Req>(
         tr_with(l, Key::PairFailed, &[("phone", &phone), ("reason", &esc(&reason))])
     };
     edit_or_send(&bot, &m, chat, Some(mid), &text, Some(again)).await;
+}
+
+/// `2026-12-07 19:05 WIB`: a Unix time in `TGWA_TIMEZONE`, named by its zone (never UTC
+/// unless the operator chose it).
+pub(crate) fn local_time(config: &crate::config::Config, unix: i64) -> String {
+    let off = config.utc_offset;
+    let zone = match off.local_minus_utc() {
+        25200 => "WIB".to_string(),
+        28800 => "WITA".to_string(),
+        32400 => "WIT".to_string(),
+        0 => "UTC".to_string(),
+        s => format!(
+            "UTC{}{:02}:{:02}",
+            if s < 0 { '-' } else { '+' },
+            s.abs() / 3600,
+            s.abs() % 3600 / 60
+        ),
+    };
+    chrono::DateTime::from_timestamp(unix, 0)
+        .map(|t| format!("{} {zone}", t.with_timezone(&off).format("%Y-%m-%d %H:%M")))
+        .unwrap_or_default()
 }
 
 // ----- the account's work (groups, messages, jobs): see `groups` -----

@@ -11,7 +11,7 @@ use teloxide::types::{InlineKeyboardMarkup, MessageId};
 use super::callback::{Cb, InputKind};
 use super::flows::{back_to_menu, btn, Req};
 use super::i18n::{account_label, esc, t2, tr, tr_with, Key, Lang};
-use super::send::{edit_or_send, send_document, send_html, send_long};
+use super::send::{edit_or_send, send_document, send_html};
 use super::{App, Caller, Pending};
 use crate::account::{Account, AccountError};
 use crate::ids::{AccountId, PhoneNumber};
@@ -32,20 +32,54 @@ pub(crate) async fn session<R: Req>(
         Err(AccountError::NotLive | AccountError::WrongState(_)) => {
             let live = app.manager().live_status_unchecked(acc.id);
             let state = super::flows::state_label(c.lang, acc, live.as_ref());
-            let t = tr_with(
-                c.lang,
-                Key::NotConnected,
-                &[("phone", &account_label(acc)), ("state", state)],
-            );
-            send_html(bot, app.manager(), c.chat, &t, Some(back_to_menu(app, c))).await;
+            let (key, kb) = match offline_ways(app, c, acc, live.as_ref()) {
+                Some(kb) => (Key::NotConnectedOffline, kb),
+                None => (Key::NotConnected, back_to_menu(app, c)),
+            };
+            let t = tr_with(c.lang, key, &[("phone", &account_label(acc)), ("state", state)]);
+            send_html(bot, app.manager(), c.chat, &t, Some(kb)).await;
             None
         }
         Err(e) => {
             tracing::warn!(account_id = %acc.id, error = %e, "no session");
-            send_html(bot, app.manager(), c.chat, tr(c.lang, Key::Sorry), None).await;
+            send_html(
+                bot,
+                app.manager(),
+                c.chat,
+                tr(c.lang, Key::Sorry),
+                Some(back_to_menu(app, c)),
+            )
+            .await;
             None
         }
     }
+}
+
+/// «Hubungkan lagi» and «Pakai akun lain» for an account that will not come back by itself
+/// (logged out, banned, stopped); `None` while it is still connecting or retrying, where
+/// waiting does help.
+fn offline_ways(
+    app: &App,
+    c: &Caller,
+    acc: &Account,
+    live: Option<&crate::supervisor::LiveStatus>,
+) -> Option<InlineKeyboardMarkup> {
+    use crate::supervisor::LiveState;
+    let again = match live.map(|s| s.state) {
+        Some(LiveState::Connecting | LiveState::Disconnected | LiveState::Connected | LiveState::Pairing) => {
+            return None
+        }
+        // A stopped session of an active account starts again in place.
+        Some(LiveState::Stopped) | None if acc.status == crate::account::AccountStatus::Active => Cb::Reconnect(acc.id),
+        _ => Cb::PairNew(acc.phone.clone()),
+    };
+    Some(InlineKeyboardMarkup::new(vec![
+        vec![btn(app, c, tr(c.lang, Key::BtnPairAgain), again)],
+        vec![
+            btn(app, c, tr(c.lang, Key::BtnOtherAccount), Cb::Accounts),
+            btn(app, c, tr(c.lang, Key::BtnMenu), Cb::Menu),
+        ],
+    ]))
 }
 
 /// Explains a WhatsApp failure to the user.
@@ -124,7 +158,7 @@ async fn groups_page<R: Req>(
         let q = q.to_lowercase();
         groups.retain(|g| g.name.to_lowercase().contains(&q));
     }
-    groups.sort_by_key(|g| g.name.to_lowercase());
+    groups.sort_by(|a, b| crate::text::natural_cmp(&a.name, &b.name));
     let pages = groups.len().div_ceil(PAGE).max(1) as u32;
     let page = page.min(pages - 1);
     let start = page as usize * PAGE;
@@ -259,6 +293,19 @@ pub(crate) async fn group_page<R: Req>(
     gid: &GroupId,
     edit: Option<MessageId>,
 ) -> anyhow::Result<()> {
+    group_page_noted(bot, app, c, acc, gid, edit, "").await
+}
+
+/// The group's page with `note` (what was just done there) above it.
+async fn group_page_noted<R: Req>(
+    bot: &R,
+    app: &App,
+    c: &Caller,
+    acc: &Account,
+    gid: &GroupId,
+    edit: Option<MessageId>,
+    note: &str,
+) -> anyhow::Result<()> {
     let l = c.lang;
     let Some(s) = session(bot, app, c, acc).await else {
         return Ok(());
@@ -315,6 +362,11 @@ pub(crate) async fn group_page<R: Req>(
         text
     } else {
         format!("{text}\n\n{}", tr(l, Key::GroupNotAdminNote))
+    };
+    let text = if note.is_empty() {
+        text
+    } else {
+        format!("{note}\n\n{text}")
     };
     let a = acc.id;
     let g = gid.clone();
@@ -378,13 +430,13 @@ pub(crate) async fn group_page<R: Req>(
             btn(
                 app,
                 c,
-                &format!("📣 {}", yes_no(!info.announce)),
+                &toggle_label(l, "📣", ("Hanya admin kirim", "Admins-only sending"), info.announce),
                 Cb::GroupAnnounce(a, g.clone(), !info.announce),
             ),
             btn(
                 app,
                 c,
-                &format!("🔒 {}", yes_no(!info.locked)),
+                &toggle_label(l, "🔒", ("Info dikunci", "Info locked"), info.locked),
                 Cb::GroupLock(a, g.clone(), !info.locked),
             ),
         ]);
@@ -392,7 +444,12 @@ pub(crate) async fn group_page<R: Req>(
     rows.extend(super::members::group_rows(app, c, acc, s.as_ref(), gid, admin).await);
     rows.push(vec![
         btn(app, c, &t2(l, "🚪 Keluar", "🚪 Leave"), Cb::GroupLeave(a, g.clone())),
-        btn(app, c, tr(l, Key::BtnBack), Cb::Groups(a, 0)),
+        btn(
+            app,
+            c,
+            tr(l, Key::BtnBack),
+            Cb::Groups(a, list_page_of(app, acc, gid).await),
+        ),
     ]);
     edit_or_send(
         bot,
@@ -404,6 +461,78 @@ pub(crate) async fn group_page<R: Req>(
     )
     .await;
     Ok(())
+}
+
+/// True when the account is the group's only admin (leaving would leave it unmanaged).
+async fn last_admin(app: &App, c: &Caller, acc: &Account, g: &GroupId) -> bool {
+    let Ok(s) = app.manager().session_of(c.tid, acc.id).await else {
+        return false;
+    };
+    let Ok(info) = s.group_info(g).await else {
+        return false;
+    };
+    let admins: Vec<_> = info.members.iter().filter(|m| m.is_admin || m.is_super_admin).collect();
+    admins.len() == 1 && admins[0].phone == acc.phone && info.members.len() > 1
+}
+
+/// Group names by JID from the account's cached list, for texts that would otherwise show a
+/// `…@g.us` ID.
+pub(crate) async fn cached_group_names(app: &App, acc: &Account) -> std::collections::HashMap<String, String> {
+    app.manager()
+        .pools()
+        .with(acc.bot_data_db_path.clone(), crate::db::Schema::Account, |conn| {
+            let mut st = conn.prepare("SELECT jid, name FROM groups_cache")?;
+            let rows = st
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+                .collect::<Result<std::collections::HashMap<_, _>, _>>()?;
+            Ok(rows)
+        })
+        .await
+        .unwrap_or_default()
+}
+
+/// Keeps the cached list's name of a group the account just renamed, so the next screen
+/// (a leave confirmation, a preview) names it as the user now knows it.
+async fn rename_cached(app: &App, acc: &Account, g: &GroupId, name: &str) {
+    let (jid, name) = (g.as_str().to_string(), name.to_string());
+    let res = app
+        .manager()
+        .pools()
+        .with(acc.bot_data_db_path.clone(), crate::db::Schema::Account, move |conn| {
+            conn.execute("UPDATE groups_cache SET name = ?2 WHERE jid = ?1", [jid, name])?;
+            Ok(())
+        })
+        .await;
+    if let Err(e) = res {
+        tracing::warn!(account_id = %acc.id, error = %e, "could not update the cached group name");
+    }
+}
+
+/// A switch's label with its state: «📣 Hanya admin kirim: ON». Pressing it flips it.
+fn toggle_label(l: Lang, icon: &str, (id, en): (&str, &str), on: bool) -> String {
+    format!("{icon} {}: {}", t2(l, id, en), if on { "ON" } else { "OFF" })
+}
+
+/// The page of the (unfiltered) group list that shows `gid`, from the cached list in its
+/// order: Back from a group returns to where the user found it.
+async fn list_page_of(app: &App, acc: &Account, gid: &GroupId) -> u32 {
+    let names = app
+        .manager()
+        .pools()
+        .with(acc.bot_data_db_path.clone(), crate::db::Schema::Account, |conn| {
+            let mut st = conn.prepare("SELECT jid, name FROM groups_cache")?;
+            let rows = st
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .await;
+    let Ok(mut names) = names else { return 0 };
+    names.sort_by(|a, b| crate::text::natural_cmp(&a.1, &b.1));
+    names
+        .iter()
+        .position(|(jid, _)| jid == gid.as_str())
+        .map_or(0, |i| (i / PAGE) as u32)
 }
 
 /// True when the account may do `kind` in a group described by `info`: WhatsApp refuses the
@@ -443,7 +572,7 @@ fn input_prompt(lang: Lang, kind: InputKind, target: &str) -> String {
         CreateGroups => t2(
             lang,
             "➕ Buat grup dengan {t}: kirim pola nama, jumlah, dan (opsional) anggota awal, satu per baris:\n<code>Grup Arisan {n}\n5\n0812-3456-7890, 0813-1111-2222</code>",
-            "➕ Create groups with {t}: send a name pattern, a count and (optionally) initial members, one per line:\n<code>Grup Arisan {n}\n5\n0812-3456-7890, 0813-1111-2222</code>",
+            "➕ Create groups with {t}: send a name pattern, a count and (optionally) initial members, one per line:\n<code>Book Club {n}\n5\n0812-3456-7890, 0813-1111-2222</code>",
         ),
         JoinGroups => t2(lang, "🔗 Gabung grup dengan {t}: Tempel tautan undangan (satu per baris) atau unggah file .txt.", "🔗 Join groups with {t}: paste invite links (one per line) or upload a .txt file."),
         LeaveGroups => t2(lang, "🚪 Keluar dari grup dengan {t}: kirim kata dari nama grup yang akan ditinggalkan (<code>*</code> untuk semua grup).", "🚪 Leave groups with {t}: send a word from the names of the groups to leave (<code>*</code> for all groups)."),
@@ -524,7 +653,9 @@ fn prompt_message(app: &App, c: &Caller, p: &Pending) -> (String, InlineKeyboard
 pub(crate) async fn ask_input<R: Req>(bot: &R, app: &App, c: &Caller, p: Pending, edit: Option<MessageId>) {
     let (t, kb) = prompt_message(app, c, &p);
     app.set_pending(c.tid, p);
-    edit_or_send(bot, app.manager(), c.chat, edit, &t, Some(kb)).await;
+    if let Some(mid) = edit_or_send(bot, app.manager(), c.chat, edit, &t, Some(kb)).await {
+        app.set_pending_prompt(c.tid, mid);
+    }
 }
 
 /// The input could not be used: says why, asks again and keeps waiting (with a fresh timeout,
@@ -532,8 +663,12 @@ pub(crate) async fn ask_input<R: Req>(bot: &R, app: &App, c: &Caller, p: Pending
 pub(crate) async fn reask<R: Req>(bot: &R, app: &App, c: &Caller, mut p: Pending, why: &str) {
     p.created_at = std::time::Instant::now();
     let (t, kb) = prompt_message(app, c, &p);
+    // The prompt itself says what was wrong (its «Batal» back), rather than a second copy.
+    let at = p.prompt;
     app.set_pending(c.tid, p);
-    send_html(bot, app.manager(), c.chat, &format!("❌ {why}\n\n{t}"), Some(kb)).await;
+    if let Some(mid) = edit_or_send(bot, app.manager(), c.chat, at, &format!("❌ {why}\n\n{t}"), Some(kb)).await {
+        app.set_pending_prompt(c.tid, mid);
+    }
 }
 
 /// The name the user knows a group by: from the cached list, else from WhatsApp, else its ID.
@@ -633,15 +768,42 @@ pub(crate) async fn account_callback<R: Req>(
                         };
                         text.push_str(&format!("{}{role}\n", mem.phone));
                     }
-                    send_long(bot, m, c.chat, &text, "members.txt", &esc(&info.name)).await;
+                    text.push_str(&t2(
+                        l,
+                        "\n👑 admin · 👑👑 pembuat grup",
+                        "\n👑 admin · 👑👑 the group's creator",
+                    ));
+                    let kb = InlineKeyboardMarkup::new(vec![vec![
+                        btn(app, c, tr(l, Key::BtnBack), Cb::Group(acc.id, g.clone())),
+                        btn(app, c, tr(l, Key::BtnMenu), Cb::Menu),
+                    ]]);
+                    super::send::send_long_with(bot, m, c.chat, &text, "members.txt", &esc(&info.name), Some(kb)).await;
                 }
                 Err(e) => {
-                    send_html(bot, m, c.chat, &wa_error_text(l, &e), None).await;
+                    let kb = InlineKeyboardMarkup::new(vec![vec![
+                        btn(app, c, tr(l, Key::BtnBack), Cb::Group(acc.id, g.clone())),
+                        btn(app, c, tr(l, Key::BtnMenu), Cb::Menu),
+                    ]]);
+                    send_html(bot, m, c.chat, &wa_error_text(l, &e), Some(kb)).await;
                 }
             }
         }
         Cb::GroupLeave(_, g) => {
-            let t = t2(l, "🚪 Keluar dari grup ini?", "🚪 Leave this group?");
+            let name = group_name(app, c, &acc, &g).await;
+            let mut t = t2(
+                l,
+                "🚪 Keluar dari grup ini? «{g}» — {phone} tidak lagi menerima pesannya.",
+                "🚪 Leave this group? «{g}» — {phone} stops getting its messages.",
+            )
+            .replace("{g}", &esc(&name))
+            .replace("{phone}", &acc.phone.to_string());
+            if last_admin(app, c, &acc, &g).await {
+                t.push_str(&t2(
+                    l,
+                    "\n\n⚠️ Akun ini satu-satunya admin grup: setelah keluar, tidak ada yang bisa mengelolanya (WhatsApp memilih admin baru secara acak bila masih ada anggota).",
+                    "\n\n⚠️ This account is the group's only admin: after it leaves, nobody can manage it (WhatsApp picks a new admin at random if members remain).",
+                ));
+            }
             let kb = InlineKeyboardMarkup::new(vec![vec![
                 btn(app, c, tr(l, Key::BtnYes), Cb::GroupLeaveYes(acc.id, g.clone())),
                 btn(app, c, tr(l, Key::BtnNo), Cb::Group(acc.id, g)),
@@ -725,7 +887,10 @@ pub(crate) async fn account_callback<R: Req>(
                     btn(app, c, &t2(l, "⏰ Terjadwal", "⏰ Scheduled"), Cb::Scheduled(acc.id)),
                     btn(app, c, &t2(l, "📄 Template", "📄 Templates"), Cb::Templates(acc.id)),
                 ],
-                vec![btn(app, c, tr(l, Key::BtnMenu), Cb::Menu)],
+                vec![
+                    btn(app, c, tr(l, Key::BtnJobs), Cb::Jobs(acc.id, 0)),
+                    btn(app, c, tr(l, Key::BtnMenu), Cb::Menu),
+                ],
             ]);
             edit_or_send(bot, m, c.chat, mid, &t, Some(kb)).await;
         }
@@ -743,7 +908,7 @@ pub(crate) async fn account_callback<R: Req>(
             let groups = match s.groups().await {
                 Ok(g) => g,
                 Err(e) => {
-                    send_html(bot, m, c.chat, &wa_error_text(l, &e), None).await;
+                    send_html(bot, m, c.chat, &wa_error_text(l, &e), Some(back_to_menu(app, c))).await;
                     return Ok(None);
                 }
             };
@@ -767,7 +932,15 @@ pub(crate) async fn account_callback<R: Req>(
             )
             .await?;
         }
-        cb @ (Cb::JobStart(..) | Cb::JobPause(..) | Cb::JobResume(..) | Cb::JobCancel(..)) => {
+        cb @ (Cb::JobStart(..)
+        | Cb::JobPause(..)
+        | Cb::JobResume(..)
+        | Cb::JobCancel(..)
+        | Cb::JobCancelYes(..)
+        | Cb::Jobs(..)
+        | Cb::JobView(..)
+        | Cb::JobReport(..)
+        | Cb::JobRerun(..)) => {
             return super::jobs_ui::job_button(bot, app, c, &acc, cb, mid).await;
         }
         // --- sched ---
@@ -807,7 +980,7 @@ async fn export_links<R: Req>(
     let groups = match s.groups().await {
         Ok(g) => g.into_iter().filter(|g| g.is_admin).collect::<Vec<_>>(),
         Err(e) => {
-            send_html(bot, m, c.chat, &wa_error_text(l, &e), None).await;
+            send_html(bot, m, c.chat, &wa_error_text(l, &e), Some(back_to_menu(app, c))).await;
             return Ok(());
         }
     };
@@ -830,7 +1003,11 @@ async fn export_links<R: Req>(
     let total = groups.len();
     let progress = edit_or_send(bot, m, c.chat, mid, &format!("📤 0/{total}"), None).await;
     let mut txt = String::new();
-    let mut rows = vec![["name".to_string(), "link".to_string(), "members".to_string()]];
+    let mut rows = vec![[
+        t2(l, "nama", "name"),
+        t2(l, "tautan", "link"),
+        t2(l, "anggota", "members"),
+    ]];
     let mut failed = Vec::new();
     let mut last_edit = std::time::Instant::now();
     for (i, g) in groups.iter().enumerate() {
@@ -840,7 +1017,7 @@ async fn export_links<R: Req>(
                 txt.push('\n');
                 rows.push([g.name.clone(), link, g.member_count.to_string()]);
             }
-            Err(e) => failed.push(format!("{}: {e}", g.name)),
+            Err(e) => failed.push(format!("{}: {}", g.name, wa_error_text(l, &e))),
         }
         if last_edit.elapsed() > std::time::Duration::from_secs(2) {
             last_edit = std::time::Instant::now();
@@ -969,7 +1146,7 @@ pub(crate) async fn pending_input<R: Req>(
     let acc = match m.account_of(c.tid, p.account).await {
         Ok(a) => a,
         Err(_) => {
-            send_html(bot, m, c.chat, tr(l, Key::StaleButton), None).await;
+            send_html(bot, m, c.chat, tr(l, Key::StaleButton), Some(back_to_menu(app, c))).await;
             return Ok(());
         }
     };
@@ -1043,8 +1220,21 @@ pub(crate) async fn pending_input<R: Req>(
                 _ => s.send_text(&ChatTarget::Group(g.clone()), &text).await.map(|_| ()),
             };
             match res {
-                Ok(()) => reply(t2(l, "✅ Selesai.", "✅ Done.")).await,
-                Err(e) => reply(wa_error_text(l, &e)).await,
+                Ok(()) => {
+                    if p.kind == Rename {
+                        rename_cached(app, &acc, &g, t).await;
+                    }
+                    let what = match p.kind {
+                        Rename => t2(l, "✅ Nama grup diganti", "✅ Group renamed"),
+                        Describe => t2(l, "✅ Deskripsi grup diganti", "✅ Group description changed"),
+                        _ => t2(l, "✅ Pesan terkirim ke grup", "✅ Message sent to the group"),
+                    };
+                    let note = format!("{what} {} {}.", t2(l, "dari", "from"), acc.phone);
+                    group_page_noted(bot, app, c, &acc, &g, None, &note).await?;
+                }
+                Err(e) => {
+                    reply(wa_error_text(l, &e)).await;
+                }
             };
         }
         (AddMembers | RemoveMembers | PromoteMembers | DemoteMembers, Some(g)) => {
@@ -1249,7 +1439,7 @@ pub(crate) async fn pending_input<R: Req>(
             super::jobs_ui::propose(bot, app, c, &acc, crate::jobs::JobKind::CheckNumbers, items, bad, None).await?;
         }
         _ => {
-            send_html(bot, m, c.chat, tr(l, Key::StaleButton), None).await;
+            send_html(bot, m, c.chat, tr(l, Key::StaleButton), Some(back_to_menu(app, c))).await;
         }
     }
     Ok(())
@@ -1275,7 +1465,9 @@ async fn ask_broadcast_where<R: Req>(bot: &R, app: &App, c: &Caller, acc: &Accou
     ]);
     let kb = kb.append_row(vec![btn(app, c, tr(l, Key::BtnCancel), Cb::InputCancel)]);
     let prompt = format!("{}\n\n{}", broadcast_where(l), tr(l, Key::PromptCancelHint));
-    send_html(bot, m, c.chat, &prompt, Some(kb)).await;
+    if let Some(mid) = send_html(bot, m, c.chat, &prompt, Some(kb)).await {
+        app.set_pending_prompt(c.tid, mid);
+    }
 }
 
 /// A file sent where a message was asked for: checked against Telegram's and WhatsApp's

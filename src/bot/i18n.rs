@@ -137,6 +137,14 @@ pub enum Key {
     JobNowState,
     GroupNotAdminNote,
     GroupAdminOnly,
+    // --- ways ---
+    BtnLinkNumber,
+    BtnOtherAccount,
+    PromptClosed,
+    NotConnectedOffline,
+    BtnReport,
+    BtnJobs,
+    StatusRefreshed,
 }
 
 /// A one-off text in both languages, for messages too specific for the [`Key`] table
@@ -219,7 +227,7 @@ fn id(key: Key) -> &'static str {
         Switched => "✅ Akun aktif sekarang <b>{phone}</b>.",
         LogoutConfirm => "🚪 Logout <b>{phone}</b>? Perangkat akan dilepas dari WhatsApp dan sesi dipindahkan ke sampah. Data bot tetap ada sampai akun dihapus.",
         LoggedOutDone => "🚪 <b>{phone}</b> sudah logout. Hubungkan lagi dengan /pair kapan saja.",
-        RemoveConfirm => "🗑 Hapus <b>{phone}</b> dari bot? Sesi dihentikan dan semua filenya dipindahkan ke folder sampah.",
+        RemoveConfirm => "🗑 Hapus <b>{phone}</b> dari bot? Perangkat ini juga dilepas dari WhatsApp di ponsel (seperti Logout), sesi dihentikan, dan semua filenya dipindahkan ke folder sampah.",
         RemovedDone => "🗑 <b>{phone}</b> dihapus. Filenya disimpan di folder sampah server.",
         LanguageTitle => "🌐 Pilih bahasa:",
         LanguageSet => "✅ Bahasa diganti ke Bahasa Indonesia.",
@@ -272,6 +280,14 @@ fn id(key: Key) -> &'static str {
         GroupNotAdminNote => "ℹ️ Akun ini bukan admin grup ini: tautan undangan, anggota, dan pengaturan grup hanya bisa diubah admin.",
         GroupAdminOnly => "⛔ Hanya admin grup yang bisa melakukan ini, dan akun ini bukan admin grup tersebut.",
         NoticeRestored => "✅ Akses Anda ke bot ini <b>dipulihkan</b> oleh operator. Kirim /menu untuk melanjutkan.",
+        // --- ways ---
+        BtnLinkNumber => "🔗 Hubungkan nomor",
+        BtnOtherAccount => "🔄 Pakai akun lain",
+        PromptClosed => "ℹ️ Pertanyaan yang menunggu jawaban Anda sudah ditutup; teks berikutnya tidak dipakai untuk itu.",
+        NotConnectedOffline => "⚠️ Akun <b>{phone}</b> tidak terhubung ke WhatsApp ({state}). Hubungkan lagi, atau pakai akun lain.",
+        BtnReport => "📄 Laporan",
+        BtnJobs => "📋 Pekerjaan",
+        StatusRefreshed => "ℹ️ Status diperbarui",
     }
 }
 
@@ -329,7 +345,7 @@ fn en(key: Key) -> &'static str {
         Switched => "✅ Your active account is now <b>{phone}</b>.",
         LogoutConfirm => "🚪 Log out <b>{phone}</b>? The device is unlinked from WhatsApp and the session goes to trash. Bot data stays until the account is removed.",
         LoggedOutDone => "🚪 <b>{phone}</b> is logged out. Link it again with /pair any time.",
-        RemoveConfirm => "🗑 Remove <b>{phone}</b> from the bot? The session stops and all its files move to the trash folder.",
+        RemoveConfirm => "🗑 Remove <b>{phone}</b> from the bot? This device is also unlinked from WhatsApp on the phone (as Log out does), the session stops and all its files move to the trash folder.",
         RemovedDone => "🗑 <b>{phone}</b> removed. Its files are kept in the server's trash folder.",
         LanguageTitle => "🌐 Choose a language:",
         LanguageSet => "✅ Language set to English.",
@@ -382,6 +398,14 @@ fn en(key: Key) -> &'static str {
         GroupNotAdminNote => "ℹ️ This account is not an admin of this group: the invite link, the members and the group's settings are for admins only.",
         GroupAdminOnly => "⛔ Only the group's admins can do this, and this account is not one of them.",
         NoticeRestored => "✅ The operator <b>restored</b> your access to this bot. Send /menu to carry on.",
+        // --- ways ---
+        BtnLinkNumber => "🔗 Link a number",
+        BtnOtherAccount => "🔄 Use another account",
+        PromptClosed => "ℹ️ The question waiting for your answer was closed; your next text is not used for it.",
+        NotConnectedOffline => "⚠️ Account <b>{phone}</b> is not connected to WhatsApp ({state}). Link it again, or use another account.",
+        BtnReport => "📄 Report",
+        BtnJobs => "📋 Jobs",
+        StatusRefreshed => "ℹ️ Status refreshed",
     }
 }
 
@@ -410,9 +434,38 @@ pub fn account_label(a: &crate::account::Account) -> String {
     esc(&a.label())
 }
 
+// --- ways ---
+
+/// A duration in the user's units: `2 mnt 05 dtk`, `1 jam 00 mnt`, `45 dtk` in Indonesian,
+/// [`duration`]'s `2m 05s` in English.
+pub fn duration_in(lang: Lang, d: std::time::Duration) -> String {
+    if lang == Lang::En {
+        return duration(d);
+    }
+    let s = d.as_secs();
+    if s >= 3600 {
+        format!("{} jam {:02} mnt", s / 3600, (s % 3600) / 60)
+    } else if s >= 60 {
+        format!("{} mnt {:02} dtk", s / 60, s % 60)
+    } else {
+        format!("{s} dtk")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_in_the_users_units() {
+        let d = std::time::Duration::from_secs(125);
+        assert_eq!(duration_in(Lang::Id, d), "2 mnt 05 dtk");
+        assert_eq!(duration_in(Lang::En, d), "2m 05s");
+        assert_eq!(
+            duration_in(Lang::Id, std::time::Duration::from_secs(3600)),
+            "1 jam 00 mnt"
+        );
+    }
 
     #[test]
     fn placeholders_match_between_languages() {

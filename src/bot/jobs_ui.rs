@@ -9,8 +9,8 @@ use teloxide::types::{ChatId, InlineKeyboardMarkup, MessageId};
 
 use super::callback::Cb;
 use super::flows::{back_to_menu, btn, plain_text, Req};
-use super::i18n::{duration, esc, t2, tr, tr_with, Key, Lang};
-use super::send::{edit_or_send, send_document, send_html};
+use super::i18n::{esc, t2, tr, tr_with, Key, Lang};
+use super::send::{edit_or_send, send_document_with, send_html};
 use super::{App, Caller};
 use crate::account::Account;
 use crate::ids::{AccountId, TelegramId};
@@ -116,6 +116,23 @@ pub(crate) async fn propose<R: Req>(
     // --- sched ---
     let broadcast = matches!(kind, JobKind::Broadcast { .. });
     let first_messages = super::schedule_ui::first_messages_note(l, &kind, &items);
+    let count_word = match &kind {
+        JobKind::Broadcast { .. } => t2(l, "penerima", "recipients"),
+        _ => t2(l, "item", "items"),
+    };
+    let message = match &kind {
+        JobKind::Broadcast { text, .. } => format!(
+            "💬 {}:\n<blockquote>{}</blockquote>\n",
+            t2(l, "Teks", "Text"),
+            esc(&text.chars().take(500).collect::<String>())
+        ),
+        _ => String::new(),
+    };
+    let names = if items.iter().any(|i| i.ends_with("@g.us")) {
+        super::groups::cached_group_names(app, acc).await
+    } else {
+        Default::default()
+    };
     let jobs = app.jobs();
     let id = match jobs.create(c.tid, acc.id, c.chat.0, kind, items.clone()).await {
         Ok(id) => id,
@@ -125,20 +142,17 @@ pub(crate) async fn propose<R: Req>(
             return Ok(());
         }
     };
-    let mut text = format!(
-        "📋 <b>{}</b> — {}: {}\n",
-        esc(&label),
-        t2(l, "item", "items"),
-        items.len()
-    );
+    let mut text = format!("📋 <b>{}</b> — {}: {}\n{message}", esc(&label), count_word, items.len());
     for it in items.iter().take(10) {
-        // A broadcast item may carry the recipient's name after its number (sched).
+        // A broadcast item may carry the recipient's name after its number (sched); a group
+        // shows by its name, never by its `…@g.us` ID.
         let (target, name) = crate::jobs::item_parts(it);
         let name = name.map(|n| format!(" — {}", esc(n))).unwrap_or_default();
-        text.push_str(&format!(
-            "• <code>{}</code>{name}\n",
-            esc(&target.chars().take(80).collect::<String>())
-        ));
+        let shown = match names.get(target) {
+            Some(group) => format!("👥 {}", esc(group)),
+            None => format!("<code>{}</code>", esc(&target.chars().take(80).collect::<String>())),
+        };
+        text.push_str(&format!("• {shown}{name}\n"));
     }
     if items.len() > 10 {
         text.push_str("…\n");
@@ -146,6 +160,7 @@ pub(crate) async fn propose<R: Req>(
     text.push_str(&spins);
     text.push_str(&first_messages);
     text.push_str(&notes);
+    text.push_str(&quota_note(app, c, acc, Some(items.len())).await);
     text.push_str(&t2(l, "\n\nMulai pekerjaan ini?", "\n\nStart this job?"));
     let mut rows = vec![vec![
         btn(app, c, &t2(l, "▶️ Mulai", "▶️ Start"), Cb::JobStart(acc.id, id.get())),
@@ -196,6 +211,70 @@ pub(crate) async fn job_button<R: Req>(
 ) -> anyhow::Result<Option<(String, bool)>> {
     let l = c.lang;
     let jobs = app.jobs();
+    match cb {
+        Cb::Jobs(_, page) => {
+            jobs_screen(bot, app, c, acc, page, mid).await?;
+            return Ok(None);
+        }
+        Cb::JobView(_, j) => return job_view(bot, app, c, acc, JobId::new(j), mid).await,
+        Cb::JobRerun(_, j) => return rerun(bot, app, c, acc, JobId::new(j)).await,
+        // Resuming a job the daily cap paused would only pause it again: say when it can go.
+        Cb::JobResume(_, j) => {
+            let capped = jobs
+                .progress(c.tid, acc.id, JobId::new(j))
+                .await
+                .ok()
+                .and_then(|p| p.pause_reason)
+                .is_some_and(|r| r == "daily_cap" || r == "warmup_cap");
+            if let (true, Ok((used, cap, day_end))) = (capped, jobs.quota_today(c.tid, acc.id).await) {
+                if used >= cap as i64 {
+                    let t = t2(
+                        l,
+                        "⏳ Kuota harian habis ({used}/{cap}). Pekerjaan ini bisa dilanjutkan mulai {at}.",
+                        "⏳ The daily quota is used up ({used}/{cap}). This job can continue from {at}.",
+                    )
+                    .replace("{used}", &used.to_string())
+                    .replace("{cap}", &cap.to_string())
+                    .replace("{at}", &super::flows::local_time(app.manager().config(), day_end));
+                    return Ok(Some((t, true)));
+                }
+            }
+        }
+        Cb::JobReport(_, j) => {
+            let job = JobId::new(j);
+            return match jobs.progress(c.tid, acc.id, job).await {
+                Ok(p) => {
+                    send_report(bot, app, c.tid, l, acc.id, job, &p).await;
+                    Ok(None)
+                }
+                Err(e) => Ok(Some((plain_text(&job_error_text(l, &e)), true))),
+            };
+        }
+        // A job that already runs is cancelled only once the owner confirms: its unsent
+        // items would never go out.
+        Cb::JobCancel(_, j) => {
+            if let Ok(p) = jobs.progress(c.tid, acc.id, JobId::new(j)).await {
+                if matches!(p.state, JobState::Running | JobState::Paused) {
+                    let left = p.total.saturating_sub(p.done + p.failed + p.unknown);
+                    let t = t2(
+                        l,
+                        "⚠️ Batalkan pekerjaan #{n}? {left} item yang belum jalan tidak akan dikirim. Laporannya tetap dikirim.",
+                        "⚠️ Cancel job #{n}? {left} items not yet run will not be sent. Its report is still sent.",
+                    )
+                    .replace("{n}", &j.to_string())
+                    .replace("{left}", &left.to_string());
+                    let kb = InlineKeyboardMarkup::new(vec![vec![
+                        btn(app, c, tr(l, Key::BtnYes), Cb::JobCancelYes(acc.id, j)),
+                        btn(app, c, tr(l, Key::BtnNo), Cb::JobView(acc.id, j)),
+                    ]]);
+                    // A new message: the progress message keeps being edited while it runs.
+                    send_html(bot, app.manager(), c.chat, &t, Some(kb)).await;
+                    return Ok(None);
+                }
+            }
+        }
+        _ => {}
+    }
     let res = match cb {
         Cb::JobStart(_, j) => {
             let id = JobId::new(j);
@@ -215,15 +294,34 @@ pub(crate) async fn job_button<R: Req>(
             .resume(c.tid, acc.id, JobId::new(j))
             .await
             .map(|_| t2(l, "▶️ Dilanjutkan", "▶️ Resumed")),
-        Cb::JobCancel(_, j) => jobs
+        Cb::JobCancel(_, j) | Cb::JobCancelYes(_, j) => jobs
             .cancel(c.tid, acc.id, JobId::new(j))
             .await
             .map(|_| t2(l, "✖️ Dibatalkan", "✖️ Cancelled")),
         _ => return Ok(None),
     };
     let job = match cb {
-        Cb::JobStart(_, j) | Cb::JobPause(_, j) | Cb::JobResume(_, j) | Cb::JobCancel(_, j) => JobId::new(j),
+        Cb::JobStart(_, j)
+        | Cb::JobPause(_, j)
+        | Cb::JobResume(_, j)
+        | Cb::JobCancel(_, j)
+        | Cb::JobCancelYes(_, j) => JobId::new(j),
         _ => return Ok(None),
+    };
+    // A started job cancelled by its owner gets its report too: who got it and who did not.
+    let was_started = matches!(cb, Cb::JobCancel(..) | Cb::JobCancelYes(..))
+        && jobs
+            .progress(c.tid, acc.id, job)
+            .await
+            .is_ok_and(|p| p.state != JobState::Draft);
+    let res = match res {
+        Ok(ack) if was_started => {
+            if let Ok(p) = jobs.progress(c.tid, acc.id, job).await {
+                send_report(bot, app, c.tid, l, acc.id, job, &p).await;
+            }
+            Ok(ack)
+        }
+        other => other,
     };
     match res {
         Ok(ack) => {
@@ -324,7 +422,7 @@ pub(crate) fn progress_view(
     if p.state == JobState::Running {
         text.push_str(&format!("\n⏱ {:.1}/{}", p.rate_per_min, t2(l, "menit", "min")));
         if let Some(eta) = p.eta {
-            text.push_str(&format!("  ETA {}", duration(eta)));
+            text.push_str(&format!("  ETA {}", super::i18n::duration_in(l, eta)));
         }
     }
     if let Some(r) = &p.pause_reason {
@@ -371,14 +469,385 @@ pub(crate) fn progress_view(
             ],
         ])),
         // --- sched ---
-        // A job that was scheduled leads back to the list of scheduled jobs.
-        _ if p.run_at.is_some() => Some(InlineKeyboardMarkup::new(vec![vec![c(
-            t2(l, "⏰ Terjadwal", "⏰ Scheduled"),
-            Cb::Scheduled(account),
-        )]])),
-        _ => None,
+        // A job that was scheduled also leads back to the list of scheduled jobs.
+        _ if p.run_at.is_some() => Some(InlineKeyboardMarkup::new(vec![
+            vec![
+                c(tr(l, Key::BtnJobs).to_string(), Cb::Jobs(account, 0)),
+                c(tr(l, Key::BtnMenu).to_string(), Cb::Menu),
+            ],
+            vec![c(t2(l, "⏰ Terjadwal", "⏰ Scheduled"), Cb::Scheduled(account))],
+        ])),
+        // Finished, cancelled or never started: the way on is the jobs screen or the menu.
+        _ => Some(InlineKeyboardMarkup::new(vec![vec![
+            c(tr(l, Key::BtnJobs).to_string(), Cb::Jobs(account, 0)),
+            c(tr(l, Key::BtnMenu).to_string(), Cb::Menu),
+        ]])),
     };
     (text, kb)
+}
+
+/// «📊 Kuota hari ini: 5/8 item» and, when `wanted` items would pass it, when the rest goes
+/// ("5 dari 8 hari ini, sisanya besok 07:00 WIB"); empty when the quota cannot be read.
+pub(crate) async fn quota_note(app: &App, c: &Caller, acc: &Account, wanted: Option<usize>) -> String {
+    let l = c.lang;
+    let Ok((used, cap, day_end)) = app.jobs().quota_today(c.tid, acc.id).await else {
+        return String::new();
+    };
+    let left = (cap as i64 - used).max(0) as usize;
+    let at = super::flows::local_time(app.manager().config(), day_end);
+    let at = at.split_once(' ').map_or(at.as_str(), |(_, time)| time).to_string();
+    match wanted {
+        None => t2(
+            l,
+            "\n📊 Kuota hari ini: {used}/{cap} item",
+            "\n📊 Today's quota: {used}/{cap} items",
+        )
+        .replace("{used}", &used.to_string())
+        .replace("{cap}", &cap.to_string()),
+        Some(n) if n > left => t2(
+            l,
+            "\n\n⚠️ Kuota harian: {left} dari {n} hari ini, sisanya besok {at}.",
+            "\n\n⚠️ Daily quota: {left} of {n} today, the rest tomorrow {at}.",
+        )
+        .replace("{left}", &left.to_string())
+        .replace("{n}", &n.to_string())
+        .replace("{at}", &at),
+        Some(_) => String::new(),
+    }
+}
+
+/// «🔁 Kirim sisanya»: a new job of what a cancelled job never sent, shown with Start.
+async fn rerun<R: Req>(
+    bot: &R,
+    app: &App,
+    c: &Caller,
+    acc: &Account,
+    from: JobId,
+) -> anyhow::Result<Option<(String, bool)>> {
+    let l = c.lang;
+    let new = match app.jobs().rerun_unsent(c.tid, acc.id, from).await {
+        Ok(id) => id,
+        Err(JobError::Empty) => {
+            let t = t2(
+                l,
+                "Tidak ada sisa yang belum dikirim (mungkin sudah dikirim ulang).",
+                "Nothing is left unsent (it may have been re-run already).",
+            );
+            return Ok(Some((t, true)));
+        }
+        Err(e) => return Ok(Some((plain_text(&job_error_text(l, &e)), true))),
+    };
+    let n = app
+        .jobs()
+        .progress(c.tid, acc.id, new)
+        .await
+        .map(|p| p.total)
+        .unwrap_or_default();
+    let mut text = t2(
+        l,
+        "🔁 <b>Pekerjaan #{new}</b>: {n} item yang belum terkirim dari pekerjaan #{old}.",
+        "🔁 <b>Job #{new}</b>: {n} items job #{old} did not send.",
+    )
+    .replace("{new}", &new.get().to_string())
+    .replace("{old}", &from.get().to_string())
+    .replace("{n}", &n.to_string());
+    text.push_str(&quota_note(app, c, acc, Some(n)).await);
+    text.push_str(&t2(l, "\n\nMulai pekerjaan ini?", "\n\nStart this job?"));
+    let kb = InlineKeyboardMarkup::new(vec![vec![
+        btn(app, c, &t2(l, "▶️ Mulai", "▶️ Start"), Cb::JobStart(acc.id, new.get())),
+        btn(app, c, tr(l, Key::BtnCancel), Cb::JobCancel(acc.id, new.get())),
+    ]]);
+    send_html(bot, app.manager(), c.chat, &text, Some(kb)).await;
+    Ok(None)
+}
+
+/// Jobs per page of the jobs screen.
+const JOBS_PAGE: usize = 6;
+
+/// A stored job kind (`JobKind::name`) in the owner's words; a kind this build does not
+/// know is still listed.
+fn kind_name_label(l: Lang, kind: &str) -> String {
+    match kind {
+        "create_groups" => t2(l, "Buat grup", "Create groups"),
+        "join_groups" => t2(l, "Gabung grup", "Join groups"),
+        "leave_groups" => t2(l, "Keluar dari grup", "Leave groups"),
+        "members" => t2(l, "Anggota grup", "Group members"),
+        "broadcast" => t2(l, "Siaran pesan", "Broadcast"),
+        "check_numbers" => t2(l, "Cek nomor", "Check numbers"),
+        _ => t2(l, "Pekerjaan", "Job"),
+    }
+}
+
+/// «📋 Pekerjaan»: the account's jobs, newest first (running, paused and recent ones), each
+/// with its progress; a button opens one.
+async fn jobs_screen<R: Req>(
+    bot: &R,
+    app: &App,
+    c: &Caller,
+    acc: &Account,
+    page: u32,
+    mid: Option<MessageId>,
+) -> anyhow::Result<()> {
+    let l = c.lang;
+    let list = app.jobs().list(c.tid, acc.id).await?;
+    let pages = list.len().div_ceil(JOBS_PAGE).max(1) as u32;
+    let page = page.min(pages - 1);
+    let mut text = t2(l, "📋 <b>Pekerjaan</b> {phone}: {n}", "📋 <b>Jobs</b> of {phone}: {n}")
+        .replace("{phone}", &acc.phone.to_string())
+        .replace("{n}", &list.len().to_string());
+    if list.is_empty() {
+        text.push_str(&t2(
+            l,
+            "\n\nBelum ada pekerjaan. Pekerjaan massal dimulai dari menu Grup dan Pesan.",
+            "\n\nNo jobs yet. Bulk jobs start from the Groups and Messages menus.",
+        ));
+    }
+    let mut rows = Vec::new();
+    for (id, kind, p) in list.iter().skip(page as usize * JOBS_PAGE).take(JOBS_PAGE) {
+        let finished = p.done + p.failed + p.unknown;
+        let label = format!(
+            "#{} {} · {} {}/{}",
+            id.get(),
+            kind_name_label(l, kind),
+            state_word(l, p.state),
+            finished,
+            p.total
+        );
+        rows.push(vec![btn(app, c, &label, Cb::JobView(acc.id, id.get()))]);
+    }
+    if pages > 1 {
+        let mut nav = Vec::new();
+        if page > 0 {
+            nav.push(btn(app, c, "◀️", Cb::Jobs(acc.id, page - 1)));
+        }
+        nav.push(btn(app, c, &format!("{}/{}", page + 1, pages), Cb::Noop));
+        if page + 1 < pages {
+            nav.push(btn(app, c, "▶️", Cb::Jobs(acc.id, page + 1)));
+        }
+        rows.push(nav);
+    }
+    rows.push(vec![
+        btn(app, c, tr(l, Key::BtnBack), Cb::Account(acc.id)),
+        btn(app, c, tr(l, Key::BtnMenu), Cb::Menu),
+    ]);
+    edit_or_send(
+        bot,
+        app.manager(),
+        c.chat,
+        mid,
+        &text,
+        Some(InlineKeyboardMarkup::new(rows)),
+    )
+    .await;
+    Ok(())
+}
+
+/// One job opened from the jobs screen: its progress and buttons, its report, and Back.
+async fn job_view<R: Req>(
+    bot: &R,
+    app: &App,
+    c: &Caller,
+    acc: &Account,
+    job: JobId,
+    mid: Option<MessageId>,
+) -> anyhow::Result<Option<(String, bool)>> {
+    let l = c.lang;
+    let p = match app.jobs().progress(c.tid, acc.id, job).await {
+        Ok(p) => p,
+        Err(e) => return Ok(Some((plain_text(&job_error_text(l, &e)), true))),
+    };
+    let (t, kb) = progress_view(app, c.tid, l, acc.id, job, &p);
+    let mut rows = match p.state {
+        JobState::Running | JobState::Paused => kb.map(|k| k.inline_keyboard).unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    let mut last = Vec::new();
+    if p.state != JobState::Draft {
+        last.push(btn(app, c, tr(l, Key::BtnReport), Cb::JobReport(acc.id, job.get())));
+    }
+    last.push(btn(app, c, tr(l, Key::BtnBack), Cb::Jobs(acc.id, 0)));
+    rows.push(last);
+    edit_or_send(
+        bot,
+        app.manager(),
+        c.chat,
+        mid,
+        &t,
+        Some(InlineKeyboardMarkup::new(rows)),
+    )
+    .await;
+    Ok(None)
+}
+
+/// The job's report as a document, in the owner's language, with a way on.
+async fn send_report<R: Req>(
+    bot: &R,
+    app: &App,
+    owner: TelegramId,
+    l: Lang,
+    account: AccountId,
+    job: JobId,
+    p: &JobProgress,
+) {
+    let names = match app.manager().get(account).await {
+        Ok(Some(acc)) => super::groups::cached_group_names(app, &acc).await,
+        _ => Default::default(),
+    };
+    let report = match app.jobs().report(owner, account, job).await {
+        Ok(r) => localized_report(l, &r, p.state == JobState::Cancelled, &names),
+        Err(e) => {
+            tracing::warn!(job = job.get(), error = %e, "could not build the job report");
+            return;
+        }
+    };
+    let mut caption = format!(
+        "📄 {} #{}: ✅ {} ❌ {}",
+        t2(l, "Laporan pekerjaan", "Job report"),
+        job.get(),
+        p.done,
+        p.failed
+    );
+    if p.unknown > 0 {
+        caption.push_str(&format!(" ❔ {}", p.unknown));
+    }
+    // --- members ---
+    if let Ok(Some(a)) = app.manager().get(account).await {
+        caption.push_str(&format!(" · {}", super::i18n::account_label(&a)));
+    }
+    let result_is = |want: &str| report.lines().filter(|line| line.ends_with(want)).count();
+    let (on, off) = (
+        result_is(&t2(l, "\tada di WhatsApp", "\ton WhatsApp")),
+        result_is(&t2(l, "tidak ada di WhatsApp", "not on WhatsApp")),
+    );
+    if on + off > 0 {
+        caption.push_str(
+            &t2(
+                l,
+                "\n📱 {on} nomor ada di WhatsApp, {off} tidak.",
+                "\n📱 {on} numbers are on WhatsApp, {off} are not.",
+            )
+            .replace("{on}", &on.to_string())
+            .replace("{off}", &off.to_string()),
+        );
+    }
+    let unsent = p.total.saturating_sub(p.done + p.failed + p.unknown);
+    if p.state == JobState::Cancelled && unsent > 0 {
+        caption.push_str(&format!(" ✖️ {unsent} {}", t2(l, "tidak dikirim", "not sent")));
+    }
+    let b =
+        |label: String, cb: Cb| teloxide::types::InlineKeyboardButton::callback(label, app.codec().encode(owner, &cb));
+    let mut row = Vec::new();
+    if p.state == JobState::Cancelled && unsent > 0 {
+        row.push(b(
+            t2(l, "🔁 Kirim sisanya", "🔁 Send the rest"),
+            Cb::JobRerun(account, job.get()),
+        ));
+    }
+    row.push(b(tr(l, Key::BtnMenu).to_string(), Cb::Menu));
+    let menu = InlineKeyboardMarkup::new(vec![row]);
+    send_document_with(
+        bot,
+        app.manager(),
+        ChatId(p.chat_id),
+        &format!("job-{}-report.txt", job.get()),
+        report.into_bytes(),
+        &caption,
+        Some(menu),
+    )
+    .await;
+}
+
+/// An item's result line in the owner's words: no WhatsApp message IDs, groups by name, and
+/// a new group's invite link kept.
+fn localized_result(l: Lang, r: &str, names: &std::collections::HashMap<String, String>) -> String {
+    if let Some(rest) = r.strip_prefix("created ") {
+        // `created <jid> (<n> members) [<link>]`
+        let n = rest
+            .split_once(" (")
+            .and_then(|(_, t)| t.split_once(' '))
+            .map_or("", |(n, _)| n);
+        let link = rest
+            .rsplit_once(' ')
+            .map(|(_, l)| l)
+            .filter(|l| l.starts_with("https://"));
+        let mut out = t2(l, "dibuat, {n} anggota", "created, {n} members").replace("{n}", n);
+        if let Some(link) = link {
+            out.push_str(&format!(", {link}"));
+        }
+        return out;
+    }
+    if let Some(jid) = r.strip_prefix("joined ") {
+        let base = t2(l, "bergabung", "joined");
+        return match names.get(jid) {
+            Some(name) => format!("{base}: {name}"),
+            None => base,
+        };
+    }
+    if r.starts_with("sent ") {
+        return t2(l, "terkirim", "sent");
+    }
+    match r {
+        "ok" => t2(l, "berhasil", "done"),
+        "already" => t2(
+            l,
+            "sudah begitu (sudah anggota atau sudah perannya)",
+            "already so (a member, or in that role)",
+        ),
+        "not a member" => t2(l, "bukan anggota grup", "not a member of the group"),
+        "not an admin" => t2(l, "bukan admin", "not an admin"),
+        "left" => t2(l, "keluar dari grup", "left the group"),
+        "on WhatsApp" => t2(l, "ada di WhatsApp", "on WhatsApp"),
+        "not on WhatsApp" => t2(l, "tidak ada di WhatsApp", "not on WhatsApp"),
+        "pending approval by the group's admins" => t2(
+            l,
+            "menunggu persetujuan admin grup",
+            "waiting for the group's admins to approve",
+        ),
+        other => other.to_string(),
+    }
+}
+
+/// The engine's report (`#, item, status, result`, tab-separated) with its header and item
+/// states in the owner's words; items a cancelled job never ran are "not sent".
+fn localized_report(
+    l: Lang,
+    report: &str,
+    cancelled: bool,
+    names: &std::collections::HashMap<String, String>,
+) -> String {
+    let mut out = String::with_capacity(report.len());
+    for (i, line) in report.lines().enumerate() {
+        if i == 0 {
+            out.push_str(&t2(l, "#\titem\tstatus\thasil\n", "#\titem\tstatus\tresult\n"));
+            continue;
+        }
+        let mut cols: Vec<&str> = line.splitn(4, '\t').collect();
+        let state = cols.get(2).copied().unwrap_or("");
+        let word = match state {
+            "ok" => t2(l, "berhasil", "done"),
+            "failed" => t2(l, "gagal", "failed"),
+            "unknown" => t2(l, "tidak pasti", "uncertain"),
+            "pending" | "running" if cancelled => t2(l, "tidak dikirim", "not sent"),
+            "rerun" => t2(l, "dikirim ulang lewat pekerjaan baru", "re-run in a new job"),
+            "pending" | "running" => t2(l, "menunggu", "waiting"),
+            other => other.to_string(),
+        };
+        if cols.len() > 2 {
+            cols[2] = &word;
+        }
+        // A group by its name, never by its `…@g.us` ID.
+        if let Some(name) = cols.get(1).and_then(|jid| names.get(*jid)) {
+            cols[1] = name;
+        }
+        let result;
+        if let Some(r) = cols.get(3) {
+            result = localized_result(l, r, names);
+            cols[3] = &result;
+        }
+        out.push_str(&cols.join("\t"));
+        out.push('\n');
+    }
+    out
 }
 
 fn pause_reason_text(l: Lang, r: &str) -> String {
@@ -473,43 +942,14 @@ impl<R: Req> JobObserver for TelegramObserver<R> {
             job.get(),
             esc(&pause_reason_text(l, reason))
         );
-        send_html(&self.bot, self.app.manager(), ChatId(p.chat_id), &t, None).await;
+        let (_, kb) = progress_view(&self.app, owner, l, account, job, p);
+        send_html(&self.bot, self.app.manager(), ChatId(p.chat_id), &t, kb).await;
     }
 
     async fn finished(&self, owner: TelegramId, account: AccountId, job: JobId, p: &JobProgress) {
         self.refresh(owner, account, job, p).await;
-        let jobs = self.app.jobs();
-        let report = match jobs.report(owner, account, job).await {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::warn!(job = job.get(), error = %e, "could not build the job report");
-                return;
-            }
-        };
         let l = self.lang(owner).await;
-        let mut caption = format!(
-            "📄 {} #{}: ✅ {} ❌ {}",
-            t2(l, "Laporan pekerjaan", "Job report"),
-            job.get(),
-            p.done,
-            p.failed
-        );
-        if p.unknown > 0 {
-            caption.push_str(&format!(" ❔ {}", p.unknown));
-        }
-        // --- members ---
-        if let Ok(Some(a)) = self.app.manager().get(account).await {
-            caption.push_str(&format!(" · {}", super::i18n::account_label(&a)));
-        }
-        send_document(
-            &self.bot,
-            self.app.manager(),
-            ChatId(p.chat_id),
-            &format!("job-{}-report.txt", job.get()),
-            report.into_bytes(),
-            &caption,
-        )
-        .await;
+        send_report(&self.bot, &self.app, owner, l, account, job, p).await;
     }
 
     async fn reach_out_limited(&self, owner: TelegramId, account: AccountId, job: JobId, until: Option<i64>) {
@@ -532,7 +972,11 @@ impl<R: Req> JobObserver for TelegramObserver<R> {
             ),
             None => tr_with(l, Key::NoticeReachOutLimited, &[("phone", &phone), ("job", &job_no)]),
         };
-        send_html(&self.bot, self.app.manager(), ChatId(owner.get()), &t, None).await;
+        let menu = InlineKeyboardMarkup::new(vec![vec![teloxide::types::InlineKeyboardButton::callback(
+            tr(l, Key::BtnMenu).to_string(),
+            self.app.codec().encode(owner, &Cb::Menu),
+        )]]);
+        send_html(&self.bot, self.app.manager(), ChatId(owner.get()), &t, Some(menu)).await;
     }
 
     // --- sched ---

@@ -60,6 +60,10 @@ pub struct Pending {
     /// The file gathered by an earlier step (the broadcast's photo, voice note, ...), kept
     /// in the account's folder.
     pub media: Option<crate::jobs::JobMedia>,
+    // --- ways ---
+    /// The message that asks (in the user's chat): a wrong answer edits it with the reason,
+    /// and an answer takes its «Batal» away.
+    pub prompt: Option<teloxide::types::MessageId>,
 }
 
 impl Pending {
@@ -78,6 +82,7 @@ impl Pending {
             target,
             created_at: Instant::now(),
             media: None,
+            prompt: None,
         }
     }
 
@@ -188,6 +193,13 @@ impl App {
     /// Waits for `tid`'s text for `p` (replacing any earlier prompt of theirs).
     pub(crate) fn set_pending(&self, tid: TelegramId, p: Pending) {
         self.pending_map().insert(tid, p);
+    }
+
+    /// Notes which message asks for the prompt waiting for `tid` (sent after it was set).
+    pub(crate) fn set_pending_prompt(&self, tid: TelegramId, message: teloxide::types::MessageId) {
+        if let Some(p) = self.pending_map().get_mut(&tid) {
+            p.prompt = Some(message);
+        }
     }
 
     /// The prompt waiting for `tid`'s text, removed (expired or not: the caller says which).

@@ -128,10 +128,13 @@ async fn deliver<R: Req>(bot: &R, app: &App, n: Notice) {
                 Key::NoticeLoggedOut,
                 &[("phone", &shown(app, account, &phone).await), ("reason", &esc(&reason))],
             );
-            let kb = InlineKeyboardMarkup::new(vec![vec![InlineKeyboardButton::callback(
-                tr(lang, Key::BtnPairAgain),
-                app.codec().encode(owner, &Cb::PairNew(phone)),
-            )]]);
+            let kb = InlineKeyboardMarkup::new(vec![
+                vec![InlineKeyboardButton::callback(
+                    tr(lang, Key::BtnPairAgain),
+                    app.codec().encode(owner, &Cb::PairNew(phone)),
+                )],
+                vec![other_account(app, owner, lang)],
+            ]);
             send_html(bot, m, ChatId(owner.get()), &t, Some(kb)).await;
         }
         Notice::Banned {
@@ -145,9 +148,7 @@ async fn deliver<R: Req>(bot: &R, app: &App, n: Notice) {
             let Some(lang) = recipient(app, owner).await else {
                 return;
             };
-            let until = chrono::DateTime::from_timestamp(until, 0)
-                .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
-                .unwrap_or_default();
+            let until = super::flows::local_time(m.config(), until);
             let t = tr_with(
                 lang,
                 Key::NoticeBanned,
@@ -157,7 +158,7 @@ async fn deliver<R: Req>(bot: &R, app: &App, n: Notice) {
                     ("until", &until),
                 ],
             );
-            send_html(bot, m, ChatId(owner.get()), &t, None).await;
+            send_html(bot, m, ChatId(owner.get()), &t, Some(offline_ways(app, owner, lang))).await;
         }
         Notice::AccountBanned {
             owner,
@@ -174,8 +175,15 @@ async fn deliver<R: Req>(bot: &R, app: &App, n: Notice) {
             } else {
                 Key::NoticeAccountBanned
             };
-            let params = [("phone", shown(app, account, &phone).await), ("reason", esc(&reason))];
-            tell(bot, app, owner, key, &borrowed(&params)).await;
+            let Some(lang) = recipient(app, owner).await else {
+                return;
+            };
+            let t = tr_with(
+                lang,
+                key,
+                &[("phone", &shown(app, account, &phone).await), ("reason", &esc(&reason))],
+            );
+            send_html(bot, m, ChatId(owner.get()), &t, Some(offline_ways(app, owner, lang))).await;
         }
         Notice::StreamReplaced { owner, account, phone } => {
             let Some(lang) = recipient(app, owner).await else {
@@ -187,17 +195,24 @@ async fn deliver<R: Req>(bot: &R, app: &App, n: Notice) {
                 &[("phone", &shown(app, account, &phone).await)],
             );
             // The owner decides whether this bot takes the session back.
-            let kb = InlineKeyboardMarkup::new(vec![vec![InlineKeyboardButton::callback(
-                tr(lang, Key::BtnReconnect),
-                app.codec().encode(owner, &Cb::Reconnect(account)),
-            )]]);
+            let kb = InlineKeyboardMarkup::new(vec![
+                vec![InlineKeyboardButton::callback(
+                    tr(lang, Key::BtnReconnect),
+                    app.codec().encode(owner, &Cb::Reconnect(account)),
+                )],
+                vec![other_account(app, owner, lang)],
+            ]);
             send_html(bot, m, ChatId(owner.get()), &t, Some(kb)).await;
         }
-        Notice::Resumed { owner, phone, .. } => {
+        Notice::Resumed { owner, account, phone } => {
             let Some(lang) = recipient(app, owner).await else {
                 return;
             };
-            let t = tr_with(lang, Key::NoticeResumed, &[("phone", &phone.to_string())]);
+            let t = tr_with(
+                lang,
+                Key::NoticeResumed,
+                &[("phone", &shown(app, account, &phone).await)],
+            );
             let kb = InlineKeyboardMarkup::new(vec![vec![InlineKeyboardButton::callback(
                 tr(lang, Key::BtnMenu),
                 app.codec().encode(owner, &Cb::Menu),
@@ -258,7 +273,12 @@ async fn deliver<R: Req>(bot: &R, app: &App, n: Notice) {
                         ("stale", &s.stale_pairings.to_string()),
                     ],
                 );
-                send_html(bot, m, ChatId(admin.get()), &t, None).await;
+                let kb = InlineKeyboardMarkup::new(vec![vec![InlineKeyboardButton::callback(
+                    tr(lang, Key::BtnMenu),
+                    app.codec()
+                        .encode(admin, &Cb::Admin(super::callback::AdminCb::Overview)),
+                )]]);
+                send_html(bot, m, ChatId(admin.get()), &t, Some(kb)).await;
             }
         }
     }
@@ -270,7 +290,25 @@ async fn tell<R: Req>(bot: &R, app: &App, owner: TelegramId, key: Key, params: &
         return;
     };
     let t = tr_with(lang, key, params);
-    send_html(bot, app.manager(), ChatId(owner.get()), &t, None).await;
+    let kb = InlineKeyboardMarkup::new(vec![vec![InlineKeyboardButton::callback(
+        tr(lang, Key::BtnMenu),
+        app.codec().encode(owner, &Cb::Menu),
+    )]]);
+    send_html(bot, app.manager(), ChatId(owner.get()), &t, Some(kb)).await;
+}
+
+/// «🔄 Pakai akun lain»: the account list, where another account is made active.
+fn other_account(app: &App, owner: TelegramId, lang: Lang) -> InlineKeyboardButton {
+    InlineKeyboardButton::callback(tr(lang, Key::BtnOtherAccount), app.codec().encode(owner, &Cb::Accounts))
+}
+
+/// The way on from a number WhatsApp banned or locked: another account, or the menu (pairing
+/// it again would not help, and only adds to the record).
+fn offline_ways(app: &App, owner: TelegramId, lang: Lang) -> InlineKeyboardMarkup {
+    InlineKeyboardMarkup::new(vec![vec![
+        other_account(app, owner, lang),
+        InlineKeyboardButton::callback(tr(lang, Key::BtnMenu), app.codec().encode(owner, &Cb::Menu)),
+    ]])
 }
 
 /// `(name, value)` pairs as [`tr_with`] takes them.

@@ -451,10 +451,59 @@ pub async fn send_long<R>(
 where
     R: Requester<Err = RequestError>,
 {
+    send_long_with(bot, manager, chat, text, file_name, caption, None).await
+}
+
+/// [`send_long`] with buttons under the message or the document: the way on from a list.
+pub async fn send_long_with<R>(
+    bot: &R,
+    manager: &AccountManager,
+    chat: ChatId,
+    text: &str,
+    file_name: &str,
+    caption: &str,
+    markup: Option<InlineKeyboardMarkup>,
+) -> Option<MessageId>
+where
+    R: Requester<Err = RequestError>,
+{
     if split_text(text).len() > 3 {
-        send_document(bot, manager, chat, file_name, text.as_bytes().to_vec(), caption).await
+        send_document_with(bot, manager, chat, file_name, text.as_bytes().to_vec(), caption, markup).await
     } else {
-        send_html(bot, manager, chat, text, None).await
+        send_html(bot, manager, chat, text, markup).await
+    }
+}
+
+/// [`send_document`] with buttons under it (a report's way on).
+pub async fn send_document_with<R>(
+    bot: &R,
+    manager: &AccountManager,
+    chat: ChatId,
+    file_name: &str,
+    bytes: Vec<u8>,
+    caption: &str,
+    markup: Option<InlineKeyboardMarkup>,
+) -> Option<MessageId>
+where
+    R: Requester<Err = RequestError>,
+{
+    let res = retrying(base(manager), Repeat::Unsafe, "sendDocument", || {
+        let mut req = bot
+            .send_document(chat, InputFile::memory(bytes.clone()).file_name(file_name.to_string()))
+            .caption(caption.to_string())
+            .parse_mode(ParseMode::Html);
+        if let Some(kb) = &markup {
+            req = req.reply_markup(kb.clone());
+        }
+        paced(manager, chat, Class::Reply, req.into_future())
+    })
+    .await;
+    match res {
+        Ok(m) => Some(m.id),
+        Err(e) => {
+            note_failure(manager, chat, &e, "sendDocument");
+            None
+        }
     }
 }
 
@@ -482,6 +531,26 @@ pub async fn answer<R>(
     if let Err(e) = res {
         crate::metrics::telegram_error(&e);
         warn!(error = %e, "answerCallbackQuery failed");
+    }
+}
+
+/// Takes the buttons off a message (an answered prompt), with the same retries and pacing as
+/// an edit; a message already without them is not an error worth more than a log line.
+pub async fn clear_buttons<R>(bot: &R, manager: &AccountManager, chat: ChatId, message: MessageId)
+where
+    R: Requester<Err = RequestError>,
+{
+    let res = retrying(base(manager), Repeat::Safe, "editMessageReplyMarkup", || {
+        paced(
+            manager,
+            chat,
+            Class::Reply,
+            bot.edit_message_reply_markup(chat, message).into_future(),
+        )
+    })
+    .await;
+    if let Err(e) = res {
+        tracing::debug!(chat_id = chat.0, error = %e, "editMessageReplyMarkup failed");
     }
 }
 
