@@ -110,7 +110,10 @@ async fn a_photo_broadcast_to_20_numbers_is_uploaded_once_and_reaches_each_once(
             .lines()
             .find(|l| l.contains(n.as_str()))
             .expect("recipient in the report");
-        assert!(line.contains("\tok\t") && line.contains("sent photo"), "{line}");
+        assert!(
+            line.contains("\tberhasil\t") && line.contains("terkirim (foto)"),
+            "{line}"
+        );
     }
     assert!(report.text.contains("✅ 20"), "{}", report.text);
     bot.stop().await;

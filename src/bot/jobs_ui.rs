@@ -757,6 +757,18 @@ async fn send_report<R: Req>(
     .await;
 }
 
+/// A file kind in the owner's words.
+fn media_word(l: Lang, k: crate::wa::MediaKind) -> String {
+    use crate::wa::MediaKind::*;
+    match k {
+        Photo => t2(l, "foto", "photo"),
+        Document => t2(l, "dokumen", "document"),
+        Video => t2(l, "video", "video"),
+        Voice => t2(l, "pesan suara", "voice note"),
+        Audio => t2(l, "audio", "audio"),
+    }
+}
+
 /// An item's result line in the owner's words: no WhatsApp message IDs, groups by name, and
 /// a new group's invite link kept.
 fn localized_result(l: Lang, r: &str, names: &std::collections::HashMap<String, String>) -> String {
@@ -783,8 +795,14 @@ fn localized_result(l: Lang, r: &str, names: &std::collections::HashMap<String, 
             None => base,
         };
     }
-    if r.starts_with("sent ") {
-        return t2(l, "terkirim", "sent");
+    if let Some(rest) = r.strip_prefix("sent ") {
+        // `sent <kind> <id>` for a file (media), `sent <id>` for text: the kind is kept, the
+        // WhatsApp message ID is not shown.
+        let kind = rest.split(' ').next().and_then(crate::wa::MediaKind::parse);
+        return match kind {
+            Some(k) => format!("{} ({})", t2(l, "terkirim", "sent"), media_word(l, k)),
+            None => t2(l, "terkirim", "sent"),
+        };
     }
     match r {
         "ok" => t2(l, "berhasil", "done"),
@@ -1020,4 +1038,23 @@ impl<R: Req> JobObserver for TelegramObserver<R> {
 /// Builds the observer as a trait object for the engine.
 pub fn observer<R: Req>(bot: R, app: App) -> Arc<dyn JobObserver> {
     Arc::new(TelegramObserver::new(bot, app))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sent_result_names_the_file_kind_and_hides_the_message_id() {
+        let none = std::collections::HashMap::new();
+        assert_eq!(
+            localized_result(Lang::Id, "sent photo 3EB0AB", &none),
+            "terkirim (foto)"
+        );
+        assert_eq!(
+            localized_result(Lang::En, "sent voice 3EB0AB", &none),
+            "sent (voice note)"
+        );
+        assert_eq!(localized_result(Lang::Id, "sent 3EB0AB", &none), "terkirim");
+    }
 }
