@@ -33,7 +33,8 @@
 //! - `queue`: the offline queue and its delivery at login;
 //! - `signal`: the phones' private Signal state: they read what companions send and write to them.
 //! - `persist`: the world in a state file, so a restarted server keeps it;
-//! - [`ctl`]: the control protocol `tgwa fake <verb>` speaks.
+//! - [`ctl`]: the control protocol `tgwa fake <verb>` speaks;
+//! - `ws`: the same server on a loopback WebSocket (WhatsApp Web framing), for clients that dial.
 //!
 //! Every behaviour cites, next to it, the whatsmeow / Baileys / whatsapp-rust code it was
 //! taken from; where no source says what the server sends, the comment says so.
@@ -52,6 +53,8 @@ mod signal;
 mod tests;
 mod transport;
 mod world;
+// --- peer ---
+mod ws;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -66,6 +69,8 @@ pub use persist::read_sent_messages;
 pub use rules::{Ban, RateScope};
 pub use transport::{FakeTransport, FakeTransportFactory};
 pub use world::{GroupView, MemberView, SentMessage};
+// --- peer ---
+pub use ws::WsServer;
 
 use crate::conn::ConnCtx;
 use crate::persist::{Persister, Snapshot};
