@@ -52,6 +52,8 @@ const ACCOUNT_MIGRATIONS: &[&str] = &[
     include_str!("../migrations/account/003_exactly_once.sql"),
     include_str!("../migrations/account/004_contacts.sql"),
     include_str!("../migrations/account/005_inbox.sql"),
+    // --- peer ---
+    include_str!("../migrations/account/010_proxy.sql"),
 ];
 
 impl Schema {

@@ -38,6 +38,8 @@ pub mod import;
 pub mod inbox;
 pub mod jobs;
 pub mod layout;
+// --- peer ---
+pub mod proxy;
 pub mod live;
 pub mod manager;
 pub mod metrics;

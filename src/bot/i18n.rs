@@ -136,6 +136,9 @@ pub enum Key {
     JobNowState,
     GroupNotAdminNote,
     GroupAdminOnly,
+    // --- peer ---
+    NoticeProxyFailed,
+    AdminProxyFailed,
 }
 
 /// A one-off text in both languages, for messages too specific for the [`Key`] table
@@ -270,6 +273,9 @@ fn id(key: Key) -> &'static str {
         GroupNotAdminNote => "ℹ️ Akun ini bukan admin grup ini: tautan undangan, anggota, dan pengaturan grup hanya bisa diubah admin.",
         GroupAdminOnly => "⛔ Hanya admin grup yang bisa melakukan ini, dan akun ini bukan admin grup tersebut.",
         NoticeRestored => "✅ Akses Anda ke bot ini <b>dipulihkan</b> oleh operator. Kirim /menu untuk melanjutkan.",
+        // --- peer ---
+        NoticeProxyFailed => "🧱 Akun <b>{phone}</b> tidak bisa tersambung karena <b>proxy</b>-nya ({proxy}): {reason}. Ini masalah proxy, bukan gangguan WhatsApp. Bot terus mencoba; operator sudah diberi tahu.",
+        AdminProxyFailed => "🧱 Proxy akun <b>{phone}</b> (pemilik <code>{owner}</code>) gagal: {proxy}: {reason}. Periksa proxy itu atau ubah dengan <code>tgwa proxy</code>.",
     }
 }
 
@@ -379,6 +385,9 @@ fn en(key: Key) -> &'static str {
         GroupNotAdminNote => "ℹ️ This account is not an admin of this group: the invite link, the members and the group's settings are for admins only.",
         GroupAdminOnly => "⛔ Only the group's admins can do this, and this account is not one of them.",
         NoticeRestored => "✅ The operator <b>restored</b> your access to this bot. Send /menu to carry on.",
+        // --- peer ---
+        NoticeProxyFailed => "🧱 Account <b>{phone}</b> cannot connect because of its <b>proxy</b> ({proxy}): {reason}. This is a proxy problem, not a WhatsApp outage. The bot keeps trying; the operator has been told.",
+        AdminProxyFailed => "🧱 The proxy of account <b>{phone}</b> (owner <code>{owner}</code>) failed: {proxy}: {reason}. Check that proxy or change it with <code>tgwa proxy</code>.",
     }
 }
 

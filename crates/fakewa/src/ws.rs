@@ -76,6 +76,19 @@ impl FakeWhatsApp {
     /// a Tokio runtime.
     pub async fn serve_ws(&self, addr: &str) -> std::io::Result<WsServer> {
         let listener = TcpListener::bind(addr).await?;
+        self.serve_ws_listener(listener)
+    }
+
+    /// As [`serve_ws`](Self::serve_ws), from synchronous code: binds `addr` now and serves
+    /// on `rt`.
+    pub fn serve_ws_on(&self, rt: &tokio::runtime::Handle, addr: &str) -> std::io::Result<WsServer> {
+        let std_listener = std::net::TcpListener::bind(addr)?;
+        std_listener.set_nonblocking(true)?;
+        let _guard = rt.enter();
+        self.serve_ws_listener(TcpListener::from_std(std_listener)?)
+    }
+
+    fn serve_ws_listener(&self, listener: TcpListener) -> std::io::Result<WsServer> {
         let addr = listener.local_addr()?;
         let stats = Arc::new(WsStats::default());
         let (fake, st) = (self.clone(), stats.clone());
