@@ -30,6 +30,8 @@ pub mod limiter;
 pub mod notify;
 pub mod polling;
 pub mod send;
+// --- peer ---
+mod proxy_admin;
 
 use callback::CallbackCodec;
 use i18n::Lang;

@@ -134,6 +134,9 @@ struct Inner {
     receipts: Mutex<Vec<Receipt>>,
     /// The state file, when the world is kept on disk.
     persist: Option<Persister>,
+    // --- peer ---
+    /// Stanzas clients sent that the fake does not model, `tag xmlns=… child`, with counts.
+    unmodelled: Mutex<std::collections::BTreeMap<String, u64>>,
 }
 
 /// A `<receipt>` a client sent for a message it got, one per message id.
@@ -205,6 +208,7 @@ impl FakeWhatsApp {
             conns: Mutex::new(HashMap::new()),
             receipts: Mutex::new(Vec::new()),
             persist,
+            unmodelled: Mutex::new(std::collections::BTreeMap::new()),
         });
         if inner.persist.is_some() {
             // Written at once: the file is this server's from now on (an older server on the
@@ -282,6 +286,26 @@ impl FakeWhatsApp {
                 device: ctx.device.clone(),
             },
         );
+    }
+
+    // --- peer ---
+    /// Every stanza a client sent that the fake does not model (answered with a refusal or
+    /// ignored), as `tag xmlns=… child` with how many times: the conformance log a second
+    /// client (Baileys, `benches/peer`) is read against.
+    pub fn unmodelled(&self) -> Vec<(String, u64)> {
+        let m = self.inner.unmodelled.lock().unwrap_or_else(|e| e.into_inner());
+        m.iter().map(|(k, v)| (k.clone(), *v)).collect()
+    }
+
+    /// Notes and logs (once per kind, at info) a stanza the fake does not model.
+    pub(crate) fn note_unmodelled(&self, tag: &str, xmlns: &str, child: &str) {
+        let key = format!("{tag} xmlns={xmlns} {child}");
+        let mut m = self.inner.unmodelled.lock().unwrap_or_else(|e| e.into_inner());
+        let n = m.entry(key.clone()).or_insert(0);
+        *n += 1;
+        if *n == 1 {
+            tracing::info!(stanza = %key, "fake WhatsApp: a stanza it does not model");
+        }
     }
 
     pub(crate) fn forget_conn(&self, ctx: &ConnCtx) {

@@ -639,7 +639,11 @@ pub(crate) fn on_node(fake: &FakeWhatsApp, ctx: &mut ConnCtx, node: Node) {
             }
             ctx.send(b.build());
         }
-        _ => {}
+        // --- peer --- a stanza no whatsapp-rust client sent before: logged for conformance.
+        other => {
+            let child = node.children().and_then(|c| c.first()).map(|c| c.tag.to_string()).unwrap_or_default();
+            fake.note_unmodelled(other, &attr(&node, "xmlns"), &child);
+        }
     }
 }
 
@@ -690,6 +694,11 @@ fn on_iq(fake: &FakeWhatsApp, ctx: &mut ConnCtx, iq: &Node) {
             crate::queue::start(fake, ctx);
             return;
         }
+        // --- peer --- the keepalive: whatsmeow `keepalive.go` `sendKeepAlive` and Baileys
+        // `socket.ts` `startKeepAliveRequest` send `<iq xmlns="w:p" type="get"><ping/></iq>`
+        // and only wait for an answer; the server answers an empty result. Met first from
+        // whatsapp-rust's keepalive in a long idle over the WebSocket (`benches/peer`).
+        ("w:p", "get", "ping") => result(iq, Vec::new()),
         ("encrypt", "get", "count") => {
             let n = ctx
                 .device
@@ -746,6 +755,7 @@ fn on_iq(fake: &FakeWhatsApp, ctx: &mut ConnCtx, iq: &Node) {
             // refuses it as XMPP does (`501 feature-not-implemented`) instead of pretending it
             // worked, so a client feature the fake lacks shows up as a refusal.
             debug!(%xmlns, %ty, child = %first_tag, "fake refused an unknown iq");
+            fake.note_unmodelled("iq", &xmlns, &format!("{ty}/{first_tag}"));
             error(iq, 501, "feature-not-implemented")
         }
     };

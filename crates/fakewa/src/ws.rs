@@ -13,6 +13,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
@@ -76,7 +77,19 @@ impl FakeWhatsApp {
     /// a Tokio runtime.
     pub async fn serve_ws(&self, addr: &str) -> std::io::Result<WsServer> {
         let listener = TcpListener::bind(addr).await?;
-        self.serve_ws_listener(listener)
+        self.serve_ws_listener(listener, Duration::ZERO)
+    }
+
+    /// As [`serve_ws`](Self::serve_ws), with every message to a client held back by
+    /// `latency`, as a server one network hop away answers. A loopback socket answers in
+    /// microseconds, faster than any client meets WhatsApp: Baileys 6.7.21 does not await
+    /// its `noise.finishInit()` after sending the handshake's finish (`socket.ts`
+    /// `validateConnection`), so an answer that arrives before that promise resolves is read
+    /// with the handshake keys and the stream fails. WhatsApp's own latency hides that race;
+    /// this models the latency, not a kinder server.
+    pub async fn serve_ws_with_latency(&self, addr: &str, latency: Duration) -> std::io::Result<WsServer> {
+        let listener = TcpListener::bind(addr).await?;
+        self.serve_ws_listener(listener, latency)
     }
 
     /// As [`serve_ws`](Self::serve_ws), from synchronous code: binds `addr` now and serves
@@ -85,10 +98,10 @@ impl FakeWhatsApp {
         let std_listener = std::net::TcpListener::bind(addr)?;
         std_listener.set_nonblocking(true)?;
         let _guard = rt.enter();
-        self.serve_ws_listener(TcpListener::from_std(std_listener)?)
+        self.serve_ws_listener(TcpListener::from_std(std_listener)?, Duration::ZERO)
     }
 
-    fn serve_ws_listener(&self, listener: TcpListener) -> std::io::Result<WsServer> {
+    fn serve_ws_listener(&self, listener: TcpListener, latency: Duration) -> std::io::Result<WsServer> {
         let addr = listener.local_addr()?;
         let stats = Arc::new(WsStats::default());
         let (fake, st) = (self.clone(), stats.clone());
@@ -103,7 +116,7 @@ impl FakeWhatsApp {
                     drop(tcp);
                     continue;
                 }
-                tokio::spawn(serve_socket(fake.clone(), tcp, st.clone()));
+                tokio::spawn(serve_socket(fake.clone(), tcp, st.clone(), latency));
             }
         });
         Ok(WsServer { addr, stats, task })
@@ -111,7 +124,7 @@ impl FakeWhatsApp {
 }
 
 /// One client socket: the WebSocket upgrade, then the same connection loop as in-process.
-async fn serve_socket(fake: FakeWhatsApp, tcp: TcpStream, stats: Arc<WsStats>) {
+async fn serve_socket(fake: FakeWhatsApp, tcp: TcpStream, stats: Arc<WsStats>, latency: Duration) {
     let _ = tcp.set_nodelay(true);
     let ws = match ServerBuilder::new().accept(tcp).await {
         Ok((_req, ws)) => ws,
@@ -144,6 +157,9 @@ async fn serve_socket(fake: FakeWhatsApp, tcp: TcpStream, stats: Arc<WsStats>) {
             },
             ev = ev_rx.recv() => match ev {
                 Ok(TransportEvent::DataReceived(b)) => {
+                    if !latency.is_zero() {
+                        tokio::time::sleep(latency).await;
+                    }
                     if sink.send(Message::binary(b)).await.is_err() {
                         let _ = ctl_tx.send(Ctl::ClientClosed);
                         break;
