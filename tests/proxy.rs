@@ -159,3 +159,38 @@ async fn an_operation_while_the_proxy_is_down_fails_as_a_proxy_error() {
     assert!(matches!(err, WaError::Proxy(_)), "{err:?}");
     session.disconnect(Duration::from_secs(3)).await;
 }
+
+/// The whole bot over the fake backend (`--features insecure-fake-whatsapp`): an account
+/// whose proxy dies is told so, as a proxy problem, and so is the operator.
+#[cfg(feature = "insecure-fake-whatsapp")]
+mod bot {
+    #[path = "../support/fake_telegram.rs"]
+    pub mod fake_telegram;
+    mod support {
+        pub use super::fake_telegram;
+        #[path = "../../support/app.rs"]
+        pub mod app;
+    }
+
+    use support::app::{TestBot, WAIT};
+
+    #[tokio::test]
+    async fn a_dead_proxy_is_told_to_the_owner_and_the_operator_as_a_proxy_problem() {
+        let (owner, admin) = (7101_i64, 7102_i64);
+        let admin_ids = admin.to_string();
+        let bot = TestBot::start(&[("TGWA_WA_BACKEND", "fake"), ("TGWA_ADMIN_IDS", &admin_ids)]).await;
+        bot.pair(owner, "6281200002131").await;
+        // The operator gives the account a default proxy that is not there, and restarts.
+        let (tg, dir, mut extra) = bot.stop().await;
+        let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        extra.push(("TGWA_WA_PROXY".into(), format!("socks5://op:hunter2@{dead}")));
+        let mark = tg.mark();
+        let bot = TestBot::start_in(tg, dir, extra).await;
+        let told = bot.tg.wait_for_text_to_after(mark, owner, "proxy", WAIT).await;
+        assert!(told.text.contains("bukan gangguan WhatsApp"), "{}", told.text);
+        assert!(!told.text.contains("hunter2") && told.text.contains("op:***@"), "{}", told.text);
+        let op = bot.tg.wait_for_text_to_after(mark, admin, "Proxy akun", WAIT).await;
+        assert!(!op.text.contains("hunter2"), "{}", op.text);
+        bot.stop().await;
+    }
+}
