@@ -163,16 +163,18 @@ async fn an_operation_while_the_proxy_is_down_fails_as_a_proxy_error() {
 /// The whole bot over the fake backend (`--features insecure-fake-whatsapp`): an account
 /// whose proxy dies is told so, as a proxy problem, and so is the operator.
 #[cfg(feature = "insecure-fake-whatsapp")]
-mod bot {
-    #[path = "../support/fake_telegram.rs"]
-    pub mod fake_telegram;
-    mod support {
-        pub use super::fake_telegram;
-        #[path = "../../support/app.rs"]
-        pub mod app;
-    }
+#[path = "support/fake_telegram.rs"]
+pub mod fake_telegram;
+#[cfg(feature = "insecure-fake-whatsapp")]
+mod support {
+    pub use super::fake_telegram;
+    #[path = "app.rs"]
+    pub mod app;
+}
 
-    use support::app::{TestBot, WAIT};
+#[cfg(feature = "insecure-fake-whatsapp")]
+mod bot {
+    use crate::support::app::{TestBot, WAIT};
 
     #[tokio::test]
     async fn a_dead_proxy_is_told_to_the_owner_and_the_operator_as_a_proxy_problem() {
