@@ -101,8 +101,16 @@ async fn run(peer_dir: &Path, n: usize, idle_ms: usize) -> String {
         b.send(&format!("SEND 0 {} hello from baileys", t_phones[0])).await;
         t.send(&format!("SEND 0 {} hello from tgwa", b_phones[0])).await;
         let (got_t, got_b) = tokio::join!(t.wait_within("MSG 0", MSG_BOUND), b.wait_within("MSG 0", MSG_BOUND));
-        to_t = if got_t.is_some_and(|l| l.contains("hello from baileys")) { "ok" } else { "no" };
-        to_b = if got_b.is_some_and(|l| l.contains("hello from tgwa")) { "ok" } else { "no" };
+        to_t = if got_t.is_some_and(|l| l.contains("hello from baileys")) {
+            "ok"
+        } else {
+            "no"
+        };
+        to_b = if got_b.is_some_and(|l| l.contains("hello from tgwa")) {
+            "ok"
+        } else {
+            "no"
+        };
     }
     // The same idle window for both, started together.
     b.send("IDLE").await;
@@ -142,7 +150,11 @@ async fn run(peer_dir: &Path, n: usize, idle_ms: usize) -> String {
         bf.get("connect_ms"),
         tf.get("connect_ms"),
         ws.peers().len(),
-        if unmodelled.is_empty() { "none".to_string() } else { unmodelled.join(",") },
+        if unmodelled.is_empty() {
+            "none".to_string()
+        } else {
+            unmodelled.join(",")
+        },
     )
 }
 
@@ -184,7 +196,13 @@ struct Side {
 }
 
 impl Side {
-    fn spawn(name: &'static str, mut cmd: Command, env: Vec<(String, String)>, fake: &FakeWhatsApp, phones: Vec<String>) -> Self {
+    fn spawn(
+        name: &'static str,
+        mut cmd: Command,
+        env: Vec<(String, String)>,
+        fake: &FakeWhatsApp,
+        phones: Vec<String>,
+    ) -> Self {
         cmd.envs(env)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

@@ -16,8 +16,8 @@ use crate::scan::{self, Outcome, ScanEntry, ScanOptions, ScanReport};
 mod fake;
 // --- peer ---
 mod proxy;
-pub use proxy::ProxyVerb;
 pub use fake::FakeVerb;
+pub use proxy::ProxyVerb;
 
 /// tgwa: one Telegram bot in front of many WhatsApp accounts.
 #[derive(Debug, Parser)]

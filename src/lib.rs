@@ -22,6 +22,7 @@
 //! - [`announcement`]: the operators' announcements to every user, paced, resumable, sent once.
 //! - [`backup`]: `tgwa backup` and `tgwa restore`: consistent copies of every database.
 //! - [`inbox`]: incoming WhatsApp messages kept per account and forwarded to their owner.
+//! - [`proxy`]: an account's SOCKS5 / HTTP CONNECT proxy: parsing, storage, always printed masked (issue 21).
 
 pub mod account;
 pub mod announcement;
@@ -38,12 +39,12 @@ pub mod import;
 pub mod inbox;
 pub mod jobs;
 pub mod layout;
-// --- peer ---
-pub mod proxy;
 pub mod live;
 pub mod manager;
 pub mod metrics;
 pub mod preflight;
+// --- peer ---
+pub mod proxy;
 pub mod scan;
 pub mod supervisor;
 pub mod telegram;

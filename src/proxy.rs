@@ -54,7 +54,8 @@ impl ProxyUrl {
     /// Parses an operator's input (see the type's docs).
     pub fn parse(input: &str) -> Result<Self, ProxyParseError> {
         let input = input.trim();
-        let (kind, rest) = if let Some(r) = strip_prefix_ci(input, "socks5://").or(strip_prefix_ci(input, "socks5h://")) {
+        let (kind, rest) = if let Some(r) = strip_prefix_ci(input, "socks5://").or(strip_prefix_ci(input, "socks5h://"))
+        {
             (ProxyKind::Socks5, r)
         } else if let Some(r) = strip_prefix_ci(input, "http://") {
             (ProxyKind::HttpConnect, r)
@@ -112,16 +113,19 @@ impl ProxyUrl {
 
     /// The username and password, when the proxy needs them.
     pub fn credentials(&self) -> Option<(&str, &str)> {
-        self.user
-            .as_deref()
-            .map(|u| (u, self.pass.as_deref().unwrap_or("")))
+        self.user.as_deref().map(|u| (u, self.pass.as_deref().unwrap_or("")))
     }
 
     /// The full address with the password, for storage only: never log or show it.
     pub fn expose(&self) -> String {
         let scheme = self.scheme();
         match (&self.user, &self.pass) {
-            (Some(u), Some(p)) => format!("{scheme}://{}:{}@{}", percent_encode(u), percent_encode(p), self.hostport()),
+            (Some(u), Some(p)) => format!(
+                "{scheme}://{}:{}@{}",
+                percent_encode(u),
+                percent_encode(p),
+                self.hostport()
+            ),
             (Some(u), None) => format!("{scheme}://{}@{}", percent_encode(u), self.hostport()),
             _ => format!("{scheme}://{}", self.hostport()),
         }

@@ -50,7 +50,10 @@ async fn pair_via(be: &RealBackend, fake: &FakeWhatsApp, spec: SessionSpec, phon
     })
     .await;
     fake.scan_qr(&qr, phone).expect("the phone scans");
-    wait_for(&mut rx, "PairSuccess", |e| matches!(e, WaEvent::PairSuccess { .. }).then_some(())).await;
+    wait_for(&mut rx, "PairSuccess", |e| {
+        matches!(e, WaEvent::PairSuccess { .. }).then_some(())
+    })
+    .await;
     fakewa::connected(&mut rx).await;
     session
 }
@@ -66,7 +69,10 @@ async fn an_account_behind_a_socks5_relay_pairs_logs_in_again_and_sends_with_eve
     // The pairing goes through the default proxy (`TGWA_WA_PROXY`): the account has no
     // bot-data file, hence no proxy of its own, yet.
     let default_relay = Relay::start(creds).await;
-    let default_url = format!("socks5://op:p%40ss%3Aw0rd@{}", default_relay.url(None).trim_start_matches("socks5://"));
+    let default_url = format!(
+        "socks5://op:p%40ss%3Aw0rd@{}",
+        default_relay.url(None).trim_start_matches("socks5://")
+    );
     let spec = fakewa::spec(dir.path(), me);
     let be = RealBackend::with_options(proxied(&ws, Some(&default_url)));
     let session = pair_via(&be, &fake, spec.clone(), me).await;
@@ -81,10 +87,16 @@ async fn an_account_behind_a_socks5_relay_pairs_logs_in_again_and_sends_with_eve
     let (session, mut rx) = be.start(spec.clone()).await.expect("restart");
     fakewa::connected(&mut rx).await;
     let id = session
-        .send_text(&ChatTarget::Phone(tgwa::ids::PhoneNumber::from_digits(friend).unwrap()), "via the proxy")
+        .send_text(
+            &ChatTarget::Phone(tgwa::ids::PhoneNumber::from_digits(friend).unwrap()),
+            "via the proxy",
+        )
         .await
         .expect("send");
-    assert!(fake.sent_messages().iter().any(|m| m.id == id), "the server got the text");
+    assert!(
+        fake.sent_messages().iter().any(|m| m.id == id),
+        "the server got the text"
+    );
     session.disconnect(Duration::from_secs(5)).await;
 
     // Every socket the fake accepted came from one of the relays' outbound connections.
@@ -93,10 +105,20 @@ async fn an_account_behind_a_socks5_relay_pairs_logs_in_again_and_sends_with_eve
     let peers = ws.peers();
     assert!(!peers.is_empty());
     for p in &peers {
-        assert!(via_relays.contains(p), "{p} reached the fake without a relay: {peers:?} vs {via_relays:?}");
+        assert!(
+            via_relays.contains(p),
+            "{p} reached the fake without a relay: {peers:?} vs {via_relays:?}"
+        );
     }
-    assert!(!own_relay.outbound().is_empty(), "the restart used the account's own proxy");
-    assert_eq!(default_relay.outbound().len(), via_default_before, "not the default one");
+    assert!(
+        !own_relay.outbound().is_empty(),
+        "the restart used the account's own proxy"
+    );
+    assert_eq!(
+        default_relay.outbound().len(),
+        via_default_before,
+        "not the default one"
+    );
     assert!(default_relay.bytes() > 0 && own_relay.bytes() > 0);
     assert!(own_relay.bytes() >= ws.bytes_in().saturating_sub(default_relay.bytes()));
 }
@@ -108,22 +130,34 @@ async fn a_dead_or_refusing_proxy_is_reported_as_a_proxy_problem() {
     let ws = fake.serve_ws("127.0.0.1:0").await.unwrap();
 
     // Nothing listens where the proxy should be.
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let be = RealBackend::with_options(proxied(&ws, Some(&format!("socks5://u:hunter2@{dead}"))));
-    let (session, mut rx) = be.start(fakewa::spec(dir.path(), "6281200002111")).await.expect("start");
+    let (session, mut rx) = be
+        .start(fakewa::spec(dir.path(), "6281200002111"))
+        .await
+        .expect("start");
     let (proxy, reason) = wait_for(&mut rx, "ProxyFailed", |e| match e {
         WaEvent::ProxyFailed { proxy, reason } => Some((proxy.clone(), reason.clone())),
         _ => None,
     })
     .await;
-    assert!(proxy.contains("u:***@") && !proxy.contains("hunter2"), "masked: {proxy}");
+    assert!(
+        proxy.contains("u:***@") && !proxy.contains("hunter2"),
+        "masked: {proxy}"
+    );
     assert!(reason.contains("cannot reach the proxy"), "{reason}");
     session.disconnect(Duration::from_secs(3)).await;
 
     // A proxy that refuses the credentials.
     let relay = Relay::start(Some(("op", "right"))).await;
     let be = RealBackend::with_options(proxied(&ws, Some(&relay.url(Some(("op", "wrong"))))));
-    let (session, mut rx) = be.start(fakewa::spec(dir.path(), "6281200002112")).await.expect("start");
+    let (session, mut rx) = be
+        .start(fakewa::spec(dir.path(), "6281200002112"))
+        .await
+        .expect("start");
     let reason = wait_for(&mut rx, "ProxyFailed", |e| match e {
         WaEvent::ProxyFailed { reason, .. } => Some(reason.clone()),
         _ => None,
@@ -143,17 +177,28 @@ async fn an_operation_while_the_proxy_is_down_fails_as_a_proxy_error() {
     let relay = Relay::start(None).await;
     let phone = "6281200002121";
     let spec = fakewa::spec(dir.path(), phone);
-    let be = RealBackend::with_options(proxied(&ws, Some(&relay.url(None))).with_reconnect_grace(Duration::from_millis(500)));
+    let be = RealBackend::with_options(
+        proxied(&ws, Some(&relay.url(None))).with_reconnect_grace(Duration::from_millis(500)),
+    );
     let session = pair_via(&be, &fake, spec.clone(), phone).await;
     session.disconnect(Duration::from_secs(5)).await;
     drop(relay);
 
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     store_account_proxy(&spec, &format!("http://{dead}"));
     let (session, mut rx) = be.start(spec).await.expect("start");
-    wait_for(&mut rx, "ProxyFailed", |e| matches!(e, WaEvent::ProxyFailed { .. }).then_some(())).await;
+    wait_for(&mut rx, "ProxyFailed", |e| {
+        matches!(e, WaEvent::ProxyFailed { .. }).then_some(())
+    })
+    .await;
     let err = session
-        .send_text(&ChatTarget::Phone(tgwa::ids::PhoneNumber::from_digits("6281200002122").unwrap()), "x")
+        .send_text(
+            &ChatTarget::Phone(tgwa::ids::PhoneNumber::from_digits("6281200002122").unwrap()),
+            "x",
+        )
         .await
         .expect_err("no connection");
     assert!(matches!(err, WaError::Proxy(_)), "{err:?}");
@@ -184,13 +229,20 @@ mod bot {
         bot.pair(owner, "6281200002131").await;
         // The operator gives the account a default proxy that is not there, and restarts.
         let (tg, dir, mut extra) = bot.stop().await;
-        let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let dead = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
         extra.push(("TGWA_WA_PROXY".into(), format!("socks5://op:hunter2@{dead}")));
         let mark = tg.mark();
         let bot = TestBot::start_in(tg, dir, extra).await;
         let told = bot.tg.wait_for_text_to_after(mark, owner, "proxy", WAIT).await;
         assert!(told.text.contains("bukan gangguan WhatsApp"), "{}", told.text);
-        assert!(!told.text.contains("hunter2") && told.text.contains("op:***@"), "{}", told.text);
+        assert!(
+            !told.text.contains("hunter2") && told.text.contains("op:***@"),
+            "{}",
+            told.text
+        );
         let op = bot.tg.wait_for_text_to_after(mark, admin, "Proxy akun", WAIT).await;
         assert!(!op.text.contains("hunter2"), "{}", op.text);
         bot.stop().await;

@@ -65,7 +65,11 @@ pub fn main() {
     let rt = super::support::runtime();
     rt.block_on(async {
         let url = env("PEER_WS_URL");
-        let phones: Vec<String> = env("PEER_PHONES").split(',').filter(|s| !s.is_empty()).map(String::from).collect();
+        let phones: Vec<String> = env("PEER_PHONES")
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect();
         let dir = std::path::PathBuf::from(env("PEER_DIR"));
         let idle = Duration::from_millis(env("PEER_IDLE_MS").parse().unwrap_or(10_000));
         let transport = whatsapp_rust::transport::TokioWebSocketTransportFactory::new().with_url(url);
@@ -132,7 +136,9 @@ pub fn main() {
                 }
                 let mut w = l.splitn(4, ' ');
                 if let (Some("SEND"), Some(i), Some(to), Some(text)) = (w.next(), w.next(), w.next(), w.next()) {
-                    let (Ok(i), Ok(to)) = (i.parse::<usize>(), PhoneNumber::from_digits(to)) else { continue };
+                    let (Ok(i), Ok(to)) = (i.parse::<usize>(), PhoneNumber::from_digits(to)) else {
+                        continue;
+                    };
                     match senders[i].send_text(&ChatTarget::Phone(to), text).await {
                         Ok(_) => println!("SENT {i}"),
                         Err(e) => println!("SENDFAILED {i} {e}"),

@@ -41,12 +41,21 @@ pub(crate) async fn command<R: Req>(bot: &R, app: &App, c: &Caller, rest: &str) 
         Err(_) => None,
     };
     let Some(a) = account else {
-        send_html(bot, m, c.chat, &t2(l, "Akun tidak ditemukan.", "No such account."), None).await;
+        send_html(
+            bot,
+            m,
+            c.chat,
+            &t2(l, "Akun tidak ditemukan.", "No such account."),
+            None,
+        )
+        .await;
         return Ok(());
     };
     let (path, stored) = (a.bot_data_db_path.clone(), proxy.clone());
     m.pools()
-        .with(path, crate::db::Schema::Account, move |conn| crate::proxy::store(conn, stored.as_ref()))
+        .with(path, crate::db::Schema::Account, move |conn| {
+            crate::proxy::store(conn, stored.as_ref())
+        })
         .await?;
     let shown = proxy
         .as_ref()

@@ -62,8 +62,7 @@ async fn set(config: &Config, phone: &str, p: Option<ProxyUrl>) -> anyhow::Resul
     let res = db::blocking(move || {
         let pool = db::open_pool(&master, Schema::Master, 1, None)?;
         let conn = pool.get()?;
-        let Some(acc) = crate::account::by_phone(&conn, &phone).map_err(|e| db::DbError::Task(e.to_string()))?
-        else {
+        let Some(acc) = crate::account::by_phone(&conn, &phone).map_err(|e| db::DbError::Task(e.to_string()))? else {
             return Ok(None);
         };
         let bot = db::open_pool(&acc.bot_data_db_path, Schema::Account, 1, None)?;
@@ -92,7 +91,10 @@ async fn set(config: &Config, phone: &str, p: Option<ProxyUrl>) -> anyhow::Resul
 
 async fn show(config: &Config) -> anyhow::Result<()> {
     let accounts = crate::scan::read_master(&config.master_db).await?;
-    let default = config.wa_proxy.as_ref().map_or_else(|| "direct".to_string(), ToString::to_string);
+    let default = config
+        .wa_proxy
+        .as_ref()
+        .map_or_else(|| "direct".to_string(), ToString::to_string);
     println!("default (TGWA_WA_PROXY): {default}");
     for acc in accounts {
         let session = acc.db_path.clone();

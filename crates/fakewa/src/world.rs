@@ -641,7 +641,11 @@ pub(crate) fn on_node(fake: &FakeWhatsApp, ctx: &mut ConnCtx, node: Node) {
         }
         // --- peer --- a stanza no whatsapp-rust client sent before: logged for conformance.
         other => {
-            let child = node.children().and_then(|c| c.first()).map(|c| c.tag.to_string()).unwrap_or_default();
+            let child = node
+                .children()
+                .and_then(|c| c.first())
+                .map(|c| c.tag.to_string())
+                .unwrap_or_default();
             fake.note_unmodelled(other, &attr(&node, "xmlns"), &child);
         }
     }
