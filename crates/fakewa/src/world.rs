@@ -699,10 +699,11 @@ fn on_iq(fake: &FakeWhatsApp, ctx: &mut ConnCtx, iq: &Node) {
             return;
         }
         // --- peer --- the keepalive: whatsmeow `keepalive.go` `sendKeepAlive` and Baileys
-        // `socket.ts` `startKeepAliveRequest` send `<iq xmlns="w:p" type="get"><ping/></iq>`
-        // and only wait for an answer; the server answers an empty result. Met first from
-        // whatsapp-rust's keepalive in a long idle over the WebSocket (`benches/peer`).
-        ("w:p", "get", "ping") => result(iq, Vec::new()),
+        // `socket.ts` `startKeepAliveRequest` send `<iq xmlns="w:p" type="get"><ping/></iq>`,
+        // whatsapp-rust (wacore `iq/keepalive.rs`) the same without `<ping/>`; each only
+        // waits for an answer, which wacore documents as an empty result. First met in a
+        // long idle over the WebSocket (`benches/peer`): refused, whatsapp-rust reconnects.
+        ("w:p", "get", "ping" | "") => result(iq, Vec::new()),
         ("encrypt", "get", "count") => {
             let n = ctx
                 .device
