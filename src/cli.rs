@@ -14,7 +14,10 @@ use crate::config::Config;
 use crate::scan::{self, Outcome, ScanEntry, ScanOptions, ScanReport};
 
 mod fake;
+// --- peer ---
+mod proxy;
 pub use fake::FakeVerb;
+pub use proxy::ProxyVerb;
 
 /// tgwa: one Telegram bot in front of many WhatsApp accounts.
 #[derive(Debug, Parser)]
@@ -85,6 +88,13 @@ pub enum Command {
         #[arg(long, global = true)]
         json: bool,
     },
+    // --- peer ---
+    /// A proxy per WhatsApp account (SOCKS5 or HTTP CONNECT), shown masked; used from the
+    /// account's next connection.
+    Proxy {
+        #[command(subcommand)]
+        verb: ProxyVerb,
+    },
     /// Write an empty master database at the current schema version (for bot_data.db.example).
     #[command(hide = true)]
     InitMaster {
@@ -142,6 +152,8 @@ pub fn main() -> i32 {
             Command::Backup { to } => run_backup(&config, to).await.map(|()| 0),
             Command::Restore { from } => run_restore(&config, from).await.map(|()| 0),
             Command::Check => Ok(crate::preflight::run(&config).await),
+            // --- peer ---
+            Command::Proxy { verb } => proxy::run(&config, verb).await,
             Command::Run | Command::InitMaster { .. } | Command::Fake { .. } => Ok(0),
         }
     });

@@ -142,6 +142,10 @@ pub struct Config {
     /// The clock scheduled jobs follow (the system clock; tests put a fake one here). The
     /// time zone users type times in is `utc_offset` (`TGWA_TIMEZONE`).
     pub clock: crate::schedule::Clock,
+    // --- peer ---
+    /// `TGWA_WA_PROXY`: the proxy of WhatsApp accounts that have none of their own
+    /// (`socks5://user:pass@host:port` or `http://...`). Printed masked.
+    pub wa_proxy: Option<crate::proxy::ProxyUrl>,
 }
 
 impl std::fmt::Debug for Config {
@@ -197,6 +201,8 @@ impl std::fmt::Debug for Config {
             .field("warmup_caps", &self.warmup_caps)
             // --- sched ---
             .field("clock", &self.clock)
+            // --- peer --- (masked by its Display)
+            .field("wa_proxy", &self.wa_proxy)
             .finish()
     }
 }
@@ -371,6 +377,12 @@ impl Config {
             typing_per_char: Duration::from_millis(num("TGWA_TYPING_MS_PER_CHAR", 50, 0)?),
             typing_max: Duration::from_millis(num("TGWA_TYPING_MAX_MS", 8000, 0)?),
             warmup_caps: warmup_caps(vars.get("TGWA_WARMUP_CAPS").map(String::as_str))?,
+            // --- peer ---
+            wa_proxy: match get("TGWA_WA_PROXY") {
+                None => None,
+                // The error names the rule, never the value: it may hold a password.
+                Some(v) => Some(crate::proxy::ProxyUrl::parse(v).map_err(|e| err("TGWA_WA_PROXY", e.to_string()))?),
+            },
         })
     }
 

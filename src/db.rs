@@ -59,6 +59,8 @@ const ACCOUNT_MIGRATIONS: &[&str] = &[
     include_str!("../migrations/account/007_schedule_templates.sql"),
     // --- ways ---
     include_str!("../migrations/account/009_item_rerun.sql"),
+    // --- peer ---
+    include_str!("../migrations/account/010_proxy.sql"),
 ];
 
 impl Schema {

@@ -26,6 +26,7 @@
 //! - [`recipients`]: broadcast recipient lists with a name per number.
 //! - [`templates`]: broadcast texts saved per account.
 //! - [`members`]: group member exports as spreadsheet rows and contact cards.
+//! - [`proxy`]: an account's SOCKS5 / HTTP CONNECT proxy: parsing, storage, always printed masked (issue 21).
 
 pub mod account;
 pub mod announcement;
@@ -48,6 +49,8 @@ pub mod members;
 pub mod metrics;
 pub mod preflight;
 pub mod recipients;
+// --- peer ---
+pub mod proxy;
 pub mod scan;
 pub mod schedule;
 pub mod supervisor;

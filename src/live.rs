@@ -145,6 +145,16 @@ pub enum Notice {
     },
     /// Startup restore finished.
     Restored(RestoreSummary),
+    // --- peer ---
+    /// The account's proxy refused or is unreachable (told once per outage, to the owner and
+    /// the operators). `proxy` is masked.
+    ProxyFailed {
+        owner: TelegramId,
+        account: AccountId,
+        phone: PhoneNumber,
+        proxy: String,
+        reason: String,
+    },
 }
 
 /// The outcome of the startup restore.

@@ -752,6 +752,32 @@ impl Supervisor {
                 }
                 self.set(LiveState::Disconnected, Some(reason));
             }
+            // --- peer ---
+            WaEvent::ProxyFailed { proxy, reason } => {
+                if matches!(self.mode, Mode::Pair { .. }) {
+                    return true;
+                }
+                if self.down_since.is_none() {
+                    self.down_since = Some(tokio::time::Instant::now());
+                }
+                // Told once per outage, as its own notice: the generic "failed to connect"
+                // notice (and the outage one) would read as WhatsApp being down.
+                if self.failures < FAILURES_BEFORE_NOTICE {
+                    warn!(%proxy, %reason, "the account's proxy failed");
+                    let _ = m
+                        .audit(None, Some(id), "proxy_failed", format!("{proxy}: {reason}"))
+                        .await;
+                    m.notify(Notice::ProxyFailed {
+                        owner,
+                        account: id,
+                        phone,
+                        proxy: proxy.clone(),
+                        reason: reason.clone(),
+                    });
+                    self.failures = FAILURES_BEFORE_NOTICE;
+                }
+                self.set(LiveState::Disconnected, Some(format!("proxy {proxy}: {reason}")));
+            }
             WaEvent::Outage { reason, down_for } => {
                 if matches!(self.mode, Mode::Pair { .. }) {
                     return true;

@@ -59,6 +59,11 @@ pub(crate) async fn command<R: Req>(bot: &R, app: &App, c: &Caller, arg: &str) -
     if ["announce", "umumkan"].contains(&word.to_ascii_lowercase().as_str()) {
         return super::announce::command(bot, app, c, rest).await;
     }
+    // --- peer ---
+    if word.eq_ignore_ascii_case("proxy") {
+        m.audit(Some(c.tid), None, "admin_view", "/admin proxy".into()).await?;
+        return super::proxy_admin::command(bot, app, c, rest).await;
+    }
     m.audit(
         Some(c.tid),
         None,
@@ -570,6 +575,9 @@ async fn account_page(app: &App, c: &Caller, a: &Account) -> anyhow::Result<(Str
             date(app, a.status_changed_at.max(a.updated_at)),
         ),
     );
+    // --- peer --- the proxy, masked, before the history.
+    let history_at = text.rfind("\n\n<b>").unwrap_or(text.len());
+    text.insert_str(history_at, &super::proxy_admin::page_line(app, l, &a.db_path).await);
     for h in &history {
         let who = h.telegram_id.map_or("-".to_string(), |t| t.to_string());
         let detail = if h.detail.is_empty() {

@@ -107,6 +107,11 @@ pub(crate) fn wa_error_text(lang: Lang, e: &WaError) -> String {
             "WhatsApp limits messages from this number to new contacts",
         ),
         WaError::Banned { .. } => ("nomor ini diblokir oleh WhatsApp", "WhatsApp banned this number"),
+        // --- peer ---
+        WaError::Proxy(_) => (
+            "proxy akun ini gagal (bukan gangguan WhatsApp)",
+            "this account's proxy failed (not a WhatsApp outage)",
+        ),
     };
     // WhatsApp's own detail is English and technical: it goes to the log, not to the user.
     tracing::debug!(error = %e, "WhatsApp refused");

@@ -145,6 +145,9 @@ pub enum Key {
     BtnReport,
     BtnJobs,
     StatusRefreshed,
+    // --- peer ---
+    NoticeProxyFailed,
+    AdminProxyFailed,
 }
 
 /// A one-off text in both languages, for messages too specific for the [`Key`] table
@@ -288,6 +291,9 @@ fn id(key: Key) -> &'static str {
         BtnReport => "📄 Laporan",
         BtnJobs => "📋 Pekerjaan",
         StatusRefreshed => "ℹ️ Status diperbarui",
+        // --- peer ---
+        NoticeProxyFailed => "🧱 Akun <b>{phone}</b> tidak bisa tersambung karena <b>proxy</b>-nya ({proxy}): {reason}. Ini masalah proxy, bukan gangguan WhatsApp. Bot terus mencoba; operator sudah diberi tahu.",
+        AdminProxyFailed => "🧱 Proxy akun <b>{phone}</b> (pemilik <code>{owner}</code>) gagal: {proxy}: {reason}. Periksa proxy itu atau ubah dengan <code>tgwa proxy</code>.",
     }
 }
 
@@ -406,6 +412,9 @@ fn en(key: Key) -> &'static str {
         BtnReport => "📄 Report",
         BtnJobs => "📋 Jobs",
         StatusRefreshed => "ℹ️ Status refreshed",
+        // --- peer ---
+        NoticeProxyFailed => "🧱 Account <b>{phone}</b> cannot connect because of its <b>proxy</b> ({proxy}): {reason}. This is a proxy problem, not a WhatsApp outage. The bot keeps trying; the operator has been told.",
+        AdminProxyFailed => "🧱 The proxy of account <b>{phone}</b> (owner <code>{owner}</code>) failed: {proxy}: {reason}. Check that proxy or change it with <code>tgwa proxy</code>.",
     }
 }
 

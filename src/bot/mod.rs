@@ -35,6 +35,8 @@ pub mod send;
 // --- sched ---
 pub mod schedule_ui;
 pub mod templates_ui;
+// --- peer ---
+mod proxy_admin;
 
 use callback::CallbackCodec;
 use i18n::Lang;

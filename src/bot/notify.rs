@@ -254,6 +254,27 @@ async fn deliver<R: Req>(bot: &R, app: &App, n: Notice) {
             let params = [("phone", shown(app, account, &phone).await), ("reason", esc(&reason))];
             tell(bot, app, owner, Key::NoticeConnectRefused, &borrowed(&params)).await;
         }
+        // --- peer ---
+        Notice::ProxyFailed {
+            owner,
+            account,
+            phone,
+            proxy,
+            reason,
+        } => {
+            let params = [
+                ("phone", shown(app, account, &phone).await),
+                ("proxy", esc(&proxy)),
+                ("reason", esc(&reason)),
+                ("owner", owner.to_string()),
+            ];
+            tell(bot, app, owner, Key::NoticeProxyFailed, &borrowed(&params)).await;
+            for admin in m.config().admin_ids.clone() {
+                if admin != owner {
+                    tell(bot, app, admin, Key::AdminProxyFailed, &borrowed(&params)).await;
+                }
+            }
+        }
         Notice::Restored(s) => {
             info!(?s, "sending the startup summary to admins");
             for admin in m.config().admin_ids.clone() {

@@ -50,6 +50,9 @@ pub struct FakeBackend {
     pair_delay: Duration,
     /// The control socket (`tgwa fake <verb>`), while it is served.
     ctl: Option<ctl::Served>,
+    // --- peer ---
+    /// The same server on a loopback WebSocket, where proxied accounts connect (issue 21).
+    ws: Option<tgwa_fakewa::WsServer>,
 }
 
 impl FakeBackend {
@@ -65,13 +68,27 @@ impl FakeBackend {
             state_file: Some(dir.join("world.json")),
             ..FakeOptions::default()
         });
-        let real = RealBackend::with_options(
-            RealOptions::default()
-                .with_transport_factory(fake.transport())
-                .with_version(tgwa_fakewa::VERSION)
-                .with_http_client(Arc::new(fake.http_client()))
-                .with_outage_after(outage_after),
-        );
+        // Accounts without a proxy use the in-process transport; a proxied account dials the
+        // fake's WebSocket through its proxy, so a proxy is exercised end to end.
+        let ws = match tokio::runtime::Handle::try_current() {
+            Ok(rt) => match fake.serve_ws_on(&rt, "127.0.0.1:0") {
+                Ok(ws) => Some(ws),
+                Err(e) => {
+                    warn!(error = %e, "no WebSocket listener for the fake WhatsApp");
+                    None
+                }
+            },
+            Err(_) => None,
+        };
+        let mut opts = RealOptions::default()
+            .with_transport_factory(fake.transport())
+            .with_version(tgwa_fakewa::VERSION)
+            .with_http_client(Arc::new(fake.http_client()))
+            .with_outage_after(outage_after);
+        if let Some(ws) = &ws {
+            opts = opts.with_proxy_target(ws.url());
+        }
+        let real = RealBackend::with_options(opts);
         // Served only inside a runtime (`tgwa run`, the in-process test bots).
         let ctl = match tokio::runtime::Handle::try_current() {
             Ok(rt) => match ctl::serve(&rt, fake.clone(), &dir.join(ctl::SOCKET)) {
@@ -88,7 +105,21 @@ impl FakeBackend {
             fake,
             pair_delay,
             ctl,
+            ws,
         })
+    }
+
+    // --- peer ---
+    /// Sends accounts without a proxy of their own through `proxy` (`TGWA_WA_PROXY`).
+    pub fn with_default_proxy(mut self, proxy: Option<crate::proxy::ProxyUrl>) -> Self {
+        let opts = self.real.options().clone().with_default_proxy(proxy);
+        self.real = RealBackend::with_options(opts);
+        self
+    }
+
+    /// The fake's WebSocket listener, when it has one (inside a runtime).
+    pub fn ws(&self) -> Option<&tgwa_fakewa::WsServer> {
+        self.ws.as_ref()
     }
 
     /// The fake server, for tests that want to look inside.

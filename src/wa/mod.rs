@@ -64,6 +64,10 @@ pub enum WaError {
     /// WhatsApp banned or locked the account (`until`: end of a temporary ban, Unix seconds).
     #[error("WhatsApp banned this number: {reason}")]
     Banned { reason: String, until: Option<i64> },
+    // --- peer ---
+    /// The account's proxy refused or is unreachable: not a WhatsApp problem (masked reason).
+    #[error("{0}")]
+    Proxy(String),
 }
 
 impl WaError {
@@ -71,6 +75,7 @@ impl WaError {
     pub fn advice(&self) -> Advice {
         match self {
             WaError::NotConnected | WaError::RateLimited { .. } | WaError::Timeout | WaError::Other(_) => Advice::Retry,
+            WaError::Proxy(_) => Advice::Retry,
             WaError::NotPaired | WaError::LoggedOut(_) => Advice::RePair,
             WaError::NotFound(_)
             | WaError::Forbidden(_)
@@ -135,6 +140,10 @@ pub enum WaEvent {
         /// Everything else about it: kind, media, push name, whether it was queued offline.
         meta: MessageMeta,
     },
+    // --- peer ---
+    /// A connection attempt failed at the account's proxy (refused, unreachable, wrong
+    /// credentials): a proxy problem, not a WhatsApp one. `proxy` is masked.
+    ProxyFailed { proxy: String, reason: String },
 }
 
 /// What kind of message arrived. Photos and documents travel as files; the rest are named.
@@ -701,7 +710,9 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 pub async fn backend_for(config: &crate::config::Config) -> Result<Arc<dyn WaBackend>, WaError> {
     match config.wa_backend {
         crate::config::WaBackendKind::WhatsApp => Ok(Arc::new(real::RealBackend::with_options(
-            real::RealOptions::default().with_outage_after(config.wa_outage_after),
+            real::RealOptions::default()
+                .with_outage_after(config.wa_outage_after)
+                .with_default_proxy(config.wa_proxy.clone()),
         ))),
         crate::config::WaBackendKind::Sim => {
             let layout = crate::layout::Layout::new(&config.data_dir);
@@ -715,6 +726,8 @@ pub async fn backend_for(config: &crate::config::Config) -> Result<Arc<dyn WaBac
             let fake = crate::db::blocking(move || Ok(fake::FakeBackend::new(&dir, delay, outage)))
                 .await
                 .map_err(|e| WaError::Storage(e.to_string()))??;
+            // --- peer ---
+            let fake = fake.with_default_proxy(config.wa_proxy.clone());
             Ok(Arc::new(fake))
         }
         #[cfg(not(feature = "insecure-fake-whatsapp"))]

@@ -35,7 +35,8 @@
 //! - `media`: the media servers (`media_conn`, uploads and downloads over an in-process
 //!   HTTP client) and the phones' download and decryption of media messages;
 //! - `persist`: the world in a state file, so a restarted server keeps it;
-//! - [`ctl`]: the control protocol `tgwa fake <verb>` speaks.
+//! - [`ctl`]: the control protocol `tgwa fake <verb>` speaks;
+//! - `ws`: the same server on a loopback WebSocket (WhatsApp Web framing), for clients that dial.
 //!
 //! Every behaviour cites, next to it, the whatsmeow / Baileys / whatsapp-rust code it was
 //! taken from; where no source says what the server sends, the comment says so.
@@ -56,6 +57,8 @@ mod signal;
 mod tests;
 mod transport;
 mod world;
+// --- peer ---
+mod ws;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -71,6 +74,8 @@ pub use persist::read_sent_messages;
 pub use rules::{Ban, RateScope};
 pub use transport::{FakeTransport, FakeTransportFactory};
 pub use world::{GroupView, MemberView, SentMessage};
+// --- peer ---
+pub use ws::WsServer;
 
 use crate::conn::ConnCtx;
 use crate::persist::{Persister, Snapshot};
@@ -134,6 +139,9 @@ struct Inner {
     receipts: Mutex<Vec<Receipt>>,
     /// The state file, when the world is kept on disk.
     persist: Option<Persister>,
+    // --- peer ---
+    /// Stanzas clients sent that the fake does not model, `tag xmlns=… child`, with counts.
+    unmodelled: Mutex<std::collections::BTreeMap<String, u64>>,
 }
 
 /// A `<receipt>` a client sent for a message it got, one per message id.
@@ -205,6 +213,7 @@ impl FakeWhatsApp {
             conns: Mutex::new(HashMap::new()),
             receipts: Mutex::new(Vec::new()),
             persist,
+            unmodelled: Mutex::new(std::collections::BTreeMap::new()),
         });
         if inner.persist.is_some() {
             // Written at once: the file is this server's from now on (an older server on the
@@ -282,6 +291,26 @@ impl FakeWhatsApp {
                 device: ctx.device.clone(),
             },
         );
+    }
+
+    // --- peer ---
+    /// Every stanza a client sent that the fake does not model (answered with a refusal or
+    /// ignored), as `tag xmlns=… child` with how many times: the conformance log a second
+    /// client (Baileys, `benches/peer`) is read against.
+    pub fn unmodelled(&self) -> Vec<(String, u64)> {
+        let m = self.inner.unmodelled.lock().unwrap_or_else(|e| e.into_inner());
+        m.iter().map(|(k, v)| (k.clone(), *v)).collect()
+    }
+
+    /// Notes and logs (once per kind, at info) a stanza the fake does not model.
+    pub(crate) fn note_unmodelled(&self, tag: &str, xmlns: &str, child: &str) {
+        let key = format!("{tag} xmlns={xmlns} {child}");
+        let mut m = self.inner.unmodelled.lock().unwrap_or_else(|e| e.into_inner());
+        let n = m.entry(key.clone()).or_insert(0);
+        *n += 1;
+        if *n == 1 {
+            tracing::info!(stanza = %key, "fake WhatsApp: a stanza it does not model");
+        }
     }
 
     pub(crate) fn forget_conn(&self, ctx: &ConnCtx) {

@@ -644,3 +644,69 @@ async fn a_message_the_device_cannot_read_is_sent_again_after_its_retry_receipt(
     );
     dev.stop().await;
 }
+
+// --- peer ---
+
+/// A client on `session` that dials the fake's WebSocket listener: the library's own
+/// transport, unmodified.
+async fn ws_client(
+    url: &str,
+    session: &Path,
+) -> (
+    BotHandle,
+    tokio::sync::mpsc::UnboundedReceiver<Arc<Event>>,
+    tokio::sync::mpsc::UnboundedReceiver<String>,
+) {
+    let store = SqliteStore::new(&session.display().to_string()).await.unwrap();
+    let (qr_tx, qr) = tokio::sync::mpsc::unbounded_channel();
+    let (ev_tx, events) = tokio::sync::mpsc::unbounded_channel();
+    let bot = Bot::builder()
+        .with_backend(store)
+        .with_transport_factory(whatsapp_rust::transport::TokioWebSocketTransportFactory::new().with_url(url))
+        .with_version(crate::VERSION)
+        .skip_history_sync()
+        .on_qr_code(move |code, _| {
+            let _ = qr_tx.send(code);
+            async {}
+        })
+        .on_event(move |e, _| {
+            let _ = ev_tx.send(e);
+            async {}
+        })
+        .build()
+        .await
+        .unwrap();
+    (bot.spawn(), events, qr)
+}
+
+async fn until_connected(events: &mut tokio::sync::mpsc::UnboundedReceiver<Arc<Event>>) {
+    loop {
+        let e = within("Connected", events.recv()).await;
+        if matches!(*e, Event::Connected(_)) {
+            return;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_client_pairs_and_logs_in_again_over_the_websocket_listener() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeWhatsApp::default();
+    let ws = fake.serve_ws("127.0.0.1:0").await.unwrap();
+    let session = dir.path().join("ws.db");
+    let (handle, mut events, mut qr) = ws_client(&ws.url(), &session).await;
+    let code = within("a QR code", qr.recv()).await;
+    fake.scan_qr(&code, "6281200001111").unwrap();
+    until_connected(&mut events).await;
+    let first = ws.peers().len();
+    assert!(first >= 1, "the client reached the listener");
+    assert!(ws.bytes_in() > 0);
+    handle.client().disconnect().await;
+    handle.abort();
+
+    let (handle, mut events, _qr) = ws_client(&ws.url(), &session).await;
+    until_connected(&mut events).await;
+    assert!(ws.peers().len() > first, "the second login came over a new socket");
+    assert!(handle.client().pn().is_some());
+    handle.abort();
+}

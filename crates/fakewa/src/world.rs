@@ -649,7 +649,15 @@ pub(crate) fn on_node(fake: &FakeWhatsApp, ctx: &mut ConnCtx, node: Node) {
             }
             ctx.send(b.build());
         }
-        _ => {}
+        // --- peer --- a stanza no whatsapp-rust client sent before: logged for conformance.
+        other => {
+            let child = node
+                .children()
+                .and_then(|c| c.first())
+                .map(|c| c.tag.to_string())
+                .unwrap_or_default();
+            fake.note_unmodelled(other, &attr(&node, "xmlns"), &child);
+        }
     }
 }
 
@@ -700,6 +708,12 @@ fn on_iq(fake: &FakeWhatsApp, ctx: &mut ConnCtx, iq: &Node) {
             crate::queue::start(fake, ctx);
             return;
         }
+        // --- peer --- the keepalive: whatsmeow `keepalive.go` `sendKeepAlive` and Baileys
+        // `socket.ts` `startKeepAliveRequest` send `<iq xmlns="w:p" type="get"><ping/></iq>`,
+        // whatsapp-rust (wacore `iq/keepalive.rs`) the same without `<ping/>`; each only
+        // waits for an answer, which wacore documents as an empty result. First met in a
+        // long idle over the WebSocket (`benches/peer`): refused, whatsapp-rust reconnects.
+        ("w:p", "get", "ping" | "") => result(iq, Vec::new()),
         ("encrypt", "get", "count") => {
             let n = ctx
                 .device
@@ -757,6 +771,7 @@ fn on_iq(fake: &FakeWhatsApp, ctx: &mut ConnCtx, iq: &Node) {
             // refuses it as XMPP does (`501 feature-not-implemented`) instead of pretending it
             // worked, so a client feature the fake lacks shows up as a refusal.
             debug!(%xmlns, %ty, child = %first_tag, "fake refused an unknown iq");
+            fake.note_unmodelled("iq", &xmlns, &format!("{ty}/{first_tag}"));
             error(iq, 501, "feature-not-implemented")
         }
     };

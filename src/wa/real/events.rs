@@ -309,6 +309,9 @@ struct Health {
     reason: String,
     /// How long it may stay down before an `Outage` is sent.
     outage_after: Duration,
+    // --- peer ---
+    /// The last attempt failed at the account's proxy: why (masked proxy and reason).
+    proxy_down: Option<String>,
 }
 
 impl EventSink {
@@ -330,6 +333,7 @@ impl EventSink {
                     epoch: 0,
                     reason: String::new(),
                     outage_after: Duration::from_secs(120),
+                    proxy_down: None,
                 }),
                 changed: tokio::sync::Notify::new(),
             }),
@@ -484,6 +488,24 @@ impl EventSink {
         self.went_down(reason);
     }
 
+    /// Creating a transport failed at the account's proxy (refused, unreachable, bad
+    /// credentials): its own event, so nobody reads it as a WhatsApp outage.
+    pub fn proxy_failed(&self, proxy: String, reason: String) {
+        let why = format!("proxy {proxy}: {reason}");
+        {
+            let mut h = self.health();
+            h.attempt_open = false;
+            h.proxy_down = Some(why.clone());
+        }
+        self.send(WaEvent::ProxyFailed { proxy, reason });
+        self.went_down(why);
+    }
+
+    /// Why the proxy failed, while the connection is down because of it.
+    pub fn proxy_down(&self) -> Option<String> {
+        self.health().proxy_down.clone()
+    }
+
     /// The attempt reached the server (logged in, or is pairing).
     fn attempt_reached_server(&self) {
         self.health().attempt_open = false;
@@ -492,6 +514,7 @@ impl EventSink {
     fn recovered(&self) {
         let mut h = self.health();
         h.attempt_open = false;
+        h.proxy_down = None;
         h.down_since = None;
         h.reason.clear();
         h.epoch += 1;

@@ -5,7 +5,8 @@
 //! - [`events`]: library events as [`WaEvent`]s, and the sink that forwards them;
 //! - [`errors`]: library errors as [`WaError`]s with the right advice;
 //! - [`probe`]: reads a session file without the library;
-//! - [`offline`]: a transport that never answers, for tests and the memory bench.
+//! - [`offline`]: a transport that never answers, for tests and the memory bench;
+//! - [`proxy`]: connections through an account's SOCKS5 or HTTP CONNECT proxy.
 //!
 //! One `Bot` is built per (re)start on the account's session file; a client is single-use,
 //! so reconnecting after [`WaSession::disconnect`] means starting a new session.
@@ -16,6 +17,8 @@ mod media;
 mod members;
 pub mod offline;
 pub mod probe;
+// --- peer ---
+pub mod proxy;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -76,6 +79,12 @@ pub struct RealOptions {
     /// The HTTP client for media uploads and downloads instead of the library's own
     /// (tests hand in the fake server's in-process one).
     pub http: Option<Arc<dyn whatsapp_rust::http::HttpClient>>,
+    // --- peer ---
+    /// The proxy of accounts that have none of their own (`TGWA_WA_PROXY`).
+    pub default_proxy: Option<crate::proxy::ProxyUrl>,
+    /// Where a proxied connection goes: WhatsApp's socket when `None`; the fake's loopback
+    /// WebSocket in fake builds.
+    pub proxy_target: Option<String>,
 }
 
 /// An HTTP client shared by every session (the builder takes one by value).
@@ -104,6 +113,8 @@ impl Default for RealOptions {
             outage_after: Duration::from_secs(120),
             reconnect_grace: Duration::from_secs(10),
             http: None,
+            default_proxy: None,
+            proxy_target: None,
         }
     }
 }
@@ -120,6 +131,9 @@ impl std::fmt::Debug for RealOptions {
             .field("skip_history_sync", &self.skip_history_sync)
             .field("outage_after", &self.outage_after)
             .field("reconnect_grace", &self.reconnect_grace)
+            // Masked by its Display: no password in a log.
+            .field("default_proxy", &self.default_proxy)
+            .field("proxy_target", &self.proxy_target)
             .finish()
     }
 }
@@ -164,6 +178,18 @@ impl RealOptions {
     /// Sets how long an operation waits for a connection being re-established.
     pub fn with_reconnect_grace(mut self, grace: Duration) -> Self {
         self.reconnect_grace = grace;
+        self
+    }
+
+    /// Sets the proxy for accounts that have none of their own.
+    pub fn with_default_proxy(mut self, proxy: Option<crate::proxy::ProxyUrl>) -> Self {
+        self.default_proxy = proxy;
+        self
+    }
+
+    /// Sends proxied connections to `url` instead of WhatsApp (the fake's WebSocket).
+    pub fn with_proxy_target(mut self, url: impl Into<String>) -> Self {
+        self.proxy_target = Some(url.into());
         self
     }
 
@@ -235,9 +261,15 @@ impl RealBackend {
         let (sink, rx) = EventSink::new();
         sink.set_outage_after(self.opts.outage_after);
         sink.add_own(spec.phone.digits());
-        let factory: Arc<dyn TransportFactory> = match &self.opts.transport {
-            Some(t) => t.clone(),
-            None => Arc::new(whatsapp_rust::transport::TokioWebSocketTransportFactory::new()),
+        let factory: Arc<dyn TransportFactory> = match self.proxy_for(&path).await {
+            Some(p) => {
+                info!(phone = %spec.phone.masked(), proxy = %p, "connecting through a proxy");
+                Arc::new(proxy::ProxyTransportFactory::new(p, self.opts.proxy_target.clone()))
+            }
+            None => match &self.opts.transport {
+                Some(t) => t.clone(),
+                None => Arc::new(whatsapp_rust::transport::TokioWebSocketTransportFactory::new()),
+            },
         };
         let mut builder = Bot::builder()
             .with_backend(store)
@@ -287,6 +319,22 @@ impl RealBackend {
             opts: self.opts.clone(),
         };
         Ok((Arc::new(session), rx))
+    }
+}
+
+impl RealBackend {
+    /// The account's own proxy (kept in its bot-data file), else the default one. An
+    /// unreadable bot-data file is logged and the default used: the session still starts.
+    async fn proxy_for(&self, session_file: &Path) -> Option<crate::proxy::ProxyUrl> {
+        let p = session_file.to_path_buf();
+        match crate::db::blocking(move || crate::proxy::for_session_file(&p)).await {
+            Ok(Some(own)) => Some(own),
+            Ok(None) => self.opts.default_proxy.clone(),
+            Err(e) => {
+                warn!(error = %e, "could not read the account's proxy; using the default");
+                self.opts.default_proxy.clone()
+            }
+        }
     }
 }
 
@@ -351,7 +399,11 @@ impl TransportFactory for ObservedTransport {
         self.sink.attempt_started();
         let res = self.factory.create_transport().await;
         if let Err(e) = &res {
-            self.sink.attempt_failed(format!("could not connect: {e}"));
+            match e.downcast_ref::<proxy::ProxyError>() {
+                // --- peer --- the proxy, not WhatsApp, failed: its own event.
+                Some(pe) => self.sink.proxy_failed(pe.proxy.clone(), pe.reason.clone()),
+                None => self.sink.attempt_failed(format!("could not connect: {e}")),
+            }
         }
         res
     }
@@ -408,6 +460,10 @@ impl RealSession {
             .wait_until(self.opts.reconnect_grace, || client.is_logged_in())
             .await
         {
+            // --- peer --- down because of the proxy: say so, not "WhatsApp".
+            if let Some(reason) = self.sink.proxy_down() {
+                return Err(WaError::Proxy(reason));
+            }
             return Err(WaError::NotConnected);
         }
         Ok(())
