@@ -545,7 +545,7 @@ pub(crate) fn on_established(fake: &FakeWhatsApp, ctx: &mut ConnCtx, payload: &w
                 );
             }
         }
-        match w.accounts.get_mut(&phone) {
+        let verdict = match w.accounts.get_mut(&phone) {
             None => Err(Some(failure(401, None))),
             // A number off the network never gets this far on the real server: the socket
             // just dies (no source says more; this is what a phone without network sees).
@@ -564,7 +564,16 @@ pub(crate) fn on_established(fake: &FakeWhatsApp, ctx: &mut ConnCtx, payload: &w
                     Ok((acc.lid.clone(), first))
                 }
             }
+        };
+        if verdict.is_ok() {
+            // Registered while the world is still locked: an unlink, ban or replace between
+            // this verdict and the registration would otherwise miss the new stream (it
+            // changes the world, then looks for the account's streams) and leave a removed
+            // device logged in.
+            ctx.device = Some((phone.clone(), device));
+            fake.register_conn(ctx);
         }
+        verdict
     };
     match verdict {
         Err(Some(node)) => {
@@ -577,8 +586,6 @@ pub(crate) fn on_established(fake: &FakeWhatsApp, ctx: &mut ConnCtx, payload: &w
             ctx.after = After::Drop;
         }
         Ok((lid, first)) => {
-            ctx.device = Some((phone.clone(), device));
-            fake.register_conn(ctx);
             let t = now().to_string();
             ctx.send(
                 NodeBuilder::new("success")
