@@ -491,7 +491,7 @@ impl SimSession {
     /// Delivers every message waiting for this number as incoming-message events (in the
     /// order the network carried them), while connected. The events are sent inside the
     /// world's lock, so two deliveries never interleave or repeat a message.
-    async fn receive(&self, offline: bool) {
+    async fn receive(self: &Arc<Self>, offline: bool) {
         if !self.state().connected {
             return;
         }
@@ -499,9 +499,16 @@ impl SimSession {
             return;
         };
         let me = self.digits();
+        let session = self.clone();
         let res = self
             .world
             .run(move |c| {
+                // Checked again under the world's lock: a delivery queued before a disconnect
+                // but run after it (the blocking pool can be slow) must not move the cursor
+                // past messages the next session of this number should get.
+                if !session.state().connected {
+                    return Ok(());
+                }
                 for ev in world::take_incoming(c, &me, offline)? {
                     let _ = tx.send(ev);
                 }
