@@ -44,6 +44,8 @@
 pub mod ctl;
 pub mod noise;
 
+mod appstate;
+
 mod conn;
 mod groups;
 mod media;
@@ -615,6 +617,12 @@ impl FakeWhatsApp {
     /// in-process (pass it to the client's builder: `with_http_client`).
     pub fn http_client(&self) -> FakeMediaHttp {
         FakeMediaHttp { fake: self.clone() }
+    }
+
+    /// How many app-state snapshots the server handed out (a device fetching a collection
+    /// from version 0).
+    pub fn app_state_snapshots(&self) -> usize {
+        self.world().app_state_snapshots
     }
 
     /// Every file uploaded to the media servers, oldest first.

@@ -434,6 +434,7 @@ mod tests {
         let bot = Bot::builder()
             .with_backend(store)
             .with_transport_factory(fake.transport_factory())
+            .with_http_client(fake.http_client())
             .with_version(crate::VERSION)
             .skip_history_sync()
             .on_qr_code(move |code, _| {

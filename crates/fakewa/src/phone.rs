@@ -1012,7 +1012,7 @@ fn readers_of(w: &World, from: &str, to: &str) -> Result<Vec<String>> {
 fn envelope(w: &World, from: &str, to: &str, id: &str, opts: SendOpts) -> Node {
     let from_lid = w.accounts.get(from).map(|a| a.lid.clone()).unwrap_or_default();
     let lid_group = w.groups.get(to).is_some_and(|g| g.lid_addressed);
-    let notify = format!("Fake {}", &from[from.len().saturating_sub(4)..]);
+    let notify = crate::appstate::push_name(from);
     let stanza = NodeBuilder::new("message")
         .attr("id", id)
         .attr("type", "text")

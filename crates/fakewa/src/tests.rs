@@ -39,6 +39,7 @@ impl Dev {
         let bot = Bot::builder()
             .with_backend(store)
             .with_transport_factory(fake.transport_factory())
+            .with_http_client(fake.http_client())
             .with_version(crate::VERSION)
             .skip_history_sync()
             .on_qr_code(move |code, _| {
@@ -645,11 +646,41 @@ async fn a_message_the_device_cannot_read_is_sent_again_after_its_retry_receipt(
     dev.stop().await;
 }
 
+/// The account's push name comes to a new device in `critical_block`'s snapshot, encrypted
+/// with the app-state key the phone shared; a later login starts from the version it has
+/// (no second snapshot) and needs no key share, so it is connected without the 10 s grace
+/// whatsapp-rust gives a device with no push name (`node_io.rs`, `KEY_SHARE_GRACE_SECS`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_device_gets_the_push_name_from_app_state_and_logs_in_again_from_its_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeWhatsApp::default();
+    let dev = Dev::paired(&fake, dir.path(), "6281200007777").await;
+    assert_eq!(
+        dev.client.push_name(),
+        "Fake 7777",
+        "the push name came from critical_block"
+    );
+    assert_eq!(fake.app_state_snapshots(), 1);
+    dev.stop().await;
+
+    let mut dev = Dev::start(&fake, &dir.path().join("6281200007777.db")).await;
+    dev.event("Connected", |e| matches!(e, Event::Connected(_))).await;
+    assert_eq!(dev.client.push_name(), "Fake 7777");
+    assert_eq!(
+        fake.app_state_snapshots(),
+        1,
+        "the second login asked from version 1, not for a snapshot"
+    );
+    dev.stop().await;
+}
+
 // --- peer ---
 
 /// A client on `session` that dials the fake's WebSocket listener: the library's own
-/// transport, unmodified.
+/// transport, unmodified. Media and app-state blobs still come through the in-process HTTP
+/// client: the listener only carries the chat socket.
 async fn ws_client(
+    fake: &FakeWhatsApp,
     url: &str,
     session: &Path,
 ) -> (
@@ -663,6 +694,7 @@ async fn ws_client(
     let bot = Bot::builder()
         .with_backend(store)
         .with_transport_factory(whatsapp_rust::transport::TokioWebSocketTransportFactory::new().with_url(url))
+        .with_http_client(fake.http_client())
         .with_version(crate::VERSION)
         .skip_history_sync()
         .on_qr_code(move |code, _| {
@@ -694,7 +726,7 @@ async fn a_client_pairs_and_logs_in_again_over_the_websocket_listener() {
     let fake = FakeWhatsApp::default();
     let ws = fake.serve_ws("127.0.0.1:0").await.unwrap();
     let session = dir.path().join("ws.db");
-    let (handle, mut events, mut qr) = ws_client(&ws.url(), &session).await;
+    let (handle, mut events, mut qr) = ws_client(&fake, &ws.url(), &session).await;
     let code = within("a QR code", qr.recv()).await;
     fake.scan_qr(&code, "6281200001111").unwrap();
     until_connected(&mut events).await;
@@ -704,7 +736,7 @@ async fn a_client_pairs_and_logs_in_again_over_the_websocket_listener() {
     handle.client().disconnect().await;
     handle.abort();
 
-    let (handle, mut events, _qr) = ws_client(&ws.url(), &session).await;
+    let (handle, mut events, _qr) = ws_client(&fake, &ws.url(), &session).await;
     until_connected(&mut events).await;
     assert!(ws.peers().len() > first, "the second login came over a new socket");
     assert!(handle.client().pn().is_some());

@@ -180,6 +180,10 @@ pub(crate) struct World {
     pub phone_sent: HashMap<String, crate::phone::PhoneSent>,
     /// The media servers' files (in memory).
     pub media: crate::media::MediaStore,
+    /// App-state patches companions sent, by phone digits (in memory).
+    pub app_state: HashMap<String, crate::appstate::Patches>,
+    /// App-state snapshots served so far (in memory).
+    pub app_state_snapshots: usize,
 }
 
 pub(crate) fn now() -> u64 {
@@ -235,6 +239,8 @@ impl World {
             drains: HashMap::new(),
             phone_sent: HashMap::new(),
             media: Default::default(),
+            app_state: HashMap::new(),
+            app_state_snapshots: 0,
             pair_throttle: HashMap::new(),
             ack_delays: HashMap::new(),
             usync_result_errors: HashMap::new(),
@@ -597,8 +603,11 @@ pub(crate) fn on_established(fake: &FakeWhatsApp, ctx: &mut ConnCtx, payload: &w
                     .attr("lid", format!("{lid}:{device}@lid"))
                     .build(),
             );
+            // The share is a message like any other: it waits in the device's queue until the
+            // device acknowledges it, so a client that reconnects right after pairing (before
+            // it read the share) still gets it at its next login.
             if let Some(share) = crate::phone::app_state_key_share(fake, &phone, device) {
-                ctx.send(share);
+                fake.deliver_or_queue(&phone, device, share);
             }
             if first {
                 schedule_behaviour(fake, &phone);
@@ -743,7 +752,7 @@ fn on_iq(fake: &FakeWhatsApp, ctx: &mut ConnCtx, iq: &Node) {
         ("encrypt", "get", "digest") => digest(fake, ctx, iq),
         ("usync", _, _) if limited(fake, ctx, crate::RateScope::Usync) => crate::rules::rate_overlimit(iq),
         ("usync", _, _) => crate::phone::usync(fake, ctx, iq),
-        ("w:sync:app:state", _, _) => app_state(iq),
+        ("w:sync:app:state", _, _) => crate::appstate::on_iq(fake, ctx.device.as_ref().map(|(p, _)| p.as_str()), iq),
         ("w:g2", _, _) => crate::groups::on_iq(fake, ctx, iq),
         ("md", _, "remove-companion-device") => {
             if let Some((phone, device)) = ctx.device.clone() {
@@ -954,26 +963,6 @@ fn upload_keys(fake: &FakeWhatsApp, ctx: &ConnCtx, iq: &Node) {
             ));
         }
     }
-}
-
-/// App state: every collection answered as an up-to-date conflict (409 without more
-/// patches), which the client takes as "in sync" without needing any keys.
-fn app_state(iq: &Node) -> Node {
-    let names: Vec<String> = iq
-        .get_optional_child("sync")
-        .map(|s| s.get_children_by_tag("collection").map(|c| attr(c, "name")).collect())
-        .unwrap_or_default();
-    let cols = names.into_iter().map(|name| {
-        NodeBuilder::new("collection")
-            .attr("name", name)
-            .attr("type", "error")
-            .children([NodeBuilder::new("error")
-                .attr("code", "409")
-                .attr("text", "conflict")
-                .build()])
-            .build()
-    });
-    result(iq, vec![NodeBuilder::new("sync").children(cols).build()])
 }
 
 /// SHA-256 of `b`.
