@@ -69,6 +69,8 @@ fn cannot_run(peer_dir: &Path) -> Option<String> {
 async fn run(peer_dir: &Path, n: usize, idle_ms: usize) -> String {
     let fake = FakeWhatsApp::new(FakeOptions {
         pair_delay: Duration::from_millis(100),
+        // Both sides reach only the WebSocket, not the fake's in-process media hosts.
+        inline_app_state: true,
         ..FakeOptions::default()
     });
     // A few milliseconds per answer, as a server one hop away (see `serve_ws_with_latency`).

@@ -322,6 +322,7 @@ fn child_connect() {
     let be = RealBackend::with_options(
         RealOptions::default()
             .with_transport_factory(factory)
+            .with_http_client(Arc::new(fake.http_client()))
             .with_version(tgwa_fakewa::VERSION)
             .with_cache_size_kib(256),
     );
@@ -402,6 +403,7 @@ fn main() {
         let be = RealBackend::with_options(
             RealOptions::default()
                 .with_transport_factory(fake.transport())
+                .with_http_client(Arc::new(fake.http_client()))
                 .with_version(tgwa_fakewa::VERSION)
                 .with_cache_size_kib(256),
         );

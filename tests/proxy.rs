@@ -20,8 +20,11 @@ use tgwa_fakewa::{FakeWhatsApp, WsServer};
 
 /// Options with no in-process transport at all: a connection that does not go through the
 /// proxy has nowhere to go but WhatsApp's real address, which the test machine cannot reach.
-fn proxied(ws: &WsServer, default: Option<&str>) -> RealOptions {
+/// Media and app-state blobs come from the fake's in-process media hosts (the relay only
+/// carries the chat socket).
+fn proxied(fake: &FakeWhatsApp, ws: &WsServer, default: Option<&str>) -> RealOptions {
     RealOptions::default()
+        .with_http_client(Arc::new(fake.http_client()))
         .with_version(tgwa_fakewa::VERSION)
         .with_socket_wait(Duration::from_secs(10))
         .with_shutdown_bound(Duration::from_secs(5))
@@ -74,7 +77,7 @@ async fn an_account_behind_a_socks5_relay_pairs_logs_in_again_and_sends_with_eve
         default_relay.url(None).trim_start_matches("socks5://")
     );
     let spec = fakewa::spec(dir.path(), me);
-    let be = RealBackend::with_options(proxied(&ws, Some(&default_url)));
+    let be = RealBackend::with_options(proxied(&fake, &ws, Some(&default_url)));
     let session = pair_via(&be, &fake, spec.clone(), me).await;
     session.disconnect(Duration::from_secs(5)).await;
 
@@ -82,7 +85,7 @@ async fn an_account_behind_a_socks5_relay_pairs_logs_in_again_and_sends_with_eve
     // it, not the default.
     let own_relay = Relay::start(None).await;
     store_account_proxy(&spec, &own_relay.url(None));
-    let be = RealBackend::with_options(proxied(&ws, Some(&default_url)));
+    let be = RealBackend::with_options(proxied(&fake, &ws, Some(&default_url)));
     let via_default_before = default_relay.outbound().len();
     let (session, mut rx) = be.start(spec.clone()).await.expect("restart");
     fakewa::connected(&mut rx).await;
@@ -134,7 +137,7 @@ async fn a_dead_or_refusing_proxy_is_reported_as_a_proxy_problem() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let be = RealBackend::with_options(proxied(&ws, Some(&format!("socks5://u:hunter2@{dead}"))));
+    let be = RealBackend::with_options(proxied(&fake, &ws, Some(&format!("socks5://u:hunter2@{dead}"))));
     let (session, mut rx) = be
         .start(fakewa::spec(dir.path(), "6281200002111"))
         .await
@@ -153,7 +156,7 @@ async fn a_dead_or_refusing_proxy_is_reported_as_a_proxy_problem() {
 
     // A proxy that refuses the credentials.
     let relay = Relay::start(Some(("op", "right"))).await;
-    let be = RealBackend::with_options(proxied(&ws, Some(&relay.url(Some(("op", "wrong"))))));
+    let be = RealBackend::with_options(proxied(&fake, &ws, Some(&relay.url(Some(("op", "wrong"))))));
     let (session, mut rx) = be
         .start(fakewa::spec(dir.path(), "6281200002112"))
         .await
@@ -178,7 +181,7 @@ async fn an_operation_while_the_proxy_is_down_fails_as_a_proxy_error() {
     let phone = "6281200002121";
     let spec = fakewa::spec(dir.path(), phone);
     let be = RealBackend::with_options(
-        proxied(&ws, Some(&relay.url(None))).with_reconnect_grace(Duration::from_millis(500)),
+        proxied(&fake, &ws, Some(&relay.url(None))).with_reconnect_grace(Duration::from_millis(500)),
     );
     let session = pair_via(&be, &fake, spec.clone(), phone).await;
     session.disconnect(Duration::from_secs(5)).await;

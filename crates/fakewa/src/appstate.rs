@@ -66,13 +66,17 @@ pub(crate) fn on_iq(fake: &FakeWhatsApp, phone: Option<&str>, iq: &Node) -> Node
         .get_optional_child("sync")
         .map(|s| s.get_children_by_tag("collection").collect())
         .unwrap_or_default();
+    let inline = fake.options().inline_app_state;
     let mut w = fake.world();
-    let cols: Vec<Node> = asked.into_iter().map(|c| collection(&mut w, phone, c)).collect();
+    let cols: Vec<Node> = asked
+        .into_iter()
+        .map(|c| collection(&mut w, phone, c, inline))
+        .collect();
     result(iq, vec![NodeBuilder::new("sync").children(cols).build()])
 }
 
 /// One `<collection>` of the answer.
-fn collection(w: &mut World, phone: &str, asked: &Node) -> Node {
+fn collection(w: &mut World, phone: &str, asked: &Node, inline: bool) -> Node {
     let name = attr(asked, "name");
     if !COLLECTIONS.contains(&name.as_str()) {
         // WA Web's `WAWebSyncdResponseParser` reads 400/404 as fatal; an unknown collection is
@@ -98,13 +102,19 @@ fn collection(w: &mut World, phone: &str, asked: &Node) -> Node {
         .attr("version", latest.to_string());
     let mut children = Vec::new();
     let mut from = base;
+    let mut newer = Vec::new();
     if base == 0 && has_snapshot {
-        if let Some(snap) = snapshot(w, phone) {
+        if inline {
+            if let Some(p) = genesis_patch(w, phone) {
+                newer.push(NodeBuilder::new("patch").bytes(p).build());
+                from = floor;
+            }
+        } else if let Some(snap) = snapshot(w, phone) {
             children.push(NodeBuilder::new("snapshot").bytes(snap).build());
             from = floor;
         }
     }
-    let newer = patches_after(&stored, floor, from);
+    newer.extend(patches_after(&stored, floor, from));
     if !newer.is_empty() {
         children.push(NodeBuilder::new("patches").children(newer).build());
     }
@@ -162,10 +172,17 @@ fn error_collection(name: &str, code: u16, text: &str, patches: Vec<Node>) -> No
         .build()
 }
 
-/// `critical_block`'s snapshot at version 1 (the push name), encrypted with the account's
-/// app-state key the phone shared, put on the media servers; returns the serialised
-/// `ExternalBlobReference`. `None` when the number has no keys in the fake.
-fn snapshot(w: &mut World, phone: &str) -> Option<Vec<u8>> {
+/// `critical_block` at version 1: the push name's record, encrypted with the account's
+/// app-state key the phone shared, and the collection's MAC over it. `None` when the number
+/// has no keys in the fake.
+struct Genesis {
+    record: wa::SyncdRecord,
+    snapshot_mac: Vec<u8>,
+    key_id: Vec<u8>,
+    patch_mac_key: [u8; 32],
+}
+
+fn genesis(w: &World, phone: &str) -> Option<Genesis> {
     let (key_id, key) = w.signal.get(phone)?.app_state_key.clone();
     let keys = expand_app_state_keys(&key);
     let value = wa::SyncActionValue {
@@ -188,21 +205,32 @@ fn snapshot(w: &mut World, phone: &str) -> Option<Vec<u8>> {
         &iv,
         1,
     );
-    let records: Vec<wa::SyncdRecord> = mutation.record.as_option().cloned().into_iter().collect();
+    let record = mutation.record.as_option()?.clone();
     let mut state = HashState {
         version: 1,
         ..Default::default()
     };
-    state.update_hash_from_records(&records);
+    state.update_hash_from_records(std::slice::from_ref(&record));
+    Some(Genesis {
+        snapshot_mac: state.generate_snapshot_mac("critical_block", &keys.snapshot_mac),
+        record,
+        key_id,
+        patch_mac_key: keys.patch_mac,
+    })
+}
+
+/// `critical_block`'s snapshot put on the media servers; returns the serialised
+/// `ExternalBlobReference`.
+fn snapshot(w: &mut World, phone: &str) -> Option<Vec<u8>> {
+    let g = genesis(w, phone)?;
     let snap = wa::SyncdSnapshot {
         version: buffa::MessageField::some(wa::SyncdVersion { version: Some(1) }),
-        records,
-        mac: Some(state.generate_snapshot_mac("critical_block", &keys.snapshot_mac)),
-        key_id: buffa::MessageField::some(wa::KeyId { id: Some(key_id) }),
+        records: vec![g.record],
+        mac: Some(g.snapshot_mac),
+        key_id: buffa::MessageField::some(wa::KeyId { id: Some(g.key_id) }),
     };
     let enc = wacore::upload::encrypt_media(&snap.encode_to_vec(), MediaType::AppState).ok()?;
-    let n = w.media.uploads.len() + 1;
-    let direct_path = format!("/v/t62.1234-24/{n}_app_state.enc");
+    let direct_path = format!("/v/t62.1234-24/{}_app_state.enc", w.app_state_snapshots + 1);
     w.app_state_snapshots += 1;
     // Not in `uploads`, which lists what clients uploaded.
     w.media.files.insert(direct_path.clone(), enc.data_to_upload.clone());
@@ -218,4 +246,28 @@ fn snapshot(w: &mut World, phone: &str) -> Option<Vec<u8>> {
         }
         .encode_to_vec(),
     )
+}
+
+/// The same version 1 as an inline patch, for [`crate::FakeOptions::inline_app_state`]: its
+/// `snapshotMac` is the collection's MAC after it, its `patchMac` over that, the value MAC,
+/// version and name (whatsmeow `appstate/hash.go` `generatePatchMAC`).
+fn genesis_patch(w: &World, phone: &str) -> Option<Vec<u8>> {
+    let g = genesis(w, phone)?;
+    let mut patch = wa::SyncdPatch {
+        version: buffa::MessageField::some(wa::SyncdVersion { version: Some(1) }),
+        mutations: vec![wa::SyncdMutation {
+            operation: Some(wa::syncd_mutation::SyncdOperation::SET.into()),
+            record: buffa::MessageField::some(g.record),
+        }],
+        snapshot_mac: Some(g.snapshot_mac),
+        key_id: buffa::MessageField::some(wa::KeyId { id: Some(g.key_id) }),
+        ..Default::default()
+    };
+    patch.patch_mac = Some(wacore::appstate::hash::generate_patch_mac(
+        &patch,
+        "critical_block",
+        &g.patch_mac_key,
+        1,
+    ));
+    Some(patch.encode_to_vec())
 }

@@ -106,6 +106,12 @@ pub struct FakeOptions {
     pub state_file: Option<PathBuf>,
     /// How often the background saver looks for changes to write.
     pub save_every: Duration,
+    /// Send `critical_block` to a new device as an inline patch instead of a snapshot blob
+    /// on the media servers. Not what the server does: for clients in another process that
+    /// reach only the WebSocket listener and so cannot download from the fake's in-process
+    /// media hosts (the `peer` bench), which would otherwise wait out whatsapp-rust's 180 s
+    /// critical-sync watchdog. Off by default.
+    pub inline_app_state: bool,
 }
 
 impl Default for FakeOptions {
@@ -116,6 +122,7 @@ impl Default for FakeOptions {
             trust_unknown_devices: false,
             state_file: None,
             save_every: Duration::from_millis(100),
+            inline_app_state: false,
         }
     }
 }

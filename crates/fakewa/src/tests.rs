@@ -674,6 +674,21 @@ async fn a_new_device_gets_the_push_name_from_app_state_and_logs_in_again_from_i
     dev.stop().await;
 }
 
+/// With [`crate::FakeOptions::inline_app_state`] the same push name arrives as an inline
+/// version-1 patch whose MACs the client checks, and no snapshot blob is made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inline_genesis_patch_carries_the_push_name_with_valid_macs() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeWhatsApp::new(crate::FakeOptions {
+        inline_app_state: true,
+        ..crate::FakeOptions::default()
+    });
+    let dev = Dev::paired(&fake, dir.path(), "6281200008888").await;
+    assert_eq!(dev.client.push_name(), "Fake 8888");
+    assert_eq!(fake.app_state_snapshots(), 0);
+    dev.stop().await;
+}
+
 // --- peer ---
 
 /// A client on `session` that dials the fake's WebSocket listener: the library's own
