@@ -634,6 +634,8 @@ async fn group_operations_reach_the_server_with_per_participant_results() {
     );
     let server = fake.group(info.id.as_str()).expect("the server has it");
     assert_eq!(server.members.len(), 2);
+    // The server makes every new group LID-addressed; members still come back by number.
+    assert!(server.lid_addressed, "a group created today is LID-addressed");
 
     let groups = s.groups().await.expect("participating");
     assert_eq!(groups.len(), 1);

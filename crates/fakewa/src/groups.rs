@@ -180,7 +180,12 @@ pub(crate) fn on_iq(fake: &FakeWhatsApp, ctx: &mut ConnCtx, iq: &Node) -> Node {
         }
         "create" => {
             let subject = attr(&op, "subject");
-            let id = w.create_group_direct(&me, &subject, &[], false);
+            // A group created now is LID-addressed (`addressing_mode="lid"`, members by LID with
+            // `phone_number` beside them): PN-addressed groups are gone from the network
+            // (canove/whaileys#35, 2025-10: "os grupos que antes tinham addressingMode: pn já
+            // não existem mais"; Baileys #1465 and #1365 met them in 2025). PN groups stay
+            // only for tests that ask for one (`create_group(…, false)`).
+            let id = w.create_group_direct(&me, &subject, &[], true);
             let mut refused = Vec::new();
             for p in op.get_children_by_tag("participant") {
                 let phone = phone_from_jid(&w, &attr(p, "jid"));
