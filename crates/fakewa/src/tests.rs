@@ -674,6 +674,31 @@ async fn a_new_device_gets_the_push_name_from_app_state_and_logs_in_again_from_i
     dev.stop().await;
 }
 
+/// The phone removes the device in the seconds right after pairing, before the login that
+/// follows the 515 restart: even a server that trusts unknown devices (the fake behind
+/// `tgwa run`) refuses that login with 401, so the client hears it is logged out instead of
+/// logging in again as if nothing happened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_removed_right_after_pairing_is_logged_out_not_trusted_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeWhatsApp::new(crate::FakeOptions {
+        trust_unknown_devices: true,
+        ..crate::FakeOptions::default()
+    });
+    let phone = "6281200009999";
+    let mut dev = Dev::start(&fake, &dir.path().join("d.db")).await;
+    let code = within("a QR code", dev.qr.recv()).await;
+    fake.scan_qr(&code, phone).unwrap();
+    dev.event("PairSuccess", |e| matches!(e, Event::PairSuccess(_))).await;
+    fake.unlink(phone);
+    dev.event("LoggedOut", |e| matches!(e, Event::LoggedOut(_))).await;
+    assert!(
+        !fake.has_linked_device(phone),
+        "the removed device was registered again"
+    );
+    dev.stop().await;
+}
+
 /// With [`crate::FakeOptions::inline_app_state`] the same push name arrives as an inline
 /// version-1 patch whose MACs the client checks, and no snapshot blob is made.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

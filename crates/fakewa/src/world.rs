@@ -106,6 +106,10 @@ pub(crate) struct Account {
     #[serde(default)]
     pub offline: bool,
     pub first_login_seen: bool,
+    /// Companion devices the phone removed (or that logged out): the server never takes
+    /// them back, not even under `trust_unknown_devices`.
+    #[serde(default)]
+    pub removed_devices: BTreeSet<u16>,
 }
 
 /// A registration in progress on an unpaired connection.
@@ -277,6 +281,7 @@ impl World {
                 groups_limited_until: 0,
                 offline: false,
                 first_login_seen: false,
+                removed_devices: BTreeSet::new(),
             }
         })
     }
@@ -300,6 +305,7 @@ impl World {
         };
         let removed: Vec<u16> = a.devices.keys().copied().filter(|d| *d != 0).collect();
         a.devices.retain(|id, _| *id == 0);
+        a.removed_devices.extend(removed.iter().copied());
         self.queue.retain(|q| q.phone != phone);
         removed
     }
@@ -533,7 +539,14 @@ pub(crate) fn on_established(fake: &FakeWhatsApp, ctx: &mut ConnCtx, payload: &w
         let mut w = fake.world();
         if fake.options().trust_unknown_devices && !phone.is_empty() && device != 0 {
             let known = w.accounts.get(&phone).is_some_and(|a| a.devices.contains_key(&device));
-            if !known {
+            // A removed device stays removed: its next login fails 401 like any other
+            // (whatsmeow `handleConnectFailure`). Trusting it again is what let a device
+            // unlinked in the seconds after pairing log in again as if nothing happened.
+            let removed = w
+                .accounts
+                .get(&phone)
+                .is_some_and(|a| a.removed_devices.contains(&device));
+            if !known && !removed {
                 let noise = ctx.client_static;
                 let acc = w.ensure_account(&phone);
                 acc.next_device = acc.next_device.max(device + 1);
@@ -758,6 +771,7 @@ fn on_iq(fake: &FakeWhatsApp, ctx: &mut ConnCtx, iq: &Node) {
             if let Some((phone, device)) = ctx.device.clone() {
                 if let Some(a) = fake.world().accounts.get_mut(&phone) {
                     a.devices.remove(&device);
+                    a.removed_devices.insert(device);
                 }
             }
             ctx.send(result(iq, Vec::new()));
