@@ -583,6 +583,43 @@ mod process {
         }
     }
 
+    /// A broadcast of what `message` sends (a text or a file) to `to`, started.
+    async fn broadcast(tg: &FakeTelegram, to: &str, message: impl FnOnce(&FakeTelegram)) {
+        say(tg, "/menu", "Menu utama").await;
+        tap(tg, "Pesan", "Pesan</b>").await;
+        tap(tg, "Siaran", "teks pesan siaran").await;
+        let mark = tg.mark();
+        message(tg);
+        tg.wait_for_text_to_after(mark, OWNER, "Kirim ke mana", WAIT).await;
+        let mark = tg.mark();
+        tg.push_document(OWNER, "numbers.txt", to.as_bytes().to_vec(), None);
+        tg.wait_for_text_to_after(mark, OWNER, "Mulai pekerjaan ini", WAIT)
+            .await;
+        tap(tg, "Mulai", "berjalan").await;
+    }
+
+    /// Waits until the fake recorded a message from the account to `to` that the
+    /// recipient's phone decrypted and that `pick` accepts.
+    async fn until_read(dir: &Path, api: &str, env: &[(String, String)], to: &str, pick: impl Fn(&Value) -> bool) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let v = fake(dir, api, env, &["sent", "--json"]);
+            let read = v["data"].as_array().is_some_and(|l| {
+                l.iter().any(|m| {
+                    m["from"] == PHONE
+                        && m["to"].as_str().is_some_and(|t| t.starts_with(to))
+                        && m["read_by_phone"] == true
+                        && pick(m)
+                })
+            });
+            if read {
+                return;
+            }
+            assert!(Instant::now() < deadline, "the recipient's phone never read it: {v}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     fn kill(mut child: Child, sig: i32) {
         // SAFETY: a signal to our own child.
         unsafe {
@@ -623,34 +660,24 @@ mod process {
         until_connected(&tg).await;
         assert!(relay.outbound().len() > tunnels, "the login went through the relay");
 
-        // A broadcast to a number first seen now (its phone has fresh keys in this process).
-        let to = "6285700002189";
-        say(&tg, "/menu", "Menu utama").await;
-        tap(&tg, "Pesan", "Pesan</b>").await;
-        tap(&tg, "Siaran", "teks pesan siaran").await;
-        say(&tg, "Halo lewat proxy", "Kirim ke mana").await;
-        let mark = tg.mark();
-        tg.push_document(OWNER, "numbers.txt", to.as_bytes().to_vec(), None);
-        tg.wait_for_text_to_after(mark, OWNER, "Mulai pekerjaan ini", WAIT)
-            .await;
-        tap(&tg, "Mulai", "berjalan").await;
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let v = fake(d, &api, &env, &["sent", "--json"]);
-            let read = v["data"].as_array().is_some_and(|l| {
-                l.iter().any(|m| {
-                    m["from"] == PHONE
-                        && m["to"].as_str().is_some_and(|t| t.starts_with(to))
-                        && m["text"] == "Halo lewat proxy"
-                        && m["read_by_phone"] == true
-                })
-            });
-            if read {
-                break;
-            }
-            assert!(Instant::now() < deadline, "the recipient's phone never read it: {v}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        // A text, then a photo (its upload goes through the relay too), each broadcast to a
+        // number first seen now (its phone has fresh keys in this process).
+        broadcast(&tg, "6285700002189", |tg| {
+            tg.push_message(OWNER, "Halo lewat proxy");
+        })
+        .await;
+        until_read(d, &api, &env, "6285700002189", |m| m["text"] == "Halo lewat proxy").await;
+        broadcast(&tg, "6285700002188", |tg| {
+            let photo: Vec<u8> = (0..20_000u32).map(|i| (i * 7 % 251) as u8).collect();
+            tg.push_file(OWNER, "photo", "", "image/jpeg", photo, None, "Foto lewat proxy");
+        })
+        .await;
+        until_read(d, &api, &env, "6285700002188", |m| !m["media"]["sha256"].is_null()).await;
+        let i = fake(d, &api, &env, &["ingress", "--json"]);
+        assert!(
+            i["data"]["http_peers"].as_array().is_some_and(|p| !p.is_empty()),
+            "the upload reached the fake's media hosts on a socket: {i}"
+        );
         only_through_relay(d, &api, &env, &relay);
         kill(child, libc::SIGTERM);
     }
