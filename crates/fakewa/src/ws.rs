@@ -9,6 +9,12 @@
 //! same, and `noise-handler.ts` `decodeFrame` reassembles frames split across messages, as
 //! `conn` does here). Close and error handling mirror what the client's transport reads:
 //! a close frame is a clean server close, a dropped TCP stream a read error.
+//!
+//! The media hosts can listen on loopback too ([`FakeWhatsApp::serve_http_on`]), for
+//! clients whose media requests must take a network path (through an account's proxy).
+//! Both listeners record who reached them ([`Ingress`]), beside the in-process transport's
+//! and HTTP client's counts, so a test can prove every byte of an account came through
+//! its proxy.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
