@@ -37,6 +37,10 @@ pub enum PairError {
 pub const REASON_WRONG_NUMBER: &str = "wrong_number";
 /// The server reached its account ceiling while the pairing was waiting.
 pub const REASON_SERVER_FULL: &str = "server_full";
+// --- proxy2 ---
+/// The start of a pairing failure's reason when the account's proxy failed; the rest is
+/// the masked proxy and what went wrong.
+pub const REASON_PROXY: &str = "proxy: ";
 /// The live status's reason when another client took the session over.
 pub const REASON_REPLACED: &str = "opened on another device";
 
@@ -385,6 +389,30 @@ impl AccountManager {
         self.audit(Some(owner), Some(id), "reconnect", String::new()).await?;
         self.launch(acc, Mode::Reconnect).await?;
         Ok(())
+    }
+
+    // --- proxy2 ---
+    /// Connects account `id` again at once because its proxy changed: a running session of
+    /// an active account stops and a new one starts on the same files, through the proxy
+    /// configured now (a client's transport is fixed when it starts). A session that is not
+    /// running (a pairing, a stopped or logged-out account) is left alone. Whether it was
+    /// restarted is returned.
+    pub async fn restart_for_proxy(&self, id: AccountId) -> Result<bool, PairError> {
+        let Some(acc) = self.get(id).await? else {
+            return Ok(false);
+        };
+        let running = self.inner.live.status(id).is_some_and(|s| {
+            matches!(
+                s.state,
+                LiveState::Connecting | LiveState::Connected | LiveState::Disconnected
+            )
+        });
+        if acc.status != AccountStatus::Active || !running {
+            return Ok(false);
+        }
+        self.stop_session(id).await;
+        self.launch(acc, Mode::Restore).await?;
+        Ok(true)
     }
 
     /// Disconnects and forgets the account's live session, if any.
@@ -754,8 +782,12 @@ impl Supervisor {
             }
             // --- peer ---
             WaEvent::ProxyFailed { proxy, reason } => {
-                if matches!(self.mode, Mode::Pair { .. }) {
-                    return true;
+                // --- proxy2 --- a pairing cannot finish without a connection: it fails now,
+                // as a proxy problem, rather than at its deadline.
+                if let Mode::Pair { repair_from, .. } = self.mode {
+                    let why = format!("{REASON_PROXY}proxy {proxy}: {reason}");
+                    self.fail_pairing(repair_from, why, None).await;
+                    return false;
                 }
                 if self.down_since.is_none() {
                     self.down_since = Some(tokio::time::Instant::now());

@@ -802,6 +802,10 @@ pub(crate) async fn pair<R: Req>(
                     tr_with(l, Key::PairRateLimited, &[("wait", &super::i18n::duration_in(l, wait))])
                 }
                 PairError::Locked => tr(l, Key::PairLocked).to_string(),
+                // --- proxy2 ---
+                PairError::Wa(WaError::Proxy(reason)) => {
+                    tr_with(l, Key::PairProxyFailed, &[("phone", &ph), ("reason", &esc(reason))])
+                }
                 PairError::Cooldown { wait } => {
                     tr_with(l, Key::PairCooldown, &[("wait", &super::i18n::duration_in(l, *wait))])
                 }
@@ -946,6 +950,9 @@ async fn follow_pairing<R: Req>(
         tr_with(l, Key::PairRateLimited, &[("wait", &super::i18n::duration_in(l, wait))])
     } else if reason == crate::supervisor::REASON_WRONG_NUMBER {
         tr_with(l, Key::PairWrongNumber, &[("phone", &phone)])
+    } else if let Some(why) = reason.strip_prefix(crate::supervisor::REASON_PROXY) {
+        // --- proxy2 ---
+        tr_with(l, Key::PairProxyFailed, &[("phone", &phone), ("reason", &esc(why))])
     } else if reason == crate::supervisor::REASON_SERVER_FULL {
         tr_with(l, Key::PairServerFull, &[("max", &m.config().max_accounts.to_string())])
     } else if reason.contains("expired") || reason.is_empty() {

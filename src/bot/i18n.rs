@@ -148,6 +148,8 @@ pub enum Key {
     // --- peer ---
     NoticeProxyFailed,
     AdminProxyFailed,
+    // --- proxy2 ---
+    PairProxyFailed,
 }
 
 /// A one-off text in both languages, for messages too specific for the [`Key`] table
@@ -294,6 +296,8 @@ fn id(key: Key) -> &'static str {
         // --- peer ---
         NoticeProxyFailed => "🧱 Akun <b>{phone}</b> tidak bisa tersambung karena <b>proxy</b>-nya ({proxy}): {reason}. Ini masalah proxy, bukan gangguan WhatsApp. Bot terus mencoba; operator sudah diberi tahu.",
         AdminProxyFailed => "🧱 Proxy akun <b>{phone}</b> (pemilik <code>{owner}</code>) gagal: {proxy}: {reason}. Periksa proxy itu atau ubah dengan <code>tgwa proxy</code>.",
+        // --- proxy2 ---
+        PairProxyFailed => "🧱 Pairing <b>{phone}</b> gagal karena <b>proxy</b> akun ini: {reason}. Ini masalah proxy, bukan gangguan WhatsApp; tidak ada yang didaftarkan. Minta operator memeriksa proxy itu (atau menggantinya dengan <code>/admin proxy</code> atau <code>tgwa proxy</code>), lalu coba lagi.",
     }
 }
 
@@ -415,6 +419,8 @@ fn en(key: Key) -> &'static str {
         // --- peer ---
         NoticeProxyFailed => "🧱 Account <b>{phone}</b> cannot connect because of its <b>proxy</b> ({proxy}): {reason}. This is a proxy problem, not a WhatsApp outage. The bot keeps trying; the operator has been told.",
         AdminProxyFailed => "🧱 The proxy of account <b>{phone}</b> (owner <code>{owner}</code>) failed: {proxy}: {reason}. Check that proxy or change it with <code>tgwa proxy</code>.",
+        // --- proxy2 ---
+        PairProxyFailed => "🧱 Pairing <b>{phone}</b> failed because of the account's <b>proxy</b>: {reason}. This is a proxy problem, not a WhatsApp outage; nothing was registered. Ask the operator to check that proxy (or change it with <code>/admin proxy</code> or <code>tgwa proxy</code>), then try again.",
     }
 }
 

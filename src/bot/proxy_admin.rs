@@ -1,7 +1,7 @@
 //! The operator's proxy per account from Telegram (issue 21): `/admin proxy <number> <url>`
 //! sets it, `/admin proxy <number> off` removes it, and the admin account page shows it,
-//! masked. The same storage as `tgwa proxy` ([`crate::proxy`]); used from the account's next
-//! connection.
+//! masked. The same storage as `tgwa proxy` ([`crate::proxy`]); a connected account is
+//! reconnected at once through the new setting, any other uses it from its next connection.
 
 use super::flows::Req;
 use super::i18n::{esc, t2};
@@ -65,15 +65,35 @@ pub(crate) async fn command<R: Req>(bot: &R, app: &App, c: &Caller, rest: &str) 
         None => "proxy cleared".to_string(),
     };
     m.audit(Some(c.tid), Some(a.id), "proxy_set", detail).await?;
+    // --- proxy2 --- a running account connects again now, through the new setting.
+    let restarted = match m.restart_for_proxy(a.id).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(account_id = %a.id, error = %e, "could not reconnect the account after its proxy changed");
+            false
+        }
+    };
+    let when = match restarted {
+        true => t2(
+            l,
+            "Akun ini disambungkan ulang sekarang lewat pengaturan baru.",
+            "The account is reconnecting through it now.",
+        ),
+        false => t2(
+            l,
+            "Dipakai mulai koneksi berikutnya akun ini (akun ini tidak sedang tersambung).",
+            "Used from the account's next connection (it is not connected now).",
+        ),
+    };
     let t = t2(
         l,
         &format!(
-            "🧱 Proxy akun {}: <code>{}</code>. Dipakai mulai koneksi berikutnya akun ini.",
+            "🧱 Proxy akun {}: <code>{}</code>. {when}",
             a.phone.masked(),
             esc(&shown)
         ),
         &format!(
-            "🧱 Proxy of account {}: <code>{}</code>. Used from the account's next connection.",
+            "🧱 Proxy of account {}: <code>{}</code>. {when}",
             a.phone.masked(),
             esc(&shown)
         ),

@@ -73,6 +73,10 @@ pub enum FakeVerb {
         group: String,
         number: String,
     },
+    // --- proxy2 ---
+    /// How clients reached the fake: the sockets its WebSocket and media listeners accepted,
+    /// and the connections and media requests that came in-process.
+    Ingress,
 }
 
 /// Runs `verb` against the fake under `config`'s data directory; returns the exit code.
@@ -160,6 +164,8 @@ fn request(config: &Config, verb: FakeVerb) -> Result<Value, String> {
             let group = crate::wa::GroupId::parse(group.trim()).ok_or_else(|| format!("not a group id: {group}"))?;
             json!({ "verb": "request-join", "group": group.as_str(), "number": n(&number)? })
         }
+        // --- proxy2 ---
+        FakeVerb::Ingress => json!({ "verb": "ingress" }),
     })
 }
 

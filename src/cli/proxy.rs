@@ -1,7 +1,8 @@
 //! `tgwa proxy`: the operator's proxy per WhatsApp account (issue 21). The proxy is kept in
 //! the account's bot-data file (see [`crate::proxy`]) and used from the account's next
-//! connection: its next start, or a reconnect after a drop. Output and the audit log show it
-//! masked, never its password.
+//! session start: a `tgwa run` already running keeps the proxy its sessions started with
+//! until it restarts (this command cannot reach it; `/admin proxy` in Telegram reconnects
+//! the account at once). Output and the audit log show it masked, never its password.
 
 use anyhow::Context;
 use clap::Subcommand;
@@ -79,7 +80,9 @@ async fn set(config: &Config, phone: &str, p: Option<ProxyUrl>) -> anyhow::Resul
     .context("storing the proxy")?;
     match res {
         Some(masked) => {
-            println!("{masked}: {shown} (used from the account's next connection)");
+            println!(
+                "{masked}: {shown} (used from the account's next start: a running tgwa picks it up when restarted; /admin proxy in Telegram reconnects at once)"
+            );
             Ok(0)
         }
         None => {

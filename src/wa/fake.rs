@@ -53,6 +53,9 @@ pub struct FakeBackend {
     // --- peer ---
     /// The same server on a loopback WebSocket, where proxied accounts connect (issue 21).
     ws: Option<tgwa_fakewa::WsServer>,
+    // --- proxy2 ---
+    /// The media hosts on a loopback HTTP socket, where proxied accounts' media goes.
+    http: Option<tgwa_fakewa::HttpServer>,
 }
 
 impl FakeBackend {
@@ -80,6 +83,17 @@ impl FakeBackend {
             },
             Err(_) => None,
         };
+        // --- proxy2 --- and their media requests reach its media hosts on a socket too.
+        let http = match tokio::runtime::Handle::try_current() {
+            Ok(rt) => match fake.serve_http_on(&rt, "127.0.0.1:0") {
+                Ok(h) => Some(h),
+                Err(e) => {
+                    warn!(error = %e, "no media HTTP listener for the fake WhatsApp");
+                    None
+                }
+            },
+            Err(_) => None,
+        };
         let mut opts = RealOptions::default()
             .with_transport_factory(fake.transport())
             .with_version(tgwa_fakewa::VERSION)
@@ -87,6 +101,9 @@ impl FakeBackend {
             .with_outage_after(outage_after);
         if let Some(ws) = &ws {
             opts = opts.with_proxy_target(ws.url());
+        }
+        if let Some(h) = &http {
+            opts = opts.with_proxy_http_target(h.url());
         }
         let real = RealBackend::with_options(opts);
         // Served only inside a runtime (`tgwa run`, the in-process test bots).
@@ -106,6 +123,7 @@ impl FakeBackend {
             pair_delay,
             ctl,
             ws,
+            http,
         })
     }
 
@@ -120,6 +138,12 @@ impl FakeBackend {
     /// The fake's WebSocket listener, when it has one (inside a runtime).
     pub fn ws(&self) -> Option<&tgwa_fakewa::WsServer> {
         self.ws.as_ref()
+    }
+
+    // --- proxy2 ---
+    /// The fake's media HTTP listener, when it has one (inside a runtime).
+    pub fn http(&self) -> Option<&tgwa_fakewa::HttpServer> {
+        self.http.as_ref()
     }
 
     /// The fake server, for tests that want to look inside.

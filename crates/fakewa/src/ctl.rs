@@ -39,6 +39,9 @@ pub enum Request {
     // --- members ---
     /// [`FakeWhatsApp::request_to_join`]: `number` asks to join `group` (a `...@g.us` JID).
     RequestJoin { group: String, number: String },
+    // --- proxy2 ---
+    /// [`FakeWhatsApp::ingress`]: how clients reached the server.
+    Ingress,
 }
 
 /// The answer: `ok` with a short line (and data for `sent`), or refused with why.
@@ -166,6 +169,19 @@ fn run(fake: &FakeWhatsApp, req: Request) -> Result<Response, Response> {
             }
             fake.request_to_join(&group, &number);
             Response::done(format!("{number} asked to join {group}"))
+        }
+        // --- proxy2 ---
+        Request::Ingress => {
+            let i = fake.ingress();
+            let mut r = Response::done(format!(
+                "{} WebSocket and {} HTTP socket(s) accepted; {} in-process connection(s), {} in-process HTTP request(s)",
+                i.ws_peers.len(),
+                i.http_peers.len(),
+                i.in_process_conns,
+                i.in_process_http
+            ));
+            r.data = serde_json::to_value(&i).unwrap_or_default();
+            r
         }
     })
 }

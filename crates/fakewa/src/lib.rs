@@ -77,7 +77,7 @@ pub use rules::{Ban, RateScope};
 pub use transport::{FakeTransport, FakeTransportFactory};
 pub use world::{GroupView, MemberView, SentMessage};
 // --- peer ---
-pub use ws::WsServer;
+pub use ws::{HttpServer, Ingress, WsServer};
 
 use crate::conn::ConnCtx;
 use crate::persist::{Persister, Snapshot};
@@ -151,6 +151,9 @@ struct Inner {
     // --- peer ---
     /// Stanzas clients sent that the fake does not model, `tag xmlns=… child`, with counts.
     unmodelled: Mutex<std::collections::BTreeMap<String, u64>>,
+    // --- proxy2 ---
+    /// How clients reached this server (sockets accepted, in-process connections).
+    ingress: Mutex<Ingress>,
 }
 
 /// A `<receipt>` a client sent for a message it got, one per message id.
@@ -223,6 +226,7 @@ impl FakeWhatsApp {
             receipts: Mutex::new(Vec::new()),
             persist,
             unmodelled: Mutex::new(std::collections::BTreeMap::new()),
+            ingress: Mutex::new(Ingress::default()),
         });
         if inner.persist.is_some() {
             // Written at once: the file is this server's from now on (an older server on the
@@ -618,6 +622,18 @@ impl FakeWhatsApp {
     /// Whether `phone` has a linked companion device.
     pub fn has_linked_device(&self, phone: &str) -> bool {
         self.world().has_linked_device(phone)
+    }
+
+    // --- proxy2 ---
+    /// How clients reached this server so far: the sockets its listeners accepted and the
+    /// connections and HTTP requests that came in-process (tests that must prove every byte
+    /// came through a proxy read it, also from another process: `tgwa fake ingress`).
+    pub fn ingress(&self) -> Ingress {
+        self.inner.ingress.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub(crate) fn note_ingress(&self, f: impl FnOnce(&mut Ingress)) {
+        f(&mut self.inner.ingress.lock().unwrap_or_else(|e| e.into_inner()));
     }
 
     /// whatsapp-rust's HTTP client for media, answered by this server's media hosts

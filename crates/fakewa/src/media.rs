@@ -103,23 +103,30 @@ pub struct FakeMediaHttp {
 #[async_trait]
 impl HttpClient for FakeMediaHttp {
     async fn execute(&self, request: HttpRequest) -> anyhow::Result<HttpResponse> {
-        let (host, path, query) = split_url(&request.url);
-        let mut w = self.fake.world();
-        if host != MEDIA_HOST {
-            // Nothing else is served (app-state blobs, version checks): the fake has no
-            // network behind it.
-            return Ok(status(404));
-        }
-        if request.method == "POST" {
-            return Ok(upload(&mut w, path, &query, request.body.as_deref().unwrap_or(&[])));
-        }
-        Ok(match w.media.files.get(path) {
-            Some(bytes) => HttpResponse {
-                status_code: 200,
-                body: bytes.clone(),
-            },
-            None => status(404),
-        })
+        self.fake.note_ingress(|i| i.in_process_http += 1);
+        Ok(serve(&self.fake, &request))
+    }
+}
+
+/// One request to the media hosts, however it arrived (in-process, or on the loopback
+/// HTTP listener of `ws.rs`).
+pub(crate) fn serve(fake: &FakeWhatsApp, request: &HttpRequest) -> HttpResponse {
+    let (host, path, query) = split_url(&request.url);
+    let mut w = fake.world();
+    if host != MEDIA_HOST {
+        // Nothing else is served (app-state blobs, version checks): the fake has no
+        // network behind it.
+        return status(404);
+    }
+    if request.method == "POST" {
+        return upload(&mut w, path, &query, request.body.as_deref().unwrap_or(&[]));
+    }
+    match w.media.files.get(path) {
+        Some(bytes) => HttpResponse {
+            status_code: 200,
+            body: bytes.clone(),
+        },
+        None => status(404),
     }
 }
 

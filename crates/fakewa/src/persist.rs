@@ -306,6 +306,7 @@ mod tests {
             text: None,
             encryption: Vec::new(),
             media: None,
+            read_by_phone: false,
         });
         assert!(first.note_text("3EB0AA", "halo"));
         assert!(!first.note_text("never-sent", "x"), "an unknown id is not recorded");

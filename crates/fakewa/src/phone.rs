@@ -658,6 +658,7 @@ pub(crate) fn on_message(fake: &FakeWhatsApp, ctx: &mut ConnCtx, msg: &Node) {
             let recipient = recipient_phone(&w, &to);
             w.wrote.insert((from.clone(), recipient));
         }
+        let read_by_phone = text.is_some() || media.is_some();
         w.sent.push(SentMessage {
             from: from.clone(),
             to: to.clone(),
@@ -666,6 +667,7 @@ pub(crate) fn on_message(fake: &FakeWhatsApp, ctx: &mut ConnCtx, msg: &Node) {
             text,
             encryption: enc_types(msg),
             media,
+            read_by_phone,
         });
         drop(w);
         relay_to_companions(fake, &from, from_device, &to, msg);

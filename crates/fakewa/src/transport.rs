@@ -65,6 +65,7 @@ impl TransportFactory for FakeTransportFactory {
         if self.fake.is_offline() {
             anyhow::bail!("fake WhatsApp is offline (connection refused)");
         }
+        self.fake.note_ingress(|i| i.in_process_conns += 1);
         let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
         let (ev_tx, ev_rx) = async_channel::unbounded();
         let _ = ev_tx.try_send(TransportEvent::Connected);

@@ -39,6 +39,11 @@ pub struct SentMessage {
     /// The file of a media message, as a recipient's phone downloaded and decrypted it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media: Option<crate::media::ReceivedMedia>,
+    // --- proxy2 ---
+    /// Whether a recipient's phone decrypted it (its `text` or `media` came from that, not
+    /// from [`crate::FakeWhatsApp::note_text`]'s sender-side record).
+    #[serde(default)]
+    pub read_by_phone: bool,
 }
 
 /// A group member as the server sees it.

@@ -499,6 +499,8 @@ impl EventSink {
         }
         self.send(WaEvent::ProxyFailed { proxy, reason });
         self.went_down(why);
+        // --- proxy2 --- wakes a pairing request waiting on the socket.
+        self.inner.changed.notify_waiters();
     }
 
     /// Why the proxy failed, while the connection is down because of it.

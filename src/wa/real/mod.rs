@@ -85,6 +85,10 @@ pub struct RealOptions {
     /// Where a proxied connection goes: WhatsApp's socket when `None`; the fake's loopback
     /// WebSocket in fake builds.
     pub proxy_target: Option<String>,
+    // --- proxy2 ---
+    /// Where a proxied account's media HTTP goes instead of each request's own host
+    /// (`http://host:port`): the fake's media listener in fake builds; `None` in production.
+    pub proxy_http_target: Option<String>,
 }
 
 /// An HTTP client shared by every session (the builder takes one by value).
@@ -115,6 +119,7 @@ impl Default for RealOptions {
             http: None,
             default_proxy: None,
             proxy_target: None,
+            proxy_http_target: None,
         }
     }
 }
@@ -134,6 +139,7 @@ impl std::fmt::Debug for RealOptions {
             // Masked by its Display: no password in a log.
             .field("default_proxy", &self.default_proxy)
             .field("proxy_target", &self.proxy_target)
+            .field("proxy_http_target", &self.proxy_http_target)
             .finish()
     }
 }
@@ -190,6 +196,14 @@ impl RealOptions {
     /// Sends proxied connections to `url` instead of WhatsApp (the fake's WebSocket).
     pub fn with_proxy_target(mut self, url: impl Into<String>) -> Self {
         self.proxy_target = Some(url.into());
+        self
+    }
+
+    // --- proxy2 ---
+    /// Sends proxied media HTTP to `url` (`http://host:port`) instead of each request's own
+    /// host (the fake's media listener).
+    pub fn with_proxy_http_target(mut self, url: impl Into<String>) -> Self {
+        self.proxy_http_target = Some(url.into());
         self
     }
 
@@ -261,7 +275,9 @@ impl RealBackend {
         let (sink, rx) = EventSink::new();
         sink.set_outage_after(self.opts.outage_after);
         sink.add_own(spec.phone.digits());
-        let factory: Arc<dyn TransportFactory> = match self.proxy_for(&path).await {
+        let account_proxy = self.proxy_for(&path).await;
+        let proxied = account_proxy.is_some();
+        let factory: Arc<dyn TransportFactory> = match account_proxy.clone() {
             Some(p) => {
                 info!(phone = %spec.phone.masked(), proxy = %p, "connecting through a proxy");
                 Arc::new(proxy::ProxyTransportFactory::new(p, self.opts.proxy_target.clone()))
@@ -281,8 +297,14 @@ impl RealBackend {
         if let Some(v) = self.opts.version {
             builder = builder.with_version(v);
         }
-        if let Some(http) = &self.opts.http {
-            builder = builder.with_http_client(SharedHttp(http.clone()));
+        // --- proxy2 --- a proxied account's media goes through its proxy as well.
+        match (account_proxy, &self.opts.http) {
+            (Some(p), _) => {
+                let target = self.opts.proxy_http_target.clone();
+                builder = builder.with_http_client(proxy::ProxyHttpClient::new(p, target));
+            }
+            (None, Some(http)) => builder = builder.with_http_client(SharedHttp(http.clone())),
+            (None, None) => {}
         }
         if self.opts.skip_history_sync {
             builder = builder.skip_history_sync();
@@ -317,6 +339,7 @@ impl RealBackend {
             task: Mutex::new(Some(task)),
             pair_lock: tokio::sync::Mutex::new(()),
             opts: self.opts.clone(),
+            proxied,
         };
         Ok((Arc::new(session), rx))
     }
@@ -422,6 +445,9 @@ pub struct RealSession {
     pair_lock: tokio::sync::Mutex<()>,
     /// Bounds and waits.
     opts: RealOptions,
+    // --- proxy2 ---
+    /// Whether this session connects through a proxy.
+    proxied: bool,
 }
 
 impl Drop for RealSession {
@@ -467,6 +493,19 @@ impl RealSession {
             return Err(WaError::NotConnected);
         }
         Ok(())
+    }
+
+    // --- proxy2 ---
+    /// Resolves with the reason once the account's proxy has failed (within `bound`); never
+    /// otherwise, so it can race the socket wait.
+    async fn proxy_failure(&self, bound: Duration) -> String {
+        let sink = &self.sink;
+        if sink.wait_until(bound, || sink.proxy_down().is_some()).await {
+            if let Some(reason) = sink.proxy_down() {
+                return reason;
+            }
+        }
+        std::future::pending().await
     }
 
     /// Runs one library call with the readiness check, the time bound and error mapping.
@@ -712,6 +751,11 @@ impl WaSession for RealSession {
         if self.client.pn().is_some() {
             return Err(WaError::Invalid("this session is already paired".into()));
         }
+        // --- proxy2 --- the first attempt may have failed at the proxy already (and the
+        // pairing been ended for it): that, not "not connected", is the answer.
+        if let Some(reason) = self.sink.proxy_down() {
+            return Err(WaError::Proxy(reason));
+        }
         if self.sink.is_closed() {
             return Err(WaError::NotConnected);
         }
@@ -720,10 +764,14 @@ impl WaSession for RealSession {
         self.client.cancel_pair_code().await;
         self.sink.set_qr_mode(false);
         let started = Instant::now();
-        self.client
-            .wait_for_socket(self.opts.socket_wait)
-            .await
-            .map_err(|e| errors::classify(&e, "connecting to WhatsApp"))?;
+        // --- proxy2 --- a proxy that refuses or is dead fails the request now, as a proxy
+        // problem, instead of after the whole socket wait.
+        tokio::select! {
+            res = self.client.wait_for_socket(self.opts.socket_wait) => {
+                res.map_err(|e| errors::classify(&e, "connecting to WhatsApp"))?;
+            }
+            reason = self.proxy_failure(self.opts.socket_wait) => return Err(WaError::Proxy(reason)),
+        }
         let guard = self.sink.requesting();
         let res = self
             .client
@@ -757,10 +805,27 @@ impl WaSession for RealSession {
         if self.client.pn().is_some() {
             return Err(WaError::Invalid("this session is already paired".into()));
         }
+        // --- proxy2 --- the first attempt may have failed at the proxy already (and the
+        // pairing been ended for it): that, not "not connected", is the answer.
+        if let Some(reason) = self.sink.proxy_down() {
+            return Err(WaError::Proxy(reason));
+        }
         if self.sink.is_closed() {
             return Err(WaError::NotConnected);
         }
         self.sink.set_qr_mode(true);
+        // --- proxy2 --- through a proxy, the first attempt tells whether the proxy works:
+        // a refusing or dead one fails the QR login now, as a proxy problem (a socket that
+        // is merely slow leaves the QR flow to go on as before).
+        if self.proxied {
+            tokio::select! {
+                _ = self.client.wait_for_socket(self.opts.socket_wait) => {}
+                reason = self.proxy_failure(self.opts.socket_wait) => {
+                    self.sink.set_qr_mode(false);
+                    return Err(WaError::Proxy(reason));
+                }
+            }
+        }
         Ok(())
     }
 

@@ -229,3 +229,197 @@ async fn http_connect<S: AsyncRead + AsyncWrite + Unpin>(
         _ => Err(format!("the proxy refused the tunnel: {status_line}")),
     }
 }
+
+// --- proxy2 ---
+
+/// The longest HTTP response read through a proxy (a media download; WhatsApp caps
+/// documents at 2 GB, far above what a bot sends or reads).
+const MAX_HTTP_RESPONSE: usize = 256 * 1024 * 1024;
+
+/// whatsapp-rust's HTTP client for a proxied account: media uploads and downloads (and any
+/// other HTTPS the library makes, such as app-state blobs) go through the account's proxy,
+/// like its WebSocket, so WhatsApp's media hosts see the proxy's address too. One request
+/// per tunnel (`Connection: close`): media requests are few and large.
+#[derive(Clone, Debug)]
+pub struct ProxyHttpClient {
+    proxy: ProxyUrl,
+    /// Where every request goes instead of its own host (`http://host:port`, plain): the
+    /// fake's media listener in fake builds. The `Host` header keeps the host meant.
+    target: Option<(String, u16)>,
+    /// Bound on one whole exchange.
+    timeout: Duration,
+}
+
+impl ProxyHttpClient {
+    /// Through `proxy` to each request's own host, or to `target` (`http://host:port`).
+    pub fn new(proxy: ProxyUrl, target: Option<String>) -> Self {
+        let target = target.and_then(|t| {
+            let uri: http::Uri = t.parse().ok()?;
+            Some((uri.host()?.to_string(), uri.port_u16().unwrap_or(80)))
+        });
+        Self {
+            proxy,
+            target,
+            timeout: Duration::from_secs(300),
+        }
+    }
+
+    fn fail(&self, reason: impl Into<String>) -> ProxyError {
+        ProxyError {
+            proxy: self.proxy.to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    async fn exchange(
+        &self,
+        request: whatsapp_rust::http::HttpRequest,
+    ) -> whatsapp_rust::anyhow::Result<whatsapp_rust::http::HttpResponse> {
+        let uri: http::Uri = request.url.parse()?;
+        let host = uri
+            .host()
+            .ok_or_else(|| whatsapp_rust::anyhow::anyhow!("no host in the request URL"))?
+            .to_string();
+        let authority = uri.authority().map_or(host.clone(), |a| a.as_str().to_string());
+        let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
+        let tls = uri.scheme_str() == Some("https");
+        let (dial_host, dial_port, tls) = match &self.target {
+            Some((h, p)) => (h.clone(), *p, false),
+            None => (host.clone(), uri.port_u16().unwrap_or(if tls { 443 } else { 80 }), tls),
+        };
+        let tunnel = tokio::time::timeout(self.timeout.min(Duration::from_secs(20)), async {
+            open_tunnel(&self.proxy, &dial_host, dial_port).await
+        })
+        .await
+        .map_err(|_| self.fail("no tunnel in time"))?
+        .map_err(|reason| self.fail(reason))?;
+        let connector = if tls {
+            whatsapp_rust::transport::default_tls_connector()
+        } else {
+            whatsapp_rust::transport::Connector::Plain
+        };
+        let mut s = connector
+            .wrap(&host, tunnel)
+            .await
+            .map_err(|e| whatsapp_rust::anyhow::anyhow!("TLS through the proxy: {e}"))?;
+        let body = request.body.unwrap_or_default();
+        let mut head = format!(
+            "{} {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\nContent-Length: {}\r\n",
+            request.method,
+            body.len()
+        );
+        for (k, v) in &request.headers {
+            if !["host", "connection", "content-length"].contains(&k.to_ascii_lowercase().as_str()) {
+                head.push_str(&format!("{k}: {v}\r\n"));
+            }
+        }
+        head.push_str("\r\n");
+        s.write_all(head.as_bytes()).await?;
+        s.write_all(&body).await?;
+        s.flush().await?;
+        let mut raw = Vec::new();
+        // A server may close without TLS's close_notify: what arrived is still the answer,
+        // checked against its length below.
+        let read = (&mut s).take(MAX_HTTP_RESPONSE as u64 + 1).read_to_end(&mut raw).await;
+        if let Err(e) = read {
+            if e.kind() != std::io::ErrorKind::UnexpectedEof || raw.is_empty() {
+                return Err(e.into());
+            }
+        }
+        if raw.len() > MAX_HTTP_RESPONSE {
+            whatsapp_rust::anyhow::bail!("the response is larger than {MAX_HTTP_RESPONSE} bytes");
+        }
+        parse_response(&raw)
+    }
+}
+
+#[whatsapp_rust::async_trait]
+impl whatsapp_rust::http::HttpClient for ProxyHttpClient {
+    async fn execute(
+        &self,
+        request: whatsapp_rust::http::HttpRequest,
+    ) -> whatsapp_rust::anyhow::Result<whatsapp_rust::http::HttpResponse> {
+        tokio::time::timeout(self.timeout, self.exchange(request))
+            .await
+            .map_err(|_| whatsapp_rust::anyhow::anyhow!("no HTTP answer through the proxy within {:?}", self.timeout))?
+    }
+}
+
+/// An HTTP/1.1 response read to its end: status, then the body by `Content-Length`,
+/// chunked encoding, or up to the close. Any status is `Ok` (the library reads 401/404).
+fn parse_response(raw: &[u8]) -> whatsapp_rust::anyhow::Result<whatsapp_rust::http::HttpResponse> {
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| whatsapp_rust::anyhow::anyhow!("no complete HTTP response head"))?;
+    let head = String::from_utf8_lossy(&raw[..end]);
+    let mut lines = head.split("\r\n");
+    let status_code: u16 = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| whatsapp_rust::anyhow::anyhow!("not an HTTP status line"))?;
+    let (mut length, mut chunked) = (None, false);
+    for l in lines {
+        let Some((k, v)) = l.split_once(':') else { continue };
+        match k.trim().to_ascii_lowercase().as_str() {
+            "content-length" => length = v.trim().parse::<usize>().ok(),
+            "transfer-encoding" => chunked = v.to_ascii_lowercase().contains("chunked"),
+            _ => {}
+        }
+    }
+    let rest = &raw[end + 4..];
+    let body = if chunked {
+        dechunk(rest)?
+    } else if let Some(n) = length {
+        if rest.len() < n {
+            whatsapp_rust::anyhow::bail!("the response ended after {} of {n} bytes", rest.len());
+        }
+        rest[..n].to_vec()
+    } else {
+        rest.to_vec()
+    };
+    Ok(whatsapp_rust::http::HttpResponse { status_code, body })
+}
+
+/// RFC 9112 section 7.1 chunked transfer coding (extensions and trailers skipped).
+fn dechunk(mut rest: &[u8]) -> whatsapp_rust::anyhow::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let eol = rest
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .ok_or_else(|| whatsapp_rust::anyhow::anyhow!("a chunk size line is cut short"))?;
+        let line = String::from_utf8_lossy(&rest[..eol]);
+        let size = usize::from_str_radix(line.split(';').next().unwrap_or("").trim(), 16)
+            .map_err(|_| whatsapp_rust::anyhow::anyhow!("a bad chunk size"))?;
+        rest = &rest[eol + 2..];
+        if size == 0 {
+            return Ok(out);
+        }
+        if rest.len() < size + 2 {
+            whatsapp_rust::anyhow::bail!("a chunk is cut short");
+        }
+        out.extend_from_slice(&rest[..size]);
+        rest = &rest[size + 2..];
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_responses_by_length_chunks_or_close() {
+        let r = parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabcdef").unwrap();
+        assert_eq!((r.status_code, r.body.as_slice()), (200, &b"abc"[..]));
+        let r = parse_response(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n",
+        )
+        .unwrap();
+        assert_eq!(r.body, b"abcde");
+        let r = parse_response(b"HTTP/1.1 404 Not Found\r\n\r\ngone").unwrap();
+        assert_eq!((r.status_code, r.body.as_slice()), (404, &b"gone"[..]));
+        assert!(parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nabc").is_err());
+    }
+}
