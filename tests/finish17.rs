@@ -186,3 +186,65 @@ async fn announcements_per_language_with_the_operators_header() {
     assert!(got.text.starts_with("📢 Announcement from the operator"), "{}", got.text);
     bot.stop().await;
 }
+
+/// A button of a screen that was edited away does nothing and says so (a double tap that
+/// raced the edit, an old copy): the menu's «Pesan» pressed again after the message became
+/// the Messages screen is refused with a toast and leaves the screen as it is; the current
+/// buttons act. A job preview edited into the job's progress no longer starts anything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn buttons_of_an_edited_away_screen_do_nothing() {
+    let bot = TestBot::start(&[]).await;
+    bot.pair(A, A_PHONE).await;
+    let menu = bot.say(A, "/menu", "Menu utama").await;
+    let old = menu.button_data("Pesan").expect("the menu's Pesan");
+    // Pressed on the menu itself (a notice after the pairing may carry a menu too).
+    let mark = bot.tg.mark();
+    bot.tg.push_callback(A, menu.message_id, &old);
+    let messages = bot.tg.wait_for_text_to_after(mark, A, "Pesan</b>", WAIT).await;
+    assert_eq!(messages.message_id, menu.message_id, "the menu was edited in place");
+    let mark = bot.tg.mark();
+    let id = bot.tg.push_callback(A, menu.message_id, &old);
+    let ans = bot.tg.wait_for_callback_answer(&id, WAIT).await;
+    assert!(ans["text"].as_str().unwrap_or("").contains("sudah lama"), "{ans}");
+    assert!(
+        !bot.tg.calls_after(mark).iter().any(|c| c.method == "editmessagetext" || c.method == "sendmessage"),
+        "the old button changed something"
+    );
+    // The current screen's buttons still act.
+    let siaran = messages.button_data("Siaran").expect("the Messages screen's Siaran");
+    let mark = bot.tg.mark();
+    bot.tg.push_callback(A, menu.message_id, &siaran);
+    bot.tg.wait_for_text_to_after(mark, A, "teks pesan siaran", WAIT).await;
+    bot.tap(A, "Batal", "Dibatalkan").await;
+
+    // A preview's «Mulai» pressed twice: the second press, from the keyboard the progress
+    // replaced, starts nothing and says so.
+    bot.broadcast_preview(A, "Halo", &numbers(1)).await;
+    let start = bot.button(A, "Mulai");
+    let preview = bot.message_with_button(A, &start);
+    let mark = bot.tg.mark();
+    bot.tg.push_callback(A, preview, &start);
+    bot.tg.wait_for_text_to_after(mark, A, "Laporan pekerjaan", WAIT).await;
+    let id = bot.tg.push_callback(A, preview, &start);
+    let ans = bot.tg.wait_for_callback_answer(&id, WAIT).await;
+    assert!(ans["text"].as_str().unwrap_or("").contains("sudah lama"), "{ans}");
+    bot.stop().await;
+}
+
+/// WhatsApp's reasons in a job report are in the user's words: a broadcast to a number not on
+/// WhatsApp reads «nomor tidak terdaftar di WhatsApp», with no English from WhatsApp.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whatsapps_reasons_in_a_report_are_in_the_users_words() {
+    let bot = TestBot::start(&[]).await;
+    bot.pair(A, A_PHONE).await;
+    bot.broadcast_preview(A, "Halo", "6285712345600\n6285712345677").await;
+    let mark = bot.tg.mark();
+    bot.press(A, "Mulai");
+    let report = document_after(&bot, mark, A, "Laporan pekerjaan").await;
+    let body = String::from_utf8(report.bytes.clone().expect("report")).unwrap();
+    assert!(body.contains("\tgagal\tnomor tidak terdaftar di WhatsApp"), "{body}");
+    for english in ["not found", "is not on WhatsApp", "("] {
+        assert!(!body.contains(english), "{english:?} in {body}");
+    }
+    bot.stop().await;
+}
