@@ -484,8 +484,15 @@ fn open_callback(cb: &Cb) -> bool {
 /// [`super::screens`]); `None` when the button is current.
 fn stale_press(app: &App, q: &CallbackQuery, c: &Caller, mid: Option<MessageId>, data: &str) -> Option<String> {
     let mid = mid?;
-    let forwarded = q.regular_message().is_some_and(|m| m.forward_origin().is_some());
-    match app.manager().screens().judge(c.chat.0, mid.0, data, forwarded) {
+    let message = q.regular_message();
+    let forwarded = message.is_some_and(|m| m.forward_origin().is_some());
+    // The keyboard Telegram says the message shows now.
+    let on_message = message.and_then(|m| m.reply_markup()).map(|k| {
+        k.inline_keyboard.iter().flatten().any(|b| {
+            matches!(&b.kind, teloxide::types::InlineKeyboardButtonKind::CallbackData(d) if d == data)
+        })
+    });
+    match app.manager().screens().judge(c.chat.0, mid.0, data, forwarded, on_message) {
         super::screens::Press::Current => None,
         super::screens::Press::Stale => Some(super::i18n::t2(
             c.lang,

@@ -87,7 +87,7 @@ async fn ask_time<R: Req>(
     if !matches!(p.state, JobState::Draft | JobState::Scheduled) {
         return Ok(Some((plain_text(tr(c.lang, Key::StaleButton)), true)));
     }
-    let mut pending = Pending::new(acc.id, InputKind::ScheduleAt, None, format!("#{}", job.get()));
+    let mut pending = Pending::new(acc.id, InputKind::ScheduleAt, None, format!("#{}", p.number));
     pending.data = Some(job.get().to_string());
     ask_input(bot, app, c, pending, None).await;
     Ok(None)

@@ -1,10 +1,11 @@
-//! The buttons each message shows now, so a button of a screen that was edited away does
-//! nothing (issue 17). Every send and edit made through [`super::send`] records the message's
-//! keyboard; a pressed button whose data is not on its message's current keyboard comes from
-//! an old copy of the screen (a double tap that raced the edit, a report that replaced the
-//! menu) and is refused with a toast. A message this process never recorded (sent before a
-//! restart, or shown through another path) is judged by the signature alone, as before,
-//! unless it is a forwarded copy: a copy is never the current screen.
+//! Buttons of a screen that was edited away do nothing (issue 17). A callback query carries
+//! its message as Telegram holds it now, keyboard included: a pressed button that is not on
+//! that keyboard comes from an old copy of the screen (a double tap that raced the edit, a
+//! menu another press replaced) and is refused with a toast. A message that carries no
+//! keyboard any more (a screen edited into a report) is judged by what this process recorded
+//! when it last sent or edited it through [`super::send`]. A message never recorded (sent
+//! before a restart) is judged by the button's signature alone, as before. A forwarded copy
+//! is never the current screen.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -71,10 +72,16 @@ impl Screens {
     }
 
     /// Judges a press of `data` on message `mid`; `forwarded`: the message is a forwarded
-    /// copy.
-    pub fn judge(&self, chat: i64, mid: i32, data: &str, forwarded: bool) -> Press {
-        if forwarded {
-            return Press::Stale;
+    /// copy; `on_message`: whether `data` is on the keyboard the query's message carries
+    /// (`None` when it carries none). Telegram's keyboard is the truth when there is one:
+    /// two edits of one message (a progress message) may be recorded here in another order
+    /// than Telegram applied them. The record decides only for a message without buttons,
+    /// which a screen edited into a report is.
+    pub fn judge(&self, chat: i64, mid: i32, data: &str, forwarded: bool, on_message: Option<bool>) -> Press {
+        match (forwarded, on_message) {
+            (true, _) | (false, Some(false)) => return Press::Stale,
+            (false, Some(true)) => return Press::Current,
+            (false, None) => {}
         }
         let g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         match g.current.get(&(chat, mid)) {
@@ -99,17 +106,19 @@ mod tests {
     #[test]
     fn only_the_current_keyboard_acts() {
         let s = Screens::default();
-        assert_eq!(s.judge(1, 5, "a", false), Press::Current, "unknown: by signature");
+        assert_eq!(s.judge(1, 5, "a", false, None), Press::Current, "unknown: by signature");
+        assert_eq!(s.judge(1, 5, "a", false, Some(false)), Press::Stale, "not on its message");
         s.shown(1, 5, Some(&kb(&["a", "b"])));
-        assert_eq!(s.judge(1, 5, "a", false), Press::Current);
+        assert_eq!(s.judge(1, 5, "a", false, None), Press::Current);
         s.shown(1, 5, Some(&kb(&["c"])));
-        assert_eq!(s.judge(1, 5, "a", false), Press::Stale);
-        assert_eq!(s.judge(1, 5, "c", false), Press::Current);
+        assert_eq!(s.judge(1, 5, "a", false, None), Press::Stale);
+        assert_eq!(s.judge(1, 5, "a", false, Some(true)), Press::Current, "Telegram shows it");
+        assert_eq!(s.judge(1, 5, "c", false, Some(true)), Press::Current);
         s.shown(1, 5, None);
-        assert_eq!(s.judge(1, 5, "c", false), Press::Stale, "edited to a report");
-        assert_eq!(s.judge(2, 5, "c", false), Press::Current, "another chat");
-        assert_eq!(s.judge(1, 9, "c", true), Press::Stale, "a forwarded copy");
+        assert_eq!(s.judge(1, 5, "c", false, None), Press::Stale, "edited to a report");
+        assert_eq!(s.judge(2, 5, "c", false, None), Press::Current, "another chat");
+        assert_eq!(s.judge(1, 9, "c", true, None), Press::Stale, "a forwarded copy");
         s.forget(1, 5);
-        assert_eq!(s.judge(1, 5, "a", false), Press::Current);
+        assert_eq!(s.judge(1, 5, "a", false, None), Press::Current);
     }
 }
