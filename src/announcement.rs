@@ -175,7 +175,11 @@ pub fn audience(c: &Connection) -> Result<(usize, usize), AnnouncementError> {
 pub fn create(c: &Connection, by: TelegramId, chat_id: i64, text: &str) -> Result<i64, AnnouncementError> {
     let (id_text, en_text) = split_languages(text);
     // Only one language written: every user gets it.
-    let text = if id_text.is_empty() { en_text.unwrap_or("") } else { id_text };
+    let text = if id_text.is_empty() {
+        en_text.unwrap_or("")
+    } else {
+        id_text
+    };
     if text.is_empty() {
         return Err(AnnouncementError::Empty);
     }

@@ -567,7 +567,11 @@ impl Jobs {
     async fn next_number(&self, acc: &Account, owner: TelegramId) -> Result<i64, JobError> {
         let floor: i64 = self
             .db(acc, |c| {
-                Ok(c.query_row("SELECT COALESCE(MAX(COALESCE(number, id)), 0) FROM jobs", [], |r| r.get(0))?)
+                Ok(
+                    c.query_row("SELECT COALESCE(MAX(COALESCE(number, id)), 0) FROM jobs", [], |r| {
+                        r.get(0)
+                    })?,
+                )
             })
             .await?;
         let n = self
@@ -1061,7 +1065,17 @@ fn read_progress(c: &Connection, job: JobId) -> Result<Option<(i64, JobProgress)
             "SELECT state, pause_reason, telegram_id, chat_id, message_id, run_at, COALESCE(number, id)
              FROM jobs WHERE id = ?1",
             [job.0],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)),
+            |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                ))
+            },
         )
         .optional()?;
     let Some((state, pause_reason, tid, chat_id, message_id, run_at, number)) = row else {

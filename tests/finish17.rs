@@ -49,7 +49,11 @@ async fn job_numbers_are_unique_per_user_across_accounts() {
     assert!(report.text.contains("Laporan pekerjaan #2"), "{}", report.text);
     let progress = bot.tg.wait_for_text_to_after(mark, A, "Pekerjaan #", WAIT).await;
     assert!(progress.text.contains("Pekerjaan #2"), "{}", progress.text);
-    assert_eq!(bot.sent_by(A_PHONE2).len(), 1, "the second job ran on the second account");
+    assert_eq!(
+        bot.sent_by(A_PHONE2).len(),
+        1,
+        "the second job ran on the second account"
+    );
 
     bot.say(A, "/status", "Terakhir diperbarui").await;
     let screen = bot.tap(A, "📋 Pekerjaan", "Pekerjaan</b>").await;
@@ -88,17 +92,26 @@ async fn number_checks_and_broadcasts_have_separate_quotas() {
 
     let page = bot.say(A, "/status", "Terakhir diperbarui").await;
     assert!(page.text.contains("Kuota hari ini: 2/2 item"), "{}", page.text);
-    assert!(page.text.contains("Kuota cek nomor hari ini: 3/3 nomor"), "{}", page.text);
+    assert!(
+        page.text.contains("Kuota cek nomor hari ini: 3/3 nomor"),
+        "{}",
+        page.text
+    );
 
     let preview = check_preview(&bot, A, &numbers(4)).await;
     assert!(
-        preview.text.contains("Kuota cek nomor harian: 0 dari 4 hari ini, sisanya besok 07:00 WIB"),
+        preview
+            .text
+            .contains("Kuota cek nomor harian: 0 dari 4 hari ini, sisanya besok 07:00 WIB"),
         "{}",
         preview.text
     );
     let mark = bot.tg.mark();
     bot.press(A, "Mulai");
-    let paused = bot.tg.wait_for_text_to_after(mark, A, "batas harian cek nomor", WAIT).await;
+    let paused = bot
+        .tg
+        .wait_for_text_to_after(mark, A, "batas harian cek nomor", WAIT)
+        .await;
     assert!(paused.text.contains("dijeda"), "{}", paused.text);
     bot.stop().await;
 }
@@ -128,12 +141,18 @@ async fn the_preview_estimates_the_duration() {
     };
     bot.broadcast_preview(A, "Halo semua", &numbers(12)).await;
     let preview = latest_preview();
-    assert!(preview.text.contains("Perkiraan selesai ± 12 menit"), "{}", preview.text);
+    assert!(
+        preview.text.contains("Perkiraan selesai ± 12 menit"),
+        "{}",
+        preview.text
+    );
     assert!(!preview.text.contains("hari ini)"), "{}", preview.text);
     bot.broadcast_preview(A, "Halo semua", &numbers(20)).await;
     let preview = latest_preview();
     assert!(
-        preview.text.contains("Perkiraan selesai ± 12 menit (untuk 12 item hari ini)"),
+        preview
+            .text
+            .contains("Perkiraan selesai ± 12 menit (untuk 12 item hari ini)"),
         "{}",
         preview.text
     );
@@ -164,13 +183,12 @@ async fn announcements_per_language_with_the_operators_header() {
     let mark = bot.tg.mark();
     bot.press(ADMIN, "Kirim ke");
     let got = bot.tg.wait_for_text_to_after(mark, A, "Server dipelihara", WAIT).await;
-    assert!(
-        got.text.starts_with("📢 Pengumuman dari operator"),
-        "{}",
-        got.text
-    );
+    assert!(got.text.starts_with("📢 Pengumuman dari operator"), "{}", got.text);
     assert!(!got.text.contains("Maintenance"), "{}", got.text);
-    let got = bot.tg.wait_for_text_to_after(mark, EN, "Maintenance tonight", WAIT).await;
+    let got = bot
+        .tg
+        .wait_for_text_to_after(mark, EN, "Maintenance tonight", WAIT)
+        .await;
     assert!(
         got.text.starts_with("📢 Announcement from the operator"),
         "{}",
@@ -180,10 +198,15 @@ async fn announcements_per_language_with_the_operators_header() {
 
     // Written in one language only: everyone gets it, each under their own header.
     let mark = bot.tg.mark();
-    bot.say(ADMIN, "/admin announce Libur besok", "Pratinjau pengumuman").await;
+    bot.say(ADMIN, "/admin announce Libur besok", "Pratinjau pengumuman")
+        .await;
     bot.press(ADMIN, "Kirim ke");
     let got = bot.tg.wait_for_text_to_after(mark, EN, "Libur besok", WAIT).await;
-    assert!(got.text.starts_with("📢 Announcement from the operator"), "{}", got.text);
+    assert!(
+        got.text.starts_with("📢 Announcement from the operator"),
+        "{}",
+        got.text
+    );
     bot.stop().await;
 }
 
@@ -207,7 +230,10 @@ async fn buttons_of_an_edited_away_screen_do_nothing() {
     let ans = bot.tg.wait_for_callback_answer(&id, WAIT).await;
     assert!(ans["text"].as_str().unwrap_or("").contains("sudah lama"), "{ans}");
     assert!(
-        !bot.tg.calls_after(mark).iter().any(|c| c.method == "editmessagetext" || c.method == "sendmessage"),
+        !bot.tg
+            .calls_after(mark)
+            .iter()
+            .any(|c| c.method == "editmessagetext" || c.method == "sendmessage"),
         "the old button changed something"
     );
     // The current screen's buttons still act.

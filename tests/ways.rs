@@ -445,8 +445,12 @@ fn wa_error_pairs(root: &std::path::Path) -> Vec<(String, String, String)> {
     let mut at = 0;
     while let Some(i) = body[at..].find("=> (") {
         let open = at + i + 4;
-        let Some((first, next)) = literal_at(body, open) else { break };
-        let Some((second, after)) = literal_at(body, next) else { break };
+        let Some((first, next)) = literal_at(body, open) else {
+            break;
+        };
+        let Some((second, after)) = literal_at(body, next) else {
+            break;
+        };
         out.push((format!("wa_error_text:{}", body[..open].lines().count()), first, second));
         at = after;
     }

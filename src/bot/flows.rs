@@ -488,11 +488,16 @@ fn stale_press(app: &App, q: &CallbackQuery, c: &Caller, mid: Option<MessageId>,
     let forwarded = message.is_some_and(|m| m.forward_origin().is_some());
     // The keyboard Telegram says the message shows now.
     let on_message = message.and_then(|m| m.reply_markup()).map(|k| {
-        k.inline_keyboard.iter().flatten().any(|b| {
-            matches!(&b.kind, teloxide::types::InlineKeyboardButtonKind::CallbackData(d) if d == data)
-        })
+        k.inline_keyboard
+            .iter()
+            .flatten()
+            .any(|b| matches!(&b.kind, teloxide::types::InlineKeyboardButtonKind::CallbackData(d) if d == data))
     });
-    match app.manager().screens().judge(c.chat.0, mid.0, data, forwarded, on_message) {
+    match app
+        .manager()
+        .screens()
+        .judge(c.chat.0, mid.0, data, forwarded, on_message)
+    {
         super::screens::Press::Current => None,
         super::screens::Press::Stale => Some(super::i18n::t2(
             c.lang,

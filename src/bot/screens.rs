@@ -107,12 +107,20 @@ mod tests {
     fn only_the_current_keyboard_acts() {
         let s = Screens::default();
         assert_eq!(s.judge(1, 5, "a", false, None), Press::Current, "unknown: by signature");
-        assert_eq!(s.judge(1, 5, "a", false, Some(false)), Press::Stale, "not on its message");
+        assert_eq!(
+            s.judge(1, 5, "a", false, Some(false)),
+            Press::Stale,
+            "not on its message"
+        );
         s.shown(1, 5, Some(&kb(&["a", "b"])));
         assert_eq!(s.judge(1, 5, "a", false, None), Press::Current);
         s.shown(1, 5, Some(&kb(&["c"])));
         assert_eq!(s.judge(1, 5, "a", false, None), Press::Stale);
-        assert_eq!(s.judge(1, 5, "a", false, Some(true)), Press::Current, "Telegram shows it");
+        assert_eq!(
+            s.judge(1, 5, "a", false, Some(true)),
+            Press::Current,
+            "Telegram shows it"
+        );
         assert_eq!(s.judge(1, 5, "c", false, Some(true)), Press::Current);
         s.shown(1, 5, None);
         assert_eq!(s.judge(1, 5, "c", false, None), Press::Stale, "edited to a report");
