@@ -90,8 +90,9 @@ impl Delivery {
 /// Where announcements go out and where their progress is shown: the Telegram front-end.
 #[async_trait]
 pub trait Outlet: Send + Sync {
-    /// Sends `text` to `to` once (the shared retry policy applies inside).
-    async fn deliver(&self, to: TelegramId, text: &str) -> Delivery;
+    /// Sends `text` to `to` once (the shared retry policy applies inside); `en`: the
+    /// recipient reads English (the outlet's own words, such as the header, follow it).
+    async fn deliver(&self, to: TelegramId, text: &str, en: bool) -> Delivery;
     /// Shows the progress (called at most every couple of seconds, and on every state change
     /// and at the end).
     async fn progress(&self, p: &Progress);
@@ -103,6 +104,9 @@ pub struct Progress {
     pub id: i64,
     pub state: JobState,
     pub text: String,
+    // --- bot17 ---
+    /// Its English text, when the operator wrote one (English readers get `text` otherwise).
+    pub text_en: Option<String>,
     /// The operator who wrote it.
     pub created_by: i64,
     /// The chat and message that show its progress.
@@ -167,23 +171,56 @@ pub fn audience(c: &Connection) -> Result<(usize, usize), AnnouncementError> {
 }
 
 /// Stores a draft; nothing is sent before [`start`].
+/// `text` may hold an English version after a line `[en]` (see [`split_languages`]).
 pub fn create(c: &Connection, by: TelegramId, chat_id: i64, text: &str) -> Result<i64, AnnouncementError> {
-    let text = text.trim();
+    let (id_text, en_text) = split_languages(text);
+    // Only one language written: every user gets it.
+    let text = if id_text.is_empty() {
+        en_text.unwrap_or("")
+    } else {
+        id_text
+    };
     if text.is_empty() {
         return Err(AnnouncementError::Empty);
     }
+    let en_text = en_text.filter(|e| *e != text);
     // Counted as Telegram counts a message: UTF-16 units (an emoji is two).
-    let n = text.encode_utf16().count();
-    if n > MAX_CHARS {
-        return Err(AnnouncementError::TooLong(n));
+    for part in std::iter::once(text).chain(en_text) {
+        let n = part.encode_utf16().count();
+        if n > MAX_CHARS {
+            return Err(AnnouncementError::TooLong(n));
+        }
     }
     let t = now();
     c.execute(
-        "INSERT INTO announcements (text, state, created_by, chat_id, created_at, updated_at)
-         VALUES (?1, 'draft', ?2, ?3, ?4, ?4)",
-        params![text, by.get(), chat_id, t],
+        "INSERT INTO announcements (text, state, created_by, chat_id, created_at, updated_at, text_en)
+         VALUES (?1, 'draft', ?2, ?3, ?4, ?4, ?5)",
+        params![text, by.get(), chat_id, t, en_text],
     )?;
     Ok(c.last_insert_rowid())
+}
+
+// --- bot17 ---
+/// The line that starts an announcement's English text: what comes before it is the
+/// Indonesian text (`[id]` may open it), what follows is the English one.
+pub const EN_MARK: &str = "[en]";
+
+/// Splits an operator's text into its Indonesian and English parts (each trimmed; the
+/// English one `None` without an `[en]` line). Markers are matched case-insensitively.
+pub fn split_languages(text: &str) -> (&str, Option<&str>) {
+    let text = text.trim();
+    let text = match text.get(..4) {
+        Some(head) if head.eq_ignore_ascii_case("[id]") => text[4..].trim_start(),
+        _ => text,
+    };
+    let mut at = 0;
+    for line in text.split_inclusive('\n') {
+        if line.trim().eq_ignore_ascii_case(EN_MARK) {
+            return (text[..at].trim(), Some(text[at + line.len()..].trim()));
+        }
+        at += line.len();
+    }
+    (text, None)
 }
 
 fn state_of(c: &Connection, id: i64) -> Result<JobState, AnnouncementError> {
@@ -242,15 +279,15 @@ pub fn set_message(c: &Connection, id: i64, chat_id: i64, message_id: i64) -> Re
 
 /// An announcement's counts; `None` when there is no such announcement.
 pub fn progress(c: &Connection, id: i64) -> Result<Option<Progress>, AnnouncementError> {
-    type Row = (String, String, i64, i64, Option<i64>);
+    type Row = (String, String, i64, i64, Option<i64>, Option<String>);
     let row: Option<Row> = c
         .query_row(
-            "SELECT state, text, created_by, chat_id, message_id FROM announcements WHERE id = ?1",
+            "SELECT state, text, created_by, chat_id, message_id, text_en FROM announcements WHERE id = ?1",
             [id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
         )
         .optional()?;
-    let Some((state, text, created_by, chat_id, message_id)) = row else {
+    let Some((state, text, created_by, chat_id, message_id, text_en)) = row else {
         return Ok(None);
     };
     let (total, sent, blocked, failed, unknown): (i64, i64, i64, i64, i64) = c.query_row(
@@ -264,6 +301,7 @@ pub fn progress(c: &Connection, id: i64) -> Result<Option<Progress>, Announcemen
         id,
         state: JobState::parse(&state),
         text,
+        text_en,
         created_by,
         chat_id,
         message_id,
@@ -305,8 +343,14 @@ pub fn recover_interrupted(c: &Connection) -> Result<usize, AnnouncementError> {
 /// The next thing the worker should do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Next {
-    /// Send announcement `id` (`text`) to `to`.
-    Send { id: i64, text: String, to: TelegramId },
+    /// Send announcement `id` (`text`, in `to`'s language when written in it) to `to`.
+    Send {
+        id: i64,
+        text: String,
+        to: TelegramId,
+        /// `to` reads English.
+        en: bool,
+    },
     /// A running announcement with nobody left: mark it done.
     Finish { id: i64 },
     /// Nothing is running.
@@ -316,27 +360,36 @@ pub enum Next {
 /// The oldest running announcement's next pending recipient. Marks nothing: a recipient is
 /// marked in flight only immediately before its send ([`mark_in_flight`]).
 pub fn pick_next(c: &Connection) -> Result<Next, AnnouncementError> {
-    let row: Option<(i64, String)> = c
+    let row: Option<(i64, String, Option<String>)> = c
         .query_row(
-            "SELECT id, text FROM announcements WHERE state = 'running' ORDER BY id LIMIT 1",
+            "SELECT id, text, text_en FROM announcements WHERE state = 'running' ORDER BY id LIMIT 1",
             [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?;
+    let Some((id, text, text_en)) = row else {
+        return Ok(Next::Idle);
+    };
+    // The recipient's language (`telegram_users.language`; anything not English reads
+    // Indonesian, as `Lang::from_code` has it).
+    let to: Option<(i64, bool)> = c
+        .query_row(
+            "SELECT r.telegram_id, COALESCE(u.language LIKE 'en%', 0)
+             FROM announcement_recipients r LEFT JOIN telegram_users u ON u.telegram_id = r.telegram_id
+             WHERE r.announcement_id = ?1 AND r.state = 'pending' ORDER BY r.telegram_id LIMIT 1",
+            [id],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .optional()?;
-    let Some((id, text)) = row else {
-        return Ok(Next::Idle);
-    };
-    let to: Option<i64> = c
-        .query_row(
-            "SELECT telegram_id FROM announcement_recipients
-             WHERE announcement_id = ?1 AND state = 'pending' ORDER BY telegram_id LIMIT 1",
-            [id],
-            |r| r.get(0),
-        )
-        .optional()?;
     Ok(match to {
-        Some(t) => match TelegramId::new(t) {
-            Ok(to) => Next::Send { id, text, to },
+        Some((t, en)) => match TelegramId::new(t) {
+            Ok(to) => {
+                let text = match (en, text_en) {
+                    (true, Some(e)) => e,
+                    _ => text,
+                };
+                Next::Send { id, text, to, en }
+            }
             Err(e) => {
                 // Cannot be stored through the users table; never loop on it.
                 c.execute(
@@ -536,7 +589,7 @@ impl Announcements {
                     self.show(&*outlet, id, &mut shown).await;
                     last_progress = None;
                 }
-                Next::Send { id, text, to } => {
+                Next::Send { id, text, to, en } => {
                     if !first && !self.inner.delay.is_zero() {
                         tokio::select! {
                             _ = tokio::time::sleep(self.inner.delay) => {}
@@ -551,7 +604,7 @@ impl Announcements {
                         }
                     }
                     first = false;
-                    match self.send_one(&*outlet, id, &text, to, &mut shutdown).await {
+                    match self.send_one(&*outlet, id, (&text, en), to, &mut shutdown).await {
                         SendOutcome::Done => mark_backoff = Duration::ZERO,
                         SendOutcome::Stopped => {
                             // Paused or cancelled meanwhile: show it.
@@ -590,7 +643,7 @@ impl Announcements {
         &self,
         outlet: &dyn Outlet,
         id: i64,
-        text: &str,
+        (text, en): (&str, bool),
         to: TelegramId,
         shutdown: &mut watch::Receiver<bool>,
     ) -> SendOutcome {
@@ -603,7 +656,7 @@ impl Announcements {
                     return SendOutcome::MarkFailed;
                 }
             }
-            let d = outlet.deliver(to, text).await;
+            let d = outlet.deliver(to, text, en).await;
             if d == Delivery::Blocked {
                 if let Err(e) = self.inner.manager.set_blocked(to, true).await {
                     warn!(error = %e, "could not mark a user as having blocked the bot");
@@ -698,7 +751,7 @@ mod tests {
         let mut sent = Vec::new();
         loop {
             match pick_next(&c).unwrap() {
-                Next::Send { id: got, text, to } => {
+                Next::Send { id: got, text, to, .. } => {
                     assert_eq!((got, text.as_str()), (id, "Halo semua"));
                     assert!(mark_in_flight(&c, id, to).unwrap());
                     record(&c, id, to, &Delivery::Sent).unwrap();
@@ -750,7 +803,8 @@ mod tests {
             Next::Send {
                 id,
                 text: "x".into(),
-                to
+                to,
+                en: false
             }
         );
         set_state(&c, id, &[JobState::Running], JobState::Paused).unwrap();
@@ -794,7 +848,7 @@ mod tests {
 
     #[async_trait]
     impl Outlet for Scripted {
-        async fn deliver(&self, to: TelegramId, _text: &str) -> Delivery {
+        async fn deliver(&self, to: TelegramId, _text: &str, _en: bool) -> Delivery {
             self.attempts.lock().unwrap().push(to.get());
             let mut s = self.script.lock().unwrap();
             match s.get_mut(&to.get()) {

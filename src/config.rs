@@ -146,6 +146,10 @@ pub struct Config {
     /// `TGWA_WA_PROXY`: the proxy of WhatsApp accounts that have none of their own
     /// (`socks5://user:pass@host:port` or `http://...`). Printed masked.
     pub wa_proxy: Option<crate::proxy::ProxyUrl>,
+    // --- bot17 ---
+    /// `TGWA_CHECK_DAILY_CAP`: number checks ("is this number on WhatsApp?") per account per
+    /// UTC day, a quota apart from `job_daily_cap`, which every other job kind shares.
+    pub check_daily_cap: u32,
 }
 
 impl std::fmt::Debug for Config {
@@ -203,6 +207,8 @@ impl std::fmt::Debug for Config {
             .field("clock", &self.clock)
             // --- peer --- (masked by its Display)
             .field("wa_proxy", &self.wa_proxy)
+            // --- bot17 ---
+            .field("check_daily_cap", &self.check_daily_cap)
             .finish()
     }
 }
@@ -383,6 +389,8 @@ impl Config {
                 // The error names the rule, never the value: it may hold a password.
                 Some(v) => Some(crate::proxy::ProxyUrl::parse(v).map_err(|e| err("TGWA_WA_PROXY", e.to_string()))?),
             },
+            // --- bot17 ---
+            check_daily_cap: num("TGWA_CHECK_DAILY_CAP", 1000, 1)? as u32,
         })
     }
 

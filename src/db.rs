@@ -48,6 +48,8 @@ const MASTER_MIGRATIONS: &[&str] = &[
     include_str!("../migrations/master/005_announcements.sql"),
     // --- members ---
     include_str!("../migrations/master/008_nickname.sql"),
+    // --- bot17 ---
+    include_str!("../migrations/master/009_job_numbers_announce_lang.sql"),
 ];
 const ACCOUNT_MIGRATIONS: &[&str] = &[
     include_str!("../migrations/account/001_init.sql"),
@@ -61,6 +63,8 @@ const ACCOUNT_MIGRATIONS: &[&str] = &[
     include_str!("../migrations/account/009_item_rerun.sql"),
     // --- peer ---
     include_str!("../migrations/account/010_proxy.sql"),
+    // --- bot17 ---
+    include_str!("../migrations/account/012_job_number.sql"),
 ];
 
 impl Schema {

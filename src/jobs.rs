@@ -207,6 +207,10 @@ pub struct JobProgress {
     // --- sched ---
     /// When a scheduled job starts (Unix seconds, UTC).
     pub run_at: Option<i64>,
+    // --- bot17 ---
+    /// The number its owner sees ("#7"): unique across all of the owner's accounts, unlike
+    /// the job's id, which is its row in one account's file (the id for older jobs).
+    pub number: i64,
 }
 
 /// Why a job request was refused.
@@ -270,6 +274,9 @@ pub struct JobOptions {
     pub daily_cap: u32,
     /// Largest job.
     pub max_items: usize,
+    // --- bot17 ---
+    /// Number checks per account per UTC day: a quota of their own, apart from `daily_cap`.
+    pub check_daily_cap: u32,
     /// How often the observer hears about progress.
     pub progress_every: Duration,
     /// "typing…" before each broadcast message to a person; `None`: off.
@@ -304,6 +311,7 @@ impl JobOptions {
             jitter: c.job_jitter,
             daily_cap: c.job_daily_cap,
             max_items: c.job_max_items,
+            check_daily_cap: c.check_daily_cap,
             progress_every: Duration::from_secs(2),
             typing: c.typing.then_some(Typing {
                 per_char: c.typing_per_char,
@@ -525,14 +533,15 @@ impl Jobs {
         let params = serde_json::to_string(&kind).map_err(|e| DbError::Task(e.to_string()))?;
         let name = kind.name();
         let (account_id, generation) = (acc.id.get(), acc.generation);
+        let number = self.next_number(&acc, owner).await?;
         let id = self
             .db(&acc, move |c| {
                 let tx = c.transaction()?;
                 let t = now();
                 tx.execute(
-                    "INSERT INTO jobs (kind, state, params, telegram_id, chat_id, created_at, updated_at, account_id, generation)
-                     VALUES (?1, 'draft', ?2, ?3, ?4, ?5, ?5, ?6, ?7)",
-                    params![name, params, owner.get(), chat_id, t, account_id, generation],
+                    "INSERT INTO jobs (kind, state, params, telegram_id, chat_id, created_at, updated_at, account_id, generation, number)
+                     VALUES (?1, 'draft', ?2, ?3, ?4, ?5, ?5, ?6, ?7, ?8)",
+                    params![name, params, owner.get(), chat_id, t, account_id, generation, number],
                 )?;
                 let id = tx.last_insert_rowid();
                 {
@@ -549,6 +558,39 @@ impl Jobs {
             .await?;
         info!(account_id = %account, job = id, kind = name, "job created");
         Ok(JobId(id))
+    }
+
+    // --- bot17 ---
+    /// The next job number of `owner`, unique across all of their accounts (kept in the master
+    /// database, which every account shares). The first number given to a user starts above
+    /// the jobs `acc` already holds, so an older job (shown by its id) is not shown twice.
+    async fn next_number(&self, acc: &Account, owner: TelegramId) -> Result<i64, JobError> {
+        let floor: i64 = self
+            .db(acc, |c| {
+                Ok(
+                    c.query_row("SELECT COALESCE(MAX(COALESCE(number, id)), 0) FROM jobs", [], |r| {
+                        r.get(0)
+                    })?,
+                )
+            })
+            .await?;
+        let n = self
+            .inner
+            .manager
+            .with_master(move |c| {
+                let n = c
+                    .query_row(
+                        "INSERT INTO job_numbers (telegram_id, last) VALUES (?1, ?2 + 1)
+                         ON CONFLICT (telegram_id) DO UPDATE SET last = MAX(last, ?2) + 1
+                         RETURNING last",
+                        params![owner.get(), floor],
+                        |r| r.get(0),
+                    )
+                    .map_err(DbError::from)?;
+                Ok(n)
+            })
+            .await?;
+        Ok(n)
     }
 
     async fn set_state(
@@ -747,6 +789,8 @@ impl Jobs {
     pub async fn rerun_unsent(&self, owner: TelegramId, account: AccountId, job: JobId) -> Result<JobId, JobError> {
         let acc = self.inner.manager.account_of(owner, account).await?;
         let (account_id, generation) = (acc.id.get(), acc.generation);
+        // Given before the transaction: a refused re-run only leaves a gap in the numbers.
+        let number = self.next_number(&acc, owner).await?;
         let id = self
             .db(&acc, move |c| {
                 let tx = c.transaction()?;
@@ -772,9 +816,9 @@ impl Jobs {
                 }
                 let t = now();
                 tx.execute(
-                    "INSERT INTO jobs (kind, state, params, telegram_id, chat_id, created_at, updated_at, account_id, generation)
-                     VALUES (?1, 'draft', ?2, ?3, ?4, ?5, ?5, ?6, ?7)",
-                    params![name, params, owner.get(), chat_id, t, account_id, generation],
+                    "INSERT INTO jobs (kind, state, params, telegram_id, chat_id, created_at, updated_at, account_id, generation, number)
+                     VALUES (?1, 'draft', ?2, ?3, ?4, ?5, ?5, ?6, ?7, ?8)",
+                    params![name, params, owner.get(), chat_id, t, account_id, generation, number],
                 )?;
                 let id = tx.last_insert_rowid();
                 {
@@ -799,25 +843,43 @@ impl Jobs {
 
     /// Today's use of the account's daily cap, as the engine counts it: `(items run today,
     /// today's cap (the warm-up's while it lasts), when the day ends (Unix, UTC midnight))`.
+    /// Number checks are not in it: they have their own quota ([`Self::check_quota_today`]).
     pub async fn quota_today(&self, owner: TelegramId, account: AccountId) -> Result<(i64, u32, i64), JobError> {
+        self.quota_of(owner, account, false).await
+    }
+
+    // --- bot17 ---
+    /// Today's use of the account's number-check quota (`TGWA_CHECK_DAILY_CAP`), in the shape
+    /// of [`Self::quota_today`].
+    pub async fn check_quota_today(&self, owner: TelegramId, account: AccountId) -> Result<(i64, u32, i64), JobError> {
+        self.quota_of(owner, account, true).await
+    }
+
+    /// The quota of one pool: number checks (`checks`) or everything else.
+    async fn quota_of(&self, owner: TelegramId, account: AccountId, checks: bool) -> Result<(i64, u32, i64), JobError> {
         let acc = self.inner.manager.account_of(owner, account).await?;
-        let (normal, t) = (self.inner.options.daily_cap, now());
+        let t = now();
         let day_start = t - t.rem_euclid(86_400);
         let (linked, used) = self
-            .db(&acc, move |c| {
-                let used = c.query_row(
-                    "SELECT COUNT(*) FROM job_items WHERE state IN ('ok', 'failed') AND updated_at >= ?1",
-                    [day_start],
-                    |r| r.get::<_, i64>(0),
-                )?;
-                Ok((linked_at(c)?, used))
-            })
+            .db(&acc, move |c| Ok((linked_at(c)?, used_since(c, day_start, checks)?)))
             .await?;
-        let cap = match linked {
-            Some(at) => daily_cap_for(normal, &self.inner.options.warmup_caps, t - at),
-            None => normal,
-        };
+        let (cap, _) = self.cap_for(linked, t, checks);
         Ok((used, cap, day_start + 86_400))
+    }
+
+    /// Today's cap of a pool and its normal cap: number checks have their own cap, with no
+    /// warm-up (a check sends nothing to anyone); everything else has the daily cap, lowered
+    /// by the warm-up while a newly linked number is young.
+    fn cap_for(&self, linked: Option<i64>, t: i64, checks: bool) -> (u32, u32) {
+        let o = &self.inner.options;
+        if checks {
+            return (o.check_daily_cap, o.check_daily_cap);
+        }
+        let cap = match linked {
+            Some(at) => daily_cap_for(o.daily_cap, &o.warmup_caps, t - at),
+            None => o.daily_cap,
+        };
+        (cap, o.daily_cap)
     }
 
     /// A line per item: `seq<TAB>input<TAB>ok|failed|pending<TAB>result`.
@@ -962,7 +1024,7 @@ impl Jobs {
             shutdown: self.inner.shutdown.subscribe(),
             stop: stop_rx,
             _done: done_tx,
-            today: None,
+            today: [None, None],
             linked_at: None,
             cursors: Arc::default(),
         };
@@ -997,15 +1059,26 @@ impl AccountHook for EndHook {
 
 /// Reads a job's counts; `None` when there is no such job. Returns the owner too.
 fn read_progress(c: &Connection, job: JobId) -> Result<Option<(i64, JobProgress)>, DbError> {
-    type Row = (String, Option<String>, i64, i64, Option<i64>, Option<i64>);
+    type Row = (String, Option<String>, i64, i64, Option<i64>, Option<i64>, i64);
     let row: Option<Row> = c
         .query_row(
-            "SELECT state, pause_reason, telegram_id, chat_id, message_id, run_at FROM jobs WHERE id = ?1",
+            "SELECT state, pause_reason, telegram_id, chat_id, message_id, run_at, COALESCE(number, id)
+             FROM jobs WHERE id = ?1",
             [job.0],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
+            |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                ))
+            },
         )
         .optional()?;
-    let Some((state, pause_reason, tid, chat_id, message_id, run_at)) = row else {
+    let Some((state, pause_reason, tid, chat_id, message_id, run_at, number)) = row else {
         return Ok(None);
     };
     let (total, done, failed, unknown): (i64, i64, i64, i64) = c.query_row(
@@ -1029,8 +1102,26 @@ fn read_progress(c: &Connection, job: JobId) -> Result<Option<(i64, JobProgress)
             message_id,
             chat_id,
             run_at,
+            number,
         },
     )))
+}
+
+// --- bot17 ---
+/// Whether items of `kind` count against the number checks' quota instead of the daily cap.
+fn is_check(kind: &JobKind) -> bool {
+    matches!(kind, JobKind::CheckNumbers)
+}
+
+/// Items of one quota run (done or failed) since `day_start`: number checks (`checks`) or
+/// every other kind.
+fn used_since(c: &Connection, day_start: i64, checks: bool) -> Result<i64, DbError> {
+    Ok(c.query_row(
+        "SELECT COUNT(*) FROM job_items i JOIN jobs j ON j.id = i.job_id
+         WHERE i.state IN ('ok', 'failed') AND i.updated_at >= ?1 AND (j.kind = 'check_numbers') = ?2",
+        params![day_start, checks],
+        |r| r.get::<_, i64>(0),
+    )?)
 }
 
 /// The result of the item a worker just ran.
@@ -1043,6 +1134,9 @@ struct Done {
     result: String,
     /// A WhatsApp call was made for it: pacing follows only then.
     called: bool,
+    // --- bot17 ---
+    /// It was a number check: counted against the checks' own daily cap.
+    checks: bool,
 }
 
 /// The oldest running job's next item: the one left in flight (its call may have gone out)
@@ -1146,8 +1240,9 @@ struct Worker {
     stop: watch::Receiver<bool>,
     /// Dropped when the worker ends, which tells [`Jobs::end_account`].
     _done: watch::Sender<()>,
-    /// Items finished today (UTC day start, count), read once and then counted here.
-    today: Option<(i64, i64)>,
+    /// Items finished today (UTC day start, count), read once and then counted here; one
+    /// count per quota: `[0]` every kind but number checks, `[1]` number checks.
+    today: [Option<(i64, i64)>; 2],
     /// When tgwa first linked the number (the warm-up's day one), read once.
     linked_at: Option<Option<i64>>,
     /// Per job, the `seq` below which every item is finished.
@@ -1183,7 +1278,7 @@ impl Worker {
         let mut last_progress: HashMap<JobId, Instant> = HashMap::new();
         let mut done: Option<Done> = None;
         loop {
-            let recorded = done.as_ref().filter(|d| d.called).map(|d| (d.job, d.owner));
+            let recorded = done.as_ref().filter(|d| d.called).map(|d| (d.job, d.owner, d.checks));
             let mut woke = false;
             let next = match self.record_and_pick(done.take()).await {
                 Ok(n) => n,
@@ -1192,8 +1287,8 @@ impl Worker {
                     break;
                 }
             };
-            if let Some((job, owner)) = recorded {
-                if let Some((_, n)) = &mut self.today {
+            if let Some((job, owner, checks)) = recorded {
+                if let Some((_, n)) = &mut self.today[usize::from(checks)] {
                     *n += 1;
                 }
                 let due = last_progress
@@ -1257,11 +1352,12 @@ impl Worker {
                                 state,
                                 result,
                                 called: false,
+                                checks: false,
                             });
                             continue;
                         }
                     }
-                    if let Some(reason) = self.must_pause().await {
+                    if let Some(reason) = self.must_pause(is_check(&kind)).await {
                         self.auto_pause(job, owner, reason).await;
                         if reason == "account_offline" {
                             break;
@@ -1281,6 +1377,7 @@ impl Worker {
                             state: "failed",
                             result,
                             called: false,
+                            checks: false,
                         });
                         continue;
                     }
@@ -1312,6 +1409,7 @@ impl Worker {
                         state,
                         result,
                         called: true,
+                        checks: is_check(&kind),
                     });
                 }
             }
@@ -1418,8 +1516,9 @@ impl Worker {
             .await
     }
 
-    /// `Some(reason)` when the account must not run items now.
-    async fn must_pause(&mut self) -> Option<&'static str> {
+    /// `Some(reason)` when the account must not run items now (`checks`: the next item is a
+    /// number check, which has its own daily cap).
+    async fn must_pause(&mut self, checks: bool) -> Option<&'static str> {
         let m = &self.jobs.inner.manager;
         if let Some(s) = m.live_status_unchecked(self.account.id) {
             if matches!(
@@ -1429,37 +1528,33 @@ impl Worker {
                 return Some("account_offline");
             }
         }
-        let (normal, t) = (self.jobs.inner.options.daily_cap, now());
+        let t = now();
         // The warm-up counts from the day tgwa first linked the number; accounts imported
         // or found by the scan were in use before and have no such day.
         if self.linked_at.is_none() {
             let linked = self.jobs.db(&self.account, |c| linked_at(c)).await.unwrap_or(None);
             self.linked_at = Some(linked);
         }
-        let cap = match self.linked_at.flatten() {
-            Some(at) => daily_cap_for(normal, &self.jobs.inner.options.warmup_caps, t - at),
-            None => normal,
-        };
+        let (cap, normal) = self.jobs.cap_for(self.linked_at.flatten(), t, checks);
         let day_start = t - t.rem_euclid(86_400);
-        let used = match self.today {
+        let slot = usize::from(checks);
+        let used = match self.today[slot] {
             Some((day, n)) if day == day_start => n,
             _ => {
                 let n = self
                     .jobs
-                    .db(&self.account, move |c| {
-                        Ok(c.query_row(
-                            "SELECT COUNT(*) FROM job_items WHERE state IN ('ok', 'failed') AND updated_at >= ?1",
-                            [day_start],
-                            |r| r.get::<_, i64>(0),
-                        )?)
-                    })
+                    .db(&self.account, move |c| used_since(c, day_start, checks))
                     .await
                     .unwrap_or(0);
-                self.today = Some((day_start, n));
+                self.today[slot] = Some((day_start, n));
                 n
             }
         };
-        let reason = if cap < normal { "warmup_cap" } else { "daily_cap" };
+        let reason = match (checks, cap < normal) {
+            (true, _) => "check_cap",
+            (false, true) => "warmup_cap",
+            (false, false) => "daily_cap",
+        };
         (used >= cap as i64).then_some(reason)
     }
 
@@ -2089,6 +2184,9 @@ impl Rate {
 #[derive(Debug, Clone)]
 pub struct ScheduledJob {
     pub id: JobId,
+    // --- bot17 ---
+    /// The number its owner sees (see [`JobProgress::number`]).
+    pub number: i64,
     pub kind: JobKind,
     /// How many items it has.
     pub total: usize,
@@ -2146,7 +2244,8 @@ impl Jobs {
         let acc = self.inner.manager.account_of(owner, account).await?;
         self.db(&acc, move |c| {
             let mut st = c.prepare(
-                "SELECT j.id, j.params, j.run_at, (SELECT COUNT(*) FROM job_items i WHERE i.job_id = j.id)
+                "SELECT j.id, j.params, j.run_at, (SELECT COUNT(*) FROM job_items i WHERE i.job_id = j.id),
+                        COALESCE(j.number, j.id)
                  FROM jobs j WHERE j.state = 'scheduled' AND j.telegram_id = ?1 ORDER BY j.run_at, j.id LIMIT 50",
             )?;
             let rows = st.query_map([owner.get()], |r| {
@@ -2155,17 +2254,19 @@ impl Jobs {
                     r.get::<_, String>(1)?,
                     r.get::<_, Option<i64>>(2)?,
                     r.get::<_, i64>(3)?,
+                    r.get::<_, i64>(4)?,
                 ))
             })?;
             let mut out = Vec::new();
             for row in rows {
-                let (id, params, run_at, total) = row?;
+                let (id, params, run_at, total, number) = row?;
                 // A job whose parameters no longer read cannot run; it is not offered either.
                 let Ok(kind) = serde_json::from_str(&params) else {
                     continue;
                 };
                 out.push(ScheduledJob {
                     id: JobId(id),
+                    number,
                     kind,
                     total: total as usize,
                     run_at: run_at.unwrap_or(0),

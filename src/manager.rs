@@ -98,6 +98,10 @@ pub(crate) struct Inner {
     sink: std::sync::RwLock<Option<Arc<dyn MessageSink>>>,
     /// Paces outgoing Telegram calls (`TGWA_TELEGRAM_THROTTLE`); `None` when off.
     telegram_limiter: Option<Arc<crate::bot::limiter::Limiter>>,
+    // --- bot17 ---
+    /// The current keyboard of each message the bot sent or edited, so buttons of a screen
+    /// that was edited away do nothing.
+    screens: crate::bot::screens::Screens,
 }
 
 impl AccountManager {
@@ -123,6 +127,7 @@ impl AccountManager {
                 pools,
                 backend,
                 contexts: Mutex::new(HashMap::new()),
+                screens: Default::default(),
             }),
         })
     }
@@ -135,6 +140,12 @@ impl AccountManager {
     /// The limiter every outgoing Telegram call waits on; `None` with the throttle off.
     pub fn telegram_limiter(&self) -> Option<&Arc<crate::bot::limiter::Limiter>> {
         self.inner.telegram_limiter.as_ref()
+    }
+
+    // --- bot17 ---
+    /// The current keyboards of the bot's messages (see [`crate::bot::screens`]).
+    pub fn screens(&self) -> &crate::bot::screens::Screens {
+        &self.inner.screens
     }
 
     /// The data directory layout.

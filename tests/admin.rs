@@ -382,8 +382,13 @@ fn crowd() -> Vec<i64> {
 }
 
 /// How many of the bot's messages in `chat` are exactly `text`.
+/// Copies of announcement `text` in `chat` (each under the operator's header).
 fn copies(bot: &TestBot, chat: i64, text: &str) -> usize {
-    bot.tg.sent_to(chat).iter().filter(|m| m.text == text).count()
+    bot.tg
+        .sent_to(chat)
+        .iter()
+        .filter(|m| m.text.strip_prefix("📢 Pengumuman dari operator\n\n") == Some(text))
+        .count()
 }
 
 fn master_rw(bot: &TestBot) -> rusqlite::Connection {

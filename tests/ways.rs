@@ -429,6 +429,32 @@ fn pairs() -> Vec<(String, String, String)> {
             ));
         }
     }
+    // --- bot17 --- WhatsApp's errors in the user's words (`wa_error_text`): one
+    // `Variant => ("…", "…")` pair per error, which report reasons read back too.
+    out.extend(wa_error_pairs(&root));
+    out
+}
+
+/// The `("Indonesian", "English")` pairs of `wa_error_text` in `src/bot/groups.rs`.
+fn wa_error_pairs(root: &std::path::Path) -> Vec<(String, String, String)> {
+    let src = std::fs::read_to_string(root.join("bot/groups.rs")).unwrap();
+    let start = src.find("fn wa_error_text").expect("wa_error_text");
+    let end = start + src[start..].find("\n}\n").expect("its end");
+    let body = &src[start..end];
+    let mut out = Vec::new();
+    let mut at = 0;
+    while let Some(i) = body[at..].find("=> (") {
+        let open = at + i + 4;
+        let Some((first, next)) = literal_at(body, open) else {
+            break;
+        };
+        let Some((second, after)) = literal_at(body, next) else {
+            break;
+        };
+        out.push((format!("wa_error_text:{}", body[..open].lines().count()), first, second));
+        at = after;
+    }
+    assert!(out.len() >= 10, "too few WhatsApp errors found: {}", out.len());
     out
 }
 

@@ -88,15 +88,15 @@ pub(crate) async fn command<R: Req>(bot: &R, app: &App, c: &Caller, text: &str) 
     .await?;
     let (recipients, suspended) = app.announcements().audience().await?;
     let l = c.lang;
+    // --- bot17 --- each language's text as its readers get it, header included.
+    let shown = languages_preview(l, text);
     let t = t2(
         l,
         &format!(
-            "📣 <b>Pratinjau pengumuman #{id}</b>\n\n{}\n\n———\nAkan dikirim ke <b>{recipients}</b> pengguna bot, satu per satu. Pengguna yang ditangguhkan tidak menerimanya ({suspended}).",
-            esc(text.trim())
+            "📣 <b>Pratinjau pengumuman #{id}</b>\n\n{shown}\n\n———\nAkan dikirim ke <b>{recipients}</b> pengguna bot, satu per satu. Pengguna yang ditangguhkan tidak menerimanya ({suspended}).",
         ),
         &format!(
-            "📣 <b>Announcement #{id} preview</b>\n\n{}\n\n———\nIt goes to <b>{recipients}</b> users of the bot, one at a time. Suspended users do not get it ({suspended}).",
-            esc(text.trim())
+            "📣 <b>Announcement #{id} preview</b>\n\n{shown}\n\n———\nIt goes to <b>{recipients}</b> users of the bot, one at a time. Suspended users do not get it ({suspended}).",
         ),
     );
     let kb = InlineKeyboardMarkup::new(vec![
@@ -183,10 +183,10 @@ async fn screen(app: &App, c: &Caller) -> anyhow::Result<(String, InlineKeyboard
     let mut t = t2(
         l,
         &format!(
-            "📣 <b>Pengumuman</b>\n\nKirim <code>/admin umumkan teks Anda</code>: Anda melihat pratinjau dulu, lalu pengumuman dikirim ke setiap pengguna bot ({recipients} sekarang; {suspended} ditangguhkan tidak termasuk).\n\n<b>Terakhir</b>"
+            "📣 <b>Pengumuman</b>\n\nKirim <code>/admin umumkan teks Anda</code>: Anda melihat pratinjau dulu, lalu pengumuman dikirim ke setiap pengguna bot ({recipients} sekarang; {suspended} ditangguhkan tidak termasuk). Untuk pengguna berbahasa Inggris, tulis teksnya setelah baris <code>[en]</code>; tanpa itu semua pengguna mendapat teks yang sama.\n\n<b>Terakhir</b>"
         ),
         &format!(
-            "📣 <b>Announcements</b>\n\nSend <code>/admin announce your text</code>: you see a preview first, then it goes to every user of the bot ({recipients} now; {suspended} suspended are left out).\n\n<b>Recent</b>"
+            "📣 <b>Announcements</b>\n\nSend <code>/admin announce your text</code>: you see a preview first, then it goes to every user of the bot ({recipients} now; {suspended} suspended are left out). For users who read English, write their text after a line <code>[en]</code>; without it every user gets the same text.\n\n<b>Recent</b>"
         ),
     );
     let recent = app.announcements().recent(RECENT).await?;
@@ -293,6 +293,30 @@ fn delivery_of(e: &RequestError) -> Delivery {
     }
 }
 
+// --- bot17 ---
+/// The header every received announcement opens with, in the reader's language.
+fn header(l: Lang) -> String {
+    t2(l, "📢 Pengumuman dari operator", "📢 Announcement from the operator")
+}
+
+/// The draft's text(s) as they will arrive (header included), HTML-escaped: one block per
+/// language when an English text follows an `[en]` line.
+fn languages_preview(l: Lang, text: &str) -> String {
+    let (id_text, en_text) = crate::announcement::split_languages(text);
+    let block = |h: Lang, body: &str| format!("<b>{}</b>\n\n{}", header(h), esc(body));
+    match (id_text.is_empty(), en_text) {
+        (false, Some(en)) if !en.is_empty() => format!(
+            "🇮🇩 {}\n{}\n\n🇬🇧 {}\n{}",
+            t2(l, "Bahasa Indonesia:", "Indonesian:"),
+            block(Lang::Id, id_text),
+            t2(l, "Bahasa Inggris:", "English:"),
+            block(Lang::En, en)
+        ),
+        (true, Some(en)) => block(l, en),
+        _ => block(l, id_text),
+    }
+}
+
 /// The Telegram side of the announcement worker.
 pub fn outlet<R: Req>(bot: R, app: App) -> Arc<dyn Outlet> {
     Arc::new(TelegramOutlet { bot, app })
@@ -305,8 +329,10 @@ struct TelegramOutlet<R> {
 
 #[async_trait]
 impl<R: Req> Outlet for TelegramOutlet<R> {
-    async fn deliver(&self, to: TelegramId, text: &str) -> Delivery {
+    async fn deliver(&self, to: TelegramId, text: &str, en: bool) -> Delivery {
         let chat = ChatId(to.get());
+        // --- bot17 --- who speaks: every announcement opens with the operator's header.
+        let text = format!("{}\n\n{text}", header(if en { Lang::En } else { Lang::Id }));
         let base = self.app.manager().config().telegram_retry_base;
         // A send whose answer is lost is not repeated (it may have been shown): `Repeat::Unsafe`.
         let res = retrying(base, Repeat::Unsafe, "sendMessage (announcement)", || {

@@ -479,6 +479,34 @@ fn open_callback(cb: &Cb) -> bool {
     )
 }
 
+// --- bot17 ---
+/// The toast for a press of a button its message no longer shows (see
+/// [`super::screens`]); `None` when the button is current.
+fn stale_press(app: &App, q: &CallbackQuery, c: &Caller, mid: Option<MessageId>, data: &str) -> Option<String> {
+    let mid = mid?;
+    let message = q.regular_message();
+    let forwarded = message.is_some_and(|m| m.forward_origin().is_some());
+    // The keyboard Telegram says the message shows now.
+    let on_message = message.and_then(|m| m.reply_markup()).map(|k| {
+        k.inline_keyboard
+            .iter()
+            .flatten()
+            .any(|b| matches!(&b.kind, teloxide::types::InlineKeyboardButtonKind::CallbackData(d) if d == data))
+    });
+    match app
+        .manager()
+        .screens()
+        .judge(c.chat.0, mid.0, data, forwarded, on_message)
+    {
+        super::screens::Press::Current => None,
+        super::screens::Press::Stale => Some(super::i18n::t2(
+            c.lang,
+            "⌛ Menu ini sudah lama, jadi tidak dijalankan. Pakai menu yang terbaru.",
+            "⌛ This menu is old, so nothing was done. Use the current one.",
+        )),
+    }
+}
+
 /// Handles a button; returns the text to answer the query with (and whether as an alert).
 async fn callback<R: Req>(
     bot: &R,
@@ -506,6 +534,11 @@ async fn callback<R: Req>(
             return Ok(Some((plain_text(tr(l, key)), true)));
         }
     };
+    // --- bot17 --- a button of a screen that was edited away (or of a forwarded copy) does
+    // nothing, not even close a prompt.
+    if let Some(t) = stale_press(app, q, c, mid, data) {
+        return Ok(Some((t, false)));
+    }
     // Any other button ends a waiting prompt; only the prompt's own buttons (its Cancel, and
     // the targets offered for a broadcast text) act on it.
     if !matches!(cb, Cb::InputCancel | Cb::BroadcastTo(..)) {

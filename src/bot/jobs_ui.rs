@@ -134,6 +134,7 @@ pub(crate) async fn propose<R: Req>(
         Default::default()
     };
     let jobs = app.jobs();
+    let kind_for_note = kind.clone();
     let id = match jobs.create(c.tid, acc.id, c.chat.0, kind, items.clone()).await {
         Ok(id) => id,
         Err(e) => {
@@ -160,7 +161,8 @@ pub(crate) async fn propose<R: Req>(
     text.push_str(&spins);
     text.push_str(&first_messages);
     text.push_str(&notes);
-    text.push_str(&quota_note(app, c, acc, Some(items.len())).await);
+    // --- bot17 ---
+    text.push_str(&preview_note(app, c, acc, &kind_for_note, &items).await);
     text.push_str(&t2(l, "\n\nMulai pekerjaan ini?", "\n\nStart this job?"));
     let mut rows = vec![vec![
         btn(app, c, &t2(l, "▶️ Mulai", "▶️ Start"), Cb::JobStart(acc.id, id.get())),
@@ -225,8 +227,14 @@ pub(crate) async fn job_button<R: Req>(
                 .await
                 .ok()
                 .and_then(|p| p.pause_reason)
-                .is_some_and(|r| r == "daily_cap" || r == "warmup_cap");
-            if let (true, Ok((used, cap, day_end))) = (capped, jobs.quota_today(c.tid, acc.id).await) {
+                .map(|r| (r == "daily_cap" || r == "warmup_cap", r == "check_cap"));
+            // --- bot17 --- a number check waits for the checks' own quota.
+            let quota = match capped {
+                Some((_, true)) => Some(jobs.check_quota_today(c.tid, acc.id).await),
+                Some((true, _)) => Some(jobs.quota_today(c.tid, acc.id).await),
+                _ => None,
+            };
+            if let Some(Ok((used, cap, day_end))) = quota {
                 if used >= cap as i64 {
                     let t = t2(
                         l,
@@ -261,7 +269,7 @@ pub(crate) async fn job_button<R: Req>(
                         "⚠️ Batalkan pekerjaan #{n}? {left} item yang belum jalan tidak akan dikirim. Laporannya tetap dikirim.",
                         "⚠️ Cancel job #{n}? {left} items not yet run will not be sent. Its report is still sent.",
                     )
-                    .replace("{n}", &j.to_string())
+                    .replace("{n}", &p.number.to_string())
                     .replace("{left}", &left.to_string());
                     let kb = InlineKeyboardMarkup::new(vec![vec![
                         btn(app, c, tr(l, Key::BtnYes), Cb::JobCancelYes(acc.id, j)),
@@ -401,7 +409,7 @@ pub(crate) fn progress_view(
     let mut text = format!(
         "⚙️ <b>{} #{}</b> — {state}\n<code>{}</code> {}/{}\n✅ {}  ❌ {}",
         t2(l, "Pekerjaan", "Job"),
-        job.get(),
+        p.number,
         bar(finished, p.total),
         finished,
         p.total,
@@ -497,13 +505,28 @@ pub(crate) async fn quota_note(app: &App, c: &Caller, acc: &Account, wanted: Opt
     let at = super::flows::local_time(app.manager().config(), day_end);
     let at = at.split_once(' ').map_or(at.as_str(), |(_, time)| time).to_string();
     match wanted {
-        None => t2(
-            l,
-            "\n📊 Kuota hari ini: {used}/{cap} item",
-            "\n📊 Today's quota: {used}/{cap} items",
-        )
-        .replace("{used}", &used.to_string())
-        .replace("{cap}", &cap.to_string()),
+        None => {
+            let mut t = t2(
+                l,
+                "\n📊 Kuota hari ini: {used}/{cap} item",
+                "\n📊 Today's quota: {used}/{cap} items",
+            )
+            .replace("{used}", &used.to_string())
+            .replace("{cap}", &cap.to_string());
+            // --- bot17 --- number checks have a quota of their own.
+            if let Ok((used, cap, _)) = app.jobs().check_quota_today(c.tid, acc.id).await {
+                t.push_str(
+                    &t2(
+                        l,
+                        "\n🔎 Kuota cek nomor hari ini: {used}/{cap} nomor",
+                        "\n🔎 Today's number-check quota: {used}/{cap} numbers",
+                    )
+                    .replace("{used}", &used.to_string())
+                    .replace("{cap}", &cap.to_string()),
+                );
+            }
+            t
+        }
         Some(n) if n > left => t2(
             l,
             "\n\n⚠️ Kuota harian: {left} dari {n} hari ini, sisanya besok {at}.",
@@ -513,6 +536,99 @@ pub(crate) async fn quota_note(app: &App, c: &Caller, acc: &Account, wanted: Opt
         .replace("{n}", &n.to_string())
         .replace("{at}", &at),
         Some(_) => String::new(),
+    }
+}
+
+// --- bot17 ---
+/// The preview's warnings and estimate for a job of `kind` over `items`: the quota the job
+/// counts against (number checks have their own) when the items would pass it today, and
+/// about how long today's part takes at the account's pacing.
+async fn preview_note(app: &App, c: &Caller, acc: &Account, kind: &JobKind, items: &[String]) -> String {
+    let l = c.lang;
+    let checks = matches!(kind, JobKind::CheckNumbers);
+    let jobs = app.jobs();
+    let quota = if checks {
+        jobs.check_quota_today(c.tid, acc.id).await
+    } else {
+        jobs.quota_today(c.tid, acc.id).await
+    };
+    let Ok((used, cap, day_end)) = quota else {
+        return String::new();
+    };
+    let n = items.len();
+    let left = (cap as i64 - used).max(0) as usize;
+    let mut out = String::new();
+    if n > left {
+        let at = super::flows::local_time(app.manager().config(), day_end);
+        let at = at.split_once(' ').map_or(at.as_str(), |(_, time)| time).to_string();
+        let t = if checks {
+            t2(
+                l,
+                "\n\n⚠️ Kuota cek nomor harian: {left} dari {n} hari ini, sisanya besok {at}.",
+                "\n\n⚠️ Daily number-check quota: {left} of {n} today, the rest tomorrow {at}.",
+            )
+        } else {
+            t2(
+                l,
+                "\n\n⚠️ Kuota harian: {left} dari {n} hari ini, sisanya besok {at}.",
+                "\n\n⚠️ Daily quota: {left} of {n} today, the rest tomorrow {at}.",
+            )
+        };
+        out.push_str(
+            &t.replace("{left}", &left.to_string())
+                .replace("{n}", &n.to_string())
+                .replace("{at}", &at),
+        );
+    }
+    let today = &items[..n.min(left)];
+    if !today.is_empty() {
+        let d = estimate(jobs.options(), kind, today);
+        let t = if today.len() < n {
+            t2(
+                l,
+                "\n⏱ Perkiraan selesai ± {d} (untuk {k} item hari ini)",
+                "\n⏱ About {d} to finish ({k} items today)",
+            )
+        } else {
+            t2(l, "\n⏱ Perkiraan selesai ± {d}", "\n⏱ About {d} to finish")
+        };
+        out.push_str(&t.replace("{d}", &about(l, d)).replace("{k}", &today.len().to_string()));
+    }
+    out
+}
+
+/// How long `items` take at the account's pacing: the delay between items and half the
+/// jitter on average, plus "typing…" before a broadcast message to a person (its mean is
+/// the text's length times the per-character time, never above the maximum). WhatsApp's
+/// own answer time is not known ahead and not counted.
+fn estimate(o: &crate::jobs::JobOptions, kind: &JobKind, items: &[String]) -> std::time::Duration {
+    let per_item = o.item_delay + o.jitter / 2;
+    let typing = match (kind, o.typing) {
+        (JobKind::Broadcast { text, .. }, Some(t)) => {
+            let mean = t.per_char.saturating_mul(text.chars().count().min(10_000) as u32);
+            mean.min(t.max)
+        }
+        _ => std::time::Duration::ZERO,
+    };
+    let people = match kind {
+        JobKind::Broadcast { .. } => items
+            .iter()
+            .filter(|i| !crate::jobs::item_parts(i).0.ends_with("@g.us"))
+            .count(),
+        _ => 0,
+    };
+    per_item.saturating_mul(items.len() as u32) + typing.saturating_mul(people as u32)
+}
+
+/// A rough duration in the user's words, rounded up to whole minutes: «12 menit»,
+/// «1 jam 05 menit»; "12 min", "1 h 05 min".
+fn about(l: Lang, d: std::time::Duration) -> String {
+    let mins = d.as_secs().div_ceil(60).max(1);
+    match (mins >= 60, l) {
+        (false, Lang::Id) => format!("{mins} menit"),
+        (false, Lang::En) => format!("{mins} min"),
+        (true, Lang::Id) => format!("{} jam {:02} menit", mins / 60, mins % 60),
+        (true, Lang::En) => format!("{} h {:02} min", mins / 60, mins % 60),
     }
 }
 
@@ -537,21 +653,29 @@ async fn rerun<R: Req>(
         }
         Err(e) => return Ok(Some((plain_text(&job_error_text(l, &e)), true))),
     };
-    let n = app
+    let (n, new_no) = app
         .jobs()
         .progress(c.tid, acc.id, new)
         .await
-        .map(|p| p.total)
-        .unwrap_or_default();
+        .map(|p| (p.total, p.number))
+        .unwrap_or((0, new.get()));
+    let old_no = app
+        .jobs()
+        .progress(c.tid, acc.id, from)
+        .await
+        .map_or(from.get(), |p| p.number);
     let mut text = t2(
         l,
         "🔁 <b>Pekerjaan #{new}</b>: {n} item yang belum terkirim dari pekerjaan #{old}.",
         "🔁 <b>Job #{new}</b>: {n} items job #{old} did not send.",
     )
-    .replace("{new}", &new.get().to_string())
-    .replace("{old}", &from.get().to_string())
+    .replace("{new}", &new_no.to_string())
+    .replace("{old}", &old_no.to_string())
     .replace("{n}", &n.to_string());
-    text.push_str(&quota_note(app, c, acc, Some(n)).await);
+    // --- bot17 ---
+    if let Ok((kind, items)) = app.jobs().first_items(c.tid, acc.id, new, n).await {
+        text.push_str(&preview_note(app, c, acc, &kind, &items).await);
+    }
     text.push_str(&t2(l, "\n\nMulai pekerjaan ini?", "\n\nStart this job?"));
     let kb = InlineKeyboardMarkup::new(vec![vec![
         btn(app, c, &t2(l, "▶️ Mulai", "▶️ Start"), Cb::JobStart(acc.id, new.get())),
@@ -607,7 +731,7 @@ async fn jobs_screen<R: Req>(
         let finished = p.done + p.failed + p.unknown;
         let label = format!(
             "#{} {} · {} {}/{}",
-            id.get(),
+            p.number,
             kind_name_label(l, kind),
             state_word(l, p.state),
             finished,
@@ -703,7 +827,7 @@ async fn send_report<R: Req>(
     let mut caption = format!(
         "📄 {} #{}: ✅ {} ❌ {}",
         t2(l, "Laporan pekerjaan", "Job report"),
-        job.get(),
+        p.number,
         p.done,
         p.failed
     );
@@ -749,7 +873,7 @@ async fn send_report<R: Req>(
         bot,
         app.manager(),
         ChatId(p.chat_id),
-        &format!("job-{}-report.txt", job.get()),
+        &format!("job-{}-report.txt", p.number),
         report.into_bytes(),
         &caption,
         Some(menu),
@@ -821,8 +945,114 @@ fn localized_result(l: Lang, r: &str, names: &std::collections::HashMap<String, 
             "menunggu persetujuan admin grup",
             "waiting for the group's admins to approve",
         ),
-        other => other.to_string(),
+        // --- bot17 --- a failure: WhatsApp's reason in the owner's words.
+        other => failure_text(l, other),
     }
+}
+
+// --- bot17 ---
+/// A failed (or uncertain) item's stored reason in the owner's words. The engine stores
+/// [`WaError`]'s `Display` (English, sometimes with WhatsApp's own detail) and a few notes
+/// of its own around it; each is read back here into an i18n text, and WhatsApp's
+/// technical detail is left out (it is in the log). An empty reason stays empty.
+pub(crate) fn failure_text(l: Lang, r: &str) -> String {
+    use crate::wa::WaError;
+    if r.is_empty() {
+        return String::new();
+    }
+    // The engine's notes after the reason.
+    if let Some(core) = r.strip_suffix(": it may have been done; not run again") {
+        let note = t2(
+            l,
+            "; mungkin sudah terjadi, tidak diulang",
+            "; it may have been done, not run again",
+        );
+        return format!("{}{note}", failure_text(l, core));
+    }
+    if let Some(core) = r.strip_suffix(": stopped before a retry; it may have been done") {
+        let note = t2(
+            l,
+            "; berhenti sebelum dicoba lagi, mungkin sudah terjadi",
+            "; stopped before a retry, it may have been done",
+        );
+        return format!("{}{note}", failure_text(l, core));
+    }
+    if let Some((core, tries)) = r.rsplit_once(": gave up after ") {
+        let n = tries.trim_end_matches(" tries");
+        let note = t2(l, "; menyerah setelah {n} kali coba", "; gave up after {n} tries").replace("{n}", n);
+        return format!("{}{note}", failure_text(l, core));
+    }
+    if let Some(core) = r.strip_prefix("the file could not be uploaded: ") {
+        let head = t2(l, "file gagal diunggah", "the file could not be uploaded");
+        return format!("{head}: {}", failure_text(l, core));
+    }
+    if r == crate::jobs::REFUSED_REACH_OUT {
+        return super::groups::wa_error_text(l, &WaError::ReachOutLimited { until: None });
+    }
+    if r.starts_with("interrupted during its WhatsApp call") {
+        return t2(
+            l,
+            "terputus saat dikirim: mungkin sudah terjadi, tidak diulang",
+            "interrupted while being sent: it may have been done, not repeated",
+        );
+    }
+    if r.starts_with("not a group: ") {
+        return t2(l, "bukan grup", "not a group");
+    }
+    if r == "the file was not uploaded" {
+        return t2(l, "file belum diunggah", "the file was not uploaded");
+    }
+    let detail = |p: &str| r.strip_prefix(p).map(str::to_string);
+    let e = if r == "not connected to WhatsApp" {
+        WaError::NotConnected
+    } else if r == "rate limited by WhatsApp" {
+        WaError::RateLimited { retry_after: None }
+    } else if r == "timed out waiting for WhatsApp" {
+        WaError::Timeout
+    } else if r == "the device is not paired" {
+        WaError::NotPaired
+    } else if let Some(d) = detail("logged out: ") {
+        WaError::LoggedOut(d)
+    } else if let Some(d) = detail("not found: ") {
+        // A person not on WhatsApp is not a group one left.
+        if d.ends_with("is not on WhatsApp") {
+            return t2(l, "nomor tidak terdaftar di WhatsApp", "the number is not on WhatsApp");
+        }
+        WaError::NotFound(d)
+    } else if let Some(d) = detail("not allowed: ") {
+        WaError::Forbidden(d)
+    } else if let Some(d) = detail("invalid request: ") {
+        WaError::Invalid(d)
+    } else if let Some(d) = detail("session storage: ") {
+        WaError::Storage(d)
+    } else if r.starts_with("WhatsApp limits messages from this number to new contacts") {
+        WaError::ReachOutLimited { until: None }
+    } else if let Some(d) = detail("WhatsApp banned this number") {
+        WaError::Banned { reason: d, until: None }
+    } else if let Some(t) = phone_error_text(l, r) {
+        return t;
+    } else {
+        // Anything else (WhatsApp's own words, a proxy's): the generic reason.
+        WaError::Other(r.to_string())
+    };
+    super::groups::wa_error_text(l, &e)
+}
+
+/// A number the engine could not read ([`crate::ids::PhoneError`]'s words), in the owner's.
+fn phone_error_text(l: Lang, r: &str) -> Option<String> {
+    let known = [
+        "empty input",
+        "only digits, spaces",
+        "too short: a phone number",
+        "too long: a phone number",
+        "a leading 00",
+        "a country code cannot",
+        "more than one 0",
+    ];
+    known
+        .iter()
+        .any(|k| r.starts_with(k))
+        .then(|| t2(l, "nomor telepon tidak valid", "not a valid phone number"))
 }
 
 /// The engine's report (`#, item, status, result`, tab-separated) with its header and item
@@ -874,6 +1104,12 @@ fn pause_reason_text(l: Lang, r: &str) -> String {
             l,
             "batas harian tercapai; lanjutkan besok",
             "daily cap reached; resume tomorrow",
+        ),
+        // --- bot17 ---
+        "check_cap" => t2(
+            l,
+            "batas harian cek nomor tercapai; lanjutkan besok",
+            "the daily cap of number checks reached; resume tomorrow",
         ),
         "warmup_cap" => t2(
             l,
@@ -957,7 +1193,7 @@ impl<R: Req> JobObserver for TelegramObserver<R> {
         let t = format!(
             "⏸ {} #{}: {}",
             t2(l, "Pekerjaan", "Job"),
-            job.get(),
+            p.number,
             esc(&pause_reason_text(l, reason))
         );
         let (_, kb) = progress_view(&self.app, owner, l, account, job, p);
@@ -976,7 +1212,11 @@ impl<R: Req> JobObserver for TelegramObserver<R> {
             Ok(Some(a)) => super::i18n::account_label(&a),
             _ => String::new(),
         };
-        let job_no = job.get().to_string();
+        let job_no = match self.app.jobs().progress(owner, account, job).await {
+            Ok(p) => p.number,
+            Err(_) => job.get(),
+        }
+        .to_string();
         let until = until.and_then(|u| chrono::DateTime::from_timestamp(u, 0)).map(|t| {
             t.with_timezone(&self.app.manager().config().utc_offset)
                 .format("%Y-%m-%d %H:%M")
@@ -1023,7 +1263,7 @@ impl<R: Req> JobObserver for TelegramObserver<R> {
                 "⏰ Scheduled job #{job} has started ({at}).",
             )
         }
-        .replace("{job}", &job.get().to_string())
+        .replace("{job}", &p.number.to_string())
         .replace("{at}", &at);
         send_html(&self.bot, m, ChatId(p.chat_id), &notice, None).await;
         let (t, kb) = progress_view(&self.app, owner, l, account, job, p);
@@ -1056,5 +1296,52 @@ mod tests {
             "sent (voice note)"
         );
         assert_eq!(localized_result(Lang::Id, "sent 3EB0AB", &none), "terkirim");
+    }
+
+    // --- bot17 ---
+    #[test]
+    fn whatsapps_reasons_read_in_the_owners_words() {
+        let none = std::collections::HashMap::new();
+        let cases = [
+            "not found: +62 857-0000-0100 is not on WhatsApp",
+            "not found: no group 123@g.us",
+            "not allowed: 403 not-authorized",
+            "rate limited by WhatsApp: gave up after 5 tries",
+            "timed out waiting for WhatsApp: it may have been done; not run again",
+            "invalid request: bad-request",
+            "the file could not be uploaded: session storage: disk full",
+            "some words WhatsApp said",
+            crate::jobs::REFUSED_REACH_OUT,
+            "too short: a phone number has at least 8 digits",
+        ];
+        for r in cases {
+            let id = localized_result(Lang::Id, r, &none);
+            let en = localized_result(Lang::En, r, &none);
+            for w in ["the", "not", "found", "failed", "error", "tries", "after"] {
+                let words: Vec<String> = id
+                    .split(|c: char| !c.is_alphanumeric())
+                    .map(str::to_lowercase)
+                    .collect();
+                assert!(!words.iter().any(|x| x == w), "English {w:?} in {id:?} (from {r:?})");
+            }
+            assert_ne!(id, en, "{r}");
+        }
+        assert_eq!(
+            localized_result(Lang::Id, "not found: +62 857 is not on WhatsApp", &none),
+            "nomor tidak terdaftar di WhatsApp"
+        );
+        assert_eq!(
+            localized_result(Lang::En, "rate limited by WhatsApp: gave up after 5 tries", &none),
+            "WhatsApp is rate-limiting, try later; gave up after 5 tries"
+        );
+    }
+
+    #[test]
+    fn estimates_round_up_to_minutes_in_the_users_words() {
+        use std::time::Duration;
+        assert_eq!(about(Lang::Id, Duration::from_secs(720)), "12 menit");
+        assert_eq!(about(Lang::En, Duration::from_secs(700)), "12 min");
+        assert_eq!(about(Lang::Id, Duration::from_secs(5)), "1 menit");
+        assert_eq!(about(Lang::En, Duration::from_secs(3900)), "1 h 05 min");
     }
 }

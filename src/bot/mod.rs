@@ -37,6 +37,8 @@ pub mod schedule_ui;
 pub mod templates_ui;
 // --- peer ---
 mod proxy_admin;
+// --- bot17 ---
+pub mod screens;
 
 use callback::CallbackCodec;
 use i18n::Lang;

@@ -87,7 +87,7 @@ async fn ask_time<R: Req>(
     if !matches!(p.state, JobState::Draft | JobState::Scheduled) {
         return Ok(Some((plain_text(tr(c.lang, Key::StaleButton)), true)));
     }
-    let mut pending = Pending::new(acc.id, InputKind::ScheduleAt, None, format!("#{}", job.get()));
+    let mut pending = Pending::new(acc.id, InputKind::ScheduleAt, None, format!("#{}", p.number));
     pending.data = Some(job.get().to_string());
     ask_input(bot, app, c, pending, None).await;
     Ok(None)
@@ -187,7 +187,7 @@ async fn list<R: Req>(bot: &R, app: &App, c: &Caller, acc: &Account, mid: Option
     for j in &jobs {
         text.push_str(&format!(
             "\n\n<b>#{}</b> {} · {} {}\n⏰ {}",
-            j.id.get(),
+            j.number,
             esc(&kind_label(l, &j.kind)),
             j.total,
             t2(l, "item", "items"),
@@ -201,13 +201,13 @@ async fn list<R: Req>(bot: &R, app: &App, c: &Caller, acc: &Account, mid: Option
             btn(
                 app,
                 c,
-                &format!("✏️ #{} {}", j.id.get(), t2(l, "Ubah waktu", "Change time")),
+                &format!("✏️ #{} {}", j.number, t2(l, "Ubah waktu", "Change time")),
                 Cb::JobSchedule(acc.id, j.id.get()),
             ),
             btn(
                 app,
                 c,
-                &format!("✖️ #{} {}", j.id.get(), t2(l, "Batalkan", "Cancel")),
+                &format!("✖️ #{} {}", j.number, t2(l, "Batalkan", "Cancel")),
                 Cb::JobCancel(acc.id, j.id.get()),
             ),
         ]);

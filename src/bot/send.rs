@@ -327,7 +327,11 @@ where
         })
         .await;
         match res {
-            Ok(m) => last = Some(m.id),
+            Ok(m) => {
+                // --- bot17 --- the keyboard this message shows now.
+                manager.screens().shown(chat.0, m.id.0, kb.as_ref());
+                last = Some(m.id)
+            }
             Err(e) => {
                 note_failure(manager, chat, &e, "sendMessage");
                 return None;
@@ -396,11 +400,19 @@ where
             })
             .await;
             match res {
-                Ok(_) | Err(RequestError::Api(ApiError::MessageNotModified)) => return Some(mid),
+                Ok(_) => {
+                    // --- bot17 --- an edit without a keyboard takes the buttons off.
+                    manager.screens().shown(chat.0, mid.0, markup.as_ref());
+                    return Some(mid);
+                }
+                // Not recorded: it may be a progress edit the limiter skipped for a newer one.
+                Err(RequestError::Api(ApiError::MessageNotModified)) => return Some(mid),
                 Err(RequestError::Api(
                     ApiError::MessageToEditNotFound | ApiError::MessageCantBeEdited | ApiError::MessageIdInvalid,
                 )) => {}
                 Err(e) => {
+                    // Whether the edit was made is not known: judge its buttons by signature.
+                    manager.screens().forget(chat.0, mid.0);
                     note_failure(manager, chat, &e, "editMessageText");
                     return None;
                 }
@@ -499,7 +511,11 @@ where
     })
     .await;
     match res {
-        Ok(m) => Some(m.id),
+        Ok(m) => {
+            // --- bot17 ---
+            manager.screens().shown(chat.0, m.id.0, markup.as_ref());
+            Some(m.id)
+        }
         Err(e) => {
             note_failure(manager, chat, &e, "sendDocument");
             None
@@ -549,6 +565,11 @@ where
         )
     })
     .await;
+    // --- bot17 --- no buttons left on it (or, after an error, judged by signature).
+    match &res {
+        Ok(_) => manager.screens().shown(chat.0, message.0, None),
+        Err(_) => manager.screens().forget(chat.0, message.0),
+    }
     if let Err(e) = res {
         tracing::debug!(chat_id = chat.0, error = %e, "editMessageReplyMarkup failed");
     }

@@ -308,7 +308,9 @@ impl TestBot {
         let codec =
             tgwa::bot::callback::CallbackCodec::load_or_create(&self.data_dir().join(".secret")).expect("secret");
         let data = codec.encode(tgwa::ids::TelegramId::new(user).expect("id"), cb);
-        let id = self.tg.push_callback(user, 1, &data);
+        // On a message the bot never sent: a made-up button is judged by its signature alone
+        // (on a real message whose keyboard lacks it, it would be a stale button).
+        let id = self.tg.push_callback(user, 1_000_000_000, &data);
         self.tg.wait_for_callback_answer(&id, WAIT).await
     }
 
