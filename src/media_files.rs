@@ -60,7 +60,10 @@ pub fn copy(dir: &Path, name: &str) -> std::io::Result<String> {
 /// file name is refused (names come from stored JSON and must never reach outside `dir`).
 pub fn remove(dir: &Path, name: &str) -> std::io::Result<()> {
     if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
-        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a media file name"));
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a media file name",
+        ));
     }
     match std::fs::remove_file(dir.join(name)) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
@@ -105,10 +108,7 @@ pub fn sweep_dir(dir: &Path, needed: &HashSet<String>, grace: Duration) -> std::
 /// databases cannot be read is left as it is (its files may be needed). Returns how many
 /// files went.
 pub async fn sweep(manager: &AccountManager, grace: Duration) -> Result<usize, DbError> {
-    let accounts = manager
-        .all_rows()
-        .await
-        .map_err(|e| DbError::Task(e.to_string()))?;
+    let accounts = manager.all_rows().await.map_err(|e| DbError::Task(e.to_string()))?;
     let mut dirs: std::collections::BTreeMap<std::path::PathBuf, Vec<_>> = Default::default();
     for acc in accounts {
         dirs.entry(media_dir(&acc)).or_default().push(acc);
@@ -123,7 +123,9 @@ pub async fn sweep(manager: &AccountManager, grace: Duration) -> Result<usize, D
         for acc in accs.iter().filter(|a| a.bot_data_db_path.exists()) {
             let read = manager
                 .pools()
-                .with(acc.bot_data_db_path.clone(), Schema::Account, move |c| needed(c, now, grace))
+                .with(acc.bot_data_db_path.clone(), Schema::Account, move |c| {
+                    needed(c, now, grace)
+                })
                 .await;
             match read {
                 Ok(files) => keep.extend(files),
@@ -134,8 +136,7 @@ pub async fn sweep(manager: &AccountManager, grace: Duration) -> Result<usize, D
             }
         }
         let shown = dir.clone();
-        match crate::db::blocking(move || sweep_dir(&dir, &keep, grace).map_err(|e| DbError::Task(e.to_string())))
-            .await
+        match crate::db::blocking(move || sweep_dir(&dir, &keep, grace).map_err(|e| DbError::Task(e.to_string()))).await
         {
             Ok(n) => removed += n,
             Err(e) => warn!(dir = %shown.display(), error = %e, "media sweep failed"),
@@ -176,7 +177,9 @@ mod tests {
         let mut c = Connection::open_in_memory().unwrap();
         crate::db::migrate(&mut c, Schema::Account).unwrap();
         let params = |file: &str| {
-            format!(r#"{{"kind":"broadcast","text":"x","media":{{"kind":"photo","mime":"image/jpeg","file_name":"p.jpg","size":1,"sha256":"00","file":"{file}"}}}}"#)
+            format!(
+                r#"{{"kind":"broadcast","text":"x","media":{{"kind":"photo","mime":"image/jpeg","file_name":"p.jpg","size":1,"sha256":"00","file":"{file}"}}}}"#
+            )
         };
         let job = |state: &str, file: &str, at: i64, items: &[&str]| {
             c.execute(

@@ -50,17 +50,21 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Template> {
 
 /// The account's templates, by name.
 pub fn list(c: &Connection) -> Result<Vec<Template>, DbError> {
-    Ok(c
-        .prepare("SELECT id, name, text, media_ref FROM templates ORDER BY name COLLATE NOCASE, id")?
-        .query_map([], row)?
-        .collect::<Result<_, _>>()?)
+    Ok(
+        c.prepare("SELECT id, name, text, media_ref FROM templates ORDER BY name COLLATE NOCASE, id")?
+            .query_map([], row)?
+            .collect::<Result<_, _>>()?,
+    )
 }
 
 /// One template.
 pub fn get(c: &Connection, id: i64) -> Result<Option<Template>, DbError> {
-    Ok(c
-        .query_row("SELECT id, name, text, media_ref FROM templates WHERE id = ?1", [id], row)
-        .optional()?)
+    Ok(c.query_row(
+        "SELECT id, name, text, media_ref FROM templates WHERE id = ?1",
+        [id],
+        row,
+    )
+    .optional()?)
 }
 
 /// A saved template: its ID, and the file of the template it replaced (to delete), if any.
@@ -174,7 +178,11 @@ mod tests {
         let t = get(&c, first.id).unwrap().unwrap();
         assert_eq!(t.media, Some(media("a.bin")));
         let second = save(&c, "Promo", "Diskon 2", Some(&media("b.bin"))).unwrap().unwrap();
-        assert_eq!(second.old_file.as_deref(), Some("a.bin"), "the replaced file is handed back");
+        assert_eq!(
+            second.old_file.as_deref(),
+            Some("a.bin"),
+            "the replaced file is handed back"
+        );
         let third = save(&c, "Promo", "teks saja", None).unwrap().unwrap();
         assert_eq!(third.old_file.as_deref(), Some("b.bin"));
         assert_eq!(get(&c, third.id).unwrap().unwrap().media, None);

@@ -306,8 +306,15 @@ async fn the_preview_shows_the_photo_a_test_send_carries_it_and_cancelling_leave
     bot.pair(A, p).await;
     open_broadcast(&bot, A).await;
     let mark = bot.tg.mark();
-    bot.tg
-        .push_file(A, "photo", "", "image/jpeg", photo_bytes(), None, "Halo {nama|Kak}, promo 🎉");
+    bot.tg.push_file(
+        A,
+        "photo",
+        "",
+        "image/jpeg",
+        photo_bytes(),
+        None,
+        "Halo {nama|Kak}, promo 🎉",
+    );
     bot.tg.wait_for_text_to_after(mark, A, "Kirim ke mana", WAIT).await;
     assert_eq!(media_files(&bot, A).len(), 1, "the broadcast's file is kept for it");
     let mark = bot.tg.mark();
@@ -329,12 +336,7 @@ async fn the_preview_shows_the_photo_a_test_send_carries_it_and_cancelling_leave
         .position(|c| c.params["__message_id"].as_i64() == Some(confirm.message_id))
         .unwrap();
     assert_eq!(confirm_at, photo_at + 1, "the confirmation right under the photo");
-    let shown = bot
-        .tg
-        .sent_to(A)
-        .into_iter()
-        .find(|m| m.file_id.is_some())
-        .unwrap();
+    let shown = bot.tg.sent_to(A).into_iter().find(|m| m.file_id.is_some()).unwrap();
     assert_eq!(shown.file_id.as_ref().unwrap().0, "photo");
     assert!(shown.bytes.is_none(), "sent by its file_id, not uploaded again");
     assert_eq!(shown.text, "Halo Budi, promo 🎉");
@@ -519,7 +521,11 @@ async fn a_template_keeps_its_file_across_a_restart_sends_it_and_takes_it_when_d
     assert_eq!(uploads[0].kind, "document");
     let sends = tgwa::wa::sim::read_media_sends(&bot.world_db()).unwrap();
     assert_eq!(sends.len(), 4, "three recipients and the test: {sends:?}");
-    assert_eq!(sends.iter().filter(|s| s.to == p).count(), 1, "one test to the account itself");
+    assert_eq!(
+        sends.iter().filter(|s| s.to == p).count(),
+        1,
+        "one test to the account itself"
+    );
     for s in &sends {
         assert_eq!(s.upload_id, uploads[0].id, "one upload for the test and the job");
         assert_eq!((s.kind.as_str(), s.text.as_str()), ("document", "Menu baru Kak"));

@@ -107,7 +107,10 @@ pub(crate) async fn name_input<R: Req>(
     };
     let saved = {
         let (name, media) = (name.clone(), media.clone());
-        db(app, acc, move |conn| templates::save(conn, &name, &text, media.as_ref())).await
+        db(app, acc, move |conn| {
+            templates::save(conn, &name, &text, media.as_ref())
+        })
+        .await
     };
     let saved = match saved {
         Ok(s) => s,
@@ -223,7 +226,10 @@ async fn list<R: Req>(
         text.push_str(&format!("\n\n<b>{}</b>\n<i>{}</i>", esc(&t.name), esc(&snippet)));
         // --- media2 ---
         if let Some(m) = &t.media {
-            text.push_str(&format!("\n{}", super::media::describe(l, m.kind, &m.file_name, m.size)));
+            text.push_str(&format!(
+                "\n{}",
+                super::media::describe(l, m.kind, &m.file_name, m.size)
+            ));
         }
         let name: String = t.name.chars().take(24).collect();
         rows.push(vec![
