@@ -92,41 +92,13 @@ pub(crate) async fn name_input<R: Req>(
         }
     };
     let name = name.trim().to_string();
-    // --- media2 ---: the template gets its own copy of the broadcast's file, so it outlives
-    // the job's (deleted when the job ends).
-    let dir = crate::jobs::media_dir(acc);
-    let media = match media {
-        Some(job_file) => match own_copy(&dir, *job_file).await {
-            Some(copy) => Some(copy),
-            None => {
-                send_html(bot, m, c.chat, &file_gone(l), Some(back_to_menu(app, c))).await;
-                return Ok(());
-            }
-        },
-        None => None,
+    // --- media2 ---
+    let Some(saved) = save_with_file(app, acc, &name, text, media.map(|m| *m)).await? else {
+        send_html(bot, m, c.chat, &file_gone(l), Some(back_to_menu(app, c))).await;
+        return Ok(());
     };
-    let saved = {
-        let (name, media) = (name.clone(), media.clone());
-        db(app, acc, move |conn| {
-            templates::save(conn, &name, &text, media.as_ref())
-        })
-        .await
-    };
-    let saved = match saved {
-        Ok(s) => s,
-        Err(e) => {
-            drop_copy(&dir, media.as_ref()).await;
-            return Err(e);
-        }
-    };
-    if saved.is_err() {
-        drop_copy(&dir, media.as_ref()).await;
-    }
     match saved {
-        Ok(saved) => {
-            if let Some(old) = saved.old_file {
-                crate::media_files::remove_later(dir, old).await;
-            }
+        Ok(_) => {
             let t = t2(
                 l,
                 "💾 Template «{name}» disimpan. Pakai lewat «📄 Pakai template» saat membuat siaran.",
@@ -160,6 +132,42 @@ pub(crate) async fn name_input<R: Req>(
 }
 
 // --- media2 ---
+/// Saves the template with its own copy of the broadcast's file (so it outlives the job's,
+/// deleted when the job ends); the copy is deleted again when the template is not saved, and
+/// the file of a template it replaces goes. `None` when the broadcast's file is gone.
+async fn save_with_file(
+    app: &App,
+    acc: &Account,
+    name: &str,
+    text: String,
+    media: Option<crate::jobs::JobMedia>,
+) -> anyhow::Result<Option<Result<templates::Saved, TemplateError>>> {
+    let dir = crate::jobs::media_dir(acc);
+    let media = match media {
+        Some(job_file) => match own_copy(&dir, job_file).await {
+            Some(copy) => Some(copy),
+            None => return Ok(None),
+        },
+        None => None,
+    };
+    let saved = {
+        let (name, media) = (name.to_string(), media.clone());
+        db(app, acc, move |conn| {
+            templates::save(conn, &name, &text, media.as_ref())
+        })
+        .await
+    };
+    match &saved {
+        Ok(Ok(s)) => {
+            if let Some(old) = s.old_file.clone() {
+                crate::media_files::remove_later(dir, old).await;
+            }
+        }
+        _ => drop_copy(&dir, media.as_ref()).await,
+    }
+    saved.map(Some)
+}
+
 /// A copy of a stored file for a new owner (a template, or a prompt started from one), in
 /// the same folder, without an upload; `None` when the file is no longer there.
 async fn own_copy(dir: &std::path::Path, m: crate::jobs::JobMedia) -> Option<crate::jobs::JobMedia> {
