@@ -306,6 +306,8 @@ where
     bot::set_commands(&bot).await;
     let notifier = tokio::spawn(bot::notify::run(bot.clone(), app.clone(), notices, shutdown.clone()));
     let sweeper = manager.spawn_context_sweeper(shutdown.clone());
+    // --- media2 ---: files of prompts that expired unanswered.
+    let prompt_files = tokio::spawn(bot::media::expire_prompt_files(app.clone(), shutdown.clone()));
     // The digest waits for the startup logins, so accounts still logging in are not reported
     // offline.
     let (restored_tx, restored_rx) = watch::channel(false);
@@ -349,6 +351,10 @@ where
                 Ok(0) => {}
                 Ok(n) => info!("resumed the jobs of {n} accounts"),
                 Err(e) => warn!(error = %e, "could not resume jobs"),
+            }
+            // --- media2 ---: files no job, draft or template needs any more.
+            if let Err(e) = crate::media_files::sweep(&m, crate::media_files::SWEEP_GRACE).await {
+                warn!(error = %e, "media sweep failed");
             }
         }
     });
@@ -426,6 +432,7 @@ where
     restore.abort();
     // --- sched ---: nothing more starts; a job it started is the engine's to stop.
     scheduler.abort();
+    prompt_files.abort();
     if let Some(w) = watcher {
         w.abort();
     }

@@ -116,6 +116,11 @@ pub struct JobMedia {
     /// The upload, once done.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uploaded: Option<MediaRef>,
+    // --- media2 ---
+    /// Telegram's ID of the file the user sent, so a preview shows it again without
+    /// uploading it (none in jobs stored before it was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tg_file_id: Option<String>,
 }
 
 /// The folder of an account's stored job files (beside its `bot_data` database).
@@ -699,35 +704,80 @@ impl Jobs {
         Ok(())
     }
 
-    /// Deletes the stored file of a job that has ended (done or cancelled): nothing will
-    /// upload it again. A failure only leaves a file behind, which is logged.
+    /// Deletes the stored file of a job that has ended (done or cancelled) once nothing
+    /// needs it: a cancelled job that had started keeps it while its unsent rest may be sent
+    /// again (`crate::media_files::needed`; the start-up sweep takes it after the grace), and
+    /// a file another job of the account still needs stays. A failure only leaves a file
+    /// behind, which is logged.
     async fn forget_file(&self, acc: &Account, job: JobId) {
-        let params = self
+        let now = now();
+        let file = self
             .db(acc, move |c| {
-                Ok(c.query_row(
-                    "SELECT params FROM jobs WHERE id = ?1 AND state IN ('done', 'cancelled')",
-                    [job.0],
-                    |r| r.get::<_, String>(0),
-                )
-                .optional()?)
+                let params: Option<String> = c
+                    .query_row(
+                        "SELECT params FROM jobs WHERE id = ?1 AND state IN ('done', 'cancelled')",
+                        [job.0],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                let Some(Ok(JobKind::Broadcast { media: Some(m), .. })) =
+                    params.map(|p| serde_json::from_str::<JobKind>(&p))
+                else {
+                    return Ok(None);
+                };
+                let needed = crate::media_files::needed(c, now, crate::media_files::SWEEP_GRACE)?;
+                Ok((!needed.contains(&m.file)).then_some(m.file))
             })
             .await;
-        let Ok(Some(params)) = params else {
-            return;
-        };
-        let Ok(JobKind::Broadcast { media: Some(m), .. }) = serde_json::from_str::<JobKind>(&params) else {
-            return;
-        };
-        let path = media_dir(acc).join(&m.file);
-        let res = crate::db::blocking(move || match std::fs::remove_file(&path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(DbError::Task(e.to_string())),
-        })
-        .await;
-        if let Err(e) = res {
-            warn!(account_id = %acc.id, job = job.get(), error = %e, "could not delete a finished job's file");
+        match file {
+            Ok(Some(name)) => crate::media_files::remove_later(media_dir(acc), name).await,
+            Ok(None) => {}
+            Err(e) => warn!(account_id = %acc.id, job = job.get(), error = %e, "could not read a finished job's file"),
         }
+    }
+
+    // --- media2 ---
+    /// Keeps an upload of a broadcast's file made before the job started (its test send) in
+    /// the job, so the job does not upload the file again: only while the job waits (draft or
+    /// scheduled) and has no upload of its own. True when it was kept.
+    pub async fn keep_upload(
+        &self,
+        owner: TelegramId,
+        account: AccountId,
+        job: JobId,
+        uploaded: MediaRef,
+    ) -> Result<bool, JobError> {
+        let acc = self.inner.manager.account_of(owner, account).await?;
+        self.db(&acc, move |c| {
+            let tx = c.transaction()?;
+            let params: Option<String> = tx
+                .query_row(
+                    "SELECT params FROM jobs WHERE id = ?1 AND telegram_id = ?2 AND state IN ('draft', 'scheduled')",
+                    params![job.0, owner.get()],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let Some(Ok(JobKind::Broadcast { text, media: Some(m) })) =
+                params.map(|p| serde_json::from_str::<JobKind>(&p))
+            else {
+                return Ok(false);
+            };
+            if m.uploaded.is_some() || m.kind != uploaded.kind {
+                return Ok(false);
+            }
+            let new = JobKind::Broadcast {
+                text,
+                media: Some(Box::new(JobMedia {
+                    uploaded: Some(uploaded),
+                    ..*m
+                })),
+            };
+            let params = serde_json::to_string(&new).map_err(|e| DbError::Task(e.to_string()))?;
+            tx.execute("UPDATE jobs SET params = ?2 WHERE id = ?1", params![job.0, params])?;
+            tx.commit()?;
+            Ok(true)
+        })
+        .await
     }
 
     /// Remembers the Telegram message that shows the job's progress.
@@ -2583,6 +2633,7 @@ mod tests {
                 sha256: crate::wa::sha256_hex(b"abc"),
                 file: "x.bin".into(),
                 uploaded: None,
+                tg_file_id: None,
             })),
         };
         let s = serde_json::to_string(&with_file).unwrap();

@@ -26,6 +26,7 @@
 //! - [`recipients`]: broadcast recipient lists with a name per number.
 //! - [`templates`]: broadcast texts saved per account.
 //! - [`members`]: group member exports as spreadsheet rows and contact cards.
+//! - [`media_files`]: the files broadcasts and templates carry, who needs each, and the start-up sweep (media2).
 //! - [`proxy`]: an account's SOCKS5 / HTTP CONNECT proxy: parsing, storage, always printed masked (issue 21).
 
 pub mod account;
@@ -45,6 +46,7 @@ pub mod jobs;
 pub mod layout;
 pub mod live;
 pub mod manager;
+pub mod media_files;
 pub mod members;
 pub mod metrics;
 pub mod preflight;

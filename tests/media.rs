@@ -246,6 +246,300 @@ async fn a_voice_note_to_a_number_in_english_names_what_was_sent() {
     bot.stop().await;
 }
 
+// --- media2 ---
+
+/// The files kept in `user`'s media folder.
+fn media_files(bot: &TestBot, user: i64) -> Vec<String> {
+    let dir = bot.data_dir().join(format!("{user}/media"));
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| e.path().is_file())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// Waits until `user`'s media folder holds exactly `n` files; returns them.
+async fn wait_for_files(bot: &TestBot, user: i64, n: usize) -> Vec<String> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let files = media_files(bot, user);
+        if files.len() == n {
+            return files;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "want {n} files, have {files:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// The state of job `id` in the account's database.
+fn job_state(data_file: &Path, id: i64) -> String {
+    let c = rusqlite::Connection::open_with_flags(data_file, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    c.query_row("SELECT state FROM jobs WHERE id = ?1", [id], |r| r.get(0))
+        .unwrap()
+}
+
+/// Waits until job `id` is in `state`.
+async fn wait_for_state(data_file: &Path, id: i64, state: &str) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while job_state(data_file, id) != state {
+        assert!(tokio::time::Instant::now() < deadline, "job {id} never became {state}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// Makes a file look written `secs` ago.
+fn age(path: &Path, secs: u64) {
+    let f = std::fs::File::options().write(true).open(path).unwrap();
+    f.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(secs))
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_preview_shows_the_photo_a_test_send_carries_it_and_cancelling_leaves_no_file() {
+    let bot = TestBot::start(SIM).await;
+    let p = "6281234581005";
+    bot.pair(A, p).await;
+    open_broadcast(&bot, A).await;
+    let mark = bot.tg.mark();
+    bot.tg.push_file(
+        A,
+        "photo",
+        "",
+        "image/jpeg",
+        photo_bytes(),
+        None,
+        "Halo {nama|Kak}, promo 🎉",
+    );
+    bot.tg.wait_for_text_to_after(mark, A, "Kirim ke mana", WAIT).await;
+    assert_eq!(media_files(&bot, A).len(), 1, "the broadcast's file is kept for it");
+    let mark = bot.tg.mark();
+    bot.tg
+        .push_document(A, "daftar.txt", b"085712340001,Budi\n085712340002\n".to_vec(), None);
+    let confirm = bot
+        .tg
+        .wait_for_text_to_after(mark, A, "Mulai pekerjaan ini", WAIT)
+        .await;
+    // The photo itself comes back first, by Telegram's own ID, with the caption the first
+    // recipient gets; the confirmation with its buttons directly under it.
+    let calls = bot.tg.calls_after(mark);
+    let photo_at = calls
+        .iter()
+        .position(|c| c.method == "sendphoto")
+        .expect("the photo is shown");
+    let confirm_at = calls
+        .iter()
+        .position(|c| c.params["__message_id"].as_i64() == Some(confirm.message_id))
+        .unwrap();
+    assert_eq!(confirm_at, photo_at + 1, "the confirmation right under the photo");
+    let shown = bot.tg.sent_to(A).into_iter().find(|m| m.file_id.is_some()).unwrap();
+    assert_eq!(shown.file_id.as_ref().unwrap().0, "photo");
+    assert!(shown.bytes.is_none(), "sent by its file_id, not uploaded again");
+    assert_eq!(shown.text, "Halo Budi, promo 🎉");
+    assert!(confirm.button_data("Mulai").is_some(), "{:?}", confirm.buttons());
+
+    // «🧪 Kirim tes»: the photo, with the first recipient's caption, to the account itself.
+    let done = bot.tap(A, "Kirim tes", "Pesan tes terkirim").await;
+    assert!(done.text.contains("Foto «photo.jpg»"), "{}", done.text);
+    let sends = tgwa::wa::sim::read_media_sends(&bot.world_db()).unwrap();
+    assert_eq!(sends.len(), 1, "{sends:?}");
+    assert_eq!(
+        (sends[0].to.as_str(), sends[0].kind.as_str(), sends[0].text.as_str()),
+        (p, "photo", "Halo Budi, promo 🎉")
+    );
+
+    // The draft cancelled: its file goes.
+    bot.press(A, "Batal");
+    wait_for_state(&bot_data(&bot, A, p), 1, "cancelled").await;
+    wait_for_files(&bot, A, 0).await;
+
+    // A prompt holding a file, cancelled before it went anywhere: its file goes too.
+    open_broadcast(&bot, A).await;
+    let mark = bot.tg.mark();
+    bot.tg
+        .push_file(A, "photo", "", "image/jpeg", photo_bytes(), None, "Lagi");
+    bot.tg.wait_for_text_to_after(mark, A, "Kirim ke mana", WAIT).await;
+    wait_for_files(&bot, A, 1).await;
+    bot.press(A, "Batal");
+    wait_for_files(&bot, A, 0).await;
+    assert_eq!(job_count(&bot_data(&bot, A, p)), 1, "no second job");
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prompt_left_to_expire_loses_its_file_and_cannot_start_a_bare_broadcast() {
+    let extra = [("TGWA_WA_BACKEND", "sim"), ("TGWA_PROMPT_TIMEOUT_SECS", "3")];
+    let bot = TestBot::start(&extra).await;
+    let p = "6281234581006";
+    bot.pair(A, p).await;
+    open_broadcast(&bot, A).await;
+    let mark = bot.tg.mark();
+    bot.tg
+        .push_file(A, "video", "promo.mp4", "video/mp4", photo_bytes(), None, "Video promo");
+    bot.tg.wait_for_text_to_after(mark, A, "Kirim ke mana", WAIT).await;
+    wait_for_files(&bot, A, 1).await;
+    // Nobody answers: once the prompt expires its file is deleted.
+    wait_for_files(&bot, A, 0).await;
+    // A late press finds the question gone, and no job is made without the file.
+    let mark = bot.tg.mark();
+    bot.press(A, "Semua grup saya");
+    bot.tg.wait_for_method_after(mark, "answercallbackquery", WAIT).await;
+    // Updates of one chat are handled in order: once /menu is answered, the press is done.
+    bot.say(A, "/menu", "Menu utama").await;
+    assert_eq!(job_count(&bot_data(&bot, A, p)), 0, "no job was queued");
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_jobs_file_survives_the_sweep_that_removes_an_orphan_and_its_rest_goes_out_with_it() {
+    let extra = [("TGWA_WA_BACKEND", "sim"), ("TGWA_JOB_ITEM_DELAY_MS", "300")];
+    let bot = TestBot::start(&extra).await;
+    let p = "6281234581007";
+    bot.pair(A, p).await;
+    let data = bot_data(&bot, A, p);
+    open_broadcast(&bot, A).await;
+    let pdf: Vec<u8> = b"%PDF-1.4 brosur".iter().copied().cycle().take(50_000).collect();
+    let mark = bot.tg.mark();
+    bot.tg
+        .push_file(A, "document", "brosur.pdf", "application/pdf", pdf, None, "Brosur");
+    bot.tg.wait_for_text_to_after(mark, A, "Kirim ke mana", WAIT).await;
+    let mark = bot.tg.mark();
+    bot.tg.push_document(A, "numbers.txt", numbers(12).into_bytes(), None);
+    bot.tg
+        .wait_for_text_to_after(mark, A, "Mulai pekerjaan ini", WAIT)
+        .await;
+    bot.tap(A, "Mulai", "berjalan").await;
+    let world = bot.world_db();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while tgwa::wa::sim::read_media_sends(&world).unwrap().len() < 2 {
+        assert!(tokio::time::Instant::now() < deadline, "the job did not start");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    bot.press(A, "Jeda");
+    wait_for_state(&data, 1, "paused").await;
+    let job_file = wait_for_files(&bot, A, 1).await.remove(0);
+    // An orphan (a prompt's file from before a crash) and the job's file, both two days old.
+    let dir = bot.data_dir().join(format!("{A}/media"));
+    std::fs::write(dir.join("0123456789abcdef-0000000000000001.bin"), b"orphan").unwrap();
+    age(&dir.join("0123456789abcdef-0000000000000001.bin"), 2 * 24 * 3600);
+    age(&dir.join(&job_file), 2 * 24 * 3600);
+
+    let bot = bot.restart().await;
+    let left = wait_for_files(&bot, A, 1).await;
+    assert_eq!(left, vec![job_file.clone()], "the sweep kept the paused job's file");
+
+    // Cancelled with items unsent: the file stays while the rest can still be sent.
+    let mark = bot.tg.mark();
+    bot.press(A, "Batal");
+    bot.tg.wait_for_button_after(mark, A, "Ya", WAIT).await;
+    bot.press(A, "Ya");
+    wait_for_state(&data, 1, "cancelled").await;
+    assert_eq!(media_files(&bot, A), vec![job_file.clone()]);
+    bot.tap(A, "Kirim sisanya", "Mulai pekerjaan ini").await;
+    let mark = bot.tg.mark();
+    bot.press(A, "Mulai");
+    bot.tg
+        .wait_for_text_to_after(mark, A, "Laporan pekerjaan", std::time::Duration::from_secs(60))
+        .await;
+    let mut per: HashMap<String, usize> = HashMap::new();
+    for s in tgwa::wa::sim::read_media_sends(&world).unwrap() {
+        assert_eq!((s.kind.as_str(), s.text.as_str()), ("document", "Brosur"));
+        *per.entry(s.to).or_default() += 1;
+    }
+    assert_eq!(per.len(), 12, "the rest went out with the file: {per:?}");
+    assert!(per.values().all(|n| *n == 1), "{per:?}");
+    // Nothing needs the file any more.
+    wait_for_files(&bot, A, 0).await;
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_template_keeps_its_file_across_a_restart_sends_it_and_takes_it_when_deleted() {
+    let bot = TestBot::start(SIM).await;
+    let p = "6281234581008";
+    bot.pair(A, p).await;
+    open_broadcast(&bot, A).await;
+    let pdf: Vec<u8> = b"%PDF-1.4 menu".iter().copied().cycle().take(30_000).collect();
+    let mark = bot.tg.mark();
+    bot.tg.push_file(
+        A,
+        "document",
+        "menu.pdf",
+        "application/pdf",
+        pdf.clone(),
+        None,
+        "Menu baru {nama|Kak}",
+    );
+    bot.tg.wait_for_text_to_after(mark, A, "Kirim ke mana", WAIT).await;
+    let mark = bot.tg.mark();
+    bot.tg.push_document(A, "numbers.txt", numbers(2).into_bytes(), None);
+    bot.tg
+        .wait_for_text_to_after(mark, A, "Mulai pekerjaan ini", WAIT)
+        .await;
+    bot.tap(A, "Simpan template", "Ketik nama").await;
+    bot.say(A, "Menu", "disimpan").await;
+    // The draft is dropped: its file goes, the template's own copy stays.
+    bot.press(A, "Batal");
+    wait_for_state(&bot_data(&bot, A, p), 1, "cancelled").await;
+    let kept = wait_for_files(&bot, A, 1).await;
+
+    let bot = bot.restart().await;
+    bot.say(A, "/menu", "Menu utama").await;
+    bot.tap(A, "Pesan", "Pesan</b>").await;
+    let list = bot.tap(A, "📄 Template", "Template</b>").await;
+    assert!(list.text.contains("Dokumen «menu.pdf»"), "{}", list.text);
+    let ask = bot.tap(A, "📄 Menu", "Kirim ke mana").await;
+    assert!(ask.text.contains("Dokumen «menu.pdf»"), "{}", ask.text);
+    let mark = bot.tg.mark();
+    bot.tg.push_document(A, "numbers.txt", numbers(3).into_bytes(), None);
+    let confirm = bot
+        .tg
+        .wait_for_text_to_after(mark, A, "Mulai pekerjaan ini", WAIT)
+        .await;
+    assert!(confirm.text.contains("Dokumen «menu.pdf»"), "{}", confirm.text);
+    assert!(
+        bot.tg.calls_after(mark).iter().any(|c| c.method == "senddocument"),
+        "the preview shows the template's file"
+    );
+    // A test first: its upload is the one the job sends.
+    bot.tap(A, "Kirim tes", "Pesan tes terkirim").await;
+    let mark = bot.tg.mark();
+    bot.tap(A, "Mulai", "berjalan").await;
+    bot.tg
+        .wait_for_text_to_after(mark, A, "Laporan pekerjaan", std::time::Duration::from_secs(60))
+        .await;
+    let uploads = tgwa::wa::sim::read_uploads(&bot.world_db()).unwrap();
+    assert_eq!(uploads.len(), 1, "{uploads:?}");
+    assert_eq!(
+        (uploads[0].name.as_str(), uploads[0].sha256.clone()),
+        ("menu.pdf", tgwa::wa::sha256_hex(&pdf))
+    );
+    assert_eq!(uploads[0].kind, "document");
+    let sends = tgwa::wa::sim::read_media_sends(&bot.world_db()).unwrap();
+    assert_eq!(sends.len(), 4, "three recipients and the test: {sends:?}");
+    assert_eq!(
+        sends.iter().filter(|s| s.to == p).count(),
+        1,
+        "one test to the account itself"
+    );
+    for s in &sends {
+        assert_eq!(s.upload_id, uploads[0].id, "one upload for the test and the job");
+        assert_eq!((s.kind.as_str(), s.text.as_str()), ("document", "Menu baru Kak"));
+    }
+    // The job's copy went with the job; the template's is the one left.
+    assert_eq!(wait_for_files(&bot, A, 1).await, kept);
+    bot.say(A, "/menu", "Menu utama").await;
+    bot.tap(A, "Pesan", "Pesan</b>").await;
+    bot.tap(A, "📄 Template", "Template</b>").await;
+    bot.tap(A, "🗑 Menu", "Template dihapus").await;
+    wait_for_files(&bot, A, 0).await;
+    bot.stop().await;
+}
+
 #[cfg(feature = "insecure-fake-whatsapp")]
 mod over_the_fake {
     use std::collections::HashMap;

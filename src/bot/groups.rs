@@ -903,6 +903,8 @@ pub(crate) async fn account_callback<R: Req>(
             let Some(p) = app
                 .take_pending(c.tid)
                 .filter(|p| p.kind == InputKind::Broadcast && p.account == acc.id)
+                // --- media2 ---: an expired prompt has lost its file; it must not go out bare.
+                .filter(|p| !p.is_expired(app.prompt_timeout()))
             else {
                 return Ok(Some((super::flows::plain_text(tr(l, Key::StaleButton)), true)));
             };
@@ -1593,6 +1595,8 @@ async fn keep_broadcast_file<R: Req>(
         sha256,
         file: name,
         uploaded: None,
+        // --- media2 ---: the preview shows the file again by this ID.
+        tg_file_id: Some(file.file_id.0.clone()),
     };
     let note = super::media::describe(c.lang, media.kind, &media.file_name, size);
     send_html(bot, app.manager(), c.chat, &note, None).await;

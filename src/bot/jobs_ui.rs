@@ -135,6 +135,8 @@ pub(crate) async fn propose<R: Req>(
     };
     let jobs = app.jobs();
     let kind_for_note = kind.clone();
+    // --- media2 ---
+    let shown = kind.clone();
     let id = match jobs.create(c.tid, acc.id, c.chat.0, kind, items.clone()).await {
         Ok(id) => id,
         Err(e) => {
@@ -142,6 +144,16 @@ pub(crate) async fn propose<R: Req>(
             edit_or_send(bot, m, c.chat, edit, &t, Some(back_to_menu(app, c))).await;
             return Ok(());
         }
+    };
+    // --- media2 ---: the file itself, then the confirmation as a new message right under it
+    // (the prompt it would have replaced loses its buttons instead).
+    let edit = if super::media::preview(bot, app, c, &shown, &items).await {
+        if let Some(old) = edit {
+            super::send::clear_buttons(bot, m, c.chat, old).await;
+        }
+        None
+    } else {
+        edit
     };
     let mut text = format!("📋 <b>{}</b> — {}: {}\n{message}", esc(&label), count_word, items.len());
     for it in items.iter().take(10) {

@@ -9,6 +9,12 @@ use tracing::warn;
 use super::flows::Req;
 use super::i18n::{esc, t2, Lang};
 use crate::wa::MediaKind;
+// --- media2 ---
+use super::send::send_file_by_id;
+use super::{App, Caller};
+use crate::account::Account;
+use crate::jobs::{JobKind, JobMedia};
+use crate::wa::{ChatTarget, MediaRef, WaError, WaSession};
 
 /// The Bot API's limit on files a bot may download ("up to 20 MB in size", Bot API
 /// `getFile`); a larger file cannot be fetched at all without a local Bot API server.
@@ -176,6 +182,88 @@ pub async fn fetch<R: Req>(bot: &R, lang: Lang, m: &TgMedia) -> Result<Vec<u8>, 
         return Err(why);
     }
     Ok(buf)
+}
+
+// --- media2 ---
+
+/// Telegram's limit on a caption (characters after parsing).
+const MAX_CAPTION: usize = 1024;
+
+/// What the first recipient sees with the file: the text with their name put in and one
+/// choice of every variation; nothing for a voice note (WhatsApp shows none with one).
+pub fn caption_as_sent(m: &JobMedia, text: &str, first: Option<&str>) -> String {
+    if m.kind == MediaKind::Voice {
+        return String::new();
+    }
+    match first {
+        Some(item) => crate::jobs::render(text, item, &mut rand::thread_rng()),
+        None => text.to_string(),
+    }
+}
+
+/// The broadcast's file shown back to the user before its confirmation (Telegram's copy, by
+/// its ID: nothing uploaded again), with the caption the first recipient gets; the
+/// confirmation with its buttons follows directly. True when it was shown.
+pub(crate) async fn preview<R: Req>(bot: &R, app: &App, c: &Caller, kind: &JobKind, items: &[String]) -> bool {
+    let JobKind::Broadcast { text, media: Some(m) } = kind else {
+        return false;
+    };
+    let Some(id) = m.tg_file_id.clone() else {
+        return false;
+    };
+    let mut caption = caption_as_sent(m, text, items.first().map(String::as_str));
+    if caption.chars().count() > MAX_CAPTION {
+        caption = caption.chars().take(MAX_CAPTION - 1).collect::<String>() + "…";
+    }
+    send_file_by_id(bot, app.manager(), c.chat, m.kind, FileId(id), &caption, None)
+        .await
+        .is_some()
+}
+
+/// Sends a stored broadcast file with `caption` to `to` (the account's own number for a test):
+/// with the job's upload when it has one, else uploaded from the account's folder (the bytes
+/// checked against the job's hash first, as the job does). Returns the message ID and the
+/// upload made here, if one was.
+pub async fn send_stored(
+    s: &dyn WaSession,
+    acc: &Account,
+    m: &JobMedia,
+    to: &ChatTarget,
+    caption: &str,
+) -> Result<(String, Option<MediaRef>), WaError> {
+    if let Some(u) = &m.uploaded {
+        return Ok((s.send_uploaded(to, u, caption).await?, None));
+    }
+    let path = crate::jobs::media_dir(acc).join(&m.file);
+    let bytes = crate::db::blocking(move || std::fs::read(&path).map_err(|e| crate::db::DbError::Task(e.to_string())))
+        .await
+        .map_err(|e| WaError::Storage(format!("the broadcast's file: {e}")))?;
+    if crate::wa::sha256_hex(&bytes) != m.sha256 {
+        return Err(WaError::Storage("the broadcast's file changed on disk".into()));
+    }
+    let uploaded = s.upload_media(m.kind, &bytes, &m.mime, &m.file_name).await?;
+    let id = s.send_uploaded(to, &uploaded, caption).await?;
+    Ok((id, Some(uploaded)))
+}
+
+/// The task that takes the files of prompts left to expire (checked as often as a prompt
+/// can expire, at most every minute), until `shutdown`.
+pub async fn expire_prompt_files(app: App, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    let every = app
+        .prompt_timeout()
+        .clamp(std::time::Duration::from_secs(1), std::time::Duration::from_secs(60));
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let n = app.expire_prompt_files();
+                if n > 0 {
+                    tracing::debug!(n, "files of expired prompts deleted");
+                }
+            }
+            _ = shutdown.changed() => break,
+        }
+    }
 }
 
 #[cfg(test)]

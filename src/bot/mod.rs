@@ -160,10 +160,15 @@ impl App {
     /// abandoned), so nothing of it is ever used for whoever has the number next.
     pub(crate) fn end_account_handles(&self, owner: TelegramId, account: AccountId) {
         {
-            let mut p = self.inner.pending.lock().unwrap_or_else(|e| e.into_inner());
-            if p.get(&owner).is_some_and(|p| p.account == account) {
-                p.remove(&owner);
-            }
+            let removed = {
+                let mut p = self.inner.pending.lock().unwrap_or_else(|e| e.into_inner());
+                if p.get(&owner).is_some_and(|p| p.account == account) {
+                    p.remove(&owner)
+                } else {
+                    None
+                }
+            };
+            self.drop_prompt_file(owner, removed);
         }
         self.set_pairing_msg(owner, account, None);
         self.set_qr_msg(owner, account, None);
@@ -196,7 +201,11 @@ impl App {
 
     /// Waits for `tid`'s text for `p` (replacing any earlier prompt of theirs).
     pub(crate) fn set_pending(&self, tid: TelegramId, p: Pending) {
-        self.pending_map().insert(tid, p);
+        let file = p.media.as_ref().map(|m| m.file.clone());
+        let old = self.pending_map().insert(tid, p);
+        // A prompt put back (asked again) keeps its file; one replaced by another drops it.
+        let old = old.filter(|o| o.media.as_ref().map(|m| &m.file) != file.as_ref());
+        self.drop_prompt_file(tid, old);
     }
 
     /// Notes which message asks for the prompt waiting for `tid` (sent after it was set).
@@ -207,14 +216,64 @@ impl App {
     }
 
     /// The prompt waiting for `tid`'s text, removed (expired or not: the caller says which).
+    /// An expired prompt comes back without its file, which is deleted: nothing may use it.
     pub(crate) fn take_pending(&self, tid: TelegramId) -> Option<Pending> {
-        self.pending_map().remove(&tid)
+        let mut p = self.pending_map().remove(&tid)?;
+        if p.is_expired(self.prompt_timeout()) && p.media.is_some() {
+            let file = Pending {
+                media: p.media.take(),
+                ..p.clone()
+            };
+            self.drop_prompt_file(tid, Some(file));
+        }
+        Some(p)
     }
 
     /// Ends `tid`'s prompt, if any; true when one was waiting.
     pub(crate) fn clear_pending(&self, tid: TelegramId) -> bool {
         let asked_number = self.take_pair_prompt(tid).is_some();
-        self.pending_map().remove(&tid).is_some() || asked_number
+        let removed = self.pending_map().remove(&tid);
+        let had = removed.is_some();
+        self.drop_prompt_file(tid, removed);
+        had || asked_number
+    }
+
+    // --- media2 ---
+    /// Deletes the file of a prompt that ended without handing it to a job (cancelled,
+    /// replaced, expired, its account ended), in the background.
+    fn drop_prompt_file(&self, tid: TelegramId, p: Option<Pending>) {
+        let Some((account, media)) = p.and_then(|p| Some((p.account, p.media?))) else {
+            return;
+        };
+        let manager = self.inner.manager.clone();
+        tokio::spawn(async move {
+            if let Ok(acc) = manager.account_of(tid, account).await {
+                crate::media_files::remove_later(crate::jobs::media_dir(&acc), media.file).await;
+            }
+        });
+    }
+
+    /// Takes the files of prompts that expired (their owners never came back): the prompt
+    /// stays, so a late answer is still told it expired. Returns how many went.
+    pub(crate) fn expire_prompt_files(&self) -> usize {
+        let timeout = self.prompt_timeout();
+        let expired: Vec<(TelegramId, Pending)> = self
+            .pending_map()
+            .iter_mut()
+            .filter(|(_, p)| p.media.is_some() && p.is_expired(timeout))
+            .map(|(tid, p)| {
+                let file = Pending {
+                    media: p.media.take(),
+                    ..p.clone()
+                };
+                (*tid, file)
+            })
+            .collect();
+        let n = expired.len();
+        for (tid, p) in expired {
+            self.drop_prompt_file(tid, Some(p));
+        }
+        n
     }
 
     /// Waits for `tid`'s number after `/pair` (or `/qr` when `qr`) was sent alone.

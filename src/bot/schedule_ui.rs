@@ -234,7 +234,7 @@ async fn test_send<R: Req>(
         Ok(x) => x,
         Err(e) => return Ok(Some((plain_text(&job_error_text(l, &e)), true))),
     };
-    let (JobKind::Broadcast { text, .. }, Some(first)) = (kind, items.first()) else {
+    let (JobKind::Broadcast { text, media }, Some(first)) = (kind, items.first()) else {
         return Ok(Some((plain_text(tr(l, Key::StaleButton)), true)));
     };
     let msg = crate::jobs::render(&text, first, &mut rand::thread_rng());
@@ -242,7 +242,33 @@ async fn test_send<R: Req>(
         return Ok(None);
     };
     let own = ChatTarget::Phone(acc.phone.clone());
-    let t = match s.send_text(&own, &msg).await {
+    // --- media2 ---: a broadcast with a file is tested with its file, the text its caption.
+    let (sent, msg) = match &media {
+        Some(m) => {
+            let caption = super::media::caption_as_sent(m, &text, Some(first.as_str()));
+            let sent = match super::media::send_stored(s.as_ref(), acc, m, &own, &caption).await {
+                Ok((id, uploaded)) => {
+                    // The job sends what was uploaded for the test: the file goes up once.
+                    if let Some(u) = uploaded {
+                        if let Err(e) = app.jobs().keep_upload(c.tid, acc.id, job, u).await {
+                            tracing::warn!(account_id = %acc.id, error = %e, "could not keep the test's upload");
+                        }
+                    }
+                    Ok(id)
+                }
+                Err(e) => Err(e),
+            };
+            let named = super::media::describe(l, m.kind, &m.file_name, m.size);
+            let shown = if caption.is_empty() {
+                named
+            } else {
+                format!("{named}\n{}", esc(&caption))
+            };
+            (sent, shown)
+        }
+        None => (s.send_text(&own, &msg).await, esc(&msg)),
+    };
+    let t = match sent {
         Ok(_) => t2(
             l,
             "🧪 Pesan tes terkirim ke nomor akun sendiri ({phone}):\n<blockquote>{msg}</blockquote>",
@@ -259,7 +285,7 @@ async fn test_send<R: Req>(
         }
     }
     .replace("{phone}", &esc(&acc.phone.to_string()))
-    .replace("{msg}", &esc(&msg));
+    .replace("{msg}", &msg);
     send_html(bot, app.manager(), c.chat, &t, None).await;
     Ok(None)
 }

@@ -523,6 +523,65 @@ where
     }
 }
 
+// --- media2 ---
+/// Sends a file Telegram already has (by its `file_id`, so nothing is uploaded again) as
+/// the kind it is, with a plain-text `caption` (none when empty) and buttons under it,
+/// through the same retries and pacing as every send.
+pub async fn send_file_by_id<R>(
+    bot: &R,
+    manager: &AccountManager,
+    chat: ChatId,
+    kind: crate::wa::MediaKind,
+    file: teloxide::types::FileId,
+    caption: &str,
+    markup: Option<InlineKeyboardMarkup>,
+) -> Option<MessageId>
+where
+    R: Requester<Err = RequestError>,
+{
+    use crate::wa::MediaKind;
+    // One builder per kind; the caption and buttons are set the same way on each.
+    macro_rules! with_extras {
+        ($req:expr, $kb:ident) => {{
+            // The request itself is not `Send`, the future it turns into is: it must not live
+            // across the await.
+            let fut = {
+                let mut req = $req;
+                if !caption.is_empty() {
+                    req = req.caption(caption.to_string());
+                }
+                if let Some(k) = $kb {
+                    req = req.reply_markup(k);
+                }
+                req.into_future()
+            };
+            fut.await
+        }};
+    }
+    let what = "sendMedia";
+    let res = retrying(base(manager), Repeat::Unsafe, what, || {
+        let (input, kb) = (InputFile::file_id(file.clone()), markup.clone());
+        let call = async move {
+            match kind {
+                MediaKind::Photo => with_extras!(bot.send_photo(chat, input), kb),
+                MediaKind::Document => with_extras!(bot.send_document(chat, input), kb),
+                MediaKind::Video => with_extras!(bot.send_video(chat, input), kb),
+                MediaKind::Voice => with_extras!(bot.send_voice(chat, input), kb),
+                MediaKind::Audio => with_extras!(bot.send_audio(chat, input), kb),
+            }
+        };
+        paced(manager, chat, Class::Reply, call)
+    })
+    .await;
+    match res {
+        Ok(m) => Some(m.id),
+        Err(e) => {
+            note_failure(manager, chat, &e, what);
+            None
+        }
+    }
+}
+
 /// Answers a callback query (so the button stops spinning), optionally as an alert, ahead of
 /// every other waiting call and with the same retries as a send (answering twice is harmless:
 /// Telegram refuses the second).

@@ -5,7 +5,7 @@
 use teloxide::types::{InlineKeyboardMarkup, MessageId};
 
 use super::callback::{BroadcastTarget, Cb, InputKind};
-use super::flows::{btn, plain_text, Req};
+use super::flows::{back_to_menu, btn, plain_text, Req};
 use super::groups::{ask_input, broadcast_where, reask};
 use super::i18n::{esc, t2, tr, Key};
 use super::jobs_ui::job_error_text;
@@ -41,7 +41,11 @@ pub(crate) async fn button<R: Req>(
         }
         Cb::TemplateDelete(_, id) => {
             let gone = db(app, acc, move |conn| templates::delete(conn, id)).await?;
-            let note = gone.then(|| t2(l, "🗑 Template dihapus.", "🗑 Template deleted."));
+            // --- media2 ---: the template's own copy of its file goes with it.
+            if let Some(m) = gone.as_ref().and_then(|t| t.media.clone()) {
+                crate::media_files::remove_later(crate::jobs::media_dir(acc), m.file).await;
+            }
+            let note = gone.map(|_| t2(l, "🗑 Template dihapus.", "🗑 Template deleted."));
             list(bot, app, c, acc, mid, note).await?;
         }
         _ => return Ok(Some((plain_text(tr(l, Key::StaleButton)), true))),
@@ -76,8 +80,8 @@ pub(crate) async fn name_input<R: Req>(
         send_html(bot, m, c.chat, tr(l, Key::StaleButton), None).await;
         return Ok(());
     };
-    let text = match app.jobs().first_items(c.tid, acc.id, job, 0).await {
-        Ok((JobKind::Broadcast { text, .. }, _)) => text,
+    let (text, media) = match app.jobs().first_items(c.tid, acc.id, job, 0).await {
+        Ok((JobKind::Broadcast { text, media }, _)) => (text, media),
         Ok(_) => {
             send_html(bot, m, c.chat, tr(l, Key::StaleButton), None).await;
             return Ok(());
@@ -88,9 +92,10 @@ pub(crate) async fn name_input<R: Req>(
         }
     };
     let name = name.trim().to_string();
-    let saved = {
-        let name = name.clone();
-        db(app, acc, move |conn| templates::save(conn, &name, &text)).await?
+    // --- media2 ---
+    let Some(saved) = save_with_file(app, acc, &name, text, media.map(|m| *m)).await? else {
+        send_html(bot, m, c.chat, &file_gone(l), Some(back_to_menu(app, c))).await;
+        return Ok(());
     };
     match saved {
         Ok(_) => {
@@ -126,6 +131,80 @@ pub(crate) async fn name_input<R: Req>(
     Ok(())
 }
 
+// --- media2 ---
+/// Saves the template with its own copy of the broadcast's file (so it outlives the job's,
+/// deleted when the job ends); the copy is deleted again when the template is not saved, and
+/// the file of a template it replaces goes. `None` when the broadcast's file is gone.
+async fn save_with_file(
+    app: &App,
+    acc: &Account,
+    name: &str,
+    text: String,
+    media: Option<crate::jobs::JobMedia>,
+) -> anyhow::Result<Option<Result<templates::Saved, TemplateError>>> {
+    let dir = crate::jobs::media_dir(acc);
+    let media = match media {
+        Some(job_file) => match own_copy(&dir, job_file).await {
+            Some(copy) => Some(copy),
+            None => return Ok(None),
+        },
+        None => None,
+    };
+    let saved = {
+        let (name, media) = (name.to_string(), media.clone());
+        db(app, acc, move |conn| {
+            templates::save(conn, &name, &text, media.as_ref())
+        })
+        .await
+    };
+    match &saved {
+        Ok(Ok(s)) => {
+            if let Some(old) = s.old_file.clone() {
+                crate::media_files::remove_later(dir, old).await;
+            }
+        }
+        _ => drop_copy(&dir, media.as_ref()).await,
+    }
+    saved.map(Some)
+}
+
+/// A copy of a stored file for a new owner (a template, or a prompt started from one), in
+/// the same folder, without an upload; `None` when the file is no longer there.
+async fn own_copy(dir: &std::path::Path, m: crate::jobs::JobMedia) -> Option<crate::jobs::JobMedia> {
+    let (dir, from) = (dir.to_path_buf(), m.file.clone());
+    let copied = crate::db::blocking(move || {
+        crate::media_files::copy(&dir, &from).map_err(|e| crate::db::DbError::Task(e.to_string()))
+    })
+    .await;
+    match copied {
+        Ok(file) => Some(crate::jobs::JobMedia {
+            file,
+            uploaded: None,
+            ..m
+        }),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not copy a broadcast file");
+            None
+        }
+    }
+}
+
+/// Deletes a copy that ended up unused.
+async fn drop_copy(dir: &std::path::Path, m: Option<&crate::jobs::JobMedia>) {
+    if let Some(m) = m {
+        crate::media_files::remove_later(dir.to_path_buf(), m.file.clone()).await;
+    }
+}
+
+/// The file a template or broadcast names is no longer kept.
+fn file_gone(l: super::i18n::Lang) -> String {
+    t2(
+        l,
+        "❌ File siaran ini sudah tidak disimpan; kirim file-nya lagi untuk siaran baru.",
+        "❌ This broadcast's file is no longer kept; send the file again for a new broadcast.",
+    )
+}
+
 /// The «📄 Template» screen: each template with «📄 Pakai» and «🗑».
 async fn list<R: Req>(
     bot: &R,
@@ -153,6 +232,13 @@ async fn list<R: Req>(
     for t in &all {
         let snippet: String = t.text.chars().take(80).collect();
         text.push_str(&format!("\n\n<b>{}</b>\n<i>{}</i>", esc(&t.name), esc(&snippet)));
+        // --- media2 ---
+        if let Some(m) = &t.media {
+            text.push_str(&format!(
+                "\n{}",
+                super::media::describe(l, m.kind, &m.file_name, m.size)
+            ));
+        }
         let name: String = t.name.chars().take(24).collect();
         rows.push(vec![
             btn(app, c, &format!("📄 {name}"), Cb::TemplateUse(acc.id, t.id)),
@@ -181,6 +267,17 @@ async fn use_template<R: Req>(bot: &R, app: &App, c: &Caller, acc: &Account, t: 
     let l = c.lang;
     let mut p = Pending::new(acc.id, InputKind::Broadcast, None, acc.phone.to_string());
     p.data = Some(t.text.clone());
+    // --- media2 ---: the broadcast gets its own copy of the template's file (the job deletes
+    // its copy when it ends; the template keeps its own).
+    let mut file_line = String::new();
+    if let Some(m) = t.media.clone() {
+        let Some(copy) = own_copy(&crate::jobs::media_dir(acc), m).await else {
+            send_html(bot, app.manager(), c.chat, &file_gone(l), Some(back_to_menu(app, c))).await;
+            return;
+        };
+        file_line = format!("\n{}", super::media::describe(l, copy.kind, &copy.file_name, copy.size));
+        p.media = Some(copy);
+    }
     app.set_pending(c.tid, p);
     let kb = InlineKeyboardMarkup::new(vec![
         vec![btn(
@@ -199,7 +296,7 @@ async fn use_template<R: Req>(bot: &R, app: &App, c: &Caller, acc: &Account, t: 
     ]);
     let snippet: String = t.text.chars().take(300).collect();
     let prompt = format!(
-        "📄 {} «{}»\n<blockquote>{}</blockquote>\n\n{}\n\n{}",
+        "📄 {} «{}»{file_line}\n<blockquote>{}</blockquote>\n\n{}\n\n{}",
         t2(l, "Template", "Template"),
         esc(&t.name),
         esc(&snippet),

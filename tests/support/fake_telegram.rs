@@ -47,6 +47,9 @@ pub struct Sent {
     pub reply_markup: Option<Value>,
     pub file_name: Option<String>,
     pub bytes: Option<Vec<u8>>,
+    /// The `file_id` of a file sent by its ID (nothing uploaded), with the method's kind
+    /// (`photo`, `document`, `video`, `voice`, `audio`).
+    pub file_id: Option<(String, String)>,
 }
 
 impl Sent {
@@ -641,13 +644,16 @@ impl FakeTelegram {
     }
 
     fn message_match(st: &Inner, from: usize, chat: i64, pred: impl Fn(&Sent) -> bool) -> Option<Sent> {
-        const SENDS: [&str; 6] = [
+        const SENDS: [&str; 9] = [
             "sendmessage",
             "editmessagetext",
             "senddocument",
             "sendphoto",
             "editmessagecaption",
             "editmessagemedia",
+            "sendvideo",
+            "sendvoice",
+            "sendaudio",
         ];
         st.calls[from.min(st.calls.len())..]
             .iter()
@@ -1102,7 +1108,7 @@ fn respond_now(
     }
     let message_json = |c: i64, m: &Sent, extra: Value| {
         let mut v = json!({"message_id": m.message_id, "date": now_unix(), "chat": chat(c), "from": bot_user()});
-        if m.file_name.is_none() {
+        if m.file_name.is_none() && m.file_id.is_none() {
             v["text"] = json!(m.text);
         } else if !m.text.is_empty() {
             v["caption"] = json!(m.text);
@@ -1149,11 +1155,35 @@ fn respond_now(
             }
             ok(json!(true))
         }
-        "sendmessage" | "senddocument" | "sendphoto" => {
+        "sendmessage" | "senddocument" | "sendphoto" | "sendvideo" | "sendvoice" | "sendaudio" => {
             let Some(chat) = chat_id else {
                 record(&mut st, &params);
                 return fail(400, "Bad Request: chat_id is empty", None);
             };
+            // A file sent again by its `file_id` (a string where the file goes): the Bot API
+            // takes only an ID it issued, and only for the same kind of file ("wrong file
+            // identifier", "type of file mismatch"; Bot API "Sending files" §2). Here an ID
+            // names its kind in its prefix (`push_file`).
+            let kind = method.trim_start_matches("send");
+            let by_id = params[kind]
+                .as_str()
+                .filter(|v| !v.starts_with("attach://"))
+                .map(str::to_string);
+            if let Some(id) = &by_id {
+                if !st.files.contains_key(id) {
+                    record(&mut st, &params);
+                    return fail(400, "Bad Request: wrong file identifier/HTTP URL specified", None);
+                }
+                let issued_as = if id.starts_with("doc") && !id.starts_with("document") {
+                    "document"
+                } else {
+                    id.trim_end_matches(|c: char| c.is_ascii_digit())
+                };
+                if issued_as != kind {
+                    record(&mut st, &params);
+                    return fail(400, "Bad Request: type of file mismatch", None);
+                }
+            }
             let text = params["text"]
                 .as_str()
                 .or(params["caption"].as_str())
@@ -1177,6 +1207,7 @@ fn respond_now(
                     .as_ref()
                     .map(|(_, n, _)| n.clone().unwrap_or_else(|| "file".into())),
                 bytes: file.as_ref().map(|(_, _, b)| b.clone()),
+                file_id: by_id.map(|id| (kind.to_string(), id)),
             };
             let extra = match (method, &file) {
                 ("senddocument", Some((_, name, b))) => json!({"document": {
@@ -1185,7 +1216,19 @@ fn respond_now(
                 ("sendphoto", Some((_, _, b))) => json!({"photo": [{
                     "file_id": format!("sent{chat}_{mid}"), "file_unique_id": format!("us{chat}_{mid}"),
                     "file_size": b.len(), "width": 256, "height": 256}]}),
-                _ => json!({}),
+                _ => match &sent.file_id {
+                    // The Message Telegram answers with carries the file it sent.
+                    Some((k, id)) => {
+                        let f = json!({"file_id": id, "file_unique_id": format!("u{id}"),
+                                       "width": 640, "height": 480, "duration": 3});
+                        if k == "photo" {
+                            json!({ "photo": [f] })
+                        } else {
+                            json!({ k.clone(): f })
+                        }
+                    }
+                    None => json!({}),
+                },
             };
             let reply = message_json(chat, &sent, extra);
             st.chats.entry(chat).or_default().push(sent);

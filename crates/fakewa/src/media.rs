@@ -3,9 +3,13 @@
 //! whatsapp-rust's `HttpClient` trait, so nothing touches a network), and what a fake phone
 //! does with a media message it receives: download the encrypted file and decrypt it.
 //!
-//! Not modelled: resumable uploads (the `?resume=1` check large files make first is answered
-//! "not found", which the client reads as "upload from the start"), expiring URLs (404/410
-//! on download), host fallback, thumbnails and streaming sidecars' contents.
+//! Resumable uploads: whatsapp-rust 0.7 asks first, for every encrypted file of 5 MiB or more
+//! (`upload.rs`, `RESUMABLE_UPLOAD_THRESHOLD`, after WA Web's `_checkIfAlreadyUploaded`),
+//! whether its token is already on the server; the fake answers "complete" for a token it
+//! holds (see `resume_check`). Not modelled: a partly received upload (the fake never
+//! keeps part of a body, so it never answers an offset and never sees `file_offset`),
+//! expiring URLs (404/410 on download), host fallback, thumbnails and streaming sidecars'
+//! contents.
 
 use std::collections::HashMap;
 
@@ -33,6 +37,9 @@ pub(crate) struct MediaStore {
     pub files: HashMap<String, Vec<u8>>,
     /// Uploads accepted, oldest first.
     pub uploads: Vec<Upload>,
+    // --- media2 ---
+    /// The direct path of every accepted upload, by its token (for the resume check).
+    pub by_token: HashMap<String, String>,
 }
 
 /// One accepted upload.
@@ -144,7 +151,7 @@ fn upload(w: &mut World, path: &str, query: &HashMap<String, String>, body: &[u8
         return status(401);
     }
     if query.contains_key("resume") {
-        return status(404);
+        return resume_check(w, token);
     }
     let digest = crate::world::sha256(body);
     if base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest) != token || body.is_empty() {
@@ -160,7 +167,30 @@ fn upload(w: &mut World, path: &str, query: &HashMap<String, String>, body: &[u8
         direct_path: direct_path.clone(),
         size: body.len(),
     });
+    w.media.by_token.insert(token.to_string(), direct_path.clone());
     let json = serde_json::json!({
+        "url": format!("https://{MEDIA_HOST}{direct_path}"),
+        "direct_path": direct_path,
+    });
+    HttpResponse {
+        status_code: 200,
+        body: json.to_string().into_bytes(),
+    }
+}
+
+// --- media2 ---
+/// The `?resume=1` check (whatsapp-rust `build_resume_check_request`): for a token the server
+/// already holds in full, `{"resume":"complete","url":…,"direct_path":…}`, the JSON
+/// whatsapp-rust's `UploadProgressResponse` reads, and the client takes that upload without
+/// sending the body again. For a token it does not hold no source says what the server
+/// sends; the fake keeps answering 404, which `parse_upload_progress` (any status >= 400)
+/// reads as "not found: upload from the start".
+fn resume_check(w: &World, token: &str) -> HttpResponse {
+    let Some(direct_path) = w.media.by_token.get(token) else {
+        return status(404);
+    };
+    let json = serde_json::json!({
+        "resume": "complete",
         "url": format!("https://{MEDIA_HOST}{direct_path}"),
         "direct_path": direct_path,
     });
@@ -351,4 +381,34 @@ pub(crate) fn send_file_from(
         .into();
     }
     crate::phone::send_message_from(fake, from, to, &m, crate::phone::SendOpts::default())
+}
+
+// --- media2 ---
+#[cfg(test)]
+mod resume_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_resume_check_finds_a_token_already_uploaded_and_only_that() {
+        let fake = FakeWhatsApp::new(crate::FakeOptions::default());
+        fake.world().media.auth = "a1".into();
+        let http = fake.http_client();
+        let body: Vec<u8> = (0..6 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+        let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(crate::world::sha256(&body));
+        let url = |extra: &str| format!("https://{MEDIA_HOST}/mms/document/{token}?auth=a1&token={token}{extra}");
+        let before = http.execute(HttpRequest::post(url("&resume=1"))).await.unwrap();
+        assert_eq!(before.status_code, 404, "nothing uploaded yet");
+        let up = http
+            .execute(HttpRequest::post(url("")).with_body(body.clone()))
+            .await
+            .unwrap();
+        assert_eq!(up.status_code, 200);
+        let up: serde_json::Value = serde_json::from_slice(&up.body).unwrap();
+        let check = http.execute(HttpRequest::post(url("&resume=1"))).await.unwrap();
+        let check: serde_json::Value = serde_json::from_slice(&check.body).unwrap();
+        assert_eq!(check["resume"], "complete");
+        assert_eq!(check["direct_path"], up["direct_path"]);
+        assert_eq!(check["url"], up["url"]);
+        assert_eq!(fake.world().media.uploads.len(), 1, "the check stores nothing");
+    }
 }
