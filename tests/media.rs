@@ -436,9 +436,12 @@ async fn a_paused_jobs_file_survives_the_sweep_that_removes_an_orphan_and_its_re
     let mark = bot.tg.mark();
     bot.press(A, "Batal");
     bot.tg.wait_for_button_after(mark, A, "Ya", WAIT).await;
+    let mark = bot.tg.mark();
     bot.press(A, "Ya");
     wait_for_state(&data, 1, "cancelled").await;
     assert_eq!(media_files(&bot, A), vec![job_file.clone()]);
+    // The report (with «Kirim sisanya») is sent after the state changes: wait for it.
+    bot.tg.wait_for_button_after(mark, A, "Kirim sisanya", WAIT).await;
     bot.tap(A, "Kirim sisanya", "Mulai pekerjaan ini").await;
     let mark = bot.tg.mark();
     bot.press(A, "Mulai");

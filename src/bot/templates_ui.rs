@@ -28,7 +28,14 @@ pub(crate) async fn button<R: Req>(
     let l = c.lang;
     match cb {
         Cb::TemplateSave(_, j) => {
-            let mut p = Pending::new(acc.id, InputKind::TemplateName, None, format!("#{j}"));
+            // The job as its owner knows it: its number, not its row id in this account.
+            let number = app
+                .jobs()
+                .progress(c.tid, acc.id, JobId::new(j))
+                .await
+                .map(|p| p.number)
+                .unwrap_or(j);
+            let mut p = Pending::new(acc.id, InputKind::TemplateName, None, format!("#{number}"));
             p.data = Some(j.to_string());
             ask_input(bot, app, c, p, None).await;
         }
