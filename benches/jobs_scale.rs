@@ -80,6 +80,9 @@ fn main() {
         config.job_item_delay = Duration::from_millis(delay_ms);
         config.job_jitter = Duration::ZERO;
         config.job_daily_cap = (k * 2) as u32;
+        // Every account here is newly linked: the warm-up caps (20 on the first day) would
+        // pause each job after 20 of its 31 items and the bench would wait for ever.
+        config.warmup_caps = Vec::new();
         config.job_max_items = k;
         let backend = tgwa::wa::backend_for(&config).await.expect("simulator");
         let manager = AccountManager::open(config.clone(), backend).await.expect("manager");

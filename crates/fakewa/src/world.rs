@@ -683,6 +683,11 @@ pub(crate) fn on_node(fake: &FakeWhatsApp, ctx: &mut ConnCtx, node: Node) {
             }
             ctx.send(b.build());
         }
+        // `<presence type="available|unavailable" name=…/>`: the server answers nothing (whatsmeow
+        // `SendPresence` and Baileys `sendPresenceUpdate` send it and wait for no reply; a
+        // client sends it once it knows its push name, `WAWebPushNameSync`). Relaying it to
+        // subscribers is not modelled. First met when app state gave both clients a push name.
+        "presence" => {}
         // --- peer --- a stanza no whatsapp-rust client sent before: logged for conformance.
         other => {
             let child = node
