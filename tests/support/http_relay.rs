@@ -131,27 +131,9 @@ async fn serve(mut c: TcpStream, want: Option<String>, st: Arc<Stats>) -> std::i
     };
     st.outbound.lock().unwrap().push(out.local_addr()?);
     c.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n").await?;
-    let (cr, cw) = c.into_split();
-    let (tr, tw) = out.into_split();
-    let up = tokio::spawn(pump(cr, tw, st.clone()));
-    pump(tr, cw, st).await;
-    up.abort();
+    crate::socks5::splice(c, out, st, |st, n| {
+        st.bytes.fetch_add(n, Ordering::SeqCst);
+    })
+    .await;
     Ok(())
-}
-
-/// Copies one direction, counting every chunk as it passes.
-async fn pump(mut from: tokio::net::tcp::OwnedReadHalf, mut to: tokio::net::tcp::OwnedWriteHalf, st: Arc<Stats>) {
-    let mut buf = vec![0u8; 16 * 1024];
-    loop {
-        match from.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => {
-                st.bytes.fetch_add(n as u64, Ordering::SeqCst);
-                if to.write_all(&buf[..n]).await.is_err() {
-                    break;
-                }
-            }
-        }
-    }
-    let _ = to.shutdown().await;
 }

@@ -132,23 +132,37 @@ async fn serve(mut c: TcpStream, creds: Option<(String, String)>, st: Arc<Stats>
     };
     st.outbound.lock().unwrap().push(target.local_addr()?);
     c.write_all(&[5, 0, 0, 1, 127, 0, 0, 1, 0, 0]).await?;
-    let (cr, cw) = c.into_split();
-    let (tr, tw) = target.into_split();
-    let up = tokio::spawn(pump(cr, tw, st.clone()));
-    pump(tr, cw, st).await;
-    up.abort();
+    splice(c, target, st, |st, n| {
+        st.bytes.fetch_add(n, Ordering::SeqCst);
+    })
+    .await;
     Ok(())
 }
 
-/// Copies one direction, counting every chunk as it passes (so a test sees the bytes while
-/// the connection is still open).
-async fn pump(mut from: tokio::net::tcp::OwnedReadHalf, mut to: tokio::net::tcp::OwnedWriteHalf, st: Arc<Stats>) {
+/// Carries bytes both ways between `c` and `out` until either side ends, calling `count` for
+/// every chunk as it passes (so a test sees the bytes while the connection is still open).
+/// Shared with the HTTP CONNECT relay.
+pub(crate) async fn splice<S: Send + Sync + 'static>(c: TcpStream, out: TcpStream, st: Arc<S>, count: fn(&S, u64)) {
+    let (cr, cw) = c.into_split();
+    let (tr, tw) = out.into_split();
+    let up = tokio::spawn(pump(cr, tw, st.clone(), count));
+    pump(tr, cw, st, count).await;
+    up.abort();
+}
+
+/// Copies one direction, counting every chunk.
+async fn pump<S>(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    st: Arc<S>,
+    count: fn(&S, u64),
+) {
     let mut buf = vec![0u8; 16 * 1024];
     loop {
         match from.read(&mut buf).await {
             Ok(0) | Err(_) => break,
             Ok(n) => {
-                st.bytes.fetch_add(n as u64, Ordering::SeqCst);
+                count(&st, n as u64);
                 if to.write_all(&buf[..n]).await.is_err() {
                     break;
                 }
