@@ -215,7 +215,7 @@ pub async fn serve(config: Config, shutdown: watch::Receiver<bool>) -> anyhow::R
         bot = bot.set_api_url(url.parse().context("TELEGRAM_API_URL is not a URL")?);
     }
     // `TGWA_TELEGRAM_THROTTLE` paces calls per chat inside `bot::send` (the manager's
-    // limiter, `bot::limiter`), not with teloxide's `Throttle`, which stops every chat when
+    // limiter, `telegram::limiter`), not with teloxide's `Throttle`, which stops every chat when
     // one of them gets a 429.
     serve_with(bot, app, shutdown).await
 }

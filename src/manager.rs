@@ -97,11 +97,11 @@ pub(crate) struct Inner {
     /// Where incoming messages go (see [`MessageSink`]); none: they are only counted.
     sink: std::sync::RwLock<Option<Arc<dyn MessageSink>>>,
     /// Paces outgoing Telegram calls (`TGWA_TELEGRAM_THROTTLE`); `None` when off.
-    telegram_limiter: Option<Arc<crate::bot::limiter::Limiter>>,
+    telegram_limiter: Option<Arc<crate::telegram::limiter::Limiter>>,
     // --- bot17 ---
     /// The current keyboard of each message the bot sent or edited, so buttons of a screen
     /// that was edited away do nothing.
-    screens: crate::bot::screens::Screens,
+    screens: crate::telegram::screens::Screens,
 }
 
 impl AccountManager {
@@ -114,7 +114,7 @@ impl AccountManager {
         let pools = PoolCache::new(config.pool_cache_size);
         let telegram_limiter = config
             .telegram_throttle
-            .then(|| crate::bot::limiter::Limiter::new(Default::default()));
+            .then(|| crate::telegram::limiter::Limiter::new(Default::default()));
         Ok(Self {
             inner: Arc::new(Inner {
                 telegram_limiter,
@@ -138,13 +138,13 @@ impl AccountManager {
     }
 
     /// The limiter every outgoing Telegram call waits on; `None` with the throttle off.
-    pub fn telegram_limiter(&self) -> Option<&Arc<crate::bot::limiter::Limiter>> {
+    pub fn telegram_limiter(&self) -> Option<&Arc<crate::telegram::limiter::Limiter>> {
         self.inner.telegram_limiter.as_ref()
     }
 
     // --- bot17 ---
-    /// The current keyboards of the bot's messages (see [`crate::bot::screens`]).
-    pub fn screens(&self) -> &crate::bot::screens::Screens {
+    /// The current keyboards of the bot's messages (see [`crate::telegram::screens`]).
+    pub fn screens(&self) -> &crate::telegram::screens::Screens {
         &self.inner.screens
     }
 

@@ -346,7 +346,7 @@ impl<R: Req> Outlet for TelegramOutlet<R> {
                 .send_message(chat, text.to_string())
                 .reply_markup(menu)
                 .into_future();
-            super::send::paced(self.app.manager(), chat, super::limiter::Class::Bulk, req)
+            super::send::paced(self.app.manager(), chat, crate::telegram::limiter::Class::Bulk, req)
         })
         .await;
         match res {

@@ -481,7 +481,7 @@ fn open_callback(cb: &Cb) -> bool {
 
 // --- bot17 ---
 /// The toast for a press of a button its message no longer shows (see
-/// [`super::screens`]); `None` when the button is current.
+/// [`crate::telegram::screens`]); `None` when the button is current.
 fn stale_press(app: &App, q: &CallbackQuery, c: &Caller, mid: Option<MessageId>, data: &str) -> Option<String> {
     let mid = mid?;
     let message = q.regular_message();
@@ -498,8 +498,8 @@ fn stale_press(app: &App, q: &CallbackQuery, c: &Caller, mid: Option<MessageId>,
         .screens()
         .judge(c.chat.0, mid.0, data, forwarded, on_message)
     {
-        super::screens::Press::Current => None,
-        super::screens::Press::Stale => Some(super::i18n::t2(
+        crate::telegram::screens::Press::Current => None,
+        crate::telegram::screens::Press::Stale => Some(super::i18n::t2(
             c.lang,
             "⌛ Menu ini sudah lama, jadi tidak dijalankan. Pakai menu yang terbaru.",
             "⌛ This menu is old, so nothing was done. Use the current one.",

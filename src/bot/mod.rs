@@ -26,7 +26,6 @@ pub mod groups;
 pub mod i18n;
 pub mod inbox;
 pub mod jobs_ui;
-pub mod limiter;
 pub mod media;
 pub mod members;
 pub mod notify;
@@ -37,8 +36,6 @@ pub mod schedule_ui;
 pub mod templates_ui;
 // --- peer ---
 mod proxy_admin;
-// --- bot17 ---
-pub mod screens;
 
 use callback::CallbackCodec;
 use i18n::Lang;

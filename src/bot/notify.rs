@@ -9,7 +9,7 @@ use tracing::{info, warn};
 use super::callback::Cb;
 use super::flows::Req;
 use super::i18n::{duration, esc, tr, tr_with, Key, Lang};
-use super::limiter::Class;
+use crate::telegram::limiter::Class;
 use super::send::{paced, retrying, send_html, Repeat};
 use super::App;
 use crate::account;

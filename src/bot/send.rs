@@ -12,7 +12,7 @@ use teloxide::types::{ChatId, InlineKeyboardMarkup, InputFile, MessageId, ParseM
 use teloxide::{ApiError, RequestError};
 use tracing::warn;
 
-use super::limiter::Class;
+use crate::telegram::limiter::Class;
 use crate::ids::TelegramId;
 use crate::manager::AccountManager;
 
@@ -222,7 +222,7 @@ pub fn ambiguous(e: &RequestError) -> bool {
 /// The one place that decides whether a Telegram call is tried again: transient failures
 /// after a bounded exponential backoff (`TGWA_TELEGRAM_RETRY_BASE_MS`, doubling), a 429 once
 /// after its `retry_after` (up to [`MAX_RETRY_AFTER`]), a lost answer only when repeating is
-/// harmless. The limiter (`bot::limiter`, through [`paced`]) only decides when a call is
+/// harmless. The limiter (`telegram::limiter`, through [`paced`]) only decides when a call is
 /// made and holds a chat back after its 429; it never repeats one.
 pub async fn retrying<T, F, Fut>(base: Duration, repeat: Repeat, what: &str, mut op: F) -> Result<T, RequestError>
 where

@@ -3,7 +3,7 @@
 //! that keyboard comes from an old copy of the screen (a double tap that raced the edit, a
 //! menu another press replaced) and is refused with a toast. A message that carries no
 //! keyboard any more (a screen edited into a report) is judged by what this process recorded
-//! when it last sent or edited it through [`super::send`]. A message never recorded (sent
+//! when it last sent or edited it through `crate::bot`'s sending kit. A message never recorded (sent
 //! before a restart) is judged by the button's signature alone, as before. A forwarded copy
 //! is never the current screen.
 
@@ -19,17 +19,29 @@ const CAPACITY: usize = 50_000;
 type Key = (i64, i32);
 
 /// The current keyboards of the messages this process sent or edited.
-#[derive(Default)]
 pub struct Screens {
     inner: Mutex<Inner>,
+    /// How many messages are remembered at most.
+    capacity: usize,
+}
+
+impl Default for Screens {
+    fn default() -> Self {
+        Self::with_capacity(CAPACITY)
+    }
 }
 
 #[derive(Default)]
 struct Inner {
-    /// The callback data of each message's current buttons.
-    current: HashMap<Key, Vec<String>>,
-    /// Insertion order, for forgetting the oldest.
-    order: VecDeque<Key>,
+    /// The callback data of each message's current buttons, with the generation it was
+    /// recorded in.
+    current: HashMap<Key, (u64, Vec<String>)>,
+    /// Recording order, for forgetting the oldest. An entry whose generation is no longer the
+    /// message's (it was forgotten, then recorded anew) is skipped: without the generation, a
+    /// message forgotten and shown again was queued twice and evicted at its first place.
+    order: VecDeque<(Key, u64)>,
+    /// The next generation.
+    next: u64,
 }
 
 /// What a press is, judged by the message it came from.
@@ -42,6 +54,14 @@ pub enum Press {
 }
 
 impl Screens {
+    /// A record of at most `capacity` messages.
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self {
+            inner: Mutex::default(),
+            capacity,
+        }
+    }
+
     /// Records `markup` as message `mid`'s current keyboard (`None`: it has none now; an
     /// edit without a keyboard takes the buttons off).
     pub fn shown(&self, chat: i64, mid: i32, markup: Option<&InlineKeyboardMarkup>) {
@@ -54,12 +74,22 @@ impl Screens {
             })
             .collect();
         let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        if g.current.insert((chat, mid), data).is_none() {
-            g.order.push_back((chat, mid));
-            while g.order.len() > CAPACITY {
-                if let Some(old) = g.order.pop_front() {
-                    g.current.remove(&old);
-                }
+        if let Some(now) = g.current.get_mut(&(chat, mid)) {
+            now.1 = data;
+            return;
+        }
+        let generation = g.next;
+        g.next += 1;
+        g.current.insert((chat, mid), (generation, data));
+        g.order.push_back(((chat, mid), generation));
+        // Forgotten entries still queued count towards the bound too, so the queue never
+        // outgrows it either.
+        while g.order.len() > self.capacity {
+            let Some((old, generation)) = g.order.pop_front() else {
+                break;
+            };
+            if g.current.get(&old).is_some_and(|(gen, _)| *gen == generation) {
+                g.current.remove(&old);
             }
         }
     }
@@ -85,7 +115,7 @@ impl Screens {
         }
         let g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         match g.current.get(&(chat, mid)) {
-            Some(now) if !now.iter().any(|d| d == data) => Press::Stale,
+            Some((_, now)) if !now.iter().any(|d| d == data) => Press::Stale,
             _ => Press::Current,
         }
     }
@@ -128,5 +158,22 @@ mod tests {
         assert_eq!(s.judge(1, 9, "c", true, None), Press::Stale, "a forwarded copy");
         s.forget(1, 5);
         assert_eq!(s.judge(1, 5, "a", false, None), Press::Current);
+    }
+
+    #[test]
+    fn a_message_forgotten_and_shown_again_is_not_evicted_early() {
+        let s = Screens::with_capacity(3);
+        s.shown(1, 1, Some(&kb(&["old"])));
+        s.forget(1, 1);
+        s.shown(1, 1, Some(&kb(&["new"])));
+        s.shown(1, 2, Some(&kb(&["x"])));
+        s.shown(1, 3, Some(&kb(&["y"])));
+        // Three messages live, within the capacity of three: message 1 is still known, so
+        // its old button is judged stale, not by its signature alone.
+        assert_eq!(s.judge(1, 1, "old", false, None), Press::Stale);
+        // The oldest goes once a fourth arrives, and only then.
+        s.shown(1, 4, Some(&kb(&["z"])));
+        assert_eq!(s.judge(1, 1, "old", false, None), Press::Current);
+        assert_eq!(s.judge(1, 2, "old", false, None), Press::Stale);
     }
 }

@@ -4,6 +4,10 @@
 //! that fails, which left a process running its WhatsApp sessions and jobs without a bot. So
 //! `tgwa run` asks `getMe` first, retrying with backoff while Telegram cannot be reached, and
 //! stops at once when Telegram rejects the token; `tgwa check` asks once, with a timeout.
+//!
+//! Below the front-end (`crate::bot`) and beside the account manager, which holds one of
+//! each for the whole process: the outgoing-call [`limiter`] and the record of each
+//! message's current keyboard ([`screens`]).
 
 use std::time::Duration;
 
@@ -12,6 +16,9 @@ use teloxide::types::Me;
 use teloxide::{ApiError, RequestError};
 use tokio::sync::watch;
 use tracing::{info, warn};
+
+pub mod limiter;
+pub mod screens;
 
 /// Why `getMe` did not give the bot's identity.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
