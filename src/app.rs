@@ -276,7 +276,7 @@ async fn startup_scan(manager: &AccountManager) {
 /// replaced under the process: never a process without its bot or its database.
 pub async fn serve_with<R>(bot: R, app: App, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()>
 where
-    R: bot::flows::Req,
+    R: bot::Req,
     <R as Requester>::GetUpdates: Send,
 {
     let manager = app.manager().clone();
@@ -320,7 +320,7 @@ where
         shutdown.clone(),
     ));
     let jobs = app.jobs().clone();
-    jobs.set_observer(bot::jobs_ui::observer(bot.clone(), app.clone()));
+    jobs.set_observer(bot::jobs::observer(bot.clone(), app.clone()));
     // --- sched ---: one scheduler per process; it loads the schedule once the accounts are
     // back, and starts each job at its time.
     let scheduler = tokio::spawn(crate::schedule::run(
@@ -334,7 +334,7 @@ where
     let announcer = tokio::spawn(
         app.announcements()
             .clone()
-            .run(bot::announce::outlet(bot.clone(), app.clone()), announcer_rx),
+            .run(bot::announcements::outlet(bot.clone(), app.clone()), announcer_rx),
     );
     let (inbox_stop, inbox_rx) = watch::channel(false);
     let inbox = tokio::spawn(bot::inbox::run(bot.clone(), app.clone(), inbox_rx));

@@ -18,11 +18,12 @@ use teloxide::prelude::*;
 use teloxide::types::{InlineKeyboardMarkup, MessageId};
 use tracing::{info, warn};
 
-use super::callback::{AdminCb, Cb};
-use super::flows::{btn, plain_text, state_label, Req};
-use super::i18n::{esc, t2, tr, Key, Lang};
-use super::send::{edit_or_send, send_html};
-use super::{App, Caller};
+use super::kit::app::{App, Caller, Req};
+use super::kit::buttons::btn;
+use super::kit::callback::{AdminCb, Cb};
+use super::kit::i18n::{esc, t2, tr, Key, Lang};
+use super::kit::send::{edit_or_send, send_html};
+use super::kit::text::{plain_text, state_label};
 use crate::account::{self, Account, AccountStatus};
 use crate::ids::{AccountId, TelegramId};
 use crate::supervisor::LiveState;
@@ -50,14 +51,14 @@ pub(crate) async fn command<R: Req>(bot: &R, app: &App, c: &Caller, arg: &str) -
     if !is_admin(app, c.tid) {
         warn!(telegram_id = %c.tid, "/admin from a non-operator");
         m.audit(Some(c.tid), None, "refused_admin", "/admin".into()).await?;
-        let kb = super::flows::back_to_menu(app, c);
+        let kb = super::kit::buttons::back_to_menu(app, c);
         send_html(bot, m, c.chat, tr(c.lang, Key::AccessDenied), Some(kb)).await;
         return Ok(());
     }
     // An announcement is audited by itself (`admin_announce_draft`), not as a view.
     let (word, rest) = arg.split_once(char::is_whitespace).unwrap_or((arg, ""));
     if ["announce", "umumkan"].contains(&word.to_ascii_lowercase().as_str()) {
-        return super::announce::command(bot, app, c, rest).await;
+        return super::announcements::command(bot, app, c, rest).await;
     }
     // --- peer ---
     if word.eq_ignore_ascii_case("proxy") {
@@ -80,7 +81,7 @@ pub(crate) async fn command<R: Req>(bot: &R, app: &App, c: &Caller, arg: &str) -
     Ok(())
 }
 
-/// An operator button; returns the callback answer like `flows::callback`.
+/// An operator button; returns the callback answer like `router::callback`.
 pub(crate) async fn callback<R: Req>(
     bot: &R,
     app: &App,
@@ -104,7 +105,7 @@ pub(crate) async fn callback<R: Req>(
             | AdminCb::AnnounceResume(_)
             | AdminCb::AnnounceCancel(_)
     ) {
-        return super::announce::callback(bot, app, c, cb, mid).await;
+        return super::announcements::callback(bot, app, c, cb, mid).await;
     }
     let target = match cb {
         AdminCb::Account(id)
@@ -225,7 +226,7 @@ pub(crate) async fn callback<R: Req>(
                 {
                     paused += 1;
                     // The owner's progress message shows it paused, with Resume and Cancel.
-                    super::jobs_ui::show_progress(bot, app, owner, id, job).await;
+                    super::jobs::show_progress(bot, app, owner, id, job).await;
                 }
             }
             if paused > 0 {
@@ -310,7 +311,7 @@ async fn tell_owner<R: Req>(bot: &R, app: &App, a: &Account, id_text: &str, en_t
         Ok(Some(u)) => Lang::from_code(&u.language),
         _ => Lang::Id,
     };
-    let text = t2(lang, id_text, en_text).replace("{phone}", &super::i18n::account_label(a));
+    let text = t2(lang, id_text, en_text).replace("{phone}", &super::kit::i18n::account_label(a));
     let kb = InlineKeyboardMarkup::new(vec![vec![teloxide::types::InlineKeyboardButton::callback(
         tr(lang, Key::BtnMenu),
         app.codec().encode(owner, &Cb::Menu),
@@ -328,10 +329,10 @@ async fn tell_owner_reconnect<R: Req>(bot: &R, app: &App, a: &Account) {
         Ok(Some(u)) => Lang::from_code(&u.language),
         _ => Lang::Id,
     };
-    let text = super::i18n::tr_with(
+    let text = super::kit::i18n::tr_with(
         lang,
         Key::NoticeOperatorDisconnected,
-        &[("phone", &super::i18n::account_label(a))],
+        &[("phone", &super::kit::i18n::account_label(a))],
     );
     let kb = InlineKeyboardMarkup::new(vec![vec![teloxide::types::InlineKeyboardButton::callback(
         tr(lang, Key::BtnReconnectAfterStop),
@@ -535,7 +536,7 @@ fn audit_word(l: Lang, action: &str) -> String {
 }
 
 fn date(app: &App, t: i64) -> String {
-    super::flows::local_time(app.manager().config(), t)
+    super::kit::text::local_time(app.manager().config(), t)
 }
 
 async fn account_page(app: &App, c: &Caller, a: &Account) -> anyhow::Result<(String, InlineKeyboardMarkup)> {

@@ -16,10 +16,9 @@ use teloxide::types::ChatId;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use super::flows::Req;
-use super::i18n::{t2, Lang};
-use super::send::send_html;
-use super::App;
+use super::kit::app::{App, Req};
+use super::kit::i18n::{t2, Lang};
+use super::kit::send::send_html;
 use crate::account::{self, Account, AccountStatus};
 use crate::live::LiveStatus;
 use crate::supervisor::LiveState;

@@ -13,11 +13,12 @@ use teloxide::types::{
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use super::callback::Cb;
-use super::flows::{btn, plain_text, Req};
-use super::i18n::{esc, t2, tr, Key, Lang};
-use super::send::{edit_or_send, retrying, send_html, Repeat};
-use super::{App, Caller};
+use super::kit::app::{App, Caller, Req};
+use super::kit::buttons::btn;
+use super::kit::callback::Cb;
+use super::kit::i18n::{esc, t2, tr, Key, Lang};
+use super::kit::send::{edit_or_send, retrying, send_html, Repeat};
+use super::kit::text::plain_text;
 use crate::account::{Account, AccountStatus};
 use crate::ids::{AccountId, PhoneNumber, TelegramId};
 use crate::inbox::{self as store, Pace, Stored};
@@ -228,7 +229,7 @@ async fn digest<R: Req>(bot: &R, app: &App, id: AccountId) -> anyhow::Result<()>
     )
     .replace("{n}", &count.messages.to_string())
     .replace("{k}", &count.chats.to_string())
-    .replace("{phone}", &super::i18n::account_label(&acc));
+    .replace("{phone}", &super::kit::i18n::account_label(&acc));
     let label = t2(lang, "📥 Lihat pesan masuk", "📥 See incoming messages");
     let kb = InlineKeyboardMarkup::new(vec![vec![InlineKeyboardButton::callback(
         label,
@@ -269,7 +270,7 @@ fn render_row(lang: Lang, app: &App, acc: &Account, row: &Stored, with_file: boo
     if row.chat.ends_with("@g.us") {
         head.push_str(&t2(lang, " · 👥 grup", " · 👥 group"));
     }
-    head.push_str(&format!(" → {}", super::i18n::account_label(acc)));
+    head.push_str(&format!(" → {}", super::kit::i18n::account_label(acc)));
     if row.offline {
         let at = chrono::DateTime::from_timestamp(row.sent_at, 0)
             .map(|t| {
@@ -412,7 +413,7 @@ async fn screen(app: &App, c: &Caller, acc: &Account, page: u32) -> anyhow::Resu
         "📥 <b>Pesan masuk</b> · {phone}\nDiteruskan ke sini: {on}\nPesan grup yang menyebut akun ini: {men}\n{n} pesan dari {k} chat (disimpan {days} hari)",
         "📥 <b>Incoming messages</b> · {phone}\nForwarded here: {on}\nGroup messages that mention this account: {men}\n{n} messages from {k} chats (kept {days} days)",
     )
-    .replace("{phone}", &super::i18n::account_label(acc))
+    .replace("{phone}", &super::kit::i18n::account_label(acc))
     .replace("{on}", &onoff(s.enabled))
     .replace("{men}", &onoff(s.mentions))
     .replace("{n}", &totals.messages.to_string())
@@ -584,7 +585,7 @@ async fn send_reply<R: Req>(
             return Ok(());
         }
     };
-    let Some(session) = super::groups::session(bot, app, c, &acc).await else {
+    let Some(session) = super::kit::session::session(bot, app, c, &acc).await else {
         return Ok(());
     };
     let sent = match &content {
@@ -597,7 +598,7 @@ async fn send_reply<R: Req>(
             react(bot, c.chat, msg.id).await;
         }
         Err(e) => {
-            let t = format!("⚠️ {}", super::groups::wa_error_text(l, &e));
+            let t = format!("⚠️ {}", super::kit::text::wa_error_text(l, &e));
             send_html(bot, m, c.chat, &t, None).await;
         }
     }

@@ -6,12 +6,11 @@ use teloxide::prelude::*;
 use teloxide::types::FileId;
 use tracing::warn;
 
-use super::flows::Req;
-use super::i18n::{esc, t2, Lang};
 use crate::wa::MediaKind;
 // --- media2 ---
-use super::send::send_file_by_id;
-use super::{App, Caller};
+use super::kit::app::{App, Caller, Req};
+use super::kit::i18n::{esc, t2, Lang};
+use super::kit::send::send_file_by_id;
 use crate::account::Account;
 use crate::jobs::{JobKind, JobMedia};
 use crate::wa::{ChatTarget, MediaRef, WaError, WaSession};

@@ -8,12 +8,13 @@ use std::collections::HashMap;
 
 use teloxide::types::{InlineKeyboardButton, InlineKeyboardMarkup, MessageId};
 
-use super::callback::{Cb, InputKind};
-use super::flows::{btn, Req};
-use super::groups::{session, wa_error_text};
-use super::i18n::{account_label, esc, t2, tr, Key, Lang};
-use super::send::{edit_or_send, send_document, send_html};
-use super::{App, Caller};
+use super::kit::app::{App, Caller, Req};
+use super::kit::buttons::btn;
+use super::kit::callback::{Cb, InputKind};
+use super::kit::i18n::{account_label, esc, t2, tr, Key, Lang};
+use super::kit::send::{edit_or_send, send_document, send_html};
+use super::kit::session::session;
+use super::kit::text::wa_error_text;
 use crate::account::{Account, Nickname, NicknameError};
 use crate::members::{file_stem, groups_csv, members_csv, members_vcf, ExportWords};
 use crate::wa::{GroupId, JoinRequest, PersonId, RosterEntry, WaError, WaSession};
@@ -26,51 +27,6 @@ fn words(l: Lang) -> &'static ExportWords {
         Lang::En => &ExportWords::EN,
         Lang::Id => &ExportWords::ID,
     }
-}
-
-/// The buttons this module adds to a group's page: the export for anyone in the group;
-/// join requests and the approval toggle (showing its state) for admins only, since WhatsApp
-/// refuses both to anyone else.
-pub(crate) async fn group_rows(
-    app: &App,
-    c: &Caller,
-    acc: &Account,
-    s: &dyn WaSession,
-    g: &GroupId,
-    admin: bool,
-) -> Vec<Vec<InlineKeyboardButton>> {
-    let l = c.lang;
-    let a = acc.id;
-    let mut rows = vec![vec![btn(
-        app,
-        c,
-        &t2(l, "📤 Ekspor anggota", "📤 Export members"),
-        Cb::MembersExport(a, g.clone()),
-    )]];
-    if admin {
-        let mut row = vec![btn(
-            app,
-            c,
-            &t2(l, "🙋 Permintaan bergabung", "🙋 Join requests"),
-            Cb::JoinRequests(a, g.clone(), 0),
-        )];
-        // Without its state the toggle would be a guess: it is left out when WhatsApp does
-        // not say.
-        if let Ok(on) = s.join_approval(g).await {
-            row.push(btn(app, c, &approval_label(l, on), Cb::JoinApproval(a, g.clone(), !on)));
-        }
-        rows.push(row);
-    }
-    rows
-}
-
-/// «✅ Setujui anggota baru: ON».
-fn approval_label(l: Lang, on: bool) -> String {
-    let (mark, state) = if on { ("✅", "ON") } else { ("▫️", "OFF") };
-    format!(
-        "{mark} {}: {state}",
-        t2(l, "Setujui anggota baru", "Approve new members")
-    )
 }
 
 /// Whether the account is an admin of `g`, as WhatsApp says now.
@@ -115,12 +71,12 @@ pub(crate) async fn button<R: Req>(
         | Cb::JoinAnswerAll(_, g, _)
         | Cb::JoinAnswerAllYes(_, g, _)
         | Cb::JoinApproval(_, g, _) => g.clone(),
-        _ => return Ok(Some((super::flows::plain_text(tr(l, Key::StaleButton)), true))),
+        _ => return Ok(Some((super::kit::text::plain_text(tr(l, Key::StaleButton)), true))),
     };
     match is_admin(s, &acc, &g).await {
         Ok(true) => {}
-        Ok(false) => return Ok(Some((super::flows::plain_text(tr(l, Key::GroupAdminOnly)), true))),
-        Err(e) => return Ok(Some((super::flows::plain_text(&wa_error_text(l, &e)), true))),
+        Ok(false) => return Ok(Some((super::kit::text::plain_text(tr(l, Key::GroupAdminOnly)), true))),
+        Err(e) => return Ok(Some((super::kit::text::plain_text(&wa_error_text(l, &e)), true))),
     }
     match cb {
         Cb::JoinRequests(_, _, page) => requests_page(bot, app, c, &acc, s, &g, page, None, mid).await,
@@ -142,9 +98,9 @@ pub(crate) async fn button<R: Req>(
         }
         Cb::JoinApproval(_, _, on) => {
             if let Err(e) = s.set_join_approval(&g, on).await {
-                return Ok(Some((super::flows::plain_text(&wa_error_text(l, &e)), true)));
+                return Ok(Some((super::kit::text::plain_text(&wa_error_text(l, &e)), true)));
             }
-            super::groups::group_page(bot, app, c, &acc, &g, mid).await?;
+            super::group_page::group_page(bot, app, c, &acc, &g, mid).await?;
         }
         _ => {}
     }
@@ -486,16 +442,6 @@ pub(crate) fn nickname_row(app: &App, c: &Caller, a: &Account) -> Vec<InlineKeyb
         ));
     }
     row
-}
-
-/// The nickname prompt's text (`target` is the account as shown).
-pub(crate) fn nickname_prompt(l: Lang, target: &str) -> String {
-    t2(
-        l,
-        "🏷️ Ketik nama panggilan untuk {t} (1–32 karakter), misalnya «Toko Batik» atau «CS 2».",
-        "🏷️ Type a nickname for {t} (1 to 32 characters), e.g. «Toko Batik» or «CS 2».",
-    )
-    .replace("{t}", &esc(target))
 }
 
 /// Why a nickname was refused, for the re-asked prompt.

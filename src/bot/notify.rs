@@ -6,15 +6,14 @@ use teloxide::types::{ChatId, InlineKeyboardButton, InlineKeyboardMarkup, InputF
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
-use super::callback::Cb;
-use super::flows::Req;
-use super::i18n::{duration, esc, tr, tr_with, Key, Lang};
-use crate::telegram::limiter::Class;
-use super::send::{paced, retrying, send_html, Repeat};
-use super::App;
+use super::kit::app::{App, Req};
+use super::kit::callback::Cb;
+use super::kit::i18n::{duration, esc, tr, tr_with, Key, Lang};
+use super::kit::send::{paced, retrying, send_html, Repeat};
 use crate::account;
 use crate::ids::TelegramId;
 use crate::supervisor::Notice;
+use crate::telegram::limiter::Class;
 use std::future::IntoFuture;
 
 /// Consumes notices until the channel closes or `shutdown` fires.
@@ -35,11 +34,11 @@ pub async fn run<R: Req>(
 
 /// The recipient's language, or `None` if they blocked the bot.
 // --- members ---
-/// The account of a notice as the owner knows it ([`super::i18n::account_label`]): its
+/// The account of a notice as the owner knows it ([`super::kit::i18n::account_label`]): its
 /// nickname next to the number; the bare number when the row is gone.
 async fn shown(app: &App, account: crate::ids::AccountId, phone: &crate::ids::PhoneNumber) -> String {
     match app.manager().get(account).await {
-        Ok(Some(a)) => super::i18n::account_label(&a),
+        Ok(Some(a)) => super::kit::i18n::account_label(&a),
         _ => esc(&phone.to_string()),
     }
 }
@@ -148,7 +147,7 @@ async fn deliver<R: Req>(bot: &R, app: &App, n: Notice) {
             let Some(lang) = recipient(app, owner).await else {
                 return;
             };
-            let until = super::flows::local_time(m.config(), until);
+            let until = super::kit::text::local_time(m.config(), until);
             let t = tr_with(
                 lang,
                 Key::NoticeBanned,
@@ -297,7 +296,7 @@ async fn deliver<R: Req>(bot: &R, app: &App, n: Notice) {
                 let kb = InlineKeyboardMarkup::new(vec![vec![InlineKeyboardButton::callback(
                     tr(lang, Key::BtnMenu),
                     app.codec()
-                        .encode(admin, &Cb::Admin(super::callback::AdminCb::Overview)),
+                        .encode(admin, &Cb::Admin(super::kit::callback::AdminCb::Overview)),
                 )]]);
                 send_html(bot, m, ChatId(admin.get()), &t, Some(kb)).await;
             }

@@ -3,10 +3,9 @@
 //! masked. The same storage as `tgwa proxy` ([`crate::proxy`]); a connected account is
 //! reconnected at once through the new setting, any other uses it from its next connection.
 
-use super::flows::Req;
-use super::i18n::{esc, t2};
-use super::send::send_html;
-use super::{App, Caller};
+use super::kit::app::{App, Caller, Req};
+use super::kit::i18n::{esc, t2};
+use super::kit::send::send_html;
 use crate::ids::PhoneNumber;
 use crate::proxy::ProxyUrl;
 
@@ -103,7 +102,7 @@ pub(crate) async fn command<R: Req>(bot: &R, app: &App, c: &Caller, rest: &str) 
 }
 
 /// The account page's proxy line: its own proxy, else the default, masked.
-pub(crate) async fn page_line(app: &App, lang: super::i18n::Lang, session_file: &std::path::Path) -> String {
+pub(crate) async fn page_line(app: &App, lang: super::kit::i18n::Lang, session_file: &std::path::Path) -> String {
     let p = session_file.to_path_buf();
     let own = crate::db::blocking(move || crate::proxy::for_session_file(&p))
         .await

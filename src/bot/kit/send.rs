@@ -12,9 +12,9 @@ use teloxide::types::{ChatId, InlineKeyboardMarkup, InputFile, MessageId, ParseM
 use teloxide::{ApiError, RequestError};
 use tracing::warn;
 
-use crate::telegram::limiter::Class;
 use crate::ids::TelegramId;
 use crate::manager::AccountManager;
+use crate::telegram::limiter::Class;
 
 /// Telegram's limit on a message's text.
 pub const MAX_TEXT: usize = 4096;

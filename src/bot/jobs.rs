@@ -7,11 +7,12 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use teloxide::types::{ChatId, InlineKeyboardMarkup, MessageId};
 
-use super::callback::Cb;
-use super::flows::{back_to_menu, btn, plain_text, Req};
-use super::i18n::{esc, t2, tr, tr_with, Key, Lang};
-use super::send::{edit_or_send, send_document_with, send_html};
-use super::{App, Caller};
+use super::kit::app::{App, Caller, Req};
+use super::kit::buttons::{back_to_menu, btn};
+use super::kit::callback::Cb;
+use super::kit::i18n::{esc, t2, tr, tr_with, Key, Lang};
+use super::kit::send::{edit_or_send, send_document_with, send_html};
+use super::kit::text::plain_text;
 use crate::account::Account;
 use crate::ids::{AccountId, TelegramId};
 use crate::jobs::{JobError, JobId, JobKind, JobObserver, JobProgress, JobState};
@@ -115,7 +116,7 @@ pub(crate) async fn propose<R: Req>(
     let spins = variations_note(l, &kind);
     // --- sched ---
     let broadcast = matches!(kind, JobKind::Broadcast { .. });
-    let first_messages = super::schedule_ui::first_messages_note(l, &kind, &items);
+    let first_messages = first_messages_note(l, &kind, &items);
     let count_word = match &kind {
         JobKind::Broadcast { .. } => t2(l, "penerima", "recipients"),
         _ => t2(l, "item", "items"),
@@ -129,7 +130,7 @@ pub(crate) async fn propose<R: Req>(
         _ => String::new(),
     };
     let names = if items.iter().any(|i| i.ends_with("@g.us")) {
-        super::groups::cached_group_names(app, acc).await
+        super::group_list::cached_group_names(app, acc).await
     } else {
         Default::default()
     };
@@ -149,7 +150,7 @@ pub(crate) async fn propose<R: Req>(
     // (the prompt it would have replaced loses its buttons instead).
     let edit = if super::media::preview(bot, app, c, &shown, &items).await {
         if let Some(old) = edit {
-            super::send::clear_buttons(bot, m, c.chat, old).await;
+            super::kit::send::clear_buttons(bot, m, c.chat, old).await;
         }
         None
     } else {
@@ -255,7 +256,7 @@ pub(crate) async fn job_button<R: Req>(
                     )
                     .replace("{used}", &used.to_string())
                     .replace("{cap}", &cap.to_string())
-                    .replace("{at}", &super::flows::local_time(app.manager().config(), day_end));
+                    .replace("{at}", &super::kit::text::local_time(app.manager().config(), day_end));
                     return Ok(Some((t, true)));
                 }
             }
@@ -442,7 +443,7 @@ pub(crate) fn progress_view(
     if p.state == JobState::Running {
         text.push_str(&format!("\n⏱ {:.1}/{}", p.rate_per_min, t2(l, "menit", "min")));
         if let Some(eta) = p.eta {
-            text.push_str(&format!("  ETA {}", super::i18n::duration_in(l, eta)));
+            text.push_str(&format!("  ETA {}", super::kit::i18n::duration_in(l, eta)));
         }
     }
     if let Some(r) = &p.pause_reason {
@@ -514,7 +515,7 @@ pub(crate) async fn quota_note(app: &App, c: &Caller, acc: &Account, wanted: Opt
         return String::new();
     };
     let left = (cap as i64 - used).max(0) as usize;
-    let at = super::flows::local_time(app.manager().config(), day_end);
+    let at = super::kit::text::local_time(app.manager().config(), day_end);
     let at = at.split_once(' ').map_or(at.as_str(), |(_, time)| time).to_string();
     match wanted {
         None => {
@@ -571,7 +572,7 @@ async fn preview_note(app: &App, c: &Caller, acc: &Account, kind: &JobKind, item
     let left = (cap as i64 - used).max(0) as usize;
     let mut out = String::new();
     if n > left {
-        let at = super::flows::local_time(app.manager().config(), day_end);
+        let at = super::kit::text::local_time(app.manager().config(), day_end);
         let at = at.split_once(' ').map_or(at.as_str(), |(_, time)| time).to_string();
         let t = if checks {
             t2(
@@ -826,7 +827,7 @@ async fn send_report<R: Req>(
     p: &JobProgress,
 ) {
     let names = match app.manager().get(account).await {
-        Ok(Some(acc)) => super::groups::cached_group_names(app, &acc).await,
+        Ok(Some(acc)) => super::group_list::cached_group_names(app, &acc).await,
         _ => Default::default(),
     };
     let report = match app.jobs().report(owner, account, job).await {
@@ -848,7 +849,7 @@ async fn send_report<R: Req>(
     }
     // --- members ---
     if let Ok(Some(a)) = app.manager().get(account).await {
-        caption.push_str(&format!(" · {}", super::i18n::account_label(&a)));
+        caption.push_str(&format!(" · {}", super::kit::i18n::account_label(&a)));
     }
     let result_is = |want: &str| report.lines().filter(|line| line.ends_with(want)).count();
     let (on, off) = (
@@ -999,7 +1000,7 @@ pub(crate) fn failure_text(l: Lang, r: &str) -> String {
         return format!("{head}: {}", failure_text(l, core));
     }
     if r == crate::jobs::REFUSED_REACH_OUT {
-        return super::groups::wa_error_text(l, &WaError::ReachOutLimited { until: None });
+        return super::kit::text::wa_error_text(l, &WaError::ReachOutLimited { until: None });
     }
     if r.starts_with("interrupted during its WhatsApp call") {
         return t2(
@@ -1047,7 +1048,7 @@ pub(crate) fn failure_text(l: Lang, r: &str) -> String {
         // Anything else (WhatsApp's own words, a proxy's): the generic reason.
         WaError::Other(r.to_string())
     };
-    super::groups::wa_error_text(l, &e)
+    super::kit::text::wa_error_text(l, &e)
 }
 
 /// A number the engine could not read ([`crate::ids::PhoneError`]'s words), in the owner's.
@@ -1181,7 +1182,7 @@ impl<R: Req> TelegramObserver<R> {
         let Some(mid) = p.message_id else { return };
         let l = self.lang(owner).await;
         let (t, kb) = progress_view(&self.app, owner, l, account, job, p);
-        super::send::edit_progress(
+        super::kit::send::edit_progress(
             &self.bot,
             self.app.manager(),
             ChatId(p.chat_id),
@@ -1221,7 +1222,7 @@ impl<R: Req> JobObserver for TelegramObserver<R> {
     async fn reach_out_limited(&self, owner: TelegramId, account: AccountId, job: JobId, until: Option<i64>) {
         let l = self.lang(owner).await;
         let phone = match self.app.manager().get(account).await {
-            Ok(Some(a)) => super::i18n::account_label(&a),
+            Ok(Some(a)) => super::kit::i18n::account_label(&a),
             _ => String::new(),
         };
         let job_no = match self.app.jobs().progress(owner, account, job).await {
@@ -1290,6 +1291,26 @@ impl<R: Req> JobObserver for TelegramObserver<R> {
 /// Builds the observer as a trait object for the engine.
 pub fn observer<R: Req>(bot: R, app: App) -> Arc<dyn JobObserver> {
     Arc::new(TelegramObserver::new(bot, app))
+}
+
+/// The first two messages of a broadcast as they will arrive (names put in, one choice of
+/// every variation), for the confirmation.
+pub(crate) fn first_messages_note(l: Lang, kind: &JobKind, items: &[String]) -> String {
+    let JobKind::Broadcast { text, .. } = kind else {
+        return String::new();
+    };
+    let mut rng = rand::thread_rng();
+    let mut out = t2(
+        l,
+        "\n\n👀 Dua pesan pertama seperti yang akan diterima:",
+        "\n\n👀 The first two messages as they will arrive:",
+    );
+    for it in items.iter().take(2) {
+        let msg = crate::jobs::render(text, it, &mut rng);
+        let shown: String = msg.chars().take(300).collect();
+        out.push_str(&format!("\n<blockquote>{}</blockquote>", esc(&shown)));
+    }
+    out
 }
 
 #[cfg(test)]

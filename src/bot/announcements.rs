@@ -13,11 +13,10 @@ use teloxide::types::{InlineKeyboardButton, InlineKeyboardMarkup, MessageId};
 use teloxide::{ApiError, RequestError};
 use tracing::info;
 
-use super::callback::{AdminCb, Cb};
-use super::flows::Req;
-use super::i18n::{esc, t2, tr, Key, Lang};
-use super::send::{edit_or_send, retrying, send_html, Repeat};
-use super::{App, Caller};
+use super::kit::app::{App, Caller, Req};
+use super::kit::callback::{AdminCb, Cb};
+use super::kit::i18n::{esc, t2, tr, Key, Lang};
+use super::kit::send::{edit_or_send, retrying, send_html, Repeat};
 use crate::account;
 use crate::announcement::{AnnouncementError, Delivery, Outlet, Progress, MAX_CHARS};
 use crate::ids::TelegramId;
@@ -285,7 +284,7 @@ fn delivery_of(e: &RequestError) -> Delivery {
         RequestError::Api(ApiError::BotBlocked | ApiError::UserDeactivated | ApiError::CantInitiateConversation) => {
             Delivery::Blocked
         }
-        e if super::send::ambiguous(e) => Delivery::Unknown(format!(
+        e if super::kit::send::ambiguous(e) => Delivery::Unknown(format!(
             "no usable answer (none in time, a reset after the request left, or a garbled one): \
              it may have been delivered; not sent again ({e})"
         )),
@@ -346,7 +345,7 @@ impl<R: Req> Outlet for TelegramOutlet<R> {
                 .send_message(chat, text.to_string())
                 .reply_markup(menu)
                 .into_future();
-            super::send::paced(self.app.manager(), chat, crate::telegram::limiter::Class::Bulk, req)
+            super::kit::send::paced(self.app.manager(), chat, crate::telegram::limiter::Class::Bulk, req)
         })
         .await;
         match res {

@@ -4,53 +4,19 @@
 
 use teloxide::types::{InlineKeyboardMarkup, MessageId};
 
-use super::callback::{Cb, InputKind};
-use super::flows::{btn, plain_text, Req};
-use super::groups::{ask_input, reask, session};
-use super::i18n::{esc, t2, tr, Key, Lang};
-use super::jobs_ui::{job_error_text, kind_label, progress_view};
-use super::send::{edit_or_send, send_html};
-use super::{App, Caller, Pending};
+use super::jobs::{job_error_text, kind_label, progress_view};
+use super::kit::app::{App, Caller, Pending, Req};
+use super::kit::buttons::btn;
+use super::kit::callback::{Cb, InputKind};
+use super::kit::i18n::{esc, t2, tr, Key, Lang};
+use super::kit::prompts::{ask_input, reask};
+use super::kit::send::{edit_or_send, send_html};
+use super::kit::session::session;
+use super::kit::text::plain_text;
 use crate::account::Account;
 use crate::jobs::{JobId, JobKind, JobState};
 use crate::schedule::{parse_when, show, WhenError};
 use crate::wa::ChatTarget;
-
-/// The question for a job's start time, with examples; `{t}` is the job (`#12`).
-pub(crate) fn ask_text(lang: Lang) -> String {
-    t2(
-        lang,
-        "⏰ Kapan pekerjaan {t} dimulai? Waktu {zone}, contoh:\n<code>besok 08:00</code>\n<code>Senin 09:30</code>\n<code>nanti 14:00</code> (hari ini)\n<code>24/12 08:00</code>\n<code>2026-12-24 08:00</code>",
-        "⏰ When should job {t} start? Your time ({zone}), for example:\n<code>tomorrow 08:00</code>\n<code>Monday 09:30</code>\n<code>today 14:00</code>\n<code>24/12 08:00</code>\n<code>2026-12-24 08:00</code>",
-    )
-}
-
-/// The zone's name for the prompt's `{zone}` (`WIB`, `UTC+8`).
-pub(crate) fn zone(app: &App) -> String {
-    let tz = app.manager().config().utc_offset;
-    // The last word of a shown moment is its zone.
-    show(0, tz, false).rsplit(' ').next().unwrap_or("").to_string()
-}
-
-/// The first two messages of a broadcast as they will arrive (names put in, one choice of
-/// every variation), for the confirmation.
-pub(crate) fn first_messages_note(l: Lang, kind: &JobKind, items: &[String]) -> String {
-    let JobKind::Broadcast { text, .. } = kind else {
-        return String::new();
-    };
-    let mut rng = rand::thread_rng();
-    let mut out = t2(
-        l,
-        "\n\n👀 Dua pesan pertama seperti yang akan diterima:",
-        "\n\n👀 The first two messages as they will arrive:",
-    );
-    for it in items.iter().take(2) {
-        let msg = crate::jobs::render(text, it, &mut rng);
-        let shown: String = msg.chars().take(300).collect();
-        out.push_str(&format!("\n<blockquote>{}</blockquote>", esc(&shown)));
-    }
-    out
-}
 
 /// «⏰ Jadwalkan» / «✏️ Ubah waktu», the «⏰ Terjadwal» list, and «🧪 Kirim tes».
 pub(crate) async fn button<R: Req>(

@@ -4,13 +4,14 @@
 
 use teloxide::types::{InlineKeyboardMarkup, MessageId};
 
-use super::callback::{BroadcastTarget, Cb, InputKind};
-use super::flows::{back_to_menu, btn, plain_text, Req};
-use super::groups::{ask_input, broadcast_where, reask};
-use super::i18n::{esc, t2, tr, Key};
-use super::jobs_ui::job_error_text;
-use super::send::{edit_or_send, send_html};
-use super::{App, Caller, Pending};
+use super::jobs::job_error_text;
+use super::kit::app::{App, Caller, Pending, Req};
+use super::kit::buttons::{back_to_menu, btn};
+use super::kit::callback::{BroadcastTarget, Cb, InputKind};
+use super::kit::i18n::{esc, t2, tr, Key};
+use super::kit::prompts::{ask_input, broadcast_where, reask};
+use super::kit::send::{edit_or_send, send_html};
+use super::kit::text::plain_text;
 use crate::account::Account;
 use crate::db::Schema;
 use crate::jobs::{JobId, JobKind};
@@ -204,7 +205,7 @@ async fn drop_copy(dir: &std::path::Path, m: Option<&crate::jobs::JobMedia>) {
 }
 
 /// The file a template or broadcast names is no longer kept.
-fn file_gone(l: super::i18n::Lang) -> String {
+fn file_gone(l: super::kit::i18n::Lang) -> String {
     t2(
         l,
         "❌ File siaran ini sudah tidak disimpan; kirim file-nya lagi untuk siaran baru.",
