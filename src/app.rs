@@ -353,7 +353,7 @@ where
                 Err(e) => warn!(error = %e, "could not resume jobs"),
             }
             // --- media2 ---: files no job, draft or template needs any more.
-            if let Err(e) = crate::media_files::sweep(&m, crate::media_files::SWEEP_GRACE).await {
+            if let Err(e) = crate::jobs::media_files::sweep(&m, crate::jobs::media_files::SWEEP_GRACE).await {
                 warn!(error = %e, "media sweep failed");
             }
         }

@@ -141,7 +141,7 @@ pub struct Config {
     // --- sched ---
     /// The clock scheduled jobs follow (the system clock; tests put a fake one here). The
     /// time zone users type times in is `utc_offset` (`TGWA_TIMEZONE`).
-    pub clock: crate::schedule::Clock,
+    pub clock: crate::clock::Clock,
     // --- peer ---
     /// `TGWA_WA_PROXY`: the proxy of WhatsApp accounts that have none of their own
     /// (`socks5://user:pass@host:port` or `http://...`). Printed masked.
@@ -330,7 +330,7 @@ impl Config {
             inbox_digest_every: Duration::from_secs(num("TGWA_INBOX_DIGEST_SECS", 60, 1)?),
             inbox_retention_days: num("TGWA_INBOX_RETENTION_DAYS", 30, 1)?,
             // --- sched ---
-            clock: crate::schedule::Clock::system(),
+            clock: crate::clock::Clock::system(),
             http_addr,
             health_max_age: Duration::from_secs(num("TGWA_HEALTH_MAX_AGE_SECS", 60, 1)?),
             bot_token,

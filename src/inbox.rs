@@ -31,9 +31,9 @@ use crate::ids::{AccountId, TelegramId};
 use crate::manager::{AccountHook, AccountManager, Ending, MessageSink};
 use crate::wa::{Media, MessageKind, MessageMeta, WaEvent};
 
-/// The largest file kept to forward; a bigger one is named instead (Telegram bots may send
-/// photos up to 10 MB).
-pub const MAX_MEDIA_BYTES: usize = 10 * 1024 * 1024;
+/// The largest file kept to forward; a bigger one is named instead (the adapters download
+/// nothing bigger: [`crate::wa::INBOX_MEDIA_LIMIT`]).
+pub const MAX_MEDIA_BYTES: usize = crate::wa::INBOX_MEDIA_LIMIT;
 
 /// Settings key: the pairing generation the inbox was switched on for (absent: off). Tied to
 /// the generation so a new pairing of the number starts with the inbox off.

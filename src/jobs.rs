@@ -17,6 +17,8 @@
 //! stopped before anything else happens to the account (see [`Jobs::end_account`]), and a
 //! worker re-checks the owner and generation before every item.
 
+pub mod media_files;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
@@ -706,7 +708,7 @@ impl Jobs {
 
     /// Deletes the stored file of a job that has ended (done or cancelled) once nothing
     /// needs it: a cancelled job that had started keeps it while its unsent rest may be sent
-    /// again (`crate::media_files::needed`; the start-up sweep takes it after the grace), and
+    /// again (`crate::jobs::media_files::needed`; the start-up sweep takes it after the grace), and
     /// a file another job of the account still needs stays. A failure only leaves a file
     /// behind, which is logged.
     async fn forget_file(&self, acc: &Account, job: JobId) {
@@ -725,12 +727,12 @@ impl Jobs {
                 else {
                     return Ok(None);
                 };
-                let needed = crate::media_files::needed(c, now, crate::media_files::SWEEP_GRACE)?;
+                let needed = crate::jobs::media_files::needed(c, now, crate::jobs::media_files::SWEEP_GRACE)?;
                 Ok((!needed.contains(&m.file)).then_some(m.file))
             })
             .await;
         match file {
-            Ok(Some(name)) => crate::media_files::remove_later(media_dir(acc), name).await,
+            Ok(Some(name)) => crate::jobs::media_files::remove_later(media_dir(acc), name).await,
             Ok(None) => {}
             Err(e) => warn!(account_id = %acc.id, job = job.get(), error = %e, "could not read a finished job's file"),
         }
@@ -911,7 +913,9 @@ impl Jobs {
         let t = now();
         let day_start = t - t.rem_euclid(86_400);
         let (linked, used) = self
-            .db(&acc, move |c| Ok((linked_at(c)?, used_since(c, day_start, checks)?)))
+            .db(&acc, move |c| {
+                Ok((crate::contacts::linked_at(c)?, used_since(c, day_start, checks)?))
+            })
             .await?;
         let (cap, _) = self.cap_for(linked, t, checks);
         Ok((used, cap, day_start + 86_400))
@@ -1582,7 +1586,11 @@ impl Worker {
         // The warm-up counts from the day tgwa first linked the number; accounts imported
         // or found by the scan were in use before and have no such day.
         if self.linked_at.is_none() {
-            let linked = self.jobs.db(&self.account, |c| linked_at(c)).await.unwrap_or(None);
+            let linked = self
+                .jobs
+                .db(&self.account, |c| crate::contacts::linked_at(c))
+                .await
+                .unwrap_or(None);
             self.linked_at = Some(linked);
         }
         let (cap, normal) = self.jobs.cap_for(self.linked_at.flatten(), t, checks);
@@ -1910,7 +1918,7 @@ impl Worker {
         let refuse = self
             .jobs
             .db(&self.account, move |c| {
-                Ok(reach_out_limit(c, now())?.is_some() && !wrote_to_us(c, &input)?)
+                Ok(reach_out_limit(c, now())?.is_some() && !crate::contacts::wrote_to_us(c, &input)?)
             })
             .await
             .unwrap_or(false);
@@ -2006,51 +2014,6 @@ pub fn set_reach_out_limit(c: &Connection, t: i64, until: Option<i64>) -> Result
         params![REACH_OUT_KEY, value],
     )?;
     Ok(current.is_none())
-}
-
-/// The `settings` key of when tgwa first linked the number (Unix seconds).
-const LINKED_AT_KEY: &str = "linked_at";
-
-/// Records that tgwa linked the number now, for a number paired for the first time (the
-/// warm-up's day one); an earlier record is kept.
-pub fn note_linked(c: &Connection, t: i64) -> Result<(), DbError> {
-    c.execute(
-        "INSERT OR IGNORE INTO settings (key, value) VALUES (?1, ?2)",
-        params![LINKED_AT_KEY, t.to_string()],
-    )?;
-    Ok(())
-}
-
-/// When tgwa first linked the number, if it did.
-fn linked_at(c: &Connection) -> Result<Option<i64>, DbError> {
-    let v: Option<String> = c
-        .query_row("SELECT value FROM settings WHERE key = ?1", [LINKED_AT_KEY], |r| {
-            r.get(0)
-        })
-        .optional()?;
-    Ok(v.and_then(|v| v.parse().ok()))
-}
-
-/// Notes that `phone` wrote to the account (a direct message).
-pub fn note_contact(c: &Connection, phone: &PhoneNumber) -> Result<(), DbError> {
-    let t = now();
-    c.execute(
-        "INSERT INTO contacts (phone, first_at, last_at) VALUES (?1, ?2, ?2)
-         ON CONFLICT (phone) DO UPDATE SET last_at = ?2",
-        params![crate::ids::whatsapp_digits(phone.digits()), t],
-    )?;
-    Ok(())
-}
-
-/// Whether the number `digits` ever wrote to the account.
-fn wrote_to_us(c: &Connection, digits: &str) -> Result<bool, DbError> {
-    Ok(c.query_row(
-        "SELECT 1 FROM contacts WHERE phone = ?1",
-        [crate::ids::whatsapp_digits(digits)],
-        |_| Ok(()),
-    )
-    .optional()?
-    .is_some())
 }
 
 enum ItemError {
@@ -2768,15 +2731,5 @@ mod tests {
         assert!(set_reach_out_limit(&c, t + 4000, None).unwrap());
         assert!(reach_out_limit(&c, t + 4000 + 86_399).unwrap().is_some());
         assert!(reach_out_limit(&c, t + 4000 + 86_400).unwrap().is_none());
-        // The warm-up's day one is the first pairing through tgwa; none for imported accounts.
-        assert_eq!(linked_at(&c).unwrap(), None);
-        note_linked(&c, 500).unwrap();
-        note_linked(&c, 900).unwrap();
-        assert_eq!(linked_at(&c).unwrap(), Some(500));
-        // Who wrote, in WhatsApp's form of the number.
-        note_contact(&c, &PhoneNumber::from_digits("541123456789").unwrap()).unwrap();
-        assert!(wrote_to_us(&c, "5491123456789").unwrap());
-        assert!(wrote_to_us(&c, "541123456789").unwrap());
-        assert!(!wrote_to_us(&c, "6281234567890").unwrap());
     }
 }

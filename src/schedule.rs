@@ -8,60 +8,14 @@
 //! (`scheduled` to `running`, only while still `scheduled`), so a job starts once even when
 //! the process dies at that moment; from then on the engine's exactly-once items apply.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{Datelike, FixedOffset, NaiveDate, NaiveTime, TimeZone, Timelike, Weekday};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
+pub use crate::clock::Clock;
 use crate::jobs::Jobs;
-
-/// What the schedule follows: the system clock, or (in tests) one moved by hand.
-#[derive(Clone)]
-pub struct Clock {
-    /// Seconds added to the system time (0 for the real clock).
-    offset: Arc<watch::Sender<i64>>,
-}
-
-impl std::fmt::Debug for Clock {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Clock(offset {}s)", *self.offset.borrow())
-    }
-}
-
-impl Clock {
-    /// The system clock.
-    pub fn system() -> Self {
-        let (tx, _) = watch::channel(0);
-        Self { offset: Arc::new(tx) }
-    }
-
-    /// A clock that reads `at` (Unix seconds) now and moves on with real time; tests move it
-    /// further with [`Clock::advance`].
-    pub fn starting_at(at: i64) -> Self {
-        let c = Self::system();
-        c.offset.send_replace(at - crate::db::now());
-        c
-    }
-
-    /// Moves the clock forward; the scheduler looks again at once.
-    pub fn advance(&self, by: Duration) {
-        self.offset.send_modify(|o| *o += by.as_secs() as i64);
-    }
-
-    /// Now, in Unix seconds.
-    pub fn now(&self) -> i64 {
-        crate::db::now() + *self.offset.borrow()
-    }
-
-    /// Resolves when the clock is moved by hand (never for the system clock).
-    async fn moved(rx: &mut watch::Receiver<i64>) {
-        if rx.changed().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    }
-}
 
 /// Why a typed time was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -283,7 +237,7 @@ pub async fn run(jobs: Jobs, clock: Clock, mut ready: watch::Receiver<bool>, mut
         Err(e) => warn!(error = %e, "could not load the scheduled jobs"),
     }
     let changed = jobs.schedule_changed();
-    let mut moved = clock.offset.subscribe();
+    let mut moved = clock.subscribe();
     loop {
         if *shutdown.borrow() {
             return;

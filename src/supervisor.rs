@@ -955,7 +955,9 @@ impl Supervisor {
         let res = self
             .manager
             .pools()
-            .with(path, crate::db::Schema::Account, |c| crate::jobs::note_linked(c, now()))
+            .with(path, crate::db::Schema::Account, |c| {
+                crate::contacts::note_linked(c, now())
+            })
             .await;
         if let Err(e) = res {
             warn!(error = %e, "could not note when the number was linked");
@@ -972,7 +974,7 @@ impl Supervisor {
             .manager
             .pools()
             .with(path, crate::db::Schema::Account, move |c| {
-                crate::jobs::note_contact(c, &p)?;
+                crate::contacts::note_contact(c, &p)?;
                 Ok(())
             })
             .await;

@@ -369,7 +369,7 @@ fn literal_at(src: &str, at: usize) -> Option<(String, usize)> {
 /// (matched by key name) and every `t2(lang, "…", "…")` in `src/`.
 fn pairs() -> Vec<(String, String, String)> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let i18n = std::fs::read_to_string(root.join("bot/i18n.rs")).unwrap();
+    let i18n = std::fs::read_to_string(root.join("bot/kit/i18n.rs")).unwrap();
     let table = |from: &str, to: &str| -> std::collections::HashMap<String, String> {
         let start = i18n.find(from).unwrap();
         let end = i18n[start..].find(to).map_or(i18n.len(), |e| start + e);
@@ -435,9 +435,9 @@ fn pairs() -> Vec<(String, String, String)> {
     out
 }
 
-/// The `("Indonesian", "English")` pairs of `wa_error_text` in `src/bot/groups.rs`.
+/// The `("Indonesian", "English")` pairs of `wa_error_text` in `src/bot/kit/text.rs`.
 fn wa_error_pairs(root: &std::path::Path) -> Vec<(String, String, String)> {
-    let src = std::fs::read_to_string(root.join("bot/groups.rs")).unwrap();
+    let src = std::fs::read_to_string(root.join("bot/kit/text.rs")).unwrap();
     let start = src.find("fn wa_error_text").expect("wa_error_text");
     let end = start + src[start..].find("\n}\n").expect("its end");
     let body = &src[start..end];

@@ -1,16 +1,19 @@
 //! The accounts screen and an account's page: state, today's quotas, switch, reconnect,
 //! logout and removal (each confirmed first).
 
-use teloxide::types::InlineKeyboardMarkup;
+use teloxide::types::{InlineKeyboardMarkup, MessageId};
+use tracing::warn;
 
-use crate::account::{Account, AccountStatus};
-use crate::supervisor::LiveState;
+use crate::account::{Account, AccountError, AccountStatus};
+use crate::supervisor::{LiveState, PairError};
 
-use super::kit::app::{App, Caller};
-use super::kit::buttons::btn;
+use super::kit::app::{refreshed, App, Caller, Req};
+use super::kit::buttons::{back_to_menu, btn, confirm};
 use super::kit::callback::Cb;
 use super::kit::i18n::{account_label, esc, tr, tr_with, Key};
-use super::kit::text::{local_time, state_label};
+use super::kit::send::edit_or_send;
+use super::kit::text::{local_time, plain_text, state_label};
+use super::menu::main_menu;
 
 pub(crate) fn accounts_menu(app: &App, c: &Caller) -> (String, InlineKeyboardMarkup) {
     let l = c.lang;
@@ -99,4 +102,100 @@ pub(crate) fn account_page(app: &App, c: &Caller, a: &Account) -> (String, Inlin
     rows.push(danger);
     rows.push(vec![btn(app, c, tr(l, Key::BtnBack), Cb::Accounts)]);
     (text, InlineKeyboardMarkup::new(rows))
+}
+
+/// The account page's buttons (the guard has checked the account is the caller's): status,
+/// switch, reconnect, logout and removal, each destructive one confirmed first.
+pub(crate) async fn button<R: Req>(
+    bot: &R,
+    app: &App,
+    c: &Caller,
+    mid: Option<MessageId>,
+    cb: Cb,
+    a: Account,
+) -> anyhow::Result<Option<(String, bool)>> {
+    let l = c.lang;
+    let m = app.manager();
+    match cb {
+        Cb::Account(_) => {
+            let (t, kb) = account_page(app, c, &a);
+            let t = format!("{t}{}", crate::bot::jobs::quota_note(app, c, &a, None).await);
+            edit_or_send(bot, m, c.chat, mid, &t, Some(kb)).await;
+            // «ℹ️ Status» edits the page in place, often to the same text: say it was read.
+            return Ok(Some((tr(l, Key::StatusRefreshed).to_string(), false)));
+        }
+        Cb::Switch(_) => match m.set_active(c.tid, a.id).await {
+            Ok(()) => {
+                let c2 = refreshed(app, c).await?;
+                let (t, kb) = main_menu(app, &c2);
+                let t = format!("{}\n\n{t}", tr_with(l, Key::Switched, &[("phone", &account_label(&a))]));
+                edit_or_send(bot, m, c.chat, mid, &t, Some(kb)).await;
+            }
+            Err(AccountError::WrongState(_)) => return Ok(Some((plain_text(tr(l, Key::StaleButton)), true))),
+            Err(e) => return Err(e.into()),
+        },
+        Cb::Reconnect(_) => {
+            // A session opened elsewhere stays in the live map, stopped; one the operator
+            // disconnected is gone from it, and no other device is knocked out.
+            let elsewhere = m.live_status_unchecked(a.id).is_some();
+            match m.reconnect(c.tid, a.id).await {
+                Ok(()) => {}
+                Err(PairError::Account(AccountError::WrongState(_))) => {
+                    return Ok(Some((plain_text(tr(l, Key::StaleButton)), true)))
+                }
+                Err(e) => return Err(e.into()),
+            }
+            let key = if elsewhere {
+                Key::Reconnecting
+            } else {
+                Key::ReconnectingAfterStop
+            };
+            let t = tr_with(l, key, &[("phone", &account_label(&a))]);
+            edit_or_send(bot, m, c.chat, mid, &t, Some(back_to_menu(app, c))).await;
+        }
+        Cb::Logout(_) => {
+            let t = tr_with(l, Key::LogoutConfirm, &[("phone", &account_label(&a))]);
+            edit_or_send(
+                bot,
+                m,
+                c.chat,
+                mid,
+                &t,
+                Some(confirm(app, c, Cb::LogoutYes(a.id), Cb::Account(a.id))),
+            )
+            .await;
+        }
+        Cb::LogoutYes(_) => {
+            m.logout(c.tid, a.id).await?;
+            let t = tr_with(l, Key::LoggedOutDone, &[("phone", &account_label(&a))]);
+            edit_or_send(bot, m, c.chat, mid, &t, Some(back_to_menu(app, c))).await;
+        }
+        Cb::Remove(_) => {
+            let t = tr_with(l, Key::RemoveConfirm, &[("phone", &account_label(&a))]);
+            edit_or_send(
+                bot,
+                m,
+                c.chat,
+                mid,
+                &t,
+                Some(confirm(app, c, Cb::RemoveYes(a.id), Cb::Account(a.id))),
+            )
+            .await;
+        }
+        Cb::RemoveYes(_) => {
+            // Removing unlinks the device from the phone too, as the confirmation said:
+            // otherwise it would stay listed under the phone's linked devices.
+            if let Ok(s) = m.session_of(c.tid, a.id).await {
+                if let Err(e) = s.logout().await {
+                    warn!(account_id = %a.id, error = %e, "unlinking before removal failed; removing anyway");
+                }
+            }
+            m.remove(c.tid, a.id).await?;
+            let t = tr_with(l, Key::RemovedDone, &[("phone", &account_label(&a))]);
+            let c2 = refreshed(app, c).await?;
+            edit_or_send(bot, m, c.chat, mid, &t, Some(back_to_menu(app, &c2))).await;
+        }
+        _ => return Ok(Some((plain_text(tr(l, Key::StaleButton)), true))),
+    }
+    Ok(None)
 }

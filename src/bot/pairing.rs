@@ -14,8 +14,9 @@ use crate::wa::WaError;
 use super::kit::app::{refreshed, App, Caller, Req};
 use super::kit::buttons::{back_to_menu, btn};
 use super::kit::callback::Cb;
-use super::kit::i18n::{esc, tr, tr_with, Key, Lang};
+use super::kit::i18n::{account_label, esc, tr, tr_with, Key, Lang};
 use super::kit::send::{edit_or_send, send_html};
+use super::kit::text::plain_text;
 use super::menu::show_menu;
 
 pub(crate) fn parse_reason(lang: Lang, e: &ParseIdError) -> &'static str {
@@ -270,4 +271,70 @@ pub(crate) async fn follow_pairing<R: Req>(
         tr_with(l, Key::PairFailed, &[("phone", &phone), ("reason", &esc(&reason))])
     };
     edit_or_send(&bot, &m, chat, Some(mid), &text, Some(again)).await;
+}
+
+/// The pairing message's buttons: cancel the pairing on screen, or a new code (refused within
+/// the cooldown without touching the code still shown).
+pub(crate) async fn button<R: Req>(
+    bot: &R,
+    app: &App,
+    c: &Caller,
+    mid: Option<MessageId>,
+    cb: Cb,
+    acc: Option<Account>,
+) -> anyhow::Result<Option<(String, bool)>> {
+    let l = c.lang;
+    let m = app.manager();
+    match (cb, acc) {
+        (Cb::PairCancel(_), Some(a)) => {
+            if a.status != AccountStatus::Pairing {
+                return Ok(Some((plain_text(tr(l, Key::StaleButton)), true)));
+            }
+            let msg = app.set_pairing_msg(c.tid, a.id, None);
+            m.cancel_pairing(c.tid, a.id).await?;
+            // The countdown ends without a word once its message is gone: the QR goes here.
+            if let Some((qchat, qmid)) = app.qr_msg(c.tid, a.id) {
+                app.set_qr_msg(c.tid, a.id, None);
+                crate::bot::kit::send::delete(bot, m, qchat, qmid).await;
+            }
+            let t = tr_with(l, Key::PairCancelled, &[("phone", &account_label(&a))]);
+            let kb = InlineKeyboardMarkup::new(vec![vec![btn(
+                app,
+                c,
+                tr(l, Key::BtnNewCode),
+                Cb::PairNew(a.phone.clone()),
+            )]]);
+            edit_or_send(bot, m, c.chat, msg.map(|x| x.1).or(mid), &t, Some(kb)).await;
+        }
+        (Cb::PairNew(phone), _) => {
+            // The cooldown first: a refused request must not end the code still on screen.
+            let wait = m.pair_cooldown_left(c.tid, &phone);
+            if !wait.is_zero() {
+                let t = tr_with(
+                    l,
+                    Key::PairCooldown,
+                    &[("wait", &crate::bot::kit::i18n::duration_in(l, wait))],
+                );
+                return Ok(Some((plain_text(&t), true)));
+            }
+            // A running pairing of the same number is replaced by a fresh one.
+            if let Some(old) = c
+                .ctx
+                .accounts
+                .iter()
+                .find(|a| a.phone == phone && a.status == AccountStatus::Pairing)
+            {
+                app.set_pairing_msg(c.tid, old.id, None);
+                m.cancel_pairing(c.tid, old.id).await?;
+                if let Some((qchat, qmid)) = app.qr_msg(c.tid, old.id) {
+                    app.set_qr_msg(c.tid, old.id, None);
+                    crate::bot::kit::send::delete(bot, m, qchat, qmid).await;
+                }
+            }
+            let c2 = refreshed(app, c).await?;
+            pair(bot, app, &c2, phone.digits(), false, mid).await?;
+        }
+        _ => return Ok(Some((plain_text(tr(l, Key::StaleButton)), true))),
+    }
+    Ok(None)
 }

@@ -51,7 +51,7 @@ pub(crate) async fn button<R: Req>(
             let gone = db(app, acc, move |conn| templates::delete(conn, id)).await?;
             // --- media2 ---: the template's own copy of its file goes with it.
             if let Some(m) = gone.as_ref().and_then(|t| t.media.clone()) {
-                crate::media_files::remove_later(crate::jobs::media_dir(acc), m.file).await;
+                crate::jobs::media_files::remove_later(crate::jobs::media_dir(acc), m.file).await;
             }
             let note = gone.map(|_| t2(l, "🗑 Template dihapus.", "🗑 Template deleted."));
             list(bot, app, c, acc, mid, note).await?;
@@ -168,7 +168,7 @@ async fn save_with_file(
     match &saved {
         Ok(Ok(s)) => {
             if let Some(old) = s.old_file.clone() {
-                crate::media_files::remove_later(dir, old).await;
+                crate::jobs::media_files::remove_later(dir, old).await;
             }
         }
         _ => drop_copy(&dir, media.as_ref()).await,
@@ -181,7 +181,7 @@ async fn save_with_file(
 async fn own_copy(dir: &std::path::Path, m: crate::jobs::JobMedia) -> Option<crate::jobs::JobMedia> {
     let (dir, from) = (dir.to_path_buf(), m.file.clone());
     let copied = crate::db::blocking(move || {
-        crate::media_files::copy(&dir, &from).map_err(|e| crate::db::DbError::Task(e.to_string()))
+        crate::jobs::media_files::copy(&dir, &from).map_err(|e| crate::db::DbError::Task(e.to_string()))
     })
     .await;
     match copied {
@@ -200,7 +200,7 @@ async fn own_copy(dir: &std::path::Path, m: crate::jobs::JobMedia) -> Option<cra
 /// Deletes a copy that ended up unused.
 async fn drop_copy(dir: &std::path::Path, m: Option<&crate::jobs::JobMedia>) {
     if let Some(m) = m {
-        crate::media_files::remove_later(dir.to_path_buf(), m.file.clone()).await;
+        crate::jobs::media_files::remove_later(dir.to_path_buf(), m.file.clone()).await;
     }
 }
 

@@ -617,6 +617,9 @@ pub const WA_MEDIA_LIMIT: u64 = 16 * 1024 * 1024;
 /// app now takes up to 2 GB, but a linked device uploads through the same media servers and
 /// the 100 MB figure is the one WhatsApp publishes for programmatic senders.)
 pub const WA_DOCUMENT_LIMIT: u64 = 100 * 1024 * 1024;
+/// The largest received file an adapter downloads for its owner; a bigger one is named
+/// instead (Telegram bots may send photos up to 10 MB). `crate::inbox` forwards within it.
+pub const INBOX_MEDIA_LIMIT: usize = 10 * 1024 * 1024;
 
 impl MediaKind {
     /// The stored name (`photo`, `document`, ...).

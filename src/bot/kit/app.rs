@@ -226,7 +226,7 @@ impl App {
         let manager = self.inner.manager.clone();
         tokio::spawn(async move {
             if let Ok(acc) = manager.account_of(tid, account).await {
-                crate::media_files::remove_later(crate::jobs::media_dir(&acc), media.file).await;
+                crate::jobs::media_files::remove_later(crate::jobs::media_dir(&acc), media.file).await;
             }
         });
     }

@@ -9,21 +9,20 @@ pub mod input;
 
 use teloxide::dispatching::UpdateHandler;
 use teloxide::prelude::*;
-use teloxide::types::{BotCommand, InlineKeyboardMarkup, MessageId};
+use teloxide::types::{BotCommand, MessageId};
 use teloxide::RequestError;
 use tracing::{error, warn};
 
-use crate::account::{AccountError, AccountStatus};
-use crate::supervisor::PairError;
+use crate::account::AccountError;
 
 use super::accounts::{account_page, accounts_menu};
-use super::menu::{language_menu, main_menu, show_menu};
+use super::menu::{language_menu, show_menu};
 use super::pairing::pair;
 use crate::bot::kit::app::{refreshed, App, Caller, Req};
 use crate::bot::kit::app::{resolve_callback, resolve_message};
-use crate::bot::kit::buttons::{back_to_menu, btn, confirm, link_number, menu_and_help};
+use crate::bot::kit::buttons::{back_to_menu, link_number, menu_and_help};
 use crate::bot::kit::callback::{Cb, CbError};
-use crate::bot::kit::i18n::{account_label, tr, tr_with, Key, Lang};
+use crate::bot::kit::i18n::{tr, tr_with, Key, Lang};
 use crate::bot::kit::send::{answer, edit_or_send, send_html};
 use crate::bot::kit::text::plain_text;
 
@@ -385,132 +384,17 @@ async fn callback<R: Req>(
             let (t, kb) = accounts_menu(app, c);
             edit_or_send(bot, m, c.chat, mid, &t, Some(kb)).await;
         }
-        (Cb::Account(_), Some(a)) => {
-            let (t, kb) = account_page(app, c, &a);
-            let t = format!("{t}{}", crate::bot::jobs::quota_note(app, c, &a, None).await);
-            edit_or_send(bot, m, c.chat, mid, &t, Some(kb)).await;
-            // «ℹ️ Status» edits the page in place, often to the same text: say it was read.
-            return Ok(Some((tr(l, Key::StatusRefreshed).to_string(), false)));
-        }
-        (Cb::Switch(_), Some(a)) => match m.set_active(c.tid, a.id).await {
-            Ok(()) => {
-                let c2 = refreshed(app, c).await?;
-                let (t, kb) = main_menu(app, &c2);
-                let t = format!("{}\n\n{t}", tr_with(l, Key::Switched, &[("phone", &account_label(&a))]));
-                edit_or_send(bot, m, c.chat, mid, &t, Some(kb)).await;
-            }
-            Err(AccountError::WrongState(_)) => return Ok(Some((plain_text(tr(l, Key::StaleButton)), true))),
-            Err(e) => return Err(e.into()),
-        },
-        (Cb::Reconnect(_), Some(a)) => {
-            // A session opened elsewhere stays in the live map, stopped; one the operator
-            // disconnected is gone from it, and no other device is knocked out.
-            let elsewhere = m.live_status_unchecked(a.id).is_some();
-            match m.reconnect(c.tid, a.id).await {
-                Ok(()) => {}
-                Err(PairError::Account(AccountError::WrongState(_))) => {
-                    return Ok(Some((plain_text(tr(l, Key::StaleButton)), true)))
-                }
-                Err(e) => return Err(e.into()),
-            }
-            let key = if elsewhere {
-                Key::Reconnecting
-            } else {
-                Key::ReconnectingAfterStop
-            };
-            let t = tr_with(l, key, &[("phone", &account_label(&a))]);
-            edit_or_send(bot, m, c.chat, mid, &t, Some(back_to_menu(app, c))).await;
-        }
-        (Cb::Logout(_), Some(a)) => {
-            let t = tr_with(l, Key::LogoutConfirm, &[("phone", &account_label(&a))]);
-            edit_or_send(
-                bot,
-                m,
-                c.chat,
-                mid,
-                &t,
-                Some(confirm(app, c, Cb::LogoutYes(a.id), Cb::Account(a.id))),
-            )
-            .await;
-        }
-        (Cb::LogoutYes(_), Some(a)) => {
-            m.logout(c.tid, a.id).await?;
-            let t = tr_with(l, Key::LoggedOutDone, &[("phone", &account_label(&a))]);
-            edit_or_send(bot, m, c.chat, mid, &t, Some(back_to_menu(app, c))).await;
-        }
-        (Cb::Remove(_), Some(a)) => {
-            let t = tr_with(l, Key::RemoveConfirm, &[("phone", &account_label(&a))]);
-            edit_or_send(
-                bot,
-                m,
-                c.chat,
-                mid,
-                &t,
-                Some(confirm(app, c, Cb::RemoveYes(a.id), Cb::Account(a.id))),
-            )
-            .await;
-        }
-        (Cb::RemoveYes(_), Some(a)) => {
-            // Removing unlinks the device from the phone too, as the confirmation said:
-            // otherwise it would stay listed under the phone's linked devices.
-            if let Ok(s) = m.session_of(c.tid, a.id).await {
-                if let Err(e) = s.logout().await {
-                    warn!(account_id = %a.id, error = %e, "unlinking before removal failed; removing anyway");
-                }
-            }
-            m.remove(c.tid, a.id).await?;
-            let t = tr_with(l, Key::RemovedDone, &[("phone", &account_label(&a))]);
-            let c2 = refreshed(app, c).await?;
-            edit_or_send(bot, m, c.chat, mid, &t, Some(back_to_menu(app, &c2))).await;
-        }
-        (Cb::PairCancel(_), Some(a)) => {
-            if a.status != AccountStatus::Pairing {
-                return Ok(Some((plain_text(tr(l, Key::StaleButton)), true)));
-            }
-            let msg = app.set_pairing_msg(c.tid, a.id, None);
-            m.cancel_pairing(c.tid, a.id).await?;
-            // The countdown ends without a word once its message is gone: the QR goes here.
-            if let Some((qchat, qmid)) = app.qr_msg(c.tid, a.id) {
-                app.set_qr_msg(c.tid, a.id, None);
-                crate::bot::kit::send::delete(bot, m, qchat, qmid).await;
-            }
-            let t = tr_with(l, Key::PairCancelled, &[("phone", &account_label(&a))]);
-            let kb = InlineKeyboardMarkup::new(vec![vec![btn(
-                app,
-                c,
-                tr(l, Key::BtnNewCode),
-                Cb::PairNew(a.phone.clone()),
-            )]]);
-            edit_or_send(bot, m, c.chat, msg.map(|x| x.1).or(mid), &t, Some(kb)).await;
-        }
-        (Cb::PairNew(phone), _) => {
-            // The cooldown first: a refused request must not end the code still on screen.
-            let wait = m.pair_cooldown_left(c.tid, &phone);
-            if !wait.is_zero() {
-                let t = tr_with(
-                    l,
-                    Key::PairCooldown,
-                    &[("wait", &crate::bot::kit::i18n::duration_in(l, wait))],
-                );
-                return Ok(Some((plain_text(&t), true)));
-            }
-            // A running pairing of the same number is replaced by a fresh one.
-            if let Some(old) = c
-                .ctx
-                .accounts
-                .iter()
-                .find(|a| a.phone == phone && a.status == AccountStatus::Pairing)
-            {
-                app.set_pairing_msg(c.tid, old.id, None);
-                m.cancel_pairing(c.tid, old.id).await?;
-                if let Some((qchat, qmid)) = app.qr_msg(c.tid, old.id) {
-                    app.set_qr_msg(c.tid, old.id, None);
-                    crate::bot::kit::send::delete(bot, m, qchat, qmid).await;
-                }
-            }
-            let c2 = refreshed(app, c).await?;
-            pair(bot, app, &c2, phone.digits(), false, mid).await?;
-        }
+        (
+            cb @ (Cb::Account(_)
+            | Cb::Switch(_)
+            | Cb::Reconnect(_)
+            | Cb::Logout(_)
+            | Cb::LogoutYes(_)
+            | Cb::Remove(_)
+            | Cb::RemoveYes(_)),
+            Some(a),
+        ) => return super::accounts::button(bot, app, c, mid, cb, a).await,
+        (cb @ (Cb::PairCancel(_) | Cb::PairNew(_)), a) => return super::pairing::button(bot, app, c, mid, cb, a).await,
         (cb @ (Cb::Inbox(..) | Cb::InboxToggle(..) | Cb::InboxMentions(..)), Some(a)) => {
             return crate::bot::inbox::button(bot, app, c, mid, cb, a).await
         }

@@ -665,7 +665,7 @@ async fn download(client: &whatsapp_rust::Client, m: &Message) -> Option<crate::
         } else {
             return None;
         };
-    let max = crate::inbox::MAX_MEDIA_BYTES;
+    let max = crate::wa::INBOX_MEDIA_LIMIT;
     if length.is_some_and(|l| l > max as u64) {
         return None;
     }

@@ -11,8 +11,8 @@ use std::time::{Duration, SystemTime};
 use rusqlite::Connection;
 use tracing::{info, warn};
 
+use super::{media_dir, JobKind, JobMedia};
 use crate::db::{DbError, Schema};
-use crate::jobs::{media_dir, JobKind, JobMedia};
 use crate::manager::AccountManager;
 
 /// How long a file nothing refers to is left alone by the sweep (a prompt may be holding
@@ -53,7 +53,7 @@ pub fn needed(c: &Connection, now: i64, grace: Duration) -> Result<HashSet<Strin
 /// a template's file); returns the new name.
 pub fn copy(dir: &Path, name: &str) -> std::io::Result<String> {
     let bytes = std::fs::read(dir.join(name))?;
-    crate::jobs::store_media_file(dir, &bytes)
+    super::store_media_file(dir, &bytes)
 }
 
 /// Deletes `name` from `dir`; one already gone is not an error. A name that is not a plain
