@@ -6,8 +6,9 @@
 //! `TGWA_BENCH_ROLE=connect`), from before its first client to after all N are connected and
 //! settled, so memory the allocator kept from an earlier round cannot hide the cost: the time
 //! until all N are connected at the production login concurrency (`TGWA_LOGIN_CONCURRENCY`,
-//! 8) and at 64; resident memory per connected client with the production SQLite cache
-//! (256 KiB), the SQLite share of it (`sqlite3_memory_used`) and the fake server's share (the
+//! 8) and at 64; resident memory per connected client with the production SQLite settings
+//! (`RealOptions::default().cache_size_kib`, `db::configure_sqlite_process`), the SQLite
+//! share of it (`sqlite3_memory_used`) and the fake server's share (the
 //! heap its tasks hold: they run on a runtime of their own, whose allocations are counted);
 //! descriptors per client; CPU per 1,000 clients while they idle (keepalives) for
 //! `TGWA_BENCH_IDLE_SECS` (default 10), counted from `TGWA_BENCH_SETTLE_SECS` (default 10)
@@ -19,7 +20,12 @@
 //! QR; the fake trusts the copies' device, so every client logs in as the same device and
 //! pairing N accounts is not measured.
 //!
-//! Prints one line: `real_clients clients=N ... ratio=<connect at 64> / <baseline>`.
+//! Prints one line: `real_clients clients=N ... ratio=<connect at 64> / <baseline>`. Each
+//! measuring process also writes to stderr its session stores' own SQLite counters, averaged
+//! per store (`sqlite3_db_status`: page cache, schema, prepared statements, lookaside slots,
+//! page hits and reads). Experiments (not production settings): `TGWA_BENCH_CACHE_KIB`,
+//! `TGWA_BENCH_LOOKASIDE=size,count`, `TGWA_BENCH_PCACHE_INIT=pages`; `TGWA_BENCH_SKIP64=1`
+//! runs only the production login concurrency.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
