@@ -6,8 +6,9 @@
 //! `TGWA_BENCH_ROLE=connect`), from before its first client to after all N are connected and
 //! settled, so memory the allocator kept from an earlier round cannot hide the cost: the time
 //! until all N are connected at the production login concurrency (`TGWA_LOGIN_CONCURRENCY`,
-//! 8) and at 64; resident memory per connected client with the production SQLite cache
-//! (256 KiB), the SQLite share of it (`sqlite3_memory_used`) and the fake server's share (the
+//! 8) and at 64; resident memory per connected client with the production SQLite settings
+//! (`RealOptions::default().cache_size_kib`, `db::configure_sqlite_process`), the SQLite
+//! share of it (`sqlite3_memory_used`) and the fake server's share (the
 //! heap its tasks hold: they run on a runtime of their own, whose allocations are counted);
 //! descriptors per client; CPU per 1,000 clients while they idle (keepalives) for
 //! `TGWA_BENCH_IDLE_SECS` (default 10), counted from `TGWA_BENCH_SETTLE_SECS` (default 10)
@@ -19,7 +20,12 @@
 //! QR; the fake trusts the copies' device, so every client logs in as the same device and
 //! pairing N accounts is not measured.
 //!
-//! Prints one line: `real_clients clients=N ... ratio=<connect at 64> / <baseline>`.
+//! Prints one line: `real_clients clients=N ... ratio=<connect at 64> / <baseline>`. Each
+//! measuring process also writes to stderr its session stores' own SQLite counters, averaged
+//! per store (`sqlite3_db_status`: page cache, schema, prepared statements, lookaside slots,
+//! page hits and reads). Experiments (not production settings): `TGWA_BENCH_CACHE_KIB`,
+//! `TGWA_BENCH_LOOKASIDE=size,count`, `TGWA_BENCH_PCACHE_INIT=pages`; `TGWA_BENCH_SKIP64=1`
+//! runs only the production login concurrency.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -152,6 +158,94 @@ fn task_cpu_s() -> (f64, f64) {
 fn sqlite_bytes() -> i64 {
     // SAFETY: a read of SQLite's own counter.
     unsafe { rusqlite::ffi::sqlite3_memory_used() }
+}
+
+/// The session stores' connections, by file: the last one opened on each `c-N.db`. The
+/// opens before it on the same file (tgwa's readability check) are closed by the time the
+/// figures are read, and nothing opens a client's store again while it runs.
+static STORES: std::sync::Mutex<std::collections::BTreeMap<String, usize>> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
+
+/// Called by SQLite for every connection it opens (`sqlite3_auto_extension`): notes the
+/// session stores' handles so their own counters can be read.
+unsafe extern "C" fn note_store(
+    db: *mut rusqlite::ffi::sqlite3,
+    _err: *mut *mut std::ffi::c_char,
+    _api: *const rusqlite::ffi::sqlite3_api_routines,
+) -> std::ffi::c_int {
+    // SAFETY: `db` is the connection being opened; its main file name lives as long as it.
+    let name = unsafe { rusqlite::ffi::sqlite3_db_filename(db, c"main".as_ptr()) };
+    if !name.is_null() {
+        // SAFETY: a NUL-terminated string owned by `db`.
+        let name = unsafe { std::ffi::CStr::from_ptr(name) }.to_string_lossy();
+        if name.contains("/c-") {
+            STORES.lock().expect("stores").insert(name.into_owned(), db as usize);
+        }
+    }
+    rusqlite::ffi::SQLITE_OK
+}
+
+/// Per-store SQLite figures, averaged over the noted stores (KiB, and page reads): page
+/// cache in use, schema, prepared statements, lookaside slots in use (and their high mark),
+/// cache hits and misses since the store opened.
+fn store_status() -> String {
+    use rusqlite::ffi as f;
+    let stores = STORES.lock().expect("stores");
+    let n = stores.len().max(1) as f64;
+    let mut sums = [0f64; 7];
+    for &db in stores.values() {
+        let db = db as *mut f::sqlite3;
+        let get = |op, hw: bool| {
+            let (mut cur, mut high) = (0, 0);
+            // SAFETY: every noted connection is still open (see `STORES`).
+            unsafe { f::sqlite3_db_status(db, op, &mut cur, &mut high, 0) };
+            f64::from(if hw { high } else { cur })
+        };
+        let row = [
+            get(f::SQLITE_DBSTATUS_CACHE_USED, false) / 1024.0,
+            get(f::SQLITE_DBSTATUS_SCHEMA_USED, false) / 1024.0,
+            get(f::SQLITE_DBSTATUS_STMT_USED, false) / 1024.0,
+            get(f::SQLITE_DBSTATUS_LOOKASIDE_USED, false),
+            get(f::SQLITE_DBSTATUS_LOOKASIDE_USED, true),
+            get(f::SQLITE_DBSTATUS_CACHE_HIT, false),
+            get(f::SQLITE_DBSTATUS_CACHE_MISS, false),
+        ];
+        for (s, v) in sums.iter_mut().zip(row) {
+            *s += v;
+        }
+    }
+    format!(
+        "stores={} store_cache_kib={:.1} store_schema_kib={:.1} store_stmt_kib={:.1} \
+         store_lookaside_slots={:.1} store_lookaside_slots_high={:.1} store_cache_hits={:.1} store_cache_misses={:.1}",
+        stores.len(),
+        sums[0] / n,
+        sums[1] / n,
+        sums[2] / n,
+        sums[3] / n,
+        sums[4] / n,
+        sums[5] / n,
+        sums[6] / n,
+    )
+}
+
+/// Process-wide SQLite settings for experiments, before any connection opens:
+/// `TGWA_BENCH_LOOKASIDE=size,count` and `TGWA_BENCH_PCACHE_INIT=pages` (the bulk page
+/// allocation each connection makes up front).
+fn sqlite_experiments() {
+    use rusqlite::ffi as f;
+    if let Ok(v) = std::env::var("TGWA_BENCH_LOOKASIDE") {
+        let (sz, cnt) = v.split_once(',').expect("size,count");
+        let (sz, cnt): (i32, i32) = (sz.parse().expect("size"), cnt.parse().expect("count"));
+        // SAFETY: before SQLite is initialised (no connection opened yet in this process).
+        let rc = unsafe { f::sqlite3_config(f::SQLITE_CONFIG_LOOKASIDE, sz, cnt) };
+        assert_eq!(rc, f::SQLITE_OK, "lookaside config");
+    }
+    if let Ok(v) = std::env::var("TGWA_BENCH_PCACHE_INIT") {
+        let n: i32 = v.parse().expect("pages");
+        // SAFETY: as above; no buffer of our own (NULL), `n` pages of bulk allocation.
+        let rc = unsafe { f::sqlite3_config(f::SQLITE_CONFIG_PAGECACHE, std::ptr::null_mut::<u8>(), 0i32, n) };
+        assert_eq!(rc, f::SQLITE_OK, "pagecache config");
+    }
 }
 
 fn open_fds() -> usize {
@@ -315,6 +409,15 @@ fn child_connect() {
     let settle = Duration::from_secs(env_u64("TGWA_BENCH_SETTLE_SECS", 10));
     let idle = Duration::from_secs(env_u64("TGWA_BENCH_IDLE_SECS", 10));
     let store = std::path::PathBuf::from(std::env::var("TGWA_BENCH_STORE").expect("TGWA_BENCH_STORE"));
+    // The production process's SQLite settings (`tgwa::cli::main` applies them first).
+    assert!(
+        tgwa::db::configure_sqlite_process(),
+        "SQLite configured before any connection"
+    );
+    sqlite_experiments();
+    // SAFETY: registers a function with the right signature; it lives for the whole process.
+    unsafe { rusqlite::ffi::sqlite3_auto_extension(Some(note_store)) };
+    let cache_kib = env_u64("TGWA_BENCH_CACHE_KIB", u64::from(RealOptions::default().cache_size_kib)) as u32;
     let fake_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name("fakewa")
@@ -338,7 +441,7 @@ fn child_connect() {
             .with_transport_factory(factory)
             .with_http_client(Arc::new(fake.http_client()))
             .with_version(tgwa_fakewa::VERSION)
-            .with_cache_size_kib(256),
+            .with_cache_size_kib(cache_kib),
     );
     let specs = copies(&store, dir.path(), n);
     rt.block_on(async {
@@ -359,6 +462,7 @@ fn child_connect() {
         let rss = rss_kib().saturating_sub(rss0) as f64 - headers_kib;
         let sqlite_kib = (sqlite_bytes() - sql0) as f64 / 1024.0;
         let fds = open_fds() as f64 - fds0 as f64;
+        eprintln!("real_clients: breakdown {}", store_status());
         eprintln!("real_clients: idle window of {idle:?} starts");
         let (all0, fake_cpu0) = thread_cpu_s();
         tokio::time::sleep(idle).await;
@@ -366,6 +470,7 @@ fn child_connect() {
         let core_pct_per_1000 = |cpu: f64| cpu / idle.as_secs_f64() * 100.0 * 1000.0 / n as f64;
         let fake_cpu = fake_cpu1 - fake_cpu0;
         let client_cpu = (all1 - all0) - fake_cpu;
+        eprintln!("real_clients: after idle {}", store_status());
         println!(
             "child connect_s={:.3} rss_per_client_kib={:.1} sqlite_per_client_kib={:.1} fake_per_client_kib={:.1} \
              fds_per_client={:.2} idle_core_pct_per_1000={:.3} fake_idle_core_pct_per_1000={:.3}",
@@ -418,8 +523,7 @@ fn main() {
             RealOptions::default()
                 .with_transport_factory(fake.transport())
                 .with_http_client(Arc::new(fake.http_client()))
-                .with_version(tgwa_fakewa::VERSION)
-                .with_cache_size_kib(256),
+                .with_version(tgwa_fakewa::VERSION),
         );
         let store = paired_store(&fake, &be, dir.path()).await;
         // Baseline: N bare handshakes, 64 at a time.
@@ -440,7 +544,12 @@ fn main() {
         ]
     };
     let at_login = run_child(&common(login_concurrency));
-    let at_64 = run_child(&common(64));
+    // `TGWA_BENCH_SKIP64=1`: only the production concurrency (for quicker experiments).
+    let at_64 = if std::env::var("TGWA_BENCH_SKIP64").is_ok_and(|v| v == "1") {
+        Default::default()
+    } else {
+        run_child(&common(64))
+    };
     let get = |m: &std::collections::HashMap<String, String>, k: &str| m.get(k).cloned().unwrap_or_default();
     let c64: f64 = get(&at_64, "connect_s").parse().unwrap_or(f64::NAN);
     println!(

@@ -105,6 +105,8 @@ pub enum Command {
 
 /// Parses arguments and runs; returns the process exit code (0 ok, 1 failure, 2 bad config).
 pub fn main() -> i32 {
+    // --- mem20 --- before any SQLite connection opens (SQLite takes no settings after).
+    crate::db::configure_sqlite_process();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
