@@ -174,7 +174,8 @@ async fn record_replies(tg: &FakeTelegram) -> Replies {
     for command in COMMANDS {
         let mark = tg.mark();
         tg.push_message(FIRST_USER, command);
-        tg.wait_for_count_after(mark, "sendmessage", 1, Duration::from_secs(60)).await;
+        tg.wait_for_count_after(mark, "sendmessage", 1, Duration::from_secs(60))
+            .await;
         let call = tg
             .calls_after(mark)
             .into_iter()
