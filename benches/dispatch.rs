@@ -47,12 +47,31 @@ fn offered_secs() -> u64 {
     support::size("TGWA_BENCH_LATENCY_SECS", 10, 1) as u64
 }
 
-/// The menu as the guarded tree sent it: the baseline sends the same.
+/// What the guarded tree sent for each command of the load (`/menu`, `/status`, `/help`):
+/// the baseline sends the same text and keyboard for the same command.
 #[derive(Clone)]
-struct Menu {
+struct Replies(std::sync::Arc<std::collections::HashMap<String, Reply>>);
+
+/// One reply's payload as the guarded tree sent it.
+#[derive(Clone)]
+struct Reply {
     text: String,
     markup: teloxide::types::InlineKeyboardMarkup,
 }
+
+impl Replies {
+    /// The guarded tree's reply to `command` (the menu for anything else).
+    fn to(&self, command: &str) -> Reply {
+        self.0
+            .get(command)
+            .or_else(|| self.0.get("/menu"))
+            .cloned()
+            .expect("the menu was recorded")
+    }
+}
+
+/// The commands of the load.
+const COMMANDS: [&str; 3] = ["/menu", "/status", "/help"];
 const FIRST_USER: i64 = 9_100_000;
 
 /// Pushes the measured load: per user six commands and four button presses on its menu.
@@ -130,8 +149,68 @@ async fn latency(tg: &FakeTelegram, users: i64) -> (f64, f64) {
     (pct(0.50), pct(0.99))
 }
 
-/// Guarded throughput, the menu it sent, and the latency run's p50 and p99.
-async fn run_guarded() -> (f64, Menu, (f64, f64)) {
+/// Waits until the startup's background work is over: every linked account connected
+/// again and no SQLite pool opened for a second (after the logins, `Jobs::resume_all` opens
+/// every account's bot data once). Throughput is measured on a bot that has started, not
+/// against its start-up; `tgwa run` does the same work, which the `startup` bench measures.
+async fn settle(manager: &AccountManager, linked: usize) -> Duration {
+    let t = Instant::now();
+    let mut last = (manager.pools().churn(), Instant::now());
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let churn = manager.pools().churn();
+        if churn != last.0 {
+            last = (churn, Instant::now());
+        } else if manager.live_count() >= linked && last.1.elapsed() >= Duration::from_secs(1) {
+            return t.elapsed();
+        }
+        assert!(t.elapsed() < Duration::from_secs(600), "the startup did not settle");
+    }
+}
+
+/// The guarded tree's reply to each command, as `FIRST_USER` got it.
+async fn record_replies(tg: &FakeTelegram) -> Replies {
+    let mut map = std::collections::HashMap::new();
+    for command in COMMANDS {
+        let mark = tg.mark();
+        tg.push_message(FIRST_USER, command);
+        tg.wait_for_count_after(mark, "sendmessage", 1, Duration::from_secs(60))
+            .await;
+        let call = tg
+            .calls_after(mark)
+            .into_iter()
+            .find(|c| c.method == "sendmessage")
+            .expect("a reply");
+        let reply = Reply {
+            text: call.params["text"].as_str().expect("text").to_string(),
+            markup: serde_json::from_value(call.params["reply_markup"].clone()).expect("keyboard"),
+        };
+        map.insert(command.to_string(), reply);
+    }
+    Replies(std::sync::Arc::new(map))
+}
+
+/// Every user opens the menu once; its message takes the button presses. Returns
+/// `(user, menu message, Menu button data)` per user.
+async fn warm_up(tg: &FakeTelegram, data: impl Fn(i64) -> String) -> Vec<(i64, i64, String)> {
+    let mark = tg.mark();
+    for i in 0..users() {
+        tg.push_message(FIRST_USER + i, "/menu");
+    }
+    tg.wait_for_count_after(mark, "sendmessage", users() as usize, Duration::from_secs(120))
+        .await;
+    (0..users())
+        .map(|i| {
+            let user = FIRST_USER + i;
+            let mid = tg.sent_to(user).last().expect("menu").message_id;
+            (user, mid, data(user))
+        })
+        .collect()
+}
+
+/// Guarded throughput, the replies it sent, the button data, and the latency run's p50 and
+/// p99.
+async fn run_guarded() -> (f64, Replies, Vec<String>, (f64, f64)) {
     let tg = FakeTelegram::start().await;
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::for_tests(dir.path());
@@ -157,54 +236,49 @@ async fn run_guarded() -> (f64, Menu, (f64, f64)) {
     let codec = app.codec().clone();
     let (stop, rx) = watch::channel(false);
     let server = tokio::spawn(tgwa::app::serve_with(tg.bot(), app, rx));
+    let settled = settle(&manager, linked as usize).await;
+    eprintln!("dispatch: startup settled after {:.1} s", settled.as_secs_f64());
 
-    // Warm-up: every user opens the menu once; its message takes the button presses.
-    let mark = tg.mark();
-    for i in 0..users() {
-        tg.push_message(FIRST_USER + i, "/menu");
-    }
-    tg.wait_for_count_after(mark, "sendmessage", users() as usize, Duration::from_secs(120))
-        .await;
-    let menus: Vec<(i64, i64, String)> = (0..users())
-        .map(|i| {
-            let user = FIRST_USER + i;
-            let mid = tg.sent_to(user).last().expect("menu").message_id;
-            (user, mid, codec.encode(TelegramId::new(user).unwrap(), &Cb::Menu))
-        })
-        .collect();
-
-    let sent = tg.sent_to(FIRST_USER).last().cloned().expect("menu");
-    let menu = Menu {
-        text: sent.text.clone(),
-        markup: serde_json::from_value(sent.reply_markup.clone().expect("menu keyboard")).expect("keyboard"),
-    };
+    let menus = warm_up(&tg, |user| codec.encode(TelegramId::new(user).unwrap(), &Cb::Menu)).await;
+    let replies = record_replies(&tg).await;
+    let (opened, closed) = manager.pools().churn();
+    eprintln!("dispatch: measuring the guarded tree");
     let rate = measure(&tg, &menus).await;
-    eprintln!("dispatch: guarded {rate:.0} updates/s; latency run starts");
+    let churn = manager.pools().churn();
+    eprintln!(
+        "dispatch: guarded {rate:.0} updates/s; pools opened {} closed {} meanwhile; latency run starts",
+        churn.0 - opened,
+        churn.1 - closed
+    );
     let lat = latency(&tg, latency_users()).await;
     let _ = stop.send(true);
     let _ = server.await;
     tg.shutdown();
-    (rate, menu, lat)
+    let data = menus.into_iter().map(|(_, _, d)| d).collect();
+    (rate, replies, data, lat)
 }
 
-async fn run_bare(menu: Menu) -> f64 {
+/// The bare tree: for a command, the guarded tree's reply to that command; for a button
+/// press, the guarded tree's edit (the same menu again, which Telegram answers "not
+/// modified", as the guarded tree's edit is answered) and an answer. No guard, no lookups.
+async fn run_bare(replies: Replies, data: Vec<String>) -> f64 {
     use teloxide::types::ParseMode;
     let tg = FakeTelegram::start().await;
     let handler = dptree::entry()
         .branch(
-            Update::filter_message().endpoint(|bot: Bot, msg: Message, menu: Menu| async move {
-                bot.send_message(msg.chat.id, menu.text)
+            Update::filter_message().endpoint(|bot: Bot, msg: Message, replies: Replies| async move {
+                let reply = replies.to(msg.text().unwrap_or(""));
+                bot.send_message(msg.chat.id, reply.text)
                     .parse_mode(ParseMode::Html)
-                    .reply_markup(menu.markup)
+                    .reply_markup(reply.markup)
                     .await?;
                 Ok::<(), teloxide::RequestError>(())
             }),
         )
         .branch(
-            Update::filter_callback_query().endpoint(|bot: Bot, q: CallbackQuery, menu: Menu| async move {
+            Update::filter_callback_query().endpoint(|bot: Bot, q: CallbackQuery, replies: Replies| async move {
                 if let Some(m) = &q.message {
-                    // The same menu again: Telegram answers "not modified", which the guarded
-                    // tree takes as done too.
+                    let menu = replies.to("/menu");
                     let _ = bot
                         .edit_message_text(m.chat().id, m.id(), menu.text)
                         .parse_mode(ParseMode::Html)
@@ -216,24 +290,12 @@ async fn run_bare(menu: Menu) -> f64 {
             }),
         );
     let mut dispatcher = Dispatcher::builder(tg.bot(), handler)
-        .dependencies(dptree::deps![menu])
+        .dependencies(dptree::deps![replies])
         .build();
     let token = dispatcher.shutdown_token();
     let task = tokio::spawn(async move { dispatcher.dispatch().await });
-    // The same warm-up as the guarded run: each user's menu message takes the presses.
-    let mark = tg.mark();
-    for i in 0..users() {
-        tg.push_message(FIRST_USER + i, "/menu");
-    }
-    tg.wait_for_count_after(mark, "sendmessage", users() as usize, Duration::from_secs(120))
-        .await;
-    let menus: Vec<(i64, i64, String)> = (0..users())
-        .map(|i| {
-            let user = FIRST_USER + i;
-            let mid = tg.sent_to(user).last().expect("menu").message_id;
-            (user, mid, "m".to_string())
-        })
-        .collect();
+    // The same warm-up as the guarded run, and the same button data on the presses.
+    let menus = warm_up(&tg, |user| data[(user - FIRST_USER) as usize].clone()).await;
     let rate = measure(&tg, &menus).await;
     loop {
         match token.shutdown() {
@@ -252,8 +314,8 @@ async fn run_bare(menu: Menu) -> f64 {
 fn main() {
     let rt = support::runtime();
     rt.block_on(async {
-        let (guarded, menu, (p50, p99)) = run_guarded().await;
-        let bare = run_bare(menu).await;
+        let (guarded, replies, data, (p50, p99)) = run_guarded().await;
+        let bare = run_bare(replies, data).await;
         println!(
             "dispatch users={} updates={} updates_per_s={guarded:.0} baseline_updates_per_s={bare:.0} \
              latency_users={} offered_per_s={OFFERED_PER_S} p50_ms={p50:.1} p99_ms={p99:.1} ratio={:.2}",

@@ -12,7 +12,46 @@ use rusqlite::{Connection, OpenFlags};
 use scheduled_thread_pool::ScheduledThreadPool;
 
 /// A pool of connections to one SQLite file.
-pub type Pool = r2d2::Pool<SqliteConnectionManager>;
+pub type Pool = r2d2::Pool<ConnManager>;
+
+/// The connection manager of every pool: SQLite's, except that the pool's first connection is
+/// the one [`open_pool`] opened to check and migrate the file. Opening a pool used to open the
+/// file twice (once to check and migrate it, then again for the pool), and each open parses
+/// the whole schema; with more active accounts than the pool cache holds, a `/status` opened a
+/// pool and that double open was a third of the dispatch bench's CPU (issue 20).
+pub struct ConnManager {
+    /// Opens every connection after the first.
+    sqlite: SqliteConnectionManager,
+    /// The checked, migrated connection, until the pool asks for its first one.
+    first: Mutex<Option<Connection>>,
+}
+
+impl std::fmt::Debug for ConnManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnManager").finish_non_exhaustive()
+    }
+}
+
+impl r2d2::ManageConnection for ConnManager {
+    type Connection = Connection;
+    type Error = rusqlite::Error;
+
+    fn connect(&self) -> Result<Connection, rusqlite::Error> {
+        let first = self.first.lock().unwrap_or_else(|e| e.into_inner()).take();
+        match first {
+            Some(conn) => Ok(conn),
+            None => self.sqlite.connect(),
+        }
+    }
+
+    fn is_valid(&self, conn: &mut Connection) -> Result<(), rusqlite::Error> {
+        self.sqlite.is_valid(conn)
+    }
+
+    fn has_broken(&self, conn: &mut Connection) -> bool {
+        self.sqlite.has_broken(conn)
+    }
+}
 
 /// Storage failures. `Corrupt` is the one a person can act on (the file is not a database).
 #[derive(Debug, thiserror::Error)]
@@ -244,7 +283,12 @@ pub fn open_pool(
         DbError::Sqlite(s) => corrupt(path, s),
         other => other,
     })?;
-    drop(conn);
+    // The checked connection is the pool's first: opened with the same pragmas, it spares a
+    // second open (and a schema parse, and the close that checkpoints the WAL).
+    let manager = ConnManager {
+        sqlite: manager,
+        first: Mutex::new(Some(conn)),
+    };
     Ok(builder.build_unchecked(manager))
 }
 
@@ -489,6 +533,35 @@ pub fn quick_check(path: &Path) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pool_starts_with_its_checked_connection_and_opens_more_as_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.db");
+        let pool = open_pool(&p, Schema::Account, 2, None).unwrap();
+        // Two at once: the checked connection and one the pool opens itself; both carry the
+        // pragmas and see the migrated schema.
+        let a = pool.get().unwrap();
+        let b = pool.get().unwrap();
+        for c in [&a, &b] {
+            let v: u32 = c.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+            assert_eq!(v, Schema::Account.latest());
+            let fk: bool = c.pragma_query_value(None, "foreign_keys", |r| r.get(0)).unwrap();
+            assert!(fk);
+            let busy: i64 = c.pragma_query_value(None, "busy_timeout", |r| r.get(0)).unwrap();
+            assert_eq!(busy, 5000);
+            let mode: String = c.pragma_query_value(None, "journal_mode", |r| r.get(0)).unwrap();
+            assert_eq!(mode, "wal");
+        }
+        assert_eq!(pool.state().connections, 2);
+        // A file that is not a database is still refused at once.
+        let bad = dir.path().join("bad.db");
+        std::fs::write(&bad, vec![7u8; 4096]).unwrap();
+        assert!(matches!(
+            open_pool(&bad, Schema::Account, 2, None),
+            Err(DbError::Corrupt { .. })
+        ));
+    }
 
     #[test]
     fn uri_escape_keeps_paths_literal() {
