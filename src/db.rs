@@ -419,30 +419,59 @@ impl PoolCache {
     /// needed; `Ok(None)` when `hold_max` pools are already held (the caller then goes through
     /// [`Self::get_blocking`] for each use, as before). Blocking.
     pub fn hold_blocking(&self, path: &Path, schema: Schema) -> Result<Option<HeldPool>, DbError> {
-        let mut opened_now = false;
-        loop {
-            let mut m = self.inner.map.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some((pool, n)) = m.held.get_mut(path) {
-                *n += 1;
-                let pool = pool.clone();
-                return Ok(Some(self.held(pool, path)));
-            }
-            if m.held.len() >= self.inner.hold_max {
-                return Ok(None);
-            }
-            if let Some((pool, _)) = m.pools.remove(path) {
-                m.held.insert(path.to_path_buf(), (pool.clone(), 1));
-                return Ok(Some(self.held(pool, path)));
-            }
-            drop(m);
-            if opened_now {
-                // Opened into the LRU and evicted again before we could take it: very busy;
-                // let the caller use the LRU rather than loop.
-                return Ok(None);
-            }
-            self.open_into_lru(path, schema)?;
-            opened_now = true;
+        if let Some(held) = self.hold_open(path) {
+            return Ok(held);
         }
+        // Opened outside the lock, then held at once: put in the LRU first, a pool opened
+        // while thousands of others churn through it would be evicted before it is taken.
+        let pool = open_pool(path, schema, 2, Some(self.inner.threads.clone()))?;
+        self.inner.opened.fetch_add(1, Ordering::Relaxed);
+        let mut m = self.inner.map.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((theirs, n)) = m.held.get_mut(path) {
+            *n += 1;
+            let theirs = theirs.clone();
+            drop(m);
+            // Another holder opened it meanwhile; this copy is dropped.
+            self.inner.closed.fetch_add(1, Ordering::Relaxed);
+            return Ok(Some(self.held(theirs, path)));
+        }
+        if let Some((theirs, _)) = m.pools.remove(path) {
+            m.held.insert(path.to_path_buf(), (theirs.clone(), 1));
+            drop(m);
+            self.inner.closed.fetch_add(1, Ordering::Relaxed);
+            return Ok(Some(self.held(theirs, path)));
+        }
+        if m.held.len() < self.inner.hold_max {
+            m.held.insert(path.to_path_buf(), (pool.clone(), 1));
+            return Ok(Some(self.held(pool, path)));
+        }
+        // The budget filled up meanwhile: the pool goes to the LRU like any other.
+        m.tick += 1;
+        let tick = m.tick;
+        m.pools.insert(path.to_path_buf(), (pool, tick));
+        let evicted = m.over_capacity(self.inner.capacity);
+        drop(m);
+        self.inner.closed.fetch_add(evicted.len() as u64, Ordering::Relaxed);
+        Ok(None)
+    }
+
+    /// The hold of a pool already open: `Some(Some(_))` held, `Some(None)` the budget is
+    /// spent, `None` not open yet.
+    fn hold_open(&self, path: &Path) -> Option<Option<HeldPool>> {
+        let mut m = self.inner.map.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((pool, n)) = m.held.get_mut(path) {
+            *n += 1;
+            let pool = pool.clone();
+            return Some(Some(self.held(pool, path)));
+        }
+        if m.held.len() >= self.inner.hold_max {
+            return Some(None);
+        }
+        if let Some((pool, _)) = m.pools.remove(path) {
+            m.held.insert(path.to_path_buf(), (pool.clone(), 1));
+            return Some(Some(self.held(pool, path)));
+        }
+        None
     }
 
     fn held(&self, pool: Pool, path: &Path) -> HeldPool {
