@@ -93,7 +93,9 @@ fn main() {
                 (owner, phone)
             })
             .collect();
+        let setup = Instant::now();
         let ids = support::pair_all(&manager, accounts).await;
+        let pair_s = setup.elapsed().as_secs_f64();
         // pair_all returns IDs in the order pairing finished: find each one's owner again.
         let mut owned = Vec::with_capacity(n);
         for id in ids {
@@ -129,13 +131,25 @@ fn main() {
             .collect()
             .await;
 
+        let drafts_s = setup.elapsed().as_secs_f64() - pair_s;
+        eprintln!("jobs_scale: {n} accounts paired in {pair_s:.1} s, {n} drafts written in {drafts_s:.1} s");
         let (opened0, closed0) = manager.pools().churn();
         let cpu0 = cpu_seconds();
         let t = Instant::now();
         for &(owner, account, id) in &drafts {
             jobs.start(owner, account, id).await.expect("start");
         }
-        finished.all.notified().await;
+        // The most account pools the workers held open at once, sampled while they run.
+        let mut held = 0;
+        let mut tick = tokio::time::interval(Duration::from_millis(200));
+        let all = finished.all.notified();
+        tokio::pin!(all);
+        loop {
+            tokio::select! {
+                _ = &mut all => break,
+                _ = tick.tick() => held = held.max(manager.pools().held_len()),
+            }
+        }
         let took = t.elapsed().as_secs_f64();
         let cpu = cpu_seconds() - cpu0;
         let (opened1, closed1) = manager.pools().churn();
@@ -153,7 +167,8 @@ fn main() {
         let offered_s = ((k - 1) as u64 * delay_ms) as f64 / 1000.0;
         println!(
             "jobs_scale accounts={n} users={users} items={total} window_s={offered_s:.0} took_s={took:.1} \
-             items_per_s={:.0} offered_per_s={:.0} cpu_s_per_1000={:.3} pools_opened={} pools_closed={} ratio={:.3}",
+             items_per_s={:.0} offered_per_s={:.0} cpu_s_per_1000={:.3} pools_opened={} pools_closed={} pools_held={held} \
+             pair_s={pair_s:.1} ratio={:.3}",
             total as f64 / took,
             total as f64 / offered_s.max(1e-9),
             cpu * 1000.0 / total as f64,

@@ -332,6 +332,12 @@ where
 /// A bounded cache of per-file pools keyed by path: the least recently used pool is dropped
 /// (its connections close) once more than `capacity` are open, so thousands of accounts never
 /// mean thousands of open files.
+///
+/// Besides those, up to `hold_max` pools may be *held* ([`PoolCache::hold_blocking`]): a job
+/// worker keeps its account's pool open for as long as it runs instead of finding it again
+/// through the LRU for every item. With more accounts at work than the LRU holds, every item
+/// would otherwise close a pool (a checkpoint: two fsyncs) and open it again. A held pool is
+/// never evicted by the LRU; when its last holder lets go it becomes the LRU's newest entry.
 #[derive(Clone)]
 pub struct PoolCache {
     inner: Arc<PoolCacheInner>,
@@ -340,6 +346,8 @@ pub struct PoolCache {
 struct PoolCacheInner {
     /// Most pools kept open.
     capacity: usize,
+    /// Most pools held open at once beyond `capacity` (bounded by the descriptors they use).
+    hold_max: usize,
     /// Pools and the tick of their last use.
     map: Mutex<LruMap>,
     /// One timer thread shared by every pool (r2d2 would start three per pool otherwise).
@@ -353,14 +361,90 @@ struct PoolCacheInner {
 struct LruMap {
     tick: u64,
     pools: HashMap<PathBuf, (Pool, u64)>,
+    /// Held pools and how many holders each has; a path is in `pools` or here, never both.
+    held: HashMap<PathBuf, (Pool, usize)>,
+}
+
+impl LruMap {
+    /// Takes out the least recently used pools past `capacity`. The caller drops them after
+    /// releasing the lock: closing a pool's last connection checkpoints its WAL (fsyncs), and
+    /// every other account's request would wait on that behind the lock.
+    fn over_capacity(&mut self, capacity: usize) -> Vec<Pool> {
+        let mut out = Vec::new();
+        while self.pools.len() > capacity {
+            let oldest = self.pools.iter().min_by_key(|(_, (_, t))| *t).map(|(p, _)| p.clone());
+            match oldest.and_then(|p| self.pools.remove(&p)) {
+                Some((pool, _)) => out.push(pool),
+                None => break,
+            }
+        }
+        out
+    }
+}
+
+/// A pool kept open while this handle lives (see [`PoolCache::hold_blocking`]); dropping it
+/// hands the pool back to the cache's LRU.
+pub struct HeldPool {
+    pool: Pool,
+    path: PathBuf,
+    cache: Arc<PoolCacheInner>,
+}
+
+impl HeldPool {
+    /// The held pool.
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+}
+
+impl Drop for HeldPool {
+    fn drop(&mut self) {
+        let evicted = {
+            let mut m = self.cache.map.lock().unwrap_or_else(|e| e.into_inner());
+            let last = match m.held.get_mut(&self.path) {
+                Some((_, n)) => {
+                    *n -= 1;
+                    *n == 0
+                }
+                // Evicted meanwhile (its file is being moved away): nothing to hand back.
+                None => false,
+            };
+            if last {
+                if let Some((pool, _)) = m.held.remove(&self.path) {
+                    m.tick += 1;
+                    let tick = m.tick;
+                    m.pools.insert(self.path.clone(), (pool, tick));
+                }
+            }
+            m.over_capacity(self.cache.capacity)
+        };
+        self.cache.closed.fetch_add(evicted.len() as u64, Ordering::Relaxed);
+        if evicted.is_empty() {
+            return;
+        }
+        // A holder usually ends on the async runtime: closing (a checkpoint) happens off it.
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn_blocking(move || drop(evicted));
+            }
+            Err(_) => drop(evicted),
+        }
+    }
 }
 
 impl PoolCache {
-    /// A cache that keeps at most `capacity` pools open.
+    /// A cache that keeps at most `capacity` pools open and holds none.
     pub fn new(capacity: usize) -> Self {
+        Self::with_holds(capacity, 0)
+    }
+
+    /// A cache that keeps at most `capacity` pools in its LRU and holds up to `hold_max`
+    /// more for their holders.
+    pub fn with_holds(capacity: usize, hold_max: usize) -> Self {
         Self {
             inner: Arc::new(PoolCacheInner {
                 capacity: capacity.max(1),
+                hold_max,
                 map: Mutex::new(LruMap::default()),
                 threads: Arc::new(
                     ScheduledThreadPool::builder()
@@ -386,36 +470,114 @@ impl PoolCache {
     pub fn get_blocking(&self, path: &Path, schema: Schema) -> Result<Pool, DbError> {
         {
             let mut m = self.inner.map.lock().unwrap_or_else(|e| e.into_inner());
-            m.tick += 1;
-            let tick = m.tick;
-            if let Some((pool, used)) = m.pools.get_mut(path) {
-                *used = tick;
-                return Ok(pool.clone());
+            if let Some(pool) = Self::lookup(&mut m, path) {
+                return Ok(pool);
             }
         }
-        // Opened outside the lock: another account's request must not wait on this file.
+        self.open_into_lru(path, schema)
+    }
+
+    /// The pool of `path` if it is open (a use: the LRU entry becomes the newest).
+    fn lookup(m: &mut LruMap, path: &Path) -> Option<Pool> {
+        if let Some((pool, _)) = m.held.get(path) {
+            return Some(pool.clone());
+        }
+        m.tick += 1;
+        let tick = m.tick;
+        m.pools.get_mut(path).map(|(pool, used)| {
+            *used = tick;
+            pool.clone()
+        })
+    }
+
+    /// Opens `path` (outside the lock: another account's request must not wait on this file)
+    /// and puts it in the LRU, unless another request opened it meanwhile.
+    fn open_into_lru(&self, path: &Path, schema: Schema) -> Result<Pool, DbError> {
+        let pool = open_pool(path, schema, 2, Some(self.inner.threads.clone()))?;
+        self.inner.opened.fetch_add(1, Ordering::Relaxed);
+        let (pool, evicted) = {
+            let mut m = self.inner.map.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(theirs) = Self::lookup(&mut m, path) {
+                // Another request opened it meanwhile; this copy is dropped.
+                self.inner.closed.fetch_add(1, Ordering::Relaxed);
+                (theirs, Vec::new())
+            } else {
+                m.tick += 1;
+                let tick = m.tick;
+                m.pools.insert(path.to_path_buf(), (pool.clone(), tick));
+                (pool, m.over_capacity(self.inner.capacity))
+            }
+        };
+        self.inner.closed.fetch_add(evicted.len() as u64, Ordering::Relaxed);
+        drop(evicted);
+        Ok(pool)
+    }
+
+    /// Holds the pool of `path` open until the returned handle is dropped, opening it if
+    /// needed; `Ok(None)` when `hold_max` pools are already held (the caller then goes through
+    /// [`Self::get_blocking`] for each use, as before). Blocking.
+    pub fn hold_blocking(&self, path: &Path, schema: Schema) -> Result<Option<HeldPool>, DbError> {
+        if let Some(held) = self.hold_open(path) {
+            return Ok(held);
+        }
+        // Opened outside the lock, then held at once: put in the LRU first, a pool opened
+        // while thousands of others churn through it would be evicted before it is taken.
         let pool = open_pool(path, schema, 2, Some(self.inner.threads.clone()))?;
         self.inner.opened.fetch_add(1, Ordering::Relaxed);
         let mut m = self.inner.map.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((theirs, n)) = m.held.get_mut(path) {
+            *n += 1;
+            let theirs = theirs.clone();
+            drop(m);
+            // Another holder opened it meanwhile; this copy is dropped.
+            self.inner.closed.fetch_add(1, Ordering::Relaxed);
+            return Ok(Some(self.held(theirs, path)));
+        }
+        if let Some((theirs, _)) = m.pools.remove(path) {
+            m.held.insert(path.to_path_buf(), (theirs.clone(), 1));
+            drop(m);
+            self.inner.closed.fetch_add(1, Ordering::Relaxed);
+            return Ok(Some(self.held(theirs, path)));
+        }
+        if m.held.len() < self.inner.hold_max {
+            m.held.insert(path.to_path_buf(), (pool.clone(), 1));
+            return Ok(Some(self.held(pool, path)));
+        }
+        // The budget filled up meanwhile: the pool goes to the LRU like any other.
         m.tick += 1;
         let tick = m.tick;
-        let entry = m.pools.entry(path.to_path_buf());
-        if matches!(entry, std::collections::hash_map::Entry::Occupied(_)) {
-            // Another request opened it meanwhile; this copy is dropped.
-            self.inner.closed.fetch_add(1, Ordering::Relaxed);
+        m.pools.insert(path.to_path_buf(), (pool, tick));
+        let evicted = m.over_capacity(self.inner.capacity);
+        drop(m);
+        self.inner.closed.fetch_add(evicted.len() as u64, Ordering::Relaxed);
+        Ok(None)
+    }
+
+    /// The hold of a pool already open: `Some(Some(_))` held, `Some(None)` the budget is
+    /// spent, `None` not open yet.
+    fn hold_open(&self, path: &Path) -> Option<Option<HeldPool>> {
+        let mut m = self.inner.map.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((pool, n)) = m.held.get_mut(path) {
+            *n += 1;
+            let pool = pool.clone();
+            return Some(Some(self.held(pool, path)));
         }
-        let pool = entry.or_insert((pool, tick)).0.clone();
-        while m.pools.len() > self.inner.capacity {
-            let oldest = m.pools.iter().min_by_key(|(_, (_, t))| *t).map(|(p, _)| p.clone());
-            match oldest {
-                Some(p) => {
-                    m.pools.remove(&p);
-                    self.inner.closed.fetch_add(1, Ordering::Relaxed);
-                }
-                None => break,
-            }
+        if m.held.len() >= self.inner.hold_max {
+            return Some(None);
         }
-        Ok(pool)
+        if let Some((pool, _)) = m.pools.remove(path) {
+            m.held.insert(path.to_path_buf(), (pool.clone(), 1));
+            return Some(Some(self.held(pool, path)));
+        }
+        None
+    }
+
+    fn held(&self, pool: Pool, path: &Path) -> HeldPool {
+        HeldPool {
+            pool,
+            path: path.to_path_buf(),
+            cache: self.inner.clone(),
+        }
     }
 
     /// Runs `f` on a connection to `path`, off the async runtime.
@@ -433,17 +595,29 @@ impl PoolCache {
         .await
     }
 
-    /// Closes the pool of `path` (before its file is moved away).
+    /// Closes the pool of `path` (before its file is moved away), held or not: a holder
+    /// still running keeps its own handle, but the cache no longer hands it out.
     pub fn evict(&self, path: &Path) {
-        let mut m = self.inner.map.lock().unwrap_or_else(|e| e.into_inner());
-        if m.pools.remove(path).is_some() {
+        let gone = {
+            let mut m = self.inner.map.lock().unwrap_or_else(|e| e.into_inner());
+            let lru = m.pools.remove(path).map(|(p, _)| p);
+            let held = m.held.remove(path).map(|(p, _)| p);
+            (lru, held)
+        };
+        if gone.0.is_some() || gone.1.is_some() {
             self.inner.closed.fetch_add(1, Ordering::Relaxed);
         }
     }
 
-    /// How many pools are open now.
+    /// How many pools are open now (held ones included).
     pub fn len(&self) -> usize {
-        self.inner.map.lock().unwrap_or_else(|e| e.into_inner()).pools.len()
+        let m = self.inner.map.lock().unwrap_or_else(|e| e.into_inner());
+        m.pools.len() + m.held.len()
+    }
+
+    /// How many pools are held now (see [`Self::hold_blocking`]).
+    pub fn held_len(&self) -> usize {
+        self.inner.map.lock().unwrap_or_else(|e| e.into_inner()).held.len()
     }
 
     /// True when no pool is open.
@@ -696,6 +870,53 @@ mod tests {
         assert_eq!(cache.churn(), (10, 7));
         cache.evict(&dir.path().join("9.db"));
         assert_eq!(cache.churn(), (10, 8));
+    }
+
+    #[test]
+    fn held_pools_stay_open_past_the_lru_and_go_back_to_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = |i: usize| dir.path().join(format!("{i}.db"));
+        let cache = PoolCache::with_holds(2, 2);
+        let a = cache
+            .hold_blocking(&path(0), Schema::Account)
+            .unwrap()
+            .expect("room to hold");
+        let a2 = cache
+            .hold_blocking(&path(0), Schema::Account)
+            .unwrap()
+            .expect("held twice");
+        let b = cache
+            .hold_blocking(&path(1), Schema::Account)
+            .unwrap()
+            .expect("room to hold");
+        // The budget is spent: a third file is not held (its user goes through the LRU).
+        assert!(cache.hold_blocking(&path(2), Schema::Account).unwrap().is_none());
+        assert_eq!(cache.held_len(), 2);
+        // Ten other files churn through the LRU; the held ones are never closed.
+        for i in 3..13 {
+            cache.get_blocking(&path(i), Schema::Account).unwrap();
+        }
+        assert_eq!(cache.held_len(), 2);
+        assert_eq!(cache.len(), 4);
+        let opened = cache.churn().0;
+        cache.get_blocking(&path(0), Schema::Account).unwrap();
+        assert_eq!(cache.churn().0, opened, "a held pool is found, not opened again");
+        // Let go by every holder: back in the LRU as its newest entry, within its bound.
+        drop(a);
+        assert_eq!(cache.held_len(), 2, "0.db still has a holder");
+        drop(a2);
+        assert_eq!(cache.held_len(), 1);
+        assert_eq!(cache.len(), 3);
+        cache.get_blocking(&path(0), Schema::Account).unwrap();
+        assert_eq!(cache.churn().0, opened, "the newest entry was not evicted");
+        // Evicting a held file (its account is removed) forgets it; its holder's drop later
+        // puts nothing back.
+        cache.evict(&path(1));
+        assert_eq!(cache.held_len(), 0);
+        drop(b);
+        assert_eq!(cache.len(), 2);
+        let (opened, closed) = cache.churn();
+        assert_eq!(opened - closed, 2, "every pool the cache forgot was counted closed");
     }
 
     #[test]

@@ -76,6 +76,18 @@ pub fn needed(accounts: u64, pool_cache: u64) -> u64 {
     BASE + accounts * PER_ACCOUNT + pool_cache * PER_CACHED_POOL
 }
 
+// --- scale20 ---
+/// How many account pools the cache may hold open for running job workers beyond its LRU
+/// (see [`crate::db::PoolCache::hold_blocking`]): what is left of 80 % of `limit` once the
+/// base, `sessions` accounts' own descriptors ([`PER_ACCOUNT`] each; none on the simulator)
+/// and the LRU's `pool_cache` pools are counted, at [`PER_CACHED_POOL`] per held pool. So
+/// holding pools never brings the process nearer its limit than `tgwa check` warns about.
+pub fn held_pool_budget(limit: u64, sessions: u64, pool_cache: u64) -> usize {
+    let usable = limit.saturating_mul(4) / 5;
+    let used = BASE + sessions.saturating_mul(PER_ACCOUNT) + pool_cache.saturating_mul(PER_CACHED_POOL);
+    (usable.saturating_sub(used) / PER_CACHED_POOL) as usize
+}
+
 /// Whether `need` descriptors come near `limit` (more than 80 % of it).
 pub fn near_limit(need: u64, limit: u64) -> bool {
     need.saturating_mul(5) > limit.saturating_mul(4)
@@ -100,5 +112,19 @@ mod tests {
         assert!(near_limit(needed(260, 256), 1024));
         assert!(!near_limit(needed(10_000, 256), 65_536));
         assert!(near_limit(needed(12_000, 256), 65_536));
+    }
+
+    #[test]
+    fn held_pools_fit_under_the_warning() {
+        // Simulator, 20,000 descriptors: the rest after the LRU goes to held pools.
+        let held = held_pool_budget(20_000, 0, 256) as u64;
+        assert_eq!(held, (16_000 - BASE - 256 * PER_CACHED_POOL) / PER_CACHED_POOL);
+        assert!(!near_limit(needed(0, 256) + held * PER_CACHED_POOL, 20_000));
+        // 10,000 real sessions under 65,536: a few left to hold, nothing over the warning.
+        let held = held_pool_budget(65_536, 10_000, 256) as u64;
+        assert_eq!(held, 216);
+        assert!(!near_limit(needed(10_000, 256) + held * PER_CACHED_POOL, 65_536));
+        // systemd's default limit: nothing to hold.
+        assert_eq!(held_pool_budget(1_024, 260, 256), 0);
     }
 }

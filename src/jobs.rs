@@ -1081,6 +1081,7 @@ impl Jobs {
             today: [None, None],
             linked_at: None,
             cursors: Arc::default(),
+            held: None,
         };
         let task = tokio::spawn(worker.run());
         workers.insert(
@@ -1292,8 +1293,6 @@ struct Worker {
     shutdown: watch::Receiver<bool>,
     /// Set when the account is ending: stop after the item in flight.
     stop: watch::Receiver<bool>,
-    /// Dropped when the worker ends, which tells [`Jobs::end_account`].
-    _done: watch::Sender<()>,
     /// Items finished today (UTC day start, count), read once and then counted here; one
     /// count per quota: `[0]` every kind but number checks, `[1]` number checks.
     today: [Option<(i64, i64)>; 2],
@@ -1301,6 +1300,12 @@ struct Worker {
     linked_at: Option<Option<i64>>,
     /// Per job, the `seq` below which every item is finished.
     cursors: Arc<Mutex<HashMap<i64, i64>>>,
+    /// The account's pool, held open while the worker runs (`None`: the cache holds enough
+    /// already, so each use goes through its LRU). Declared before `_done`, so it is handed
+    /// back before [`Jobs::end_account`] learns the worker ended and the files move away.
+    held: Option<Arc<crate::db::HeldPool>>,
+    /// Dropped when the worker ends, which tells [`Jobs::end_account`].
+    _done: watch::Sender<()>,
 }
 
 /// The next thing the worker should do.
@@ -1326,11 +1331,44 @@ impl Worker {
         *self.shutdown.borrow() || *self.stop.borrow()
     }
 
+    /// Runs `f` on the account's database: through the held pool when the worker holds one,
+    /// else through the pool cache ([`Jobs::db`]).
+    async fn db<F, R>(&self, f: F) -> Result<R, JobError>
+    where
+        F: FnOnce(&mut Connection) -> Result<R, DbError> + Send + 'static,
+        R: Send + 'static,
+    {
+        let Some(held) = self.held.clone() else {
+            return self.jobs.db(&self.account, f).await;
+        };
+        // As in `Jobs::db`: a removed account's file is gone; never make an empty one.
+        if !self.account.bot_data_db_path.exists() {
+            return Err(JobError::NotFound);
+        }
+        Ok(crate::db::with_conn(held.pool(), f).await?)
+    }
+
+    /// Holds the account's pool open for the worker's life when the cache has room for it
+    /// (see [`crate::db::PoolCache::hold_blocking`]); tried again after each job while not
+    /// held.
+    async fn hold(&mut self) {
+        if self.held.is_some() || !self.account.bot_data_db_path.exists() {
+            return;
+        }
+        let cache = self.jobs.inner.manager.pools().clone();
+        let path = self.account.bot_data_db_path.clone();
+        match crate::db::blocking(move || cache.hold_blocking(&path, Schema::Account)).await {
+            Ok(held) => self.held = held.map(Arc::new),
+            Err(e) => warn!(account_id = %self.account.id, error = %e, "could not hold the account's database open"),
+        }
+    }
+
     async fn run(mut self) {
         let id = self.account.id;
         let mut rate = Rate::default();
         let mut last_progress: HashMap<JobId, Instant> = HashMap::new();
         let mut done: Option<Done> = None;
+        self.hold().await;
         loop {
             let recorded = done.as_ref().filter(|d| d.called).map(|d| (d.job, d.owner, d.checks));
             let mut woke = false;
@@ -1364,8 +1402,7 @@ impl Worker {
                 Next::Idle => break,
                 Next::Finish { job, owner } => {
                     let _ = self
-                        .jobs
-                        .db(&self.account, move |c| {
+                        .db(move |c| {
                             c.execute(
                                 "UPDATE jobs SET state = 'done', updated_at = ?2 WHERE id = ?1 AND state = 'running'",
                                 params![job.0, now()],
@@ -1374,6 +1411,7 @@ impl Worker {
                         })
                         .await;
                     info!(account_id = %id, job = job.get(), "job finished");
+                    self.hold().await;
                     self.jobs.forget_file(&self.account, job).await;
                     crate::metrics::job_outcome("done");
                     if let (Some(obs), Some(p)) = (self.jobs.observer(), self.read(job).await) {
@@ -1526,8 +1564,7 @@ impl Worker {
     /// The job no longer matches its account (another owner or pairing): cancel it.
     async fn cancel_stale(&self, job: JobId, owner: TelegramId) {
         let res = self
-            .jobs
-            .db(&self.account, move |c| {
+            .db(move |c| {
                 Ok(c.execute(
                     "UPDATE jobs SET state = 'cancelled', pause_reason = 'account changed', updated_at = ?2
                      WHERE id = ?1 AND state = 'running'",
@@ -1542,8 +1579,7 @@ impl Worker {
     }
 
     async fn read(&self, job: JobId) -> Option<JobProgress> {
-        self.jobs
-            .db(&self.account, move |c| read_progress(c, job))
+        self.db(move |c| read_progress(c, job))
             .await
             .ok()
             .flatten()
@@ -1554,20 +1590,19 @@ impl Worker {
     /// transaction and one trip to the blocking pool.
     async fn advance(&self, done: Option<Done>) -> Result<Next, JobError> {
         let cursors = self.cursors.clone();
-        self.jobs
-            .db(&self.account, move |c| {
-                let tx = c.transaction()?;
-                if let Some(d) = &done {
-                    tx.prepare_cached(
-                        "UPDATE job_items SET state = ?3, result = ?4, updated_at = ?5 WHERE job_id = ?1 AND seq = ?2",
-                    )?
-                    .execute(params![d.job.0, d.seq, d.state, d.result, now()])?;
-                }
-                let next = pick_next(&tx, &cursors)?;
-                tx.commit()?;
-                Ok(next)
-            })
-            .await
+        self.db(move |c| {
+            let tx = c.transaction()?;
+            if let Some(d) = &done {
+                tx.prepare_cached(
+                    "UPDATE job_items SET state = ?3, result = ?4, updated_at = ?5 WHERE job_id = ?1 AND seq = ?2",
+                )?
+                .execute(params![d.job.0, d.seq, d.state, d.result, now()])?;
+            }
+            let next = pick_next(&tx, &cursors)?;
+            tx.commit()?;
+            Ok(next)
+        })
+        .await
     }
 
     /// `Some(reason)` when the account must not run items now (`checks`: the next item is a
@@ -1586,11 +1621,7 @@ impl Worker {
         // The warm-up counts from the day tgwa first linked the number; accounts imported
         // or found by the scan were in use before and have no such day.
         if self.linked_at.is_none() {
-            let linked = self
-                .jobs
-                .db(&self.account, |c| crate::contacts::linked_at(c))
-                .await
-                .unwrap_or(None);
+            let linked = self.db(|c| crate::contacts::linked_at(c)).await.unwrap_or(None);
             self.linked_at = Some(linked);
         }
         let (cap, normal) = self.jobs.cap_for(self.linked_at.flatten(), t, checks);
@@ -1599,11 +1630,7 @@ impl Worker {
         let used = match self.today[slot] {
             Some((day, n)) if day == day_start => n,
             _ => {
-                let n = self
-                    .jobs
-                    .db(&self.account, move |c| used_since(c, day_start, checks))
-                    .await
-                    .unwrap_or(0);
+                let n = self.db(move |c| used_since(c, day_start, checks)).await.unwrap_or(0);
                 self.today[slot] = Some((day_start, n));
                 n
             }
@@ -1618,9 +1645,7 @@ impl Worker {
 
     async fn auto_pause(&self, job: JobId, owner: TelegramId, reason: &'static str) {
         crate::metrics::job_outcome("auto_paused");
-        let res = self
-            .jobs
-            .db(&self.account, move |c| {
+        let res = self.db(move |c| {
                 Ok(c.execute(
                     "UPDATE jobs SET state = 'paused', pause_reason = ?2, updated_at = ?3 WHERE id = ?1 AND state = 'running'",
                     params![job.0, reason, now()],
@@ -1635,16 +1660,15 @@ impl Worker {
 
     /// Whether `job` is still running (not paused or cancelled meanwhile).
     async fn still_running(&self, job: JobId) -> bool {
-        self.jobs
-            .db(&self.account, move |c| {
-                Ok(
-                    c.query_row("SELECT state = 'running' FROM jobs WHERE id = ?1", [job.0], |r| {
-                        r.get::<_, bool>(0)
-                    })?,
-                )
-            })
-            .await
-            .unwrap_or(false)
+        self.db(move |c| {
+            Ok(
+                c.query_row("SELECT state = 'running' FROM jobs WHERE id = ?1", [job.0], |r| {
+                    r.get::<_, bool>(0)
+                })?,
+            )
+        })
+        .await
+        .unwrap_or(false)
     }
 
     /// Sleeps the pacing delay; a wake-up (pause, cancel) or shutdown cuts it short. Returns
@@ -1708,7 +1732,7 @@ impl Worker {
     /// is no longer running or the mark could not be written (then nothing runs).
     async fn mark(&self, job: JobId, seq: i64) -> bool {
         for attempt in 0..5u32 {
-            match self.jobs.db(&self.account, move |c| mark_in_flight(c, job, seq)).await {
+            match self.db(move |c| mark_in_flight(c, job, seq)).await {
                 Ok(marked) => return marked,
                 Err(e) => {
                     warn!(account_id = %self.account.id, error = %e, attempt, "could not mark an item in flight");
@@ -1723,8 +1747,7 @@ impl Worker {
     /// nothing (not connected, logged out, rate limited), so it is not an executed item.
     async fn unmark(&self, job: JobId, seq: i64) {
         let res = self
-            .jobs
-            .db(&self.account, move |c| {
+            .db(move |c| {
                 Ok(c.execute(
                     "UPDATE job_items SET state = 'pending' WHERE job_id = ?1 AND seq = ?2 AND state = 'running'",
                     params![job.0, seq],
@@ -1860,13 +1883,12 @@ impl Worker {
             })),
         };
         let params = serde_json::to_string(&new).map_err(|e| WaError::Storage(e.to_string()))?;
-        self.jobs
-            .db(&self.account, move |c| {
-                c.execute("UPDATE jobs SET params = ?2 WHERE id = ?1", params![job.0, params])?;
-                Ok(())
-            })
-            .await
-            .map_err(|e| WaError::Storage(format!("keeping the upload: {e}")))?;
+        self.db(move |c| {
+            c.execute("UPDATE jobs SET params = ?2 WHERE id = ?1", params![job.0, params])?;
+            Ok(())
+        })
+        .await
+        .map_err(|e| WaError::Storage(format!("keeping the upload: {e}")))?;
         Ok(Some(new))
     }
 
@@ -1916,10 +1938,7 @@ impl Worker {
         }
         let input = item_parts(&item.input).0.to_string();
         let refuse = self
-            .jobs
-            .db(&self.account, move |c| {
-                Ok(reach_out_limit(c, now())?.is_some() && !crate::contacts::wrote_to_us(c, &input)?)
-            })
+            .db(move |c| Ok(reach_out_limit(c, now())?.is_some() && !crate::contacts::wrote_to_us(c, &input)?))
             .await
             .unwrap_or(false);
         refuse.then(|| NOT_SENT_REACH_OUT.to_string())
@@ -1928,10 +1947,7 @@ impl Worker {
     /// A message of `job` was refused with 463: the account's limit is stored (so every job
     /// of it skips strangers from now on) and the owner told, once per limit.
     async fn reach_out_hit(&self, job: JobId, owner: TelegramId, until: Option<i64>) {
-        let new = self
-            .jobs
-            .db(&self.account, move |c| set_reach_out_limit(c, now(), until))
-            .await;
+        let new = self.db(move |c| set_reach_out_limit(c, now(), until)).await;
         warn!(account_id = %self.account.id, job = job.get(), ?until, "WhatsApp's reach-out timelock refused a message");
         match new {
             Ok(true) => {

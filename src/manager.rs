@@ -71,6 +71,20 @@ pub struct UserContext {
     pub active: Option<Account>,
 }
 
+/// How many account pools running job workers may hold open (see
+/// [`crate::fds::held_pool_budget`]), from the current descriptor limit; the real backend's
+/// sessions are counted for every account the server may hold.
+fn held_pool_budget(config: &Config) -> usize {
+    let Ok((soft, _)) = crate::fds::nofile_limits() else {
+        return 0;
+    };
+    let sessions = match config.wa_backend {
+        crate::config::WaBackendKind::Sim => 0,
+        _ => config.max_accounts as u64,
+    };
+    crate::fds::held_pool_budget(soft, sessions, config.pool_cache_size as u64)
+}
+
 /// The handle. Clone it freely.
 #[derive(Clone)]
 pub struct AccountManager {
@@ -111,7 +125,7 @@ impl AccountManager {
         layout.ensure_root()?;
         let master_path = config.master_db.clone();
         let master = db::blocking(move || db::open_pool(&master_path, Schema::Master, 4, None)).await?;
-        let pools = PoolCache::new(config.pool_cache_size);
+        let pools = PoolCache::with_holds(config.pool_cache_size, held_pool_budget(&config));
         let telegram_limiter = config
             .telegram_throttle
             .then(|| crate::telegram::limiter::Limiter::new(Default::default()));

@@ -186,3 +186,121 @@ fn rand_ms(round: u64) -> u64 {
         .unwrap_or(0);
     (nanos ^ (round * 7919)) % 61
 }
+
+// --- scale20 ---
+mod held {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use async_trait::async_trait;
+    use tgwa::config::Config;
+    use tgwa::ids::{AccountId, PhoneNumber, TelegramId};
+    use tgwa::jobs::{JobId, JobKind, JobObserver, JobOptions, JobProgress, Jobs};
+    use tgwa::manager::AccountManager;
+    use tgwa::supervisor::Notice;
+    use tokio::sync::mpsc;
+
+    /// Tells the test each job that finished, with its progress.
+    struct Finished(mpsc::UnboundedSender<(JobId, JobProgress)>);
+
+    #[async_trait]
+    impl JobObserver for Finished {
+        async fn progress(&self, _: TelegramId, _: AccountId, _: JobId, _: &JobProgress) {}
+        async fn paused(&self, _: TelegramId, _: AccountId, _: JobId, _: &JobProgress, reason: &str) {
+            panic!("a job paused: {reason}");
+        }
+        async fn finished(&self, _: TelegramId, _: AccountId, job: JobId, p: &JobProgress) {
+            let _ = self.0.send((job, p.clone()));
+        }
+    }
+
+    /// Links `phone` for `owner` through the simulator and waits for it.
+    async fn pair(
+        m: &AccountManager,
+        notices: &mut mpsc::UnboundedReceiver<Notice>,
+        owner: TelegramId,
+        phone: &str,
+    ) -> AccountId {
+        m.start_pairing(owner, PhoneNumber::from_digits(phone).unwrap())
+            .await
+            .expect("pairing starts");
+        loop {
+            match tokio::time::timeout(super::WAIT, notices.recv()).await {
+                Ok(Some(Notice::Paired { account, .. })) => return account,
+                Ok(Some(_)) => {}
+                other => panic!("pairing stalled: {other:?}"),
+            }
+        }
+    }
+
+    /// Polls `cond` (cheap, in memory) until it holds or the wait runs out.
+    async fn until(what: &str, cond: impl Fn() -> bool) {
+        let deadline = tokio::time::Instant::now() + super::WAIT;
+        while !cond() {
+            assert!(tokio::time::Instant::now() < deadline, "timed out waiting until {what}");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// A running job's worker holds its account's database open, so a pool cache smaller than
+    /// the accounts at work does not close and reopen it for every item (two fsyncs each);
+    /// the pool is let go when the job ends, and when its account is removed mid-job (before
+    /// the files move to the trash, so no pool outlives its file).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_running_job_holds_its_database_open_and_lets_go_when_it_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::for_tests(dir.path());
+        config.sim_pair_delay = Duration::from_millis(1);
+        // Smaller than the two accounts at work: without holding, every item reopens.
+        config.pool_cache_size = 1;
+        config.job_item_delay = Duration::from_millis(40);
+        config.job_jitter = Duration::ZERO;
+        config.warmup_caps = Vec::new();
+        let backend = tgwa::wa::backend_for(&config).await.unwrap();
+        let m = AccountManager::open(config.clone(), backend).await.unwrap();
+        let mut notices = m.take_notices().unwrap();
+        let jobs = Jobs::new(m.clone(), JobOptions::from_config(&config));
+        jobs.attach();
+        let (tx, mut finished) = mpsc::unbounded_channel();
+        jobs.set_observer(Arc::new(Finished(tx)));
+        let (a, b) = (TelegramId::new(8_100_001).unwrap(), TelegramId::new(8_100_002).unwrap());
+        let acc_a = pair(&m, &mut notices, a, "6281234590001").await;
+        let acc_b = pair(&m, &mut notices, b, "6281234590002").await;
+        let broadcast = || JobKind::Broadcast {
+            text: "held".into(),
+            media: None,
+        };
+        // Ending in 7: the simulator has numbers ending in 00 not on WhatsApp.
+        let items = |k: u32| (0..30).map(|i| format!("628590{k}{i:05}7")).collect::<Vec<_>>();
+        let job_a = jobs.create(a, acc_a, a.get(), broadcast(), items(1)).await.unwrap();
+        let job_b = jobs.create(b, acc_b, b.get(), broadcast(), items(2)).await.unwrap();
+        jobs.start(a, acc_a, job_a).await.unwrap();
+        jobs.start(b, acc_b, job_b).await.unwrap();
+        let pools = m.pools().clone();
+        until("both workers hold their database", || pools.held_len() == 2).await;
+        let opened = pools.churn().0;
+
+        // Account B is removed mid-job: its worker stops and lets go before the files move.
+        m.remove(b, acc_b).await.unwrap();
+        assert_eq!(pools.held_len(), 1, "the removed account's pool is not held any more");
+        let (job, p) = tokio::time::timeout(super::WAIT, finished.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(job, job_b, "the removed account's job ends (cancelled)");
+        assert!(p.done < 30, "B's job was cut short: {p:?}");
+
+        // Account A's job runs to its end on the held pool: not one pool opened meanwhile.
+        let (job, p) = tokio::time::timeout(super::WAIT, finished.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(job, job_a);
+        assert_eq!((p.done, p.failed), (30, 0), "every item of A's job done once: {p:?}");
+        assert_eq!(pools.churn().0, opened, "items ran without reopening a database");
+        until("the finished job's worker lets go", || pools.held_len() == 0).await;
+        assert!(pools.len() <= 1, "back within the cache's bound: {}", pools.len());
+        jobs.shutdown(Duration::from_secs(5)).await;
+        m.shutdown(Duration::from_secs(5)).await;
+    }
+}

@@ -130,6 +130,14 @@ impl Behaviour {
             _ => Behaviour::Normal,
         }
     }
+
+    /// Whether the server pushes back once this row has sent [`PUSHBACK_AFTER`] messages.
+    fn pushes_back(self) -> bool {
+        matches!(
+            self,
+            Behaviour::BannedForGood | Behaviour::Locked | Behaviour::Timelocked
+        )
+    }
 }
 
 /// A fresh pairing code.
@@ -542,7 +550,13 @@ impl SimSession {
                     }
                 }
                 let id = world::send_with(c, &me, &to, &text, media.as_ref().map(|(k, m)| (*k, m)))?;
-                Ok((id, world::recipients(c, &me, &to)?, world::sent_count(c, &me)?))
+                // Only the pushback rows act on their count: the others need no count.
+                let sent = if behaviour.pushes_back() {
+                    world::sent_count(c, &me)?
+                } else {
+                    0
+                };
+                Ok((id, world::recipients(c, &me, &to)?, sent))
             })
             .await?;
         if sent >= PUSHBACK_AFTER {

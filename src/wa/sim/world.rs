@@ -44,6 +44,9 @@ CREATE TABLE IF NOT EXISTS messages (
     text    TEXT    NOT NULL,
     at      INTEGER NOT NULL
 );
+-- Per sender (the pushback rows' count, `wrote_to`): without it each send scanned every
+-- message ever sent, so 10,000 accounts' broadcasts slowed down as the table grew.
+CREATE INDEX IF NOT EXISTS messages_from ON messages (from_pn, to_id);
 CREATE TABLE IF NOT EXISTS media (
     seq   INTEGER PRIMARY KEY REFERENCES messages (seq),
     kind  TEXT NOT NULL,
