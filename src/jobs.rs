@@ -353,6 +353,73 @@ struct Inner {
     schedule: Mutex<std::collections::BTreeSet<(i64, AccountId, i64)>>,
     /// Tells the scheduler its index changed.
     schedule_changed: Arc<Notify>,
+    /// Today's quota counts per account, so the account page does not open an idle
+    /// account's database on every look (see [`QuotaCache`]).
+    quota: QuotaCache,
+}
+
+/// Today's counts of an account's two quotas as last read, each valid while nothing of the
+/// engine has touched the account's database since. Every database call of the engine for
+/// an account (a worker's or the engine's) bumps the account's generation once it returns;
+/// a read stores its counts under the generation it saw before it read, so counts read
+/// before a write committed are never served after it. Forgotten when the account ends.
+#[derive(Default)]
+struct QuotaCache(Mutex<HashMap<AccountId, (u64, Option<QuotaSnap>)>>);
+
+/// An account's counts for one UTC day.
+#[derive(Clone, Copy)]
+struct QuotaSnap {
+    generation: u64,
+    day_start: i64,
+    linked: Option<i64>,
+    used: i64,
+    used_checks: i64,
+}
+
+impl QuotaCache {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<AccountId, (u64, Option<QuotaSnap>)>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The account's generation now, and its counts when they are still valid for `day_start`.
+    fn get(&self, account: AccountId, day_start: i64) -> (u64, Option<QuotaSnap>) {
+        let map = self.map();
+        let Some((generation, snap)) = map.get(&account) else {
+            return (0, None);
+        };
+        let valid = snap.filter(|s| s.generation == *generation && s.day_start == day_start);
+        (*generation, valid)
+    }
+
+    /// Keeps `snap`, read at its generation, unless the account's database changed since.
+    fn put(&self, account: AccountId, snap: QuotaSnap) {
+        let mut map = self.map();
+        let entry = map.entry(account).or_insert((0, None));
+        if entry.0 == snap.generation {
+            entry.1 = Some(snap);
+        }
+    }
+
+    /// The account's database changed (or may have): its counts must be read again.
+    fn touched(&self, account: AccountId) {
+        let mut map = self.map();
+        let entry = map.entry(account).or_insert((0, None));
+        entry.0 += 1;
+        entry.1 = None;
+    }
+
+    fn forget(&self, account: AccountId) {
+        self.map().remove(&account);
+    }
+}
+
+/// Forgets an account's quota counts when dropped.
+struct ForgetQuota<'a>(&'a QuotaCache, AccountId);
+
+impl Drop for ForgetQuota<'_> {
+    fn drop(&mut self) {
+        self.0.forget(self.1);
+    }
 }
 
 /// An item of an account's job: (account, job, seq).
@@ -394,6 +461,7 @@ impl Jobs {
                 unrecorded: Mutex::new(HashMap::new()),
                 schedule: Mutex::new(std::collections::BTreeSet::new()),
                 schedule_changed: Arc::new(Notify::new()),
+                quota: QuotaCache::default(),
             }),
         }
     }
@@ -410,6 +478,8 @@ impl Jobs {
     /// has not finished, with the reason recorded, and stops its worker after the item in
     /// flight (whose result is recorded). Returns when the worker has stopped.
     pub async fn end_account(&self, acc: &Account, why: Ending) {
+        // Forgotten once everything below has written (on every way out).
+        let _quota = ForgetQuota(&self.inner.quota, acc.id);
         let reason = why.as_str();
         let cancelled = self
             .db(acc, move |c| {
@@ -514,7 +584,9 @@ impl Jobs {
         if !path.exists() {
             return Err(JobError::NotFound);
         }
-        Ok(self.inner.manager.pools().with(path, Schema::Account, f).await?)
+        let out = self.inner.manager.pools().with(path, Schema::Account, f).await;
+        self.inner.quota.touched(acc.id);
+        Ok(out?)
     }
 
     /// Stores a draft job with its items (all or nothing). Nothing runs before [`Self::start`].
@@ -907,17 +979,45 @@ impl Jobs {
         self.quota_of(owner, account, true).await
     }
 
-    /// The quota of one pool: number checks (`checks`) or everything else.
+    /// The quota of one pool: number checks (`checks`) or everything else. The owner is
+    /// checked on every call; the counts come from [`QuotaCache`] while still valid.
     async fn quota_of(&self, owner: TelegramId, account: AccountId, checks: bool) -> Result<(i64, u32, i64), JobError> {
         let acc = self.inner.manager.account_of(owner, account).await?;
         let t = now();
         let day_start = t - t.rem_euclid(86_400);
-        let (linked, used) = self
-            .db(&acc, move |c| {
-                Ok((crate::contacts::linked_at(c)?, used_since(c, day_start, checks)?))
-            })
-            .await?;
-        let (cap, _) = self.cap_for(linked, t, checks);
+        let snap = match self.inner.quota.get(acc.id, day_start) {
+            (_, Some(snap)) => snap,
+            (generation, None) => {
+                let path: PathBuf = acc.bot_data_db_path.clone();
+                if !path.exists() {
+                    return Err(JobError::NotFound);
+                }
+                // A read: it does not bump the generation (see `QuotaCache`).
+                let (linked, used, used_checks) = self
+                    .inner
+                    .manager
+                    .pools()
+                    .with(path, Schema::Account, move |c| {
+                        Ok((
+                            crate::contacts::linked_at(c)?,
+                            used_since(c, day_start, false)?,
+                            used_since(c, day_start, true)?,
+                        ))
+                    })
+                    .await?;
+                let snap = QuotaSnap {
+                    generation,
+                    day_start,
+                    linked,
+                    used,
+                    used_checks,
+                };
+                self.inner.quota.put(acc.id, snap);
+                snap
+            }
+        };
+        let (cap, _) = self.cap_for(snap.linked, t, checks);
+        let used = if checks { snap.used_checks } else { snap.used };
         Ok((used, cap, day_start + 86_400))
     }
 
@@ -1345,7 +1445,9 @@ impl Worker {
         if !self.account.bot_data_db_path.exists() {
             return Err(JobError::NotFound);
         }
-        Ok(crate::db::with_conn(held.pool(), f).await?)
+        let out = crate::db::with_conn(held.pool(), f).await;
+        self.jobs.inner.quota.touched(self.account.id);
+        Ok(out?)
     }
 
     /// Holds the account's pool open for the worker's life when the cache has room for it
@@ -2569,6 +2671,35 @@ mod personal_tests {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn quota_counts_are_served_only_while_nothing_wrote_since_they_were_read() {
+        let q = QuotaCache::default();
+        let a = AccountId::new(7).unwrap();
+        let snap = |generation, day_start, used| QuotaSnap {
+            generation,
+            day_start,
+            linked: None,
+            used,
+            used_checks: 0,
+        };
+        let (g0, none) = q.get(a, 0);
+        assert!(none.is_none());
+        q.put(a, snap(g0, 0, 3));
+        assert_eq!(q.get(a, 0).1.map(|s| s.used), Some(3), "served while untouched");
+        assert!(q.get(a, 86_400).1.is_none(), "a new day reads again");
+        // A read that began before a write and ends after it is not kept.
+        let (g1, _) = q.get(a, 0);
+        q.touched(a);
+        assert!(q.get(a, 0).1.is_none(), "a write makes the counts stale");
+        q.put(a, snap(g1, 0, 3));
+        assert!(q.get(a, 0).1.is_none(), "counts read before the write are dropped");
+        let (g2, _) = q.get(a, 0);
+        q.put(a, snap(g2, 0, 4));
+        assert_eq!(q.get(a, 0).1.map(|s| s.used), Some(4));
+        q.forget(a);
+        assert!(q.get(a, 0).1.is_none(), "an ended account's counts are gone");
+    }
     use super::*;
 
     #[test]
