@@ -1,7 +1,7 @@
-//! The account's work from Telegram: groups (paginated, searchable), a group's page and its
-//! actions, invite links and their export, members, messages, and the inputs that become bulk
-//! jobs (see `jobs_ui`). Every entry point receives an account the guard has already checked
-//! belongs to the caller.
+//! An account's groups: the list (paginated, naturally sorted, searchable), the cache of
+//! their names that reports and previews read, and the export of every admin group's invite
+//! link. A group's own page is [`super::group_page`]. Every entry point receives an account
+//! the guard has already checked belongs to the caller.
 
 use teloxide::types::{InlineKeyboardMarkup, MessageId};
 
