@@ -9,7 +9,7 @@ use std::path::Path;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::world::{require_admin, role, sql};
+use super::access::{require_admin, role, sql};
 use crate::db::now;
 use crate::wa::{GroupId, JoinRequest, PersonId, RequestResult, RosterEntry, WaError};
 

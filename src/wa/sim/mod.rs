@@ -25,6 +25,7 @@
 //! the other's session as an incoming [`WaEvent::Message`] (a mention is `@<digits>` in the
 //! text); a session that is not connected gets it at its next login, marked `offline`.
 
+mod access;
 mod members;
 mod world;
 

@@ -9,6 +9,7 @@ use rand::distributions::Alphanumeric;
 use rand::Rng;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
+use super::access::{require_admin, role, sql};
 use crate::db::{now, DbError};
 use crate::ids::PhoneNumber;
 use crate::wa::{
@@ -134,10 +135,6 @@ pub struct World {
     conn: Mutex<Connection>,
 }
 
-pub(super) fn sql(e: rusqlite::Error) -> WaError {
-    WaError::Storage(format!("simulator world: {e}"))
-}
-
 fn task(e: DbError) -> WaError {
     WaError::Storage(format!("simulator world: {e}"))
 }
@@ -205,25 +202,6 @@ pub fn on_whatsapp(p: &PhoneNumber) -> bool {
 
 fn link(code: &str) -> String {
     format!("https://chat.whatsapp.com/{code}")
-}
-
-/// `(admin, superadmin)` of `me` in `jid`, or `NotFound` when not a member.
-pub(super) fn role(c: &Connection, jid: &str, me: &str) -> Result<(bool, bool), WaError> {
-    c.query_row(
-        "SELECT admin, superadmin FROM members WHERE jid = ?1 AND phone = ?2",
-        params![jid, me],
-        |r| Ok((r.get::<_, bool>(0)?, r.get::<_, bool>(1)?)),
-    )
-    .optional()
-    .map_err(sql)?
-    .ok_or_else(|| WaError::NotFound(format!("not a member of {jid}")))
-}
-
-pub(super) fn require_admin(c: &Connection, jid: &str, me: &str) -> Result<(), WaError> {
-    match role(c, jid, me)? {
-        (true, _) | (_, true) => Ok(()),
-        _ => Err(WaError::Forbidden("only group admins may do that".into())),
-    }
 }
 
 pub(crate) fn info(c: &Connection, jid: &str) -> Result<Option<GroupInfo>, WaError> {
