@@ -579,14 +579,24 @@ impl Jobs {
         F: FnOnce(&mut Connection) -> Result<R, DbError> + Send + 'static,
         R: Send + 'static,
     {
+        let out = self.read_db(acc, f).await;
+        self.inner.quota.touched(acc.id);
+        out
+    }
+
+    /// [`Self::db`] for a read that changes nothing the quota counts depend on: it leaves
+    /// their generation alone (see [`QuotaCache`]).
+    async fn read_db<F, R>(&self, acc: &Account, f: F) -> Result<R, JobError>
+    where
+        F: FnOnce(&mut Connection) -> Result<R, DbError> + Send + 'static,
+        R: Send + 'static,
+    {
         let path: PathBuf = acc.bot_data_db_path.clone();
         // A removed account's files are in the trash: never make a new, empty one in its place.
         if !path.exists() {
             return Err(JobError::NotFound);
         }
-        let out = self.inner.manager.pools().with(path, Schema::Account, f).await;
-        self.inner.quota.touched(acc.id);
-        Ok(out?)
+        Ok(self.inner.manager.pools().with(path, Schema::Account, f).await?)
     }
 
     /// Stores a draft job with its items (all or nothing). Nothing runs before [`Self::start`].
@@ -988,16 +998,8 @@ impl Jobs {
         let snap = match self.inner.quota.get(acc.id, day_start) {
             (_, Some(snap)) => snap,
             (generation, None) => {
-                let path: PathBuf = acc.bot_data_db_path.clone();
-                if !path.exists() {
-                    return Err(JobError::NotFound);
-                }
-                // A read: it does not bump the generation (see `QuotaCache`).
                 let (linked, used, used_checks) = self
-                    .inner
-                    .manager
-                    .pools()
-                    .with(path, Schema::Account, move |c| {
+                    .read_db(&acc, move |c| {
                         Ok((
                             crate::contacts::linked_at(c)?,
                             used_since(c, day_start, false)?,

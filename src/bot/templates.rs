@@ -84,7 +84,7 @@ pub(crate) async fn name_input<R: Req>(
 ) -> anyhow::Result<()> {
     let l = c.lang;
     let m = app.manager();
-    let Some(job) = p.data.as_deref().and_then(|d| d.parse::<i64>().ok()).map(JobId::new) else {
+    let Some(job) = p.job() else {
         send_html(bot, m, c.chat, tr(l, Key::StaleButton), None).await;
         return Ok(());
     };

@@ -72,6 +72,15 @@ impl Pending {
     pub fn is_expired(&self, timeout: Duration) -> bool {
         self.created_at.elapsed() >= timeout
     }
+
+    /// The job an earlier step named in [`Pending::data`] (scheduling or saving a job's
+    /// template), if it holds one.
+    pub fn job(&self) -> Option<crate::jobs::JobId> {
+        self.data
+            .as_deref()
+            .and_then(|d| d.parse::<i64>().ok())
+            .map(crate::jobs::JobId::new)
+    }
 }
 
 /// State shared by all handlers. A cheap `Clone` handle.
